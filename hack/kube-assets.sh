@@ -56,7 +56,9 @@ APTDIR="$WORK/apt"
 mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" "$WORK/src"
 
 # A private apt state with deb-src entries for the same mirror; the system's sources stay untouched.
-mirror=$(grep -hoE 'https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | grep -v security | head -n1 || true)
+# Take the system's own Debian mirror (deb822 "URIs:" or one-line "deb" entries; never comments).
+mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | grep -vE '^[[:space:]]*#' \
+  | grep -oE 'https?://[^ ]+/debian/?([[:space:]]|$)' | head -n1 | tr -d '[:space:]' || true)
 mirror="${mirror:-http://deb.debian.org/debian}"
 mirror="${mirror%/}"
 cat >"$APTDIR/sources.list" <<SRC

@@ -1,0 +1,42 @@
+namespace NetTune.Api.V1Alpha1;
+
+/// <summary>Condition types and reasons both sides of the API agree on.</summary>
+public static class ConditionTypes
+{
+    // NetworkTuning
+    public const string Ready = "Ready";
+    public const string Progressing = "Progressing";
+    public const string Degraded = "Degraded";
+    public const string Conflict = "Conflict";
+
+    // NetworkTuningNodeState
+    public const string Applied = "Applied";
+    public const string Reverted = "Reverted";
+}
+
+public static class ConditionReasons
+{
+    public const string InvalidSpec = "InvalidSpec";
+    public const string RolloutInProgress = "RolloutInProgress";
+    public const string RolloutComplete = "RolloutComplete";
+    public const string RolloutPaused = "RolloutPaused";
+    public const string NodeFailed = "NodeFailed";
+    public const string KnobConflict = "KnobConflict";
+    public const string NoConflict = "NoConflict";
+    public const string NoMatchingNodes = "NoMatchingNodes";
+    public const string Applied = "Applied";
+    public const string Applying = "Applying";
+    public const string DryRun = "DryRun";
+    public const string ApplyFailed = "ApplyFailed";
+    public const string Reverted = "Reverted";
+    public const string RevertFailed = "RevertFailed";
+    public const string JournalCorrupt = "JournalCorrupt";
+    public const string AsExpected = "AsExpected";
+}
+
+public static class ConditionStatus
+{
+    public const string True = "True";
+    public const string False = "False";
+    public const string Unknown = "Unknown";
+}

@@ -1,0 +1,328 @@
+using System.ComponentModel;
+using System.Text.Json.Serialization;
+using k8s;
+using k8s.Models;
+using NetTune.Api.Schema;
+
+namespace NetTune.Api.V1Alpha1;
+
+/// <summary>What users write: how to tune the networking of the nodes it selects, and the data plane to run there.</summary>
+[KubernetesEntity(Group = ApiGroup.Name, ApiVersion = ApiGroup.Version, Kind = "NetworkTuning", PluralName = "networktunings")]
+[ResourceNames("nt", Categories = ["nettune"])]
+[Description("NetworkTuning declares NIC channels, IRQ affinity, RPS/RFS/XPS, hugepages, sysctls and the data plane for the nodes it selects, and how to roll them out.")]
+[PrinterColumn("Matched", "integer", ".status.matchedNodes", Description = "Nodes the selector matches")]
+[PrinterColumn("Applied", "integer", ".status.appliedNodes", Description = "Nodes that applied the current generation")]
+[PrinterColumn("Failed", "integer", ".status.failedNodes", Description = "Nodes that failed to apply")]
+[PrinterColumn("Ready", "string", ".status.conditions[?(@.type==\"Ready\")].status")]
+[PrinterColumn("Reason", "string", ".status.conditions[?(@.type==\"Ready\")].reason", Priority = 1)]
+[PrinterColumn("Age", "date", ".metadata.creationTimestamp")]
+public sealed class NetworkTuning : IKubernetesObject<V1ObjectMeta>, ISpec<NetworkTuningSpec>, IStatus<NetworkTuningStatus?>
+{
+    public const string KindName = "NetworkTuning";
+    public const string Plural = "networktunings";
+
+    [JsonPropertyName("apiVersion")] public string ApiVersion { get; set; } = ApiGroup.GroupVersion;
+    [JsonPropertyName("kind")] public string Kind { get; set; } = KindName;
+    [JsonPropertyName("metadata")] public V1ObjectMeta Metadata { get; set; } = new();
+
+    [Required]
+    [Description("The desired tuning.")]
+    [JsonPropertyName("spec")] public NetworkTuningSpec Spec { get; set; } = new();
+
+    [Description("What the operator observed; written by the operator only.")]
+    [JsonPropertyName("status")] public NetworkTuningStatus? Status { get; set; }
+}
+
+[Description("A list of NetworkTuning objects.")]
+public sealed class NetworkTuningList : IKubernetesObject<V1ListMeta>, IItems<NetworkTuning>
+{
+    [JsonPropertyName("apiVersion")] public string ApiVersion { get; set; } = ApiGroup.GroupVersion;
+    [JsonPropertyName("kind")] public string Kind { get; set; } = "NetworkTuningList";
+    [JsonPropertyName("metadata")] public V1ListMeta Metadata { get; set; } = new();
+    [JsonPropertyName("items")] public IList<NetworkTuning> Items { get; set; } = [];
+}
+
+[Description("The desired tuning of the selected nodes.")]
+public sealed class NetworkTuningSpec
+{
+    [Description("Selects the nodes to tune by their labels. An empty selector selects every node.")]
+    public V1LabelSelector? NodeSelector { get; set; }
+
+    [Range(0, 1000)]
+    [Default(0)]
+    [Description("Decides which NetworkTuning wins a knob when several select one node: the higher wins; equal priorities touching the same knob are a conflict.")]
+    public int Priority { get; set; }
+
+    [Description("NIC channels, IRQ affinity, RPS/RFS and XPS for the matching interfaces.")]
+    public NicSpec? Nic { get; set; }
+
+    [Items(0, 2)]
+    [CelRule("hugepages-unique-size", "self.all(x, self.exists_one(y, y.size == x.size))", "each hugepage size may appear once")]
+    [Description("Hugepages to reserve on each NUMA node, one entry per page size.")]
+    public List<HugepagesSpec>? Hugepages { get; set; }
+
+    [Items(0, 64)]
+    [CelRule("sysctls-allowed", SysctlAllowList.CelRule, SysctlAllowList.CelMessage)]
+    [Description("Kernel parameters to set, by their sysctl name (for example net.core.somaxconn). Only the keys of the allow-list are accepted: " + SysctlAllowList.KeysText + ".")]
+    public Dictionary<string, string>? Sysctls { get; set; }
+
+    [Description("How a new generation rolls out across the selected nodes.")]
+    public RolloutSpec? Rollout { get; set; }
+
+    [Description("The NetTune data plane to run on each NUMA socket of a tuned node.")]
+    public DataPlaneSpec? DataPlane { get; set; }
+}
+
+[Description("The NICs to tune and how.")]
+[CelRule("nic-interfaces-required", "has(self.interfaces)", "nic.interfaces must name the interfaces to tune")]
+public sealed class NicSpec
+{
+    [Description("Which interfaces to tune: an interface matches when its name matches one of the globs or its driver is one of the drivers.")]
+    public InterfaceSelector? Interfaces { get; set; }
+
+    [Description("Channel (queue) counts to set with ethtool -L.")]
+    public ChannelsSpec? Channels { get; set; }
+
+    [Description("Where each queue's interrupt is handled.")]
+    public IrqAffinitySpec? IrqAffinity { get; set; }
+
+    [Description("Receive Packet Steering and Receive Flow Steering.")]
+    public RpsSpec? Rps { get; set; }
+
+    [Description("Transmit Packet Steering.")]
+    public XpsSpec? Xps { get; set; }
+}
+
+[Description("Interfaces matched by name glob or by driver.")]
+[CelRule("interfaces-nonempty", "(has(self.names) && size(self.names) > 0) || (has(self.drivers) && size(self.drivers) > 0)", "interfaces needs at least one name glob or driver")]
+public sealed class InterfaceSelector
+{
+    [Items(0, 32)]
+    [Pattern(@"^[A-Za-z0-9_.:@*?\[\]-]{1,32}$")]
+    [Description("Interface name globs, such as eth* or ens1f?.")]
+    public List<string>? Names { get; set; }
+
+    [Items(0, 16)]
+    [Pattern(@"^[A-Za-z0-9_.-]{1,64}$")]
+    [Description("Kernel driver names, such as mlx5_core, ice or virtio_net.")]
+    public List<string>? Drivers { get; set; }
+}
+
+[Description("Channel counts: either combined, or rx and/or tx, or matchLocalCpus.")]
+[CelRule("channels-combined-excludes-rxtx", "!(has(self.combined) && (has(self.rx) || has(self.tx)))", "combined excludes rx and tx")]
+[CelRule("channels-match-excludes-counts", "!(has(self.matchLocalCpus) && self.matchLocalCpus && (has(self.combined) || has(self.rx) || has(self.tx)))", "matchLocalCpus excludes combined, rx and tx")]
+[CelRule("channels-nonempty", "has(self.combined) || has(self.rx) || has(self.tx) || (has(self.matchLocalCpus) && self.matchLocalCpus)", "channels needs combined, rx/tx or matchLocalCpus")]
+public sealed class ChannelsSpec
+{
+    [Range(1, 4096)]
+    [Description("Combined rx+tx channels.")]
+    public int? Combined { get; set; }
+
+    [Range(1, 4096)]
+    [Description("Receive-only channels (drivers such as veth have no combined channels).")]
+    public int? Rx { get; set; }
+
+    [Range(1, 4096)]
+    [Description("Transmit-only channels.")]
+    public int? Tx { get; set; }
+
+    [Description("Set as many channels as the NIC's NUMA node has CPUs, capped at the device maximum.")]
+    public bool? MatchLocalCpus { get; set; }
+}
+
+[JsonConverter(typeof(JsonStringEnumConverter<IrqAffinityPolicy>))]
+public enum IrqAffinityPolicy
+{
+    /// <summary>Round-robin over the CPUs of the NIC's own NUMA node, minus reserved CPUs.</summary>
+    NumaLocalSpread,
+    /// <summary>Round-robin over every allowed CPU.</summary>
+    Spread,
+    /// <summary>Leave IRQ affinity alone.</summary>
+    Unmanaged,
+}
+
+[Description("IRQ affinity policy for the queues of matching NICs.")]
+public sealed class IrqAffinitySpec
+{
+    [Default("NumaLocalSpread")]
+    [Description("NumaLocalSpread: round-robin over the CPUs of the NIC's NUMA node; Spread: over all allowed CPUs; Unmanaged: leave alone.")]
+    public IrqAffinityPolicy Policy { get; set; } = IrqAffinityPolicy.NumaLocalSpread;
+
+    [Pattern(CpuList.Pattern)]
+    [Length(0, 4096)]
+    [Description("CPUs never given a queue interrupt, as a cpulist such as 0-1,8.")]
+    public string? ReservedCpus { get; set; }
+}
+
+[Description("Receive Packet Steering (rps_cpus) and Receive Flow Steering (rps_flow_cnt, rps_sock_flow_entries).")]
+public sealed class RpsSpec
+{
+    [Default(false)]
+    [Description("Steer received packets to the NIC's local CPUs.")]
+    public bool Enabled { get; set; }
+
+    [Range(0, 1048576)]
+    [Description("RFS: the global socket flow table size (net.core.rps_sock_flow_entries); each rx queue gets its share in rps_flow_cnt. The kernel rounds up to a power of two. 0 disables RFS.")]
+    public int? FlowEntries { get; set; }
+}
+
+[Description("Transmit Packet Steering: tx queue i is used by the CPU that handles rx queue i's interrupt.")]
+public sealed class XpsSpec
+{
+    [Default(false)]
+    [Description("Set xps_cpus on each tx queue.")]
+    public bool Enabled { get; set; }
+}
+
+[Description("Hugepages of one size to reserve per NUMA node.")]
+public sealed class HugepagesSpec
+{
+    [Required]
+    [Pattern("^(2Mi|1Gi)$")]
+    [Description("Page size: 2Mi or 1Gi.")]
+    public string Size { get; set; } = "2Mi";
+
+    [Required]
+    [Range(0, 1048576)]
+    [Description("Pages to reserve on every NUMA node that has memory, unless overridden below.")]
+    public int PagesPerNumaNode { get; set; }
+
+    [Items(0, 64)]
+    [CelRule("hugepages-override-unique", "self.all(x, self.exists_one(y, y.numaNode == x.numaNode))", "each NUMA node may be overridden once")]
+    [Description("Per-NUMA-node overrides of pagesPerNumaNode.")]
+    public List<NumaNodePages>? PerNumaNode { get; set; }
+}
+
+[Description("Pages for one NUMA node.")]
+public sealed class NumaNodePages
+{
+    [Required]
+    [Range(0, 1023)]
+    [Description("NUMA node id.")]
+    public int NumaNode { get; set; }
+
+    [Required]
+    [Range(0, 1048576)]
+    [Description("Pages to reserve on this node.")]
+    public int Pages { get; set; }
+}
+
+[Description("Rollout pacing.")]
+public sealed class RolloutSpec
+{
+    [IntOrString]
+    [Default(1)]
+    [Pattern(@"^(100|[1-9]?[0-9])%$|^[0-9]+$")]
+    [Description("How many selected nodes may be applying a new generation at once: a count or a percentage of the selected nodes (rounded down, at least 1).")]
+    public IntOrString? MaxUnavailable { get; set; }
+
+    [Default(true)]
+    [Description("Stop the rollout when a node fails to apply, until the spec changes.")]
+    public bool PauseOnFailure { get; set; } = true;
+
+    [Default(false)]
+    [Description("Only plan: nodes publish their planned changes and apply nothing.")]
+    public bool DryRun { get; set; }
+}
+
+[JsonConverter(typeof(JsonStringEnumConverter<DataPlaneMode>))]
+public enum DataPlaneMode
+{
+    StaticFiles,
+    Proxy,
+}
+
+[JsonConverter(typeof(JsonStringEnumConverter<IoEngine>))]
+public enum IoEngine
+{
+    Auto,
+    IoUring,
+    Epoll,
+}
+
+[Description("The data plane: one pod per NUMA socket, pinned to its CPUs and memory.")]
+[CelRule("dataplane-image", "!self.enabled || (has(self.image) && size(self.image) > 0)", "dataPlane.image is required when enabled")]
+[CelRule("dataplane-static-root", "!self.enabled || self.mode != 'StaticFiles' || (has(self.staticFiles) && has(self.staticFiles.hostPath))", "dataPlane.staticFiles.hostPath is required in StaticFiles mode")]
+[CelRule("dataplane-proxy-upstreams", "!self.enabled || self.mode != 'Proxy' || (has(self.proxy) && has(self.proxy.upstreams) && size(self.proxy.upstreams) > 0)", "dataPlane.proxy.upstreams is required in Proxy mode")]
+public sealed class DataPlaneSpec
+{
+    [Default(false)]
+    [Description("Run the data plane on tuned nodes.")]
+    public bool Enabled { get; set; }
+
+    [Length(0, 512)]
+    [Description("Container image of the data plane.")]
+    public string? Image { get; set; }
+
+    [Default("StaticFiles")]
+    [Description("StaticFiles serves a host folder; Proxy forwards to upstreams.")]
+    public DataPlaneMode Mode { get; set; } = DataPlaneMode.StaticFiles;
+
+    [Range(1, 65535)]
+    [Default(8080)]
+    [Description("TCP port the data plane listens on (host network).")]
+    public int Port { get; set; } = 8080;
+
+    [Range(1, 65535)]
+    [Default(9180)]
+    [Description("TCP port of the admin endpoint (/metrics, /healthz, /readyz).")]
+    public int AdminPort { get; set; } = 9180;
+
+    [Description("StaticFiles mode settings.")]
+    public StaticFilesSpec? StaticFiles { get; set; }
+
+    [Description("Proxy mode settings.")]
+    public ProxySpec? Proxy { get; set; }
+
+    [Range(1, 1024)]
+    [Description("Workers per socket; default one per CPU of the socket.")]
+    public int? WorkersPerSocket { get; set; }
+
+    [Default("Auto")]
+    [Description("Auto picks io_uring where the kernel allows it, else epoll.")]
+    public IoEngine IoEngine { get; set; } = IoEngine.Auto;
+}
+
+[Description("Serve files from a folder of the host.")]
+public sealed class StaticFilesSpec
+{
+    [Required]
+    [Pattern("^/.*")]
+    [Length(1, 4096)]
+    [Description("Absolute host path of the folder to serve.")]
+    public string HostPath { get; set; } = "";
+}
+
+[Description("Forward requests to upstream servers.")]
+public sealed class ProxySpec
+{
+    [Items(1, 64)]
+    [Pattern(@"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")]
+    [Description("Upstreams as host:port.")]
+    public List<string>? Upstreams { get; set; }
+}
+
+[Description("What the operator observed.")]
+public sealed class NetworkTuningStatus
+{
+    [Description("The generation of the spec the status describes.")]
+    public long? ObservedGeneration { get; set; }
+
+    [Description("Ready, Progressing, Degraded and Conflict, after the Kubernetes API conventions.")]
+    public List<V1Condition>? Conditions { get; set; }
+
+    [Description("Nodes the selector matches.")]
+    public int MatchedNodes { get; set; }
+
+    [Description("Matched nodes that applied the current generation.")]
+    public int AppliedNodes { get; set; }
+
+    [Description("Matched nodes that failed to apply the current generation.")]
+    public int FailedNodes { get; set; }
+
+    [Description("Matched nodes still waiting for or applying the current generation.")]
+    public int PendingNodes { get; set; }
+
+    [Description("Nodes whose tuning this object is reverting, and that have not reported Reverted yet.")]
+    public List<string>? RevertingNodes { get; set; }
+}

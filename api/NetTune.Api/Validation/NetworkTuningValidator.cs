@@ -1,0 +1,150 @@
+using System.Text.RegularExpressions;
+using NetTune.Api.V1Alpha1;
+
+namespace NetTune.Api.Validation;
+
+/// <param name="RuleId">The id of the CEL rule this check mirrors, or null for a check that only the operator makes.</param>
+/// <param name="Field">The JSON path of the offending field, such as spec.nic.channels.</param>
+public sealed record ValidationError(string? RuleId, string Field, string Message)
+{
+    public override string ToString() => $"{Field}: {Message}";
+}
+
+/// <summary>
+/// The cross-field rules of the CRDs, in C#. API servers from 1.25 enforce the same rules through CEL; older ones
+/// ignore CEL, so the operator runs this on every object it reads and refuses an invalid spec (reason InvalidSpec).
+/// Every CEL rule id in the API types has a check here (a unit test enforces that).
+/// </summary>
+public static partial class NetworkTuningValidator
+{
+    public static IReadOnlyList<ValidationError> Validate(NetworkTuningSpec spec)
+    {
+        var errors = new List<ValidationError>();
+        ValidateNic(spec.Nic, "spec.nic", errors);
+        ValidateHugepages(spec.Hugepages, "spec.hugepages", errors);
+        ValidateSysctls(spec.Sysctls, "spec.sysctls", errors);
+        ValidateRollout(spec.Rollout, "spec.rollout", errors);
+        ValidateDataPlane(spec.DataPlane, "spec.dataPlane", errors);
+        return errors;
+    }
+
+    /// <summary>The same checks for the merged settings the operator writes into a NodeState.</summary>
+    public static IReadOnlyList<ValidationError> Validate(NodeStateSpec spec)
+    {
+        var errors = new List<ValidationError>();
+        ValidateNic(spec.Nic, "spec.nic", errors);
+        ValidateHugepages(spec.Hugepages, "spec.hugepages", errors);
+        ValidateSysctls(spec.Sysctls, "spec.sysctls", errors);
+        return errors;
+    }
+
+    /// <summary>The CEL rule ids this validator checks; compared with the rules on the API types by a test.</summary>
+    public static readonly IReadOnlySet<string> RuleIds = new HashSet<string>
+    {
+        "nic-interfaces-required", "interfaces-nonempty", "channels-combined-excludes-rxtx", "channels-match-excludes-counts",
+        "channels-nonempty", "hugepages-unique-size", "hugepages-override-unique", "sysctls-allowed", "dataplane-image",
+        "dataplane-static-root", "dataplane-proxy-upstreams",
+    };
+
+    private static void ValidateNic(NicSpec? nic, string path, List<ValidationError> errors)
+    {
+        if (nic is null) return;
+        var interfaces = nic.Interfaces;
+        if (interfaces is null)
+            errors.Add(new("nic-interfaces-required", path + ".interfaces", "nic.interfaces must name the interfaces to tune"));
+        else if ((interfaces.Names?.Count ?? 0) == 0 && (interfaces.Drivers?.Count ?? 0) == 0)
+            errors.Add(new("interfaces-nonempty", path + ".interfaces", "interfaces needs at least one name glob or driver"));
+
+        if (nic.Channels is { } ch)
+        {
+            var cpath = path + ".channels";
+            var match = ch.MatchLocalCpus == true;
+            if (ch.Combined is not null && (ch.Rx is not null || ch.Tx is not null))
+                errors.Add(new("channels-combined-excludes-rxtx", cpath, "combined excludes rx and tx"));
+            if (match && (ch.Combined is not null || ch.Rx is not null || ch.Tx is not null))
+                errors.Add(new("channels-match-excludes-counts", cpath, "matchLocalCpus excludes combined, rx and tx"));
+            if (!match && ch.Combined is null && ch.Rx is null && ch.Tx is null)
+                errors.Add(new("channels-nonempty", cpath, "channels needs combined, rx/tx or matchLocalCpus"));
+            CheckRange(ch.Combined, 1, 4096, cpath + ".combined", errors);
+            CheckRange(ch.Rx, 1, 4096, cpath + ".rx", errors);
+            CheckRange(ch.Tx, 1, 4096, cpath + ".tx", errors);
+        }
+
+        if (nic.IrqAffinity?.ReservedCpus is { } reserved && !CpuList.TryParse(reserved, out _))
+            errors.Add(new(null, path + ".irqAffinity.reservedCpus", $"'{reserved}' is not a cpulist such as 0-1,8"));
+        if (nic.Rps?.FlowEntries is { } flows)
+            CheckRange(flows, 0, 1048576, path + ".rps.flowEntries", errors);
+    }
+
+    private static void ValidateHugepages(List<HugepagesSpec>? pages, string path, List<ValidationError> errors)
+    {
+        if (pages is null) return;
+        if (pages.GroupBy(p => p.Size).Any(g => g.Count() > 1))
+            errors.Add(new("hugepages-unique-size", path, "each hugepage size may appear once"));
+        for (var i = 0; i < pages.Count; i++)
+        {
+            var p = pages[i];
+            var ipath = $"{path}[{i}]";
+            if (p.Size is not ("2Mi" or "1Gi"))
+                errors.Add(new(null, ipath + ".size", $"size '{p.Size}' must be 2Mi or 1Gi"));
+            CheckRange(p.PagesPerNumaNode, 0, 1048576, ipath + ".pagesPerNumaNode", errors);
+            if (p.PerNumaNode is { } overrides)
+            {
+                if (overrides.GroupBy(o => o.NumaNode).Any(g => g.Count() > 1))
+                    errors.Add(new("hugepages-override-unique", ipath + ".perNumaNode", "each NUMA node may be overridden once"));
+                for (var j = 0; j < overrides.Count; j++)
+                {
+                    CheckRange(overrides[j].NumaNode, 0, 1023, $"{ipath}.perNumaNode[{j}].numaNode", errors);
+                    CheckRange(overrides[j].Pages, 0, 1048576, $"{ipath}.perNumaNode[{j}].pages", errors);
+                }
+            }
+        }
+    }
+
+    private static void ValidateSysctls(Dictionary<string, string>? sysctls, string path, List<ValidationError> errors)
+    {
+        if (sysctls is null) return;
+        var refused = sysctls.Keys.Where(k => !SysctlAllowList.IsAllowed(k)).Order(StringComparer.Ordinal).ToList();
+        if (refused.Count > 0)
+            errors.Add(new("sysctls-allowed", path, $"sysctls may only set keys of the allow-list; refused: {string.Join(", ", refused)}"));
+        foreach (var (key, value) in sysctls)
+        {
+            // A newline would let one value write several settings through procfs.
+            if (string.IsNullOrWhiteSpace(value) || value.Contains('\n') || value.Contains('\0') || value.Length > 256)
+                errors.Add(new(null, $"{path}[{key}]", "value must be one non-empty line of at most 256 characters"));
+        }
+    }
+
+    private static void ValidateRollout(RolloutSpec? rollout, string path, List<ValidationError> errors)
+    {
+        if (rollout?.MaxUnavailable is not { } max) return;
+        if (!MaxUnavailablePattern().IsMatch(max.Value ?? ""))
+            errors.Add(new(null, path + ".maxUnavailable", $"'{max.Value}' must be a count or a percentage such as 25%"));
+        else if (max.Value is "0" or "0%")
+            errors.Add(new(null, path + ".maxUnavailable", "maxUnavailable must let at least one node proceed"));
+    }
+
+    private static void ValidateDataPlane(DataPlaneSpec? dp, string path, List<ValidationError> errors)
+    {
+        if (dp is null || !dp.Enabled) return;
+        if (string.IsNullOrWhiteSpace(dp.Image))
+            errors.Add(new("dataplane-image", path + ".image", "dataPlane.image is required when enabled"));
+        if (dp.Mode == DataPlaneMode.StaticFiles && string.IsNullOrEmpty(dp.StaticFiles?.HostPath))
+            errors.Add(new("dataplane-static-root", path + ".staticFiles.hostPath", "dataPlane.staticFiles.hostPath is required in StaticFiles mode"));
+        if (dp.Mode == DataPlaneMode.Proxy && (dp.Proxy?.Upstreams?.Count ?? 0) == 0)
+            errors.Add(new("dataplane-proxy-upstreams", path + ".proxy.upstreams", "dataPlane.proxy.upstreams is required in Proxy mode"));
+        CheckRange(dp.Port, 1, 65535, path + ".port", errors);
+        CheckRange(dp.AdminPort, 1, 65535, path + ".adminPort", errors);
+        if (dp.Port == dp.AdminPort)
+            errors.Add(new(null, path + ".adminPort", "adminPort must differ from port"));
+    }
+
+    private static void CheckRange(long? value, long min, long max, string field, List<ValidationError> errors)
+    {
+        if (value is { } v && (v < min || v > max))
+            errors.Add(new(null, field, $"{v} is outside [{min}, {max}]"));
+    }
+
+    [GeneratedRegex(@"^(100|[1-9]?[0-9])%$|^[0-9]+$")]
+    private static partial Regex MaxUnavailablePattern();
+}

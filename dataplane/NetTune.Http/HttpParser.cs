@@ -1,0 +1,170 @@
+using System.Buffers;
+using System.Buffers.Text;
+
+namespace NetTune.Http;
+
+/// <summary>
+/// A stateless HTTP/1.1 request-head parser. It re-parses from the start of the buffer on every call:
+/// heads are small (bounded by <see cref="HttpLimits.MaxHeaderBytes"/>), and statelessness keeps the
+/// I/O engines simple and makes every input independently testable.
+/// </summary>
+public static class HttpParser
+{
+    // RFC 9110 tchar: the only bytes allowed in methods and header names.
+    private static readonly SearchValues<byte> TokenChars = SearchValues.Create(
+        "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
+
+    public static ParseStatus TryParse(ReadOnlySpan<byte> buffer, HttpLimits limits, out HttpRequest request)
+    {
+        request = default;
+        request.Range = request.IfRange = request.IfNoneMatch = request.IfModifiedSince = default;
+
+        // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
+        int start = 0;
+        while (start + 1 < buffer.Length && buffer[start] == '\r' && buffer[start + 1] == '\n' && start < 8)
+            start += 2;
+
+        int lineEnd = buffer[start..].IndexOf((byte)'\n');
+        if (lineEnd < 0)
+        {
+            if (buffer.Length - start > limits.MaxRequestLineBytes) return Fail(ref request, 414);
+            return buffer.Length >= limits.MaxHeaderBytes ? Fail(ref request, 431) : ParseStatus.Incomplete;
+        }
+        if (lineEnd > limits.MaxRequestLineBytes) return Fail(ref request, 414);
+        if (lineEnd == 0 || buffer[start + lineEnd - 1] != '\r') return Fail(ref request, 400);
+
+        var line = buffer.Slice(start, lineEnd - 1);
+        int sp1 = line.IndexOf((byte)' ');
+        if (sp1 <= 0) return Fail(ref request, 400);
+        var method = line[..sp1];
+        if (method.IndexOfAnyExcept(TokenChars) >= 0) return Fail(ref request, 400);
+        var rest = line[(sp1 + 1)..];
+        int sp2 = rest.IndexOf((byte)' ');
+        if (sp2 <= 0) return Fail(ref request, 400);
+        var target = rest[..sp2];
+        var version = rest[(sp2 + 1)..];
+        // Only visible ASCII may appear in a request-target; anything else is an attack or a broken client.
+        if (target.IndexOfAnyExceptInRange((byte)0x21, (byte)0x7e) >= 0) return Fail(ref request, 400);
+
+        if (version.SequenceEqual("HTTP/1.1"u8)) request.IsHttp11 = true;
+        else if (version.SequenceEqual("HTTP/1.0"u8)) request.IsHttp11 = false;
+        else if (version.Length == 8 && version.StartsWith("HTTP/"u8) && IsDigit(version[5]) && version[6] == '.' && IsDigit(version[7]))
+            return Fail(ref request, 505);
+        else return Fail(ref request, 400);
+
+        request.Method = method.SequenceEqual("GET"u8) ? HttpMethodKind.Get
+            : method.SequenceEqual("HEAD"u8) ? HttpMethodKind.Head
+            : HttpMethodKind.Other;
+
+        int targetStart = start + sp1 + 1;
+        if (target[0] != '/')
+        {
+            // Absolute-form (RFC 9112 §3.2.2) must be accepted; we serve one site, so drop the authority.
+            int schemeEnd = target.IndexOf("://"u8);
+            if (schemeEnd <= 0) return Fail(ref request, 400);
+            int pathStart = target[(schemeEnd + 3)..].IndexOf((byte)'/');
+            if (pathStart < 0) { return Fail(ref request, 400); }
+            targetStart += schemeEnd + 3 + pathStart;
+            target = buffer.Slice(targetStart, target.Length - (schemeEnd + 3 + pathStart));
+        }
+        request.Target = new TextSlice(targetStart, target.Length);
+
+        bool connectionClose = false, connectionKeepAlive = false;
+        int hostCount = 0, headerCount = 0;
+        long contentLength = -1;
+        int pos = start + lineEnd + 1;
+        while (true)
+        {
+            if (pos - start > limits.MaxHeaderBytes) return Fail(ref request, 431);
+            int nl = buffer[pos..].IndexOf((byte)'\n');
+            if (nl < 0)
+            {
+                return buffer.Length - start >= limits.MaxHeaderBytes ? Fail(ref request, 431) : ParseStatus.Incomplete;
+            }
+            if (pos + nl + 1 - start > limits.MaxHeaderBytes) return Fail(ref request, 431);
+            if (nl == 0 || buffer[pos + nl - 1] != '\r') return Fail(ref request, 400);
+            var header = buffer.Slice(pos, nl - 1);
+            int headerStart = pos;
+            pos += nl + 1;
+            if (header.IsEmpty) break;
+            if (++headerCount > limits.MaxHeaderCount) return Fail(ref request, 431);
+
+            // Obsolete line folding and whitespace before the colon are request-smuggling vectors (RFC 9112 §5).
+            int colon = header.IndexOf((byte)':');
+            if (colon <= 0) return Fail(ref request, 400);
+            var name = header[..colon];
+            if (name.IndexOfAnyExcept(TokenChars) >= 0) return Fail(ref request, 400);
+            var rawValue = header[(colon + 1)..];
+            int lead = rawValue.IndexOfAnyExcept((byte)' ', (byte)'\t');
+            if (lead < 0) lead = rawValue.Length;
+            var value = rawValue[lead..].TrimEnd(" \t"u8);
+            if (value.IndexOfAnyInRange((byte)0, (byte)0x08) >= 0 || value.IndexOfAnyInRange((byte)0x0a, (byte)0x1f) >= 0 || value.Contains((byte)0x7f))
+                return Fail(ref request, 400);
+            var slice = new TextSlice(headerStart + colon + 1 + lead, value.Length);
+
+            switch (name.Length)
+            {
+                case 4 when Ascii.EqualsIgnoreCase(name, "Host"u8):
+                    hostCount++;
+                    break;
+                case 5 when Ascii.EqualsIgnoreCase(name, "Range"u8):
+                    request.Range = slice;
+                    break;
+                case 8 when Ascii.EqualsIgnoreCase(name, "If-Range"u8):
+                    request.IfRange = slice;
+                    break;
+                case 10 when Ascii.EqualsIgnoreCase(name, "Connection"u8):
+                    ScanConnectionTokens(value, ref connectionClose, ref connectionKeepAlive);
+                    break;
+                case 13 when Ascii.EqualsIgnoreCase(name, "If-None-Match"u8):
+                    request.IfNoneMatch = slice;
+                    break;
+                case 14 when Ascii.EqualsIgnoreCase(name, "Content-Length"u8):
+                    if (!Utf8Parser.TryParse(value, out long cl, out int used) || used != value.Length || cl < 0 || !AllDigits(value))
+                        return Fail(ref request, 400);
+                    if (contentLength >= 0 && contentLength != cl) return Fail(ref request, 400);
+                    contentLength = cl;
+                    break;
+                case 17 when Ascii.EqualsIgnoreCase(name, "If-Modified-Since"u8):
+                    request.IfModifiedSince = slice;
+                    break;
+                case 17 when Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8):
+                    request.HasTransferEncoding = true;
+                    break;
+            }
+        }
+
+        request.HeadLength = pos;
+        request.ContentLength = contentLength < 0 ? 0 : contentLength;
+        if (request.IsHttp11 && hostCount != 1) return Fail(ref request, 400);
+        if (hostCount > 1) return Fail(ref request, 400);
+        // Both framing headers at once is the classic smuggling shape; refuse it outright.
+        if (request.HasTransferEncoding && contentLength >= 0) return Fail(ref request, 400);
+        // A static-file server takes no request bodies; we cannot frame what we do not read, so refuse.
+        if (request.HasTransferEncoding || request.ContentLength > 0) return Fail(ref request, 413);
+
+        request.KeepAlive = request.IsHttp11 ? !connectionClose : connectionKeepAlive && !connectionClose;
+        return ParseStatus.Complete;
+    }
+
+    private static void ScanConnectionTokens(ReadOnlySpan<byte> value, ref bool close, ref bool keepAlive)
+    {
+        foreach (var range in value.Split((byte)','))
+        {
+            var token = value[range].Trim(" \t"u8);
+            if (Ascii.EqualsIgnoreCase(token, "close"u8)) close = true;
+            else if (Ascii.EqualsIgnoreCase(token, "keep-alive"u8)) keepAlive = true;
+        }
+    }
+
+    private static bool AllDigits(ReadOnlySpan<byte> s) => !s.IsEmpty && s.IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0;
+
+    private static bool IsDigit(byte b) => b is >= (byte)'0' and <= (byte)'9';
+
+    private static ParseStatus Fail(ref HttpRequest request, int status)
+    {
+        request.ErrorStatus = status;
+        request.KeepAlive = false;
+        return ParseStatus.Error;
+    }
+}
