@@ -206,13 +206,28 @@ public sealed class NicInfo
 [Description("Channel counts of a NIC.")]
 public sealed class ChannelInfo
 {
+    [Description("Receive-only channels now.")]
     public int Rx { get; set; }
+
+    [Description("Transmit-only channels now.")]
     public int Tx { get; set; }
+
+    [Description("Other (link interrupt) channels now.")]
     public int Other { get; set; }
+
+    [Description("Combined rx+tx channels now.")]
     public int Combined { get; set; }
+
+    [Description("Most receive-only channels the device supports.")]
     public int MaxRx { get; set; }
+
+    [Description("Most transmit-only channels the device supports.")]
     public int MaxTx { get; set; }
+
+    [Description("Most other channels the device supports.")]
     public int MaxOther { get; set; }
+
+    [Description("Most combined channels the device supports.")]
     public int MaxCombined { get; set; }
 }
 
