@@ -14,15 +14,14 @@ public static class SchemaBuilder
     private const string ApiVersionDescription =
         "The versioned schema of this representation of an object, such as nettune.io/v1alpha1.";
     private const string KindDescription = "The REST resource this object represents, in CamelCase.";
-    private const string MetadataDescription = "Standard object metadata: name, labels, annotations and so on.";
 
     /// <summary>The openAPIV3Schema of a top-level resource: apiVersion, kind, metadata, spec and status.</summary>
     public static SchemaNode ForResource(Type entity)
     {
         var root = ForObject(entity, Describe(entity));
         var properties = (SchemaNode)root["properties"];
-        // The apiserver owns metadata: a CRD may only say it is an object.
-        properties["metadata"] = new SchemaNode { ["type"] = "object", ["description"] = MetadataDescription };
+        // The apiserver owns metadata: it refuses a CRD whose metadata schema says more than its type, even a description.
+        properties["metadata"] = new SchemaNode { ["type"] = "object" };
         properties["apiVersion"] = new SchemaNode { ["type"] = "string", ["description"] = ApiVersionDescription };
         properties["kind"] = new SchemaNode { ["type"] = "string", ["description"] = KindDescription };
         return root;
