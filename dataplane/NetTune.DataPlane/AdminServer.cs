@@ -1,0 +1,162 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Prometheus;
+
+namespace NetTune.DataPlane;
+
+/// <summary>
+/// /metrics, /healthz and /readyz on a separate port and thread, so scraping never touches a worker.
+/// Worker counters are plain fields; they are copied into prometheus-net metrics just before each scrape.
+/// </summary>
+internal sealed class AdminServer : IDisposable
+{
+    private readonly Socket _listener;
+    private readonly IReadOnlyList<Worker> _workers;
+    private readonly Func<bool> _draining;
+    private readonly CollectorRegistry _registry = Metrics.NewCustomRegistry();
+    private readonly Thread _thread;
+    private volatile bool _stopped;
+
+    public int Port { get; }
+
+    public AdminServer(string address, int port, IReadOnlyList<Worker> workers, Func<bool> draining)
+    {
+        _workers = workers;
+        _draining = draining;
+        _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            _listener.Bind(new IPEndPoint(IPAddress.Parse(address), port));
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            throw new StartupException($"admin port {port} on {address} is already in use");
+        }
+        _listener.Listen(64);
+        Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
+        RegisterMetrics();
+        _thread = new Thread(Serve) { Name = "dataplane-admin", IsBackground = true };
+        _thread.Start();
+    }
+
+    private void RegisterMetrics()
+    {
+        var factory = Metrics.WithCustomRegistry(_registry);
+        var requests = factory.CreateCounter("nettune_dataplane_requests_total", "Responses sent, by HTTP status.", "status");
+        var bytes = factory.CreateCounter("nettune_dataplane_sent_bytes_total",
+            "Response bytes sent, by path: copied from user memory, or zero-copy (splice/sendfile).", "path");
+        var active = factory.CreateGauge("nettune_dataplane_active_connections", "Open client connections.", "worker");
+        var accepts = factory.CreateCounter("nettune_dataplane_accepts_total", "Connections accepted.", "worker");
+        var rejected = factory.CreateCounter("nettune_dataplane_rejected_connections_total", "Connections closed at accept: per-worker cap reached.", "worker");
+        var enters = factory.CreateCounter("nettune_dataplane_ring_enter_calls_total", "io_uring_enter calls.", "worker");
+        var submissions = factory.CreateCounter("nettune_dataplane_ring_submissions_total", "SQEs submitted to io_uring.", "worker");
+        var completions = factory.CreateCounter("nettune_dataplane_ring_completions_total", "CQEs reaped from io_uring.", "worker");
+        var draining = factory.CreateGauge("nettune_dataplane_draining", "1 after SIGTERM while in-flight requests finish.");
+        var info = factory.CreateGauge("nettune_dataplane_worker_info", "One per worker: its CPU and I/O engine.", "worker", "cpu", "engine");
+
+        _registry.AddBeforeCollectCallback(() =>
+        {
+            var statuses = WorkerStats.TrackedStatuses;
+            for (int i = 0; i < statuses.Length; i++)
+            {
+                long total = 0;
+                foreach (var w in _workers) total += w.Stats.RequestsByStatus[i];
+                requests.WithLabels(statuses[i] == 500 ? "other" : statuses[i].ToString()).IncTo(total);
+            }
+            bytes.WithLabels("copy").IncTo(_workers.Sum(w => w.Stats.BytesCopied));
+            bytes.WithLabels("zerocopy").IncTo(_workers.Sum(w => w.Stats.BytesZeroCopy));
+            foreach (var w in _workers)
+            {
+                string id = w.Index.ToString();
+                active.WithLabels(id).Set(w.Stats.ActiveConnections);
+                accepts.WithLabels(id).IncTo(w.Stats.Accepts);
+                rejected.WithLabels(id).IncTo(w.Stats.RejectedConnections);
+                enters.WithLabels(id).IncTo(w.Stats.EnterCalls);
+                submissions.WithLabels(id).IncTo(w.Stats.SubmittedSqes);
+                completions.WithLabels(id).IncTo(w.Stats.ReapedCqes);
+                info.WithLabels(id, w.Cpu.ToString(), w.EngineName).Set(1);
+            }
+            draining.Set(_draining() ? 1 : 0);
+        });
+    }
+
+    public bool Healthy
+    {
+        get
+        {
+            long now = Environment.TickCount64;
+            // A worker that died, or whose loop has not turned for 5 s (it wakes at least once a second), is unhealthy.
+            return _workers.All(w => w.Failure == null && (w.Stats.Finished || now - w.Stats.HeartbeatMs < 5000));
+        }
+    }
+
+    private void Serve()
+    {
+        while (!_stopped)
+        {
+            Socket client;
+            try { client = _listener.Accept(); }
+            catch (SocketException) { if (_stopped) return; continue; }
+            catch (ObjectDisposedException) { return; }
+            try { Handle(client); }
+            catch (Exception e) when (e is SocketException or IOException) { }
+            finally { client.Dispose(); }
+        }
+    }
+
+    private void Handle(Socket client)
+    {
+        client.ReceiveTimeout = 5000;
+        client.SendTimeout = 5000;
+        var buf = new byte[4096];
+        int len = 0;
+        while (len < buf.Length)
+        {
+            int n = client.Receive(buf, len, buf.Length - len, SocketFlags.None);
+            if (n == 0) break;
+            len += n;
+            if (buf.AsSpan(0, len).IndexOf("\r\n\r\n"u8) >= 0) break;
+        }
+        var line = Encoding.ASCII.GetString(buf, 0, Math.Max(0, buf.AsSpan(0, len).IndexOf((byte)'\r')));
+        var parts = line.Split(' ');
+        string path = parts.Length >= 2 ? parts[1].Split('?')[0] : "";
+        bool get = parts.Length >= 1 && parts[0] is "GET" or "HEAD";
+        int status;
+        string type = "text/plain; charset=utf-8";
+        byte[] body;
+        if (!get) { status = 405; body = "method not allowed\n"u8.ToArray(); }
+        else if (path == "/metrics")
+        {
+            status = 200;
+            type = "text/plain; version=0.0.4; charset=utf-8";
+            using var ms = new MemoryStream();
+            _registry.CollectAndExportAsTextAsync(ms).GetAwaiter().GetResult();
+            body = ms.ToArray();
+        }
+        else if (path == "/healthz")
+        {
+            bool ok = Healthy;
+            status = ok ? 200 : 503;
+            body = Encoding.ASCII.GetBytes(ok ? "ok\n" : "worker failed or stalled\n");
+        }
+        else if (path == "/readyz")
+        {
+            bool ready = !_draining() && Healthy && _workers.All(w => w.Stats.Running);
+            status = ready ? 200 : 503;
+            body = Encoding.ASCII.GetBytes(ready ? "ready\n" : _draining() ? "draining\n" : "not ready\n");
+        }
+        else { status = 404; body = "not found\n"u8.ToArray(); }
+
+        string reason = status switch { 200 => "OK", 404 => "Not Found", 405 => "Method Not Allowed", _ => "Service Unavailable" };
+        var head = Encoding.ASCII.GetBytes($"HTTP/1.1 {status} {reason}\r\nContent-Type: {type}\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n");
+        client.Send(head);
+        if (parts[0] != "HEAD") client.Send(body);
+    }
+
+    public void Dispose()
+    {
+        _stopped = true;
+        _listener.Dispose();
+    }
+}

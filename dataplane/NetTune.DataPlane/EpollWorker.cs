@@ -1,0 +1,227 @@
+using NetTune.IoUring;
+
+namespace NetTune.DataPlane;
+
+/// <summary>
+/// The readiness-based engine: level-triggered epoll, non-blocking sockets, sendmsg for gathered
+/// output and sendfile for zero-copy streams. Used where io_uring is unavailable or by choice.
+/// </summary>
+internal sealed unsafe class EpollWorker(int index, int cpu, ServerOptions options, int listenFd, int rootFd)
+    : Worker(index, cpu, options, listenFd, rootFd)
+{
+    private const ulong ListenerTag = ulong.MaxValue;
+    // A streaming connection yields after this much so one big download cannot starve the others.
+    private const long StreamSliceBytes = 1 << 20;
+    private int _epfd = -1;
+    private bool _listening;
+
+    public override string EngineName => "epoll";
+
+    protected override void Run()
+    {
+        _epfd = Libc.epoll_create1(Libc.EPOLL_CLOEXEC);
+        if (_epfd < 0) throw new InvalidOperationException($"epoll_create1 failed: errno {Libc.Errno}");
+        var ev = new EpollEvent { Events = Libc.EPOLLIN, Data = ListenerTag };
+        if (Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_ADD, ListenFd, &ev) != 0)
+            throw new InvalidOperationException($"epoll_ctl(listener) failed: errno {Libc.Errno}");
+        _listening = true;
+
+        const int MaxEvents = 256;
+        EpollEvent* events = stackalloc EpollEvent[MaxEvents];
+        long lastScan = NowMs;
+        while (true)
+        {
+            int n = Libc.epoll_wait(_epfd, events, MaxEvents, 1000);
+            if (n < 0 && Libc.Errno != Libc.EINTR) throw new InvalidOperationException($"epoll_wait failed: errno {Libc.Errno}");
+            Tick();
+            for (int i = 0; i < n; i++)
+            {
+                ulong tag = events[i].Data;
+                if (tag == ListenerTag)
+                {
+                    if (_listening) AcceptAll();
+                    continue;
+                }
+                var s = Sessions[(int)tag];
+                if (s.Fd < 0) continue;
+                uint e = events[i].Events;
+                if (s.Waiting == SessionNext.Recv && (e & (Libc.EPOLLIN | Libc.EPOLLERR | Libc.EPOLLHUP | Libc.EPOLLRDHUP)) != 0)
+                    OnReadable(s);
+                else if (s.Waiting != SessionNext.Recv && (e & (Libc.EPOLLOUT | Libc.EPOLLERR | Libc.EPOLLHUP)) != 0)
+                    Drive(s, s.Waiting);
+            }
+            if (NowMs - lastScan >= 1000 || Draining)
+            {
+                lastScan = NowMs;
+                ScanTimeouts();
+            }
+            if (Draining && (ActiveSessions == 0 || NowMs > DrainDeadlineMs)) break;
+        }
+        foreach (var s in Sessions)
+            if (s.Fd >= 0) Close(s);
+        Libc.close(_epfd);
+    }
+
+    protected override void BeginDrain()
+    {
+        if (!_listening) return;
+        _listening = false;
+        Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_DEL, ListenFd, null);
+        Libc.close(ListenFd);
+    }
+
+    private void AcceptAll()
+    {
+        while (true)
+        {
+            int fd = Libc.accept4(ListenFd, null, null, Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC);
+            if (fd < 0) return; // EAGAIN, or EMFILE: level-triggered epoll will tell us again
+            Stats.Accepts++;
+            var s = AllocateSession(fd);
+            if (s == null)
+            {
+                Stats.RejectedConnections++;
+                Libc.close(fd);
+                continue;
+            }
+            Platform.SetNoDelay(fd);
+            var ev = new EpollEvent { Events = Libc.EPOLLIN | Libc.EPOLLRDHUP, Data = (ulong)s.Slot };
+            if (Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_ADD, fd, &ev) != 0)
+            {
+                Libc.close(fd);
+                FreeSession(s);
+            }
+        }
+    }
+
+    private void OnReadable(HttpSession s)
+    {
+        int room = s.RecvCapacity - s.RecvLength;
+        if (room <= 0) { Close(s); return; }
+        nint n = Libc.recv(s.Fd, s.Recv + s.RecvLength, (nuint)room, 0);
+        if (n == 0) { Close(s); return; }
+        if (n < 0)
+        {
+            if (Libc.Errno is Libc.EAGAIN or Libc.EINTR) return;
+            Close(s);
+            return;
+        }
+        s.OnReceived((int)n, NowMs);
+        Drive(s, s.Next(this));
+    }
+
+    /// <summary>Runs the session forward until it must wait for the socket.</summary>
+    private void Drive(HttpSession s, SessionNext next)
+    {
+        var previous = s.Waiting;
+        while (true)
+        {
+            switch (next)
+            {
+                case SessionNext.Recv:
+                    SetInterest(s, previous, SessionNext.Recv);
+                    return;
+                case SessionNext.Close:
+                    Close(s);
+                    return;
+                case SessionNext.Send:
+                {
+                    nint n = Libc.sendmsg(s.Fd, s.PrepareSend(), Libc.MSG_NOSIGNAL);
+                    if (n < 0)
+                    {
+                        if (Libc.Errno is Libc.EAGAIN or Libc.EINTR) { SetInterest(s, previous, SessionNext.Send); return; }
+                        Close(s);
+                        return;
+                    }
+                    Stats.BytesCopied += n;
+                    s.LastProgressMs = NowMs;
+                    if (!s.AdvanceOutput(n)) { SetInterest(s, previous, SessionNext.Send); return; }
+                    next = s.Next(this);
+                    break;
+                }
+                case SessionNext.Stream:
+                    if (!Stream(s)) return;
+                    next = s.Next(this);
+                    if (next == SessionNext.Stream) { SetInterest(s, previous, SessionNext.Stream); return; }
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Sends up to one slice of a streamed body; false if the session is closed or now waits.</summary>
+    private bool Stream(HttpSession s)
+    {
+        var file = s.StreamFile!;
+        long budget = StreamSliceBytes;
+        while (s.StreamRemaining > 0 && budget > 0)
+        {
+            if (s.StreamZeroCopy)
+            {
+                long offset = s.StreamOffset;
+                nint n = Libc.sendfile(s.Fd, file.Fd, &offset, (nuint)Math.Min(s.StreamRemaining, budget));
+                if (n <= 0)
+                {
+                    if (n < 0 && Libc.Errno is Libc.EAGAIN or Libc.EINTR) { WaitWritable(s); return false; }
+                    Close(s); // 0: the file shrank under us; the promised length cannot be kept
+                    return false;
+                }
+                s.StreamOffset += n;
+                s.StreamRemaining -= n;
+                budget -= n;
+                Stats.BytesZeroCopy += n;
+            }
+            else
+            {
+                if (s.Chunk == null) s.Chunk = ChunkPool.Rent();
+                int want = (int)Math.Min(s.StreamRemaining, ChunkPool.BlockSize);
+                nint r = Libc.pread(file.Fd, s.Chunk, (nuint)want, s.StreamOffset);
+                if (r <= 0) { Close(s); return false; }
+                s.StreamOffset += r;
+                s.StreamRemaining -= r;
+                budget -= r;
+                s.QueueChunk(s.Chunk, (int)r);
+                nint n = Libc.sendmsg(s.Fd, s.PrepareSend(), Libc.MSG_NOSIGNAL);
+                if (n < 0)
+                {
+                    if (Libc.Errno is Libc.EAGAIN or Libc.EINTR) { WaitWritable(s); return false; }
+                    Close(s);
+                    return false;
+                }
+                Stats.BytesCopied += n;
+                if (!s.AdvanceOutput(n)) { WaitWritable(s); return false; }
+            }
+            s.LastProgressMs = NowMs;
+        }
+        return true;
+    }
+
+    private void WaitWritable(HttpSession s)
+    {
+        var previous = s.Waiting;
+        SetInterest(s, previous, s.HasOutput ? SessionNext.Send : SessionNext.Stream);
+    }
+
+    private void SetInterest(HttpSession s, SessionNext previous, SessionNext now)
+    {
+        s.Waiting = now;
+        bool wasWrite = previous != SessionNext.Recv, isWrite = now != SessionNext.Recv;
+        if (wasWrite == isWrite) return;
+        var ev = new EpollEvent { Events = isWrite ? Libc.EPOLLOUT : Libc.EPOLLIN | Libc.EPOLLRDHUP, Data = (ulong)s.Slot };
+        Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_MOD, s.Fd, &ev);
+    }
+
+    private void ScanTimeouts()
+    {
+        foreach (var s in Sessions)
+        {
+            if (s.Fd < 0) continue;
+            if (TimedOut(s) || (Draining && s.Waiting == SessionNext.Recv && s.RecvLength == 0)) Close(s);
+        }
+    }
+
+    private void Close(HttpSession s)
+    {
+        Libc.close(s.Fd); // closing also removes it from the epoll set
+        FreeSession(s);
+    }
+}

@@ -1,0 +1,316 @@
+using NetTune.Http;
+using NetTune.IoUring;
+
+namespace NetTune.DataPlane;
+
+/// <summary>What a connection needs from its engine next.</summary>
+internal enum SessionNext : byte { Recv, Send, Stream, Close }
+
+/// <summary>
+/// One client connection's protocol state, independent of the I/O engine. Owns a native block laid
+/// out as [receive buffer | response-head area | iovec array | msghdr]; responses are gathered as
+/// iovecs (heads from the head area, bodies straight from the memory cache) and leave in one sendmsg,
+/// so pipelined requests are answered with one syscall and nothing is allocated per request.
+/// </summary>
+internal sealed unsafe class HttpSession
+{
+    public const int MaxIov = 64;
+    private const int HeadAreaBytes = 8192;
+    // Leave room for the biggest head we write (status, Date, per-file block, Content-Range, Connection).
+    private const int HeadReserve = 1024;
+
+    public readonly int Slot;
+    public int Fd = -1;
+    public bool PeerIsLoopback;
+    public readonly byte* Recv;
+    public readonly int RecvCapacity;
+    public int RecvLength;
+    private readonly byte* _head;
+    private int _headUsed;
+    public readonly IoVec* Iov;
+    private int _iovStart, _iovEnd;
+    public readonly MsgHdr* Msg;
+    private readonly FileEntry?[] _pinned = new FileEntry?[MaxIov];
+    private int _pinnedCount;
+
+    /// <summary>A body streamed from a file (too big for the memory cache), sent after the queued output.</summary>
+    public FileEntry? StreamFile;
+    public long StreamOffset, StreamRemaining;
+    public bool StreamZeroCopy;
+    public byte* Chunk;
+    /// <summary>io_uring splice path: a per-connection pipe and how many bytes sit in it.</summary>
+    public int PipeRead = -1, PipeWrite = -1;
+    public long PipeBytes;
+
+    public bool CloseAfterFlush;
+    public SessionNext Waiting;
+    public long HeadStartMs, IdleSinceMs, LastProgressMs;
+    /// <summary>io_uring operations still owned by the kernel; the session is recycled only at zero.</summary>
+    public int InFlight;
+    public bool Closing;
+
+    public static int BlockSizeFor(HttpLimits limits) =>
+        (limits.MaxHeaderBytes + HeadAreaBytes + MaxIov * sizeof(IoVec) + 64 + 4095) & ~4095;
+
+    public HttpSession(int slot, byte* block, HttpLimits limits)
+    {
+        Slot = slot;
+        Recv = block;
+        RecvCapacity = limits.MaxHeaderBytes;
+        _head = block + RecvCapacity;
+        Iov = (IoVec*)(_head + HeadAreaBytes);
+        Msg = (MsgHdr*)((byte*)Iov + MaxIov * sizeof(IoVec));
+    }
+
+    public bool HasOutput => _iovEnd > _iovStart;
+    public long OutputBytes
+    {
+        get
+        {
+            long total = 0;
+            for (int i = _iovStart; i < _iovEnd; i++) total += (long)Iov[i].Length;
+            return total;
+        }
+    }
+
+    public void Open(int fd, long nowMs, bool peerIsLoopback)
+    {
+        Fd = fd;
+        PeerIsLoopback = peerIsLoopback;
+        RecvLength = 0;
+        _headUsed = _iovStart = _iovEnd = _pinnedCount = 0;
+        StreamFile = null;
+        StreamRemaining = StreamOffset = PipeBytes = 0;
+        CloseAfterFlush = Closing = false;
+        InFlight = 0;
+        Waiting = SessionNext.Recv;
+        IdleSinceMs = LastProgressMs = HeadStartMs = nowMs;
+    }
+
+    /// <summary>Prepares <see cref="Msg"/> to send everything queued.</summary>
+    public MsgHdr* PrepareSend()
+    {
+        *Msg = default;
+        Msg->Iov = Iov + _iovStart;
+        Msg->IovLength = (nuint)(_iovEnd - _iovStart);
+        return Msg;
+    }
+
+    /// <summary>Consumes <paramref name="sent"/> bytes of queued output; true when all of it is gone.</summary>
+    public bool AdvanceOutput(long sent)
+    {
+        while (sent > 0 && _iovStart < _iovEnd)
+        {
+            ref var v = ref Iov[_iovStart];
+            if ((ulong)sent >= v.Length)
+            {
+                sent -= (long)v.Length;
+                _iovStart++;
+            }
+            else
+            {
+                v.Base = (byte*)v.Base + sent;
+                v.Length -= (nuint)sent;
+                sent = 0;
+            }
+        }
+        if (_iovStart < _iovEnd) return false;
+        _iovStart = _iovEnd = 0;
+        _headUsed = 0;
+        for (int i = 0; i < _pinnedCount; i++)
+        {
+            _pinned[i]!.Release();
+            _pinned[i] = null;
+        }
+        _pinnedCount = 0;
+        return true;
+    }
+
+    public void QueueChunk(byte* data, int length)
+    {
+        Iov[_iovEnd++] = new IoVec { Base = data, Length = (nuint)length };
+    }
+
+    /// <summary>Called by the engine when bytes were appended at Recv + RecvLength.</summary>
+    public void OnReceived(int count, long nowMs)
+    {
+        if (RecvLength == 0) HeadStartMs = nowMs;
+        RecvLength += count;
+    }
+
+    /// <summary>Decides the next step after a receive or a completed send; parses and queues responses.</summary>
+    public SessionNext Next(Worker worker)
+    {
+        if (HasOutput) return SessionNext.Send;
+        if (StreamFile != null)
+        {
+            if (StreamRemaining > 0 || PipeBytes > 0) return SessionNext.Stream;
+            EndStream(worker);
+        }
+        if (CloseAfterFlush) return SessionNext.Close;
+        if (RecvLength > 0)
+        {
+            ProcessInput(worker);
+            if (HasOutput) return SessionNext.Send;
+            if (StreamFile != null) return SessionNext.Stream;
+            if (CloseAfterFlush) return SessionNext.Close;
+        }
+        if (worker.Draining && RecvLength == 0) return SessionNext.Close;
+        if (RecvLength == 0) IdleSinceMs = worker.NowMs;
+        return SessionNext.Recv;
+    }
+
+    public void EndStream(Worker worker)
+    {
+        StreamFile?.Release();
+        StreamFile = null;
+        StreamRemaining = 0;
+        if (Chunk != null)
+        {
+            worker.ChunkPool.Return(Chunk);
+            Chunk = null;
+        }
+    }
+
+    /// <summary>Releases everything the session holds; the engine closes the socket.</summary>
+    public void Reset(Worker worker)
+    {
+        AdvanceOutput(long.MaxValue);
+        EndStream(worker);
+        if (PipeRead >= 0) { Libc.close(PipeRead); Libc.close(PipeWrite); PipeRead = PipeWrite = -1; }
+        PipeBytes = 0;
+        RecvLength = 0;
+        Fd = -1;
+    }
+
+    private void ProcessInput(Worker worker)
+    {
+        int consumed = 0;
+        var limits = worker.Options.Limits;
+        while (!CloseAfterFlush && StreamFile == null && consumed < RecvLength
+               && _iovEnd + 2 <= MaxIov && HeadAreaBytes - _headUsed >= HeadReserve)
+        {
+            var buffer = new ReadOnlySpan<byte>(Recv + consumed, RecvLength - consumed);
+            var status = HttpParser.TryParse(buffer, limits, out var request);
+            if (status == ParseStatus.Incomplete) break;
+            if (status == ParseStatus.Error)
+            {
+                // After a framing error we cannot find the next request: answer and close.
+                QueueError(worker, request.ErrorStatus, keepAlive: false, withBody: true);
+                consumed = RecvLength;
+                break;
+            }
+            HandleRequest(worker, buffer, in request);
+            consumed += request.HeadLength;
+        }
+        if (consumed == 0) return;
+        RecvLength -= consumed;
+        if (RecvLength > 0)
+        {
+            Buffer.MemoryCopy(Recv + consumed, Recv, RecvCapacity, RecvLength);
+            HeadStartMs = worker.NowMs;
+        }
+    }
+
+    private void HandleRequest(Worker worker, ReadOnlySpan<byte> buffer, in HttpRequest request)
+    {
+        bool keepAlive = request.KeepAlive && !worker.Draining;
+        bool head = request.Method == HttpMethodKind.Head;
+        if (request.Method == HttpMethodKind.Other)
+        {
+            QueueError(worker, 405, keepAlive, withBody: true);
+            return;
+        }
+        var target = request.Target.Of(buffer);
+        Span<byte> path = stackalloc byte[target.Length];
+        var pathStatus = PathNormalizer.Normalize(target, path, out int pathLength);
+        if (pathStatus != PathStatus.Ok)
+        {
+            QueueError(worker, pathStatus == PathStatus.Traversal ? 403 : 400, keepAlive, !head);
+            return;
+        }
+        int lookup = worker.Files.Lookup(path[..pathLength], worker.NowMs, out var file);
+        if (lookup != 0)
+        {
+            QueueError(worker, lookup, keepAlive, !head);
+            return;
+        }
+
+        var plan = ResponsePlanner.Plan(buffer, in request, file!.Etag, file.MtimeSeconds, file.Size);
+        var connection = !keepAlive ? ConnectionHeader.Close : request.IsHttp11 ? ConnectionHeader.None : ConnectionHeader.KeepAlive;
+        var area = new Span<byte>(_head + _headUsed, HeadAreaBytes - _headUsed);
+        int n = ResponseHead.WriteFile(area, plan, file.Size, worker.Date, file.HeaderBlock, connection);
+        if (n < 0)
+        {
+            QueueError(worker, 500, keepAlive: false, withBody: true);
+            return;
+        }
+        Queue(_head + _headUsed, n);
+        _headUsed += n;
+        worker.Stats.CountStatus(plan.Kind switch
+        {
+            ResponseKind.Full => 200,
+            ResponseKind.Partial => 206,
+            ResponseKind.NotModified => 304,
+            _ => 416,
+        });
+        if (!keepAlive) CloseAfterFlush = true;
+        if (head) return;
+
+        if (plan.Kind == ResponseKind.RangeNotSatisfiable)
+        {
+            QueueStatic(ResponseHead.ErrorBody(416));
+            return;
+        }
+        if (plan.Kind is not (ResponseKind.Full or ResponseKind.Partial) || plan.Length == 0) return;
+
+        file.AddRef();
+        if (file.Content != null)
+        {
+            _pinned[_pinnedCount++] = file;
+            Queue(file.Content + plan.Start, (int)plan.Length);
+        }
+        else
+        {
+            StreamFile = file;
+            StreamOffset = plan.Start;
+            StreamRemaining = plan.Length;
+            StreamZeroCopy = worker.Options.ZeroCopy switch
+            {
+                ZeroCopyMode.On => true,
+                ZeroCopyMode.Off => false,
+                _ => !PeerIsLoopback && plan.Length >= worker.Options.ZeroCopyMinBytes,
+            };
+        }
+    }
+
+    private void QueueError(Worker worker, int status, bool keepAlive, bool withBody)
+    {
+        var area = new Span<byte>(_head + _headUsed, HeadAreaBytes - _headUsed);
+        int n = ResponseHead.WriteError(area, status, worker.Date, keepAlive ? ConnectionHeader.None : ConnectionHeader.Close);
+        Queue(_head + _headUsed, n);
+        _headUsed += n;
+        if (withBody) QueueStatic(ResponseHead.ErrorBody(status));
+        worker.Stats.CountStatus(status);
+        if (!keepAlive) CloseAfterFlush = true;
+    }
+
+    // The bodies from ResponseHead are u8 literals: they live in the image's read-only data, never move,
+    // and so can be handed to the kernel by address.
+    private void QueueStatic(ReadOnlySpan<byte> body)
+    {
+        fixed (byte* p = body) Queue(p, body.Length);
+    }
+
+    private void Queue(byte* data, int length)
+    {
+        if (length <= 0) return;
+        // Adjacent pieces (e.g. a head right after the previous head) merge into one iovec.
+        if (_iovEnd > _iovStart && (byte*)Iov[_iovEnd - 1].Base + Iov[_iovEnd - 1].Length == data)
+        {
+            Iov[_iovEnd - 1].Length += (nuint)length;
+            return;
+        }
+        Iov[_iovEnd++] = new IoVec { Base = data, Length = (nuint)length };
+    }
+}

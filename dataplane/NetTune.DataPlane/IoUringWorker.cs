@@ -1,0 +1,312 @@
+using NetTune.IoUring;
+using static NetTune.IoUring.IoUringConstants;
+
+namespace NetTune.DataPlane;
+
+/// <summary>
+/// The completion-based engine. One ring per worker; every loop iteration is a single io_uring_enter
+/// that both submits everything queued (sends, receives, reads, splices) and waits for completions,
+/// so with many connections the syscall cost is shared across many requests.
+/// </summary>
+internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions options, int listenFd, int rootFd)
+    : Worker(index, cpu, options, listenFd, rootFd)
+{
+    private enum Op : byte { Accept = 1, Recv, Send, Read, SpliceIn, SpliceOut, CancelAccept }
+
+    private Ring _ring = null!;
+    private bool _multishotAccept = true;
+    private bool _acceptArmed;
+    private bool _listening;
+    private bool _haveSplice;
+    private string _engineName = "iouring";
+
+    public override string EngineName => _engineName;
+
+    private static ulong Tag(Op op, int slot) => (ulong)slot << 8 | (byte)op;
+
+    protected override void Run()
+    {
+        _ring = Ring.Create(4096, 16384);
+        var probe = _ring.ProbeOpcodes();
+        _haveSplice = probe[(int)IoUringOp.Splice];
+        if (!_ring.HasExtArg) throw new IoUringException("kernel lacks IORING_FEAT_EXT_ARG (needs 5.11+); use --io-engine epoll", Libc.ENOSYS);
+        _engineName = (_ring.SetupFlags & SetupDeferTaskrun) != 0 ? "iouring(defer_taskrun)" : "iouring";
+        _listening = true;
+        ArmAccept();
+
+        long lastScan = NowMs;
+        while (true)
+        {
+            _ring.SubmitAndWait(1, 1000);
+            Stats.EnterCalls = _ring.EnterCalls;
+            Stats.SubmittedSqes = _ring.SubmittedSqes;
+            Tick();
+            while (_ring.TryPeek(out var cqe))
+            {
+                _ring.Advance();
+                Dispatch(in cqe);
+            }
+            Stats.ReapedCqes = _ring.ReapedCqes;
+            if (_listening && !_acceptArmed) ArmAccept();
+            if (NowMs - lastScan >= 1000 || Draining)
+            {
+                lastScan = NowMs;
+                ScanTimeouts();
+            }
+            if (Draining && ActiveSessions == 0 && !_acceptArmed) break;
+            if (Draining && NowMs > DrainDeadlineMs + 2000) break;
+        }
+        foreach (var s in Sessions)
+            if (s.Fd >= 0) { Libc.close(s.Fd); s.Fd = -1; }
+        _ring.Dispose();
+    }
+
+    private void ArmAccept()
+    {
+        var sqe = _ring.GetSqe();
+        sqe->Opcode = IoUringOp.Accept;
+        sqe->Fd = ListenFd;
+        sqe->OpFlags = (uint)(Libc.SOCK_CLOEXEC);
+        if (_multishotAccept) sqe->IoPrio = AcceptMultishot;
+        sqe->UserData = Tag(Op.Accept, 0);
+        _acceptArmed = true;
+    }
+
+    protected override void BeginDrain()
+    {
+        if (!_listening) return;
+        _listening = false;
+        if (_acceptArmed)
+        {
+            var sqe = _ring.GetSqe();
+            sqe->Opcode = IoUringOp.AsyncCancel;
+            sqe->Addr = Tag(Op.Accept, 0);
+            sqe->UserData = Tag(Op.CancelAccept, 0);
+        }
+        Libc.close(ListenFd);
+    }
+
+    private void Dispatch(in Cqe cqe)
+    {
+        var op = (Op)(cqe.UserData & 0xff);
+        int slot = (int)(cqe.UserData >> 8);
+        switch (op)
+        {
+            case Op.Accept:
+                OnAccept(cqe.Res, (cqe.Flags & CqeFMore) != 0);
+                return;
+            case Op.CancelAccept:
+                return;
+        }
+        var s = Sessions[slot];
+        s.InFlight--;
+        if (s.Closing)
+        {
+            if (op == Op.SpliceIn && cqe.Res > 0) s.PipeBytes += cqe.Res;
+            MaybeRecycle(s);
+            return;
+        }
+        switch (op)
+        {
+            case Op.Recv:
+                if (cqe.Res <= 0) { BeginClose(s); return; }
+                s.OnReceived(cqe.Res, NowMs);
+                Drive(s, s.Next(this));
+                return;
+            case Op.Send:
+                if (cqe.Res < 0) { BeginClose(s); return; }
+                Stats.BytesCopied += cqe.Res;
+                s.LastProgressMs = NowMs;
+                Drive(s, s.AdvanceOutput(cqe.Res) ? s.Next(this) : SessionNext.Send);
+                return;
+            case Op.Read:
+                // A short or failed file read means the file changed under us; the length promised in
+                // the head cannot be kept, so the connection must end.
+                if (cqe.Res <= 0) { BeginClose(s); return; }
+                s.StreamOffset += cqe.Res;
+                s.StreamRemaining -= cqe.Res;
+                s.QueueChunk(s.Chunk, cqe.Res);
+                Drive(s, SessionNext.Send);
+                return;
+            case Op.SpliceIn:
+                if (cqe.Res > 0)
+                {
+                    s.PipeBytes += cqe.Res;
+                    s.StreamOffset += cqe.Res;
+                    s.StreamRemaining -= cqe.Res;
+                }
+                else if (cqe.Res < 0 && cqe.Res != -Libc.ECANCELED || cqe.Res == 0) { BeginClose(s); return; }
+                if (s.InFlight == 0) Drive(s, s.Next(this));
+                return;
+            case Op.SpliceOut:
+                if (cqe.Res > 0)
+                {
+                    s.PipeBytes -= cqe.Res;
+                    Stats.BytesZeroCopy += cqe.Res;
+                    s.LastProgressMs = NowMs;
+                }
+                else if (cqe.Res != -Libc.ECANCELED) { BeginClose(s); return; }
+                if (s.InFlight == 0) Drive(s, s.Next(this));
+                return;
+        }
+    }
+
+    private void OnAccept(int res, bool more)
+    {
+        if (!more) _acceptArmed = false;
+        if (res < 0)
+        {
+            // Old kernels reject the multishot flag; fall back to one accept per SQE.
+            if (res == -Libc.EINVAL && _multishotAccept) _multishotAccept = false;
+            return; // re-armed by the loop while still listening
+        }
+        if (!_listening) { Libc.close(res); return; }
+        Stats.Accepts++;
+        var s = AllocateSession(res);
+        if (s == null)
+        {
+            Stats.RejectedConnections++;
+            Libc.close(res);
+            return;
+        }
+        Platform.SetNoDelay(res);
+        PostRecv(s);
+    }
+
+    private void Drive(HttpSession s, SessionNext next)
+    {
+        switch (next)
+        {
+            case SessionNext.Recv: PostRecv(s); break;
+            case SessionNext.Send: PostSend(s); break;
+            case SessionNext.Stream: PostStream(s); break;
+            case SessionNext.Close: BeginClose(s); break;
+        }
+    }
+
+    private void PostRecv(HttpSession s)
+    {
+        s.Waiting = SessionNext.Recv;
+        int room = s.RecvCapacity - s.RecvLength;
+        if (room <= 0) { BeginClose(s); return; }
+        var sqe = _ring.GetSqe();
+        sqe->Opcode = IoUringOp.Recv;
+        sqe->Fd = s.Fd;
+        sqe->Addr = (ulong)(s.Recv + s.RecvLength);
+        sqe->Len = (uint)room;
+        sqe->UserData = Tag(Op.Recv, s.Slot);
+        s.InFlight++;
+    }
+
+    private void PostSend(HttpSession s)
+    {
+        s.Waiting = SessionNext.Send;
+        var sqe = _ring.GetSqe();
+        sqe->Opcode = IoUringOp.Sendmsg;
+        sqe->Fd = s.Fd;
+        sqe->Addr = (ulong)s.PrepareSend();
+        sqe->OpFlags = (uint)Libc.MSG_NOSIGNAL;
+        sqe->UserData = Tag(Op.Send, s.Slot);
+        s.InFlight++;
+    }
+
+    private void PostStream(HttpSession s)
+    {
+        s.Waiting = SessionNext.Stream;
+        if (s.StreamZeroCopy && _haveSplice && EnsurePipe(s))
+        {
+            PostSplice(s);
+            return;
+        }
+        s.StreamZeroCopy = false;
+        if (s.Chunk == null) s.Chunk = ChunkPool.Rent();
+        var sqe = _ring.GetSqe();
+        sqe->Opcode = IoUringOp.Read;
+        sqe->Fd = s.StreamFile!.Fd;
+        sqe->Addr = (ulong)s.Chunk;
+        sqe->Len = (uint)Math.Min(s.StreamRemaining, ChunkPool.BlockSize);
+        sqe->Off = (ulong)s.StreamOffset;
+        sqe->UserData = Tag(Op.Read, s.Slot);
+        s.InFlight++;
+    }
+
+    /// <summary>
+    /// file → pipe → socket, linked so both run in one submission. A short first splice breaks the link
+    /// (the second completes with -ECANCELED); the pipe's byte count tells us what is still to drain.
+    /// </summary>
+    private void PostSplice(HttpSession s)
+    {
+        const uint PipeCapacity = 1 << 20;
+        if (s.PipeBytes > 0)
+        {
+            PostSpliceOut(s, (uint)s.PipeBytes, linked: false);
+            return;
+        }
+        uint len = (uint)Math.Min(s.StreamRemaining, PipeCapacity);
+        var sqe = _ring.GetSqe();
+        sqe->Opcode = IoUringOp.Splice;
+        sqe->SpliceFdIn = s.StreamFile!.Fd;
+        sqe->Addr = (ulong)s.StreamOffset;  // splice_off_in
+        sqe->Fd = s.PipeWrite;
+        sqe->Off = ulong.MaxValue;           // off_out = -1: pipes have no offset
+        sqe->Len = len;
+        sqe->OpFlags = (uint)Libc.SPLICE_F_MOVE;
+        sqe->Flags = SqeIoLink;
+        sqe->UserData = Tag(Op.SpliceIn, s.Slot);
+        s.InFlight++;
+        PostSpliceOut(s, len, linked: true);
+    }
+
+    private void PostSpliceOut(HttpSession s, uint len, bool linked)
+    {
+        var sqe = _ring.GetSqe();
+        sqe->Opcode = IoUringOp.Splice;
+        sqe->SpliceFdIn = s.PipeRead;
+        sqe->Addr = ulong.MaxValue;
+        sqe->Fd = s.Fd;
+        sqe->Off = ulong.MaxValue;
+        sqe->Len = len;
+        sqe->OpFlags = (uint)(Libc.SPLICE_F_MOVE | (linked ? 0 : 0));
+        sqe->UserData = Tag(Op.SpliceOut, s.Slot);
+        s.InFlight++;
+    }
+
+    private static bool EnsurePipe(HttpSession s)
+    {
+        if (s.PipeRead >= 0) return true;
+        int* fds = stackalloc int[2];
+        if (Libc.pipe2(fds, Libc.O_CLOEXEC) != 0) return false;
+        Libc.fcntl(fds[1], Libc.F_SETPIPE_SZ, 1 << 20);
+        s.PipeRead = fds[0];
+        s.PipeWrite = fds[1];
+        return true;
+    }
+
+    /// <summary>
+    /// Closing waits for the kernel to hand back every buffer it still references: shutdown() makes
+    /// pending operations complete, and the session is recycled when the last one has.
+    /// </summary>
+    private void BeginClose(HttpSession s)
+    {
+        if (s.Closing) return;
+        s.Closing = true;
+        if (s.InFlight > 0) Libc.shutdown(s.Fd, Libc.SHUT_RDWR);
+        MaybeRecycle(s);
+    }
+
+    private void MaybeRecycle(HttpSession s)
+    {
+        if (s.InFlight > 0) return;
+        Libc.close(s.Fd);
+        FreeSession(s);
+    }
+
+    private void ScanTimeouts()
+    {
+        foreach (var s in Sessions)
+        {
+            if (s.Fd < 0 || s.Closing) continue;
+            if (TimedOut(s) || (Draining && s.Waiting == SessionNext.Recv && s.RecvLength == 0)) BeginClose(s);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+using System.Net;
+using System.Runtime.InteropServices;
+using NetTune.IoUring;
+
+namespace NetTune.DataPlane;
+
+internal static unsafe class Platform
+{
+    private const int MaskWords = 16; // 1024 CPUs
+
+    public static IReadOnlyList<int> AllowedCpus()
+    {
+        ulong* mask = stackalloc ulong[MaskWords];
+        new Span<ulong>(mask, MaskWords).Clear();
+        if (Libc.sched_getaffinity(0, MaskWords * 8, mask) != 0)
+            throw new InvalidOperationException($"sched_getaffinity failed: errno {Libc.Errno}");
+        var cpus = new List<int>();
+        for (int i = 0; i < MaskWords * 64; i++)
+            if ((mask[i / 64] & (1UL << (i % 64))) != 0) cpus.Add(i);
+        return cpus;
+    }
+
+    /// <summary>Pins the calling thread to one CPU.</summary>
+    public static void PinCurrentThread(int cpu)
+    {
+        ulong* mask = stackalloc ulong[MaskWords];
+        new Span<ulong>(mask, MaskWords).Clear();
+        mask[cpu / 64] = 1UL << (cpu % 64);
+        if (Libc.sched_setaffinity(0, MaskWords * 8, mask) != 0)
+            throw new InvalidOperationException($"sched_setaffinity to CPU {cpu} failed: errno {Libc.Errno}");
+    }
+
+    /// <summary>
+    /// Binds the calling thread's future allocations to a NUMA node (set_mempolicy MPOL_BIND). Buffers
+    /// are allocated and first touched by the worker after this, so they land on its node.
+    /// </summary>
+    public static bool BindMemoryToNode(int node, out int errno)
+    {
+        const int MPOL_BIND = 2;
+        long sysno = RuntimeInformation.ProcessArchitecture switch
+        {
+            Architecture.X64 => 238,
+            Architecture.Arm64 => 237,
+            _ => -1,
+        };
+        errno = Libc.ENOSYS;
+        if (sysno < 0) return false;
+        ulong* nodemask = stackalloc ulong[16];
+        new Span<ulong>(nodemask, 16).Clear();
+        nodemask[node / 64] = 1UL << (node % 64);
+        long r = Libc.syscall(sysno, MPOL_BIND, (long)nodemask, 16 * 64 + 1, 0, 0, 0);
+        errno = r == 0 ? 0 : Libc.Errno;
+        return r == 0;
+    }
+
+    /// <summary>
+    /// A listening socket for one worker. SO_REUSEPORT gives every worker its own accept queue, so
+    /// no lock or thundering herd sits between the kernel and a core.
+    /// </summary>
+    public static int CreateListener(IPAddress address, int port, int incomingCpu, bool nonBlocking)
+    {
+        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+            throw new StartupException($"--address {address} is not IPv4");
+        int fd = Libc.socket(Libc.AF_INET, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC | (nonBlocking ? Libc.SOCK_NONBLOCK : 0), 0);
+        if (fd < 0) throw new StartupException($"socket() failed: errno {Libc.Errno}");
+        int one = 1;
+        Libc.setsockopt(fd, Libc.SOL_SOCKET, Libc.SO_REUSEADDR, &one, 4);
+        Libc.setsockopt(fd, Libc.SOL_SOCKET, Libc.SO_REUSEPORT, &one, 4);
+        if (incomingCpu >= 0) Libc.setsockopt(fd, Libc.SOL_SOCKET, Libc.SO_INCOMING_CPU, &incomingCpu, 4);
+        Libc.setsockopt(fd, Libc.IPPROTO_TCP, Libc.TCP_NODELAY, &one, 4);
+        var sa = new SockAddrIn
+        {
+            Family = Libc.AF_INET,
+            Port = (ushort)IPAddress.HostToNetworkOrder((short)port),
+            Address = BitConverter.ToUInt32(address.GetAddressBytes()),
+        };
+        if (Libc.bind(fd, &sa, (uint)sizeof(SockAddrIn)) != 0)
+        {
+            int e = Libc.Errno;
+            Libc.close(fd);
+            throw new StartupException(e == Libc.EADDRINUSE
+                ? $"port {port} on {address} is already in use"
+                : $"bind to {address}:{port} failed: errno {e}");
+        }
+        if (Libc.listen(fd, 4096) != 0)
+        {
+            int e = Libc.Errno;
+            Libc.close(fd);
+            throw new StartupException($"listen on {address}:{port} failed: errno {e}");
+        }
+        return fd;
+    }
+
+    public static int LocalPort(int fd)
+    {
+        SockAddrIn sa;
+        uint len = (uint)sizeof(SockAddrIn);
+        if (Libc.getsockname(fd, &sa, &len) != 0) return -1;
+        return (ushort)IPAddress.NetworkToHostOrder((short)sa.Port);
+    }
+
+    /// <summary>Whether the peer of a connected socket is 127.0.0.0/8 (where zero-copy does not pay).</summary>
+    public static bool PeerIsLoopback(int fd)
+    {
+        SockAddrIn sa;
+        uint len = (uint)sizeof(SockAddrIn);
+        if (Libc.getpeername(fd, &sa, &len) != 0 || sa.Family != Libc.AF_INET) return false;
+        return (sa.Address & 0xff) == 127;
+    }
+
+    public static void SetNoDelay(int fd)
+    {
+        int one = 1;
+        Libc.setsockopt(fd, Libc.IPPROTO_TCP, Libc.TCP_NODELAY, &one, 4);
+    }
+}
+
+public sealed class StartupException(string message) : Exception(message);

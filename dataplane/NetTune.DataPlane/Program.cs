@@ -1,0 +1,127 @@
+using System.Net;
+using System.Runtime.InteropServices;
+using NetTune.DataPlane;
+using NetTune.IoUring;
+
+namespace NetTune.DataPlane
+{
+    internal static class Server
+    {
+        public static int Main(string[] args)
+        {
+            ServerOptions options;
+            try
+            {
+                options = ServerOptions.Parse(args);
+            }
+            catch (OptionsException e)
+            {
+                (e.IsHelp ? Console.Out : Console.Error).WriteLine(e.Message);
+                return e.IsHelp ? 0 : 2;
+            }
+
+            try
+            {
+                return Run(options);
+            }
+            catch (StartupException e)
+            {
+                Console.Error.WriteLine($"dataplane: {e.Message}");
+                return 1;
+            }
+        }
+
+        private static unsafe int Run(ServerOptions options)
+        {
+            if (!Directory.Exists(options.Root)) throw new StartupException($"--root '{options.Root}' is not a directory");
+            if (!IPAddress.TryParse(options.Address, out var address)) throw new StartupException($"--address '{options.Address}' is not an IP address");
+
+            var allowed = Platform.AllowedCpus();
+            var cpus = options.Cpus.Count > 0 ? options.Cpus : allowed;
+            var outside = cpus.Where(c => !allowed.Contains(c)).ToArray();
+            if (outside.Length > 0)
+                throw new StartupException($"--cpus {string.Join(',', outside)} outside this process's allowed CPUs ({string.Join(',', allowed)})");
+
+            int rootFd;
+            var rootPath = System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(options.Root) + "\0");
+            fixed (byte* p = rootPath)
+            {
+                // O_PATH|O_DIRECTORY: a handle for openat2(RESOLVE_BENEATH), not for reading.
+                rootFd = (int)Libc.syscall(257 /* openat */, -100 /* AT_FDCWD */, (long)p, 0x200000 | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0, 0, 0);
+            }
+            if (rootFd < 0) throw new StartupException($"cannot open --root '{options.Root}': {Marshal.GetPInvokeErrorMessage(Libc.Errno)}");
+            byte dot = (byte)'.';
+            byte* dotPath = stackalloc byte[2] { dot, 0 };
+            int probe = Libc.OpenBeneath(rootFd, dotPath, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_DIRECTORY);
+            if (probe < 0) throw new StartupException($"openat2 is unavailable (errno {Libc.Errno}); Linux 5.6+ is required for safe path resolution");
+            Libc.close(probe);
+
+            var engine = ChooseEngine(options.Engine);
+
+            // Listeners are bound here, before any worker starts, so a busy port is one clear error.
+            // With --port 0 the first bind picks the port and the rest join it through SO_REUSEPORT.
+            var listeners = new List<int>();
+            int port = options.Port;
+            foreach (var cpu in cpus)
+            {
+                int fd = Platform.CreateListener(address, port, cpu, nonBlocking: engine == IoEngineKind.Epoll);
+                if (port == 0) port = Platform.LocalPort(fd);
+                listeners.Add(fd);
+            }
+
+            var workers = new List<Worker>();
+            for (int i = 0; i < cpus.Count; i++)
+            {
+                workers.Add(engine == IoEngineKind.IoUring
+                    ? new IoUringWorker(i, cpus[i], options, listeners[i], rootFd)
+                    : new EpollWorker(i, cpus[i], options, listeners[i], rootFd));
+            }
+
+            bool draining = false;
+            using var drainSignal = new ManualResetEventSlim();
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; drainSignal.Set(); });
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; drainSignal.Set(); });
+
+            foreach (var w in workers) w.Start();
+            AdminServer? admin = options.AdminPort >= 0 ? new AdminServer(options.AdminAddress, options.AdminPort, workers, () => draining) : null;
+
+            // Wait until every worker is in its loop (or has died) before announcing readiness.
+            while (!workers.All(w => w.Stats.Running || w.Stats.Finished)) Thread.Sleep(5);
+            var failed = workers.FirstOrDefault(w => w.Failure != null);
+            if (failed != null) throw new StartupException($"worker {failed.Index} failed to start: {failed.Failure!.Message}");
+
+            Console.WriteLine($"dataplane listening on {address}:{port} engine={workers[0].EngineName} workers={workers.Count} cpus={string.Join(',', cpus)}"
+                + (admin != null ? $" admin={options.AdminAddress}:{admin.Port}" : ""));
+            Console.Out.Flush();
+
+            while (!drainSignal.Wait(500))
+            {
+                if (workers.All(w => w.Stats.Finished))
+                {
+                    Console.Error.WriteLine("dataplane: all workers stopped");
+                    return 1;
+                }
+            }
+            draining = true;
+            Console.WriteLine("dataplane: SIGTERM, draining");
+            foreach (var w in workers) w.RequestDrain();
+            foreach (var w in workers) w.Join(Timeout.Infinite);
+            admin?.Dispose();
+            Console.WriteLine("dataplane: drained, exiting");
+            return workers.Any(w => w.Failure != null) ? 1 : 0;
+        }
+
+        private static IoEngineKind ChooseEngine(IoEngineKind requested)
+        {
+            if (requested == IoEngineKind.Epoll) return IoEngineKind.Epoll;
+            bool supported = Ring.IsSupported(out int errno);
+            if (requested == IoEngineKind.IoUring)
+            {
+                if (!supported) throw new StartupException($"io_uring is unavailable ({Marshal.GetPInvokeErrorMessage(errno)}); use --io-engine epoll or auto");
+                return IoEngineKind.IoUring;
+            }
+            if (!supported) Console.Error.WriteLine($"dataplane: io_uring unavailable ({Marshal.GetPInvokeErrorMessage(errno)}), using epoll");
+            return supported ? IoEngineKind.IoUring : IoEngineKind.Epoll;
+        }
+    }
+}

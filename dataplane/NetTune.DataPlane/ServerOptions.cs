@@ -1,0 +1,183 @@
+using System.Globalization;
+using NetTune.Http;
+
+namespace NetTune.DataPlane;
+
+public enum IoEngineKind { Auto, IoUring, Epoll }
+
+/// <summary>How large bodies that are not held in memory leave the process.</summary>
+public enum ZeroCopyMode
+{
+    /// <summary>read + send through a per-worker buffer (fastest over loopback, where the receiver copies anyway).</summary>
+    Off,
+    /// <summary>splice (io_uring) or sendfile (epoll) for every streamed body.</summary>
+    On,
+    /// <summary>Zero-copy only for peers that are not on loopback and bodies of at least --zero-copy-min-bytes.</summary>
+    Auto,
+}
+
+public sealed record ServerOptions
+{
+    public required string Root { get; init; }
+    public string Address { get; init; } = "0.0.0.0";
+    public int Port { get; init; } = 8080;
+    public IReadOnlyList<int> Cpus { get; init; } = [];
+    public int NumaNode { get; init; } = -1;
+    public IoEngineKind Engine { get; init; } = IoEngineKind.Auto;
+    public int AdminPort { get; init; } = -1;
+    public string AdminAddress { get; init; } = "0.0.0.0";
+    public int MaxConnectionsPerWorker { get; init; } = 16384;
+    public int HeaderTimeoutSeconds { get; init; } = 10;
+    public int KeepAliveTimeoutSeconds { get; init; } = 75;
+    public int SendTimeoutSeconds { get; init; } = 60;
+    public int DrainTimeoutSeconds { get; init; } = 25;
+    public ZeroCopyMode ZeroCopy { get; init; } = ZeroCopyMode.Auto;
+    public long ZeroCopyMinBytes { get; init; } = 1 << 20;
+    public int FileCacheValidMs { get; init; } = 1000;
+    public int FileCacheMaxEntries { get; init; } = 10000;
+    public long MemoryCacheMaxFileBytes { get; init; } = 256 * 1024;
+    public long MemoryCacheBytesPerWorker { get; init; } = 64L << 20;
+    public bool HugePages { get; init; }
+    public int StreamChunkBytes { get; init; } = 256 * 1024;
+    public HttpLimits Limits { get; init; } = HttpLimits.Default;
+
+    public const string Usage = """
+        usage: dataplane --root DIR [options]
+          --root DIR                 directory to serve (required)
+          --port N                   listen port (default 8080; 0 = ephemeral, printed at start)
+          --address IP               listen IPv4 address (default 0.0.0.0)
+          --cpus LIST                CPUs to run one worker each on, e.g. 0-1,4 (default: all allowed)
+          --numa-node N              bind worker memory to this NUMA node (default: none)
+          --io-engine auto|iouring|epoll   (default auto: io_uring when the kernel allows it)
+          --admin-port N             /metrics, /healthz, /readyz (default: off; 0 = ephemeral)
+          --admin-address IP         (default 0.0.0.0)
+          --max-connections N        per worker (default 16384)
+          --header-timeout S         seconds to receive a request head (default 10)
+          --keepalive-timeout S      idle keep-alive seconds (default 75)
+          --drain-timeout S          seconds to finish in-flight requests after SIGTERM (default 25)
+          --zero-copy off|on|auto    splice/sendfile for streamed bodies (default auto: non-loopback peers only)
+          --zero-copy-min-bytes N    smallest body sent zero-copy in auto mode (default 1048576)
+          --file-cache-valid-ms N    how long file metadata is trusted before re-checking (default 1000)
+          --memory-cache-max-file N  largest file kept in memory (default 262144; 0 disables)
+          --memory-cache-bytes N     memory cache budget per worker (default 67108864)
+          --hugepages                back buffers with 2 MiB hugepages when available
+          --max-header-bytes N       request head limit (default 16384)
+          --max-request-line N       request line limit (default 8192)
+        """;
+
+    /// <summary>Parses flags; throws <see cref="OptionsException"/> with a message fit for the user.</summary>
+    public static ServerOptions Parse(IReadOnlyList<string> args)
+    {
+        string? root = null;
+        var o = new ServerOptions { Root = "" };
+        int maxHeader = HttpLimits.Default.MaxHeaderBytes, maxLine = HttpLimits.Default.MaxRequestLineBytes;
+        for (int i = 0; i < args.Count; i++)
+        {
+            string flag = args[i];
+            string Value()
+            {
+                if (i + 1 >= args.Count) throw new OptionsException($"{flag} needs a value");
+                return args[++i];
+            }
+            switch (flag)
+            {
+                case "--root": root = Value(); break;
+                case "--port": o = o with { Port = Int(flag, Value(), 0, 65535) }; break;
+                case "--address": o = o with { Address = Value() }; break;
+                case "--cpus": o = o with { Cpus = CpuList.Parse(Value()) }; break;
+                case "--numa-node": o = o with { NumaNode = Int(flag, Value(), 0, 1023) }; break;
+                case "--io-engine":
+                    o = o with
+                    {
+                        Engine = Value() switch
+                        {
+                            "auto" => IoEngineKind.Auto,
+                            "iouring" or "io_uring" => IoEngineKind.IoUring,
+                            "epoll" => IoEngineKind.Epoll,
+                            var v => throw new OptionsException($"--io-engine must be auto, iouring or epoll, not '{v}'"),
+                        },
+                    };
+                    break;
+                case "--admin-port": o = o with { AdminPort = Int(flag, Value(), 0, 65535) }; break;
+                case "--admin-address": o = o with { AdminAddress = Value() }; break;
+                case "--max-connections": o = o with { MaxConnectionsPerWorker = Int(flag, Value(), 1, 1_000_000) }; break;
+                case "--header-timeout": o = o with { HeaderTimeoutSeconds = Int(flag, Value(), 1, 3600) }; break;
+                case "--keepalive-timeout": o = o with { KeepAliveTimeoutSeconds = Int(flag, Value(), 1, 86400) }; break;
+                case "--drain-timeout": o = o with { DrainTimeoutSeconds = Int(flag, Value(), 0, 3600) }; break;
+                case "--zero-copy":
+                    o = o with
+                    {
+                        ZeroCopy = Value() switch
+                        {
+                            "off" => ZeroCopyMode.Off,
+                            "on" => ZeroCopyMode.On,
+                            "auto" => ZeroCopyMode.Auto,
+                            var v => throw new OptionsException($"--zero-copy must be off, on or auto, not '{v}'"),
+                        },
+                    };
+                    break;
+                case "--zero-copy-min-bytes": o = o with { ZeroCopyMinBytes = Long(flag, Value(), 0) }; break;
+                case "--file-cache-valid-ms": o = o with { FileCacheValidMs = Int(flag, Value(), 0, 86_400_000) }; break;
+                case "--memory-cache-max-file": o = o with { MemoryCacheMaxFileBytes = Long(flag, Value(), 0) }; break;
+                case "--memory-cache-bytes": o = o with { MemoryCacheBytesPerWorker = Long(flag, Value(), 0) }; break;
+                case "--hugepages": o = o with { HugePages = true }; break;
+                case "--max-header-bytes": maxHeader = Int(flag, Value(), 1024, 1 << 20); break;
+                case "--max-request-line": maxLine = Int(flag, Value(), 256, 1 << 20); break;
+                case "-h" or "--help": throw new OptionsException(Usage, isHelp: true);
+                default: throw new OptionsException($"unknown option '{flag}'\n{Usage}");
+            }
+        }
+        if (root is null) throw new OptionsException($"--root is required\n{Usage}");
+        if (maxLine > maxHeader) throw new OptionsException("--max-request-line cannot exceed --max-header-bytes");
+        return o with { Root = root, Limits = new HttpLimits(maxLine, maxHeader) };
+    }
+
+    private static int Int(string flag, string v, int min, int max)
+    {
+        if (!int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n < min || n > max)
+            throw new OptionsException($"{flag} must be an integer in [{min}, {max}], not '{v}'");
+        return n;
+    }
+
+    private static long Long(string flag, string v, long min)
+    {
+        if (!long.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n < min)
+            throw new OptionsException($"{flag} must be an integer >= {min}, not '{v}'");
+        return n;
+    }
+}
+
+public sealed class OptionsException(string message, bool isHelp = false) : Exception(message)
+{
+    public bool IsHelp { get; } = isHelp;
+}
+
+public static class CpuList
+{
+    /// <summary>Parses the kernel's list format ("0-3,8,10-11"), as in /sys/devices/system/cpu/online.</summary>
+    public static IReadOnlyList<int> Parse(string text)
+    {
+        var cpus = new SortedSet<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (part.Length == 0) throw new OptionsException($"bad CPU list '{text}': empty element");
+            int dash = part.IndexOf('-');
+            if (dash < 0)
+            {
+                cpus.Add(Cpu(part, text));
+                continue;
+            }
+            int lo = Cpu(part[..dash], text), hi = Cpu(part[(dash + 1)..], text);
+            if (hi < lo) throw new OptionsException($"bad CPU list '{text}': range {part} is backwards");
+            for (int c = lo; c <= hi; c++) cpus.Add(c);
+        }
+        return cpus.ToArray();
+    }
+
+    private static int Cpu(string s, string text)
+    {
+        if (!int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out int c) || c > 4095)
+            throw new OptionsException($"bad CPU list '{text}': '{s}' is not a CPU number");
+        return c;
+    }
+}

@@ -1,0 +1,143 @@
+using System.Runtime.InteropServices;
+using NetTune.Http;
+using NetTune.IoUring;
+
+namespace NetTune.DataPlane;
+
+/// <summary>
+/// One pinned thread serving its own listener with its own engine, cache and buffers. Nothing here is
+/// shared with other workers except read-only options and the root directory fd.
+/// </summary>
+internal abstract unsafe class Worker
+{
+    public readonly int Index;
+    public readonly int Cpu;
+    public readonly ServerOptions Options;
+    public readonly WorkerStats Stats = new();
+    protected readonly int ListenFd;
+    private readonly int _rootFd;
+    private readonly Thread _thread;
+    private readonly byte[] _date = GC.AllocateArray<byte>(HttpDate.Length, pinned: true);
+    private long _dateSecond = -1;
+
+    public FileCache Files { get; private set; } = null!;
+    public BlockPool ChunkPool { get; private set; } = null!;
+    protected BlockPool SessionPool { get; private set; } = null!;
+    protected readonly List<HttpSession> Sessions = new();
+    private readonly Stack<HttpSession> _freeSessions = new();
+    public int ActiveSessions { get; private set; }
+
+    public ReadOnlySpan<byte> Date => _date;
+    public long NowMs;
+    private volatile bool _drainRequested;
+    public bool Draining { get; private set; }
+    protected long DrainDeadlineMs;
+    public Exception? Failure { get; private set; }
+    public abstract string EngineName { get; }
+
+    protected Worker(int index, int cpu, ServerOptions options, int listenFd, int rootFd)
+    {
+        Index = index;
+        Cpu = cpu;
+        Options = options;
+        ListenFd = listenFd;
+        _rootFd = rootFd;
+        _thread = new Thread(ThreadMain) { Name = $"dataplane-worker-{index}-cpu{cpu}", IsBackground = true };
+    }
+
+    public void Start() => _thread.Start();
+    public void RequestDrain() => _drainRequested = true;
+    public bool Join(int timeoutMs) => _thread.Join(timeoutMs);
+
+    private void ThreadMain()
+    {
+        try
+        {
+            if (Cpu >= 0) Platform.PinCurrentThread(Cpu);
+            if (Options.NumaNode >= 0 && !Platform.BindMemoryToNode(Options.NumaNode, out int errno))
+                Console.Error.WriteLine($"worker {Index}: set_mempolicy(node {Options.NumaNode}) failed (errno {errno}); memory stays unbound");
+            // Everything below is allocated after pinning, so it is first touched on this worker's node.
+            SessionPool = new BlockPool(HttpSession.BlockSizeFor(Options.Limits), Options.HugePages);
+            ChunkPool = new BlockPool(Options.StreamChunkBytes, Options.HugePages);
+            Files = new FileCache(_rootFd, Options.FileCacheValidMs, Options.FileCacheMaxEntries,
+                Options.MemoryCacheMaxFileBytes, Options.MemoryCacheBytesPerWorker);
+            Tick();
+            Stats.Running = true;
+            Run();
+        }
+        catch (Exception e)
+        {
+            Failure = e;
+            Console.Error.WriteLine($"worker {Index} (cpu {Cpu}) failed: {e}");
+        }
+        finally
+        {
+            Stats.Running = false;
+            Stats.Finished = true;
+            Files?.Dispose();
+        }
+    }
+
+    protected abstract void Run();
+
+    /// <summary>Once per loop: clock, Date header, heartbeat, and the drain switch.</summary>
+    protected bool Tick()
+    {
+        NowMs = Environment.TickCount64;
+        Stats.HeartbeatMs = NowMs;
+        long second = NowMs / 1000;
+        bool newSecond = second != _dateSecond;
+        if (newSecond)
+        {
+            _dateSecond = second;
+            HttpDate.Format(DateTimeOffset.UtcNow, _date);
+        }
+        if (_drainRequested && !Draining)
+        {
+            Draining = true;
+            DrainDeadlineMs = NowMs + Options.DrainTimeoutSeconds * 1000L;
+            BeginDrain();
+        }
+        return newSecond;
+    }
+
+    /// <summary>Stop accepting; idle connections are closed by the engine, busy ones after their response.</summary>
+    protected abstract void BeginDrain();
+
+    protected HttpSession? AllocateSession(int fd)
+    {
+        if (ActiveSessions >= Options.MaxConnectionsPerWorker) return null;
+        if (!_freeSessions.TryPop(out var session))
+        {
+            session = new HttpSession(Sessions.Count, SessionPool.Rent(), Options.Limits);
+            Sessions.Add(session);
+        }
+        session.Open(fd, NowMs, Platform.PeerIsLoopback(fd));
+        ActiveSessions++;
+        Stats.ActiveConnections = ActiveSessions;
+        return session;
+    }
+
+    protected void FreeSession(HttpSession session)
+    {
+        session.Reset(this);
+        _freeSessions.Push(session);
+        ActiveSessions--;
+        Stats.ActiveConnections = ActiveSessions;
+    }
+
+    /// <summary>Whether a session has overstayed its current wait (slowloris, idle keep-alive, stalled reader).</summary>
+    protected bool TimedOut(HttpSession s)
+    {
+        return s.Waiting switch
+        {
+            SessionNext.Recv when s.RecvLength > 0 => NowMs - s.HeadStartMs > Options.HeaderTimeoutSeconds * 1000L,
+            SessionNext.Recv => NowMs - s.IdleSinceMs > (Draining ? 0 : Options.KeepAliveTimeoutSeconds * 1000L),
+            _ => NowMs - s.LastProgressMs > Options.SendTimeoutSeconds * 1000L,
+        };
+    }
+
+    protected static int ErrnoOf(long result) => result < 0 ? (int)-result : 0;
+
+    protected static string Describe(int errno) => Marshal.GetPInvokeErrorMessage(errno);
+}

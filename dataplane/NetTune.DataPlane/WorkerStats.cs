@@ -1,0 +1,27 @@
+namespace NetTune.DataPlane;
+
+/// <summary>
+/// Plain counters owned and written by one worker; the metrics thread reads them racily, which is
+/// fine for monotonic 64-bit counters and keeps the hot path free of interlocked operations.
+/// </summary>
+internal sealed class WorkerStats
+{
+    public static readonly int[] TrackedStatuses = [200, 206, 304, 400, 403, 404, 405, 408, 413, 414, 416, 431, 500, 503, 505];
+    public readonly long[] RequestsByStatus = new long[TrackedStatuses.Length];
+    public long BytesCopied, BytesZeroCopy, Accepts, ActiveConnections, RejectedConnections;
+    public long EnterCalls, SubmittedSqes, ReapedCqes;
+    /// <summary>Environment.TickCount64 of the last loop iteration, for /healthz.</summary>
+    public long HeartbeatMs;
+    public volatile bool Running;
+    public volatile bool Finished;
+
+    public void CountStatus(int status)
+    {
+        int i = status switch
+        {
+            200 => 0, 206 => 1, 304 => 2, 400 => 3, 403 => 4, 404 => 5, 405 => 6, 408 => 7, 413 => 8,
+            414 => 9, 416 => 10, 431 => 11, 503 => 13, 505 => 14, _ => 12,
+        };
+        RequestsByStatus[i]++;
+    }
+}

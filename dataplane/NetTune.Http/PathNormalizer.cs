@@ -1,0 +1,73 @@
+namespace NetTune.Http;
+
+public enum PathStatus : byte
+{
+    Ok,
+    /// <summary>Malformed: bad percent-encoding, NUL, or not an origin path. Answer 400.</summary>
+    BadRequest,
+    /// <summary>A ".." segment (after decoding). Answer 403: we never resolve upwards.</summary>
+    Traversal,
+}
+
+/// <summary>
+/// Turns a request-target into a root-relative file path ("a/b.html", "" for the root). The result is
+/// only half of the defence: the server opens it with openat2(RESOLVE_BENEATH), so symlinks that leave
+/// the root are refused by the kernel, which a string check cannot see.
+/// </summary>
+public static class PathNormalizer
+{
+    /// <param name="destination">At least <paramref name="target"/>.Length bytes; decoding only shrinks.</param>
+    public static PathStatus Normalize(ReadOnlySpan<byte> target, Span<byte> destination, out int length)
+    {
+        length = 0;
+        int end = target.IndexOfAny((byte)'?', (byte)'#');
+        if (end >= 0) target = target[..end];
+        if (target.IsEmpty || target[0] != '/') return PathStatus.BadRequest;
+        if (destination.Length < target.Length) throw new ArgumentException("destination is shorter than the target", nameof(destination));
+
+        // Decode first, then split: "%2e%2e%2f" must be judged as the "../" it becomes.
+        int decoded = 0;
+        for (int i = 0; i < target.Length; i++)
+        {
+            byte b = target[i];
+            if (b == '%')
+            {
+                if (i + 2 >= target.Length) return PathStatus.BadRequest;
+                int hi = HexValue(target[i + 1]), lo = HexValue(target[i + 2]);
+                if (hi < 0 || lo < 0) return PathStatus.BadRequest;
+                b = (byte)(hi << 4 | lo);
+                i += 2;
+            }
+            if (b == 0) return PathStatus.BadRequest;
+            destination[decoded++] = b;
+        }
+
+        // Collapse in place: drop empty and "." segments, refuse "..".
+        var path = destination[..decoded];
+        int write = 0, read = 0;
+        while (read < path.Length)
+        {
+            int slash = path[read..].IndexOf((byte)'/');
+            int segEnd = slash < 0 ? path.Length : read + slash;
+            var segment = path[read..segEnd];
+            if (segment.Length == 2 && segment[0] == '.' && segment[1] == '.') return PathStatus.Traversal;
+            if (!segment.IsEmpty && !(segment.Length == 1 && segment[0] == '.'))
+            {
+                if (write > 0) path[write++] = (byte)'/';
+                segment.CopyTo(path[write..]);
+                write += segment.Length;
+            }
+            read = segEnd + 1;
+        }
+        length = write;
+        return PathStatus.Ok;
+    }
+
+    private static int HexValue(byte c) => c switch
+    {
+        >= (byte)'0' and <= (byte)'9' => c - '0',
+        >= (byte)'a' and <= (byte)'f' => c - 'a' + 10,
+        >= (byte)'A' and <= (byte)'F' => c - 'A' + 10,
+        _ => -1,
+    };
+}
