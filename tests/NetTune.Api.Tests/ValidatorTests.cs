@@ -1,0 +1,441 @@
+using k8s.Models;
+using NetTune.Api.V1Alpha1;
+using NetTune.Api.Validation;
+
+namespace NetTune.Api.Tests;
+
+public class ValidatorTests
+{
+    /// <summary>A spec that uses every section and passes; each test breaks one thing.</summary>
+    private static NetworkTuningSpec Valid() => new()
+    {
+        NodeSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["nettune.io/role"] = "web" } },
+        Priority = 10,
+        Nic = new NicSpec
+        {
+            Interfaces = new InterfaceSelector { Names = ["eth*"], Drivers = ["virtio_net"] },
+            Channels = new ChannelsSpec { Combined = 4 },
+            IrqAffinity = new IrqAffinitySpec { Policy = IrqAffinityPolicy.NumaLocalSpread, ReservedCpus = "0" },
+            Rps = new RpsSpec { Enabled = true, FlowEntries = 32768 },
+            Xps = new XpsSpec { Enabled = true },
+        },
+        Hugepages =
+        [
+            new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 512, PerNumaNode = [new NumaNodePages { NumaNode = 1, Pages = 0 }] },
+            new HugepagesSpec { Size = "1Gi", PagesPerNumaNode = 2 },
+        ],
+        Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "65535", ["net.ipv4.tcp_rmem"] = "4096 87380 16777216" },
+        Rollout = new RolloutSpec { MaxUnavailable = "40%" },
+        DataPlane = new DataPlaneSpec
+        {
+            Enabled = true,
+            Image = "nettune/dataplane:0.1.0",
+            Mode = DataPlaneMode.StaticFiles,
+            StaticFiles = new StaticFilesSpec { HostPath = "/srv/www" },
+        },
+    };
+
+    private static (string? RuleId, string Field)[] Errors(NetworkTuningSpec spec) =>
+        NetworkTuningValidator.Validate(spec).Select(e => (e.RuleId, e.Field)).ToArray();
+
+    private static ValidationError Single(NetworkTuningSpec spec) => Assert.Single(NetworkTuningValidator.Validate(spec));
+
+    [Fact]
+    public void AFullValidSpecPasses() => Assert.Empty(NetworkTuningValidator.Validate(Valid()));
+
+    [Fact]
+    public void AnEmptySpecPasses() => Assert.Empty(NetworkTuningValidator.Validate(new NetworkTuningSpec()));
+
+    // --- nic ---
+
+    [Fact]
+    public void NicWithoutInterfacesFails()
+    {
+        var spec = Valid();
+        spec.Nic!.Interfaces = null;
+        Assert.Equal([("nic-interfaces-required", "spec.nic.interfaces")], Errors(spec));
+    }
+
+    [Fact]
+    public void InterfacesWithNoNameAndNoDriverFail()
+    {
+        var spec = Valid();
+        spec.Nic!.Interfaces = new InterfaceSelector { Names = [], Drivers = null };
+        var error = Single(spec);
+        Assert.Equal(("interfaces-nonempty", "spec.nic.interfaces"), (error.RuleId, error.Field));
+        Assert.Contains("at least one name glob or driver", error.Message);
+    }
+
+    [Fact]
+    public void InterfacesByNameOnlyOrByDriverOnlyPass()
+    {
+        var byName = Valid();
+        byName.Nic!.Interfaces = new InterfaceSelector { Names = ["ens1f?"] };
+        var byDriver = Valid();
+        byDriver.Nic!.Interfaces = new InterfaceSelector { Drivers = ["mlx5_core"] };
+        Assert.Empty(Errors(byName));
+        Assert.Empty(Errors(byDriver));
+    }
+
+    [Theory]
+    [InlineData(4, 2, null)]
+    [InlineData(4, null, 2)]
+    [InlineData(4, 2, 2)]
+    public void CombinedWithRxOrTxFails(int combined, int? rx, int? tx)
+    {
+        var spec = Valid();
+        spec.Nic!.Channels = new ChannelsSpec { Combined = combined, Rx = rx, Tx = tx };
+        Assert.Equal([("channels-combined-excludes-rxtx", "spec.nic.channels")], Errors(spec));
+    }
+
+    [Theory]
+    [InlineData(4, null, null)]
+    [InlineData(null, 2, null)]
+    [InlineData(null, null, 3)]
+    public void MatchLocalCpusWithACountFails(int? combined, int? rx, int? tx)
+    {
+        var spec = Valid();
+        spec.Nic!.Channels = new ChannelsSpec { MatchLocalCpus = true, Combined = combined, Rx = rx, Tx = tx };
+        var error = Single(spec);
+        Assert.Equal(("channels-match-excludes-counts", "spec.nic.channels"), (error.RuleId, error.Field));
+        Assert.Equal("spec.nic.channels: matchLocalCpus excludes combined, rx and tx", error.ToString());
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData(false)]
+    public void ChannelsWithNothingToSetFail(bool? matchLocalCpus)
+    {
+        var spec = Valid();
+        spec.Nic!.Channels = new ChannelsSpec { MatchLocalCpus = matchLocalCpus };
+        Assert.Equal([("channels-nonempty", "spec.nic.channels")], Errors(spec));
+    }
+
+    [Theory]
+    [InlineData(8, null, null, null)]
+    [InlineData(null, 2, null, null)]
+    [InlineData(null, null, 2, null)]
+    [InlineData(null, 2, 2, false)]
+    [InlineData(null, null, null, true)]
+    public void EachAllowedChannelShapePasses(int? combined, int? rx, int? tx, bool? match)
+    {
+        var spec = Valid();
+        spec.Nic!.Channels = new ChannelsSpec { Combined = combined, Rx = rx, Tx = tx, MatchLocalCpus = match };
+        Assert.Empty(Errors(spec));
+    }
+
+    [Theory]
+    [InlineData(0, "spec.nic.channels.combined")]
+    [InlineData(4097, "spec.nic.channels.combined")]
+    public void CombinedOutOfRangeFails(int combined, string field)
+    {
+        var spec = Valid();
+        spec.Nic!.Channels = new ChannelsSpec { Combined = combined };
+        var error = Single(spec);
+        Assert.Equal((null, field), (error.RuleId, error.Field));
+        Assert.Equal($"{combined} is outside [1, 4096]", error.Message);
+    }
+
+    [Fact]
+    public void RxAndTxOutOfRangeFailEachWithItsField()
+    {
+        var spec = Valid();
+        spec.Nic!.Channels = new ChannelsSpec { Rx = 0, Tx = 5000 };
+        Assert.Equal([(null, "spec.nic.channels.rx"), (null, "spec.nic.channels.tx")], Errors(spec));
+    }
+
+    [Theory]
+    [InlineData("3-1")]
+    [InlineData("x")]
+    [InlineData("9999")]
+    public void ReservedCpusThatAreNoCpulistFail(string reserved)
+    {
+        var spec = Valid();
+        spec.Nic!.IrqAffinity!.ReservedCpus = reserved;
+        var error = Single(spec);
+        Assert.Equal((null, "spec.nic.irqAffinity.reservedCpus"), (error.RuleId, error.Field));
+        Assert.Contains($"'{reserved}'", error.Message);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("0-1,8")]
+    public void ReservedCpusThatAreACpulistPass(string reserved)
+    {
+        var spec = Valid();
+        spec.Nic!.IrqAffinity!.ReservedCpus = reserved;
+        Assert.Empty(Errors(spec));
+    }
+
+    [Theory]
+    [InlineData(-1, false)]
+    [InlineData(0, true)]
+    [InlineData(1048576, true)]
+    [InlineData(1048577, false)]
+    public void RpsFlowEntriesAreBounded(int flows, bool valid)
+    {
+        var spec = Valid();
+        spec.Nic!.Rps!.FlowEntries = flows;
+        Assert.Equal(valid ? [] : [(null, "spec.nic.rps.flowEntries")], Errors(spec));
+    }
+
+    // --- hugepages ---
+
+    [Fact]
+    public void ARepeatedHugepageSizeFails()
+    {
+        var spec = Valid();
+        spec.Hugepages!.Add(new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 1 });
+        Assert.Equal([("hugepages-unique-size", "spec.hugepages")], Errors(spec));
+    }
+
+    [Theory]
+    [InlineData("4Mi")]
+    [InlineData("2M")]
+    [InlineData("")]
+    public void AnUnknownHugepageSizeFails(string size)
+    {
+        var spec = Valid();
+        spec.Hugepages![1].Size = size;
+        var error = Single(spec);
+        Assert.Equal((null, "spec.hugepages[1].size"), (error.RuleId, error.Field));
+        Assert.Contains("2Mi or 1Gi", error.Message);
+    }
+
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(1048577)]
+    public void PagesPerNumaNodeOutOfRangeFails(int pages)
+    {
+        var spec = Valid();
+        spec.Hugepages![0].PagesPerNumaNode = pages;
+        Assert.Equal([(null, "spec.hugepages[0].pagesPerNumaNode")], Errors(spec));
+    }
+
+    [Fact]
+    public void ARepeatedNumaOverrideFails()
+    {
+        var spec = Valid();
+        spec.Hugepages![0].PerNumaNode!.Add(new NumaNodePages { NumaNode = 1, Pages = 8 });
+        Assert.Equal([("hugepages-override-unique", "spec.hugepages[0].perNumaNode")], Errors(spec));
+    }
+
+    [Fact]
+    public void OverridesOutOfRangeFailWithTheirIndex()
+    {
+        var spec = Valid();
+        spec.Hugepages![0].PerNumaNode!.Add(new NumaNodePages { NumaNode = 1024, Pages = -1 });
+        Assert.Equal(
+            [(null, "spec.hugepages[0].perNumaNode[1].numaNode"), (null, "spec.hugepages[0].perNumaNode[1].pages")],
+            Errors(spec));
+    }
+
+    [Fact]
+    public void DistinctOverridesPass()
+    {
+        var spec = Valid();
+        spec.Hugepages![0].PerNumaNode!.Add(new NumaNodePages { NumaNode = 0, Pages = 1048576 });
+        Assert.Empty(Errors(spec));
+    }
+
+    // --- sysctls ---
+
+    [Fact]
+    public void SysctlsOutsideTheAllowListFailNamingEveryRefusedKeyOnce()
+    {
+        var spec = Valid();
+        spec.Sysctls!["kernel.core_pattern"] = "|/tmp/x";
+        spec.Sysctls["fs.file-max"] = "100";
+        var error = Single(spec);
+        Assert.Equal(("sysctls-allowed", "spec.sysctls"), (error.RuleId, error.Field));
+        Assert.EndsWith("refused: fs.file-max, kernel.core_pattern", error.Message);
+        Assert.DoesNotContain("somaxconn", error.Message);
+    }
+
+    [Theory]
+    [InlineData("1\nnet.core.somaxconn=1")]
+    [InlineData("1\0")]
+    [InlineData("")]
+    [InlineData("   ")]
+    public void SysctlValuesMustBeOneNonEmptyLine(string value)
+    {
+        var spec = Valid();
+        spec.Sysctls!["net.core.somaxconn"] = value;
+        var error = Single(spec);
+        Assert.Equal((null, "spec.sysctls[net.core.somaxconn]"), (error.RuleId, error.Field));
+    }
+
+    [Fact]
+    public void SysctlValuesAreAtMost256Characters()
+    {
+        var spec = Valid();
+        spec.Sysctls!["net.core.somaxconn"] = new string('1', 256);
+        Assert.Empty(Errors(spec));
+        spec.Sysctls["net.core.somaxconn"] = new string('1', 257);
+        Assert.Equal([(null, "spec.sysctls[net.core.somaxconn]")], Errors(spec));
+    }
+
+    // --- rollout ---
+
+    public static TheoryData<IntOrString, bool> MaxUnavailableCases => new()
+    {
+        { "40%", true }, { "100%", true }, { "1%", true }, { 1, true }, { 25, true }, { "3", true },
+        { 0, false }, { "0", false }, { "0%", false }, { "101%", false }, { "abc", false }, { "-1", false },
+        { "1.5", false }, { "40 %", false }, { "", false },
+    };
+
+    [Theory]
+    [MemberData(nameof(MaxUnavailableCases))]
+    public void MaxUnavailableIsACountOrPercentageLettingANodeProceed(IntOrString maxUnavailable, bool valid)
+    {
+        var spec = Valid();
+        spec.Rollout = new RolloutSpec { MaxUnavailable = maxUnavailable };
+        Assert.Equal(valid ? [] : [(null, "spec.rollout.maxUnavailable")], Errors(spec));
+    }
+
+    [Fact]
+    public void RolloutWithoutMaxUnavailablePasses()
+    {
+        var spec = Valid();
+        spec.Rollout = new RolloutSpec { MaxUnavailable = null, DryRun = true };
+        Assert.Empty(Errors(spec));
+    }
+
+    // --- dataPlane ---
+
+    [Fact]
+    public void ADisabledDataPlaneIsNotChecked()
+    {
+        var spec = Valid();
+        spec.DataPlane = new DataPlaneSpec { Enabled = false, Image = null, Mode = DataPlaneMode.Proxy, Port = 0 };
+        Assert.Empty(Errors(spec));
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("  ")]
+    public void AnEnabledDataPlaneNeedsAnImage(string? image)
+    {
+        var spec = Valid();
+        spec.DataPlane!.Image = image;
+        Assert.Equal([("dataplane-image", "spec.dataPlane.image")], Errors(spec));
+    }
+
+    [Fact]
+    public void StaticFilesModeNeedsAHostPath()
+    {
+        var spec = Valid();
+        spec.DataPlane!.StaticFiles = null;
+        Assert.Equal([("dataplane-static-root", "spec.dataPlane.staticFiles.hostPath")], Errors(spec));
+        spec.DataPlane.StaticFiles = new StaticFilesSpec { HostPath = "" };
+        Assert.Equal([("dataplane-static-root", "spec.dataPlane.staticFiles.hostPath")], Errors(spec));
+    }
+
+    [Fact]
+    public void ProxyModeNeedsUpstreamsAndNoHostPath()
+    {
+        var spec = Valid();
+        spec.DataPlane!.Mode = DataPlaneMode.Proxy;
+        spec.DataPlane.StaticFiles = null;
+        Assert.Equal([("dataplane-proxy-upstreams", "spec.dataPlane.proxy.upstreams")], Errors(spec));
+        spec.DataPlane.Proxy = new ProxySpec { Upstreams = [] };
+        Assert.Equal([("dataplane-proxy-upstreams", "spec.dataPlane.proxy.upstreams")], Errors(spec));
+        spec.DataPlane.Proxy.Upstreams.Add("10.0.0.5:8080");
+        Assert.Empty(Errors(spec));
+    }
+
+    [Theory]
+    [InlineData(0, 9180, "spec.dataPlane.port")]
+    [InlineData(65536, 9180, "spec.dataPlane.port")]
+    [InlineData(8080, 0, "spec.dataPlane.adminPort")]
+    [InlineData(8080, 70000, "spec.dataPlane.adminPort")]
+    public void PortsOutOfRangeFail(int port, int adminPort, string field)
+    {
+        var spec = Valid();
+        spec.DataPlane!.Port = port;
+        spec.DataPlane.AdminPort = adminPort;
+        Assert.Equal([(null, field)], Errors(spec));
+    }
+
+    [Fact]
+    public void AdminPortMustDifferFromPort()
+    {
+        var spec = Valid();
+        spec.DataPlane!.AdminPort = spec.DataPlane.Port;
+        var error = Single(spec);
+        Assert.Equal((null, "spec.dataPlane.adminPort"), (error.RuleId, error.Field));
+        Assert.Contains("differ", error.Message);
+    }
+
+    // --- all together ---
+
+    [Fact]
+    public void EveryProblemIsReportedAtOnce()
+    {
+        var spec = Valid();
+        spec.Nic!.Channels = new ChannelsSpec { Combined = 2, Rx = 2 };
+        spec.Hugepages![1].Size = "2Mi";
+        spec.Sysctls!["kernel.panic"] = "1";
+        spec.Rollout = new RolloutSpec { MaxUnavailable = "0%" };
+        spec.DataPlane!.Image = null;
+        Assert.Equal(
+        [
+            ("channels-combined-excludes-rxtx", "spec.nic.channels"),
+            ("hugepages-unique-size", "spec.hugepages"),
+            ("sysctls-allowed", "spec.sysctls"),
+            (null, "spec.rollout.maxUnavailable"),
+            ("dataplane-image", "spec.dataPlane.image"),
+        ], Errors(spec));
+    }
+
+    [Fact]
+    public void EveryRuleIdTheValidatorReportsIsAKnownRule()
+    {
+        // Drive each rule once and collect what it reports; an id outside RuleIds would be a typo in the validator.
+        var broken = new List<NetworkTuningSpec>();
+        var s1 = Valid(); s1.Nic!.Interfaces = null; broken.Add(s1);
+        var s2 = Valid(); s2.Nic!.Interfaces = new InterfaceSelector(); broken.Add(s2);
+        var s3 = Valid(); s3.Nic!.Channels = new ChannelsSpec { Combined = 1, Tx = 1 }; broken.Add(s3);
+        var s4 = Valid(); s4.Nic!.Channels = new ChannelsSpec { MatchLocalCpus = true, Rx = 1 }; broken.Add(s4);
+        var s5 = Valid(); s5.Nic!.Channels = new ChannelsSpec(); broken.Add(s5);
+        var s6 = Valid(); s6.Hugepages![1].Size = "2Mi"; broken.Add(s6);
+        var s7 = Valid(); s7.Hugepages![0].PerNumaNode!.Add(new NumaNodePages { NumaNode = 1 }); broken.Add(s7);
+        var s8 = Valid(); s8.Sysctls!["kernel.x"] = "1"; broken.Add(s8);
+        var s9 = Valid(); s9.DataPlane!.Image = ""; broken.Add(s9);
+        var s10 = Valid(); s10.DataPlane!.StaticFiles = null; broken.Add(s10);
+        var s11 = Valid(); s11.DataPlane!.Mode = DataPlaneMode.Proxy; broken.Add(s11);
+        var reported = broken.SelectMany(NetworkTuningValidator.Validate).Select(e => e.RuleId).OfType<string>().ToHashSet();
+        Assert.Equal(NetworkTuningValidator.RuleIds.Order(StringComparer.Ordinal), reported.Order(StringComparer.Ordinal));
+    }
+
+    // --- NodeState ---
+
+    [Fact]
+    public void NodeStateSpecsGetTheNicHugepagesAndSysctlChecks()
+    {
+        var spec = new NodeStateSpec
+        {
+            NodeName = "node-1",
+            Nic = new NicSpec { Interfaces = new InterfaceSelector { Names = ["eth0"] }, Channels = new ChannelsSpec { Combined = 2, Tx = 2 } },
+            Hugepages = [new HugepagesSpec { Size = "1Gi", PagesPerNumaNode = 1 }, new HugepagesSpec { Size = "1Gi", PagesPerNumaNode = 2 }],
+            Sysctls = new Dictionary<string, string> { ["vm.overcommit_memory"] = "1" },
+        };
+        Assert.Equal(
+            [("channels-combined-excludes-rxtx", "spec.nic.channels"), ("hugepages-unique-size", "spec.hugepages"), ("sysctls-allowed", "spec.sysctls")],
+            NetworkTuningValidator.Validate(spec).Select(e => (e.RuleId, e.Field)));
+    }
+
+    [Fact]
+    public void AValidNodeStateSpecPasses()
+    {
+        var spec = new NodeStateSpec
+        {
+            NodeName = "node-1",
+            Nic = new NicSpec { Interfaces = new InterfaceSelector { Drivers = ["veth"] }, Channels = new ChannelsSpec { Rx = 2, Tx = 2 } },
+            Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 64 }],
+            Sysctls = new Dictionary<string, string> { ["net.core.busy_poll"] = "50" },
+        };
+        Assert.Empty(NetworkTuningValidator.Validate(spec));
+    }
+}
