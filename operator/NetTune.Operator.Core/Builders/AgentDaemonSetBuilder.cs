@@ -1,0 +1,142 @@
+using k8s.Models;
+using NetTune.Api;
+using NetTune.Api.V1Alpha1;
+using NetTune.Operator.Core.Selection;
+
+namespace NetTune.Operator.Core.Builders;
+
+public sealed record AgentOptions(string Namespace, string Image, string JournalHostPath = "/var/lib/nettune", int MetricsPort = 9101);
+
+/// <summary>
+/// The node agent DaemonSet, shared by every NetworkTuning (one agent per node, whatever the number of tunings): it
+/// runs on the nodes any live tuning selects, and every tuning owns it, so the garbage collector removes it with the
+/// last one.
+/// </summary>
+public static class AgentDaemonSetBuilder
+{
+    public static V1DaemonSet Build(AgentOptions options, IReadOnlyList<NetworkTuning> tunings)
+    {
+        var labels = new Dictionary<string, string>
+        {
+            [Names.AppName] = Names.AgentApp,
+            [Names.ManagedBy] = Names.ManagedByValue,
+        };
+        var selectorLabels = new Dictionary<string, string> { [Names.AppName] = Names.AgentApp };
+        var ordered = tunings.OrderBy(t => t.Metadata.Name, StringComparer.Ordinal).ToList();
+
+        // The union of the tunings' selectors: node affinity terms are ORed. A tuning that selects every node makes
+        // the affinity moot.
+        V1Affinity? affinity = null;
+        var terms = ordered.Select(t => LabelSelectorMatcher.ToNodeSelectorTerm(t.Spec.NodeSelector)).ToList();
+        if (terms.Count > 0 && terms.All(t => t is not null))
+            affinity = new V1Affinity
+            {
+                NodeAffinity = new V1NodeAffinity
+                {
+                    RequiredDuringSchedulingIgnoredDuringExecution = new V1NodeSelector { NodeSelectorTerms = terms.Select(t => t!).ToList() },
+                },
+            };
+
+        var container = new V1Container
+        {
+            Name = "agent",
+            Image = options.Image,
+            ImagePullPolicy = "IfNotPresent",
+            // The agent reads NODE_NAME; the journal folder and metrics port go by flags it shares with its issue.
+            Args = ["--host-root", "/host", "--journal-dir", "/var/lib/nettune", "--metrics-port", options.MetricsPort.ToString()],
+            Env =
+            [
+                new V1EnvVar { Name = "NODE_NAME", ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "spec.nodeName" } } },
+            ],
+            SecurityContext = new V1SecurityContext { Privileged = true },
+            Resources = new V1ResourceRequirements
+            {
+                Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("20m"), ["memory"] = new("64Mi") },
+                Limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("500m"), ["memory"] = new("256Mi") },
+            },
+            VolumeMounts =
+            [
+                new V1VolumeMount { Name = "host-sys", MountPath = "/host/sys" },
+                new V1VolumeMount { Name = "host-proc", MountPath = "/host/proc" },
+                new V1VolumeMount { Name = "journal", MountPath = "/var/lib/nettune" },
+            ],
+            Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MetricsPort }],
+            LivenessProbe = new V1Probe
+            {
+                HttpGet = new V1HTTPGetAction { Path = "/healthz", Port = options.MetricsPort },
+                PeriodSeconds = 20,
+                FailureThreshold = 3,
+            },
+        };
+
+        var template = new V1PodTemplateSpec
+        {
+            Metadata = new V1ObjectMeta { Labels = labels },
+            Spec = new V1PodSpec
+            {
+                ServiceAccountName = Names.AgentServiceAccount,
+                HostNetwork = true,
+                DnsPolicy = "ClusterFirstWithHostNet",
+                Affinity = affinity,
+                // The agent must reach every node it is asked to tune, tainted or not.
+                Tolerations = [new V1Toleration { OperatorProperty = "Exists" }],
+                TerminationGracePeriodSeconds = 30,
+                Containers = [container],
+                Volumes =
+                [
+                    new V1Volume { Name = "host-sys", HostPath = new V1HostPathVolumeSource { Path = "/sys", Type = "Directory" } },
+                    new V1Volume { Name = "host-proc", HostPath = new V1HostPathVolumeSource { Path = "/proc", Type = "Directory" } },
+                    new V1Volume { Name = "journal", HostPath = new V1HostPathVolumeSource { Path = options.JournalHostPath, Type = "DirectoryOrCreate" } },
+                ],
+            },
+        };
+
+        var daemonSet = new V1DaemonSet
+        {
+            ApiVersion = "apps/v1",
+            Kind = "DaemonSet",
+            Metadata = new V1ObjectMeta
+            {
+                Name = Names.AgentDaemonSet,
+                NamespaceProperty = options.Namespace,
+                Labels = labels,
+                OwnerReferences = ordered.Select(t => OwnerReference(t, controller: false)).ToList(),
+            },
+            Spec = new V1DaemonSetSpec
+            {
+                Selector = new V1LabelSelector { MatchLabels = selectorLabels },
+                Template = template,
+                UpdateStrategy = new V1DaemonSetUpdateStrategy
+                {
+                    Type = "RollingUpdate",
+                    RollingUpdate = new V1RollingUpdateDaemonSet { MaxUnavailable = "10%" },
+                },
+            },
+        };
+        daemonSet.Metadata.Annotations = new Dictionary<string, string> { [Names.SpecHashAnnotation] = Names.Hash(daemonSet.Spec) };
+        return daemonSet;
+    }
+
+    public static V1ServiceAccount BuildServiceAccount(AgentOptions options, IReadOnlyList<NetworkTuning> tunings) => new()
+    {
+        ApiVersion = "v1",
+        Kind = "ServiceAccount",
+        Metadata = new V1ObjectMeta
+        {
+            Name = Names.AgentServiceAccount,
+            NamespaceProperty = options.Namespace,
+            Labels = new Dictionary<string, string> { [Names.AppName] = Names.AgentApp, [Names.ManagedBy] = Names.ManagedByValue },
+            OwnerReferences = tunings.OrderBy(t => t.Metadata.Name, StringComparer.Ordinal).Select(t => OwnerReference(t, controller: false)).ToList(),
+        },
+    };
+
+    public static V1OwnerReference OwnerReference(NetworkTuning tuning, bool controller) => new()
+    {
+        ApiVersion = ApiGroup.GroupVersion,
+        Kind = NetworkTuning.KindName,
+        Name = tuning.Metadata.Name,
+        Uid = tuning.Metadata.Uid,
+        Controller = controller,
+        BlockOwnerDeletion = controller,
+    };
+}

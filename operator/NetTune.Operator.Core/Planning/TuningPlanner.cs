@@ -1,0 +1,415 @@
+using k8s.Models;
+using NetTune.Api.Validation;
+using NetTune.Api.V1Alpha1;
+using NetTune.Operator.Core.Builders;
+using NetTune.Operator.Core.Merge;
+using NetTune.Operator.Core.Rollout;
+using NetTune.Operator.Core.Selection;
+using NetTune.Operator.Core.Status;
+
+namespace NetTune.Operator.Core.Planning;
+
+/// <param name="RevertTimeout">How long a deleted NetworkTuning waits for its nodes to report Reverted.</param>
+public sealed record PlannerSettings(DataPlaneOptions DataPlane, TimeSpan RevertTimeout);
+
+/// <summary>What the reconciler reads from its caches for one NetworkTuning.</summary>
+/// <param name="Tunings">Every NetworkTuning, the reconciled one included.</param>
+/// <param name="NodeStates">NodeStates by node name.</param>
+/// <param name="Pods">The data-plane pods of the reconciled tuning.</param>
+public sealed record ClusterSnapshot(
+    IReadOnlyList<NetworkTuning> Tunings,
+    IReadOnlyList<V1Node> Nodes,
+    IReadOnlyDictionary<string, NetworkTuningNodeState> NodeStates,
+    IReadOnlyList<V1Pod> Pods);
+
+/// <param name="Existing">The NodeState as read, for its resourceVersion; null to create one.</param>
+/// <param name="RevertedFor">The deleted NetworkTuning this write takes off the node, recorded on the NodeState so the delete can wait for the node's answer.</param>
+public sealed record NodeStateWrite(string Node, NodeStateSpec Spec, NetworkTuningNodeState? Existing, string? RevertedFor = null);
+
+public sealed record PlannedEvent(string Type, string Reason, string Message)
+{
+    public static PlannedEvent Normal(string reason, string message) => new("Normal", reason, message);
+    public static PlannedEvent Warning(string reason, string message) => new("Warning", reason, message);
+}
+
+/// <summary>Everything the reconciler should do for one NetworkTuning, in order: finalizer, NodeStates, pods, status.</summary>
+public sealed record TuningPlan
+{
+    public bool AddFinalizer { get; init; }
+    public bool RemoveFinalizer { get; init; }
+    public IReadOnlyList<NodeStateWrite> NodeStateWrites { get; init; } = [];
+    public IReadOnlyList<string> NodeStateDeletes { get; init; } = [];
+    public IReadOnlyList<V1Pod> PodCreates { get; init; } = [];
+    public IReadOnlyList<V1Pod> PodDeletes { get; init; } = [];
+    public NetworkTuningStatus? Status { get; init; }
+    public IReadOnlyList<PlannedEvent> Events { get; init; } = [];
+    public RolloutPlan? Rollout { get; init; }
+    public TimeSpan? RequeueAfter { get; init; }
+}
+
+/// <summary>
+/// The reconcile decision for one NetworkTuning, as a pure function of what the caches hold and the time: no I/O.
+/// </summary>
+public static class TuningPlanner
+{
+    public static TuningPlan Plan(NetworkTuning tuning, ClusterSnapshot snapshot, PlannerSettings settings, DateTime now)
+    {
+        if (tuning.Metadata.DeletionTimestamp is not null)
+            return PlanDeletion(tuning, snapshot, now, settings);
+
+        var name = tuning.Metadata.Name;
+        var generation = tuning.Metadata.Generation ?? 0;
+        var previous = tuning.Status;
+        var addFinalizer = !(tuning.Metadata.Finalizers?.Contains(Names.Finalizer) ?? false);
+        var nodesByName = snapshot.Nodes.ToDictionary(n => n.Metadata.Name, StringComparer.Ordinal);
+
+        var errors = Validate(tuning);
+        if (errors.Count > 0)
+        {
+            // The nodes keep what they had: an invalid spec is never rolled out, nor is the old one taken away.
+            var message = string.Join("; ", errors);
+            var invalid = new ConditionList(previous?.Conditions, generation, now)
+                .Set(ConditionTypes.Ready, ConditionStatus.False, ConditionReasons.InvalidSpec, message)
+                .Set(ConditionTypes.Progressing, ConditionStatus.False, ConditionReasons.InvalidSpec, "the spec is invalid; nothing is rolled out")
+                .Set(ConditionTypes.Degraded, ConditionStatus.True, ConditionReasons.InvalidSpec, message)
+                .Set(ConditionTypes.Conflict, ConditionStatus.False, ConditionReasons.NoConflict, "");
+            var events = ConditionBecame(previous, ConditionTypes.Degraded, ConditionReasons.InvalidSpec)
+                ? new[] { PlannedEvent.Warning(ConditionReasons.InvalidSpec, message) } : [];
+            return new TuningPlan
+            {
+                AddFinalizer = addFinalizer,
+                Status = new NetworkTuningStatus
+                {
+                    ObservedGeneration = generation,
+                    Conditions = invalid.ToList(),
+                    MatchedNodes = previous?.MatchedNodes ?? 0,
+                    AppliedNodes = previous?.AppliedNodes ?? 0,
+                    FailedNodes = previous?.FailedNodes ?? 0,
+                    PendingNodes = previous?.PendingNodes ?? 0,
+                },
+                Events = events,
+            };
+        }
+
+        var live = snapshot.Tunings.Where(t => t.Metadata.DeletionTimestamp is null).ToList();
+        var matched = snapshot.Nodes.Where(n => LabelSelectorMatcher.Matches(tuning.Spec.NodeSelector, n.Metadata.Labels))
+            .Select(n => n.Metadata.Name).Order(StringComparer.Ordinal).ToList();
+        var matchedSet = matched.ToHashSet(StringComparer.Ordinal);
+        var rollout = RolloutPlanner.Plan(name, generation, tuning.Spec.Rollout, matched, snapshot.NodeStates);
+
+        var writes = new List<NodeStateWrite>();
+        var deletes = new List<string>();
+        var podDeletes = new List<V1Pod>();
+        var podCreates = new List<V1Pod>();
+
+        foreach (var node in rollout.Admit)
+        {
+            snapshot.NodeStates.TryGetValue(node, out var existing);
+            var merged = NodeSpecMerger.Merge(node, Contributions(nodesByName[node], existing, live, admitted: name), existing?.Spec);
+            if (!NodeSpecMerger.SameSpec(merged.Spec, existing?.Spec)) writes.Add(new NodeStateWrite(node, merged.Spec, existing));
+        }
+
+        // Nodes that left the selector (or whose Node is gone) lose this tuning; its pods go first.
+        var podsByNode = snapshot.Pods.GroupBy(p => p.Spec?.NodeName ?? "").ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var leaving = new List<string>();
+        foreach (var (node, state) in snapshot.NodeStates.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            if (matchedSet.Contains(node) || state.Spec.Sources?.Any(s => s.Name == name) != true) continue;
+            if (!nodesByName.TryGetValue(node, out var nodeObject))
+            {
+                deletes.Add(node);
+                continue;
+            }
+            leaving.Add(node);
+            if (podsByNode.TryGetValue(node, out var pods) && pods.Count > 0) continue; // write once the pods are gone
+            var merged = NodeSpecMerger.Merge(node, Contributions(nodeObject, state, live, admitted: null), state.Spec);
+            if (!NodeSpecMerger.SameSpec(merged.Spec, state.Spec)) writes.Add(new NodeStateWrite(node, merged.Spec, state));
+        }
+
+        PlanDataPlane(tuning, rollout, matchedSet, snapshot, settings, podCreates, podDeletes);
+
+        var conflicts = ConflictDetector.Find(tuning, live, snapshot.Nodes);
+        var status = BuildStatus(tuning, rollout, conflicts, leaving, snapshot, now);
+        var plannedEvents = Events(tuning, previous, status, rollout);
+        return new TuningPlan
+        {
+            AddFinalizer = addFinalizer,
+            NodeStateWrites = writes,
+            NodeStateDeletes = deletes,
+            PodCreates = podCreates,
+            PodDeletes = podDeletes,
+            Status = status,
+            Events = plannedEvents,
+            Rollout = rollout,
+        };
+    }
+
+    public static IReadOnlyList<string> Validate(NetworkTuning tuning)
+    {
+        var errors = NetworkTuningValidator.Validate(tuning.Spec).Select(e => e.ToString()).ToList();
+        errors.AddRange(LabelSelectorMatcher.Validate(tuning.Spec.NodeSelector, "spec.nodeSelector"));
+        return errors;
+    }
+
+    /// <summary>
+    /// The contributions to one node: the admitted tuning with its current spec, every other live tuning that selects
+    /// the node with what the node already has from it.
+    /// </summary>
+    public static List<Contribution> Contributions(V1Node node, NetworkTuningNodeState? existing, IEnumerable<NetworkTuning> live, string? admitted)
+    {
+        var list = new List<Contribution>();
+        foreach (var t in live)
+        {
+            if (!LabelSelectorMatcher.Matches(t.Spec.NodeSelector, node.Metadata.Labels)) continue;
+            if (t.Metadata.Name == admitted) list.Add(Contribution.Current(t));
+            else if (Contribution.Frozen(existing?.Spec, t.Metadata.Name, t.Spec.Rollout?.DryRun == true) is { } frozen) list.Add(frozen);
+        }
+        return list;
+    }
+
+    private static void PlanDataPlane(NetworkTuning tuning, RolloutPlan rollout, HashSet<string> matched, ClusterSnapshot snapshot,
+        PlannerSettings settings, List<V1Pod> creates, List<V1Pod> deletes)
+    {
+        var enabled = tuning.Spec.DataPlane?.Enabled == true && tuning.Spec.Rollout?.DryRun != true;
+        var podsByNode = snapshot.Pods.GroupBy(p => p.Spec?.NodeName ?? "").ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        foreach (var pod in snapshot.Pods)
+        {
+            if (pod.Metadata.DeletionTimestamp is not null) continue;
+            if (!enabled || !matched.Contains(pod.Spec?.NodeName ?? "")) deletes.Add(pod);
+        }
+        if (!enabled) return;
+
+        var replacements = new List<(string Node, List<V1Pod> Outdated)>();
+        var unavailable = 0;
+        foreach (var node in rollout.Nodes.Where(n => n.Progress == NodeProgress.Applied))
+        {
+            // Nodes still applying keep their pods as they are until they report Applied.
+            snapshot.NodeStates.TryGetValue(node.Node, out var state);
+            var desired = DataPlanePodBuilder.Build(tuning, node.Node, state?.Status?.Topology, settings.DataPlane);
+            var existing = podsByNode.TryGetValue(node.Node, out var onNode) ? onNode : [];
+            var desiredNames = desired.Select(p => p.Metadata.Name).ToHashSet(StringComparer.Ordinal);
+            deletes.AddRange(existing.Where(p => p.Metadata.DeletionTimestamp is null && !desiredNames.Contains(p.Metadata.Name)));
+            var outdated = new List<V1Pod>();
+            var busy = false;
+            foreach (var want in desired)
+            {
+                var have = existing.FirstOrDefault(p => p.Metadata.Name == want.Metadata.Name);
+                if (have is null)
+                {
+                    creates.Add(want);
+                    busy = true;
+                }
+                else if (have.Metadata.DeletionTimestamp is not null || NotReady(have)) busy = true;
+                else if (Names.Annotation(have.Metadata, Names.SpecHashAnnotation) != want.Metadata.Annotations![Names.SpecHashAnnotation])
+                    outdated.Add(have);
+            }
+            if (busy) unavailable++;
+            else if (outdated.Count > 0) replacements.Add((node.Node, outdated));
+        }
+        // A changed pod spec replaces pods node by node, at most maxUnavailable nodes at a time. The new pod has the
+        // same name, so it is created once the old one is gone.
+        foreach (var (_, outdated) in replacements.Take(Math.Max(0, rollout.MaxUnavailable - unavailable)))
+            deletes.AddRange(outdated);
+    }
+
+    /// <summary>True when a kubelet reported the pod not ready. A pod no kubelet has reported on does not hold a rollout.</summary>
+    private static bool NotReady(V1Pod pod) =>
+        pod.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready") is { } ready && ready.Status != "True";
+
+    private static NetworkTuningStatus BuildStatus(NetworkTuning tuning, RolloutPlan rollout, IReadOnlyList<TuningConflict> conflicts,
+        IReadOnlyList<string> leaving, ClusterSnapshot snapshot, DateTime now)
+    {
+        var generation = tuning.Metadata.Generation ?? 0;
+        var conditions = new ConditionList(tuning.Status?.Conditions, generation, now);
+        var total = rollout.Nodes.Count;
+        var progress = $"{rollout.Applied} of {total} nodes applied generation {generation}";
+        if (total == 0)
+        {
+            conditions.Set(ConditionTypes.Ready, ConditionStatus.True, ConditionReasons.NoMatchingNodes, "the node selector matches no node")
+                .Set(ConditionTypes.Progressing, ConditionStatus.False, ConditionReasons.NoMatchingNodes, "nothing to roll out");
+        }
+        else if (rollout.Complete)
+        {
+            conditions.Set(ConditionTypes.Ready, ConditionStatus.True, ConditionReasons.RolloutComplete, progress)
+                .Set(ConditionTypes.Progressing, ConditionStatus.False, ConditionReasons.RolloutComplete, progress);
+        }
+        else if (rollout.Paused)
+        {
+            var message = $"rollout paused: node {rollout.FailedNode!.Node} failed: {rollout.FailedNode.Message}; {progress}";
+            conditions.Set(ConditionTypes.Ready, ConditionStatus.False, ConditionReasons.RolloutPaused, message)
+                .Set(ConditionTypes.Progressing, ConditionStatus.False, ConditionReasons.RolloutPaused, message);
+        }
+        else
+        {
+            var message = $"{progress}; at most {rollout.MaxUnavailable} at a time";
+            conditions.Set(ConditionTypes.Ready, ConditionStatus.False, ConditionReasons.RolloutInProgress, message)
+                .Set(ConditionTypes.Progressing, ConditionStatus.True, ConditionReasons.RolloutInProgress, message);
+        }
+
+        if (rollout.FailedNode is { } failed)
+        {
+            var failedNodes = rollout.Nodes.Where(n => n.Progress == NodeProgress.Failed).Select(n => n.Node).ToList();
+            conditions.Set(ConditionTypes.Degraded, ConditionStatus.True, rollout.Paused ? ConditionReasons.RolloutPaused : ConditionReasons.NodeFailed,
+                $"node {failed.Node} failed: {failed.Message}" + (failedNodes.Count > 1 ? $" (failed nodes: {string.Join(", ", failedNodes)})" : ""));
+        }
+        else
+        {
+            conditions.Set(ConditionTypes.Degraded, ConditionStatus.False, ConditionReasons.AsExpected, "");
+        }
+
+        if (conflicts.Count > 0)
+        {
+            var text = string.Join("; ", conflicts.GroupBy(c => c.Other)
+                .Select(g => $"NetworkTuning {g.Key} (same priority {tuning.Spec.Priority}) sets {string.Join(", ", g.Select(c => c.Knob))} differently"));
+            conditions.Set(ConditionTypes.Conflict, ConditionStatus.True, ConditionReasons.KnobConflict,
+                text + "; the nodes keep the values they had for those knobs");
+        }
+        else
+        {
+            conditions.Set(ConditionTypes.Conflict, ConditionStatus.False, ConditionReasons.NoConflict, "");
+        }
+
+        var reverting = leaving.Where(n => snapshot.NodeStates.TryGetValue(n, out var s) && s.Spec.Revert && AgentProgress.Of(s).State != AgentState.Reverted)
+            .ToList();
+        return new NetworkTuningStatus
+        {
+            ObservedGeneration = generation,
+            Conditions = conditions.ToList(),
+            MatchedNodes = total,
+            AppliedNodes = rollout.Applied,
+            FailedNodes = rollout.Failed,
+            PendingNodes = rollout.Pending,
+            RevertingNodes = reverting.Count == 0 ? null : reverting,
+        };
+    }
+
+    private static List<PlannedEvent> Events(NetworkTuning tuning, NetworkTuningStatus? previous, NetworkTuningStatus status, RolloutPlan rollout)
+    {
+        var generation = tuning.Metadata.Generation ?? 0;
+        var events = new List<PlannedEvent>();
+        if (previous?.ObservedGeneration != generation && rollout.Nodes.Count > 0 && !rollout.Complete)
+            events.Add(PlannedEvent.Normal(OperatorReasons.RolloutStarted,
+                $"rolling out generation {generation} to {rollout.Nodes.Count} nodes, at most {rollout.MaxUnavailable} at a time"));
+        var batch = rollout.Admit.Where(n => rollout.Nodes.Any(r => r.Node == n)).ToList();
+        if (batch.Count > 0)
+            events.Add(PlannedEvent.Normal(OperatorReasons.BatchStarted,
+                $"generation {generation} goes to {batch.Count} nodes: {Abbreviate(batch)} ({rollout.Applied} of {rollout.Nodes.Count} applied)"));
+        if (ConditionBecame(previous, ConditionTypes.Progressing, ConditionReasons.RolloutPaused, status))
+            events.Add(PlannedEvent.Warning(ConditionReasons.RolloutPaused, ConditionList.Find(status.Conditions, ConditionTypes.Progressing)!.Message));
+        if (ConditionBecame(previous, ConditionTypes.Ready, ConditionReasons.RolloutComplete, status))
+            events.Add(PlannedEvent.Normal(ConditionReasons.RolloutComplete, $"all {rollout.Nodes.Count} nodes applied generation {generation}"));
+        if (ConditionBecame(previous, ConditionTypes.Conflict, ConditionReasons.KnobConflict, status))
+            events.Add(PlannedEvent.Warning(ConditionReasons.KnobConflict, ConditionList.Find(status.Conditions, ConditionTypes.Conflict)!.Message));
+        return events;
+    }
+
+    /// <summary>True when the condition has the reason now (in <paramref name="now"/>, or when null, in any new status) and did not before.</summary>
+    private static bool ConditionBecame(NetworkTuningStatus? previous, string type, string reason, NetworkTuningStatus? now = null)
+    {
+        var before = ConditionList.Find(previous?.Conditions, type);
+        if (before?.Reason == reason) return false;
+        return now is null || ConditionList.Find(now.Conditions, type)?.Reason == reason;
+    }
+
+    private static string Abbreviate(IReadOnlyList<string> nodes) =>
+        nodes.Count <= 10 ? string.Join(", ", nodes) : string.Join(", ", nodes.Take(10)) + $" and {nodes.Count - 10} more";
+
+    private static TuningPlan PlanDeletion(NetworkTuning tuning, ClusterSnapshot snapshot, DateTime now, PlannerSettings settings)
+    {
+        if (!(tuning.Metadata.Finalizers?.Contains(Names.Finalizer) ?? false)) return new TuningPlan();
+        var name = tuning.Metadata.Name;
+        var generation = tuning.Metadata.Generation ?? 0;
+        var live = snapshot.Tunings.Where(t => t.Metadata.DeletionTimestamp is null && t.Metadata.Name != name).ToList();
+        var nodesByName = snapshot.Nodes.ToDictionary(n => n.Metadata.Name, StringComparer.Ordinal);
+        var podsByNode = snapshot.Pods.GroupBy(p => p.Spec?.NodeName ?? "").ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+
+        var writes = new List<NodeStateWrite>();
+        var deletes = new List<string>();
+        var podDeletes = snapshot.Pods.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+        var waiting = new List<string>();
+        foreach (var (node, state) in snapshot.NodeStates.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            var hasTuning = state.Spec.Sources?.Any(s => s.Name == name) == true;
+            if (!nodesByName.TryGetValue(node, out var nodeObject))
+            {
+                if (hasTuning) deletes.Add(node); // the node is gone: nothing to revert there
+                continue;
+            }
+            if (hasTuning)
+            {
+                waiting.Add(node);
+                if (podsByNode.TryGetValue(node, out var pods) && pods.Count > 0) continue; // pods go before the revert
+                var merged = NodeSpecMerger.Merge(node, Contributions(nodeObject, state, live, admitted: null), state.Spec);
+                writes.Add(new NodeStateWrite(node, merged.Spec, state, RevertedFor: name));
+                continue;
+            }
+            // Written without this tuning: done once the agent confirms (Reverted, or Applied for the tunings that remain).
+            if (!WasOurs(state, name)) continue;
+            var report = AgentProgress.Of(state);
+            if (report.State is not (AgentState.Reverted or AgentState.Applied or AgentState.Planned)) waiting.Add(node);
+        }
+        // Pods on nodes without a NodeState still go; they need no revert.
+        waiting.AddRange(podsByNode.Keys.Where(n => !waiting.Contains(n) && !snapshot.NodeStates.ContainsKey(n) && podsByNode[n].Count > 0));
+        waiting.Sort(StringComparer.Ordinal);
+
+        var conditions = new ConditionList(tuning.Status?.Conditions, generation, now);
+        if (waiting.Count == 0 && writes.Count == 0)
+        {
+            return new TuningPlan
+            {
+                RemoveFinalizer = true,
+                NodeStateDeletes = deletes,
+                Events = [PlannedEvent.Normal(ConditionReasons.Reverted, "every node reverted or is gone; the finalizer is removed")],
+            };
+        }
+        var deadline = tuning.Metadata.DeletionTimestamp!.Value + settings.RevertTimeout;
+        if (now >= deadline)
+        {
+            var message = $"no Reverted report after {settings.RevertTimeout.TotalSeconds:0}s from: {Abbreviate(waiting)}; giving up on them";
+            conditions.Set(ConditionTypes.Ready, ConditionStatus.False, OperatorReasons.RevertTimedOut, message)
+                .Set(ConditionTypes.Progressing, ConditionStatus.False, OperatorReasons.RevertTimedOut, message)
+                .Set(ConditionTypes.Degraded, ConditionStatus.True, OperatorReasons.RevertTimedOut, message);
+            return new TuningPlan
+            {
+                RemoveFinalizer = true,
+                NodeStateWrites = writes,
+                NodeStateDeletes = deletes,
+                PodDeletes = podDeletes,
+                Status = DeletionStatus(tuning, conditions, waiting),
+                Events = [PlannedEvent.Warning(OperatorReasons.RevertTimedOut, message)],
+            };
+        }
+        var progress = $"reverting {waiting.Count} nodes: {Abbreviate(waiting)}";
+        conditions.Set(ConditionTypes.Ready, ConditionStatus.False, OperatorReasons.Reverting, progress)
+            .Set(ConditionTypes.Progressing, ConditionStatus.True, OperatorReasons.Reverting, progress)
+            .Set(ConditionTypes.Degraded, ConditionStatus.False, ConditionReasons.AsExpected, "");
+        var firstTime = ConditionList.Find(tuning.Status?.Conditions, ConditionTypes.Progressing)?.Reason != OperatorReasons.Reverting;
+        return new TuningPlan
+        {
+            NodeStateWrites = writes,
+            NodeStateDeletes = deletes,
+            PodDeletes = podDeletes,
+            Status = DeletionStatus(tuning, conditions, waiting),
+            Events = firstTime ? [PlannedEvent.Normal(OperatorReasons.Reverting, progress)] : [],
+            RequeueAfter = deadline - now,
+        };
+    }
+
+    /// <summary>Whether the delete of this tuning rewrote the NodeState (see <see cref="RevertedForAnnotation"/>).</summary>
+    private static bool WasOurs(NetworkTuningNodeState state, string name) =>
+        (Names.Annotation(state.Metadata, RevertedForAnnotation) ?? "").Split(',').Contains(name);
+
+    /// <summary>Set on a NodeState the delete of a NetworkTuning rewrote, naming those tunings (comma-separated), so the wait can find it.</summary>
+    public const string RevertedForAnnotation = "nettune.io/reverted-for";
+
+    private static NetworkTuningStatus DeletionStatus(NetworkTuning tuning, ConditionList conditions, List<string> waiting) => new()
+    {
+        ObservedGeneration = tuning.Metadata.Generation,
+        Conditions = conditions.ToList(),
+        MatchedNodes = tuning.Status?.MatchedNodes ?? 0,
+        AppliedNodes = tuning.Status?.AppliedNodes ?? 0,
+        FailedNodes = tuning.Status?.FailedNodes ?? 0,
+        PendingNodes = tuning.Status?.PendingNodes ?? 0,
+        RevertingNodes = waiting.Count == 0 ? null : waiting,
+    };
+}

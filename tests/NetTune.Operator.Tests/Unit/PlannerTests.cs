@@ -1,0 +1,159 @@
+using k8s.Models;
+using NetTune.Api.V1Alpha1;
+using NetTune.Operator.Core.Builders;
+using NetTune.Operator.Core.Planning;
+using Xunit;
+using static NetTune.Operator.Tests.Unit.Fixtures;
+
+namespace NetTune.Operator.Tests.Unit;
+
+public sealed class PlannerTests
+{
+    private static readonly DateTime Now = new(2026, 3, 1, 12, 0, 0, DateTimeKind.Utc);
+    private static readonly PlannerSettings Settings = new(new DataPlaneOptions("ns"), TimeSpan.FromMinutes(2));
+    private static readonly V1Node[] Nodes = [Node("n1", ("tune", "yes")), Node("n2", ("tune", "yes")), Node("n3")];
+
+    private static ClusterSnapshot Snapshot(NetworkTuning[] tunings, NetworkTuningNodeState[]? states = null, V1Pod[]? pods = null) =>
+        new(tunings, Nodes, (states ?? []).ToDictionary(s => s.Metadata.Name), pods ?? []);
+
+    private static Dictionary<string, string> Somaxconn(string value) => new() { ["net.core.somaxconn"] = value };
+
+    [Fact]
+    public void ANewTuningGetsItsFinalizerAndItsFirstBatch()
+    {
+        var t = Tuning("t", selector: Labels(("tune", "yes")), sysctls: Somaxconn("4096"));
+        t.Metadata.Finalizers = null;
+        var plan = TuningPlanner.Plan(t, Snapshot([t]), Settings, Now);
+
+        Assert.True(plan.AddFinalizer);
+        var write = Assert.Single(plan.NodeStateWrites);
+        Assert.Equal("n1", write.Node);
+        Assert.Null(write.Existing);
+        Assert.Equal("4096", write.Spec.Sysctls!["net.core.somaxconn"]);
+        Assert.Equal(2, plan.Status!.MatchedNodes);
+        Assert.Equal(2, plan.Status.PendingNodes);
+        Assert.Equal("RolloutInProgress", plan.Status.Conditions!.Single(c => c.Type == "Progressing").Reason);
+        Assert.Contains(plan.Events, e => e.Reason == OperatorReasons.RolloutStarted);
+        Assert.Contains(plan.Events, e => e.Reason == OperatorReasons.BatchStarted && e.Message.Contains("n1"));
+    }
+
+    [Fact]
+    public void AnInvalidSpecIsDegradedAndTouchesNoNode()
+    {
+        var t = Tuning("t", sysctls: new Dictionary<string, string> { ["kernel.panic"] = "1" });
+        var plan = TuningPlanner.Plan(t, Snapshot([t]), Settings, Now);
+        Assert.Empty(plan.NodeStateWrites);
+        var degraded = plan.Status!.Conditions!.Single(c => c.Type == "Degraded");
+        Assert.Equal(("True", "InvalidSpec"), (degraded.Status, degraded.Reason));
+        Assert.Contains("kernel.panic", degraded.Message);
+        Assert.Contains(plan.Events, e => e.Type == "Warning" && e.Reason == "InvalidSpec");
+    }
+
+    [Fact]
+    public void APausedRolloutNamesTheFailedNode()
+    {
+        var t = Tuning("t", selector: Labels(("tune", "yes")), sysctls: Somaxconn("1"));
+        var plan = TuningPlanner.Plan(t, Snapshot([t], [State("n1", 1, Having("t", 1, Somaxconn("1")), "Failed", "write failed: EINVAL")]), Settings, Now);
+        Assert.Empty(plan.NodeStateWrites);
+        var degraded = plan.Status!.Conditions!.Single(c => c.Type == "Degraded");
+        Assert.Equal(("True", "RolloutPaused"), (degraded.Status, degraded.Reason));
+        Assert.Contains("n1", degraded.Message);
+        Assert.Contains("EINVAL", degraded.Message);
+        Assert.Equal(1, plan.Status.FailedNodes);
+    }
+
+    [Fact]
+    public void ANodeThatLeavesTheSelectorIsReverted()
+    {
+        var t = Tuning("t", selector: Labels(("tune", "yes")), sysctls: Somaxconn("1"));
+        var plan = TuningPlanner.Plan(t, Snapshot([t], [State("n3", 1, Having("t", 1, Somaxconn("1")), "Applied")]), Settings, Now);
+        var write = plan.NodeStateWrites.Single(w => w.Node == "n3");
+        Assert.True(write.Spec.Revert);
+        Assert.Null(write.Spec.Sources);
+    }
+
+    [Fact]
+    public void EqualPrioritiesReportAConflictNamingTheOther()
+    {
+        var a = Tuning("a", sysctls: Somaxconn("1"));
+        var b = Tuning("b", sysctls: Somaxconn("2"));
+        var planA = TuningPlanner.Plan(a, Snapshot([a, b]), Settings, Now);
+        var conflict = planA.Status!.Conditions!.Single(c => c.Type == "Conflict");
+        Assert.Equal(("True", "KnobConflict"), (conflict.Status, conflict.Reason));
+        Assert.Contains("NetworkTuning b", conflict.Message);
+        Assert.Contains("NetworkTuning a", TuningPlanner.Plan(b, Snapshot([a, b]), Settings, Now).Status!.Conditions!.Single(c => c.Type == "Conflict").Message);
+    }
+
+    [Fact]
+    public void DataPlanePodsComeWhenTheNodeApplied()
+    {
+        var t = Tuning("t", selector: Labels(("tune", "yes")));
+        t.Spec.DataPlane = new DataPlaneSpec { Enabled = true, Image = "img", StaticFiles = new StaticFilesSpec { HostPath = "/srv" } };
+        var applied = State("n1", 1, Having("t", 1), "Applied");
+        applied.Status!.Topology = new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] };
+        var pending = State("n2", 1, Having("t", 1));
+        pending.Status = new NodeStateStatus { Topology = applied.Status.Topology };
+        var plan = TuningPlanner.Plan(t, Snapshot([t], [applied, pending]), Settings, Now);
+        Assert.Equal(["t-dp-n1-numa0"], plan.PodCreates.Select(p => p.Metadata.Name));
+    }
+
+    private static NetworkTuning Deleting(string name, DateTime since)
+    {
+        var t = Tuning(name, sysctls: Somaxconn("1"));
+        t.Metadata.DeletionTimestamp = since;
+        return t;
+    }
+
+    [Fact]
+    public void DeleteRemovesPodsFirstThenRevertsThenDropsTheFinalizer()
+    {
+        var t = Deleting("t", Now.AddSeconds(-5));
+        var pod = new V1Pod { Metadata = new V1ObjectMeta { Name = "t-dp-n1-numa0" }, Spec = new V1PodSpec { NodeName = "n1" } };
+        var state = State("n1", 1, Having("t", 1, Somaxconn("1")), "Applied");
+
+        var withPod = TuningPlanner.Plan(t, Snapshot([t], [state], [pod]), Settings, Now);
+        Assert.Equal([pod], withPod.PodDeletes);
+        Assert.Empty(withPod.NodeStateWrites);
+        Assert.False(withPod.RemoveFinalizer);
+
+        var revert = TuningPlanner.Plan(t, Snapshot([t], [state]), Settings, Now);
+        var write = Assert.Single(revert.NodeStateWrites);
+        Assert.True(write.Spec.Revert);
+        Assert.Equal("t", write.RevertedFor);
+        Assert.Equal(["n1"], revert.Status!.RevertingNodes);
+        Assert.False(revert.RemoveFinalizer);
+        Assert.NotNull(revert.RequeueAfter);
+
+        var reverting = State("n1", 2, new NodeStateSpec { Revert = true });
+        reverting.Metadata.Annotations = new Dictionary<string, string> { [TuningPlanner.RevertedForAnnotation] = "t" };
+        Assert.False(TuningPlanner.Plan(t, Snapshot([t], [reverting]), Settings, Now).RemoveFinalizer);
+
+        var reverted = State("n1", 2, new NodeStateSpec { Revert = true }, "Reverted");
+        reverted.Metadata.Annotations = reverting.Metadata.Annotations;
+        var done = TuningPlanner.Plan(t, Snapshot([t], [reverted]), Settings, Now);
+        Assert.True(done.RemoveFinalizer);
+    }
+
+    [Fact]
+    public void ANodeThatNeverAnswersIsReportedAfterTheTimeoutAndTheFinalizerGoes()
+    {
+        var t = Deleting("t", Now.AddMinutes(-3));
+        var silent = State("n2", 2, new NodeStateSpec { Revert = true });
+        silent.Metadata.Annotations = new Dictionary<string, string> { [TuningPlanner.RevertedForAnnotation] = "t" };
+        var plan = TuningPlanner.Plan(t, Snapshot([t], [silent]), Settings, Now);
+        Assert.True(plan.RemoveFinalizer);
+        Assert.Equal(["n2"], plan.Status!.RevertingNodes);
+        Assert.Equal(OperatorReasons.RevertTimedOut, plan.Status.Conditions!.Single(c => c.Type == "Degraded").Reason);
+        Assert.Contains(plan.Events, e => e.Type == "Warning" && e.Message.Contains("n2"));
+    }
+
+    [Fact]
+    public void ANodeThatIsGoneNeedsNoRevert()
+    {
+        var t = Deleting("t", Now);
+        var orphan = State("gone", 1, Having("t", 1, Somaxconn("1")), "Applied");
+        var plan = TuningPlanner.Plan(t, Snapshot([t], [orphan]), Settings, Now);
+        Assert.Equal(["gone"], plan.NodeStateDeletes);
+        Assert.True(plan.RemoveFinalizer);
+    }
+}
