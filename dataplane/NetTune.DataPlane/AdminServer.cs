@@ -53,6 +53,9 @@ internal sealed class AdminServer : IDisposable
         var submissions = factory.CreateCounter("nettune_dataplane_ring_submissions_total", "SQEs submitted to io_uring.", "worker");
         var completions = factory.CreateCounter("nettune_dataplane_ring_completions_total", "CQEs reaped from io_uring.", "worker");
         var draining = factory.CreateGauge("nettune_dataplane_draining", "1 after SIGTERM while in-flight requests finish.");
+        var allocated = factory.CreateGauge("nettune_dataplane_worker_allocated_bytes",
+            "Managed bytes allocated by the worker thread so far; flat when the hot path does not allocate.", "worker");
+        var collections = factory.CreateGauge("nettune_dataplane_gc_collections", "GC collections in the process.", "generation");
         var info = factory.CreateGauge("nettune_dataplane_worker_info", "One per worker: its CPU and I/O engine.", "worker", "cpu", "engine");
 
         _registry.AddBeforeCollectCallback(() =>
@@ -76,8 +79,10 @@ internal sealed class AdminServer : IDisposable
                 submissions.WithLabels(id).IncTo(w.Stats.SubmittedSqes);
                 completions.WithLabels(id).IncTo(w.Stats.ReapedCqes);
                 info.WithLabels(id, w.Cpu.ToString(), w.EngineName).Set(1);
+                allocated.WithLabels(id).Set(w.Stats.AllocatedBytes);
             }
             draining.Set(_draining() ? 1 : 0);
+            for (int g = 0; g <= GC.MaxGeneration; g++) collections.WithLabels(g.ToString()).Set(GC.CollectionCount(g));
         });
     }
 

@@ -140,8 +140,9 @@ internal sealed unsafe class FileCache : IDisposable
             "index.html"u8.CopyTo(new Span<byte>(index, 10));
             index[10] = 0;
             int indexFd = Libc.OpenBeneath(fd, index, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NONBLOCK);
+            int indexErrno = Libc.Errno;
             Libc.close(fd);
-            if (indexFd < 0) return Libc.Errno is Libc.ENOENT ? 404 : 403;
+            if (indexFd < 0) return indexErrno is Libc.ENOENT ? 404 : 403;
             fd = indexFd;
             typePath = "index.html";
             if (!StatFd(fd, stx)) { Libc.close(fd); return 500; }

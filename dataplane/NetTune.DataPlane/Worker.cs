@@ -85,6 +85,7 @@ internal abstract unsafe class Worker
     {
         NowMs = Environment.TickCount64;
         Stats.HeartbeatMs = NowMs;
+        Stats.AllocatedBytes = GC.GetAllocatedBytesForCurrentThread();
         long second = NowMs / 1000;
         bool newSecond = second != _dateSecond;
         if (newSecond)
