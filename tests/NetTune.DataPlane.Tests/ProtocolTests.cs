@@ -309,11 +309,11 @@ public class ProtocolTests(BothEngines servers) : IClassFixture<BothEngines>
         Assert.Equal("ready\n", await http.GetStringAsync("readyz"));
         using (var client = Client(servers[engine])) await client.GetByteArrayAsync("1k.bin");
         var metrics = await http.GetStringAsync("metrics");
-        Assert.Contains("nettune_dataplane_requests_total{status=\"200\"}", metrics);
-        Assert.Contains("nettune_dataplane_sent_bytes_total{path=\"copy\"}", metrics);
-        Assert.Contains("nettune_dataplane_accepts_total{worker=\"1\"}", metrics);
-        Assert.Contains("nettune_dataplane_ring_enter_calls_total", metrics);
-        Assert.Contains($"engine=\"{servers[engine].Engine}\"", metrics);
+        Assert.True(metrics.Contains("nettune_dataplane_requests_total{status=\"200\"}"), $"missing {"nettune_dataplane_requests_total{status=\"200\"}"} in:\n{metrics}");
+        Assert.True(metrics.Contains("nettune_dataplane_sent_bytes_total{path=\"copy\"}"), $"missing {"nettune_dataplane_sent_bytes_total{path=\"copy\"}"} in:\n{metrics}");
+        Assert.True(metrics.Contains("nettune_dataplane_accepts_total{worker=\"1\"}"), $"missing {"nettune_dataplane_accepts_total{worker=\"1\"}"} in:\n{metrics}");
+        Assert.True(metrics.Contains("nettune_dataplane_ring_enter_calls_total"), $"missing {"nettune_dataplane_ring_enter_calls_total"} in:\n{metrics}");
+        Assert.True(metrics.Contains($"engine=\"{servers[engine].Engine}\""), $"missing {$"engine=\"{servers[engine].Engine}\""} in:\n{metrics}");
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("nope")).StatusCode);
     }
 }

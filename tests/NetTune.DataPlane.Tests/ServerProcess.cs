@@ -221,9 +221,16 @@ public sealed class RawClient : IDisposable
     /// <summary>Everything until the server closes (bounded by the receive timeout).</summary>
     public byte[] ReadToEnd()
     {
-        try { while (Fill()) { } }
+        var all = new MemoryStream();
+        all.Write(_buffer, _start, _end - _start);
+        _start = _end = 0;
+        try
+        {
+            int n;
+            while ((n = _socket.Receive(_buffer)) > 0) all.Write(_buffer, 0, n);
+        }
         catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset) { }
-        return _buffer.AsSpan(_start, _end - _start).ToArray();
+        return all.ToArray();
     }
 
     private bool Fill()

@@ -1,0 +1,169 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Xunit;
+
+namespace NetTune.DataPlane.Tests;
+
+/// <summary>Tests that need their own server: timeouts, drain, zero-copy modes, limits, start-up errors.</summary>
+public class LifecycleTests : IClassFixture<TestRoot>
+{
+    private readonly TestRoot _root;
+    public LifecycleTests(TestRoot root) => _root = root;
+
+    public static TheoryData<string> Engines => new() { "iouring", "epoll" };
+
+    [Theory, MemberData(nameof(Engines))]
+    public void ClosesSlowAndIdleClients(string engine)
+    {
+        using var server = ServerProcess.Start(_root.Path, engine, "--cpus", "0", "--header-timeout", "1", "--keepalive-timeout", "2");
+        using var slow = new RawClient(server.Port);
+        using var idle = new RawClient(server.Port);
+        slow.Send("GET /1k.bin HTTP/1.1\r\nHo"); // a head that never completes (slowloris)
+        idle.Send("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(_root.Small, idle.Read().Body);
+        // Both reads would block for the 20 s receive timeout (and throw) if the server never closed.
+        Assert.True(slow.ReadsEof());
+        Assert.True(idle.ReadsEof());
+        using var fresh = new RawClient(server.Port);
+        fresh.Send("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(200, fresh.Read().Status);
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public void DrainsOnSigtermWithoutCuttingARequestOff(string engine)
+    {
+        var server = ServerProcess.Start(_root.Path, engine, "--cpus", "0-1");
+        using var idle = new RawClient(server.Port);
+        using var busy = new RawClient(server.Port);
+        busy.Socket.ReceiveBufferSize = 64 * 1024;
+        idle.Send("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(200, idle.Read().Status);
+
+        busy.Send("GET /10m.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+        // Read only a little, so most of the 10 MiB body is still in flight when SIGTERM lands.
+        var first = new byte[4096];
+        int got = busy.Socket.Receive(first);
+        Assert.True(got > 0);
+        server.Terminate();
+
+        Assert.True(idle.ReadsEof()); // idle keep-alive connections are closed right away
+        var rest = busy.ReadToEnd();
+        var all = first[..got].Concat(rest).ToArray();
+        int headEnd = all.AsSpan().IndexOf("\r\n\r\n"u8);
+        Assert.True(headEnd > 0);
+        var body = all[(headEnd + 4)..];
+        Assert.Equal(TestRoot.Sha(_root.Large), TestRoot.Sha(body));
+
+        Assert.True(server.WaitForExit(30000), "server did not exit after drain");
+        Assert.Equal(0, server.ExitCode);
+        Assert.Contains("drained", server.Output);
+        Assert.Throws<SocketException>(() => new RawClient(server.Port).Dispose());
+        server.Dispose();
+    }
+
+    [Theory]
+    [InlineData("iouring", "on")]
+    [InlineData("epoll", "on")]
+    [InlineData("iouring", "off")]
+    [InlineData("epoll", "off")]
+    public async Task StreamsLargeFilesByteExactWithAndWithoutZeroCopy(string engine, string zeroCopy)
+    {
+        using var server = ServerProcess.Start(_root.Path, engine, "--cpus", "0", "--zero-copy", zeroCopy, "--memory-cache-max-file", "1000");
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.Port}/") };
+        Assert.Equal(TestRoot.Sha(_root.Large), TestRoot.Sha(await http.GetByteArrayAsync("10m.bin")));
+        Assert.Equal(TestRoot.Sha(_root.Medium), TestRoot.Sha(await http.GetByteArrayAsync("64k.bin")));
+        var req = new HttpRequestMessage(HttpMethod.Get, "10m.bin");
+        req.Headers.Range = new System.Net.Http.Headers.RangeHeaderValue(3_000_001, 7_000_000);
+        var partial = await (await http.SendAsync(req)).Content.ReadAsByteArrayAsync();
+        Assert.Equal(TestRoot.Sha(_root.Large[3_000_001..7_000_001]), TestRoot.Sha(partial));
+
+        using var admin = new HttpClient();
+        var metrics = await admin.GetStringAsync($"http://127.0.0.1:{server.AdminPort}/metrics");
+        double zc = Metric(metrics, "nettune_dataplane_sent_bytes_total{path=\"zerocopy\"}");
+        if (zeroCopy == "on") Assert.True(zc >= _root.Large.Length, $"zero-copy bytes {zc}");
+        else Assert.Equal(0, zc);
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public async Task HotPathDoesNotAllocate(string engine)
+    {
+        using var server = ServerProcess.Start(_root.Path, engine, "--cpus", "0");
+        using var admin = new HttpClient();
+        const int Batch = 16, Rounds = 250;
+        var pipeline = string.Concat(Enumerable.Repeat("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\nGET /64k.bin HTTP/1.1\r\nHost: x\r\n\r\n", Batch / 2));
+        var clients = Enumerable.Range(0, 4).Select(_ => new RawClient(server.Port)).ToArray();
+        void Load()
+        {
+            for (int r = 0; r < Rounds; r++)
+                foreach (var c in clients)
+                {
+                    c.Send(pipeline);
+                    for (int i = 0; i < Batch; i++) Assert.Equal(200, c.Read().Status);
+                }
+        }
+        async Task<double> Allocated()
+        {
+            // Sampled by the worker once per loop turn; one more request makes it turn after the load.
+            using (var c = new RawClient(server.Port)) { c.Send("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n"); c.Read(); }
+            var text = await admin.GetStringAsync($"http://127.0.0.1:{server.AdminPort}/metrics");
+            return Metric(text, "nettune_dataplane_worker_allocated_bytes{worker=\"0\"}");
+        }
+        Load(); // warm-up: caches, pools, JIT
+        double before = await Allocated();
+        Load();
+        double after = await Allocated();
+        foreach (var c in clients) c.Dispose();
+        int requests = Batch * Rounds * clients.Length;
+        // A single allocation per request would be >= 24 bytes each; allow a few stray bytes in total.
+        Assert.True(after - before < requests / 4.0, $"worker allocated {after - before} bytes over {requests} requests");
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public void RefusesConnectionsOverThePerWorkerCap(string engine)
+    {
+        using var server = ServerProcess.Start(_root.Path, engine, "--cpus", "0", "--max-connections", "2");
+        using var a = new RawClient(server.Port);
+        using var b = new RawClient(server.Port);
+        a.Send("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+        b.Send("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(200, a.Read().Status);
+        Assert.Equal(200, b.Read().Status);
+        using var c = new RawClient(server.Port);
+        try { c.Send("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n"); } catch (SocketException) { }
+        Assert.True(c.ReadsEof());
+        a.Send("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(200, a.Read().Status);
+    }
+
+    [Fact]
+    public void StartupErrorsAreClear()
+    {
+        var (code, output) = ServerProcess.RunToExit("--root", "/nonexistent-dir", "--port", "0");
+        Assert.Equal(1, code);
+        Assert.Contains("is not a directory", output);
+
+        using var busy = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        busy.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        busy.Listen();
+        int port = ((IPEndPoint)busy.LocalEndPoint!).Port;
+        (code, output) = ServerProcess.RunToExit("--root", _root.Path, "--address", "127.0.0.1", "--port", port.ToString());
+        Assert.Equal(1, code);
+        Assert.Contains("already in use", output);
+
+        (code, output) = ServerProcess.RunToExit("--root", _root.Path, "--port", "0", "--cpus", "1000");
+        Assert.Equal(1, code);
+        Assert.Contains("outside this process's allowed CPUs", output);
+
+        (code, output) = ServerProcess.RunToExit("--root", _root.Path, "--io-engine", "kqueue");
+        Assert.Equal(2, code);
+        Assert.Contains("--io-engine must be", output);
+    }
+
+    private static double Metric(string text, string series)
+    {
+        var m = Regex.Match(text, "^" + Regex.Escape(series) + @" (\S+)$", RegexOptions.Multiline);
+        Assert.True(m.Success, $"metric {series} missing");
+        return double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
