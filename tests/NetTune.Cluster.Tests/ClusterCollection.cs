@@ -1,0 +1,6 @@
+using NetTune.Testing.Cluster;
+
+namespace NetTune.Cluster.Tests;
+
+[CollectionDefinition("cluster")]
+public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>;

@@ -1,0 +1,99 @@
+using System.Diagnostics;
+
+namespace NetTune.Testing.Cluster;
+
+/// <summary>
+/// A server process of the test cluster. It runs under a small shell watchdog that kills it when the test process
+/// dies, so a crashed or killed test run never leaves an etcd or apiserver holding ports behind.
+/// </summary>
+public sealed class ChildProcess : IAsyncDisposable
+{
+    private const string Watchdog = """
+        p=$1; log=$2; shift 2
+        exec >>"$log" 2>&1 </dev/null
+        "$@" & c=$!
+        trap 'kill -TERM $c 2>/dev/null' TERM INT
+        ( while kill -0 "$p" 2>/dev/null; do sleep 1; done; kill -KILL "$c" 2>/dev/null ) & w=$!
+        wait "$c"; rc=$?
+        while kill -0 "$c" 2>/dev/null; do wait "$c"; rc=$?; done
+        kill "$w" 2>/dev/null
+        exit $rc
+        """;
+
+    private readonly Process _process;
+
+    private ChildProcess(Process process, string name, string logPath)
+    {
+        _process = process;
+        Name = name;
+        LogPath = logPath;
+    }
+
+    public string Name { get; }
+    public string LogPath { get; }
+    public bool HasExited => _process.HasExited;
+
+    public static ChildProcess Start(string name, string executable, IEnumerable<string> args, string logPath,
+        IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(Watchdog);
+        psi.ArgumentList.Add("watchdog");
+        psi.ArgumentList.Add(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        psi.ArgumentList.Add(logPath);
+        psi.ArgumentList.Add(executable);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        if (environment is not null)
+            foreach (var (k, v) in environment) psi.Environment[k] = v;
+        var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {executable}");
+        return new ChildProcess(process, name, logPath);
+    }
+
+    /// <summary>The last lines of the process's log, for error messages.</summary>
+    public string Tail(int lines = 30)
+    {
+        try
+        {
+            var all = File.ReadAllLines(LogPath);
+            return string.Join('\n', all.Skip(Math.Max(0, all.Length - lines)));
+        }
+        catch (IOException)
+        {
+            return "(no log)";
+        }
+    }
+
+    /// <summary>SIGTERM, then SIGKILL of the whole tree after <paramref name="grace"/>.</summary>
+    public async Task StopAsync(TimeSpan? grace = null)
+    {
+        if (_process.HasExited) return;
+        Posix.Kill(_process.Id, Posix.SigTerm);
+        using var cts = new CancellationTokenSource(grace ?? TimeSpan.FromSeconds(10));
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        _process.Dispose();
+    }
+}
+
+internal static class Posix
+{
+    public const int SigTerm = 15;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SysKill(int pid, int sig);
+
+    public static void Kill(int pid, int signal) => _ = SysKill(pid, signal);
+}

@@ -1,0 +1,50 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace NetTune.Testing.Cluster;
+
+/// <summary>
+/// The certificates and keys a throwaway cluster needs: a CA (so clients verify the apiserver instead of skipping TLS
+/// checks), the apiserver's serving certificate, and the service-account signing key pair.
+/// </summary>
+internal static class ClusterPki
+{
+    public sealed record Files(string CaCert, string ServingCert, string ServingKey, string ServiceAccountKey, string ServiceAccountPub);
+
+    public static Files Write(string dir)
+    {
+        using var caKey = RSA.Create(2048);
+        var caReq = new CertificateRequest("CN=nettune-test-ca", caKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        caReq.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        caReq.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        caReq.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(caReq.PublicKey, false));
+        var notBefore = DateTimeOffset.UtcNow.AddMinutes(-5);
+        using var ca = caReq.CreateSelfSigned(notBefore, notBefore.AddDays(7));
+
+        using var servingKey = RSA.Create(2048);
+        var req = new CertificateRequest("CN=kube-apiserver", servingKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddIpAddress(IPAddress.Loopback);
+        san.AddDnsName("localhost");
+        san.AddDnsName("kubernetes");
+        san.AddDnsName("kubernetes.default");
+        san.AddDnsName("kubernetes.default.svc");
+        req.CertificateExtensions.Add(san.Build());
+        req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
+        req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
+        req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        using var serving = req.Create(ca, notBefore, notBefore.AddDays(7), RandomNumberGenerator.GetBytes(16));
+
+        using var saKey = RSA.Create(2048);
+        var files = new Files(
+            Path.Combine(dir, "ca.crt"), Path.Combine(dir, "apiserver.crt"), Path.Combine(dir, "apiserver.key"),
+            Path.Combine(dir, "sa.key"), Path.Combine(dir, "sa.pub"));
+        File.WriteAllText(files.CaCert, ca.ExportCertificatePem());
+        File.WriteAllText(files.ServingCert, serving.ExportCertificatePem());
+        File.WriteAllText(files.ServingKey, servingKey.ExportRSAPrivateKeyPem());
+        File.WriteAllText(files.ServiceAccountKey, saKey.ExportRSAPrivateKeyPem());
+        File.WriteAllText(files.ServiceAccountPub, saKey.ExportSubjectPublicKeyInfoPem());
+        return files;
+    }
+}

@@ -1,0 +1,294 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using k8s;
+
+namespace NetTune.Testing.Cluster;
+
+public sealed record TestClusterOptions
+{
+    /// <summary>false, with a short <see cref="EtcdCompactionInterval"/>, makes old watches end with 410 Gone.</summary>
+    public bool WatchCache { get; init; } = true;
+
+    public TimeSpan? EtcdCompactionInterval { get; init; }
+
+    /// <summary>Runs kube-controller-manager (garbage collection, namespaces, DaemonSets, service-account tokens).</summary>
+    public bool StartControllerManager { get; init; } = true;
+}
+
+/// <summary>
+/// A real cluster control plane on loopback: etcd, kube-apiserver (TLS, token auth, RBAC) and kube-controller-manager,
+/// started from the envtest-style assets folder and removed again on dispose.
+/// </summary>
+public sealed class TestCluster : IAsyncDisposable
+{
+    public const string AdminToken = "nettune-test-admin-token";
+
+    private readonly TestClusterOptions _options;
+    private readonly string _dir;
+    private readonly string _assets;
+    private readonly ClusterPki.Files _pki;
+    private readonly int _etcdPort, _etcdPeerPort, _apiPort;
+    private ChildProcess? _etcd, _apiServer, _controllerManager;
+    private IKubernetes? _client;
+
+    private TestCluster(TestClusterOptions options, string assets)
+    {
+        _options = options;
+        _assets = assets;
+        var runtimeRoot = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
+        _dir = Path.Combine(runtimeRoot, $"nettune-cluster-{Environment.ProcessId}-{Guid.NewGuid():N}"[..40]);
+        Directory.CreateDirectory(_dir);
+        _pki = ClusterPki.Write(_dir);
+        _etcdPort = FreePort();
+        _etcdPeerPort = FreePort();
+        _apiPort = FreePort();
+        ApiServerUrl = new Uri($"https://127.0.0.1:{_apiPort}");
+        KubeconfigPath = Path.Combine(_dir, "admin.kubeconfig");
+        WriteKubeconfig(KubeconfigPath, AdminToken, "admin");
+        File.WriteAllText(Path.Combine(_dir, "tokens.csv"), $"{AdminToken},admin,admin,\"system:masters\"\n");
+        AdminConfig = KubernetesClientConfiguration.BuildConfigFromConfigFile(KubeconfigPath);
+    }
+
+    public Uri ApiServerUrl { get; }
+    public string KubeconfigPath { get; }
+    public KubernetesClientConfiguration AdminConfig { get; }
+    public IKubernetes Client => _client ??= CreateClient();
+    public string CaCertPath => _pki.CaCert;
+
+    /// <summary>The repository's top folder (the one holding Operator.sln).</summary>
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    public IKubernetes CreateClient() => new Kubernetes(AdminConfig);
+
+    public static async Task<TestCluster> StartAsync(TestClusterOptions? options = null, CancellationToken ct = default)
+    {
+        var assets = await KubeAssets.LocateAsync(ct).ConfigureAwait(false);
+        var cluster = new TestCluster(options ?? new TestClusterOptions(), assets);
+        try
+        {
+            await cluster.StartEtcdAsync(ct).ConfigureAwait(false);
+            await cluster.StartApiServerAsync(ct).ConfigureAwait(false);
+            if (cluster._options.StartControllerManager)
+                cluster.StartControllerManager();
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task StartEtcdAsync(CancellationToken ct)
+    {
+        var client = $"http://127.0.0.1:{_etcdPort}";
+        var peer = $"http://127.0.0.1:{_etcdPeerPort}";
+        _etcd = ChildProcess.Start("etcd", Path.Combine(_assets, "etcd"),
+        [
+            "--name=default", $"--data-dir={Path.Combine(_dir, "etcd")}",
+            $"--listen-client-urls={client}", $"--advertise-client-urls={client}",
+            $"--listen-peer-urls={peer}", $"--initial-advertise-peer-urls={peer}",
+            $"--initial-cluster=default={peer}", "--initial-cluster-state=new",
+            "--log-level=warn",
+        ], Path.Combine(_dir, "etcd.log"));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        await WaitUntilAsync("etcd", _etcd, async () =>
+        {
+            var health = await http.GetStringAsync($"{client}/health", ct).ConfigureAwait(false);
+            return health.Contains("\"health\":\"true\"", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Starts kube-apiserver (again, after <see cref="StopApiServerAsync"/>) on the same port and etcd.</summary>
+    public async Task StartApiServerAsync(CancellationToken ct = default)
+    {
+        if (_apiServer is { HasExited: false }) throw new InvalidOperationException("kube-apiserver is already running");
+        var args = new List<string>
+        {
+            $"--etcd-servers=http://127.0.0.1:{_etcdPort}",
+            "--bind-address=127.0.0.1", $"--secure-port={_apiPort}", "--advertise-address=127.0.0.1",
+            $"--tls-cert-file={_pki.ServingCert}", $"--tls-private-key-file={_pki.ServingKey}",
+            $"--client-ca-file={_pki.CaCert}",
+            $"--token-auth-file={Path.Combine(_dir, "tokens.csv")}",
+            "--authorization-mode=RBAC",
+            $"--service-account-key-file={_pki.ServiceAccountPub}",
+            $"--service-account-signing-key-file={_pki.ServiceAccountKey}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range=10.96.0.0/24",
+            "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+            $"--cert-dir={Path.Combine(_dir, "apiserver-certs")}",
+            $"--watch-cache={(_options.WatchCache ? "true" : "false")}",
+            "--v=1",
+        };
+        if (_options.EtcdCompactionInterval is { } every)
+            args.Add($"--etcd-compaction-interval={(int)Math.Max(1, every.TotalSeconds)}s");
+        _apiServer = ChildProcess.Start("kube-apiserver", Path.Combine(_assets, "kube-apiserver"), args, Path.Combine(_dir, "kube-apiserver.log"));
+
+        var handler = new HttpClientHandler
+        {
+            // Trust exactly our CA: the test checks the serving certificate like a real client would.
+            ServerCertificateCustomValidationCallback = (_, cert, _, _) =>
+            {
+                if (cert is null) return false;
+                using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
+                chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
+                chain.ChainPolicy.CustomTrustStore.Add(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(_pki.CaCert)));
+                return chain.Build(cert);
+            },
+        };
+        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(5) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminToken);
+        await WaitUntilAsync("kube-apiserver", _apiServer, async () =>
+        {
+            using var response = await http.GetAsync(new Uri(ApiServerUrl, "/readyz"), ct).ConfigureAwait(false);
+            return response.StatusCode == HttpStatusCode.OK;
+        }, TimeSpan.FromSeconds(90), ct).ConfigureAwait(false);
+    }
+
+    public async Task StopApiServerAsync()
+    {
+        if (_apiServer is null) return;
+        await _apiServer.StopAsync().ConfigureAwait(false);
+        await _apiServer.DisposeAsync().ConfigureAwait(false);
+        _apiServer = null;
+    }
+
+    private void StartControllerManager()
+    {
+        _controllerManager = ChildProcess.Start("kube-controller-manager", Path.Combine(_assets, "kube-controller-manager"),
+        [
+            $"--kubeconfig={KubeconfigPath}",
+            "--controllers=garbagecollector,namespace,daemonset,serviceaccount,serviceaccount-token",
+            $"--service-account-private-key-file={_pki.ServiceAccountKey}",
+            $"--root-ca-file={_pki.CaCert}",
+            "--leader-elect=false",
+            "--port=0", "--secure-port=0",
+            "--use-service-account-credentials=false",
+            "--concurrent-gc-syncs=5",
+            "--v=1",
+        ], Path.Combine(_dir, "kube-controller-manager.log"));
+    }
+
+    /// <summary>Runs kubectl against this cluster.</summary>
+    public async Task<(int ExitCode, string Stdout, string Stderr)> KubectlAsync(params string[] args)
+    {
+        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("KUBECTL") ?? "kubectl")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = RepoRoot,
+        };
+        psi.ArgumentList.Add($"--kubeconfig={KubeconfigPath}");
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start kubectl");
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync().ConfigureAwait(false);
+        return (p.ExitCode, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+    }
+
+    /// <summary>`kubectl apply -f crds/`, then waits until the server serves every CRD.</summary>
+    public async Task InstallCrdsAsync(CancellationToken ct = default)
+    {
+        var crds = Path.Combine(RepoRoot, "crds");
+        // Servers before 1.25 have no x-kubernetes-validations in their OpenAPI, so kubectl's client-side check
+        // refuses the CEL rules there; those servers drop the rules and the operator enforces them instead.
+        string[] apply = await ServerSupportsCelAsync(ct).ConfigureAwait(false)
+            ? ["apply", "-f", crds]
+            : ["apply", "--validate=false", "-f", crds];
+        var (code, stdout, stderr) = await KubectlAsync(apply).ConfigureAwait(false);
+        if (code != 0) throw new InvalidOperationException($"kubectl apply -f {crds} failed ({code}): {stderr}{stdout}");
+        (code, stdout, stderr) = await KubectlAsync("wait", "--for=condition=Established", "--timeout=60s", "-f", crds).ConfigureAwait(false);
+        if (code != 0) throw new InvalidOperationException($"CRDs did not become Established: {stderr}{stdout}");
+    }
+
+    /// <summary>True when the server enforces CRD validation rules (CEL), which came with Kubernetes 1.25.</summary>
+    public async Task<bool> ServerSupportsCelAsync(CancellationToken ct = default)
+    {
+        var version = await Client.Version.GetCodeAsync(ct).ConfigureAwait(false);
+        var minor = int.Parse(new string(version.Minor.TakeWhile(char.IsDigit).ToArray()), CultureInfo.InvariantCulture);
+        return int.Parse(version.Major, CultureInfo.InvariantCulture) > 1 || minor >= 25;
+    }
+
+    /// <summary>Writes a kubeconfig for another user (a bearer token, such as a ServiceAccount's).</summary>
+    public string WriteKubeconfig(string path, string token, string user)
+    {
+        var ca = Convert.ToBase64String(File.ReadAllBytes(_pki.CaCert));
+        File.WriteAllText(path, $"""
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: nettune-test
+              cluster:
+                server: {ApiServerUrl.ToString().TrimEnd('/')}
+                certificate-authority-data: {ca}
+            users:
+            - name: {user}
+              user:
+                token: {token}
+            contexts:
+            - name: nettune-test
+              context:
+                cluster: nettune-test
+                user: {user}
+            current-context: nettune-test
+            """);
+        return path;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _client?.Dispose();
+        foreach (var p in new[] { _controllerManager, _apiServer, _etcd })
+            if (p is not null) await p.DisposeAsync().ConfigureAwait(false);
+        if (Environment.GetEnvironmentVariable("NETTUNE_KEEP_CLUSTER") is not "1")
+        {
+            try { Directory.Delete(_dir, recursive: true); }
+            catch (IOException) { }
+        }
+    }
+
+    private static async Task WaitUntilAsync(string what, ChildProcess process, Func<Task<bool>> ready, TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = Stopwatch.StartNew();
+        Exception? last = null;
+        while (deadline.Elapsed < timeout)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (process.HasExited)
+                throw new InvalidOperationException($"{what} exited during start-up; its log ends:\n{process.Tail()}");
+            try
+            {
+                if (await ready().ConfigureAwait(false)) return;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
+            {
+                last = e;
+            }
+            await Task.Delay(200, ct).ConfigureAwait(false);
+        }
+        throw new TimeoutException($"{what} was not ready after {timeout.TotalSeconds:0}s ({last?.Message}); its log ends:\n{process.Tail()}");
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static string FindRepoRoot()
+    {
+        if (Environment.GetEnvironmentVariable("NETTUNE_REPO_ROOT") is { Length: > 0 } given) return given;
+        foreach (var start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "Operator.sln"))) return dir.FullName;
+        throw new InvalidOperationException($"no Operator.sln above {AppContext.BaseDirectory}; set NETTUNE_REPO_ROOT");
+    }
+}
