@@ -1,0 +1,190 @@
+using NetTune.Agent.Core.Host;
+using NetTune.Agent.Core.Journal;
+using NetTune.Agent.Core.Planning;
+using NetTune.Agent.Core.Topology;
+using NetTune.Api.V1Alpha1;
+using NetTune.Api.Validation;
+
+namespace NetTune.Agent.Core.Apply;
+
+public enum RunKind { Applied, Failed, DryRun, InvalidSpec, JournalCorrupt, Reverted, RevertFailed }
+
+/// <summary>What one apply or revert did.</summary>
+public sealed record RunReport(RunKind Kind, HostSnapshot? Host, TuningPlan? Plan, IReadOnlyList<KnobResult> Knobs, string? Message)
+{
+    public bool Succeeded => Kind is RunKind.Applied or RunKind.DryRun or RunKind.Reverted;
+}
+
+/// <summary>
+/// Plans and applies a spec against a host: journals each original before the first change, applies in phase
+/// order, reads every value back, and reverts exactly from the journal. A run killed at any point leaves the journal
+/// holding every value it may have changed, so the next run completes the apply or reverts consistently.
+/// </summary>
+public sealed class TuningEngine
+{
+    private readonly IHostFileSystem _fs;
+    private readonly IChannelControl _channels;
+    private readonly JournalStore _journal;
+    private readonly KnobWriter _writer;
+
+    public TuningEngine(IHostFileSystem fs, IChannelControl channels, JournalStore journal)
+    {
+        _fs = fs;
+        _channels = channels;
+        _journal = journal;
+        _writer = new KnobWriter(fs, channels);
+    }
+
+    public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels).Discover();
+
+    /// <summary>Plans against the host as it is now, without changing anything (also the drift check).</summary>
+    public (HostSnapshot Host, TuningPlan Plan) PlanNow(NodeStateSpec spec)
+    {
+        var host = Discover();
+        return (host, TuningPlanner.Plan(host, spec));
+    }
+
+    public RunReport Apply(NodeStateSpec spec, Action<HostSnapshot, TuningPlan>? planned = null)
+    {
+        TuningJournal journal;
+        try
+        {
+            journal = _journal.Load();
+        }
+        catch (JournalCorruptException e)
+        {
+            return new RunReport(RunKind.JournalCorrupt, null, null, [], e.Message);
+        }
+        var errors = NetworkTuningValidator.Validate(spec);
+        if (errors.Count > 0) return new RunReport(RunKind.InvalidSpec, null, null, [], string.Join("; ", errors));
+
+        var (host, plan) = PlanNow(spec);
+        planned?.Invoke(host, plan);
+        if (spec.DryRun) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (dry run)");
+
+        var results = new List<KnobResult>();
+        journal = RestoreNoLongerWanted(journal, host, plan, results);
+
+        var channelsChanged = false;
+        for (var phase = 0; phase <= 4; phase++)
+        {
+            if (phase == 1 && channelsChanged)
+            {
+                // The kernel rebuilt the queues (and drivers may have reallocated IRQs): plan the rest against what is there now.
+                (host, plan) = PlanNow(spec);
+            }
+            var knobs = plan.Desired.Where(d => d.Phase == phase).ToArray();
+            var recordable = knobs.Where(d => d.NeedsChange && d.Current is not null && !journal.Contains(d.Knob))
+                .Select(d => new JournalEntry(d.Knob, d.Kind, d.Path, d.Current!, d.Identity)).ToList();
+            if (phase == 0) recordable.AddRange(QueueSettingsLostToChannels(host, knobs, journal));
+            if (recordable.Count > 0)
+            {
+                journal = journal.With(recordable);
+                _journal.Save(journal);
+            }
+            foreach (var d in knobs)
+            {
+                KnobResult r;
+                if (!d.NeedsChange) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current };
+                else if (d.Current is null) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Failed, Message = $"cannot read {d.Path}; left unchanged since its original could not be journaled" };
+                else r = _writer.Write(d.Knob, d.Kind, d.Path, d.Target, d.Identity);
+                if (d.Kind == KnobKind.Channels && d.NeedsChange && r.Result == KnobOutcome.Applied) channelsChanged = true;
+                results.Add(r);
+            }
+        }
+        foreach (var note in plan.Notes)
+            results.Add(new KnobResult { Knob = note.Knob, Result = note.Outcome, Message = note.Message });
+
+        var failed = results.Where(r => r.Result is KnobOutcome.Failed or KnobOutcome.Shortfall).ToArray();
+        var finalHost = Discover();
+        return failed.Length == 0
+            ? new RunReport(RunKind.Applied, finalHost, plan, results, $"{results.Count(r => r.Result == KnobOutcome.Applied)} knobs at their targets")
+            : new RunReport(RunKind.Failed, finalHost, plan, results, $"{failed.Length} knobs failed: " + string.Join("; ", failed.Take(5).Select(f => $"{f.Knob}: {f.Message}")));
+    }
+
+    /// <summary>Puts back every journaled original, channels first so the queues exist again before their settings return.</summary>
+    public RunReport Revert()
+    {
+        TuningJournal journal;
+        try
+        {
+            journal = _journal.Load();
+        }
+        catch (JournalCorruptException e)
+        {
+            return new RunReport(RunKind.JournalCorrupt, null, null, [], e.Message);
+        }
+        var results = new List<KnobResult>();
+        foreach (var phase in journal.Entries.Select(e => KnobValues.Phase(e.Kind)).Distinct().Order().ToArray())
+        {
+            var done = new List<string>();
+            foreach (var e in journal.Entries.Where(e => KnobValues.Phase(e.Kind) == phase))
+            {
+                var r = RestoreEntry(e, queueMustExist: false);
+                results.Add(r);
+                if (r.Result != KnobOutcome.Failed) done.Add(e.Knob);
+            }
+            journal = journal.Without(done);
+            if (journal.Entries.Count > 0) _journal.Save(journal);
+        }
+        if (journal.Entries.Count == 0) _journal.Delete();
+        var failed = results.Where(r => r.Result == KnobOutcome.Failed).ToArray();
+        return failed.Length == 0
+            ? new RunReport(RunKind.Reverted, Discover(), null, results, $"{results.Count} knobs restored to their journaled originals")
+            : new RunReport(RunKind.RevertFailed, Discover(), null, results, $"{failed.Length} knobs could not be restored: " + string.Join("; ", failed.Take(5).Select(f => $"{f.Knob}: {f.Message}")));
+    }
+
+    private KnobResult RestoreEntry(JournalEntry e, bool queueMustExist)
+    {
+        if (e.Kind is KnobKind.RpsCpus or KnobKind.RpsFlowCount or KnobKind.XpsCpus && !_fs.Exists(e.Path))
+        {
+            // The queue went with a channel change the agent did not make; its setting went with it.
+            return new KnobResult { Knob = e.Knob, Result = queueMustExist ? KnobOutcome.Failed : KnobOutcome.Reverted, Message = $"{e.Path} no longer exists" };
+        }
+        var r = _writer.Write(e.Knob, e.Kind, e.Path, e.Original, e.Identity);
+        return r.Result == KnobOutcome.Applied ? new KnobResult { Knob = e.Knob, Result = KnobOutcome.Reverted, Value = r.Value } : r;
+    }
+
+    /// <summary>Knobs an earlier spec changed that this one no longer wants go back to their originals.</summary>
+    private TuningJournal RestoreNoLongerWanted(TuningJournal journal, HostSnapshot host, TuningPlan plan, List<KnobResult> results)
+    {
+        var wanted = plan.Desired.Select(d => d.Knob).Concat(plan.Notes.Select(n => n.Knob)).ToHashSet(StringComparer.Ordinal);
+        // A queue setting journaled because a channel change removed its queue waits for the channels' own revert.
+        var stale = journal.Entries.Where(e => !wanted.Contains(e.Knob) && (KnobValues.Phase(e.Kind) != 1 || _fs.Exists(e.Path)))
+            .OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
+        if (stale.Length == 0) return journal;
+        var done = new List<string>();
+        foreach (var e in stale)
+        {
+            var r = RestoreEntry(e, queueMustExist: false);
+            results.Add(r);
+            if (r.Result != KnobOutcome.Failed) done.Add(e.Knob);
+        }
+        journal = journal.Without(done);
+        if (journal.Entries.Count > 0) _journal.Save(journal);
+        else _journal.Delete();
+        return journal;
+    }
+
+    /// <summary>
+    /// A channel change that shrinks a NIC takes the settings of the removed queues with it; journal them too, so a
+    /// revert that grows the NIC back can restore them exactly.
+    /// </summary>
+    private static IEnumerable<JournalEntry> QueueSettingsLostToChannels(HostSnapshot host, IEnumerable<DesiredKnob> channelKnobs, TuningJournal journal)
+    {
+        foreach (var k in channelKnobs.Where(k => k.Kind == KnobKind.Channels && k.NeedsChange))
+        {
+            var nic = host.Nics.FirstOrDefault(n => $"nic/{n.Name}/channels" == k.Knob);
+            if (nic is null || !ChannelCounts.TryParse(k.Target, out var target)) continue;
+            var dir = $"sys/class/net/{nic.Name}/queues";
+            foreach (var q in nic.RxQueues.Where(q => q.Index >= target.Combined + target.Rx))
+            {
+                if (q.RpsCpus is not null) yield return new JournalEntry($"nic/{nic.Name}/rx-{q.Index}/rps_cpus", KnobKind.RpsCpus, $"{dir}/rx-{q.Index}/rps_cpus", q.RpsCpus);
+                if (q.RpsFlowCnt is not null) yield return new JournalEntry($"nic/{nic.Name}/rx-{q.Index}/rps_flow_cnt", KnobKind.RpsFlowCount, $"{dir}/rx-{q.Index}/rps_flow_cnt", q.RpsFlowCnt);
+            }
+            foreach (var q in nic.TxQueues.Where(q => q.Index >= target.Combined + target.Tx && q.XpsCpus is not null))
+                yield return new JournalEntry($"nic/{nic.Name}/tx-{q.Index}/xps_cpus", KnobKind.XpsCpus, $"{dir}/tx-{q.Index}/xps_cpus", q.XpsCpus!);
+        }
+        _ = journal;
+    }
+}

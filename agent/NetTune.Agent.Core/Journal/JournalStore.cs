@@ -1,0 +1,129 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using static Tmds.Linux.LibC;
+
+namespace NetTune.Agent.Core.Journal;
+
+/// <summary>A journal file that failed its checks; the agent reports it and changes nothing rather than guess.</summary>
+public sealed class JournalCorruptException(string path, string reason) : Exception($"journal {path} is corrupt: {reason}; " +
+    "the agent will neither apply nor revert until an operator restores or removes it")
+{
+    public string JournalPath { get; } = path;
+    public string Reason { get; } = reason;
+}
+
+/// <summary>
+/// The journal on the host's disk: a header line with a SHA-256 of the body, then the body as JSON. Saved atomically
+/// (write a temp file, fsync, rename over the journal, fsync the folder), so after a crash or power loss the journal
+/// is either the old or the new one, never a mix; a checksum mismatch means damage, reported as such.
+/// </summary>
+public sealed class JournalStore
+{
+    public const string FileName = "journal.json";
+    private const string Magic = "nettune-journal v1 sha256=";
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
+    private readonly Action<string>? _faultPoint;
+
+    /// <param name="faultPoint">Called at the named steps of a save (after-temp-write, after-rename); tests throw there to simulate a crash.</param>
+    public JournalStore(string directory, Action<string>? faultPoint = null)
+    {
+        Directory = Path.GetFullPath(directory);
+        _faultPoint = faultPoint;
+    }
+
+    public string Directory { get; }
+    public string FilePath => Path.Join(Directory, FileName);
+    private string TempPath => FilePath + ".tmp";
+
+    /// <summary>The journal, or <see cref="TuningJournal.Empty"/> when there is none. Throws <see cref="JournalCorruptException"/>.</summary>
+    public TuningJournal Load()
+    {
+        // A temp file is a save that never reached its rename: the journal it was to replace is still the truth.
+        if (!File.Exists(FilePath)) return TuningJournal.Empty;
+        var bytes = File.ReadAllBytes(FilePath);
+        return Decode(bytes, FilePath);
+    }
+
+    public static TuningJournal Decode(byte[] bytes, string path)
+    {
+        var text = Encoding.UTF8.GetString(bytes);
+        var newline = text.IndexOf('\n');
+        if (newline < 0 || !text.StartsWith(Magic, StringComparison.Ordinal))
+            throw new JournalCorruptException(path, "the header line is missing");
+        var declared = text[Magic.Length..newline];
+        var body = text[(newline + 1)..];
+        var actual = Hash(body);
+        if (!string.Equals(declared, actual, StringComparison.Ordinal))
+            throw new JournalCorruptException(path, $"checksum mismatch (header {Truncate(declared)}, body {actual[..12]})");
+        try
+        {
+            var journal = JsonSerializer.Deserialize<TuningJournal>(body, Json);
+            if (journal?.Entries is null || journal.Entries.Any(e => e is null || e.Knob is null || e.Path is null || e.Original is null))
+                throw new JournalCorruptException(path, "an entry lacks its knob, path or original value");
+            return journal;
+        }
+        catch (JsonException e)
+        {
+            throw new JournalCorruptException(path, $"the body is not valid JSON ({e.Message})");
+        }
+    }
+
+    public static byte[] Encode(TuningJournal journal)
+    {
+        var body = JsonSerializer.Serialize(journal, Json) + "\n";
+        return Encoding.UTF8.GetBytes(Magic + Hash(body) + "\n" + body);
+    }
+
+    public void Save(TuningJournal journal)
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        using (var fs = new FileStream(TempPath, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            fs.Write(Encode(journal));
+            fs.Flush(flushToDisk: true);
+        }
+        _faultPoint?.Invoke("after-temp-write");
+        File.Move(TempPath, FilePath, overwrite: true);
+        _faultPoint?.Invoke("after-rename");
+        FsyncDirectory();
+    }
+
+    /// <summary>Removes the journal once every original is back.</summary>
+    public void Delete()
+    {
+        if (!System.IO.Directory.Exists(Directory)) return;
+        File.Delete(TempPath);
+        if (!File.Exists(FilePath)) return;
+        File.Delete(FilePath);
+        FsyncDirectory();
+    }
+
+    private unsafe void FsyncDirectory()
+    {
+        var bytes = Encoding.UTF8.GetBytes(Directory + "\0");
+        int fd;
+        fixed (byte* p = bytes) fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        if (fd < 0) throw new IOException($"open {Directory} to fsync it: {Host.Errnos.Describe(errno)}");
+        try
+        {
+            if (fsync(fd) < 0) throw new IOException($"fsync {Directory}: {Host.Errnos.Describe(errno)}");
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    private static string Hash(string body) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(body)));
+
+    private static string Truncate(string s) => s.Length > 12 ? s[..12] : s;
+}

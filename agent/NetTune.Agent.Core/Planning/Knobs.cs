@@ -1,0 +1,72 @@
+using System.Globalization;
+using NetTune.Agent.Core.Host;
+using NetTune.Api.V1Alpha1;
+
+namespace NetTune.Agent.Core.Planning;
+
+public enum KnobKind { Channels, RpsCpus, RpsFlowCount, XpsCpus, IrqAffinity, Hugepages, Sysctl }
+
+/// <summary>
+/// One knob the spec wants at a value. <see cref="Path"/> is relative to the host root (ethtool:IFNAME for channels);
+/// <see cref="Identity"/> names what the path must still belong to (an IRQ's action name), since IRQ numbers can
+/// change across reboots.
+/// </summary>
+public sealed record DesiredKnob(string Knob, KnobKind Kind, string Path, string? Current, string Target, string? Identity = null)
+{
+    public bool NeedsChange => !KnobValues.Same(Kind, Current, Target);
+    public int Phase => KnobValues.Phase(Kind);
+}
+
+/// <summary>Something the planner could not plan, with the outcome it means for the knob.</summary>
+public sealed record PlanNote(string Knob, KnobOutcome Outcome, string Message);
+
+/// <summary>The plan: every knob the spec wants (changed or already right), and what it could not plan.</summary>
+public sealed record TuningPlan(IReadOnlyList<DesiredKnob> Desired, IReadOnlyList<PlanNote> Notes)
+{
+    /// <summary>The knobs to change, in apply order: channels, then queue settings (lost when channels change), IRQs, hugepages, sysctls.</summary>
+    public IReadOnlyList<DesiredKnob> Changes => Desired.Where(d => d.NeedsChange).OrderBy(d => d.Phase).ToArray();
+}
+
+/// <summary>How each kind of knob compares and orders.</summary>
+public static class KnobValues
+{
+    public static int Phase(KnobKind kind) => kind switch
+    {
+        KnobKind.Channels => 0,
+        KnobKind.RpsCpus or KnobKind.RpsFlowCount or KnobKind.XpsCpus => 1,
+        KnobKind.IrqAffinity => 2,
+        KnobKind.Hugepages => 3,
+        _ => 4,
+    };
+
+    /// <summary>Whether the kernel's value means the same as the target: masks and cpulists as CPU sets, numbers as numbers.</summary>
+    public static bool Same(KnobKind kind, string? current, string target)
+    {
+        if (current is null) return false;
+        switch (kind)
+        {
+            case KnobKind.Channels:
+                return ChannelCounts.TryParse(current, out var a) && ChannelCounts.TryParse(target, out var b) && a == b;
+            case KnobKind.RpsCpus or KnobKind.XpsCpus:
+                return CpuMask.TryParse(current, out var ma) && CpuMask.TryParse(target, out var mb) && ma.SequenceEqual(mb);
+            case KnobKind.IrqAffinity:
+                return CpuList.TryParse(current, out var la) && CpuList.TryParse(target, out var lb) && la.SequenceEqual(lb);
+            case KnobKind.RpsFlowCount or KnobKind.Hugepages:
+                return long.TryParse(current.Trim(), CultureInfo.InvariantCulture, out var na) && long.TryParse(target.Trim(), CultureInfo.InvariantCulture, out var nb) && na == nb;
+            default:
+                return NormalizeSysctl(current) == NormalizeSysctl(target);
+        }
+    }
+
+    /// <summary>procfs prints vectors such as tcp_rmem with tabs; users write spaces.</summary>
+    public static string NormalizeSysctl(string value) => string.Join(' ', value.Split([' ', '\t', '\n'], StringSplitOptions.RemoveEmptyEntries));
+
+    /// <summary>The kernel rounds rps_flow_cnt and rps_sock_flow_entries up to a power of two; targets do the same so the read-back matches.</summary>
+    public static long RoundUpPowerOfTwo(long n)
+    {
+        if (n <= 1) return n;
+        long p = 1;
+        while (p < n) p <<= 1;
+        return p;
+    }
+}

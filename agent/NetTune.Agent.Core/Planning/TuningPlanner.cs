@@ -1,0 +1,45 @@
+using NetTune.Agent.Core.Topology;
+using NetTune.Api.V1Alpha1;
+
+namespace NetTune.Agent.Core.Planning;
+
+/// <summary>Topology, current values and the desired spec in; every desired knob (with its current value) out. No I/O.</summary>
+public static class TuningPlanner
+{
+    public static TuningPlan Plan(HostSnapshot host, NodeStateSpec spec)
+    {
+        var desired = new List<DesiredKnob>();
+        var notes = new List<PlanNote>();
+        if (spec.Nic is { } nicSpec)
+        {
+            foreach (var nic in host.Nics.Where(n => InterfaceMatcher.Matches(nicSpec.Interfaces, n.Name, n.Driver)))
+            {
+                var channels = ChannelPlanner.Plan(nic, nicSpec.Channels, RpsXpsPlanner.LocalCpus(host, nic).Count);
+                if (channels.Knob is not null) desired.Add(channels.Knob);
+                if (channels.Note is not null) notes.Add(channels.Note);
+
+                IReadOnlyDictionary<int, int> irqCpus = new Dictionary<int, int>();
+                if (nicSpec.IrqAffinity is { Policy: not IrqAffinityPolicy.Unmanaged } irqSpec)
+                {
+                    var irq = IrqAffinityPlanner.Plan(host, nic, irqSpec, channels.RxQueues, channels.TxQueues);
+                    desired.AddRange(irq.Knobs);
+                    notes.AddRange(irq.Notes);
+                    irqCpus = irq.CpuByRxQueue;
+                }
+                var queues = RpsXpsPlanner.Plan(host, nic, nicSpec.Rps, nicSpec.Xps, channels.RxQueues, channels.TxQueues, irqCpus);
+                desired.AddRange(queues.Knobs);
+                notes.AddRange(queues.Notes);
+            }
+        }
+        var pages = HugepagesPlanner.Plan(host, spec.Hugepages);
+        desired.AddRange(pages.Knobs);
+        notes.AddRange(pages.Notes);
+        var sysctls = SysctlPlanner.Plan(host, spec.Sysctls, spec.Nic?.Rps?.FlowEntries);
+        desired.AddRange(sysctls.Knobs);
+        notes.AddRange(sysctls.Notes);
+
+        // Two matching NICs cannot share an IRQ, but keep the first of any duplicate knob so a plan never writes one twice.
+        var unique = desired.GroupBy(d => d.Knob, StringComparer.Ordinal).Select(g => g.First()).OrderBy(d => d.Phase).ToArray();
+        return new TuningPlan(unique, notes);
+    }
+}

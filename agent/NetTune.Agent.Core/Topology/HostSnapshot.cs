@@ -1,0 +1,56 @@
+using NetTune.Agent.Core.Host;
+
+namespace NetTune.Agent.Core.Topology;
+
+/// <summary>
+/// Everything the planner needs to know about a host at one moment: topology and the current value of every knob a
+/// spec can touch. Raw values are kept as the kernel printed them (without the trailing newline), so they can be
+/// journaled and restored exactly.
+/// </summary>
+public sealed record HostSnapshot
+{
+    public required IReadOnlyList<NumaNode> NumaNodes { get; init; }
+    public required IReadOnlyList<int> OnlineCpus { get; init; }
+    public required IReadOnlyList<int> IsolatedCpus { get; init; }
+    /// <summary>nr_cpu_ids: how wide CPU masks are.</summary>
+    public required int CpuIds { get; init; }
+    public required IReadOnlyList<CpuInfo> Cpus { get; init; }
+    public required IReadOnlyList<Nic> Nics { get; init; }
+    /// <summary>Current raw values of the allow-listed sysctls; a key missing here does not exist on this kernel.</summary>
+    public required IReadOnlyDictionary<string, string> Sysctls { get; init; }
+
+    public NumaNode? Node(int id) => NumaNodes.FirstOrDefault(n => n.Id == id);
+}
+
+public sealed record CpuInfo(int Id, int Package, int Core, string ThreadSiblings);
+
+public sealed record NumaNode(int Id, IReadOnlyList<int> Cpus, long MemoryBytes, IReadOnlyList<int> Distances, IReadOnlyList<HugepagePool> Hugepages);
+
+/// <summary>Hugepages of one size on one node; <see cref="Path"/> is its nr_hugepages file.</summary>
+public sealed record HugepagePool(string Size, long SizeKb, long Total, long Free, string Path);
+
+public sealed record Nic
+{
+    public required string Name { get; init; }
+    public string? Driver { get; init; }
+    public string? PciAddress { get; init; }
+    /// <summary>-1 when the platform does not say.</summary>
+    public int NumaNode { get; init; } = -1;
+    public IReadOnlyList<int>? LocalCpus { get; init; }
+    public required IReadOnlyList<RxQueue> RxQueues { get; init; }
+    public required IReadOnlyList<TxQueue> TxQueues { get; init; }
+    public ChannelInfo? Channels { get; init; }
+    /// <summary>Why channels are unknown (the ethtool errno), when they are.</summary>
+    public string? ChannelsError { get; init; }
+    public required IReadOnlyList<QueueIrq> Irqs { get; init; }
+}
+
+public sealed record RxQueue(int Index, string? RpsCpus, string? RpsFlowCnt);
+
+/// <summary>A tx queue; <see cref="XpsCpus"/> is null when the kernel hides it (single-queue devices).</summary>
+public sealed record TxQueue(int Index, string? XpsCpus);
+
+public enum IrqRole { Rx, Tx, Combined }
+
+/// <summary>An interrupt that serves one queue of a NIC.</summary>
+public sealed record QueueIrq(int Irq, string Name, int Queue, IrqRole Role, string? AffinityList, bool Managed);
