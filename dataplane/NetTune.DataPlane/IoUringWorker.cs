@@ -26,11 +26,12 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
 
     protected override void Run()
     {
-        _ring = Ring.Create(4096, 16384);
+        _ring = Ring.Create(4096, 16384, preferSingleIssuer: Options.DeferTaskrun);
         var probe = _ring.ProbeOpcodes();
         _haveSplice = probe[(int)IoUringOp.Splice];
         if (!_ring.HasExtArg) throw new IoUringException("kernel lacks IORING_FEAT_EXT_ARG (needs 5.11+); use --io-engine epoll", Libc.ENOSYS);
-        _engineName = (_ring.SetupFlags & SetupDeferTaskrun) != 0 ? "iouring(defer_taskrun)" : "iouring";
+        _engineName = (_ring.SetupFlags & SetupDeferTaskrun) != 0 ? "iouring(defer_taskrun)"
+            : (_ring.SetupFlags & SetupCoopTaskrun) != 0 ? "iouring(coop_taskrun)" : "iouring";
         _listening = true;
         ArmAccept();
 
@@ -205,7 +206,9 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
         sqe->Opcode = IoUringOp.Sendmsg;
         sqe->Fd = s.Fd;
         sqe->Addr = (ulong)s.PrepareSend();
-        sqe->OpFlags = (uint)Libc.MSG_NOSIGNAL;
+        // MSG_WAITALL makes io_uring itself retry a short send on a stream socket, instead of handing
+        // us a partial count and costing a round trip through this loop per socket-buffer refill.
+        sqe->OpFlags = (uint)(Libc.MSG_NOSIGNAL | Libc.MSG_WAITALL);
         sqe->UserData = Tag(Op.Send, s.Slot);
         s.InFlight++;
     }

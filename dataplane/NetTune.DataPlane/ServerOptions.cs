@@ -38,6 +38,8 @@ public sealed record ServerOptions
     public long MemoryCacheMaxFileBytes { get; init; } = 256 * 1024;
     public long MemoryCacheBytesPerWorker { get; init; } = 64L << 20;
     public bool HugePages { get; init; }
+    /// <summary>io_uring task running: DEFER_TASKRUN+SINGLE_ISSUER (true) or COOP_TASKRUN (false).</summary>
+    public bool DeferTaskrun { get; init; } = true;
     public int StreamChunkBytes { get; init; } = 256 * 1024;
     public HttpLimits Limits { get; init; } = HttpLimits.Default;
 
@@ -61,6 +63,7 @@ public sealed record ServerOptions
           --memory-cache-max-file N  largest file kept in memory (default 262144; 0 disables)
           --memory-cache-bytes N     memory cache budget per worker (default 67108864)
           --hugepages                back buffers with 2 MiB hugepages when available
+          --io-uring-taskrun defer|coop  completion mode: DEFER_TASKRUN+SINGLE_ISSUER (default) or COOP_TASKRUN
           --max-header-bytes N       request head limit (default 16384)
           --max-request-line N       request line limit (default 8192)
         """;
@@ -121,6 +124,17 @@ public sealed record ServerOptions
                 case "--memory-cache-max-file": o = o with { MemoryCacheMaxFileBytes = Long(flag, Value(), 0) }; break;
                 case "--memory-cache-bytes": o = o with { MemoryCacheBytesPerWorker = Long(flag, Value(), 0) }; break;
                 case "--hugepages": o = o with { HugePages = true }; break;
+                case "--io-uring-taskrun":
+                    o = o with
+                    {
+                        DeferTaskrun = Value() switch
+                        {
+                            "defer" => true,
+                            "coop" => false,
+                            var v => throw new OptionsException($"--io-uring-taskrun must be defer or coop, not '{v}'"),
+                        },
+                    };
+                    break;
                 case "--max-header-bytes": maxHeader = Int(flag, Value(), 1024, 1 << 20); break;
                 case "--max-request-line": maxLine = Int(flag, Value(), 256, 1 << 20); break;
                 case "-h" or "--help": throw new OptionsException(Usage, isHelp: true);
