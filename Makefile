@@ -1,0 +1,67 @@
+# NetTune — the two commands for a fresh machine are `make demo` and `make test`; both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+DOTNET        ?= dotnet
+CONFIGURATION ?= Debug
+ARTIFACTS     := $(CURDIR)/.artifacts
+RESULTS       := $(ARTIFACTS)/test-results
+DEMO_DIR      := $(CURDIR)/.demo
+TEST_PROJECTS := $(sort $(wildcard tests/*/*.Tests.csproj))
+# Debian packages the tests and the demo use (kubectl comes from kubernetes-client where none is installed).
+APT_PACKAGES  := etcd-server iproute2 ethtool procps util-linux curl ca-certificates
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Install the Debian packages the tests need (apt) and check the .NET SDK
+	@command -v $(DOTNET) >/dev/null || { echo "the .NET 10 SDK is required (dotnet on PATH)"; exit 1; }
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	 command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
+	 if [ -n "$$missing" ]; then \
+	   echo "installing Debian packages:$$missing"; \
+	   SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	   $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	 fi
+
+.PHONY: kube-assets
+kube-assets: deps ## Build (once, cached in ~/.cache/nettune) or locate etcd, kube-apiserver, kube-controller-manager
+	@bash hack/kube-assets.sh >/dev/null
+
+.PHONY: build
+build: ## Build every project (warnings are errors)
+	$(DOTNET) build Operator.sln -c $(CONFIGURATION) -nologo -v quiet
+
+.PHONY: crds
+crds: ## Regenerate crds/*.yaml from the C# API types
+	$(DOTNET) run --project tools/NetTune.CrdGen -c $(CONFIGURATION) -- --out crds
+
+.PHONY: test
+test: deps kube-assets build ## Run every test project and print the totals
+	@rm -rf $(RESULTS); mkdir -p $(RESULTS); status=0; names=""; \
+	for proj in $(TEST_PROJECTS); do \
+	  $(DOTNET) sln Operator.sln list | grep -qxF "$$proj" || { echo "$$proj is not in Operator.sln: dotnet sln add it"; exit 1; }; \
+	  name=$$(basename $$proj .csproj); names="$$names $$name"; \
+	  echo "=== $$name"; \
+	  $(DOTNET) test $$proj -c $(CONFIGURATION) --no-build -nologo \
+	    --logger "trx;LogFileName=$$name.trx" --logger "console;verbosity=minimal" \
+	    --results-directory $(RESULTS) || status=1; \
+	done; \
+	echo "=== totals"; \
+	bash hack/test-summary.sh $(RESULTS) $$names || status=1; \
+	exit $$status
+
+.PHONY: demo
+demo: deps kube-assets build ## Start a local cluster, install the CRDs and samples, show them
+	@bash hack/demo.sh up
+
+.PHONY: demo-down
+demo-down: ## Stop everything `make demo` started
+	@bash hack/demo.sh down
+
+.PHONY: clean
+clean: ## Remove build outputs (the apiserver cache outside the repo stays)
+	rm -rf $(ARTIFACTS) $(DEMO_DIR)
+	find . -name bin -o -name obj -type d -prune -exec rm -rf {} + 2>/dev/null || true

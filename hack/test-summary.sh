@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Sums the TRX results of every test project into one line that CI reads: "N passed, N failed, N skipped".
+# Usage: test-summary.sh RESULTS_DIR PROJECT...   (a project with no TRX file crashed: it counts as one failure)
+set -euo pipefail
+dir=$1; shift
+passed=0 failed=0 skipped=0
+for project in "$@"; do
+  trx="$dir/$project.trx"
+  if [[ ! -f "$trx" ]]; then
+    printf '  %-34s no results (the test host crashed or did not build)\n' "$project"
+    failed=$((failed + 1))
+    continue
+  fi
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n1)
+  get() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$counters"; }
+  p=$(get passed); f=$(get failed); e=$(get error); n=$(get notExecuted); t=$(get total)
+  f=$((f + e))
+  printf '  %-34s %4d passed, %d failed, %d skipped\n' "$project" "$p" "$f" "$n"
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + n))
+done
+echo "$passed passed, $failed failed, $skipped skipped"
+[[ $failed -eq 0 ]]
