@@ -72,7 +72,7 @@ public static class TuningPlanner
                 .Set(ConditionTypes.Ready, ConditionStatus.False, ConditionReasons.InvalidSpec, message)
                 .Set(ConditionTypes.Progressing, ConditionStatus.False, ConditionReasons.InvalidSpec, "the spec is invalid; nothing is rolled out")
                 .Set(ConditionTypes.Degraded, ConditionStatus.True, ConditionReasons.InvalidSpec, message)
-                .Set(ConditionTypes.Conflict, ConditionStatus.False, ConditionReasons.NoConflict, "");
+                .Set(ConditionTypes.Conflict, ConditionStatus.False, ConditionReasons.NoConflict, "no equal-priority NetworkTuning sets a knob differently");
             var events = ConditionBecame(previous, ConditionTypes.Degraded, ConditionReasons.InvalidSpec)
                 ? new[] { PlannedEvent.Warning(ConditionReasons.InvalidSpec, message) } : [];
             return new TuningPlan
@@ -254,7 +254,7 @@ public static class TuningPlanner
         }
         else
         {
-            conditions.Set(ConditionTypes.Degraded, ConditionStatus.False, ConditionReasons.AsExpected, "");
+            conditions.Set(ConditionTypes.Degraded, ConditionStatus.False, ConditionReasons.AsExpected, "no node failed");
         }
 
         if (conflicts.Count > 0)
@@ -266,7 +266,7 @@ public static class TuningPlanner
         }
         else
         {
-            conditions.Set(ConditionTypes.Conflict, ConditionStatus.False, ConditionReasons.NoConflict, "");
+            conditions.Set(ConditionTypes.Conflict, ConditionStatus.False, ConditionReasons.NoConflict, "no equal-priority NetworkTuning sets a knob differently");
         }
 
         var reverting = leaving.Where(n => snapshot.NodeStates.TryGetValue(n, out var s) && s.Spec.Revert && AgentProgress.Of(s).State != AgentState.Reverted)
@@ -382,7 +382,7 @@ public static class TuningPlanner
         var progress = $"reverting {waiting.Count} nodes: {Abbreviate(waiting)}";
         conditions.Set(ConditionTypes.Ready, ConditionStatus.False, OperatorReasons.Reverting, progress)
             .Set(ConditionTypes.Progressing, ConditionStatus.True, OperatorReasons.Reverting, progress)
-            .Set(ConditionTypes.Degraded, ConditionStatus.False, ConditionReasons.AsExpected, "");
+            .Set(ConditionTypes.Degraded, ConditionStatus.False, ConditionReasons.AsExpected, "no node failed");
         var firstTime = ConditionList.Find(tuning.Status?.Conditions, ConditionTypes.Progressing)?.Reason != OperatorReasons.Reverting;
         return new TuningPlan
         {

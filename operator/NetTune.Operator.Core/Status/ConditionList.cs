@@ -11,6 +11,8 @@ public sealed class ConditionList(IEnumerable<V1Condition>? previous, long gener
 
     public ConditionList Set(string type, string status, string reason, string message)
     {
+        // The API server (1.20 at least) takes an empty message for a missing one and refuses the condition.
+        if (string.IsNullOrEmpty(message)) message = reason;
         var since = _previous.TryGetValue(type, out var old) && old.Status == status ? old.LastTransitionTime : now;
         _conditions.Add(new V1Condition
         {

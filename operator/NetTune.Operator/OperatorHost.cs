@@ -1,0 +1,292 @@
+using k8s;
+using k8s.LeaderElection;
+using k8s.LeaderElection.ResourceLock;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+using NetTune.Api;
+using NetTune.Api.V1Alpha1;
+using NetTune.ControllerRuntime;
+using NetTune.Operator.Core.Builders;
+using NetTune.Operator.Core.Planning;
+using NetTune.Operator.Core.Selection;
+
+namespace NetTune.Operator;
+
+/// <summary>
+/// The operator as a value: informers, work queue, reconciler and (optionally) leader election on one client. The
+/// executable wraps one; tests start several in one process.
+/// </summary>
+public sealed class OperatorHost : IAsyncDisposable
+{
+    private readonly IKubernetes _client;
+    private readonly OperatorOptions _options;
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _log;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly object _sessionLock = new();
+    private Task? _main;
+    private Session? _session;
+
+    public OperatorHost(IKubernetes client, OperatorOptions options, ILoggerFactory loggers, OperatorMetrics? metrics = null)
+    {
+        _client = client;
+        _options = options;
+        _loggers = loggers;
+        _log = loggers.CreateLogger("operator");
+        Metrics = metrics ?? new OperatorMetrics();
+    }
+
+    public OperatorMetrics Metrics { get; }
+
+    public string Identity => _options.Identity;
+
+    public bool IsLeader { get; private set; }
+
+    /// <summary>Ready: a standby that is campaigning, or a leader whose caches have synced.</summary>
+    public bool IsReady
+    {
+        get
+        {
+            lock (_sessionLock) return _main is not null && (_session?.Synced ?? _options.LeaderElect);
+        }
+    }
+
+    public Task StartAsync(CancellationToken ct = default)
+    {
+        if (_main is not null) throw new InvalidOperationException("already started");
+        _main = _options.LeaderElect ? Task.Run(() => CampaignAsync(_stopping.Token), CancellationToken.None) : StartSession();
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync()
+    {
+        _stopping.Cancel();
+        Session? session;
+        lock (_sessionLock) session = _session;
+        if (session is not null) await session.StopAsync().ConfigureAwait(false);
+        if (_main is not null)
+        {
+            try { await _main.ConfigureAwait(false); }
+            catch (OperationCanceledException) { }
+        }
+        IsLeader = false;
+        Metrics.Leader.Set(0);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    private async Task CampaignAsync(CancellationToken ct)
+    {
+        var lease = new LeaseLock(_client, _options.Namespace, _options.LeaseName, _options.Identity);
+        var config = new LeaderElectionConfig(lease)
+        {
+            LeaseDuration = _options.LeaseDuration,
+            RenewDeadline = _options.RenewDeadline,
+            RetryPeriod = _options.RetryPeriod,
+        };
+        using var elector = new LeaderElector(config);
+        elector.OnStartedLeading += () =>
+        {
+            _log.LogInformation("{Identity} became the leader", _options.Identity);
+            IsLeader = true;
+            Metrics.Leader.Set(1);
+            _ = StartSession();
+        };
+        elector.OnStoppedLeading += () =>
+        {
+            _log.LogWarning("{Identity} lost the leadership; stopping the controllers", _options.Identity);
+            IsLeader = false;
+            Metrics.Leader.Set(0);
+            Session? session;
+            lock (_sessionLock)
+            {
+                session = _session;
+                _session = null;
+            }
+            _ = session?.StopAsync();
+        };
+        elector.OnNewLeader += leader => _log.LogInformation("the leader is {Leader}", leader);
+        try
+        {
+            await elector.RunAndTryToHoldLeadershipForeverAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+    }
+
+    private Task StartSession()
+    {
+        if (!_options.LeaderElect)
+        {
+            IsLeader = true;
+            Metrics.Leader.Set(1);
+        }
+        var session = new Session(_client, _options, _loggers, Metrics, _stopping.Token);
+        lock (_sessionLock)
+        {
+            if (_stopping.IsCancellationRequested) return Task.CompletedTask;
+            _session = session;
+        }
+        return session.Run;
+    }
+
+    /// <summary>One term of office: caches, queue and workers, from winning the leadership until losing it.</summary>
+    private sealed class Session
+    {
+        private readonly CancellationTokenSource _cts;
+        private readonly OperatorCaches _caches;
+        private readonly WorkQueue _queue;
+
+        public Task Run { get; }
+        public bool Synced { get; private set; }
+
+        public Session(IKubernetes client, OperatorOptions options, ILoggerFactory loggers, OperatorMetrics metrics, CancellationToken stopping)
+        {
+            _cts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+            var log = loggers.CreateLogger("controller");
+            var io = options.Informer;
+            _caches = new OperatorCaches(
+                new Informer<NetworkTuning>(ListWatch.ClusterCustom<NetworkTuning, NetworkTuningList>(client, NetworkTuning.KindName, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural), io, loggers.CreateLogger("informer")),
+                new Informer<NetworkTuningNodeState>(ListWatch.ClusterCustom<NetworkTuningNodeState, NetworkTuningNodeStateList>(client, NetworkTuningNodeState.KindName, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural), io, loggers.CreateLogger("informer")),
+                new Informer<V1Node>(ListWatch.Nodes(client), io, loggers.CreateLogger("informer")),
+                new Informer<V1Pod>(ListWatch.Pods(client, options.Namespace, $"{Names.AppName}={Names.DataPlaneApp}"), io, loggers.CreateLogger("informer")),
+                new Informer<V1DaemonSet>(ListWatch.DaemonSets(client, options.Namespace, $"{Names.AppName}={Names.AgentApp}"), io, loggers.CreateLogger("informer")));
+            _queue = new WorkQueue(options.Queue);
+            _queue.Waited += w => metrics.QueueLatency.Observe(w.TotalSeconds);
+            var reconciler = new OperatorReconciler(client, _caches, options, metrics, loggers.CreateLogger("reconciler"));
+            var controller = new Controller("networktuning", _queue, reconciler, options.Workers, log);
+            controller.Reconciled += (key, outcome, duration) =>
+            {
+                var kind = key == OperatorReconciler.AgentKey ? "DaemonSet" : "NetworkTuning";
+                metrics.Reconciles.WithLabels(kind, outcome).Inc();
+                metrics.ReconcileDuration.WithLabels(kind).Observe(duration.TotalSeconds);
+                metrics.QueueDepth.Set(_queue.Depth);
+            };
+            Wire(metrics);
+            Run = RunAsync(controller, options, log);
+        }
+
+        private async Task RunAsync(Controller controller, OperatorOptions options, ILogger log)
+        {
+            var ct = _cts.Token;
+            var informers = new[]
+            {
+                Task.Run(() => _caches.Tunings.RunAsync(ct), CancellationToken.None),
+                Task.Run(() => _caches.NodeStates.RunAsync(ct), CancellationToken.None),
+                Task.Run(() => _caches.Nodes.RunAsync(ct), CancellationToken.None),
+                Task.Run(() => _caches.Pods.RunAsync(ct), CancellationToken.None),
+                Task.Run(() => _caches.DaemonSets.RunAsync(ct), CancellationToken.None),
+            };
+            try
+            {
+                // Reconciling on half-filled caches would take missing objects for deleted ones.
+                await Task.WhenAll(_caches.Tunings.Synced, _caches.NodeStates.Synced, _caches.Nodes.Synced, _caches.Pods.Synced, _caches.DaemonSets.Synced)
+                    .WaitAsync(ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                await Task.WhenAll(informers).ConfigureAwait(false);
+                return;
+            }
+            Synced = true;
+            log.LogInformation("caches synced: {Tunings} tunings, {Nodes} nodes, {States} node states", _caches.Tunings.Count, _caches.Nodes.Count, _caches.NodeStates.Count);
+            EnqueueAll();
+            var resync = Task.Run(async () =>
+            {
+                using var timer = new PeriodicTimer(options.ResyncPeriod);
+                try
+                {
+                    while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false)) EnqueueAll();
+                }
+                catch (OperationCanceledException) { }
+            }, CancellationToken.None);
+            var work = controller.RunAsync(ct);
+            try { await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false); }
+            catch (OperationCanceledException) { }
+            _queue.ShutDown();
+            await Task.WhenAll([.. informers, resync, work]).ConfigureAwait(false);
+        }
+
+        public async Task StopAsync()
+        {
+            _cts.Cancel();
+            try { await Run.ConfigureAwait(false); }
+            catch (OperationCanceledException) { }
+        }
+
+        private void EnqueueAll()
+        {
+            _queue.Add(OperatorReconciler.AgentKey);
+            foreach (var t in _caches.Tunings.List()) _queue.Add(OperatorReconciler.TuningPrefix + t.Metadata.Name);
+        }
+
+        private void EnqueueTuning(string name) => _queue.Add(OperatorReconciler.TuningPrefix + name);
+
+        /// <summary>The "owns" watches: every change maps back to the NetworkTunings it concerns.</summary>
+        private void Wire(OperatorMetrics metrics)
+        {
+            _caches.Tunings.Changed += (kind, old, now) =>
+            {
+                var t = now ?? old!;
+                EnqueueTuning(t.Metadata.Name);
+                var specChanged = kind != CacheEvent.Updated || old!.Metadata.Generation != now!.Metadata.Generation
+                                  || (old.Metadata.DeletionTimestamp is null) != (now.Metadata.DeletionTimestamp is null);
+                if (!specChanged) return;
+                // Another tuning's spec decides this one's conflicts and the DaemonSet's node affinity.
+                _queue.Add(OperatorReconciler.AgentKey);
+                foreach (var other in _caches.Tunings.List()) EnqueueTuning(other.Metadata.Name);
+            };
+            _caches.NodeStates.Changed += (_, old, now) =>
+            {
+                foreach (var state in new[] { old, now })
+                {
+                    if (state is null) continue;
+                    foreach (var source in state.Spec.Sources ?? []) EnqueueTuning(source.Name);
+                    if (Names.Annotation(state.Metadata, TuningPlanner.RevertedForAnnotation) is { } reverted)
+                        foreach (var name in reverted.Split(',', StringSplitOptions.RemoveEmptyEntries)) EnqueueTuning(name);
+                }
+            };
+            _caches.Nodes.Changed += (kind, old, now) =>
+            {
+                // Node status heartbeats change nothing here; only new, gone or relabelled nodes do.
+                if (kind == CacheEvent.Updated && SameLabels(old!.Metadata.Labels, now!.Metadata.Labels)) return;
+                foreach (var t in _caches.Tunings.List())
+                {
+                    if ((old is not null && LabelSelectorMatcher.Matches(t.Spec.NodeSelector, old.Metadata.Labels))
+                        || (now is not null && LabelSelectorMatcher.Matches(t.Spec.NodeSelector, now.Metadata.Labels)))
+                        EnqueueTuning(t.Metadata.Name);
+                }
+                var state = _caches.NodeStates.Get((now ?? old)!.Metadata.Name);
+                foreach (var source in state?.Spec.Sources ?? []) EnqueueTuning(source.Name);
+            };
+            _caches.Pods.Changed += (_, old, now) =>
+            {
+                foreach (var owner in (now ?? old)!.Metadata.OwnerReferences ?? [])
+                    if (owner.Kind == NetworkTuning.KindName) EnqueueTuning(owner.Name);
+            };
+            _caches.DaemonSets.Changed += (_, _, _) => _queue.Add(OperatorReconciler.AgentKey);
+
+            foreach (var (kind, informer) in new (string, Action<Action<string>>)[]
+                     {
+                         (NetworkTuning.KindName, h => _caches.Tunings.WatchRestarted += h),
+                         (NetworkTuningNodeState.KindName, h => _caches.NodeStates.WatchRestarted += h),
+                         ("Node", h => _caches.Nodes.WatchRestarted += h),
+                         ("Pod", h => _caches.Pods.WatchRestarted += h),
+                         ("DaemonSet", h => _caches.DaemonSets.WatchRestarted += h),
+                     })
+            {
+                informer(reason => metrics.WatchRestarts.WithLabels(kind, reason).Inc());
+            }
+        }
+
+        private static bool SameLabels(IDictionary<string, string>? a, IDictionary<string, string>? b)
+        {
+            a ??= new Dictionary<string, string>();
+            b ??= new Dictionary<string, string>();
+            return a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v == kv.Value);
+        }
+    }
+}

@@ -1,0 +1,34 @@
+using NetTune.ControllerRuntime;
+using NetTune.Operator.Core.Builders;
+using NetTune.Operator.Core.Planning;
+
+namespace NetTune.Operator;
+
+public sealed record OperatorOptions
+{
+    /// <summary>Namespace of the agent DaemonSet, the data-plane pods and the leader Lease.</summary>
+    public string Namespace { get; init; } = "nettune-system";
+    /// <summary>Namespace of the Events about NetworkTunings (cluster-scoped objects' events conventionally go to default).</summary>
+    public string EventNamespace { get; init; } = "default";
+    public string AgentImage { get; init; } = "nettune/agent:latest";
+    public string DataPlaneMemory { get; init; } = "512Mi";
+    public bool LeaderElect { get; init; }
+    public string LeaseName { get; init; } = "nettune-operator";
+    public string Identity { get; init; } = $"{Environment.MachineName}-{Environment.ProcessId}";
+    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromSeconds(15);
+    public TimeSpan RenewDeadline { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan RetryPeriod { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>Every NetworkTuning is reconciled at least this often, whatever the watches say.</summary>
+    public TimeSpan ResyncPeriod { get; init; } = TimeSpan.FromMinutes(5);
+    public TimeSpan RevertTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    public int Workers { get; init; } = 2;
+    /// <summary>Concurrent NodeState writes within one reconcile.</summary>
+    public int WriteParallelism { get; init; } = 16;
+    /// <summary>Grace period for deleted data-plane pods; null keeps the pod's own.</summary>
+    public int? PodDeleteGraceSeconds { get; init; }
+    public InformerOptions Informer { get; init; } = new();
+    public WorkQueueOptions Queue { get; init; } = new();
+
+    public AgentOptions AgentOptions => new(Namespace, AgentImage);
+    public PlannerSettings PlannerSettings => new(new DataPlaneOptions(Namespace, DataPlaneMemory), RevertTimeout);
+}

@@ -1,0 +1,335 @@
+using System.Net;
+using System.Text.Json;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+using NetTune.Api;
+using NetTune.Api.V1Alpha1;
+using NetTune.ControllerRuntime;
+using NetTune.Operator.Core.Builders;
+using NetTune.Operator.Core.Planning;
+
+namespace NetTune.Operator;
+
+/// <summary>The caches a reconcile reads.</summary>
+public sealed record OperatorCaches(
+    Informer<NetworkTuning> Tunings,
+    Informer<NetworkTuningNodeState> NodeStates,
+    Informer<V1Node> Nodes,
+    Informer<V1Pod> Pods,
+    Informer<V1DaemonSet> DaemonSets);
+
+/// <summary>
+/// Carries out the planner's decisions for one key: "tuning/NAME" (NodeStates, pods, status, finalizer of one
+/// NetworkTuning) or "agent" (the shared agent DaemonSet and its ServiceAccount).
+/// </summary>
+public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches, OperatorOptions options, OperatorMetrics metrics, ILogger log)
+    : IReconciler
+{
+    public const string AgentKey = "agent";
+    public const string TuningPrefix = "tuning/";
+
+    private static string Group => ApiGroup.Name;
+    private static string Version => ApiGroup.Version;
+
+    public async Task<ReconcileResult> ReconcileAsync(string key, CancellationToken ct)
+    {
+        try
+        {
+            if (key == AgentKey) return await ReconcileAgentAsync(ct).ConfigureAwait(false);
+            if (key.StartsWith(TuningPrefix, StringComparison.Ordinal))
+                return await ReconcileTuningAsync(key[TuningPrefix.Length..], ct).ConfigureAwait(false);
+            return ReconcileResult.Failed($"unknown key {key}");
+        }
+        catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Conflict)
+        {
+            log.LogDebug("{Key}: write conflict, reading again: {Body}", key, e.Response.Content);
+            return ReconcileResult.Conflict;
+        }
+        catch (HttpOperationException e)
+        {
+            return ReconcileResult.Failed($"{e.Response?.StatusCode}: {Short(e.Response?.Content)}");
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException)
+        {
+            return ReconcileResult.Failed(e.Message);
+        }
+    }
+
+    private async Task<ReconcileResult> ReconcileTuningAsync(string name, CancellationToken ct)
+    {
+        var tuning = caches.Tunings.Get(name);
+        if (tuning is null) return ReconcileResult.Done;
+
+        var uid = tuning.Metadata.Uid;
+        var pods = caches.Pods.List().Where(p => p.Metadata.OwnerReferences?.Any(o => o.Uid == uid) == true).ToList();
+        var states = new Dictionary<string, NetworkTuningNodeState>(StringComparer.Ordinal);
+        foreach (var s in caches.NodeStates.List()) states[s.Metadata.Name] = s;
+        var snapshot = new ClusterSnapshot(caches.Tunings.List(), caches.Nodes.List(), states, pods);
+        var now = DateTime.UtcNow;
+        now = new DateTime(now.Ticks - now.Ticks % TimeSpan.TicksPerSecond, DateTimeKind.Utc); // the API keeps whole seconds
+        var plan = TuningPlanner.Plan(tuning, snapshot, options.PlannerSettings, now);
+
+        if (plan.AddFinalizer)
+        {
+            tuning = await PatchFinalizersAsync(tuning, [.. tuning.Metadata.Finalizers ?? [], Names.Finalizer], ct).ConfigureAwait(false);
+        }
+
+        if (plan.NodeStateWrites.Count > 0)
+        {
+            var nodes = caches.Nodes.List().ToDictionary(n => n.Metadata.Name, StringComparer.Ordinal);
+            await Parallel.ForEachAsync(plan.NodeStateWrites, new ParallelOptions { MaxDegreeOfParallelism = options.WriteParallelism, CancellationToken = ct },
+                async (write, token) => await WriteNodeStateAsync(write, nodes.GetValueOrDefault(write.Node), token).ConfigureAwait(false)).ConfigureAwait(false);
+        }
+        foreach (var node in plan.NodeStateDeletes)
+        {
+            await IgnoreNotFound(client.CustomObjects.DeleteClusterCustomObjectAsync(Group, Version, NetworkTuningNodeState.Plural, node, cancellationToken: ct)).ConfigureAwait(false);
+            caches.NodeStates.Forget(node);
+        }
+        foreach (var pod in plan.PodDeletes)
+        {
+            await IgnoreNotFound(client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, pod.Metadata.NamespaceProperty,
+                gracePeriodSeconds: options.PodDeleteGraceSeconds, cancellationToken: ct)).ConfigureAwait(false);
+        }
+        foreach (var pod in plan.PodCreates)
+        {
+            try
+            {
+                caches.Pods.Remember(await client.CoreV1.CreateNamespacedPodAsync(pod, pod.Metadata.NamespaceProperty, cancellationToken: ct).ConfigureAwait(false));
+            }
+            catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Conflict)
+            {
+                // Already there (the old pod of that name may still be terminating): the pod's events bring us back.
+            }
+        }
+
+        foreach (var e in plan.Events) await EmitAsync(tuning, e, ct).ConfigureAwait(false);
+
+        if (plan.Status is { } status && (tuning.Status is null || KubernetesJson.Serialize(status) != KubernetesJson.Serialize(tuning.Status)))
+        {
+            var body = CloneWithStatus(tuning, status);
+            var written = await client.CustomObjects.ReplaceClusterCustomObjectStatusAsync(body, Group, Version, NetworkTuning.Plural, name, cancellationToken: ct)
+                .ConfigureAwait(false);
+            tuning = Parse<NetworkTuning>(written);
+            caches.Tunings.Remember(tuning);
+        }
+
+        if (plan.RemoveFinalizer)
+        {
+            await PatchFinalizersAsync(tuning, (tuning.Metadata.Finalizers ?? []).Where(f => f != Names.Finalizer).ToList(), ct).ConfigureAwait(false);
+            log.LogInformation("{Tuning}: finalizer removed", name);
+        }
+
+        if (plan.Rollout is { } rollout)
+        {
+            metrics.NodesByPhase.WithLabels(name, "applied").Set(rollout.Applied);
+            metrics.NodesByPhase.WithLabels(name, "failed").Set(rollout.Failed);
+            metrics.NodesByPhase.WithLabels(name, "pending").Set(rollout.Pending);
+            metrics.RolloutProgress.WithLabels(name).Set(rollout.Nodes.Count == 0 ? 1 : (double)rollout.Applied / rollout.Nodes.Count);
+            if (rollout.Admit.Count > 0) metrics.RolloutBatches.WithLabels(name).Inc();
+        }
+        if (tuning.Metadata.DeletionTimestamp is not null && plan.RemoveFinalizer)
+        {
+            foreach (var phase in new[] { "applied", "failed", "pending" }) metrics.NodesByPhase.RemoveLabelled(name, phase);
+            metrics.RolloutProgress.RemoveLabelled(name);
+        }
+        return plan.RequeueAfter is { } after ? ReconcileResult.After(after) : ReconcileResult.Done;
+    }
+
+    private async Task WriteNodeStateAsync(NodeStateWrite write, V1Node? node, CancellationToken ct)
+    {
+        object written;
+        if (write.Existing is null)
+        {
+            var body = new NetworkTuningNodeState
+            {
+                Metadata = new V1ObjectMeta
+                {
+                    Name = write.Node,
+                    Labels = new Dictionary<string, string> { [Names.ManagedBy] = Names.ManagedByValue },
+                    Annotations = write.RevertedFor is null ? null : new Dictionary<string, string> { [TuningPlanner.RevertedForAnnotation] = write.RevertedFor },
+                    // The garbage collector removes the NodeState with its Node.
+                    OwnerReferences = node?.Metadata.Uid is { } uid
+                        ? [new V1OwnerReference { ApiVersion = "v1", Kind = "Node", Name = write.Node, Uid = uid }]
+                        : null,
+                },
+                Spec = write.Spec,
+            };
+            try
+            {
+                written = await client.CustomObjects.CreateClusterCustomObjectAsync(body, Group, Version, NetworkTuningNodeState.Plural, cancellationToken: ct)
+                    .ConfigureAwait(false);
+            }
+            catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Conflict)
+            {
+                // Created meanwhile by another reconcile: our cache is behind; the watch event brings us back.
+                throw new HttpOperationException("NodeState exists already") { Response = e.Response, Request = e.Request };
+            }
+        }
+        else
+        {
+            var existing = write.Existing;
+            var annotations = new Dictionary<string, string>(existing.Metadata.Annotations ?? new Dictionary<string, string>());
+            if (write.RevertedFor is { } tuning)
+            {
+                var names = (annotations.GetValueOrDefault(TuningPlanner.RevertedForAnnotation) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+                names.Add(tuning);
+                annotations[TuningPlanner.RevertedForAnnotation] = string.Join(',', names.Order(StringComparer.Ordinal));
+            }
+            var body = new NetworkTuningNodeState
+            {
+                Metadata = new V1ObjectMeta
+                {
+                    Name = existing.Metadata.Name,
+                    ResourceVersion = existing.Metadata.ResourceVersion, // optimistic concurrency: 409 if someone wrote first
+                    Labels = existing.Metadata.Labels,
+                    Annotations = annotations.Count == 0 ? null : annotations,
+                    OwnerReferences = existing.Metadata.OwnerReferences,
+                    Finalizers = existing.Metadata.Finalizers,
+                },
+                Spec = write.Spec,
+            };
+            written = await client.CustomObjects.ReplaceClusterCustomObjectAsync(body, Group, Version, NetworkTuningNodeState.Plural, write.Node, cancellationToken: ct)
+                .ConfigureAwait(false);
+        }
+        caches.NodeStates.Remember(Parse<NetworkTuningNodeState>(written));
+    }
+
+    private async Task<NetworkTuning> PatchFinalizersAsync(NetworkTuning tuning, List<string> finalizers, CancellationToken ct)
+    {
+        var patch = JsonSerializer.Serialize(new { metadata = new { finalizers, resourceVersion = tuning.Metadata.ResourceVersion } });
+        var written = await client.CustomObjects.PatchClusterCustomObjectAsync(new V1Patch(patch, V1Patch.PatchType.MergePatch),
+            Group, Version, NetworkTuning.Plural, tuning.Metadata.Name, cancellationToken: ct).ConfigureAwait(false);
+        var updated = Parse<NetworkTuning>(written);
+        caches.Tunings.Remember(updated);
+        return updated;
+    }
+
+    private static NetworkTuning CloneWithStatus(NetworkTuning tuning, NetworkTuningStatus status) => new()
+    {
+        Metadata = tuning.Metadata,
+        Spec = tuning.Spec,
+        Status = status,
+    };
+
+    private async Task<ReconcileResult> ReconcileAgentAsync(CancellationToken ct)
+    {
+        var tunings = caches.Tunings.List();
+        var key = options.Namespace + "/" + Names.AgentDaemonSet;
+        var existing = caches.DaemonSets.Get(key);
+        if (tunings.Count == 0)
+        {
+            if (existing is not null)
+            {
+                await IgnoreNotFound(client.AppsV1.DeleteNamespacedDaemonSetAsync(Names.AgentDaemonSet, options.Namespace, cancellationToken: ct)).ConfigureAwait(false);
+                await IgnoreNotFound(client.CoreV1.DeleteNamespacedServiceAccountAsync(Names.AgentServiceAccount, options.Namespace, cancellationToken: ct)).ConfigureAwait(false);
+                caches.DaemonSets.Forget(key);
+            }
+            return ReconcileResult.Done;
+        }
+
+        var agent = options.AgentOptions;
+        var desired = AgentDaemonSetBuilder.Build(agent, tunings);
+        var account = AgentDaemonSetBuilder.BuildServiceAccount(agent, tunings);
+        try
+        {
+            await client.CoreV1.CreateNamespacedServiceAccountAsync(account, options.Namespace, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Conflict)
+        {
+            var current = await client.CoreV1.ReadNamespacedServiceAccountAsync(account.Metadata.Name, options.Namespace, cancellationToken: ct).ConfigureAwait(false);
+            if (!SameOwners(current.Metadata.OwnerReferences, account.Metadata.OwnerReferences))
+            {
+                current.Metadata.OwnerReferences = account.Metadata.OwnerReferences;
+                await client.CoreV1.ReplaceNamespacedServiceAccountAsync(current, current.Metadata.Name, options.Namespace, cancellationToken: ct).ConfigureAwait(false);
+            }
+        }
+
+        if (existing is null)
+        {
+            try
+            {
+                caches.DaemonSets.Remember(await client.AppsV1.CreateNamespacedDaemonSetAsync(desired, options.Namespace, cancellationToken: ct).ConfigureAwait(false));
+                log.LogInformation("created DaemonSet {Namespace}/{Name}", options.Namespace, desired.Metadata.Name);
+            }
+            catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Conflict)
+            {
+                return ReconcileResult.Conflict; // exists; the cache has not seen it yet
+            }
+            return ReconcileResult.Done;
+        }
+        var sameSpec = existing.Metadata.Annotations?.TryGetValue(Names.SpecHashAnnotation, out var hash) == true
+                       && hash == desired.Metadata.Annotations[Names.SpecHashAnnotation];
+        if (sameSpec && SameOwners(existing.Metadata.OwnerReferences, desired.Metadata.OwnerReferences)) return ReconcileResult.Done;
+        desired.Metadata.ResourceVersion = existing.Metadata.ResourceVersion;
+        caches.DaemonSets.Remember(await client.AppsV1.ReplaceNamespacedDaemonSetAsync(desired, desired.Metadata.Name, options.Namespace, cancellationToken: ct)
+            .ConfigureAwait(false));
+        log.LogInformation("updated DaemonSet {Namespace}/{Name}", options.Namespace, desired.Metadata.Name);
+        return ReconcileResult.Done;
+    }
+
+    private static bool SameOwners(IList<V1OwnerReference>? a, IList<V1OwnerReference>? b) =>
+        (a ?? []).Select(o => o.Uid).Order().SequenceEqual((b ?? []).Select(o => o.Uid).Order());
+
+    private async Task EmitAsync(NetworkTuning tuning, PlannedEvent e, CancellationToken ct)
+    {
+        var now = DateTime.UtcNow;
+        var ev = new Corev1Event
+        {
+            Metadata = new V1ObjectMeta { Name = $"{tuning.Metadata.Name}.{now.Ticks:x}", NamespaceProperty = options.EventNamespace },
+            InvolvedObject = new V1ObjectReference
+            {
+                ApiVersion = ApiGroup.GroupVersion,
+                Kind = NetworkTuning.KindName,
+                Name = tuning.Metadata.Name,
+                Uid = tuning.Metadata.Uid,
+                ResourceVersion = tuning.Metadata.ResourceVersion,
+            },
+            Type = e.Type,
+            Reason = e.Reason,
+            Message = e.Message,
+            Source = new V1EventSource { Component = Names.ManagedByValue },
+            ReportingComponent = Names.ManagedByValue,
+            ReportingInstance = options.Identity,
+            FirstTimestamp = now,
+            LastTimestamp = now,
+            Count = 1,
+        };
+        log.LogInformation("{Tuning}: {Type} {Reason}: {Message}", tuning.Metadata.Name, e.Type, e.Reason, e.Message);
+        try
+        {
+            await client.CoreV1.CreateNamespacedEventAsync(ev, options.EventNamespace, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException ex)
+        {
+            // Events are for people; losing one must not stop a reconcile.
+            log.LogWarning("could not record event {Reason}: {Status}", e.Reason, ex.Response?.StatusCode);
+        }
+    }
+
+    private static async Task IgnoreNotFound(Task task)
+    {
+        try { await task.ConfigureAwait(false); }
+        catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.NotFound) { }
+    }
+
+    private static async Task IgnoreNotFound<T>(Task<T> task)
+    {
+        try { await task.ConfigureAwait(false); }
+        catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.NotFound) { }
+    }
+
+    private static T Parse<T>(object body) => body switch
+    {
+        T typed => typed,
+        JsonElement element => KubernetesJson.Deserialize<T>(element),
+        _ => KubernetesJson.Deserialize<T>(KubernetesJson.Serialize(body)),
+    };
+
+    private static string Short(string? text) => text is null ? "" : text.Length <= 300 ? text : text[..300];
+}
