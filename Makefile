@@ -65,3 +65,15 @@ demo-down: ## Stop everything `make demo` started
 clean: ## Remove build outputs (the apiserver cache outside the repo stays)
 	rm -rf $(ARTIFACTS) $(DEMO_DIR)
 	find . -name bin -o -name obj -type d -prune -exec rm -rf {} + 2>/dev/null || true
+
+.PHONY: bench bench-dataplane bench-agent bench-operator
+bench: bench-dataplane bench-agent bench-operator ## Run every benchmark (ratios against a peer measured in the same run)
+
+bench-dataplane: build ## The data plane side by side with nginx (wrk, interleaved rounds)
+	bash bench/dataplane/run.sh
+
+bench-agent: build ## A full apply on the 2-socket fixture, and the CPU cost of drift checking
+	bash bench/agent/run.sh
+
+bench-operator: deps kube-assets build ## 1,000 and 5,000 Nodes: time to all NodeStates, requests per node, peak RSS
+	bash bench/operator/run.sh
