@@ -53,6 +53,8 @@ internal sealed class AdminServer : IDisposable
         var submissions = factory.CreateCounter("nettune_dataplane_ring_submissions_total", "SQEs submitted to io_uring.", "worker");
         var completions = factory.CreateCounter("nettune_dataplane_ring_completions_total", "CQEs reaped from io_uring.", "worker");
         var draining = factory.CreateGauge("nettune_dataplane_draining", "1 after SIGTERM while in-flight requests finish.");
+        var pauses = factory.CreateCounter("nettune_dataplane_recv_pauses_total",
+            "Receives paused for back-pressure: a client pipelined more than the server had parsed.", "worker");
         var allocated = factory.CreateGauge("nettune_dataplane_worker_allocated_bytes",
             "Managed bytes allocated by the worker thread so far; flat when the hot path does not allocate.", "worker");
         var collections = factory.CreateGauge("nettune_dataplane_gc_collections", "GC collections in the process.", "generation");
@@ -80,6 +82,7 @@ internal sealed class AdminServer : IDisposable
                 completions.WithLabels(id).IncTo(w.Stats.ReapedCqes);
                 info.WithLabels(id, w.Cpu.ToString(), w.EngineName).Set(1);
                 allocated.WithLabels(id).Set(w.Stats.AllocatedBytes);
+                pauses.WithLabels(id).IncTo(w.Stats.RecvPauses);
             }
             draining.Set(_draining() ? 1 : 0);
             for (int g = 0; g <= GC.MaxGeneration; g++) collections.WithLabels(g.ToString()).Set(GC.CollectionCount(g));

@@ -42,6 +42,17 @@ internal sealed unsafe class HttpSession
     public int PipeRead = -1, PipeWrite = -1;
     public long PipeBytes;
 
+    /// <summary>
+    /// io_uring multishot receive: whether it is armed, and provided buffers whose bytes did not fit in
+    /// <see cref="Recv"/> yet (held, not recycled, until the parser makes room: that is the back-pressure).
+    /// </summary>
+    public bool RecvArmed;
+    public const int MaxStash = 16;
+    public readonly ushort[] StashBuffer = new ushort[MaxStash];
+    public readonly int[] StashOffset = new int[MaxStash];
+    public readonly int[] StashLength = new int[MaxStash];
+    public int StashCount;
+
     public bool CloseAfterFlush;
     public SessionNext Waiting;
     public long HeadStartMs, IdleSinceMs, LastProgressMs;
@@ -81,7 +92,8 @@ internal sealed unsafe class HttpSession
         _headUsed = _iovStart = _iovEnd = _pinnedCount = 0;
         StreamFile = null;
         StreamRemaining = StreamOffset = PipeBytes = 0;
-        CloseAfterFlush = Closing = false;
+        CloseAfterFlush = Closing = RecvArmed = false;
+        StashCount = 0;
         InFlight = 0;
         Waiting = SessionNext.Recv;
         IdleSinceMs = LastProgressMs = HeadStartMs = nowMs;

@@ -11,9 +11,11 @@ namespace NetTune.DataPlane;
 internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions options, int listenFd, int rootFd)
     : Worker(index, cpu, options, listenFd, rootFd)
 {
-    private enum Op : byte { Accept = 1, Recv, Send, Read, SpliceIn, SpliceOut, CancelAccept }
+    private enum Op : byte { Accept = 1, Recv, Send, Read, SpliceIn, SpliceOut, CancelAccept, RecvMulti, CancelRecv }
 
+    private const ushort RecvBufferGroup = 1;
     private Ring _ring = null!;
+    private ProvidedBufferRing? _buffers;
     private bool _multishotAccept = true;
     private bool _acceptArmed;
     private bool _listening;
@@ -32,12 +34,19 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
         if (!_ring.HasExtArg) throw new IoUringException("kernel lacks IORING_FEAT_EXT_ARG (needs 5.11+); use --io-engine epoll", Libc.ENOSYS);
         _engineName = (_ring.SetupFlags & SetupDeferTaskrun) != 0 ? "iouring(defer_taskrun)"
             : (_ring.SetupFlags & SetupCoopTaskrun) != 0 ? "iouring(coop_taskrun)" : "iouring";
+        if (Options.MultishotRecv && probe[(int)IoUringOp.Recv])
+        {
+            _buffers = ProvidedBufferRing.TryCreate(_ring, RecvBufferGroup, 2048, 4096, out int errno);
+            if (_buffers == null) Console.Error.WriteLine($"worker {Index}: no provided-buffer ring (errno {errno}); one recv per request");
+        }
+        if (_buffers != null) _engineName += "+multishot";
         _listening = true;
         ArmAccept();
 
         long lastScan = NowMs;
         while (true)
         {
+            _buffers?.Publish();
             _ring.SubmitAndWait(1, 1000);
             Stats.EnterCalls = _ring.EnterCalls;
             Stats.SubmittedSqes = _ring.SubmittedSqes;
@@ -59,6 +68,7 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
         }
         foreach (var s in Sessions)
             if (s.Fd >= 0) { Libc.close(s.Fd); s.Fd = -1; }
+        _buffers?.Dispose();
         _ring.Dispose();
     }
 
@@ -98,6 +108,11 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
                 return;
             case Op.CancelAccept:
                 return;
+            case Op.RecvMulti:
+                OnMultishotRecv(Sessions[slot], in cqe);
+                return;
+            case Op.CancelRecv:
+                return;
         }
         var s = Sessions[slot];
         s.InFlight--;
@@ -118,7 +133,7 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
                 if (cqe.Res < 0) { BeginClose(s); return; }
                 Stats.BytesCopied += cqe.Res;
                 s.LastProgressMs = NowMs;
-                Drive(s, s.AdvanceOutput(cqe.Res) ? s.Next(this) : SessionNext.Send);
+                Drive(s, s.AdvanceOutput(cqe.Res) ? NextAfterDrainingStash(s) : SessionNext.Send);
                 return;
             case Op.Read:
                 // A short or failed file read means the file changed under us; the length promised in
@@ -137,7 +152,7 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
                     s.StreamRemaining -= cqe.Res;
                 }
                 else if (cqe.Res < 0 && cqe.Res != -Libc.ECANCELED || cqe.Res == 0) { BeginClose(s); return; }
-                if (s.InFlight == 0) Drive(s, s.Next(this));
+                if (InFlightExceptRecv(s) == 0) Drive(s, NextAfterDrainingStash(s));
                 return;
             case Op.SpliceOut:
                 if (cqe.Res > 0)
@@ -147,7 +162,7 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
                     s.LastProgressMs = NowMs;
                 }
                 else if (cqe.Res != -Libc.ECANCELED) { BeginClose(s); return; }
-                if (s.InFlight == 0) Drive(s, s.Next(this));
+                if (InFlightExceptRecv(s) == 0) Drive(s, NextAfterDrainingStash(s));
                 return;
         }
     }
@@ -185,9 +200,125 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
         }
     }
 
+    private static int InFlightExceptRecv(HttpSession s) => s.InFlight - (s.RecvArmed ? 1 : 0);
+
+    /// <summary>
+    /// One multishot completion: copy the bytes out of the provided buffer into the session's own
+    /// buffer (a request head is small, so this is cheap) and give the buffer straight back. Bytes that
+    /// arrive while a response is still being written just accumulate for the next parse.
+    /// </summary>
+    private void OnMultishotRecv(HttpSession s, in Cqe cqe)
+    {
+        bool more = (cqe.Flags & CqeFMore) != 0;
+        bool hasBuffer = (cqe.Flags & CqeFBuffer) != 0;
+        ushort bid = (ushort)(cqe.Flags >> 16);
+        if (!more)
+        {
+            s.InFlight--;
+            s.RecvArmed = false;
+        }
+        if (s.Closing)
+        {
+            if (hasBuffer) _buffers!.Recycle(bid);
+            MaybeRecycle(s);
+            return;
+        }
+        if (cqe.Res <= 0)
+        {
+            // Out of provided buffers ends the multishot but not the connection: re-arm when needed.
+            if (cqe.Res == -Libc.ENOBUFS || cqe.Res == -Libc.ECANCELED)
+            {
+                if (s.Waiting == SessionNext.Recv && s.StashCount == 0) PostRecv(s);
+                return;
+            }
+            BeginClose(s);
+            return;
+        }
+        if (!hasBuffer) { BeginClose(s); return; }
+        int room = s.RecvCapacity - s.RecvLength;
+        if (s.StashCount == 0 && room >= cqe.Res)
+        {
+            Buffer.MemoryCopy(_buffers!.Buffer(bid), s.Recv + s.RecvLength, room, cqe.Res);
+            _buffers.Recycle(bid);
+            s.OnReceived(cqe.Res, NowMs);
+        }
+        else
+        {
+            if (s.StashCount == HttpSession.MaxStash) { _buffers!.Recycle(bid); BeginClose(s); return; }
+            s.StashBuffer[s.StashCount] = bid;
+            s.StashOffset[s.StashCount] = 0;
+            s.StashLength[s.StashCount] = cqe.Res;
+            s.StashCount++;
+            // Back-pressure: stop receiving until the parser has consumed what is held.
+            if (s.StashCount == HttpSession.MaxStash / 4 && s.RecvArmed) CancelRecv(s);
+        }
+        if (s.Waiting == SessionNext.Recv) Drive(s, NextAfterDrainingStash(s));
+    }
+
+    private SessionNext NextAfterDrainingStash(HttpSession s)
+    {
+        while (true)
+        {
+            DrainStash(s);
+            var next = s.Next(this);
+            // Next() may have parsed and freed room; keep feeding held bytes while the parser wants more.
+            if (next != SessionNext.Recv || s.StashCount == 0) return next;
+            if (s.RecvLength == s.RecvCapacity) return next;
+        }
+    }
+
+    private void DrainStash(HttpSession s)
+    {
+        if (_buffers == null) return;
+        int moved = 0;
+        while (moved < s.StashCount)
+        {
+            int room = s.RecvCapacity - s.RecvLength;
+            if (room == 0) break;
+            int n = Math.Min(room, s.StashLength[moved] - s.StashOffset[moved]);
+            Buffer.MemoryCopy(_buffers.Buffer(s.StashBuffer[moved]) + s.StashOffset[moved], s.Recv + s.RecvLength, room, n);
+            s.OnReceived(n, NowMs);
+            s.StashOffset[moved] += n;
+            if (s.StashOffset[moved] < s.StashLength[moved]) break;
+            _buffers.Recycle(s.StashBuffer[moved]);
+            moved++;
+        }
+        if (moved == 0) return;
+        for (int i = moved; i < s.StashCount; i++)
+        {
+            s.StashBuffer[i - moved] = s.StashBuffer[i];
+            s.StashOffset[i - moved] = s.StashOffset[i];
+            s.StashLength[i - moved] = s.StashLength[i];
+        }
+        s.StashCount -= moved;
+    }
+
+    private void CancelRecv(HttpSession s)
+    {
+        Stats.RecvPauses++;
+        var sqe = _ring.GetSqe();
+        sqe->Opcode = IoUringOp.AsyncCancel;
+        sqe->Addr = Tag(Op.RecvMulti, s.Slot);
+        sqe->UserData = Tag(Op.CancelRecv, s.Slot);
+    }
+
     private void PostRecv(HttpSession s)
     {
         s.Waiting = SessionNext.Recv;
+        if (_buffers != null)
+        {
+            if (s.RecvArmed || s.StashCount > 0) return;
+            var m = _ring.GetSqe();
+            m->Opcode = IoUringOp.Recv;
+            m->Fd = s.Fd;
+            m->IoPrio = RecvMultishot;
+            m->Flags = SqeBufferSelect;
+            m->BufIndexOrGroup = RecvBufferGroup;
+            m->UserData = Tag(Op.RecvMulti, s.Slot);
+            s.RecvArmed = true;
+            s.InFlight++;
+            return;
+        }
         int room = s.RecvCapacity - s.RecvLength;
         if (room <= 0) { BeginClose(s); return; }
         var sqe = _ring.GetSqe();
@@ -300,6 +431,8 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
     private void MaybeRecycle(HttpSession s)
     {
         if (s.InFlight > 0) return;
+        for (int i = 0; i < s.StashCount; i++) _buffers!.Recycle(s.StashBuffer[i]);
+        s.StashCount = 0;
         Libc.close(s.Fd);
         FreeSession(s);
     }

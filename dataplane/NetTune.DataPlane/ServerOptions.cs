@@ -40,6 +40,8 @@ public sealed record ServerOptions
     public bool HugePages { get; init; }
     /// <summary>io_uring task running: DEFER_TASKRUN+SINGLE_ISSUER (true) or COOP_TASKRUN (false).</summary>
     public bool DeferTaskrun { get; init; } = true;
+    /// <summary>io_uring: one multishot receive per connection over a provided-buffer ring, instead of one recv per request.</summary>
+    public bool MultishotRecv { get; init; } = true;
     public int StreamChunkBytes { get; init; } = 256 * 1024;
     public HttpLimits Limits { get; init; } = HttpLimits.Default;
 
@@ -63,6 +65,7 @@ public sealed record ServerOptions
           --memory-cache-max-file N  largest file kept in memory (default 262144; 0 disables)
           --memory-cache-bytes N     memory cache budget per worker (default 67108864)
           --hugepages                back buffers with 2 MiB hugepages when available
+          --io-uring-recv multishot|single  multishot recv over a provided-buffer ring (default) or one recv per request
           --io-uring-taskrun defer|coop  completion mode: DEFER_TASKRUN+SINGLE_ISSUER (default) or COOP_TASKRUN
           --max-header-bytes N       request head limit (default 16384)
           --max-request-line N       request line limit (default 8192)
@@ -124,6 +127,17 @@ public sealed record ServerOptions
                 case "--memory-cache-max-file": o = o with { MemoryCacheMaxFileBytes = Long(flag, Value(), 0) }; break;
                 case "--memory-cache-bytes": o = o with { MemoryCacheBytesPerWorker = Long(flag, Value(), 0) }; break;
                 case "--hugepages": o = o with { HugePages = true }; break;
+                case "--io-uring-recv":
+                    o = o with
+                    {
+                        MultishotRecv = Value() switch
+                        {
+                            "multishot" => true,
+                            "single" => false,
+                            var v => throw new OptionsException($"--io-uring-recv must be multishot or single, not '{v}'"),
+                        },
+                    };
+                    break;
                 case "--io-uring-taskrun":
                     o = o with
                     {

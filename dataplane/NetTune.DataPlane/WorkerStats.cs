@@ -10,6 +10,8 @@ internal sealed class WorkerStats
     public readonly long[] RequestsByStatus = new long[TrackedStatuses.Length];
     public long BytesCopied, BytesZeroCopy, Accepts, ActiveConnections, RejectedConnections;
     public long EnterCalls, SubmittedSqes, ReapedCqes;
+    /// <summary>Times a connection's receive was paused because the client pipelined faster than we parse.</summary>
+    public long RecvPauses;
     /// <summary>Bytes the worker thread has allocated on the managed heap: flat in steady state.</summary>
     public long AllocatedBytes;
     /// <summary>Environment.TickCount64 of the last loop iteration, for /healthz.</summary>

@@ -124,6 +124,10 @@ public sealed unsafe class Ring : IDisposable
         return supported;
     }
 
+    /// <summary>io_uring_register(2); returns the raw result (negative: -1 with errno set).</summary>
+    public long Register(uint opcode, void* arg, uint count) =>
+        Libc.syscall(Libc.SYS_io_uring_register, _fd, opcode, (long)arg, count, 0, 0);
+
     public int SpaceLeft => (int)(_sqEntries - (_sqeTail - Volatile.Read(ref *_sqHead)));
 
     public int PendingSubmissions => (int)(_sqeTail - _sqeSubmitted);

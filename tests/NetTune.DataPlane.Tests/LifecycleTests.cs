@@ -119,6 +119,36 @@ public class LifecycleTests : IClassFixture<TestRoot>
         Assert.True(after - before < requests / 4.0, $"worker allocated {after - before} bytes over {requests} requests");
     }
 
+    [Theory]
+    [InlineData("iouring", "multishot")]
+    [InlineData("iouring", "single")]
+    [InlineData("epoll", "single")]
+    public async Task DeepPipelineBehindALargeResponseIsAnsweredInOrder(string engine, string recvMode)
+    {
+        // 2000 pipelined requests (~70 KB) arrive while 10 MiB is being written: more than the request
+        // buffer holds, so the server must hold back (not drop, not close) until it has room.
+        using var server = ServerProcess.Start(_root.Path, engine, "--cpus", "0", "--io-uring-recv", recvMode);
+        using var raw = new RawClient(server.Port);
+        var batch = new System.Text.StringBuilder("GET /10m.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+        for (int i = 0; i < 2000; i++) batch.Append(i % 2 == 0 ? "GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n" : "HEAD /64k.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+        var send = Task.Run(() => raw.Send(batch.ToString()));
+        Assert.Equal(TestRoot.Sha(_root.Large), TestRoot.Sha(raw.Read().Body));
+        for (int i = 0; i < 2000; i++)
+        {
+            var r = raw.Read(head: i % 2 == 1);
+            Assert.Equal(200, r.Status);
+            if (i % 2 == 0) Assert.Equal(_root.Small, r.Body);
+            else Assert.Equal("65536", r.Header("Content-Length"));
+        }
+        await send;
+        if (recvMode == "multishot" && engine == "iouring")
+        {
+            using var admin = new HttpClient();
+            var metrics = await admin.GetStringAsync($"http://127.0.0.1:{server.AdminPort}/metrics");
+            Assert.True(Metric(metrics, "nettune_dataplane_recv_pauses_total{worker=\"0\"}") > 0, "the back-pressure path was not exercised");
+        }
+    }
+
     [Theory, MemberData(nameof(Engines))]
     public void RefusesConnectionsOverThePerWorkerCap(string engine)
     {
