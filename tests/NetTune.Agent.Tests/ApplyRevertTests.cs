@@ -161,3 +161,28 @@ public sealed class ApplyRevertTests
         Assert.Empty(report.Knobs);
     }
 }
+
+public sealed class SpecChangeTests
+{
+    [Fact]
+    public void DroppingRps_RestoresTheSurvivingQueues_WhileSettingsOfRemovedQueuesWaitForTheChannelRevert()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var before = host.TreeImage();
+        var engine = host.Engine();
+        Assert.Equal(RunKind.Applied, engine.Apply(Specs.Full()).Kind);
+
+        var noRps = Specs.Full();
+        noRps.Nic!.Rps = null;
+        var report = engine.Apply(noRps);
+        Assert.True(report.Kind == RunKind.Applied, report.Message);
+        Assert.Equal("00000000", host.Read("sys/class/net/eth1/queues/rx-0/rps_cpus"));
+        Assert.Equal("0", host.Read("sys/class/net/eth1/queues/rx-0/rps_flow_cnt"));
+        Assert.Equal("0", host.Read("proc/sys/net/core/rps_sock_flow_entries"));
+        var journal = new JournalStore(host.JournalDir).Load();
+        Assert.True(journal.Find("nic/eth1/rx-12/rps_cpus")!.LostWithChannels);
+
+        Assert.Equal(RunKind.Reverted, engine.Revert().Kind);
+        TreeAssert.Same(before, host.TreeImage());
+    }
+}

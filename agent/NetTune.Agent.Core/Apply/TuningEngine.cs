@@ -76,7 +76,7 @@ public sealed class TuningEngine
             var knobs = plan.Desired.Where(d => d.Phase == phase).ToArray();
             var recordable = knobs.Where(d => d.NeedsChange && d.Current is not null && !journal.Contains(d.Knob))
                 .Select(d => new JournalEntry(d.Knob, d.Kind, d.Path, d.Current!, d.Identity)).ToList();
-            if (phase == 0) recordable.AddRange(QueueSettingsLostToChannels(host, knobs, journal));
+            if (phase == 0) recordable.AddRange(QueueSettingsLostToChannels(host, knobs));
             if (recordable.Count > 0)
             {
                 journal = journal.With(recordable);
@@ -149,8 +149,9 @@ public sealed class TuningEngine
     private TuningJournal RestoreNoLongerWanted(TuningJournal journal, HostSnapshot host, TuningPlan plan, List<KnobResult> results)
     {
         var wanted = plan.Desired.Select(d => d.Knob).Concat(plan.Notes.Select(n => n.Knob)).ToHashSet(StringComparer.Ordinal);
-        // A queue setting journaled because a channel change removed its queue waits for the channels' own revert.
-        var stale = journal.Entries.Where(e => !wanted.Contains(e.Knob) && (KnobValues.Phase(e.Kind) != 1 || _fs.Exists(e.Path)))
+        // A queue setting journaled because a channel change removed its queue waits for the channels' own revert,
+        // as long as the agent still holds that NIC's channels (someone else may have grown them back meanwhile).
+        var stale = journal.Entries.Where(e => !wanted.Contains(e.Knob) && !WaitsForChannelRevert(e, journal, wanted))
             .OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
         if (stale.Length == 0) return journal;
         var done = new List<string>();
@@ -166,11 +167,21 @@ public sealed class TuningEngine
         return journal;
     }
 
+    private bool WaitsForChannelRevert(JournalEntry e, TuningJournal journal, HashSet<string> wanted)
+    {
+        if (KnobValues.Phase(e.Kind) != 1) return false;
+        if (!_fs.Exists(e.Path)) return true;
+        if (e.LostWithChannels != true) return false;
+        var parts = e.Knob.Split('/');
+        var channels = parts.Length > 1 ? $"nic/{parts[1]}/channels" : "";
+        return journal.Contains(channels) && wanted.Contains(channels);
+    }
+
     /// <summary>
     /// A channel change that shrinks a NIC takes the settings of the removed queues with it; journal them too, so a
     /// revert that grows the NIC back can restore them exactly.
     /// </summary>
-    private static IEnumerable<JournalEntry> QueueSettingsLostToChannels(HostSnapshot host, IEnumerable<DesiredKnob> channelKnobs, TuningJournal journal)
+    private static IEnumerable<JournalEntry> QueueSettingsLostToChannels(HostSnapshot host, IEnumerable<DesiredKnob> channelKnobs)
     {
         foreach (var k in channelKnobs.Where(k => k.Kind == KnobKind.Channels && k.NeedsChange))
         {
@@ -179,12 +190,11 @@ public sealed class TuningEngine
             var dir = $"sys/class/net/{nic.Name}/queues";
             foreach (var q in nic.RxQueues.Where(q => q.Index >= target.Combined + target.Rx))
             {
-                if (q.RpsCpus is not null) yield return new JournalEntry($"nic/{nic.Name}/rx-{q.Index}/rps_cpus", KnobKind.RpsCpus, $"{dir}/rx-{q.Index}/rps_cpus", q.RpsCpus);
-                if (q.RpsFlowCnt is not null) yield return new JournalEntry($"nic/{nic.Name}/rx-{q.Index}/rps_flow_cnt", KnobKind.RpsFlowCount, $"{dir}/rx-{q.Index}/rps_flow_cnt", q.RpsFlowCnt);
+                if (q.RpsCpus is not null) yield return new JournalEntry($"nic/{nic.Name}/rx-{q.Index}/rps_cpus", KnobKind.RpsCpus, $"{dir}/rx-{q.Index}/rps_cpus", q.RpsCpus, LostWithChannels: true);
+                if (q.RpsFlowCnt is not null) yield return new JournalEntry($"nic/{nic.Name}/rx-{q.Index}/rps_flow_cnt", KnobKind.RpsFlowCount, $"{dir}/rx-{q.Index}/rps_flow_cnt", q.RpsFlowCnt, LostWithChannels: true);
             }
             foreach (var q in nic.TxQueues.Where(q => q.Index >= target.Combined + target.Tx && q.XpsCpus is not null))
-                yield return new JournalEntry($"nic/{nic.Name}/tx-{q.Index}/xps_cpus", KnobKind.XpsCpus, $"{dir}/tx-{q.Index}/xps_cpus", q.XpsCpus!);
+                yield return new JournalEntry($"nic/{nic.Name}/tx-{q.Index}/xps_cpus", KnobKind.XpsCpus, $"{dir}/tx-{q.Index}/xps_cpus", q.XpsCpus!, LostWithChannels: true);
         }
-        _ = journal;
     }
 }

@@ -3,13 +3,17 @@ using NetTune.Agent.Core.Planning;
 
 namespace NetTune.Agent.Core.Journal;
 
-/// <summary>The original value of one knob, recorded before the agent first changed it.</summary>
+/// <summary>
+/// The original value of one knob, recorded before the agent first changed it. <see cref="LostWithChannels"/> marks
+/// the setting of a queue that the agent's channel change removed: it comes back only when the channels are reverted.
+/// </summary>
 public sealed record JournalEntry(
     [property: JsonPropertyName("knob")] string Knob,
     [property: JsonPropertyName("kind")] KnobKind Kind,
     [property: JsonPropertyName("path")] string Path,
     [property: JsonPropertyName("original")] string Original,
-    [property: JsonPropertyName("identity")] string? Identity = null);
+    [property: JsonPropertyName("identity")] string? Identity = null,
+    [property: JsonPropertyName("lostWithChannels")] bool? LostWithChannels = null);
 
 /// <summary>Every original value the agent must restore on revert, in the order they were recorded.</summary>
 public sealed record TuningJournal([property: JsonPropertyName("entries")] IReadOnlyList<JournalEntry> Entries)

@@ -1,0 +1,85 @@
+using NetTune.Agent.Core.Apply;
+using NetTune.Agent.Core.Topology;
+using NetTune.Api.V1Alpha1;
+using Prometheus;
+
+namespace NetTune.Agent;
+
+/// <summary>The agent's Prometheus metrics.</summary>
+public sealed class AgentMetrics
+{
+    public AgentMetrics(CollectorRegistry registry)
+    {
+        Registry = registry;
+        var f = Metrics.WithCustomRegistry(registry);
+        ApplyDuration = f.CreateHistogram("nettune_agent_apply_duration_seconds", "Time of one apply or revert run, discovery included.",
+            new HistogramConfiguration { LabelNames = ["operation"], Buckets = Histogram.ExponentialBuckets(0.001, 2, 16) });
+        Changes = f.CreateCounter("nettune_agent_knob_changes_total", "Knob results of apply and revert runs, by knob kind and result.",
+            new CounterConfiguration { LabelNames = ["kind", "result"] });
+        DriftDetected = f.CreateCounter("nettune_agent_drift_detected_total", "Knobs found changed by someone else.", new CounterConfiguration { LabelNames = ["knob"] });
+        DriftRepaired = f.CreateCounter("nettune_agent_drift_repaired_total", "Drifted knobs set back.", new CounterConfiguration { LabelNames = ["knob"] });
+        NumaNodes = f.CreateGauge("nettune_agent_numa_nodes", "NUMA nodes discovered.");
+        Cpus = f.CreateGauge("nettune_agent_online_cpus", "Online CPUs discovered.");
+        Queues = f.CreateGauge("nettune_agent_nic_queues", "Queues per NIC and direction.", new GaugeConfiguration { LabelNames = ["nic", "direction"] });
+        Hugepages = f.CreateGauge("nettune_agent_hugepages", "Hugepages per NUMA node, size and state (total, free).", new GaugeConfiguration { LabelNames = ["numa_node", "size", "state"] });
+        IrqCpu = f.CreateGauge("nettune_agent_irq_cpu", "The first CPU of each NIC queue interrupt's affinity.", new GaugeConfiguration { LabelNames = ["irq", "nic", "queue"] });
+        Runs = f.CreateCounter("nettune_agent_runs_total", "Apply and revert runs by outcome.", new CounterConfiguration { LabelNames = ["outcome"] });
+    }
+
+    public CollectorRegistry Registry { get; }
+    public Histogram ApplyDuration { get; }
+    public Counter Changes { get; }
+    public Counter DriftDetected { get; }
+    public Counter DriftRepaired { get; }
+    public Gauge NumaNodes { get; }
+    public Gauge Cpus { get; }
+    public Gauge Queues { get; }
+    public Gauge Hugepages { get; }
+    public Gauge IrqCpu { get; }
+    public Counter Runs { get; }
+
+    public void Observe(RunReport report, string operation, TimeSpan duration)
+    {
+        ApplyDuration.WithLabels(operation).Observe(duration.TotalSeconds);
+        Runs.WithLabels(report.Kind.ToString()).Inc();
+        foreach (var k in report.Knobs)
+        {
+            // Knob kinds, not knob names, keep the label set bounded on machines with hundreds of queues.
+            Changes.WithLabels(KindOf(k.Knob), k.Result.ToString()).Inc();
+        }
+        if (report.Host is not null) Observe(report.Host);
+    }
+
+    public void Observe(HostSnapshot host)
+    {
+        NumaNodes.Set(host.NumaNodes.Count);
+        Cpus.Set(host.OnlineCpus.Count);
+        foreach (var n in host.NumaNodes)
+            foreach (var p in n.Hugepages)
+            {
+                Hugepages.WithLabels($"{n.Id}", p.Size, "total").Set(p.Total);
+                Hugepages.WithLabels($"{n.Id}", p.Size, "free").Set(p.Free);
+            }
+        foreach (var nic in host.Nics)
+        {
+            Queues.WithLabels(nic.Name, "rx").Set(nic.RxQueues.Count);
+            Queues.WithLabels(nic.Name, "tx").Set(nic.TxQueues.Count);
+            foreach (var irq in nic.Irqs)
+                if (CpuList.TryParse(irq.AffinityList, out var cpus) && cpus.Count > 0)
+                    IrqCpu.WithLabels($"{irq.Irq}", nic.Name, $"{irq.Queue}").Set(cpus[0]);
+        }
+    }
+
+    public static string KindOf(string knob)
+    {
+        var parts = knob.Split('/');
+        return parts[0] switch
+        {
+            "nic" => parts[^1],
+            "irq" => "irq_affinity",
+            "hugepages" => "hugepages",
+            "sysctl" => "sysctl",
+            _ => parts[0],
+        };
+    }
+}

@@ -1,0 +1,15 @@
+namespace NetTune.Agent;
+
+public enum ChannelBackend { Ethtool, Fixture }
+
+/// <summary>The agent's settings, from flags and environment.</summary>
+public sealed record AgentOptions
+{
+    public required string HostRoot { get; init; }
+    public required string NodeName { get; init; }
+    public required string JournalDir { get; init; }
+    public string? Kubeconfig { get; init; }
+    public int MetricsPort { get; init; } = 9101;
+    public TimeSpan DriftInterval { get; init; } = TimeSpan.FromSeconds(30);
+    public ChannelBackend ChannelBackend { get; init; } = ChannelBackend.Ethtool;
+}

@@ -1,0 +1,220 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using NetTune.Agent.Core.Apply;
+using NetTune.Api.V1Alpha1;
+using k8s.Models;
+
+namespace NetTune.Agent;
+
+/// <summary>
+/// The agent's loop: on every change of its NodeState (and at each drift interval) it applies, dry-runs or reverts,
+/// and writes the result into the status. Runs are sequential; SIGTERM lets the current run finish.
+/// </summary>
+public sealed class AgentWorker(AgentOptions options, NodeStateClient api, TuningEngine engine, AgentMetrics metrics, AgentHealth health, ILogger<AgentWorker> log)
+    : BackgroundService
+{
+    public static readonly string Version = typeof(AgentWorker).Assembly.GetName().Version?.ToString() ?? "0.0.0";
+
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly Dictionary<string, DriftCounter> _drift = new(StringComparer.Ordinal);
+    private long? _appliedGeneration;
+    private long? _revertedGeneration;
+    private List<KnobResult> _lastKnobs = [];
+
+    protected override async Task ExecuteAsync(CancellationToken stop)
+    {
+        log.LogInformation("agent {Version} for node {Node}, host root {Root}, journal {Journal}", Version, options.NodeName, options.HostRoot, options.JournalDir);
+        var watch = Task.Run(() => WatchLoopAsync(stop), stop);
+        _wake.Writer.TryWrite(true);
+        var nextDrift = DateTime.UtcNow + options.DriftInterval;
+        while (!stop.IsCancellationRequested)
+        {
+            var wait = nextDrift - DateTime.UtcNow;
+            var woke = false;
+            if (wait > TimeSpan.Zero)
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
+                timeout.CancelAfter(wait);
+                try
+                {
+                    woke = await _wake.Reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false);
+                    _wake.Reader.TryRead(out _);
+                }
+                catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+                {
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+            var driftTick = !woke;
+            if (driftTick) nextDrift = DateTime.UtcNow + options.DriftInterval;
+            try
+            {
+                await ReconcileAsync(driftTick, stop).ConfigureAwait(false);
+                health.Beat();
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                log.LogError(e, "reconcile of node {Node} failed; retrying in 5 s", options.NodeName);
+                health.Fail(e.Message);
+                try { await Task.Delay(TimeSpan.FromSeconds(5), stop).ConfigureAwait(false); } catch (OperationCanceledException) { break; }
+                _wake.Writer.TryWrite(true);
+            }
+        }
+        log.LogInformation("agent stopping");
+        try { await watch.ConfigureAwait(false); } catch (OperationCanceledException) { }
+    }
+
+    private async Task WatchLoopAsync(CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await api.WatchAsync(() => _wake.Writer.TryWrite(true), stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                log.LogWarning("watch of NetworkTuningNodeState {Node} ended: {Error}; reconnecting", options.NodeName, e.Message);
+                try { await Task.Delay(TimeSpan.FromSeconds(2), stop).ConfigureAwait(false); } catch (OperationCanceledException) { return; }
+            }
+            // Whatever happened while no watch was open is picked up by a fresh read.
+            _wake.Writer.TryWrite(true);
+        }
+    }
+
+    private async Task ReconcileAsync(bool driftTick, CancellationToken ct)
+    {
+        var state = await api.GetAsync(ct).ConfigureAwait(false);
+        if (state is null)
+        {
+            log.LogDebug("no NetworkTuningNodeState {Node} yet", options.NodeName);
+            return;
+        }
+        var generation = state.Metadata.Generation ?? 0;
+        var spec = state.Spec;
+        var status = state.Status ?? new NodeStateStatus();
+        var conditions = status.Conditions?.ToList() ?? [];
+
+        if (spec.Revert)
+        {
+            // After a revert the agent owns no knob any more, so there is no drift to look for.
+            if (_revertedGeneration == generation) return;
+            var sw = Stopwatch.StartNew();
+            var report = await Task.Run(engine.Revert, ct).ConfigureAwait(false);
+            metrics.Observe(report, "revert", sw.Elapsed);
+            log.LogInformation("revert of generation {Generation}: {Kind} in {Ms} ms: {Message}", generation, report.Kind, sw.ElapsedMilliseconds, report.Message);
+            StatusBuilder.ApplyConditions(conditions, report, generation, DateTime.UtcNow);
+            if (report.Kind == RunKind.Reverted) _revertedGeneration = generation;
+            _appliedGeneration = null;
+            _lastKnobs = [.. report.Knobs];
+            await WriteStatusAsync(status, conditions, generation, report, planned: null, ct).ConfigureAwait(false);
+            return;
+        }
+        _revertedGeneration = null;
+
+        var isNew = _appliedGeneration != generation || status.ObservedGeneration != generation;
+        if (!isNew && !driftTick) return;
+        if (!isNew)
+        {
+            // Drift check: what the plan would change now is what someone else changed since the last apply.
+            if (spec.DryRun) return;
+            var (_, plan) = await Task.Run(() => engine.PlanNow(spec), ct).ConfigureAwait(false);
+            if (plan.Changes.Count == 0) return;
+            foreach (var c in plan.Changes)
+            {
+                Drift(c.Knob).Detected++;
+                metrics.DriftDetected.WithLabels(c.Knob).Inc();
+            }
+            log.LogWarning("drift on {Count} knobs: {Knobs}", plan.Changes.Count, string.Join(", ", plan.Changes.Take(10).Select(c => $"{c.Knob} {c.Target}→{c.Current}")));
+        }
+
+        List<PlannedChange>? published = null;
+        var watch = Stopwatch.StartNew();
+        var run = await Task.Run(() => engine.Apply(spec, (host, plan) =>
+        {
+            published = StatusBuilder.Planned(plan);
+            if (!isNew) return;
+            // Publish the plan before the first write, so the operator (and a human) can see what is about to change.
+            var planning = Copy(status);
+            planning.Topology = StatusBuilder.Topology(host);
+            planning.PlannedChanges = published;
+            var planConditions = conditions.ToList();
+            if (!spec.DryRun)
+                StatusBuilder.SetCondition(planConditions, ConditionTypes.Applied, ConditionStatus.False, ConditionReasons.Applying, $"applying {plan.Changes.Count} changes", generation, DateTime.UtcNow);
+            planning.Conditions = planConditions;
+            planning.ObservedGeneration = generation;
+            api.PatchStatusAsync(planning, ct).GetAwaiter().GetResult();
+        }), ct).ConfigureAwait(false);
+        metrics.Observe(run, isNew ? "apply" : "repair", watch.Elapsed);
+        log.LogInformation("apply of generation {Generation}{Drift}: {Kind} in {Ms} ms: {Message}", generation, isNew ? "" : " (drift repair)", run.Kind, watch.ElapsedMilliseconds, run.Message);
+
+        if (!isNew)
+        {
+            foreach (var k in run.Knobs.Where(k => k.Result == KnobOutcome.Applied && _drift.ContainsKey(k.Knob)))
+            {
+                var d = Drift(k.Knob);
+                if (d.Repaired < d.Detected)
+                {
+                    d.Repaired++;
+                    metrics.DriftRepaired.WithLabels(k.Knob).Inc();
+                }
+            }
+        }
+        StatusBuilder.ApplyConditions(conditions, run, generation, DateTime.UtcNow);
+        if (run.Kind == RunKind.Applied) status.LastAppliedGeneration = generation;
+        _appliedGeneration = generation;
+        _lastKnobs = [.. run.Knobs];
+        await WriteStatusAsync(status, conditions, generation, run, published, ct).ConfigureAwait(false);
+    }
+
+    private DriftCounter Drift(string knob)
+    {
+        if (!_drift.TryGetValue(knob, out var d)) _drift[knob] = d = new DriftCounter { Knob = knob };
+        return d;
+    }
+
+    private async Task WriteStatusAsync(NodeStateStatus status, List<V1Condition> conditions, long generation, RunReport report, List<PlannedChange>? planned, CancellationToken ct)
+    {
+        var next = Copy(status);
+        next.ObservedGeneration = generation;
+        next.Conditions = conditions;
+        if (report.Host is not null) next.Topology = StatusBuilder.Topology(report.Host);
+        next.PlannedChanges = planned ?? [];
+        next.Knobs = _lastKnobs;
+        next.Drift = _drift.Values.OrderBy(d => d.Knob, StringComparer.Ordinal).ToList();
+        next.AgentVersion = Version;
+        await api.PatchStatusAsync(next, ct).ConfigureAwait(false);
+    }
+
+    private static NodeStateStatus Copy(NodeStateStatus s) => new()
+    {
+        ObservedGeneration = s.ObservedGeneration,
+        LastAppliedGeneration = s.LastAppliedGeneration,
+        Conditions = s.Conditions,
+        Topology = s.Topology,
+        PlannedChanges = s.PlannedChanges ?? [],
+        Knobs = s.Knobs ?? [],
+        Drift = s.Drift ?? [],
+        AgentVersion = Version,
+    };
+}
+
+/// <summary>What /healthz reports: healthy while the loop keeps completing reconciles.</summary>
+public sealed class AgentHealth
+{
+    private volatile string? _error;
+    public void Beat() => _error = null;
+    public void Fail(string error) => _error = error;
+    public string? Error => _error;
+}

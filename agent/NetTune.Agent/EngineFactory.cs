@@ -1,0 +1,15 @@
+using NetTune.Agent.Core.Apply;
+using NetTune.Agent.Core.Host;
+using NetTune.Agent.Core.Journal;
+
+namespace NetTune.Agent;
+
+public static class EngineFactory
+{
+    public static TuningEngine Create(string hostRoot, string journalDir, ChannelBackend backend, out HostFileSystem fs)
+    {
+        fs = new HostFileSystem(hostRoot);
+        IChannelControl channels = backend == ChannelBackend.Fixture ? new SimulatedChannelControl(fs) : new EthtoolChannelControl();
+        return new TuningEngine(fs, channels, new JournalStore(journalDir));
+    }
+}

@@ -1,0 +1,46 @@
+using System.Net;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using NetTune.Api;
+using NetTune.Api.V1Alpha1;
+
+namespace NetTune.Agent;
+
+/// <summary>The agent's view of the API: its own NetworkTuningNodeState, read, watched and given a status.</summary>
+public sealed class NodeStateClient(IKubernetes client, string nodeName)
+{
+    public async Task<NetworkTuningNodeState?> GetAsync(CancellationToken ct)
+    {
+        try
+        {
+            return await client.CustomObjects.GetClusterCustomObjectAsync<NetworkTuningNodeState>(
+                ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, nodeName, ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Watches the object until the server ends the watch or it fails; calls <paramref name="changed"/> on every event.</summary>
+    public async Task WatchAsync(Action changed, CancellationToken ct)
+    {
+        var events = client.CustomObjects.WatchListClusterCustomObjectAsync(
+            ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural,
+            fieldSelector: $"metadata.name={nodeName}", timeoutSeconds: 300, cancellationToken: ct);
+        await foreach (var (type, _) in events.ConfigureAwait(false))
+        {
+            if (type is WatchEventType.Added or WatchEventType.Modified or WatchEventType.Deleted) changed();
+        }
+    }
+
+    /// <summary>Replaces the whole status through the status subresource (a merge patch of status with every field set).</summary>
+    public async Task PatchStatusAsync(NodeStateStatus status, CancellationToken ct)
+    {
+        var body = new Dictionary<string, object?> { ["status"] = status };
+        var patch = new V1Patch(KubernetesJson.Serialize(body), V1Patch.PatchType.MergePatch);
+        await client.CustomObjects.PatchClusterCustomObjectStatusAsync(patch, ApiGroup.Name, ApiGroup.Version,
+            NetworkTuningNodeState.Plural, nodeName, cancellationToken: ct).ConfigureAwait(false);
+    }
+}

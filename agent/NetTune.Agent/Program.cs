@@ -1,0 +1,91 @@
+using System.CommandLine;
+using k8s;
+using NetTune.Agent;
+using Prometheus;
+
+var hostRoot = new Option<string>("--host-root") { Description = "Folder the host's /sys and /proc are under (/host in the DaemonSet).", DefaultValueFactory = _ => "/" };
+var nodeName = new Option<string?>("--node-name") { Description = "This node's name; defaults to $NODE_NAME." };
+var journalDir = new Option<string>("--journal-dir") { Description = "Host folder of the durable journal of original values.", DefaultValueFactory = _ => "/var/lib/nettune" };
+var kubeconfig = new Option<string?>("--kubeconfig") { Description = "Kubeconfig file; in-cluster configuration when absent." };
+var metricsPort = new Option<int>("--metrics-port") { Description = "Port of /metrics and /healthz (0 picks a free one).", DefaultValueFactory = _ => 9101 };
+var driftInterval = new Option<string>("--drift-interval") { Description = "How often to look for knobs changed by others: 30s, 5m, …", DefaultValueFactory = _ => "30s" };
+var channelBackend = new Option<ChannelBackend>("--channel-backend") { Description = "Ethtool (SIOCETHTOOL) on a real host; Fixture for fixture host roots.", DefaultValueFactory = _ => ChannelBackend.Ethtool };
+
+var root = new RootCommand("NetTune node agent: discovers the node's NUMA/NIC topology and applies its NetworkTuningNodeState.")
+{
+    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend,
+};
+root.SetAction(async (parse, ct) =>
+{
+    var node = parse.GetValue(nodeName) ?? Environment.GetEnvironmentVariable("NODE_NAME");
+    if (string.IsNullOrWhiteSpace(node))
+    {
+        Console.Error.WriteLine("the node name is required: --node-name or NODE_NAME");
+        return 2;
+    }
+    if (!DurationParser.TryParse(parse.GetValue(driftInterval), out var drift))
+    {
+        Console.Error.WriteLine($"--drift-interval '{parse.GetValue(driftInterval)}' is not a duration such as 30s");
+        return 2;
+    }
+    var options = new AgentOptions
+    {
+        HostRoot = parse.GetValue(hostRoot)!,
+        NodeName = node,
+        JournalDir = parse.GetValue(journalDir)!,
+        Kubeconfig = parse.GetValue(kubeconfig),
+        MetricsPort = parse.GetValue(metricsPort),
+        DriftInterval = drift,
+        ChannelBackend = parse.GetValue(channelBackend),
+    };
+    return await AgentHost.RunAsync(options, ct);
+});
+
+var spec = new Option<string?>("--spec") { Description = "A NodeStateSpec as JSON." };
+var revert = new Option<bool>("--revert") { Description = "Restore the journaled originals instead of applying." };
+var planOnly = new Option<bool>("--plan-only") { Description = "Print the plan and change nothing." };
+var once = new Command("once", "Apply a spec file (or revert) once without Kubernetes and print the report as JSON.")
+{
+    hostRoot, journalDir, channelBackend, spec, revert, planOnly,
+};
+once.SetAction(parse => OnceCommand.Run(parse.GetValue(hostRoot)!, parse.GetValue(journalDir)!, parse.GetValue(channelBackend),
+    parse.GetValue(spec), parse.GetValue(revert), parse.GetValue(planOnly)));
+root.Add(once);
+
+return await root.Parse(args).InvokeAsync();
+
+namespace NetTune.Agent
+{
+    public static class AgentHost
+    {
+        public static async Task<int> RunAsync(AgentOptions options, CancellationToken ct)
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
+            builder.WebHost.UseKestrel(k => k.ListenAnyIP(options.MetricsPort));
+            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(25));
+
+            var config = options.Kubeconfig is { } path
+                ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path)
+                : KubernetesClientConfiguration.InClusterConfig();
+            var registry = Metrics.NewCustomRegistry();
+            var metrics = new AgentMetrics(registry);
+            var engine = EngineFactory.Create(options.HostRoot, options.JournalDir, options.ChannelBackend, out _);
+            builder.Services.AddSingleton(options);
+            builder.Services.AddSingleton<IKubernetes>(new Kubernetes(config));
+            builder.Services.AddSingleton(sp => new NodeStateClient(sp.GetRequiredService<IKubernetes>(), options.NodeName));
+            builder.Services.AddSingleton(engine);
+            builder.Services.AddSingleton(metrics);
+            builder.Services.AddSingleton<AgentHealth>();
+            builder.Services.AddHostedService<AgentWorker>();
+
+            var app = builder.Build();
+            app.MapMetrics("/metrics", registry);
+            app.MapGet("/healthz", (AgentHealth health) => health.Error is null ? Results.Text("ok\n") : Results.Text($"unhealthy: {health.Error}\n", statusCode: 503));
+            metrics.Observe(engine.Discover());
+            await app.RunAsync(ct);
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,107 @@
+using k8s.Models;
+using NetTune.Agent.Core.Apply;
+using NetTune.Agent.Core.Planning;
+using NetTune.Agent.Core.Topology;
+using NetTune.Api.V1Alpha1;
+
+namespace NetTune.Agent;
+
+/// <summary>Turns discovery, plans and run reports into the NodeState status the operator reads.</summary>
+public static class StatusBuilder
+{
+    public static NodeTopology Topology(HostSnapshot host) => new()
+    {
+        OnlineCpus = CpuList.Format(host.OnlineCpus),
+        IsolatedCpus = CpuList.Format(host.IsolatedCpus),
+        NumaNodes = host.NumaNodes.Select(n => new NumaNodeInfo
+        {
+            Id = n.Id,
+            Cpus = CpuList.Format(n.Cpus),
+            MemoryBytes = n.MemoryBytes,
+            Distances = [.. n.Distances],
+            Hugepages = n.Hugepages.Select(p => new HugepagesInfo { Size = p.Size, Total = p.Total, Free = p.Free }).ToList(),
+        }).ToList(),
+        Nics = host.Nics.Select(n => new NicInfo
+        {
+            Name = n.Name,
+            Driver = n.Driver,
+            PciAddress = n.PciAddress,
+            NumaNode = n.NumaNode,
+            LocalCpus = n.LocalCpus is null ? null : CpuList.Format(n.LocalCpus),
+            RxQueues = n.RxQueues.Count,
+            TxQueues = n.TxQueues.Count,
+            Channels = n.Channels is { } c ? new ChannelInfo
+            {
+                Rx = c.Current.Rx, Tx = c.Current.Tx, Other = c.Current.Other, Combined = c.Current.Combined,
+                MaxRx = c.Max.Rx, MaxTx = c.Max.Tx, MaxOther = c.Max.Other, MaxCombined = c.Max.Combined,
+            } : null,
+            Irqs = n.Irqs.Select(i => new IrqInfo { Irq = i.Irq, Name = i.Name, Queue = i.Queue, Cpus = i.AffinityList, Managed = i.Managed }).ToList(),
+        }).ToList(),
+    };
+
+    public static List<PlannedChange> Planned(TuningPlan plan) =>
+        plan.Changes.Select(c => new PlannedChange { Knob = c.Knob, Path = c.Path, Current = c.Current, Target = c.Target }).ToList();
+
+    /// <summary>Sets a condition, keeping its transition time when its status did not change.</summary>
+    public static void SetCondition(List<V1Condition> conditions, string type, string status, string reason, string? message, long? generation, DateTime now)
+    {
+        var existing = conditions.FirstOrDefault(c => c.Type == type);
+        var transition = existing is not null && existing.Status == status ? existing.LastTransitionTime : now;
+        conditions.RemoveAll(c => c.Type == type);
+        conditions.Add(new V1Condition
+        {
+            Type = type,
+            Status = status,
+            Reason = reason,
+            Message = Truncate(message ?? "", 32768),
+            ObservedGeneration = generation,
+            LastTransitionTime = transition,
+        });
+        conditions.Sort((a, b) => Order(a.Type).CompareTo(Order(b.Type)));
+    }
+
+    /// <summary>Applied / Degraded / Reverted after one run.</summary>
+    public static void ApplyConditions(List<V1Condition> conditions, RunReport report, long generation, DateTime now)
+    {
+        const string T = ConditionStatus.True, F = ConditionStatus.False;
+        switch (report.Kind)
+        {
+            case RunKind.Applied:
+                SetCondition(conditions, ConditionTypes.Applied, T, ConditionReasons.Applied, report.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Degraded, F, ConditionReasons.AsExpected, "", generation, now);
+                SetCondition(conditions, ConditionTypes.Reverted, F, ConditionReasons.Applied, "", generation, now);
+                break;
+            case RunKind.DryRun:
+                SetCondition(conditions, ConditionTypes.Applied, F, ConditionReasons.DryRun, report.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Degraded, F, ConditionReasons.AsExpected, "", generation, now);
+                break;
+            case RunKind.Failed:
+                SetCondition(conditions, ConditionTypes.Applied, F, ConditionReasons.ApplyFailed, report.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Degraded, T, ConditionReasons.ApplyFailed, report.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Reverted, F, ConditionReasons.ApplyFailed, "", generation, now);
+                break;
+            case RunKind.InvalidSpec:
+                SetCondition(conditions, ConditionTypes.Applied, F, ConditionReasons.InvalidSpec, report.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Degraded, T, ConditionReasons.InvalidSpec, report.Message, generation, now);
+                break;
+            case RunKind.JournalCorrupt:
+                SetCondition(conditions, ConditionTypes.Applied, F, ConditionReasons.JournalCorrupt, report.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Degraded, T, ConditionReasons.JournalCorrupt, report.Message, generation, now);
+                break;
+            case RunKind.Reverted:
+                SetCondition(conditions, ConditionTypes.Reverted, T, ConditionReasons.Reverted, report.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Applied, F, ConditionReasons.Reverted, "", generation, now);
+                SetCondition(conditions, ConditionTypes.Degraded, F, ConditionReasons.AsExpected, "", generation, now);
+                break;
+            case RunKind.RevertFailed:
+                SetCondition(conditions, ConditionTypes.Reverted, F, ConditionReasons.RevertFailed, report.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Applied, F, ConditionReasons.RevertFailed, "", generation, now);
+                SetCondition(conditions, ConditionTypes.Degraded, T, ConditionReasons.RevertFailed, report.Message, generation, now);
+                break;
+        }
+    }
+
+    private static int Order(string type) => type switch { ConditionTypes.Applied => 0, ConditionTypes.Degraded => 1, _ => 2 };
+
+    private static string Truncate(string s, int max) => s.Length <= max ? s : s[..max];
+}
