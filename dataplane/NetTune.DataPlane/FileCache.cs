@@ -79,7 +79,7 @@ internal sealed unsafe class FileCache : IDisposable
         Encoding.Latin1.GetChars(relativePath, key);
         if (_lookup.TryGetValue(key, out entry))
         {
-            if (nowMs - entry.CheckedAtMs <= _validMs) return 0;
+            if (nowMs - entry.CheckedAtMs < _validMs) return 0;
             int status = Revalidate(entry, relativePath, nowMs, out var fresh);
             if (status != 0)
             {

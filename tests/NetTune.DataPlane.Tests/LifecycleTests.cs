@@ -166,6 +166,32 @@ public class LifecycleTests : IClassFixture<TestRoot>
         Assert.Equal(200, a.Read().Status);
     }
 
+    [Theory, MemberData(nameof(Engines))]
+    public async Task NoticesChangedFilesAndRunsWithNumaAndHugepageOptions(string engine)
+    {
+        var dir = Directory.CreateTempSubdirectory("nettune-change-").FullName;
+        try
+        {
+            var file = Path.Combine(dir, "v.txt");
+            File.WriteAllText(file, "one\n");
+            using var server = ServerProcess.Start(dir, engine, "--cpus", "0", "--numa-node", "0", "--hugepages", "--file-cache-valid-ms", "0");
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.Port}/") };
+            var first = await http.GetAsync("v.txt");
+            Assert.Equal("one\n", await first.Content.ReadAsStringAsync());
+            File.WriteAllText(file, "two!\n");
+            File.SetLastWriteTimeUtc(file, DateTime.UtcNow.AddMinutes(1));
+            var second = await http.GetAsync("v.txt");
+            Assert.Equal("two!\n", await second.Content.ReadAsStringAsync());
+            Assert.NotEqual(first.Headers.ETag, second.Headers.ETag);
+            File.Delete(file);
+            Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("v.txt")).StatusCode);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Fact]
     public void StartupErrorsAreClear()
     {
