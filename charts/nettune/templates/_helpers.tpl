@@ -1,0 +1,55 @@
+{{/* Chart name, shortened to fit a label. */}}
+{{- define "nettune.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Prefix of every object name: the release name, with the chart name unless the release name has it. */}}
+{{- define "nettune.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "nettune.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/part-of: nettune
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* The operator's pod selector. */}}
+{{- define "nettune.operator.selectorLabels" -}}
+app.kubernetes.io/name: nettune-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "nettune.operator.name" -}}
+{{- printf "%s-operator" (include "nettune.fullname" .) -}}
+{{- end -}}
+
+{{- define "nettune.operator.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create -}}
+{{- default (include "nettune.operator.name" .) .Values.operator.serviceAccount.name -}}
+{{- else -}}
+{{- required "operator.serviceAccount.name is required when operator.serviceAccount.create is false" .Values.operator.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Fixed by the operator (Names.AgentServiceAccount, Names.AgentApp): it creates the agent's ServiceAccount and DaemonSet. */}}
+{{- define "nettune.agent.serviceAccountName" -}}nettune-agent{{- end -}}
+{{- define "nettune.agent.appName" -}}nettune-agent{{- end -}}
+{{- define "nettune.agent.metricsPort" -}}9101{{- end -}}
+{{- define "nettune.dataplane.appName" -}}nettune-dataplane{{- end -}}
+
+{{- define "nettune.image" -}}
+{{- $tag := default .root.Chart.AppVersion .image.tag -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
