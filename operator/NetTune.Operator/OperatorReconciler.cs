@@ -108,8 +108,6 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
             }
         }
 
-        foreach (var e in plan.Events) await EmitAsync(tuning, e, ct).ConfigureAwait(false);
-
         if (plan.Status is { } status && (tuning.Status is null || KubernetesJson.Serialize(status) != KubernetesJson.Serialize(tuning.Status)))
         {
             var body = CloneWithStatus(tuning, status);
@@ -118,6 +116,9 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
             tuning = Parse<NetworkTuning>(written);
             caches.Tunings.Remember(tuning);
         }
+
+        // Events after the status that records them is stored: a retry after a lost race would repeat them otherwise.
+        foreach (var e in plan.Events) await EmitAsync(tuning, e, ct).ConfigureAwait(false);
 
         if (plan.RemoveFinalizer)
         {

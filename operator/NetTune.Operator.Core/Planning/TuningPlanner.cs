@@ -376,7 +376,8 @@ public static class TuningPlanner
                 NodeStateDeletes = deletes,
                 PodDeletes = podDeletes,
                 Status = DeletionStatus(tuning, conditions, waiting),
-                Events = [PlannedEvent.Warning(OperatorReasons.RevertTimedOut, message)],
+                Events = ConditionList.Find(tuning.Status?.Conditions, ConditionTypes.Degraded)?.Reason == OperatorReasons.RevertTimedOut
+                    ? [] : [PlannedEvent.Warning(OperatorReasons.RevertTimedOut, message)],
             };
         }
         var progress = $"reverting {waiting.Count} nodes: {Abbreviate(waiting)}";

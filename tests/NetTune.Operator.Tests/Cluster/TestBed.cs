@@ -226,9 +226,10 @@ public sealed class TestBed : IAsyncDisposable
                     }
                     await Task.Delay(100, ct);
                 }
-                catch (OperationCanceledException) { }
-                catch (Exception e) when (e is HttpOperationException or HttpRequestException)
+                catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+                catch (Exception)
                 {
+                    // The API server may be down on purpose; the agents keep trying like real ones.
                     await Task.Delay(200, CancellationToken.None);
                 }
             }
@@ -244,7 +245,7 @@ public sealed class TestBed : IAsyncDisposable
     }
 
     /// <summary>Polls until <paramref name="condition"/> holds; fails with <paramref name="what"/> after the timeout.</summary>
-    public static async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, Func<T?, bool> condition, string what, TimeSpan? timeout = null)
+    public static async Task<T> EventuallyAsync<T>(Func<Task<T>> probe, Func<T, bool> condition, string what, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? Timeout);
         T? last = default;
@@ -254,9 +255,9 @@ public sealed class TestBed : IAsyncDisposable
             try
             {
                 last = await probe();
-                if (condition(last)) return last!;
+                if (condition(last)) return last;
             }
-            catch (Exception e) when (e is HttpOperationException or HttpRequestException)
+            catch (Exception e) when (e is HttpOperationException or HttpRequestException or IOException or TaskCanceledException)
             {
                 lastError = e;
             }
@@ -266,7 +267,7 @@ public sealed class TestBed : IAsyncDisposable
     }
 
     public static Task EventuallyAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null) =>
-        EventuallyAsync<object>(async () => await condition() ? true : null, o => o is true, what, timeout);
+        EventuallyAsync<bool>(condition, ok => ok, what, timeout);
 
     private static string Describe(object? value) => value switch
     {
@@ -276,7 +277,7 @@ public sealed class TestBed : IAsyncDisposable
     };
 
     public async Task<NetworkTuning> WaitForTuningAsync(string name, Func<NetworkTuning, bool> condition, string what, TimeSpan? timeout = null) =>
-        await EventuallyAsync(() => GetTuningAsync(name), t => t is not null && condition(t), $"{name}: {what}", timeout);
+        (await EventuallyAsync(() => GetTuningAsync(name), t => t is not null && condition(t), $"{name}: {what}", timeout))!;
 
     public static V1Condition? Condition(NetworkTuning t, string type) => t.Status?.Conditions?.FirstOrDefault(c => c.Type == type);
 

@@ -1,0 +1,121 @@
+using k8s;
+using NetTune.Api.V1Alpha1;
+using NetTune.Operator.Core.Builders;
+using NetTune.Testing.Cluster;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace NetTune.Operator.Tests.Cluster;
+
+[Collection("cluster")]
+public sealed class LifecycleTests(ClusterFixture fx, ITestOutputHelper output)
+{
+    private static NodeTopology TwoSockets() => new()
+    {
+        NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-3" }, new NumaNodeInfo { Id = 1, Cpus = "4-7" }],
+        OnlineCpus = "0-7",
+    };
+
+    [Fact]
+    public async Task DataPlanePodsRunPerSocketOnAppliedNodes()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        var nodes = await bed.CreateNodesAsync(2);
+        await bed.StartOperatorAsync();
+        bed.StartAgents(_ => TwoSockets());
+        var name = (await bed.CreateTuningAsync("dp", new NetworkTuningSpec
+        {
+            NodeSelector = bed.Selector(),
+            Nic = new NicSpec { Interfaces = new InterfaceSelector { Names = ["eth*"] }, IrqAffinity = new IrqAffinitySpec { ReservedCpus = "0" } },
+            Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 64 }],
+            Rollout = new RolloutSpec { MaxUnavailable = "100%" },
+            DataPlane = new DataPlaneSpec
+            {
+                Enabled = true, Image = "nettune/dataplane:test", Port = 8080, AdminPort = 9180,
+                StaticFiles = new StaticFilesSpec { HostPath = "/srv/www" },
+            },
+        })).Metadata.Name;
+
+        var pods = await TestBed.EventuallyAsync(async () => (await bed.Client.CoreV1.ListNamespacedPodAsync(bed.Namespace, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items,
+            p => p!.Count == 4, "4 data-plane pods");
+        foreach (var node in nodes)
+        {
+            var socket0 = pods.Single(p => p.Metadata.Name == $"{name}-dp-{node}-numa0");
+            var socket1 = pods.Single(p => p.Metadata.Name == $"{name}-dp-{node}-numa1");
+            Assert.Equal(node, socket0.Spec.NodeName);
+            Assert.True(socket0.Spec.HostNetwork);
+            var c0 = socket0.Spec.Containers.Single();
+            var c1 = socket1.Spec.Containers.Single();
+            Assert.Equal("1-3", c0.Env.Single(e => e.Name == "NETTUNE_CPUS").Value); // CPU 0 is reserved
+            Assert.Equal("4-7", c1.Env.Single(e => e.Name == "NETTUNE_CPUS").Value);
+            Assert.Equal("3", c0.Resources.Limits["cpu"].ToString());
+            Assert.Equal("4", c1.Resources.Requests["cpu"].ToString());
+            Assert.Equal("128Mi", c1.Resources.Requests["hugepages-2Mi"].ToString());
+            Assert.Equal("1", c1.Args[c1.Args.IndexOf("--numa-node") + 1]);
+            Assert.Equal("/readyz", c1.ReadinessProbe.HttpGet.Path);
+            Assert.Equal(name, socket1.Metadata.OwnerReferences.Single().Name);
+            // The API server computes the QoS class from the resources.
+            Assert.Equal("Guaranteed", socket1.Status.QosClass);
+        }
+
+        // Switching the data plane off removes them.
+        await bed.UpdateTuningAsync(name, s => s.DataPlane!.Enabled = false);
+        await TestBed.EventuallyAsync(async () => (await bed.Client.CoreV1.ListNamespacedPodAsync(bed.Namespace, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items,
+            p => p!.Count == 0, "no data-plane pods");
+    }
+
+    [Fact]
+    public async Task DeleteRevertsEveryNodeThenDropsTheFinalizer()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        var nodes = await bed.CreateNodesAsync(3);
+        await bed.StartOperatorAsync();
+        var name = (await bed.CreateTuningAsync("del", new NetworkTuningSpec
+        {
+            NodeSelector = bed.Selector(),
+            Sysctls = new() { ["vm.swappiness"] = "5" },
+            Rollout = new RolloutSpec { MaxUnavailable = "100%" },
+        })).Metadata.Name;
+        bed.StartAgents();
+        await bed.WaitForTuningAsync(name, t => t.Status?.AppliedNodes == 3, "3 applied");
+        await bed.StopAgentsAsync();
+
+        await bed.DeleteTuningAsync(name);
+        var states = await TestBed.EventuallyAsync(bed.NodeStatesAsync, s => s!.Values.All(n => n.Spec.Revert), "every node asked to revert");
+        Assert.All(states.Values, s => Assert.Null(s.Spec.Sources));
+        var waiting = await bed.WaitForTuningAsync(name, t => t.Status?.RevertingNodes?.Count == 3, "3 reverting");
+        Assert.NotNull(waiting.Metadata.DeletionTimestamp); // held by the finalizer
+
+        await bed.ReportAsync(nodes[0]);
+        await bed.ReportAsync(nodes[1]);
+        await bed.WaitForTuningAsync(name, t => t.Status?.RevertingNodes?.SequenceEqual([nodes[2]]) == true, "one node left");
+        await bed.ReportAsync(nodes[2]);
+        await TestBed.EventuallyAsync(async () => await bed.GetTuningAsync(name) is null, "the tuning is gone");
+        Assert.Contains(await bed.EventsAsync(name), e => e.Reason == "Reverted");
+    }
+
+    [Fact]
+    public async Task ANodeThatNeverAnswersTheRevertIsReportedAndNotWaitedOnForever()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        var nodes = await bed.CreateNodesAsync(2);
+        await bed.StartOperatorAsync(bed.FastOptions() with { RevertTimeout = TimeSpan.FromSeconds(4) });
+        var name = (await bed.CreateTuningAsync("silent", new NetworkTuningSpec
+        {
+            NodeSelector = bed.Selector(),
+            Sysctls = new() { ["vm.swappiness"] = "5" },
+            Rollout = new RolloutSpec { MaxUnavailable = "100%" },
+        })).Metadata.Name;
+        bed.StartAgents();
+        await bed.WaitForTuningAsync(name, t => t.Status?.AppliedNodes == 2, "2 applied");
+        await bed.StopAgentsAsync();
+        bed.StartAgents(silent: nodes[1]);
+
+        await bed.DeleteTuningAsync(name);
+        await TestBed.EventuallyAsync(async () => await bed.GetTuningAsync(name) is null, "the tuning is gone after the timeout");
+        var warning = Assert.Single(await bed.EventsAsync(name), e => e.Reason == "RevertTimedOut");
+        Assert.Equal("Warning", warning.Type);
+        Assert.Contains(nodes[1], warning.Message);
+        Assert.DoesNotContain(nodes[0], warning.Message);
+    }
+}

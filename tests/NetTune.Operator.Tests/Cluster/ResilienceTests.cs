@@ -1,0 +1,131 @@
+using k8s;
+using k8s.Models;
+using NetTune.Api.V1Alpha1;
+using NetTune.ControllerRuntime;
+using NetTune.Testing.Cluster;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace NetTune.Operator.Tests.Cluster;
+
+internal static class Specs
+{
+    public static NetworkTuningSpec Somaxconn(TestBed bed, string value) => new()
+    {
+        NodeSelector = bed.Selector(),
+        Sysctls = new() { ["net.core.somaxconn"] = value },
+        Rollout = new RolloutSpec { MaxUnavailable = "100%" },
+    };
+
+    public static async Task ConvergedAsync(TestBed bed, string tuning, long generation, int nodes) =>
+        await bed.WaitForTuningAsync(tuning,
+            t => t.Status?.ObservedGeneration == generation && t.Status.AppliedNodes == nodes && TestBed.Condition(t, "Ready")?.Status == "True",
+            $"generation {generation} applied on {nodes} nodes");
+}
+
+[Collection("cluster")]
+public sealed class ApiServerRestartTests(ClusterFixture fx, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task TheOperatorRecoversFromAnApiServerRestartWithoutRestarting()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        await bed.CreateNodesAsync(3);
+        var host = await bed.StartOperatorAsync();
+        bed.StartAgents();
+        var first = (await bed.CreateTuningAsync("restart", Specs.Somaxconn(bed, "1024"))).Metadata.Name;
+        await Specs.ConvergedAsync(bed, first, 1, 3);
+
+        await fx.Cluster.StopApiServerAsync();
+        await fx.Cluster.StartApiServerAsync();
+
+        // The same host, never restarted, follows changes made after the restart.
+        await bed.UpdateTuningAsync(first, s => s.Sysctls!["net.core.somaxconn"] = "2048");
+        await Specs.ConvergedAsync(bed, first, 2, 3);
+        var second = (await bed.CreateTuningAsync("after", Specs.Somaxconn(bed, "2048"))).Metadata.Name;
+        await Specs.ConvergedAsync(bed, second, 1, 3);
+        Assert.All((await bed.NodeStatesAsync()).Values, s => Assert.True(TestBed.Has(s, second, 1)));
+
+        var restarts = new[] { "error", "closed", "gone", "hung" }.Sum(r => host.Metrics.WatchRestarts.WithLabels("NetworkTuning", r).Value);
+        Assert.True(restarts >= 1, $"the NetworkTuning watch restarted {restarts} times");
+    }
+}
+
+[Collection("compacting-cluster")]
+public sealed class WatchGoneTests(CompactingClusterFixture fx, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A410DuringAWatchMakesTheInformerListAgainAndTheOperatorCarriesOn()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        await bed.CreateNodesAsync(2);
+        // Short server-side watch timeouts: each informer watches again from its last resourceVersion every few
+        // seconds, and the quiet kinds' versions fall behind etcd's compaction.
+        var options = bed.FastOptions() with { Informer = bed.FastOptions().Informer with { WatchTimeout = TimeSpan.FromSeconds(2) } };
+        var host = await bed.StartOperatorAsync(options);
+        bed.StartAgents();
+        var name = (await bed.CreateTuningAsync("gone", Specs.Somaxconn(bed, "1024"))).Metadata.Name;
+        await Specs.ConvergedAsync(bed, name, 1, 2);
+
+        double Gone() => new[] { "NetworkTuning", "NetworkTuningNodeState", "Node", "Pod", "DaemonSet" }
+            .Sum(k => host.Metrics.WatchRestarts.WithLabels(k, "gone").Value);
+        var i = 0;
+        await TestBed.EventuallyAsync(async () =>
+        {
+            // Writes elsewhere move etcd's revision on, so compaction passes the watched versions.
+            await bed.Client.CoreV1.CreateNamespacedConfigMapAsync(
+                new V1ConfigMap { Metadata = new V1ObjectMeta { Name = $"churn-{i++}" }, Data = new Dictionary<string, string> { ["i"] = $"{i}" } }, bed.Namespace);
+            return Gone() > 0;
+        }, "a watch ended with 410 Gone", TimeSpan.FromSeconds(90));
+
+        await bed.UpdateTuningAsync(name, s => s.Sysctls!["net.core.somaxconn"] = "4096");
+        await Specs.ConvergedAsync(bed, name, 2, 2);
+        var extra = (await bed.CreateNodesAsync(1))[0];
+        await Specs.ConvergedAsync(bed, name, 2, 3);
+        Assert.Equal("4096", (await bed.GetNodeStateAsync(extra))!.Spec.Sysctls!["net.core.somaxconn"]);
+    }
+}
+
+[Collection("cluster")]
+public sealed class LeaderElectionTests(ClusterFixture fx, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task OnlyTheLeaderReconcilesAndTheOtherTakesOverWhenItDies()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        await bed.CreateNodesAsync(2);
+        OperatorOptions Elect(string identity) => bed.FastOptions(identity) with
+        {
+            LeaderElect = true,
+            LeaseName = "nettune-" + bed.Id,
+            LeaseDuration = TimeSpan.FromSeconds(3),
+            RenewDeadline = TimeSpan.FromSeconds(2),
+            RetryPeriod = TimeSpan.FromMilliseconds(500),
+        };
+        var a = await bed.StartOperatorAsync(Elect("replica-a"));
+        var b = await bed.StartOperatorAsync(Elect("replica-b"));
+        bed.StartAgents();
+
+        await TestBed.EventuallyAsync(() => Task.FromResult(a.IsLeader || b.IsLeader), "a leader");
+        var (leader, standby) = a.IsLeader ? (a, b) : (b, a);
+        Assert.False(standby.IsLeader);
+        Assert.True(standby.IsReady);
+
+        var name = (await bed.CreateTuningAsync("elect", Specs.Somaxconn(bed, "1024"))).Metadata.Name;
+        await Specs.ConvergedAsync(bed, name, 1, 2);
+        Assert.Equal(0, standby.Metrics.Reconciles.WithLabels("NetworkTuning", "success").Value);
+        Assert.True(leader.Metrics.Reconciles.WithLabels("NetworkTuning", "success").Value > 0);
+        Assert.Equal(1, leader.Metrics.Leader.Value);
+        Assert.Equal(0, standby.Metrics.Leader.Value);
+
+        // The leader dies without handing over; the standby takes the Lease once it expires.
+        await leader.StopAsync();
+        await TestBed.EventuallyAsync(() => Task.FromResult(standby.IsLeader), "the standby leads", TimeSpan.FromSeconds(20));
+        var lease = await bed.Client.CoordinationV1.ReadNamespacedLeaseAsync("nettune-" + bed.Id, bed.Namespace);
+        Assert.Equal(standby.Identity, lease.Spec.HolderIdentity);
+
+        await bed.UpdateTuningAsync(name, s => s.Sysctls!["net.core.somaxconn"] = "4096");
+        await Specs.ConvergedAsync(bed, name, 2, 2);
+        Assert.True(standby.Metrics.Reconciles.WithLabels("NetworkTuning", "success").Value > 0);
+    }
+}

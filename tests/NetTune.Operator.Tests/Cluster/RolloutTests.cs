@@ -1,0 +1,98 @@
+using NetTune.Api.V1Alpha1;
+using NetTune.Testing.Cluster;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace NetTune.Operator.Tests.Cluster;
+
+[Collection("cluster")]
+public sealed class RolloutTests(ClusterFixture fx, ITestOutputHelper output)
+{
+    private static NetworkTuningSpec Spec(TestBed bed, string maxUnavailable, string somaxconn = "4096") => new()
+    {
+        NodeSelector = bed.Selector(),
+        Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = somaxconn },
+        Rollout = new RolloutSpec { MaxUnavailable = maxUnavailable, PauseOnFailure = true },
+    };
+
+    /// <summary>Nodes whose NodeState carries the tuning's generation.</summary>
+    private static List<string> Admitted(Dictionary<string, NetworkTuningNodeState> states, string tuning, long generation) =>
+        states.Values.Where(s => TestBed.Has(s, tuning, generation)).Select(s => s.Metadata.Name).Order().ToList();
+
+    /// <summary>
+    /// Plays the agents batch by batch: waits for the operator to admit a batch, checks its size, then (after the
+    /// operator has seen the status, so it could have admitted more) that no other node got the generation early.
+    /// </summary>
+    private static async Task<List<int>> RollOutAsync(TestBed bed, string tuning, long generation, int nodes)
+    {
+        var batches = new List<int>();
+        var done = new HashSet<string>();
+        while (done.Count < nodes)
+        {
+            var states = await TestBed.EventuallyAsync(bed.NodeStatesAsync, s => Admitted(s!, tuning, generation).Count > done.Count,
+                $"batch {batches.Count + 1} of generation {generation}");
+            var batch = Admitted(states, tuning, generation).Except(done).ToList();
+            batches.Add(batch.Count);
+            // Apply all but the last of the batch: the operator must not move on while one is still applying.
+            foreach (var node in batch.SkipLast(1)) await bed.ReportAsync(node);
+            var applied = done.Count + batch.Count - 1;
+            await bed.WaitForTuningAsync(tuning, t => t.Status?.AppliedNodes == applied && t.Status.ObservedGeneration == generation, $"{applied} applied");
+            Assert.Equal(batch.Count + done.Count, Admitted(await bed.NodeStatesAsync(), tuning, generation).Count);
+            await bed.ReportAsync(batch[^1]);
+            done.UnionWith(batch);
+        }
+        return batches;
+    }
+
+    [Theory]
+    [InlineData("1", new[] { 1, 1, 1, 1, 1 })]
+    [InlineData("40%", new[] { 2, 2, 1 })]
+    public async Task ANewGenerationGoesOutInBatchesOfMaxUnavailable(string maxUnavailable, int[] expected)
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        await bed.CreateNodesAsync(5);
+        await bed.StartOperatorAsync();
+        var name = (await bed.CreateTuningAsync("pace", Spec(bed, maxUnavailable))).Metadata.Name;
+
+        Assert.Equal(expected, await RollOutAsync(bed, name, 1, 5));
+        var ready = await bed.WaitForTuningAsync(name, t => TestBed.Condition(t, "Ready")?.Status == "True", "Ready");
+        Assert.Equal(5, ready.Status!.AppliedNodes);
+
+        // A spec change rolls out the same way.
+        await bed.UpdateTuningAsync(name, s => s.Sysctls!["net.core.somaxconn"] = "8192");
+        Assert.Equal(expected, await RollOutAsync(bed, name, 2, 5));
+        Assert.All((await bed.NodeStatesAsync()).Values, s => Assert.Equal("8192", s.Spec.Sysctls!["net.core.somaxconn"]));
+        var events = await bed.EventsAsync(name);
+        Assert.Equal(expected.Length * 2, events.Count(e => e.Reason == "BatchStarted"));
+    }
+
+    [Fact]
+    public async Task AFailedNodePausesTheRolloutUntilTheSpecChanges()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        await bed.CreateNodesAsync(3);
+        await bed.StartOperatorAsync();
+        var name = (await bed.CreateTuningAsync("pause", Spec(bed, "1"))).Metadata.Name;
+
+        var first = (await TestBed.EventuallyAsync(bed.NodeStatesAsync, s => Admitted(s!, name, 1).Count == 1, "first node"))
+            .Values.Single(s => TestBed.Has(s, name, 1)).Metadata.Name;
+        await bed.ReportAsync(first, "Failed", "net.core.somaxconn: write failed: EINVAL");
+
+        var paused = await bed.WaitForTuningAsync(name, t => TestBed.Condition(t, "Degraded")?.Status == "True", "Degraded");
+        var degraded = TestBed.Condition(paused, "Degraded")!;
+        Assert.Equal("RolloutPaused", degraded.Reason);
+        Assert.Contains(first, degraded.Message);
+        Assert.Contains("EINVAL", degraded.Message);
+        Assert.Equal("False", TestBed.Condition(paused, "Progressing")!.Status);
+        Assert.Equal(1, paused.Status!.FailedNodes);
+        Assert.Single(Admitted(await bed.NodeStatesAsync(), name, 1)); // nothing else went out
+        Assert.Contains(await bed.EventsAsync(name), e => e.Reason == "RolloutPaused" && e.Type == "Warning");
+
+        // A new spec resumes, starting with the failed node.
+        await bed.UpdateTuningAsync(name, s => s.Sysctls!["net.core.somaxconn"] = "2048");
+        await TestBed.EventuallyAsync(bed.NodeStatesAsync, s => Admitted(s!, name, 2).SequenceEqual([first]), "the failed node gets generation 2");
+        bed.StartAgents();
+        var ready = await bed.WaitForTuningAsync(name, t => TestBed.Condition(t, "Ready")?.Status == "True", "Ready after resume");
+        Assert.Equal(("False", 3), (TestBed.Condition(ready, "Degraded")!.Status, ready.Status!.AppliedNodes));
+    }
+}
