@@ -42,6 +42,8 @@ public sealed record ServerOptions
     public bool DeferTaskrun { get; init; } = true;
     /// <summary>io_uring: one multishot receive per connection over a provided-buffer ring, instead of one recv per request.</summary>
     public bool MultishotRecv { get; init; } = true;
+    /// <summary>io_uring: how long (µs) a busy worker may wait to reap completions in a batch (0 = wake for each).</summary>
+    public uint BatchWaitUsec { get; init; } = 50;
     public int StreamChunkBytes { get; init; } = 256 * 1024;
     public HttpLimits Limits { get; init; } = HttpLimits.Default;
 
@@ -66,6 +68,7 @@ public sealed record ServerOptions
           --memory-cache-bytes N     memory cache budget per worker (default 67108864)
           --hugepages                back buffers with 2 MiB hugepages when available
           --io-uring-recv multishot|single  multishot recv over a provided-buffer ring (default) or one recv per request
+          --io-uring-batch-usec N    wait up to N µs to reap completions in batches (default 50; 0 = off; Linux 6.12+)
           --io-uring-taskrun defer|coop  completion mode: DEFER_TASKRUN+SINGLE_ISSUER (default) or COOP_TASKRUN
           --max-header-bytes N       request head limit (default 16384)
           --max-request-line N       request line limit (default 8192)
@@ -127,6 +130,7 @@ public sealed record ServerOptions
                 case "--memory-cache-max-file": o = o with { MemoryCacheMaxFileBytes = Long(flag, Value(), 0) }; break;
                 case "--memory-cache-bytes": o = o with { MemoryCacheBytesPerWorker = Long(flag, Value(), 0) }; break;
                 case "--hugepages": o = o with { HugePages = true }; break;
+                case "--io-uring-batch-usec": o = o with { BatchWaitUsec = (uint)Int(flag, Value(), 0, 10_000) }; break;
                 case "--io-uring-recv":
                     o = o with
                     {

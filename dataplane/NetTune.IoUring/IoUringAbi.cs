@@ -20,7 +20,9 @@ public static class IoUringConstants
     public const uint EnterGetEvents = 1u << 0, EnterExtArg = 1u << 3, EnterRegisteredRing = 1u << 4;
 
     public const uint FeatSingleMmap = 1u << 0, FeatNoDrop = 1u << 1, FeatSubmitStable = 1u << 2,
-        FeatFastPoll = 1u << 5, FeatExtArg = 1u << 8, FeatNativeWorkers = 1u << 9, FeatCqeSkip = 1u << 11;
+        FeatFastPoll = 1u << 5, FeatExtArg = 1u << 8, FeatNativeWorkers = 1u << 9, FeatCqeSkip = 1u << 11,
+        /// <summary>min_wait_usec in io_uring_getevents_arg is honoured (Linux 6.12; not in the 6.1 headers).</summary>
+        FeatMinTimeout = 1u << 15;
 
     public const byte SqeFixedFile = 1 << 0, SqeIoDrain = 1 << 1, SqeIoLink = 1 << 2, SqeIoHardlink = 1 << 3,
         SqeAsync = 1 << 4, SqeBufferSelect = 1 << 5, SqeCqeSkipSuccess = 1 << 6;

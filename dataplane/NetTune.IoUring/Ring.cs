@@ -33,6 +33,7 @@ public sealed unsafe class Ring : IDisposable
     public uint SetupFlags { get; }
     public uint SqEntries => _sqEntries;
     public bool HasExtArg => (Features & FeatExtArg) != 0;
+    public bool HasMinTimeout => (Features & FeatMinTimeout) != 0;
 
     /// <summary>Calls to io_uring_enter and SQEs they carried, for the ring-efficiency metrics.</summary>
     public long EnterCalls, SubmittedSqes, ReapedCqes;
@@ -160,7 +161,15 @@ public sealed unsafe class Ring : IDisposable
     /// <paramref name="timeoutMs"/> passes (negative: no timeout). One syscall either way.
     /// Returns false on timeout or interruption (not errors worth failing for).
     /// </summary>
-    public bool SubmitAndWait(uint waitFor, int timeoutMs)
+    public bool SubmitAndWait(uint waitFor, int timeoutMs) => SubmitAndWait(waitFor, timeoutMs, 0);
+
+    /// <summary>
+    /// As <see cref="SubmitAndWait(uint, int)"/>, but with <paramref name="minWaitUsec"/> > 0 (and
+    /// IORING_FEAT_MIN_TIMEOUT, Linux 6.12+) the kernel waits at most that long for all
+    /// <paramref name="waitFor"/> completions and then settles for one: a bounded delay that lets a busy
+    /// loop reap completions in batches instead of waking up for each.
+    /// </summary>
+    public bool SubmitAndWait(uint waitFor, int timeoutMs, uint minWaitUsec)
     {
         uint toSubmit = _sqeTail - _sqeSubmitted;
         Volatile.Write(ref *_sqTail, _sqeTail);
@@ -177,7 +186,8 @@ public sealed unsafe class Ring : IDisposable
         if (waitFor > 0 && timeoutMs >= 0 && HasExtArg)
         {
             var ts = new KernelTimespec { Seconds = timeoutMs / 1000, Nanoseconds = timeoutMs % 1000 * 1_000_000L };
-            var arg = new GetEventsArg { Ts = (ulong)&ts };
+            var arg = new GetEventsArg { Ts = (ulong)&ts, MinWaitUsec = HasMinTimeout ? minWaitUsec : 0 };
+            if (!HasMinTimeout || minWaitUsec == 0) waitFor = Math.Min(waitFor, 1);
             r = Libc.syscall(Libc.SYS_io_uring_enter, _fd, toSubmit, waitFor, flags | EnterExtArg, (long)&arg, sizeof(GetEventsArg));
         }
         else
