@@ -1,0 +1,252 @@
+using k8s.Models;
+using NetTune.Chart.Tests.Support;
+using NetTune.Operator.Core.Builders;
+
+namespace NetTune.Chart.Tests;
+
+/// <summary>helm lint and helm template, with both helm majors; every rendered object parses into its typed model.</summary>
+public sealed class ChartRenderTests
+{
+    public static TheoryData<string> Helms => new(TheChart.HelmMajors);
+
+    [Theory, MemberData(nameof(Helms))]
+    public async Task LintsStrictlyWithDefaultAndNonDefaultValues(string major)
+    {
+        var plain = await Tool.HelmOkAsync(major, "lint", "--strict", Tool.ChartDir);
+        Assert.Contains("0 chart(s) failed", plain);
+        var custom = await Tool.HelmOkAsync(major, "lint", "--strict", Tool.ChartDir, "-f", TheChart.NonDefaultValues);
+        Assert.Contains("0 chart(s) failed", custom);
+    }
+
+    [Theory, MemberData(nameof(Helms))]
+    public async Task RendersTheOperatorWithLeaderElectionAndSpreadReplicasByDefault(string major)
+    {
+        var objects = await TheChart.RenderAsync(major);
+        Assert.Equal(
+            ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget",
+             "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "ServiceAccount"],
+            objects.Select(o => o.Kind).Order(StringComparer.Ordinal));
+        Assert.All(objects.Where(o => o.Kind is not ("ClusterRole" or "ClusterRoleBinding")),
+            o => Assert.NotNull(o.Namespace));
+
+        var deployment = objects.Single<V1Deployment>();
+        Assert.Equal(2, deployment.Spec.Replicas);
+        var pod = deployment.Spec.Template.Spec;
+        var container = Assert.Single(pod.Containers);
+        Assert.Equal($"nettune/operator:{TheChart.AppVersion}", container.Image);
+        Assert.Contains("--leader-elect", container.Args);
+        Assert.Contains("--lease-name=nettune-operator", container.Args);
+        Assert.Contains("--namespace=$(POD_NAMESPACE)", container.Args);
+        Assert.Contains("--identity=$(POD_NAME)", container.Args);
+        Assert.Contains($"--agent-image=nettune/agent:{TheChart.AppVersion}", container.Args);
+        Assert.Equal("metadata.namespace", container.Env.Single(e => e.Name == "POD_NAMESPACE").ValueFrom.FieldRef.FieldPath);
+        Assert.Equal("metadata.name", container.Env.Single(e => e.Name == "POD_NAME").ValueFrom.FieldRef.FieldPath);
+        Assert.Equal("Information", container.Env("NETTUNE_LOG_LEVEL"));
+        Assert.Equal("/readyz", container.ReadinessProbe.HttpGet.Path);
+        Assert.Equal("/healthz", container.LivenessProbe.HttpGet.Path);
+        Assert.Equal(8080, Assert.Single(container.Ports).ContainerPort);
+
+        // Non-root, no privilege: the operator only talks to the API server.
+        Assert.True(pod.SecurityContext.RunAsNonRoot);
+        Assert.NotEqual(0, pod.SecurityContext.RunAsUser);
+        Assert.False(container.SecurityContext.AllowPrivilegeEscalation);
+        Assert.True(container.SecurityContext.ReadOnlyRootFilesystem);
+        Assert.Equal(["ALL"], container.SecurityContext.Capabilities.Drop);
+
+        // Replicas prefer different nodes, matched on the same labels the Deployment selects.
+        var term = Assert.Single(pod.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution);
+        Assert.Equal("kubernetes.io/hostname", term.PodAffinityTerm.TopologyKey);
+        Assert.Equal(deployment.Spec.Selector.MatchLabels, term.PodAffinityTerm.LabelSelector.MatchLabels);
+        Assert.Null(pod.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution);
+        Assert.All(deployment.Spec.Selector.MatchLabels, kv => Assert.Equal(kv.Value, deployment.Spec.Template.Metadata.Labels[kv.Key]));
+
+        var pdb = objects.Single<V1PodDisruptionBudget>();
+        Assert.Equal("1", pdb.Spec.MinAvailable.Value);
+        Assert.Equal(deployment.Spec.Selector.MatchLabels, pdb.Spec.Selector.MatchLabels);
+
+        var account = objects.Single<V1ServiceAccount>();
+        Assert.Equal(account.Metadata.Name, pod.ServiceAccountName);
+        var metrics = objects.Single<V1Service>(s => s.Spec.Selector.ContainsKey("app.kubernetes.io/instance"));
+        Assert.Equal(deployment.Spec.Selector.MatchLabels, metrics.Spec.Selector);
+        Assert.Equal("metrics", Assert.Single(metrics.Spec.Ports).TargetPort.Value);
+    }
+
+    [Theory, MemberData(nameof(Helms))]
+    public async Task RendersEveryNonDefaultValue(string major)
+    {
+        var objects = await TheChart.RenderAsync(major, "-f", TheChart.NonDefaultValues);
+        var deployment = objects.Single<V1Deployment>();
+        Assert.Equal("edge-operator", deployment.Metadata.Name);
+        Assert.Equal(3, deployment.Spec.Replicas);
+        var pod = deployment.Spec.Template.Spec;
+        var container = Assert.Single(pod.Containers);
+        Assert.Equal("registry.example.com/nettune/operator:1.2.3-rc.1", container.Image);
+        Assert.Equal("Always", container.ImagePullPolicy);
+        Assert.Equal("Debug", container.Env("NETTUNE_LOG_LEVEL"));
+        Assert.Contains("--agent-image=registry.example.com/nettune/agent:1.2.3-rc.1", container.Args);
+        Assert.Contains("--log-format=text", container.Args);
+        Assert.Contains("--workers=4", container.Args);
+        Assert.Contains("--lease-name=edge-leader", container.Args);
+        Assert.Contains("--lease-duration-seconds=30", container.Args);
+        Assert.Contains("--revert-timeout-seconds=60", container.Args);
+        Assert.Contains("--dataplane-memory=1Gi", container.Args);
+        Assert.Contains("--metrics-port=9443", container.Args);
+        Assert.Contains("--pod-delete-grace-seconds=5", container.Args);
+        Assert.Equal(9443, Assert.Single(container.Ports).ContainerPort);
+        Assert.Equal("100m", container.Resources.Requests["cpu"].ToString());
+        Assert.Equal("512Mi", container.Resources.Limits["memory"].ToString());
+        Assert.Equal("2", container.Resources.Limits["cpu"].ToString());
+        Assert.Equal("linux", pod.NodeSelector["kubernetes.io/os"]);
+        Assert.Equal(2, pod.Tolerations.Count);
+        Assert.Equal(300, pod.Tolerations.Single(t => t.Key == "dedicated").TolerationSeconds);
+        Assert.Equal("registry-credentials", Assert.Single(pod.ImagePullSecrets).Name);
+        Assert.Equal("system-cluster-critical", pod.PriorityClassName);
+        Assert.Equal("platform", deployment.Spec.Template.Metadata.Labels["team"]);
+        Assert.Equal("platform", deployment.Spec.Template.Metadata.Annotations["example.com/owner"]);
+        var hard = Assert.Single(pod.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution);
+        Assert.Equal(deployment.Spec.Selector.MatchLabels, hard.LabelSelector.MatchLabels);
+
+        // The named ServiceAccount is the one the pods run as and the bindings name.
+        Assert.Equal("edge-operator-sa", pod.ServiceAccountName);
+        Assert.Equal("edge-operator-sa", objects.Single<V1ServiceAccount>().Metadata.Name);
+        Assert.All(objects.All<V1RoleBinding>(), b => Assert.Equal("edge-operator-sa", Assert.Single(b.Subjects).Name));
+        Assert.Contains(objects.All<V1Role>(), r => r.Metadata.NamespaceProperty == "kube-public" && r.Rules.Any(p => p.Resources.Contains("events")));
+        var leaseRule = objects.All<V1Role>().SelectMany(r => r.Rules).Single(r => r.Resources.Contains("leases") && r.ResourceNames is not null);
+        Assert.Equal(["edge-leader"], leaseRule.ResourceNames);
+        Assert.Equal("2", objects.Single<V1PodDisruptionBudget>().Spec.MinAvailable.Value);
+
+        var monitors = objects.All<ServiceMonitor>().ToList();
+        Assert.Equal(2, monitors.Count);
+        Assert.All(monitors, m => Assert.Equal("kube-prometheus-stack", m.Metadata.Labels["release"]));
+        Assert.All(monitors, m => Assert.Equal("15s", Assert.Single(m.Spec.Endpoints).Interval));
+        // Each ServiceMonitor selects exactly one of the chart's metrics Services.
+        foreach (var monitor in monitors)
+        {
+            var service = objects.Single<V1Service>(s => monitor.Spec.Selector.MatchLabels.All(kv => s.Metadata.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value));
+            Assert.Equal(monitor.Spec.Endpoints[0].Port, Assert.Single(service.Spec.Ports).Name);
+        }
+        var podMonitor = objects.Single<PodMonitor>();
+        Assert.Equal(Names.DataPlaneApp, podMonitor.Spec.Selector.MatchLabels["app.kubernetes.io/name"]);
+        Assert.Equal("10s", Assert.Single(podMonitor.Spec.PodMetricsEndpoints).Interval);
+
+        var rule = objects.Single<PrometheusRule>();
+        Assert.All(rule.Spec.Groups.SelectMany(g => g.Rules), r => Assert.Equal("platform", r.Labels!["team"]));
+        Assert.Contains("> 0.01", rule.Spec.Groups.SelectMany(g => g.Rules).Single(r => r.Alert == "NetTuneDataPlaneErrorRatioHigh").Expr);
+
+        var dashboard = objects.Single<V1ConfigMap>();
+        Assert.Equal("monitoring", dashboard.Metadata.NamespaceProperty);
+        Assert.Equal("1", dashboard.Metadata.Labels["grafana_dashboard"]);
+        Assert.Equal("NetTune", dashboard.Metadata.Annotations["grafana_folder"]);
+    }
+
+    [Fact]
+    public async Task BothHelmMajorsRenderTheSameObjects()
+    {
+        Assert.Equal(await TheChart.TemplateAsync("3"), await TheChart.TemplateAsync("4"));
+        Assert.Equal(await TheChart.TemplateAsync("3", "-f", TheChart.NonDefaultValues), await TheChart.TemplateAsync("4", "-f", TheChart.NonDefaultValues));
+    }
+
+    public static TheoryData<string, string, string> BadValues()
+    {
+        var data = new TheoryData<string, string, string>();
+        foreach (var major in TheChart.HelmMajors)
+        {
+            data.Add(major, "operator.replicas=0", "replicas");
+            data.Add(major, "operator.logLevel=Verbose", "logLevel");
+            data.Add(major, "operator.antiAffinity=always", "antiAffinity");
+            data.Add(major, "operator.metricsPort=70000", "metricsPort");
+            data.Add(major, "prometheusRule.thresholds.dataPlaneErrorRatio=2", "dataPlaneErrorRatio");
+            data.Add(major, "serviceMonitor.interval=often", "interval");
+            data.Add(major, "operatr.replicas=1", "operatr");
+        }
+        return data;
+    }
+
+    [Theory, MemberData(nameof(BadValues))]
+    public async Task TheValuesSchemaRefusesBadValues(string major, string set, string key)
+    {
+        var result = await Tool.HelmRunAsync(major, "template", "nettune", Tool.ChartDir, "--set", set);
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("values don't meet the specifications of the schema", result.Stderr);
+        Assert.Contains(key, result.Stderr);
+    }
+
+    [Theory, MemberData(nameof(Helms))]
+    public async Task AnExistingOperatorServiceAccountMustBeNamed(string major)
+    {
+        var result = await Tool.HelmRunAsync(major, "template", "nettune", Tool.ChartDir, "--set", "operator.serviceAccount.create=false");
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("operator.serviceAccount.name is required", result.Stderr);
+
+        var objects = await TheChart.RenderAsync(major, "--set", "operator.serviceAccount.create=false", "--set", "operator.serviceAccount.name=platform-ops");
+        Assert.Empty(objects.All<V1ServiceAccount>());
+        Assert.Equal("platform-ops", objects.Single<V1Deployment>().Spec.Template.Spec.ServiceAccountName);
+    }
+
+    [Fact]
+    public void TheChartCarriesTheRepositoryCrdsByteForByte()
+    {
+        var repo = Directory.GetFiles(Path.Combine(Tool.RepoRoot, "crds"), "*.yaml").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        var chart = Directory.GetFiles(Path.Combine(Tool.ChartDir, "crds")).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        Assert.NotEmpty(repo);
+        Assert.True(repo.SequenceEqual(chart), $"charts/nettune/crds has [{string.Join(", ", chart)}], crds/ has [{string.Join(", ", repo)}]: run `make chart-crds`");
+        foreach (var name in repo)
+        {
+            var same = File.ReadAllBytes(Path.Combine(Tool.RepoRoot, "crds", name!)).AsSpan()
+                .SequenceEqual(File.ReadAllBytes(Path.Combine(Tool.ChartDir, "crds", name!)));
+            Assert.True(same, $"charts/nettune/crds/{name} differs from crds/{name}: run `make chart-crds`");
+        }
+        // And they parse as CRDs.
+        foreach (var name in repo)
+        {
+            var crd = Assert.Single(Manifests.Parse(File.ReadAllText(Path.Combine(Tool.ChartDir, "crds", name!))));
+            Assert.Equal("CustomResourceDefinition", crd.Kind);
+        }
+    }
+
+    [Theory, MemberData(nameof(Helms))]
+    public async Task GrantsTheAgentOnlyItsNodeStateAndNode(string major)
+    {
+        var objects = await TheChart.RenderAsync(major);
+        var binding = objects.Single<V1ClusterRoleBinding>(b => b.Subjects.Any(s => s.Name == Names.AgentServiceAccount));
+        var subject = Assert.Single(binding.Subjects);
+        Assert.Equal(TheChart.Namespace, subject.NamespaceProperty);
+        var role = objects.Single<V1ClusterRole>(r => r.Metadata.Name == binding.RoleRef.Name);
+        var grants = role.Rules.SelectMany(r => r.ApiGroups.SelectMany(g => r.Resources.SelectMany(res => r.Verbs.Select(v => $"{g}/{res}:{v}"))))
+            .Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(
+            ["/nodes:get",
+             "nettune.io/networktuningnodestates/status:get", "nettune.io/networktuningnodestates/status:patch", "nettune.io/networktuningnodestates/status:update",
+             "nettune.io/networktuningnodestates:get", "nettune.io/networktuningnodestates:list", "nettune.io/networktuningnodestates:watch"],
+            grants);
+        // The agent pods the operator builds are the ones the agent metrics Service selects.
+        var agentService = objects.Single<V1Service>(s => s.Spec.ClusterIP == "None");
+        Assert.Equal(Names.AgentApp, agentService.Spec.Selector["app.kubernetes.io/name"]);
+        Assert.Equal(new AgentOptions("ns", "img").MetricsPort, Assert.Single(agentService.Spec.Ports).Port);
+    }
+
+    [Theory, MemberData(nameof(Helms))]
+    public async Task GrantsTheOperatorNothingBeyondItsObjects(string major)
+    {
+        var objects = await TheChart.RenderAsync(major);
+        var rules = objects.All<V1ClusterRole>().Where(r => r.Metadata.Name.EndsWith("-operator", StringComparison.Ordinal))
+            .SelectMany(r => r.Rules).Concat(objects.All<V1Role>().SelectMany(r => r.Rules)).ToList();
+        Assert.NotEmpty(rules);
+        Assert.All(rules, r =>
+        {
+            Assert.DoesNotContain("*", r.Verbs);
+            Assert.DoesNotContain("*", r.Resources);
+            Assert.DoesNotContain("*", r.ApiGroups);
+            Assert.DoesNotContain("secrets", r.Resources);
+            Assert.DoesNotContain("configmaps", r.Resources);
+            Assert.DoesNotContain("escalate", r.Verbs);
+            Assert.DoesNotContain("bind", r.Verbs);
+            Assert.DoesNotContain("impersonate", r.Verbs);
+        });
+        // Namespaced kinds only through Roles in the release (and event) namespace, never cluster-wide.
+        var clusterRule = objects.All<V1ClusterRole>().Single(r => r.Metadata.Name.EndsWith("-operator", StringComparison.Ordinal)).Rules;
+        Assert.All(clusterRule, r => Assert.Empty(r.Resources.Intersect(["pods", "daemonsets", "serviceaccounts", "leases", "events"])));
+        var serviceAccounts = objects.All<V1Role>().SelectMany(r => r.Rules).Where(r => r.Resources.Contains("serviceaccounts") && r.Verbs.Contains("update"));
+        Assert.All(serviceAccounts, r => Assert.Equal([Names.AgentServiceAccount], r.ResourceNames));
+    }
+}
