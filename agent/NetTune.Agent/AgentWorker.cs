@@ -191,11 +191,15 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         next.Conditions = conditions;
         if (report.Host is not null) next.Topology = StatusBuilder.Topology(report.Host);
         next.PlannedChanges = planned ?? [];
-        next.Knobs = _lastKnobs;
+        // The test cluster's apiserver reads an empty string in a status patch as null and refuses it.
+        next.Knobs = _lastKnobs.Select(k => new KnobResult { Knob = k.Knob, Result = k.Result, Value = NullIfEmpty(k.Value), Message = NullIfEmpty(k.Message) }).ToList();
+        next.PlannedChanges = next.PlannedChanges.Select(c => new PlannedChange { Knob = c.Knob, Path = c.Path, Current = NullIfEmpty(c.Current), Target = NullIfEmpty(c.Target) }).ToList();
         next.Drift = _drift.Values.OrderBy(d => d.Knob, StringComparer.Ordinal).ToList();
         next.AgentVersion = Version;
         await api.PatchStatusAsync(next, ct).ConfigureAwait(false);
     }
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 
     private static NodeStateStatus Copy(NodeStateStatus s) => new()
     {

@@ -12,7 +12,7 @@ public static class StatusBuilder
     public static NodeTopology Topology(HostSnapshot host) => new()
     {
         OnlineCpus = CpuList.Format(host.OnlineCpus),
-        IsolatedCpus = CpuList.Format(host.IsolatedCpus),
+        IsolatedCpus = host.IsolatedCpus.Count == 0 ? null : CpuList.Format(host.IsolatedCpus),
         NumaNodes = host.NumaNodes.Select(n => new NumaNodeInfo
         {
             Id = n.Id,
@@ -40,7 +40,14 @@ public static class StatusBuilder
     };
 
     public static List<PlannedChange> Planned(TuningPlan plan) =>
-        plan.Changes.Select(c => new PlannedChange { Knob = c.Knob, Path = c.Path, Current = c.Current, Target = c.Target }).ToList();
+        plan.Changes.Select(c => new PlannedChange
+        {
+            Knob = c.Knob,
+            Path = c.Path,
+            // The test cluster's apiserver reads an empty string in a status patch as null and refuses it.
+            Current = string.IsNullOrEmpty(c.Current) ? null : c.Current,
+            Target = string.IsNullOrEmpty(c.Target) ? null : c.Target,
+        }).ToList();
 
     /// <summary>Sets a condition, keeping its transition time when its status did not change.</summary>
     public static void SetCondition(List<V1Condition> conditions, string type, string status, string reason, string? message, long? generation, DateTime now)
@@ -53,7 +60,8 @@ public static class StatusBuilder
             Type = type,
             Status = status,
             Reason = reason,
-            Message = Truncate(message ?? "", 32768),
+            // Never empty: the test cluster's apiserver reads an empty string in a status patch as null.
+            Message = Truncate(string.IsNullOrEmpty(message) ? reason : message, 32768),
             ObservedGeneration = generation,
             LastTransitionTime = transition,
         });

@@ -1,0 +1,127 @@
+using System.Net;
+using System.Net.Sockets;
+using k8s;
+using k8s.Models;
+using NetTune.Api;
+using NetTune.Api.V1Alpha1;
+using NetTune.Testing.Cluster;
+
+namespace NetTune.Agent.Tests;
+
+[CollectionDefinition("cluster")]
+public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>;
+
+/// <summary>
+/// The agent process against the real kube-apiserver, on a fixture host root standing for a Node: it publishes its
+/// plan in dry-run, applies, repairs drift, reports status and metrics, reverts when asked and exits on SIGTERM.
+/// </summary>
+[Collection("cluster")]
+public sealed class AgentClusterTests(ClusterFixture fixture)
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+    private TestCluster Cluster => fixture.Cluster;
+
+    [Fact]
+    public async Task Agent_DryRunsAppliesRepairsDriftReportsAndReverts()
+    {
+        const string node = "agent-node-a";
+        using var host = FixtureHost.TwoSocket();
+        var original = host.TreeImage();
+        var client = Cluster.Client;
+        await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node, Labels = new Dictionary<string, string> { ["nettune.io/tuned"] = "true" } } });
+        var spec = Specs.Full();
+        spec.NodeName = node;
+        spec.DryRun = true;
+        await client.CustomObjects.CreateClusterCustomObjectAsync(
+            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+
+        var port = FreePort();
+        var logPath = Path.Join(host.Dir, "agent.log");
+        var agent = ChildProcess.Start("agent", "dotnet",
+            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
+             "--metrics-port", $"{port}", "--drift-interval", "1s", "--channel-backend", "Fixture"], logPath);
+        try
+        {
+            // Dry run: the plan is published, nothing on the host changes.
+            var dry = await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Reason == ConditionReasons.DryRun && s.Status!.ObservedGeneration == s.Metadata.Generation, agent);
+            Assert.Contains(dry.Status!.PlannedChanges!, c => c.Knob == "nic/eth1/channels" && c.Target == "rx=0,tx=0,other=1,combined=4");
+            Assert.Equal(2, dry.Status.Topology!.NumaNodes!.Count);
+            Assert.Equal("8-15,24-31", dry.Status.Topology.Nics!.Single(n => n.Name == "eth1").LocalCpus);
+            TreeAssert.Same(original, host.TreeImage());
+
+            // Apply.
+            await PatchSpecAsync(node, new { dryRun = false });
+            var applied = await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, agent);
+            Assert.Equal(ConditionStatus.False, Condition(applied, ConditionTypes.Degraded)!.Status);
+            Assert.Equal(applied.Metadata.Generation, applied.Status!.ObservedGeneration);
+            Assert.All(applied.Status.Knobs!, k => Assert.Equal(KnobOutcome.Applied, k.Result));
+            Assert.Equal("65535", host.Read("proc/sys/net/core/somaxconn"));
+            Assert.Equal("4", applied.Status.Topology!.Nics!.Single(n => n.Name == "eth1").Channels!.Combined.ToString());
+
+            // Drift: someone resets a sysctl; the agent notices, repairs and counts it.
+            host.Write("proc/sys/net/core/somaxconn", "4096");
+            var repaired = await WaitForAsync(node, s => s.Status!.Drift?.Any(d => d.Knob == "sysctl/net.core.somaxconn" && d.Repaired >= 1) == true, agent);
+            Assert.Equal("65535", host.Read("proc/sys/net/core/somaxconn"));
+            Assert.True(repaired.Status!.Drift!.Single(d => d.Knob == "sysctl/net.core.somaxconn").Detected >= 1);
+
+            using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") })
+            {
+                var metrics = await http.GetStringAsync("/metrics");
+                Assert.Contains("nettune_agent_numa_nodes 2", metrics);
+                Assert.Contains("nettune_agent_drift_repaired_total{knob=\"sysctl/net.core.somaxconn\"}", metrics);
+                Assert.Contains("nettune_agent_hugepages{numa_node=\"1\",size=\"2Mi\",state=\"total\"} 1024", metrics);
+                Assert.Contains("nettune_agent_knob_changes_total{kind=\"channels\",result=\"Applied\"}", metrics);
+                Assert.Contains("nettune_agent_irq_cpu{irq=\"101\",nic=\"eth1\",queue=\"0\"} 9", metrics);
+                Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
+            }
+
+            // Revert: every journaled original comes back, byte for byte.
+            await PatchSpecAsync(node, new { revert = true });
+            var reverted = await WaitForAsync(node, s => Condition(s, ConditionTypes.Reverted)?.Status == ConditionStatus.True && s.Status!.ObservedGeneration == s.Metadata.Generation, agent);
+            Assert.Equal(ConditionReasons.Reverted, Condition(reverted, ConditionTypes.Applied)!.Reason);
+            Assert.All(reverted.Status!.Knobs!, k => Assert.Equal(KnobOutcome.Reverted, k.Result));
+            TreeAssert.Same(original, host.TreeImage());
+
+            await agent.StopAsync(TimeSpan.FromSeconds(20));
+            Assert.True(agent.HasExited);
+            Assert.Contains("agent stopping", File.ReadAllText(logPath));
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
+            await client.CoreV1.DeleteNodeAsync(node);
+        }
+    }
+
+    private static V1Condition? Condition(NetworkTuningNodeState s, string type) => s.Status?.Conditions?.FirstOrDefault(c => c.Type == type);
+
+    private async Task PatchSpecAsync(string node, object specPatch)
+    {
+        var patch = new V1Patch(KubernetesJson.Serialize(new { spec = specPatch }), V1Patch.PatchType.MergePatch);
+        await Cluster.Client.CustomObjects.PatchClusterCustomObjectAsync(patch, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
+    }
+
+    /// <summary>Polls the NodeState until <paramref name="done"/> holds; fails with the agent's log when it never does.</summary>
+    private async Task<NetworkTuningNodeState> WaitForAsync(string node, Func<NetworkTuningNodeState, bool> done, ChildProcess agent)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        NetworkTuningNodeState? last = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            last = await Cluster.Client.CustomObjects.GetClusterCustomObjectAsync<NetworkTuningNodeState>(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
+            if (last.Status is not null && done(last)) return last;
+            Assert.False(agent.HasExited, "the agent exited:\n" + agent.Tail());
+            await Task.Delay(200);
+        }
+        Assert.Fail($"the NodeState never reached the expected state; last status: {(last?.Status is null ? "(none)" : KubernetesJson.Serialize(last.Status))}\nagent log:\n{agent.Tail(40)}");
+        return null!;
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+}
