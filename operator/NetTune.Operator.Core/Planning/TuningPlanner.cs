@@ -290,7 +290,7 @@ public static class TuningPlanner
         if (previous?.ObservedGeneration != generation && rollout.Nodes.Count > 0 && !rollout.Complete)
             events.Add(PlannedEvent.Normal(OperatorReasons.RolloutStarted,
                 $"rolling out generation {generation} to {rollout.Nodes.Count} nodes, at most {rollout.MaxUnavailable} at a time"));
-        var batch = rollout.Admit.Where(n => rollout.Nodes.Any(r => r.Node == n)).ToList();
+        var batch = rollout.Admit;
         if (batch.Count > 0)
             events.Add(PlannedEvent.Normal(OperatorReasons.BatchStarted,
                 $"generation {generation} goes to {batch.Count} nodes: {Abbreviate(batch)} ({rollout.Applied} of {rollout.Nodes.Count} applied)"));

@@ -66,7 +66,8 @@ public static class RolloutPlanner
         var paused = failed is not null && (rollout?.PauseOnFailure ?? true);
         var admit = new List<string>(alreadyUnavailable);
         var applying = nodes.Count(n => n.Progress == NodeProgress.Pending) + alreadyUnavailable.Count;
-        var outdated = nodes.Where(n => n.Progress == NodeProgress.Outdated && !alreadyUnavailable.Contains(n.Node)).Select(n => n.Node);
+        var unavailableSet = alreadyUnavailable.ToHashSet(StringComparer.Ordinal);
+        var outdated = nodes.Where(n => n.Progress == NodeProgress.Outdated && !unavailableSet.Contains(n.Node)).Select(n => n.Node);
         if (rollout?.DryRun == true)
             admit.AddRange(outdated); // plans change nothing on the node: no pacing needed
         else if (!paused && applying == 0)
