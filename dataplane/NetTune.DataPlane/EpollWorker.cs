@@ -126,7 +126,9 @@ internal sealed unsafe class EpollWorker(int index, int cpu, ServerOptions optio
                     return;
                 case SessionNext.Send:
                 {
-                    nint n = Libc.sendmsg(s.Fd, s.PrepareSend(), Libc.MSG_NOSIGNAL);
+                    // MSG_MORE holds a head back to share a segment with the sendfile body right behind it.
+                    int flags = Libc.MSG_NOSIGNAL | (s.OutputPrecedesZeroCopyStream ? Libc.MSG_MORE : 0);
+                    nint n = Libc.sendmsg(s.Fd, s.PrepareSend(), flags);
                     if (n < 0)
                     {
                         if (Libc.Errno is Libc.EAGAIN or Libc.EINTR) { SetInterest(s, previous, SessionNext.Send); return; }

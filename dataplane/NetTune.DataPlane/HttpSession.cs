@@ -41,6 +41,7 @@ internal sealed unsafe class HttpSession
     /// <summary>io_uring splice path: a per-connection pipe and how many bytes sit in it.</summary>
     public int PipeRead = -1, PipeWrite = -1;
     public long PipeBytes;
+    public int PipeCapacity;
 
     /// <summary>
     /// io_uring multishot receive: whether it is armed, and provided buffers whose bytes did not fit in
@@ -277,7 +278,15 @@ internal sealed unsafe class HttpSession
         if (plan.Kind is not (ResponseKind.Full or ResponseKind.Partial) || plan.Length == 0) return;
 
         file.AddRef();
-        if (file.Content != null)
+        // Zero-copy (sendfile/splice) is chosen per response: big enough bodies, and in auto mode only
+        // for peers off loopback, where it saves the copy; on loopback the receiver copies anyway.
+        bool zeroCopy = plan.Length >= worker.Options.ZeroCopyMinBytes && worker.Options.ZeroCopy switch
+        {
+            ZeroCopyMode.On => true,
+            ZeroCopyMode.Off => false,
+            _ => !PeerIsLoopback,
+        };
+        if (file.Content != null && !zeroCopy)
         {
             _pinned[_pinnedCount++] = file;
             Queue(file.Content + plan.Start, (int)plan.Length);
@@ -287,14 +296,12 @@ internal sealed unsafe class HttpSession
             StreamFile = file;
             StreamOffset = plan.Start;
             StreamRemaining = plan.Length;
-            StreamZeroCopy = worker.Options.ZeroCopy switch
-            {
-                ZeroCopyMode.On => true,
-                ZeroCopyMode.Off => false,
-                _ => !PeerIsLoopback && plan.Length >= worker.Options.ZeroCopyMinBytes,
-            };
+            StreamZeroCopy = zeroCopy;
         }
     }
+
+    /// <summary>Whether the queued output is only the head of a zero-copy body that follows it.</summary>
+    public bool OutputPrecedesZeroCopyStream => StreamFile != null && StreamZeroCopy && StreamRemaining > 0 && PipeBytes == 0;
 
     private void QueueError(Worker worker, int status, bool keepAlive, bool withBody)
     {

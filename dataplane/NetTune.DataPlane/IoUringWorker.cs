@@ -132,10 +132,15 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
                 Drive(s, s.Next(this));
                 return;
             case Op.Send:
-                if (cqe.Res < 0) { BeginClose(s); return; }
-                Stats.BytesCopied += cqe.Res;
-                s.LastProgressMs = NowMs;
-                Drive(s, s.AdvanceOutput(cqe.Res) ? NextAfterDrainingStash(s) : SessionNext.Send);
+                if (cqe.Res < 0 && cqe.Res != -Libc.ECANCELED) { BeginClose(s); return; }
+                if (cqe.Res > 0)
+                {
+                    Stats.BytesCopied += cqe.Res;
+                    s.LastProgressMs = NowMs;
+                    s.AdvanceOutput(cqe.Res);
+                }
+                // A head linked to splices: wait for the chain to finish before deciding what is next.
+                if (InFlightExceptRecv(s) == 0) Drive(s, NextAfterDrainingStash(s));
                 return;
             case Op.Read:
                 // A short or failed file read means the file changed under us; the length promised in
@@ -335,15 +340,23 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
     private void PostSend(HttpSession s)
     {
         s.Waiting = SessionNext.Send;
+        // Head and zero-copy body in one submission: sendmsg(head, MSG_MORE) → splice in → splice out,
+        // linked. If the head goes out short the chain breaks (-ECANCELED) and the next turn resumes.
+        bool chain = s.OutputPrecedesZeroCopyStream && _haveSplice && EnsurePipe(s);
         var sqe = _ring.GetSqe();
+        if (chain)
+        {
+            sqe->Flags = SqeIoLink;
+        }
         sqe->Opcode = IoUringOp.Sendmsg;
         sqe->Fd = s.Fd;
         sqe->Addr = (ulong)s.PrepareSend();
         // MSG_WAITALL makes io_uring itself retry a short send on a stream socket, instead of handing
         // us a partial count and costing a round trip through this loop per socket-buffer refill.
-        sqe->OpFlags = (uint)(Libc.MSG_NOSIGNAL | Libc.MSG_WAITALL);
+        sqe->OpFlags = (uint)(Libc.MSG_NOSIGNAL | Libc.MSG_WAITALL | (chain ? Libc.MSG_MORE : 0));
         sqe->UserData = Tag(Op.Send, s.Slot);
         s.InFlight++;
+        if (chain) PostSplice(s);
     }
 
     private void PostStream(HttpSession s)
@@ -372,13 +385,13 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
     /// </summary>
     private void PostSplice(HttpSession s)
     {
-        const uint PipeCapacity = 1 << 20;
         if (s.PipeBytes > 0)
         {
             PostSpliceOut(s, (uint)s.PipeBytes, linked: false);
             return;
         }
-        uint len = (uint)Math.Min(s.StreamRemaining, PipeCapacity);
+        // Never ask for more than the pipe holds: a short splice-in would break the link every time.
+        uint len = (uint)Math.Min(s.StreamRemaining, s.PipeCapacity);
         var sqe = _ring.GetSqe();
         sqe->Opcode = IoUringOp.Splice;
         sqe->SpliceFdIn = s.StreamFile!.Fd;
@@ -412,7 +425,9 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
         if (s.PipeRead >= 0) return true;
         int* fds = stackalloc int[2];
         if (Libc.pipe2(fds, Libc.O_CLOEXEC) != 0) return false;
-        Libc.fcntl(fds[1], Libc.F_SETPIPE_SZ, 1 << 20);
+        int size = Libc.fcntl(fds[1], Libc.F_SETPIPE_SZ, 1 << 20);
+        if (size < 0) size = Libc.fcntl(fds[1], Libc.F_GETPIPE_SZ, 0);
+        s.PipeCapacity = size > 0 ? size : 65536;
         s.PipeRead = fds[0];
         s.PipeWrite = fds[1];
         return true;

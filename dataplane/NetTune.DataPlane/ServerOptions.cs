@@ -10,9 +10,9 @@ public enum ZeroCopyMode
 {
     /// <summary>read + send through a per-worker buffer (fastest over loopback, where the receiver copies anyway).</summary>
     Off,
-    /// <summary>splice (io_uring) or sendfile (epoll) for every streamed body.</summary>
+    /// <summary>splice (io_uring) or sendfile (epoll) for every body of at least --zero-copy-min-bytes.</summary>
     On,
-    /// <summary>Zero-copy only for peers that are not on loopback and bodies of at least --zero-copy-min-bytes.</summary>
+    /// <summary>As <see cref="On"/>, but only for peers that are not on loopback.</summary>
     Auto,
 }
 
@@ -32,7 +32,7 @@ public sealed record ServerOptions
     public int SendTimeoutSeconds { get; init; } = 60;
     public int DrainTimeoutSeconds { get; init; } = 25;
     public ZeroCopyMode ZeroCopy { get; init; } = ZeroCopyMode.Auto;
-    public long ZeroCopyMinBytes { get; init; } = 1 << 20;
+    public long ZeroCopyMinBytes { get; init; } = 64 * 1024;
     public int FileCacheValidMs { get; init; } = 1000;
     public int FileCacheMaxEntries { get; init; } = 10000;
     public long MemoryCacheMaxFileBytes { get; init; } = 256 * 1024;
@@ -61,8 +61,9 @@ public sealed record ServerOptions
           --header-timeout S         seconds to receive a request head (default 10)
           --keepalive-timeout S      idle keep-alive seconds (default 75)
           --drain-timeout S          seconds to finish in-flight requests after SIGTERM (default 25)
-          --zero-copy off|on|auto    splice/sendfile for streamed bodies (default auto: non-loopback peers only)
-          --zero-copy-min-bytes N    smallest body sent zero-copy in auto mode (default 1048576)
+          --zero-copy off|on|auto    splice (io_uring) / sendfile (epoll) for bodies of at least
+                                     --zero-copy-min-bytes (default auto: only for peers off loopback)
+          --zero-copy-min-bytes N    smallest body sent zero-copy (default 65536)
           --file-cache-valid-ms N    how long file metadata is trusted before re-checking (default 1000)
           --memory-cache-max-file N  largest file kept in memory (default 262144; 0 disables)
           --memory-cache-bytes N     memory cache budget per worker (default 67108864)
