@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using NetTune.Agent.Core.Apply;
+using NetTune.Agent.Core.Status;
 using NetTune.Api.V1Alpha1;
 using k8s.Models;
 
@@ -105,11 +106,11 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         var spec = state.Spec;
         var status = state.Status ?? new NodeStateStatus();
         var conditions = status.Conditions?.ToList() ?? [];
+        var step = NextStep.Decide(state, _appliedGeneration, _revertedGeneration, driftTick);
+        if (step == AgentStep.Nothing) return;
 
-        if (spec.Revert)
+        if (step == AgentStep.Revert)
         {
-            // After a revert the agent owns no knob any more, so there is no drift to look for.
-            if (_revertedGeneration == generation) return;
             var sw = Stopwatch.StartNew();
             var report = await Task.Run(engine.Revert, ct).ConfigureAwait(false);
             metrics.Observe(report, "revert", sw.Elapsed);
@@ -123,12 +124,10 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         }
         _revertedGeneration = null;
 
-        var isNew = _appliedGeneration != generation || status.ObservedGeneration != generation;
-        if (!isNew && !driftTick) return;
-        if (!isNew)
+        var isNew = step == AgentStep.Apply;
+        if (step == AgentStep.CheckDrift)
         {
-            // Drift check: what the plan would change now is what someone else changed since the last apply.
-            if (spec.DryRun) return;
+            // What the plan would change now is what someone else changed since the last apply.
             var (_, plan) = await Task.Run(() => engine.PlanNow(spec), ct).ConfigureAwait(false);
             if (plan.Changes.Count == 0) return;
             foreach (var c in plan.Changes)

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using k8s;
 using NetTune.Agent.Core.Apply;
+using NetTune.Agent.Core.Status;
 using NetTune.Api.V1Alpha1;
 
 namespace NetTune.Agent;

@@ -4,7 +4,7 @@ using NetTune.Agent.Core.Planning;
 using NetTune.Agent.Core.Topology;
 using NetTune.Api.V1Alpha1;
 
-namespace NetTune.Agent;
+namespace NetTune.Agent.Core.Status;
 
 /// <summary>Turns discovery, plans and run reports into the NodeState status the operator reads.</summary>
 public static class StatusBuilder

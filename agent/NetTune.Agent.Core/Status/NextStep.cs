@@ -1,0 +1,24 @@
+using NetTune.Api.V1Alpha1;
+
+namespace NetTune.Agent.Core.Status;
+
+public enum AgentStep { Nothing, Apply, Revert, CheckDrift }
+
+/// <summary>What the agent does next with its NodeState, decided from the object and what this process last did.</summary>
+public static class NextStep
+{
+    /// <param name="appliedGeneration">The generation this process last applied (or dry-ran), null after start or a revert.</param>
+    /// <param name="revertedGeneration">The generation this process last reverted successfully.</param>
+    /// <param name="driftTick">True when the drift interval elapsed, false when the object changed.</param>
+    public static AgentStep Decide(NetworkTuningNodeState? state, long? appliedGeneration, long? revertedGeneration, bool driftTick)
+    {
+        if (state is null) return AgentStep.Nothing;
+        var generation = state.Metadata.Generation ?? 0;
+        if (state.Spec.Revert)
+            // After a revert the agent owns no knob, so there is no drift to look for.
+            return revertedGeneration == generation ? AgentStep.Nothing : AgentStep.Revert;
+        // A new generation, or a status someone else rewrote, is applied again (apply is idempotent).
+        if (appliedGeneration != generation || state.Status?.ObservedGeneration != generation) return AgentStep.Apply;
+        return driftTick && !state.Spec.DryRun ? AgentStep.CheckDrift : AgentStep.Nothing;
+    }
+}
