@@ -1,0 +1,192 @@
+using System.Text.Json;
+using k8s;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+using NetTune.Api;
+using NetTune.Api.V1Alpha1;
+using NetTune.Chart.Tests.Support;
+using NetTune.ControllerRuntime;
+using NetTune.Operator;
+using NetTune.Operator.Core.Builders;
+using NetTune.Testing.Cluster;
+using Xunit.Abstractions;
+
+namespace NetTune.Chart.Tests;
+
+/// <summary>
+/// The chart's RBAC is enough and no more: the operator, running with its ServiceAccount's token, reconciles a
+/// NetworkTuning (NodeStates, agent DaemonSet and ServiceAccount, status, finalizer, Lease, events); the agent's token
+/// reads its NodeState and writes its status but cannot touch the spec, secrets or other kinds.
+/// </summary>
+[Collection("helm-cluster")]
+public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper output)
+{
+    private TestCluster Cluster => fixture.Cluster;
+    private const string Group = ApiGroup.Name;
+    private const string Version = ApiGroup.Version;
+
+    [Fact]
+    public async Task TheOperatorReconcilesWithItsTokenAndTheAgentMayOnlyReport()
+    {
+        var id = Guid.NewGuid().ToString("N")[..6];
+        var ns = $"rbac-{id}";
+        const string release = "nettune";
+        var admin = Cluster.Client;
+        await Tool.HelmOkAsync("3", "install", release, Tool.ChartDir, "-n", ns, "--create-namespace", "--kubeconfig", Cluster.KubeconfigPath);
+        await ClusterSupport.WaitUntilAsync(async () =>
+            (await admin.ApiextensionsV1.ReadCustomResourceDefinitionAsync("networktunings.nettune.io")).Status?.Conditions?
+                .Any(c => c.Type == "Established" && c.Status == "True") == true, "the CRDs");
+
+        var node = $"rbac-{id}-node";
+        var other = $"rbac-{id}-other";
+        var labels = new Dictionary<string, string> { ["nettune-chart-test"] = id };
+        await admin.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node, Labels = labels } });
+        await admin.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = other, Labels = labels } });
+        var tuning = $"rbac-{id}";
+        using var loggers = LoggerFactory.Create(b => b.AddProvider(new OutputLoggerProvider(output)).SetMinimumLevel(LogLevel.Information));
+        OperatorHost? host = null;
+        try
+        {
+            // The operator, as the chart's Deployment would run it, with the chart's ServiceAccount token.
+            var operatorToken = await ClusterSupport.ServiceAccountTokenAsync(admin, ns, "nettune-operator");
+            using var operatorClient = ClusterSupport.ClientFor(Cluster, operatorToken, "operator");
+            host = new OperatorHost(operatorClient, new OperatorOptions
+            {
+                Namespace = ns,
+                AgentImage = $"nettune/agent:{TheChart.AppVersion}",
+                LeaderElect = true,
+                LeaseName = "nettune-operator",
+                Identity = $"chart-test-{id}",
+                RevertTimeout = TimeSpan.FromSeconds(3),
+                ResyncPeriod = TimeSpan.FromSeconds(20),
+                Informer = new InformerOptions { RetryDelay = TimeSpan.FromMilliseconds(200), MaxRetryDelay = TimeSpan.FromSeconds(1) },
+                Queue = new WorkQueueOptions { BaseRetryDelay = TimeSpan.FromMilliseconds(100), MaxRetryDelay = TimeSpan.FromSeconds(1) },
+            }, loggers);
+            await host.StartAsync();
+
+            await admin.CustomObjects.CreateClusterCustomObjectAsync(new NetworkTuning
+            {
+                Metadata = new V1ObjectMeta { Name = tuning },
+                Spec = new NetworkTuningSpec
+                {
+                    NodeSelector = new V1LabelSelector { MatchLabels = labels },
+                    Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "4096" },
+                },
+            }, Group, Version, NetworkTuning.Plural);
+
+            await ClusterSupport.WaitUntilAsync(async () => (await NodeStateAsync(admin, node)) is not null, "the operator to write the node's NodeState", 90);
+            await ClusterSupport.WaitUntilAsync(async () => (await admin.AppsV1.ListNamespacedDaemonSetAsync(ns)).Items.Any(d => d.Metadata.Name == Names.AgentDaemonSet),
+                "the operator to create the agent DaemonSet");
+            await ClusterSupport.WaitUntilAsync(async () =>
+            {
+                var t = await TuningAsync(admin, tuning);
+                return t?.Metadata.Finalizers?.Contains(Names.Finalizer) == true && t.Status is not null;
+            }, "the operator to put its finalizer and a status on the NetworkTuning");
+            var lease = await admin.CoordinationV1.ReadNamespacedLeaseAsync("nettune-operator", ns);
+            Assert.Equal($"chart-test-{id}", lease.Spec.HolderIdentity);
+            await admin.CoreV1.ReadNamespacedServiceAccountAsync(Names.AgentServiceAccount, ns);
+
+            // What the operator's token may not do.
+            await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.ListNamespacedSecretAsync(ns), "operator lists secrets");
+            await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.ListNamespacedConfigMapAsync("kube-system"), "operator lists kube-system configmaps");
+            await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.ListNamespacedPodAsync("default"), "operator lists pods outside its namespace");
+            await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.DeleteNodeAsync(other), "operator deletes a node");
+            await ClusterSupport.ForbiddenAsync(() => operatorClient.RbacAuthorizationV1.CreateClusterRoleAsync(new V1ClusterRole { Metadata = new V1ObjectMeta { Name = $"x-{id}" } }),
+                "operator creates a ClusterRole");
+            await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.CreateNamespacedServiceAccountAsync(new V1ServiceAccount { Metadata = new V1ObjectMeta { Name = "x" } }, "default"),
+                "operator creates a ServiceAccount outside its namespace");
+            await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.DeleteNamespacedServiceAccountAsync("default", ns),
+                "operator deletes a ServiceAccount that is not the agent's");
+
+            // The agent, with the token of the ServiceAccount the operator created for it.
+            var agentToken = await ClusterSupport.ServiceAccountTokenAsync(admin, ns, Names.AgentServiceAccount);
+            using var agent = ClusterSupport.ClientFor(Cluster, agentToken, "agent");
+            var state = await ClusterSupport.AllowedAsync(() => agent.CustomObjects.GetClusterCustomObjectAsync<NetworkTuningNodeState>(Group, Version, NetworkTuningNodeState.Plural, node),
+                "agent reads its NodeState");
+            Assert.Equal(node, state.Metadata.Name);
+            var listed = await ClusterSupport.AllowedAsync(() => agent.CustomObjects.ListClusterCustomObjectAsync<NetworkTuningNodeStateList>(Group, Version, NetworkTuningNodeState.Plural,
+                fieldSelector: $"metadata.name={node}"), "agent lists its NodeState by name");
+            Assert.Equal(node, Assert.Single(listed.Items).Metadata.Name);
+            await ClusterSupport.AllowedAsync(async () =>
+            {
+                // A watch that ends by itself after a second: the server lets it open.
+                await foreach (var _ in agent.CustomObjects.WatchListClusterCustomObjectAsync(Group, Version, NetworkTuningNodeState.Plural,
+                                   fieldSelector: $"metadata.name={node}", timeoutSeconds: 1)) { }
+            }, "agent watches its NodeState");
+            var statusPatch = new V1Patch(JsonSerializer.Serialize(new { status = new { agentVersion = "chart-rbac-test" } }), V1Patch.PatchType.MergePatch);
+            await ClusterSupport.AllowedAsync(() => agent.CustomObjects.PatchClusterCustomObjectStatusAsync(statusPatch, Group, Version, NetworkTuningNodeState.Plural, node),
+                "agent patches its NodeState status");
+            Assert.Equal("chart-rbac-test", (await NodeStateAsync(admin, node))!.Status?.AgentVersion);
+            var read = await ClusterSupport.AllowedAsync(() => agent.CoreV1.ReadNodeAsync(node), "agent reads its Node");
+            Assert.Equal(node, read.Metadata.Name);
+
+            var specPatch = new V1Patch(JsonSerializer.Serialize(new { spec = new { dryRun = true } }), V1Patch.PatchType.MergePatch);
+            await ClusterSupport.ForbiddenAsync(() => agent.CustomObjects.PatchClusterCustomObjectAsync(specPatch, Group, Version, NetworkTuningNodeState.Plural, node),
+                "agent patches its NodeState spec");
+            var current = (await NodeStateAsync(admin, node))!;
+            current.Spec.DryRun = true;
+            await ClusterSupport.ForbiddenAsync(() => agent.CustomObjects.ReplaceClusterCustomObjectAsync(current, Group, Version, NetworkTuningNodeState.Plural, node),
+                "agent updates its NodeState");
+            await ClusterSupport.ForbiddenAsync(() => agent.CustomObjects.DeleteClusterCustomObjectAsync(Group, Version, NetworkTuningNodeState.Plural, node),
+                "agent deletes its NodeState");
+            await ClusterSupport.ForbiddenAsync(() => agent.CustomObjects.CreateClusterCustomObjectAsync(
+                new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = $"fake-{id}" }, Spec = new NodeStateSpec { NodeName = $"fake-{id}" } },
+                Group, Version, NetworkTuningNodeState.Plural), "agent creates a NodeState");
+            await ClusterSupport.ForbiddenAsync(() => agent.CustomObjects.ListClusterCustomObjectAsync(Group, Version, NetworkTuning.Plural), "agent lists NetworkTunings");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNamespacedSecretAsync(ns), "agent lists secrets in its namespace");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListSecretForAllNamespacesAsync(), "agent lists all secrets");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNodeAsync(), "agent lists nodes");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.PatchNodeAsync(new V1Patch("{\"metadata\":{\"labels\":{\"x\":\"y\"}}}", V1Patch.PatchType.MergePatch), node),
+                "agent labels its Node");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNamespacedPodAsync(ns), "agent lists pods");
+            await ClusterSupport.ForbiddenAsync(() => agent.AppsV1.ListNamespacedDaemonSetAsync(ns), "agent lists DaemonSets");
+
+            // Deleting the tuning: the operator reverts (here: times out waiting for agents), drops its finalizer and,
+            // with no tuning left, deletes the agent DaemonSet and ServiceAccount: delete rights it needs.
+            await admin.CustomObjects.DeleteClusterCustomObjectAsync(Group, Version, NetworkTuning.Plural, tuning);
+            await ClusterSupport.WaitUntilAsync(async () => await TuningAsync(admin, tuning) is null, "the NetworkTuning to go", 90);
+            await ClusterSupport.WaitUntilAsync(async () =>
+                (await admin.AppsV1.ListNamespacedDaemonSetAsync(ns)).Items.Count == 0
+                && (await admin.CoreV1.ListNamespacedServiceAccountAsync(ns)).Items.All(a => a.Metadata.Name != Names.AgentServiceAccount),
+                "the operator to delete the agent DaemonSet and ServiceAccount");
+        }
+        finally
+        {
+            if (host is not null) await host.DisposeAsync();
+            await admin.CoreV1.DeleteNodeAsync(node);
+            await admin.CoreV1.DeleteNodeAsync(other);
+        }
+
+        await Tool.HelmOkAsync("3", "uninstall", release, "-n", ns, "--kubeconfig", Cluster.KubeconfigPath);
+        // The chart's objects are gone; the Lease is the operator's, not the chart's, and stays with the namespace.
+        await ClusterSupport.WaitUntilAsync(async () =>
+            (await ClusterSupport.NamespaceObjectsAsync(Cluster, ns)).Where(o => !ClusterSupport.IsNamespaceFurniture(o))
+                .SequenceEqual(["lease.coordination.k8s.io/nettune-operator"]), $"namespace {ns} to hold only the operator's Lease");
+        Assert.Empty(await ClusterSupport.LabelledObjectsAsync(Cluster, $"app.kubernetes.io/instance={release}"));
+        await admin.CoreV1.DeleteNamespaceAsync(ns);
+    }
+
+    private static async Task<NetworkTuningNodeState?> NodeStateAsync(IKubernetes client, string name)
+    {
+        try
+        {
+            return await client.CustomObjects.GetClusterCustomObjectAsync<NetworkTuningNodeState>(Group, Version, NetworkTuningNodeState.Plural, name);
+        }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    private static async Task<NetworkTuning?> TuningAsync(IKubernetes client, string name)
+    {
+        try
+        {
+            return await client.CustomObjects.GetClusterCustomObjectAsync<NetworkTuning>(Group, Version, NetworkTuning.Plural, name);
+        }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+}
