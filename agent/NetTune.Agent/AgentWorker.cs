@@ -63,7 +63,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             catch (Exception e)
             {
                 log.LogError(e, "reconcile of node {Node} failed; retrying in 5 s", options.NodeName);
-                health.Fail(e.Message);
+                health.Beat(e.Message);
                 try { await Task.Delay(TimeSpan.FromSeconds(5), stop).ConfigureAwait(false); } catch (OperationCanceledException) { break; }
                 _wake.Writer.TryWrite(true);
             }
@@ -213,11 +213,23 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     };
 }
 
-/// <summary>What /healthz reports: healthy while the loop keeps completing reconciles.</summary>
-public sealed class AgentHealth
+/// <summary>
+/// What /healthz (the DaemonSet's liveness probe) reports: healthy while the loop keeps turning. A failing reconcile
+/// (the apiserver away, a corrupt journal) is reported in the body, the log and the status, but does not fail the
+/// probe, since restarting the agent would not fix it.
+/// </summary>
+public sealed class AgentHealth(TimeSpan stuckAfter)
 {
-    private volatile string? _error;
-    public void Beat() => _error = null;
-    public void Fail(string error) => _error = error;
-    public string? Error => _error;
+    private long _lastBeatTicks = DateTime.UtcNow.Ticks;
+    private volatile string? _lastError;
+
+    public void Beat(string? error = null)
+    {
+        _lastError = error;
+        Interlocked.Exchange(ref _lastBeatTicks, DateTime.UtcNow.Ticks);
+    }
+
+    public string? LastError => _lastError;
+    public DateTime LastBeat => new(Interlocked.Read(ref _lastBeatTicks), DateTimeKind.Utc);
+    public bool Stuck => DateTime.UtcNow - LastBeat > stuckAfter;
 }

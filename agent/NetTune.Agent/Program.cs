@@ -77,12 +77,15 @@ namespace NetTune.Agent
             builder.Services.AddSingleton(sp => new NodeStateClient(sp.GetRequiredService<IKubernetes>(), options.NodeName));
             builder.Services.AddSingleton(engine);
             builder.Services.AddSingleton(metrics);
-            builder.Services.AddSingleton<AgentHealth>();
+            // The loop wakes at least every drift interval; three missed wake-ups (and at least two minutes) mean it is stuck.
+            builder.Services.AddSingleton(new AgentHealth(TimeSpan.FromTicks(Math.Max(options.DriftInterval.Ticks * 3, TimeSpan.FromMinutes(2).Ticks))));
             builder.Services.AddHostedService<AgentWorker>();
 
             var app = builder.Build();
             app.MapMetrics("/metrics", registry);
-            app.MapGet("/healthz", (AgentHealth health) => health.Error is null ? Results.Text("ok\n") : Results.Text($"unhealthy: {health.Error}\n", statusCode: 503));
+            app.MapGet("/healthz", (AgentHealth health) => health.Stuck
+                ? Results.Text($"stuck: no reconcile since {health.LastBeat:O}\n", statusCode: 503)
+                : Results.Text(health.LastError is null ? "ok\n" : $"ok (last reconcile failed: {health.LastError})\n"));
             metrics.Observe(engine.Discover());
             await app.RunAsync(ct);
             return 0;

@@ -73,6 +73,17 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
                 Assert.Contains("nettune_agent_knob_changes_total{kind=\"channels\",result=\"Applied\"}", metrics);
                 Assert.Contains("nettune_agent_irq_cpu{irq=\"101\",nic=\"eth1\",queue=\"0\"} 9", metrics);
                 Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
+                if (File.Exists("/usr/bin/promtool"))
+                {
+                    // promtool exits non-zero on lint problems (bad names, missing help, wrong suffixes).
+                    var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/promtool", "check metrics") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+                    using var promtool = System.Diagnostics.Process.Start(psi)!;
+                    await promtool.StandardInput.WriteAsync(metrics);
+                    promtool.StandardInput.Close();
+                    var lint = await promtool.StandardOutput.ReadToEndAsync() + await promtool.StandardError.ReadToEndAsync();
+                    await promtool.WaitForExitAsync();
+                    Assert.True(promtool.ExitCode == 0, "promtool check metrics: " + lint);
+                }
             }
 
             // Revert: every journaled original comes back, byte for byte.
