@@ -172,7 +172,7 @@ for round in $(seq 1 "$ROUNDS"); do
       start_ours epoll auto
       measure "$round" epoll $OURS_PORT "$file" "$conns" "$OURS_PID"
       stop_ours
-      if [ "$file" = 10m.bin ]; then
+      if [ "$file" != 1k.bin ]; then
         start_ours iouring on
         measure "$round" iouring-zerocopy $OURS_PORT "$file" "$conns" "$OURS_PID"
         stop_ours

@@ -43,7 +43,7 @@ public sealed record ServerOptions
     /// <summary>io_uring: one multishot receive per connection over a provided-buffer ring, instead of one recv per request.</summary>
     public bool MultishotRecv { get; init; } = true;
     /// <summary>io_uring: how long (µs) a busy worker may wait to reap completions in a batch (0 = wake for each).</summary>
-    public uint BatchWaitUsec { get; init; } = 50;
+    public uint BatchWaitUsec { get; init; } = 200;
     public int StreamChunkBytes { get; init; } = 256 * 1024;
     public HttpLimits Limits { get; init; } = HttpLimits.Default;
 
@@ -69,7 +69,7 @@ public sealed record ServerOptions
           --memory-cache-bytes N     memory cache budget per worker (default 67108864)
           --hugepages                back buffers with 2 MiB hugepages when available
           --io-uring-recv multishot|single  multishot recv over a provided-buffer ring (default) or one recv per request
-          --io-uring-batch-usec N    wait up to N µs to reap completions in batches (default 50; 0 = off; Linux 6.12+)
+          --io-uring-batch-usec N    wait up to N µs to reap completions in batches (default 200; 0 = off; Linux 6.12+)
           --io-uring-taskrun defer|coop  completion mode: DEFER_TASKRUN+SINGLE_ISSUER (default) or COOP_TASKRUN
           --max-header-bytes N       request head limit (default 16384)
           --max-request-line N       request line limit (default 8192)
