@@ -155,7 +155,11 @@ public sealed class OperatorHost : IAsyncDisposable
                 new Informer<V1Pod>(ListWatch.Pods(client, options.Namespace, $"{Names.AppName}={Names.DataPlaneApp}"), io, loggers.CreateLogger("informer")),
                 new Informer<V1DaemonSet>(ListWatch.DaemonSets(client, options.Namespace, $"{Names.AppName}={Names.AgentApp}"), io, loggers.CreateLogger("informer")));
             _queue = new WorkQueue(options.Queue);
-            _queue.Waited += w => metrics.QueueLatency.Observe(w.TotalSeconds);
+            _queue.Waited += w =>
+            {
+                metrics.QueueLatency.Observe(w.TotalSeconds);
+                metrics.QueueDepth.Set(_queue.Depth);
+            };
             var reconciler = new OperatorReconciler(client, _caches, options, metrics, loggers.CreateLogger("reconciler"));
             var controller = new Controller("networktuning", _queue, reconciler, options.Workers, log);
             controller.Reconciled += (key, outcome, duration) =>

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using k8s;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -64,8 +65,13 @@ var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects i
     revertTimeout, resync, workers, dataPlaneMemory, podGrace, logFormat,
 };
 
-root.SetAction(async (parsed, ct) =>
+root.SetAction(async (parsed, invocationToken) =>
 {
+    // SIGTERM (and SIGINT) end the wait below; the web host's own lifetime would otherwise swallow the signal.
+    using var stop = CancellationTokenSource.CreateLinkedTokenSource(invocationToken);
+    using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+    using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+    var ct = stop.Token;
     using var loggers = LoggerFactory.Create(b =>
     {
         if (parsed.GetValue(logFormat) == "text") b.AddSimpleConsole(o => o.SingleLine = true);
@@ -122,11 +128,11 @@ root.SetAction(async (parsed, ct) =>
         });
         web.MapGet("/healthz", () => Results.Text("ok"));
         web.MapGet("/readyz", () => host.IsReady ? Results.Text("ok") : Results.Text("caches not synced", statusCode: 503));
-        await web.StartAsync(ct);
+        await web.StartAsync(CancellationToken.None);
         log.LogInformation("serving /metrics, /healthz and /readyz on port {Port}", port);
     }
 
-    await host.StartAsync(ct);
+    await host.StartAsync(CancellationToken.None);
     log.LogInformation("operator {Identity} started (namespace {Namespace}, leader election {LeaderElect})", options.Identity, options.Namespace, options.LeaderElect);
     try { await Task.Delay(Timeout.Infinite, ct); }
     catch (OperationCanceledException) { }

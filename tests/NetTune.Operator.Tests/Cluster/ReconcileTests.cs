@@ -61,3 +61,37 @@ public sealed class ReconcileTests(ClusterFixture fx, ITestOutputHelper output)
         Assert.Contains(events, e => e.Reason == "RolloutComplete");
     }
 }
+
+[Collection("cluster")]
+public sealed class ValidationTests(ClusterFixture fx, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task ASpecTheServerAcceptsButTheCelRulesRefuseIsDegradedAndTouchesNoNode()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        var nodes = await bed.CreateNodesAsync(2);
+        await bed.StartOperatorAsync();
+        bed.StartAgents();
+        var name = (await bed.CreateTuningAsync("valid", new NetworkTuningSpec
+        {
+            NodeSelector = bed.Selector(),
+            Sysctls = new() { ["net.core.somaxconn"] = "4096" },
+            Rollout = new RolloutSpec { MaxUnavailable = "100%" },
+        })).Metadata.Name;
+        await bed.WaitForTuningAsync(name, t => t.Status?.AppliedNodes == 2, "2 applied");
+
+        // kernel.panic is outside the sysctl allow-list: a CEL rule a v1.20 server does not run.
+        await bed.UpdateTuningAsync(name, s => s.Sysctls!["kernel.panic"] = "1");
+        var invalid = await bed.WaitForTuningAsync(name, t => TestBed.Condition(t, "Degraded")?.Reason == "InvalidSpec", "InvalidSpec");
+        Assert.Equal("True", TestBed.Condition(invalid, "Degraded")!.Status);
+        Assert.Contains("kernel.panic", TestBed.Condition(invalid, "Degraded")!.Message);
+        Assert.Equal(2, invalid.Status!.ObservedGeneration);
+        foreach (var node in nodes)
+        {
+            var state = (await bed.GetNodeStateAsync(node))!;
+            Assert.True(TestBed.Has(state, name, 1)); // still generation 1, without the refused key
+            Assert.False(state.Spec.Sysctls!.ContainsKey("kernel.panic"));
+        }
+        Assert.Contains(await bed.EventsAsync(name), e => e.Reason == "InvalidSpec" && e.Type == "Warning");
+    }
+}

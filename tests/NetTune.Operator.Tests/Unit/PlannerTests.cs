@@ -157,3 +157,61 @@ public sealed class PlannerTests
         Assert.True(plan.RemoveFinalizer);
     }
 }
+
+public sealed class DataPlaneReplacementTests
+{
+    private static readonly DateTime Now = new(2026, 3, 1, 12, 0, 0, DateTimeKind.Utc);
+    private static readonly PlannerSettings Settings = new(new DataPlaneOptions("ns"), TimeSpan.FromMinutes(2));
+    private static readonly string[] Nodes = ["n1", "n2", "n3"];
+
+    private static NetworkTuning Tuning(string image)
+    {
+        var t = Fixtures.Tuning("t", maxUnavailable: "1");
+        t.Spec.DataPlane = new DataPlaneSpec { Enabled = true, Image = image, StaticFiles = new StaticFilesSpec { HostPath = "/srv" } };
+        return t;
+    }
+
+    private static ClusterSnapshot Snapshot(NetworkTuning t, IEnumerable<V1Pod> pods)
+    {
+        var states = Nodes.Select(n =>
+        {
+            var s = State(n, 1, Having("t", 1), "Applied");
+            s.Status!.Topology = new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] };
+            return s;
+        });
+        return new ClusterSnapshot([t], Nodes.Select(n => Node(n)).ToList(), states.ToDictionary(s => s.Metadata.Name), pods.ToList());
+    }
+
+    private static V1Pod Running(NetworkTuning t, string node, bool ready = true)
+    {
+        var pod = DataPlanePodBuilder.Build(t, node, new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] }, Settings.DataPlane)[0];
+        pod.Status = new V1PodStatus { Conditions = [new V1PodCondition { Type = "Ready", Status = ready ? "True" : "False" }] };
+        return pod;
+    }
+
+    [Fact]
+    public void AChangedPodSpecReplacesPodsOneNodeAtATime()
+    {
+        var old = Tuning("dp:1");
+        var changed = Tuning("dp:2");
+        var plan = TuningPlanner.Plan(changed, Snapshot(changed, Nodes.Select(n => Running(old, n))), Settings, Now);
+        Assert.Equal(["t-dp-n1-numa0"], plan.PodDeletes.Select(p => p.Metadata.Name));
+        Assert.Empty(plan.PodCreates); // the same name comes back once the old pod is gone
+
+        // n1's new pod is there but not ready yet: the next node waits.
+        var pods = new[] { Running(changed, "n1", ready: false), Running(old, "n2"), Running(old, "n3") };
+        Assert.Empty(TuningPlanner.Plan(changed, Snapshot(changed, pods), Settings, Now).PodDeletes);
+
+        pods[0] = Running(changed, "n1");
+        Assert.Equal(["t-dp-n2-numa0"], TuningPlanner.Plan(changed, Snapshot(changed, pods), Settings, Now).PodDeletes.Select(p => p.Metadata.Name));
+    }
+
+    [Fact]
+    public void APodWhoseOldSelfIsGoneIsCreatedAgain()
+    {
+        var t = Tuning("dp:2");
+        var plan = TuningPlanner.Plan(t, Snapshot(t, [Running(t, "n2"), Running(t, "n3")]), Settings, Now);
+        Assert.Equal(["t-dp-n1-numa0"], plan.PodCreates.Select(p => p.Metadata.Name));
+        Assert.Empty(plan.PodDeletes);
+    }
+}
