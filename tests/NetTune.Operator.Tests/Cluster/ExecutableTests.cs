@@ -1,6 +1,5 @@
+using k8s;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using NetTune.Testing.Cluster;
 using Xunit;
 using Xunit.Abstractions;
@@ -16,64 +15,62 @@ public sealed class ExecutableTests(ClusterFixture fx, ITestOutputHelper output)
         await using var bed = await TestBed.StartAsync(fx.Cluster, output);
         await bed.CreateNodesAsync(2);
         bed.StartAgents();
-        var port = FreePort();
-        var dll = Path.Combine(AppContext.BaseDirectory, "nettune-operator.dll");
-        var start = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList =
-            {
-                dll, "--kubeconfig", fx.Cluster.KubeconfigPath, "--namespace", bed.Namespace, "--metrics-port", port.ToString(),
-                "--leader-elect", "--lease-name", "exe-" + bed.Id, "--identity", "exe-" + bed.Id,
-            },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var process = Process.Start(start)!;
-        var logs = new List<string>();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (logs) logs.Add(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (logs) logs.Add(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        try
-        {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
-            await TestBed.EventuallyAsync(async () =>
-            {
-                try { return (await http.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK; }
-                catch (HttpRequestException) { return false; }
-            }, "/readyz answers 200");
-            Assert.Equal("ok", await http.GetStringAsync("/healthz"));
+        using var op = OperatorProcess.Start(fx.Cluster.KubeconfigPath, bed.Namespace, "--leader-elect", "--lease-name", "exe-" + bed.Id, "--identity", "exe-" + bed.Id);
+        await TestBed.EventuallyAsync(op.ReadyAsync, "/readyz answers 200");
+        Assert.Equal("ok", await op.Http.GetStringAsync("/healthz"));
 
-            var name = (await bed.CreateTuningAsync("exe", Specs.Somaxconn(bed, "1024"))).Metadata.Name;
-            await Specs.ConvergedAsync(bed, name, 1, 2);
+        var name = (await bed.CreateTuningAsync("exe", Specs.Somaxconn(bed, "1024"))).Metadata.Name;
+        await Specs.ConvergedAsync(bed, name, 1, 2);
 
-            var metrics = await http.GetStringAsync("/metrics");
-            Assert.Contains("nettune_operator_reconciles_total{kind=\"NetworkTuning\",result=\"success\"}", metrics);
-            Assert.Contains("nettune_operator_reconcile_duration_seconds_bucket", metrics);
-            Assert.Contains($"nettune_operator_nodes{{tuning=\"{name}\",phase=\"applied\"}} 2", metrics);
-            Assert.Contains("nettune_operator_leader 1", metrics);
-            Assert.Contains("nettune_operator_api_requests_total{verb=\"post\"}", metrics);
-            Assert.Contains("nettune_operator_workqueue_latency_seconds_count", metrics);
+        var metrics = (await op.MetricsAsync())!;
+        Assert.Contains("nettune_operator_reconciles_total{kind=\"NetworkTuning\",result=\"success\"}", metrics);
+        Assert.Contains("nettune_operator_reconcile_duration_seconds_bucket", metrics);
+        Assert.Contains($"nettune_operator_nodes{{tuning=\"{name}\",phase=\"applied\"}} 2", metrics);
+        Assert.Contains("nettune_operator_leader 1", metrics);
+        Assert.Contains("nettune_operator_api_requests_total{verb=\"post\"}", metrics);
+        Assert.Contains("nettune_operator_workqueue_latency_seconds_count", metrics);
 
-            // JSON logs: every line the operator writes parses as a JSON object.
-            lock (logs) Assert.All(logs.Where(l => l.Length > 0), l => System.Text.Json.JsonDocument.Parse(l).Dispose());
+        // JSON logs: every line the operator writes parses as a JSON object.
+        Assert.All(op.Logs.Where(l => l.Length > 0), l => System.Text.Json.JsonDocument.Parse(l).Dispose());
 
-            using (Process.Start("kill", ["-TERM", process.Id.ToString()])) { }
-            using var exit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            await process.WaitForExitAsync(exit.Token);
-            Assert.Equal(0, process.ExitCode);
-            lock (logs) Assert.Contains(logs, l => l.Contains("shutting down"));
-        }
-        finally
-        {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
-        }
+        using (Process.Start("kill", ["-TERM", op.Process.Id.ToString()])) { }
+        using var exit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await op.Process.WaitForExitAsync(exit.Token);
+        Assert.Equal(0, op.Process.ExitCode);
+        Assert.Contains(op.Logs, l => l.Contains("shutting down"));
     }
 
-    private static int FreePort()
+    [Fact]
+    public async Task WhenTheLeaderProcessIsKilledTheOtherProcessTakesOver()
     {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        await bed.CreateNodesAsync(2);
+        bed.StartAgents();
+        var lease = "exe-lease-" + bed.Id;
+        OperatorProcess Replica(string identity) => OperatorProcess.Start(fx.Cluster.KubeconfigPath, bed.Namespace,
+            "--leader-elect", "--lease-name", lease, "--identity", identity,
+            "--lease-duration-seconds", "3", "--renew-deadline-seconds", "2", "--retry-period-seconds", "0.5");
+        using var a = Replica("proc-a");
+        using var b = Replica("proc-b");
+
+        var holder = await TestBed.EventuallyAsync(async () =>
+        {
+            try { return (await bed.Client.CoordinationV1.ReadNamespacedLeaseAsync(lease, bed.Namespace)).Spec.HolderIdentity; }
+            catch (k8s.Autorest.HttpOperationException) { return null; }
+        }, h => h is "proc-a" or "proc-b", "a lease holder");
+        var (leader, standby, standbyName) = holder == "proc-a" ? (a, b, "proc-b") : (b, a, "proc-a");
+
+        var name = (await bed.CreateTuningAsync("procs", Specs.Somaxconn(bed, "1024"))).Metadata.Name;
+        await Specs.ConvergedAsync(bed, name, 1, 2);
+        Assert.Contains("nettune_operator_leader 1", (await leader.MetricsAsync())!);
+        Assert.Contains("nettune_operator_leader 0", (await standby.MetricsAsync())!);
+        Assert.DoesNotContain("nettune_operator_reconciles_total{", (await standby.MetricsAsync())!);
+
+        leader.Process.Kill(); // SIGKILL: no chance to hand the Lease over
+        await TestBed.EventuallyAsync(async () => (await bed.Client.CoordinationV1.ReadNamespacedLeaseAsync(lease, bed.Namespace)).Spec.HolderIdentity == standbyName,
+            "the standby holds the Lease", TimeSpan.FromSeconds(30));
+        await bed.UpdateTuningAsync(name, s => s.Sysctls!["net.core.somaxconn"] = "4096");
+        await Specs.ConvergedAsync(bed, name, 2, 2);
+        Assert.Contains("nettune_operator_leader 1", (await standby.MetricsAsync())!);
     }
 }
