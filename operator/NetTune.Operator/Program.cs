@@ -57,12 +57,17 @@ var resync = new Option<double>("--resync-seconds") { DefaultValueFactory = _ =>
 var workers = new Option<int>("--workers") { DefaultValueFactory = _ => 2, Description = "Concurrent reconciles" };
 var dataPlaneMemory = new Option<string>("--dataplane-memory") { DefaultValueFactory = _ => "512Mi", Description = "Memory request and limit of each data-plane pod" };
 var podGrace = new Option<int?>("--pod-delete-grace-seconds") { Description = "Grace period for deleted data-plane pods (default: the pod's own)" };
+var pingSeconds = new Option<double>("--http2-ping-seconds")
+{
+    Description = "Ping the API server connection after this many idle seconds and drop it when the answer takes as long",
+    DefaultValueFactory = _ => 15,
+};
 var logFormat = new Option<string>("--log-format") { DefaultValueFactory = _ => Env("NETTUNE_LOG_FORMAT") ?? "json", Description = "json or text" };
 
 var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects into the agent DaemonSet, per-node NodeStates and data-plane pods")
 {
     kubeconfig, ns, agentImage, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
-    revertTimeout, resync, workers, dataPlaneMemory, podGrace, logFormat,
+    revertTimeout, resync, workers, dataPlaneMemory, podGrace, pingSeconds, logFormat,
 };
 
 root.SetAction(async (parsed, invocationToken) =>
@@ -93,6 +98,7 @@ root.SetAction(async (parsed, invocationToken) =>
         return 2;
     }
 
+    config.WithKeepAlivePings(TimeSpan.FromSeconds(parsed.GetValue(pingSeconds)), TimeSpan.FromSeconds(parsed.GetValue(pingSeconds)));
     var metrics = new OperatorMetrics();
     using var client = new Kubernetes(config, new CountingHandler(metrics.ApiRequests));
     var options = new OperatorOptions

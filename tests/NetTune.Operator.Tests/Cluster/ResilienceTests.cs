@@ -129,3 +129,43 @@ public sealed class LeaderElectionTests(ClusterFixture fx, ITestOutputHelper out
         Assert.True(standby.Metrics.Reconciles.WithLabels("NetworkTuning", "success").Value > 0);
     }
 }
+
+[Collection("cluster")]
+public sealed class HungWatchTests(ClusterFixture fx, ITestOutputHelper output)
+{
+    /// <param name="http2">true: one shared HTTP/2 connection, dropped by the missed keep-alive ping. false: HTTP/1.1,
+    /// a connection per watch, each dropped by the informer's own deadline (reason "hung").</param>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ASilentConnectionIsDroppedAndTheWatchesOpenedAgain(bool http2)
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        await bed.CreateNodesAsync(2);
+        await using var proxy = new FreezableProxy(fx.Cluster.ApiServerUrl);
+        var config = KubernetesClientConfiguration.BuildConfigFromConfigFile(fx.Cluster.KubeconfigPath);
+        config.Host = $"https://127.0.0.1:{proxy.Port}";
+        if (http2) config.WithKeepAlivePings(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2));
+        else config.DisableHttp2 = true;
+        var options = bed.FastOptions() with
+        {
+            Informer = bed.FastOptions().Informer with { WatchTimeout = TimeSpan.FromSeconds(3), HangGrace = TimeSpan.FromSeconds(2) },
+        };
+        var host = await bed.StartOperatorAsync(options, new Kubernetes(config));
+        bed.StartAgents();
+        var name = (await bed.CreateTuningAsync("hung", Specs.Somaxconn(bed, "1024"))).Metadata.Name;
+        await Specs.ConvergedAsync(bed, name, 1, 2);
+
+        // The operator's connection goes silent without closing. Either the missed HTTP/2 ping or the watch's own
+        // deadline must drop it; the informers then watch again on a new connection.
+        double Restarts() => host.Metrics.WatchRestarts.WithLabels("NetworkTuning", "hung").Value
+                             + (http2 ? host.Metrics.WatchRestarts.WithLabels("NetworkTuning", "error").Value : 0);
+        var before = Restarts();
+        proxy.FreezeOpenConnections();
+        Assert.True(proxy.Frozen > 0);
+        await TestBed.EventuallyAsync(() => Task.FromResult(Restarts() > before), "the silent NetworkTuning watch is dropped");
+
+        await bed.UpdateTuningAsync(name, s => s.Sysctls!["net.core.somaxconn"] = "4096");
+        await Specs.ConvergedAsync(bed, name, 2, 2);
+    }
+}
