@@ -16,12 +16,13 @@ public static class Tool
     public static string ChartDir => Path.Combine(RepoRoot, "charts", "nettune");
 
     public static async Task<ToolResult> RunAsync(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null,
-        string? workingDirectory = null, TimeSpan? timeout = null)
+        string? workingDirectory = null, TimeSpan? timeout = null, string? stdin = null)
     {
         var psi = new ProcessStartInfo(file)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            RedirectStandardInput = stdin is not null,
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? RepoRoot,
         };
@@ -30,6 +31,11 @@ public static class Tool
         using var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
+        if (stdin is not null)
+        {
+            await process.StandardInput.WriteAsync(stdin);
+            process.StandardInput.Close();
+        }
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(3));
         try
         {
