@@ -10,6 +10,7 @@ internal sealed unsafe class EpollWorker(int index, int cpu, ServerOptions optio
     : Worker(index, cpu, options, listenFd, rootFd)
 {
     private const ulong ListenerTag = ulong.MaxValue;
+    private const ulong WakeTag = ulong.MaxValue - 1;
     // A streaming connection yields after this much so one big download cannot starve the others.
     private const long StreamSliceBytes = 1 << 20;
     private int _epfd = -1;
@@ -24,7 +25,10 @@ internal sealed unsafe class EpollWorker(int index, int cpu, ServerOptions optio
         var ev = new EpollEvent { Events = Libc.EPOLLIN, Data = ListenerTag };
         if (Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_ADD, ListenFd, &ev) != 0)
             throw new InvalidOperationException($"epoll_ctl(listener) failed: errno {Libc.Errno}");
+        var wake = new EpollEvent { Events = Libc.EPOLLIN, Data = WakeTag };
+        Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_ADD, WakeFd, &wake);
         _listening = true;
+        MarkReady();
 
         const int MaxEvents = 256;
         EpollEvent* events = stackalloc EpollEvent[MaxEvents];
@@ -40,6 +44,12 @@ internal sealed unsafe class EpollWorker(int index, int cpu, ServerOptions optio
                 if (tag == ListenerTag)
                 {
                     if (_listening) AcceptAll();
+                    continue;
+                }
+                if (tag == WakeTag)
+                {
+                    ulong value;
+                    Libc.read(WakeFd, &value, 8); // the drain itself is noticed by Tick()
                     continue;
                 }
                 var s = Sessions[(int)tag];

@@ -11,7 +11,10 @@ namespace NetTune.DataPlane;
 internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions options, int listenFd, int rootFd)
     : Worker(index, cpu, options, listenFd, rootFd)
 {
-    private enum Op : byte { Accept = 1, Recv, Send, Read, SpliceIn, SpliceOut, CancelAccept, RecvMulti, CancelRecv }
+    private enum Op : byte { Accept = 1, Recv, Send, Read, SpliceIn, SpliceOut, CancelAccept, RecvMulti, CancelRecv, Wake }
+
+    /// <summary>Where the ring writes the eventfd counter; native so the kernel's pointer stays valid.</summary>
+    private readonly ulong* _wakeBuffer = (ulong*)System.Runtime.InteropServices.NativeMemory.Alloc(8);
 
     private const ushort RecvBufferGroup = 1;
     private Ring _ring = null!;
@@ -42,6 +45,8 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
         if (_buffers != null) _engineName += "+multishot";
         _listening = true;
         ArmAccept();
+        ArmWake();
+        MarkReady();
 
         long lastScan = NowMs;
         while (true)
@@ -72,6 +77,16 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
             if (s.Fd >= 0) { Libc.close(s.Fd); s.Fd = -1; }
         _buffers?.Dispose();
         _ring.Dispose();
+    }
+
+    private void ArmWake()
+    {
+        var sqe = _ring.GetSqe();
+        sqe->Opcode = IoUringOp.Read;
+        sqe->Fd = WakeFd;
+        sqe->Addr = (ulong)_wakeBuffer;
+        sqe->Len = 8;
+        sqe->UserData = Tag(Op.Wake, 0);
     }
 
     private void ArmAccept()
@@ -114,6 +129,7 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
                 OnMultishotRecv(Sessions[slot], in cqe);
                 return;
             case Op.CancelRecv:
+            case Op.Wake: // the drain itself is noticed by Tick()
                 return;
         }
         var s = Sessions[slot];

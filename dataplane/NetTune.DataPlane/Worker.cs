@@ -46,7 +46,15 @@ internal abstract unsafe class Worker
     }
 
     public void Start() => _thread.Start();
-    public void RequestDrain() => _drainRequested = true;
+    /// <summary>An eventfd the engine watches, so a drain request wakes a sleeping worker at once.</summary>
+    protected readonly int WakeFd = Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
+
+    public void RequestDrain()
+    {
+        _drainRequested = true;
+        ulong one = 1;
+        Libc.write(WakeFd, &one, 8);
+    }
     public bool Join(int timeoutMs) => _thread.Join(timeoutMs);
 
     private void ThreadMain()
@@ -62,7 +70,6 @@ internal abstract unsafe class Worker
             Files = new FileCache(_rootFd, Options.FileCacheValidMs, Options.FileCacheMaxEntries,
                 Options.MemoryCacheMaxFileBytes, Options.MemoryCacheBytesPerWorker);
             Tick();
-            Stats.Running = true;
             Run();
         }
         catch (Exception e)
@@ -79,6 +86,9 @@ internal abstract unsafe class Worker
     }
 
     protected abstract void Run();
+
+    /// <summary>Called by the engine once its listener is armed: start-up waits for this before announcing.</summary>
+    protected void MarkReady() => Stats.Running = true;
 
     /// <summary>Once per loop: clock, Date header, heartbeat, and the drain switch.</summary>
     protected bool Tick()

@@ -97,6 +97,9 @@ public static unsafe partial class Libc
     public static partial nint write(int fd, void* buffer, nuint length);
 
     [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint read(int fd, void* buffer, nuint length);
+
+    [LibraryImport(Lib, SetLastError = true)]
     public static partial int epoll_create1(int flags);
 
     [LibraryImport(Lib, SetLastError = true)]
