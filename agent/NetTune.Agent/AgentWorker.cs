@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using NetTune.Agent.Core.Apply;
+using NetTune.Agent.Core.Host;
 using NetTune.Agent.Core.Status;
 using NetTune.Api.V1Alpha1;
 using k8s.Models;
@@ -26,6 +27,9 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     {
         log.LogInformation("agent {Version} for node {Node}, host root {Root}, journal {Journal}", Version, options.NodeName, options.HostRoot, options.JournalDir);
         var watch = Task.Run(() => WatchLoopAsync(stop), stop);
+        var notifications = options.ChannelBackend == ChannelBackend.Ethtool
+            ? Task.Factory.StartNew(() => ListenForEthtoolChanges(stop), stop, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+            : Task.CompletedTask;
         _wake.Writer.TryWrite(true);
         var nextDrift = DateTime.UtcNow + options.DriftInterval;
         while (!stop.IsCancellationRequested)
@@ -49,7 +53,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
                     break;
                 }
             }
-            var driftTick = !woke;
+            var driftTick = !woke || Interlocked.Exchange(ref _driftRequested, 0) == 1;
             if (driftTick) nextDrift = DateTime.UtcNow + options.DriftInterval;
             try
             {
@@ -70,6 +74,27 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         }
         log.LogInformation("agent stopping");
         try { await watch.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        try { await notifications.ConfigureAwait(false); } catch (OperationCanceledException) { }
+    }
+
+    private int _driftRequested;
+
+    /// <summary>A channels notification from the kernel means someone may have undone the agent's work: look now.</summary>
+    private void ListenForEthtoolChanges(CancellationToken stop)
+    {
+        using var listener = EthtoolNotifications.TrySubscribe(out var error);
+        if (listener is null)
+        {
+            log.LogInformation("no ethtool netlink notifications ({Error}); drift is found by the periodic check only", error);
+            return;
+        }
+        listener.Run((command, ifName) =>
+        {
+            if (command is not (EthtoolNotifications.ChannelsNotification or 0)) return;
+            log.LogDebug("ethtool channels notification for {Interface}", ifName);
+            Interlocked.Exchange(ref _driftRequested, 1);
+            _wake.Writer.TryWrite(true);
+        }, stop);
     }
 
     private async Task WatchLoopAsync(CancellationToken stop)

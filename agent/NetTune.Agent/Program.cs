@@ -52,6 +52,12 @@ once.SetAction(parse => OnceCommand.Run(parse.GetValue(hostRoot)!, parse.GetValu
     parse.GetValue(spec), parse.GetValue(revert), parse.GetValue(planOnly)));
 root.Add(once);
 
+var count = new Option<int>("--count") { Description = "Exit after this many notifications.", DefaultValueFactory = _ => 1 };
+var timeout = new Option<int>("--timeout-seconds") { Description = "Exit with 1 when they have not come by then.", DefaultValueFactory = _ => 30 };
+var monitor = new Command("monitor", "Print ethtool netlink notifications (one JSON object per line) in this network namespace.") { count, timeout };
+monitor.SetAction(parse => MonitorCommand.Run(parse.GetValue(count), TimeSpan.FromSeconds(parse.GetValue(timeout))));
+root.Add(monitor);
+
 return await root.Parse(args).InvokeAsync();
 
 namespace NetTune.Agent

@@ -71,6 +71,53 @@ public sealed class NetnsKernelTests
         Assert.DoesNotContain(ns, Proc.Check("ip", "netns", "list"));
     }
 
+    [RootFact]
+    public async Task EthtoolNetlinkMonitor_HearsAChannelChange_InTheNamespace()
+    {
+        var ns = $"ntagent-{Environment.ProcessId}-{Random.Shared.Next(100000)}";
+        var work = Directory.CreateTempSubdirectory("nettune-agent-netns-").FullName;
+        var output = Path.Join(work, "monitor.out");
+        System.Diagnostics.Process? monitor = null;
+        try
+        {
+            Proc.Check("ip", "netns", "add", ns);
+            Proc.Check("ip", "-n", ns, "link", "add", "nta", "numrxqueues", "4", "numtxqueues", "4", "type", "veth", "peer", "name", "ntb");
+            // The monitor writes to a file: its lines are read back while it runs, without a pipe to the test host.
+            monitor = System.Diagnostics.Process.Start("sh", ["-c", $"exec ip netns exec {ns} dotnet {AgentBinary.DllPath} monitor --count 1 --timeout-seconds 60 >{output} 2>&1"])!;
+            var subscribed = await WaitForLineAsync(output, "\"subscribed\":true", monitor);
+
+            var spec = Path.Join(work, "spec.json");
+            File.WriteAllText(spec, """{"nodeName":"netns","nic":{"interfaces":{"names":["nta"]},"channels":{"rx":2,"tx":2}}}""");
+            var report = Agent(ns, "once", "--spec", spec, "--journal-dir", Path.Join(work, "journal"));
+            Assert.Equal("Applied", report.GetProperty("kind").GetString());
+
+            await monitor.WaitForExitAsync();
+            var lines = File.ReadAllLines(output);
+            Assert.True(monitor.ExitCode == 0, $"monitor ({subscribed}) exited {monitor.ExitCode}: {string.Join('\n', lines)}");
+            Assert.Contains("""{"command":19,"ifName":"nta"}""", lines);
+        }
+        finally
+        {
+            if (monitor is { HasExited: false }) monitor.Kill(entireProcessTree: true);
+            monitor?.Dispose();
+            Proc.Run("ip", "netns", "del", ns);
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    private static async Task<string> WaitForLineAsync(string path, string text, System.Diagnostics.Process process)
+    {
+        for (var i = 0; i < 600; i++)
+        {
+            var line = File.Exists(path) ? File.ReadAllLines(path).FirstOrDefault(l => l.Contains(text, StringComparison.Ordinal)) : null;
+            if (line is not null) return line;
+            if (process.HasExited) Assert.Fail($"the monitor exited {process.ExitCode}: {(File.Exists(path) ? File.ReadAllText(path) : "")}");
+            await Task.Delay(100);
+        }
+        Assert.Fail($"no '{text}' from the monitor");
+        return "";
+    }
+
     private static string InNs(string ns, string script) => Proc.Check("ip", "netns", "exec", ns, "sh", "-c", script);
 
     /// <summary>Every rps_cpus, rps_flow_cnt and xps_cpus of nta with its value.</summary>
