@@ -183,6 +183,21 @@ public sealed class ChartRenderTests
         Assert.Equal("platform-ops", objects.Single<V1Deployment>().Spec.Template.Spec.ServiceAccountName);
     }
 
+    [Theory, MemberData(nameof(Helms))]
+    public async Task WithoutTheOperatorDeploymentKeepsItsServiceAccountAndRbac(string major)
+    {
+        // For an operator run elsewhere (make demo runs it as a local process with this ServiceAccount's token).
+        var objects = await TheChart.RenderAsync(major, "--set", "operator.enabled=false", "--set", "serviceMonitor.enabled=true");
+        Assert.Empty(objects.All<V1Deployment>());
+        Assert.Empty(objects.All<V1PodDisruptionBudget>());
+        var account = objects.Single<V1ServiceAccount>();
+        Assert.Contains(objects.All<V1ClusterRoleBinding>(), b => b.Subjects.Any(s => s.Name == account.Metadata.Name));
+        Assert.Equal(2, objects.All<V1RoleBinding>().Count(b => b.Subjects.Any(s => s.Name == account.Metadata.Name)));
+        // Only the agents' metrics remain to scrape.
+        Assert.Equal(Names.AgentApp, objects.Single<V1Service>().Spec.Selector["app.kubernetes.io/name"]);
+        Assert.Equal("nettune-agent", objects.Single<ServiceMonitor>().Metadata.Labels["app.kubernetes.io/name"]);
+    }
+
     [Fact]
     public void TheChartCarriesTheRepositoryCrdsByteForByte()
     {

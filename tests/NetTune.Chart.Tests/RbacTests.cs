@@ -32,7 +32,11 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
         var ns = $"rbac-{id}";
         const string release = "nettune";
         var admin = Cluster.Client;
-        await Tool.HelmOkAsync("3", "install", release, Tool.ChartDir, "-n", ns, "--create-namespace", "--kubeconfig", Cluster.KubeconfigPath);
+        // As `make demo` does: the chart without the operator Deployment; the operator runs here with the chart's token.
+        var notes = await Tool.HelmOkAsync("3", "install", release, Tool.ChartDir, "-n", ns, "--create-namespace", "--kubeconfig", Cluster.KubeconfigPath,
+            "--set", "operator.enabled=false");
+        Assert.Contains("The operator Deployment is off", notes);
+        Assert.Empty((await admin.AppsV1.ListNamespacedDeploymentAsync(ns)).Items);
         await ClusterSupport.WaitUntilAsync(async () =>
             (await admin.ApiextensionsV1.ReadCustomResourceDefinitionAsync("networktunings.nettune.io")).Status?.Conditions?
                 .Any(c => c.Type == "Established" && c.Status == "True") == true, "the CRDs");
