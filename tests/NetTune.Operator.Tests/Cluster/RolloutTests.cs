@@ -29,9 +29,12 @@ public sealed class RolloutTests(ClusterFixture fx, ITestOutputHelper output)
         var done = new HashSet<string>();
         while (done.Count < nodes)
         {
-            var states = await TestBed.EventuallyAsync(bed.NodeStatesAsync, s => Admitted(s!, tuning, generation).Count > done.Count,
-                $"batch {batches.Count + 1} of generation {generation}");
-            var batch = Admitted(states, tuning, generation).Except(done).ToList();
+            // The operator announces a batch once all of its NodeStates are written.
+            var announced = batches.Count + 1;
+            await TestBed.EventuallyAsync(async () => (await bed.EventsAsync(tuning)).Count(e =>
+                    e.Reason == "BatchStarted" && e.Message.StartsWith($"generation {generation} goes", StringComparison.Ordinal)) >= announced,
+                $"batch {announced} of generation {generation}");
+            var batch = Admitted(await bed.NodeStatesAsync(), tuning, generation).Except(done).ToList();
             batches.Add(batch.Count);
             // Apply all but the last of the batch: the operator must not move on while one is still applying.
             foreach (var node in batch.SkipLast(1)) await bed.ReportAsync(node);
