@@ -99,3 +99,34 @@ public sealed class RolloutTests(ClusterFixture fx, ITestOutputHelper output)
         Assert.Equal(("False", 3), (TestBed.Condition(ready, "Degraded")!.Status, ready.Status!.AppliedNodes));
     }
 }
+
+[Collection("cluster")]
+public sealed class DryRunTests(ClusterFixture fx, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task DryRunSendsPlansToEveryNodeAtOnce()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        await bed.CreateNodesAsync(4);
+        await bed.StartOperatorAsync();
+        var name = (await bed.CreateTuningAsync("plan", new NetworkTuningSpec
+        {
+            NodeSelector = bed.Selector(),
+            Sysctls = new() { ["net.core.somaxconn"] = "4096" },
+            Rollout = new RolloutSpec { MaxUnavailable = "1", DryRun = true },
+        })).Metadata.Name;
+
+        // No pacing for plans: all four get the generation before any agent answered.
+        var states = await TestBed.EventuallyAsync(bed.NodeStatesAsync, s => s.Count == 4 && s.Values.All(n => TestBed.Has(n, name, 1)), "4 NodeStates");
+        Assert.All(states.Values, s => Assert.True(s.Spec.DryRun));
+        bed.StartAgents();
+        var ready = await bed.WaitForTuningAsync(name, t => TestBed.Condition(t, "Ready")?.Status == "True", "Ready with plans");
+        Assert.Equal(4, ready.Status!.AppliedNodes);
+
+        // Leaving dry run rolls the same settings out for real, one node at a time again.
+        await bed.UpdateTuningAsync(name, s => s.Rollout!.DryRun = false);
+        await Specs.ConvergedAsync(bed, name, 2, 4);
+        Assert.All((await bed.NodeStatesAsync()).Values, s => Assert.False(s.Spec.DryRun));
+        Assert.Equal(4, (await bed.EventsAsync(name)).Count(e => e.Reason == "BatchStarted" && e.Message.StartsWith("generation 2", StringComparison.Ordinal)));
+    }
+}
