@@ -154,13 +154,14 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         {
             // What the plan would change now is what someone else changed since the last apply.
             var (_, plan) = await Task.Run(() => engine.PlanNow(spec), ct).ConfigureAwait(false);
-            if (plan.Changes.Count == 0) return;
-            foreach (var c in plan.Changes)
+            var drifted = DriftDetector.Drifted(plan.Changes, _lastKnobs);
+            if (drifted.Count == 0) return;
+            foreach (var c in drifted)
             {
                 Drift(c.Knob).Detected++;
                 metrics.DriftDetected.WithLabels(c.Knob).Inc();
             }
-            log.LogWarning("drift on {Count} knobs: {Knobs}", plan.Changes.Count, string.Join(", ", plan.Changes.Take(10).Select(c => $"{c.Knob} {c.Target}→{c.Current}")));
+            log.LogWarning("drift on {Count} knobs: {Knobs}", drifted.Count, string.Join(", ", drifted.Take(10).Select(c => $"{c.Knob} {c.Target}→{c.Current}")));
         }
 
         List<PlannedChange>? published = null;

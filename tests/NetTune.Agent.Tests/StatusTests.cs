@@ -68,3 +68,22 @@ public sealed class StatusTests
         Assert.Equal(AgentStep.Nothing, NextStep.Decide(State(3, revert: true, observed: 3), null, 3, true));
     }
 }
+
+public sealed class DriftDetectorTests
+{
+    [Fact]
+    public void OnlyKnobsLeftAtTheirTargetsCountAsDrift()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var spec = Specs.Full();
+        spec.Nic!.Channels = new ChannelsSpec { Combined = 64 }; // eth1 refuses: EINVAL, a failed knob
+        var engine = host.Engine();
+        var run = engine.Apply(spec);
+        Assert.Equal(RunKind.Failed, run.Kind);
+        host.Write("proc/sys/net/core/somaxconn", "4096");
+
+        var changes = engine.PlanNow(spec).Plan.Changes;
+        Assert.Contains(changes, c => c.Knob == "nic/eth1/channels");
+        Assert.Equal(["sysctl/net.core.somaxconn"], DriftDetector.Drifted(changes, run.Knobs).Select(c => c.Knob));
+    }
+}

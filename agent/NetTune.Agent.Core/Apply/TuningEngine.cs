@@ -86,6 +86,8 @@ public sealed class TuningEngine
             {
                 KnobResult r;
                 if (!d.NeedsChange) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current };
+                else if (d.Current is null && d.Phase == 1 && !_fs.Exists(d.Path))
+                    r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Skipped, Message = $"{d.Path} does not exist: the NIC does not have the channels this queue needs" };
                 else if (d.Current is null) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Failed, Message = $"cannot read {d.Path}; left unchanged since its original could not be journaled" };
                 else r = _writer.Write(d.Knob, d.Kind, d.Path, d.Target, d.Identity);
                 if (d.Kind == KnobKind.Channels && d.NeedsChange && r.Result == KnobOutcome.Applied) channelsChanged = true;

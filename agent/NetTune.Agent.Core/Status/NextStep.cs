@@ -22,3 +22,16 @@ public static class NextStep
         return driftTick && !state.Spec.DryRun ? AgentStep.CheckDrift : AgentStep.Nothing;
     }
 }
+
+public static class DriftDetector
+{
+    /// <summary>
+    /// The planned changes that are drift: knobs the last run left at their targets. A knob that failed, fell short or
+    /// that the kernel manages shows up in every plan, but nobody changed it behind the agent's back.
+    /// </summary>
+    public static IReadOnlyList<Planning.DesiredKnob> Drifted(IEnumerable<Planning.DesiredKnob> changes, IEnumerable<KnobResult> lastResults)
+    {
+        var applied = lastResults.Where(k => k.Result == KnobOutcome.Applied).Select(k => k.Knob).ToHashSet(StringComparer.Ordinal);
+        return changes.Where(c => applied.Contains(c.Knob)).ToArray();
+    }
+}
