@@ -282,7 +282,7 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         var now = DateTime.UtcNow;
         var ev = new Corev1Event
         {
-            Metadata = new V1ObjectMeta { Name = $"{tuning.Metadata.Name}.{now.Ticks:x}", NamespaceProperty = options.EventNamespace },
+            Metadata = new V1ObjectMeta { Name = Names.ObjectName($"{tuning.Metadata.Name}.{now.Ticks:x}"), NamespaceProperty = options.EventNamespace },
             InvolvedObject = new V1ObjectReference
             {
                 ApiVersion = ApiGroup.GroupVersion,

@@ -7,5 +7,6 @@ public static class OperatorReasons
     public const string RevertTimedOut = "RevertTimedOut";
     public const string RolloutStarted = "RolloutStarted";
     public const string BatchStarted = "BatchStarted";
+    public const string BatchApplied = "BatchApplied";
     public const string NodeFailed = "NodeFailed";
 }

@@ -291,6 +291,9 @@ public static class TuningPlanner
             events.Add(PlannedEvent.Normal(OperatorReasons.RolloutStarted,
                 $"rolling out generation {generation} to {rollout.Nodes.Count} nodes, at most {rollout.MaxUnavailable} at a time"));
         var batch = rollout.Admit;
+        if (batch.Count > 0 && rollout.Applied > 0 && tuning.Spec.Rollout?.DryRun != true)
+            events.Add(PlannedEvent.Normal(OperatorReasons.BatchApplied,
+                $"the previous batch applied generation {generation} ({rollout.Applied} of {rollout.Nodes.Count} nodes)"));
         if (batch.Count > 0)
             events.Add(PlannedEvent.Normal(OperatorReasons.BatchStarted,
                 $"generation {generation} goes to {batch.Count} nodes: {Abbreviate(batch)} ({rollout.Applied} of {rollout.Nodes.Count} applied)"));

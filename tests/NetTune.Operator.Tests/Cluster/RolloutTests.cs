@@ -67,6 +67,7 @@ public sealed class RolloutTests(ClusterFixture fx, ITestOutputHelper output)
         Assert.All((await bed.NodeStatesAsync()).Values, s => Assert.Equal("8192", s.Spec.Sysctls!["net.core.somaxconn"]));
         var events = await bed.EventsAsync(name);
         Assert.Equal(expected.Length * 2, events.Count(e => e.Reason == "BatchStarted"));
+        Assert.Equal((expected.Length - 1) * 2, events.Count(e => e.Reason == "BatchApplied"));
     }
 
     [Fact]
