@@ -21,6 +21,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private readonly Dictionary<string, DriftCounter> _drift = new(StringComparer.Ordinal);
     private long? _appliedGeneration;
     private long? _revertedGeneration;
+    private bool _lastApplyFailed;
     private List<KnobResult> _lastKnobs = [];
 
     protected override async Task ExecuteAsync(CancellationToken stop)
@@ -131,7 +132,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         var spec = state.Spec;
         var status = state.Status ?? new NodeStateStatus();
         var conditions = status.Conditions?.ToList() ?? [];
-        var step = NextStep.Decide(state, _appliedGeneration, _revertedGeneration, driftTick);
+        var step = NextStep.Decide(state, _appliedGeneration, _revertedGeneration, driftTick, _lastApplyFailed);
         if (step == AgentStep.Nothing) return;
 
         if (step == AgentStep.Revert)
@@ -149,7 +150,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         }
         _revertedGeneration = null;
 
-        var isNew = step == AgentStep.Apply;
+        // A retry of a failed apply runs like a drift repair: the plan and the Applying condition were published already.
+        var isNew = step == AgentStep.Apply && (_appliedGeneration != generation || status.ObservedGeneration != generation);
         if (step == AgentStep.CheckDrift)
         {
             // What the plan would change now is what someone else changed since the last apply.
@@ -198,6 +200,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         }
         StatusBuilder.ApplyConditions(conditions, run, generation, DateTime.UtcNow);
         if (run.Kind == RunKind.Applied) status.LastAppliedGeneration = generation;
+        _lastApplyFailed = run.Kind is RunKind.Failed;
         _appliedGeneration = generation;
         _lastKnobs = [.. run.Knobs];
         await WriteStatusAsync(status, conditions, generation, run, published, ct).ConfigureAwait(false);

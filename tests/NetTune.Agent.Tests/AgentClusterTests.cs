@@ -105,6 +105,50 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task AgentRestarted_RevertsFromItsJournal_WhatTheEarlierProcessApplied()
+    {
+        const string node = "agent-node-b";
+        using var host = FixtureHost.ThisVm();
+        var original = host.TreeImage();
+        var client = Cluster.Client;
+        await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
+        var spec = new NodeStateSpec
+        {
+            NodeName = node,
+            Nic = new NicSpec { Interfaces = new InterfaceSelector { Drivers = ["virtio_net"] }, IrqAffinity = new IrqAffinitySpec { ReservedCpus = "0" }, Rps = new RpsSpec { Enabled = true } },
+            Sysctls = new() { ["net.core.netdev_max_backlog"] = "16384" },
+        };
+        await client.CustomObjects.CreateClusterCustomObjectAsync(
+            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+        ChildProcess Start(string log) => ChildProcess.Start("agent", "dotnet",
+            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
+             "--metrics-port", $"{FreePort()}", "--drift-interval", "30s", "--channel-backend", "Fixture"], Path.Join(host.Dir, log));
+        var first = Start("first.log");
+        ChildProcess? second = null;
+        try
+        {
+            var applied = await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, first);
+            Assert.Equal(["irq/38/affinity", "irq/39/affinity", "nic/eth0/rx-0/rps_cpus", "sysctl/net.core.netdev_max_backlog"], applied.Status!.Knobs!.Select(k => k.Knob).Order());
+            Assert.Equal("1", host.Read("proc/irq/38/smp_affinity_list"));
+            await first.StopAsync(TimeSpan.FromSeconds(20));
+
+            // Asked to revert while no agent runs: the next process finds the originals in the journal on the host.
+            await PatchSpecAsync(node, new { revert = true });
+            second = Start("second.log");
+            var reverted = await WaitForAsync(node, s => Condition(s, ConditionTypes.Reverted)?.Status == ConditionStatus.True && s.Status!.ObservedGeneration == s.Metadata.Generation, second);
+            Assert.Equal(4, reverted.Status!.Knobs!.Count(k => k.Result == KnobOutcome.Reverted));
+            TreeAssert.Same(original, host.TreeImage());
+        }
+        finally
+        {
+            await first.DisposeAsync();
+            if (second is not null) await second.DisposeAsync();
+            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
+            await client.CoreV1.DeleteNodeAsync(node);
+        }
+    }
+
     private static V1Condition? Condition(NetworkTuningNodeState s, string type) => s.Status?.Conditions?.FirstOrDefault(c => c.Type == type);
 
     private async Task PatchSpecAsync(string node, object specPatch)

@@ -66,6 +66,9 @@ public sealed class StatusTests
         Assert.Equal(AgentStep.Apply, NextStep.Decide(State(2, observed: 2), null, null, true));
         Assert.Equal(AgentStep.Revert, NextStep.Decide(State(3, revert: true, observed: 2), 2, null, false));
         Assert.Equal(AgentStep.Nothing, NextStep.Decide(State(3, revert: true, observed: 3), null, 3, true));
+        // A failed apply is retried at the interval, not on every status write.
+        Assert.Equal(AgentStep.Apply, NextStep.Decide(State(2, observed: 2), 2, null, true, lastApplyFailed: true));
+        Assert.Equal(AgentStep.Nothing, NextStep.Decide(State(2, observed: 2), 2, null, false, lastApplyFailed: true));
     }
 }
 

@@ -10,7 +10,8 @@ public static class NextStep
     /// <param name="appliedGeneration">The generation this process last applied (or dry-ran), null after start or a revert.</param>
     /// <param name="revertedGeneration">The generation this process last reverted successfully.</param>
     /// <param name="driftTick">True when the drift interval elapsed, false when the object changed.</param>
-    public static AgentStep Decide(NetworkTuningNodeState? state, long? appliedGeneration, long? revertedGeneration, bool driftTick)
+    /// <param name="lastApplyFailed">The last apply left knobs failed or short: the interval retries the whole apply.</param>
+    public static AgentStep Decide(NetworkTuningNodeState? state, long? appliedGeneration, long? revertedGeneration, bool driftTick, bool lastApplyFailed = false)
     {
         if (state is null) return AgentStep.Nothing;
         var generation = state.Metadata.Generation ?? 0;
@@ -19,7 +20,9 @@ public static class NextStep
             return revertedGeneration == generation ? AgentStep.Nothing : AgentStep.Revert;
         // A new generation, or a status someone else rewrote, is applied again (apply is idempotent).
         if (appliedGeneration != generation || state.Status?.ObservedGeneration != generation) return AgentStep.Apply;
-        return driftTick && !state.Spec.DryRun ? AgentStep.CheckDrift : AgentStep.Nothing;
+        if (!driftTick || state.Spec.DryRun) return AgentStep.Nothing;
+        // Memory for hugepages frees up, a NIC comes back: a failed apply is worth another try at each interval.
+        return lastApplyFailed ? AgentStep.Apply : AgentStep.CheckDrift;
     }
 }
 
