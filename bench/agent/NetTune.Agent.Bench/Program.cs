@@ -83,6 +83,27 @@ try
     Console.WriteLine(string.Create(inv, $"full apply: median {Median(applyMs):F1} ms (min {applyMs.Min():F1}, max {applyMs.Max():F1}, {applyMs.Count} runs), {writes} sysfs/procfs writes, {knobs} knob results"));
     Console.WriteLine(string.Create(inv, $"full revert: median {Median(revertMs):F1} ms, {revertWrites} writes"));
     Console.WriteLine(string.Create(inv, $"drift check (steady state, nothing to repair): {cpuPerCheckMs:F2} ms CPU, {wallPerCheckMs:F2} ms wall per check over {checks} checks"));
+    // The same on the 256-CPU fixture (63 channels, masks of eight 32-bit groups): how the cost grows with the machine.
+    var big = Path.Join(work, "cpu256");
+    FixtureHosts.WriteCpu256(Path.Join(big, "root"));
+    var bfs = new HostFileSystem(Path.Join(big, "root"));
+    var bengine = new TuningEngine(bfs, new SimulatedChannelControl(bfs), new JournalStore(Path.Join(big, "journal")));
+    var bigSpec = new NodeStateSpec
+    {
+        NodeName = "bench",
+        Nic = new NicSpec { Interfaces = new InterfaceSelector { Drivers = ["mlx5_core"] }, IrqAffinity = new IrqAffinitySpec(), Rps = new RpsSpec { Enabled = true, FlowEntries = 65536 }, Xps = new XpsSpec { Enabled = true } },
+    };
+    var bsw = Stopwatch.StartNew();
+    var bigReport = bengine.Apply(bigSpec);
+    var bigApplyMs = bsw.Elapsed.TotalMilliseconds;
+    if (bigReport.Kind != RunKind.Applied) throw new InvalidOperationException($"256-CPU apply failed: {bigReport.Message}");
+    proc.Refresh();
+    var bcpu0 = proc.TotalProcessorTime;
+    var bigChecks = Math.Max(20, checks / 4);
+    for (var i = 0; i < bigChecks; i++) bengine.PlanNow(bigSpec);
+    proc.Refresh();
+    var bigCpuPerCheckMs = (proc.TotalProcessorTime - bcpu0).TotalMilliseconds / bigChecks;
+    Console.WriteLine(string.Create(inv, $"256-CPU fixture: apply {bigApplyMs:F1} ms, {bfs.WriteCount} writes, {bigReport.Knobs.Count} knobs; drift check {bigCpuPerCheckMs:F2} ms CPU"));
     Console.WriteLine(string.Create(inv, $"drift checking CPU: {cpuPerCheckMs / 30000 * 100:F4} % of one core at --drift-interval 30s, {cpuPerCheckMs / 1000 * 100:F3} % at 1s"));
 }
 finally
