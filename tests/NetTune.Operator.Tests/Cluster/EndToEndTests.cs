@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using k8s;
+using k8s.Models;
+using NetTune.Api.V1Alpha1;
+using NetTune.Fixtures.Hosts;
+using NetTune.Operator.Core.Builders;
+using NetTune.Testing.Cluster;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace NetTune.Operator.Tests.Cluster;
+
+/// <summary>The operator with the real node agents (child processes on two-socket fixture host roots) and the sample.</summary>
+[Collection("cluster")]
+public sealed class EndToEndTests(ClusterFixture fx, ITestOutputHelper output)
+{
+    private sealed class Agent(Process process, string root) : IDisposable
+    {
+        public string Root => root;
+        public List<string> Logs { get; } = [];
+
+        public void Dispose()
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            process.WaitForExit(10_000);
+            process.Dispose();
+        }
+    }
+
+    private static Agent StartAgent(string kubeconfig, string node, string dir)
+    {
+        var root = Path.Combine(dir, "root");
+        FixtureHosts.WriteTwoSocket(root);
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[]
+                 {
+                     Path.Combine(AppContext.BaseDirectory, "NetTune.Agent.dll"), "--node-name", node, "--host-root", root,
+                     "--channel-backend", "Fixture", "--journal-dir", Path.Combine(dir, "journal"), "--kubeconfig", kubeconfig,
+                     "--metrics-port", "0", "--drift-interval", "5s",
+                 })
+            start.ArgumentList.Add(a);
+        var process = Process.Start(start)!;
+        var agent = new Agent(process, root);
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (agent.Logs) agent.Logs.Add(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (agent.Logs) agent.Logs.Add(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return agent;
+    }
+
+    [Fact]
+    public async Task TheSampleConvergesWithRealAgentsAndRevertsOnDelete()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        var nodes = await bed.CreateNodesAsync(2, ("nettune.io/role", "web"), ("kubernetes.io/os", "linux"));
+        var dir = Directory.CreateTempSubdirectory("nettune-e2e-");
+        var agents = nodes.ToDictionary(n => n, n => StartAgent(fx.Cluster.KubeconfigPath, n, Path.Combine(dir.FullName, n)));
+        try
+        {
+            await bed.StartOperatorAsync();
+            var sample = KubernetesYaml.Deserialize<NetworkTuning>(await File.ReadAllTextAsync(Path.Combine(TestCluster.RepoRoot, "samples", "networktuning-basic.yaml")));
+            sample.Spec.NodeSelector!.MatchLabels[bed.TestLabel.Key] = bed.TestLabel.Value; // only this test's nodes
+            var name = (await bed.CreateTuningAsync("sample", sample.Spec)).Metadata.Name;
+
+            NetworkTuning ready;
+            try
+            {
+                ready = await bed.WaitForTuningAsync(name, t => TestBed.Condition(t, "Ready")?.Status == "True", "Ready with real agents", TimeSpan.FromSeconds(90));
+            }
+            finally
+            {
+                foreach (var (node, agent) in agents)
+                    lock (agent.Logs) foreach (var line in agent.Logs.TakeLast(30)) output.WriteLine($"agent {node}: {line}");
+            }
+            Assert.Equal(2, ready.Status!.AppliedNodes);
+
+            foreach (var (node, agent) in agents)
+            {
+                Assert.Equal("65535", File.ReadAllText(Path.Combine(agent.Root, "proc/sys/net/core/somaxconn")).Trim());
+                var state = (await bed.GetNodeStateAsync(node))!;
+                Assert.Equal(state.Metadata.Generation, state.Status!.LastAppliedGeneration);
+                Assert.Equal(2, state.Status.Topology!.NumaNodes!.Count);
+            }
+
+            // The data plane: one pod per socket, with the CPUs the agents discovered (less reserved CPU 0).
+            var pods = await TestBed.EventuallyAsync(async () => (await bed.Client.CoreV1.ListNamespacedPodAsync(bed.Namespace, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items,
+                p => p.Count == 4, "4 data-plane pods");
+            var socket0 = pods.First(p => p.Metadata.Name.EndsWith("-numa0", StringComparison.Ordinal)).Spec.Containers[0];
+            var socket1 = pods.First(p => p.Metadata.Name.EndsWith("-numa1", StringComparison.Ordinal)).Spec.Containers[0];
+            Assert.Equal("1-7,16-23", socket0.Env.Single(e => e.Name == "NETTUNE_CPUS").Value);
+            Assert.Equal("15", socket0.Resources.Requests["cpu"].ToString());
+            Assert.Equal("8-15,24-31", socket1.Env.Single(e => e.Name == "NETTUNE_CPUS").Value);
+            Assert.Equal("1Gi", socket1.Resources.Requests["hugepages-2Mi"].ToString()); // 512 pages of 2 MiB
+
+            // Delete: pods go, the agents put the original values back, the finalizer goes.
+            await bed.DeleteTuningAsync(name);
+            await TestBed.EventuallyAsync(async () => await bed.GetTuningAsync(name) is null, "the sample is gone after the revert", TimeSpan.FromSeconds(60));
+            foreach (var agent in agents.Values)
+                Assert.Equal(FixtureHostBuilder.DefaultSysctls["net.core.somaxconn"], File.ReadAllText(Path.Combine(agent.Root, "proc/sys/net/core/somaxconn")).Trim());
+            Assert.Empty((await bed.Client.CoreV1.ListNamespacedPodAsync(bed.Namespace, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items);
+        }
+        finally
+        {
+            foreach (var agent in agents.Values) agent.Dispose();
+            dir.Delete(recursive: true);
+        }
+    }
+}
