@@ -186,3 +186,51 @@ public sealed class SpecChangeTests
         TreeAssert.Same(before, host.TreeImage());
     }
 }
+
+public sealed class RevertEdgeTests
+{
+    [Fact]
+    public void AnIrqThatNoLongerExists_IsSkippedOnRevert_AndTheRestIsRestored()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var engine = host.Engine();
+        Assert.Equal(RunKind.Applied, engine.Apply(Specs.Full()).Kind);
+        Directory.Delete(Path.Join(host.Root, "proc/irq/101"), recursive: true); // the driver went away, say
+        var report = engine.Revert();
+        Assert.True(report.Kind == RunKind.Reverted, report.Message);
+        Assert.Equal(KnobOutcome.Skipped, report.Knobs.Single(k => k.Knob == "irq/101/affinity").Result);
+        Assert.Equal("0-31", host.Read("proc/irq/102/smp_affinity_list"));
+        Assert.False(File.Exists(Path.Join(host.JournalDir, JournalStore.FileName)));
+    }
+
+    [Fact]
+    public void AnIrqNowServingSomethingElse_IsNotTouched()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var engine = host.Engine();
+        Assert.Equal(RunKind.Applied, engine.Apply(Specs.Full()).Kind);
+        Directory.Move(Path.Join(host.Root, "proc/irq/101/eth1-TxRx-0"), Path.Join(host.Root, "proc/irq/101/nvme0q1"));
+        var report = engine.Revert();
+        var irq = report.Knobs.Single(k => k.Knob == "irq/101/affinity");
+        Assert.Equal(KnobOutcome.Skipped, irq.Result);
+        Assert.Contains("no longer serves eth1-TxRx-0", irq.Message);
+        Assert.Equal("9", host.Read("proc/irq/101/smp_affinity_list"));
+    }
+
+    [Fact]
+    public void DroppingTheChannelsFromTheSpec_RestoresThem_AndPlansQueuesAgainstTheRebuiltNic()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var before = host.TreeImage();
+        var engine = host.Engine();
+        Assert.Equal(RunKind.Applied, engine.Apply(Specs.Full()).Kind);
+        var noChannels = Specs.Full();
+        noChannels.Nic!.Channels = null;
+        var report = engine.Apply(noChannels);
+        Assert.True(report.Kind == RunKind.Applied, report.Message);
+        Assert.Equal("rx=0,tx=0,other=1,combined=16", host.Read(".fixture/ethtool/eth1").Split(" max ")[0]);
+        Assert.Equal("ff00ff00", host.Read("sys/class/net/eth1/queues/rx-15/rps_cpus"));
+        Assert.Equal(RunKind.Reverted, engine.Revert().Kind);
+        TreeAssert.Same(before, host.TreeImage());
+    }
+}

@@ -11,6 +11,8 @@ public sealed class KnobWriter(IHostFileSystem fs, IChannelControl channels)
 {
     public KnobResult Write(string knob, KnobKind kind, string path, string target, string? identity)
     {
+        if (kind == KnobKind.IrqAffinity && !fs.Exists(Path.GetDirectoryName(path)!))
+            return Result(knob, KnobOutcome.Skipped, null, $"the IRQ no longer exists ({Path.GetDirectoryName(path)} is gone)");
         if (kind == KnobKind.IrqAffinity && identity is not null && !IrqStillBelongsTo(path, identity))
             return Result(knob, KnobOutcome.Skipped, null, $"the IRQ no longer serves {identity} (renumbered after a reboot or driver reload)");
 
@@ -47,7 +49,7 @@ public sealed class KnobWriter(IHostFileSystem fs, IChannelControl channels)
     {
         // proc/irq/N/ holds a folder named after each action of the interrupt.
         var dir = Path.GetDirectoryName(path)!;
-        return !fs.Exists(dir) || fs.Exists($"{dir}/{identity}") || identity.Contains('/');
+        return fs.Exists($"{dir}/{identity}") || identity.Contains('/');
     }
 
     private string? ReadBack(string path)

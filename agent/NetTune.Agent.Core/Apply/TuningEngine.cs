@@ -63,7 +63,10 @@ public sealed class TuningEngine
         if (spec.DryRun) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (dry run)");
 
         var results = new List<KnobResult>();
+        var restored = results.Count;
         journal = RestoreNoLongerWanted(journal, host, plan, results);
+        // Channels put back rebuild the queues: plan against what is there now, so queue originals are read afresh.
+        if (results.Skip(restored).Any(r => r.Knob.EndsWith("/channels", StringComparison.Ordinal))) (host, plan) = PlanNow(spec);
 
         var channelsChanged = false;
         for (var phase = 0; phase <= 4; phase++)
