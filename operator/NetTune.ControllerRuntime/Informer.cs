@@ -36,11 +36,24 @@ public sealed class Informer<T> where T : class, IKubernetesObject<V1ObjectMeta>
     private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string? _resourceVersion;
 
-    public Informer(IListWatch<T> source, InformerOptions options, ILogger log)
+    private readonly Func<T, T> _transform;
+
+    /// <param name="transform">
+    /// Trims each object before it is cached (the cache holds every object of the kind for the process's life): by
+    /// default only managedFields go; a Node informer can keep just its metadata.
+    /// </param>
+    public Informer(IListWatch<T> source, InformerOptions options, ILogger log, Func<T, T>? transform = null)
     {
         _source = source;
         _options = options;
         _log = log;
+        _transform = transform ?? DropManagedFields;
+    }
+
+    public static T DropManagedFields(T obj)
+    {
+        obj.Metadata.ManagedFields = null;
+        return obj;
     }
 
     public string Kind => _source.Kind;
@@ -70,6 +83,7 @@ public sealed class Informer<T> where T : class, IKubernetesObject<V1ObjectMeta>
     /// </summary>
     public void Remember(T written)
     {
+        written = _transform(written);
         var key = KeyOf(written);
         while (true)
         {
@@ -137,7 +151,7 @@ public sealed class Informer<T> where T : class, IKubernetesObject<V1ObjectMeta>
         do
         {
             var page = await _source.ListAsync(cont, _options.PageSize, ct).ConfigureAwait(false);
-            foreach (var item in page.Items) fresh[KeyOf(item)] = item;
+            foreach (var item in page.Items) fresh[KeyOf(item)] = _transform(item);
             version = page.ResourceVersion;
             cont = page.Continue;
         } while (cont is not null);
@@ -206,6 +220,7 @@ public sealed class Informer<T> where T : class, IKubernetesObject<V1ObjectMeta>
         if (item?.Metadata is null) return;
         if (!string.IsNullOrEmpty(item.Metadata.ResourceVersion)) _resourceVersion = item.Metadata.ResourceVersion;
         if (type == WatchEventType.Bookmark) return;
+        item = _transform(item);
         var key = KeyOf(item);
         switch (type)
         {

@@ -151,7 +151,15 @@ public sealed class OperatorHost : IAsyncDisposable
             _caches = new OperatorCaches(
                 new Informer<NetworkTuning>(ListWatch.ClusterCustom<NetworkTuning, NetworkTuningList>(client, NetworkTuning.KindName, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural), io, loggers.CreateLogger("informer")),
                 new Informer<NetworkTuningNodeState>(ListWatch.ClusterCustom<NetworkTuningNodeState, NetworkTuningNodeStateList>(client, NetworkTuningNodeState.KindName, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural), io, loggers.CreateLogger("informer")),
-                new Informer<V1Node>(ListWatch.Nodes(client), io, loggers.CreateLogger("informer")),
+                // Real Nodes carry large statuses (images, conditions) the operator never reads: keep names, labels, uids.
+                new Informer<V1Node>(ListWatch.Nodes(client), io, loggers.CreateLogger("informer"), n => new V1Node
+                {
+                    Metadata = new V1ObjectMeta
+                    {
+                        Name = n.Metadata.Name, Uid = n.Metadata.Uid, Labels = n.Metadata.Labels,
+                        ResourceVersion = n.Metadata.ResourceVersion, DeletionTimestamp = n.Metadata.DeletionTimestamp,
+                    },
+                }),
                 new Informer<V1Pod>(ListWatch.Pods(client, options.Namespace, $"{Names.AppName}={Names.DataPlaneApp}"), io, loggers.CreateLogger("informer")),
                 new Informer<V1DaemonSet>(ListWatch.DaemonSets(client, options.Namespace, $"{Names.AppName}={Names.AgentApp}"), io, loggers.CreateLogger("informer")));
             _queue = new WorkQueue(options.Queue);
