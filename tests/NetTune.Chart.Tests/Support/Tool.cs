@@ -40,6 +40,8 @@ public static class Tool
         try
         {
             await process.WaitForExitAsync(cts.Token);
+            // A child left running with our pipes would hold them open: the reads count against the timeout too.
+            await Task.WhenAll(stdout, stderr).WaitAsync(cts.Token);
         }
         catch (OperationCanceledException)
         {
