@@ -234,3 +234,19 @@ public sealed class RevertEdgeTests
         TreeAssert.Same(before, host.TreeImage());
     }
 }
+
+public sealed class JournalFailureTests
+{
+    [Fact]
+    public void AJournalThatCannotBeSaved_StopsTheApplyBeforeAnyKnobChanges()
+    {
+        using var host = FixtureHost.ThisVm();
+        File.WriteAllText(host.JournalDir, "a file where the journal folder should be");
+        var before = host.TreeImage();
+        var report = host.Engine().Apply(new NodeStateSpec { NodeName = "n", Sysctls = new() { ["net.core.somaxconn"] = "8192" } });
+        Assert.Equal(RunKind.Failed, report.Kind);
+        Assert.Contains("cannot save the journal", report.Message);
+        TreeAssert.Same(before, host.TreeImage());
+        Assert.Equal(0, host.Fs.WriteCount);
+    }
+}

@@ -83,7 +83,16 @@ public sealed class TuningEngine
             if (recordable.Count > 0)
             {
                 journal = journal.With(recordable);
-                _journal.Save(journal);
+                try
+                {
+                    _journal.Save(journal);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // Without its original on disk a knob must not change: stop here, with what is done so far.
+                    results.Add(new KnobResult { Knob = "journal", Result = KnobOutcome.Failed, Message = $"cannot save the journal {_journal.FilePath}: {e.Message}" });
+                    return new RunReport(RunKind.Failed, Discover(), plan, results, $"cannot save the journal {_journal.FilePath}: {e.Message}; no further knob was changed");
+                }
             }
             foreach (var d in knobs)
             {
@@ -130,9 +139,17 @@ public sealed class TuningEngine
                 if (r.Result != KnobOutcome.Failed) done.Add(e.Knob);
             }
             journal = journal.Without(done);
-            if (journal.Entries.Count > 0) _journal.Save(journal);
+            try
+            {
+                if (journal.Entries.Count > 0) _journal.Save(journal);
+                else _journal.Delete();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The values are back; the old journal still lists them, so the next revert writes them again: harmless.
+                return new RunReport(RunKind.RevertFailed, Discover(), null, results, $"restored, but cannot update the journal {_journal.FilePath}: {e.Message}");
+            }
         }
-        if (journal.Entries.Count == 0) _journal.Delete();
         var failed = results.Where(r => r.Result == KnobOutcome.Failed).ToArray();
         return failed.Length == 0
             ? new RunReport(RunKind.Reverted, Discover(), null, results, $"{results.Count} knobs restored to their journaled originals")
