@@ -150,6 +150,7 @@ public sealed class TuningEngine
                 return new RunReport(RunKind.RevertFailed, Discover(), null, results, $"restored, but cannot update the journal {_journal.FilePath}: {e.Message}");
             }
         }
+        if (journal.Entries.Count == 0) _journal.Delete();
         var failed = results.Where(r => r.Result == KnobOutcome.Failed).ToArray();
         return failed.Length == 0
             ? new RunReport(RunKind.Reverted, Discover(), null, results, $"{results.Count} knobs restored to their journaled originals")
