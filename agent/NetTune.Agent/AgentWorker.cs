@@ -145,7 +145,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             if (report.Kind == RunKind.Reverted) _revertedGeneration = generation;
             _appliedGeneration = null;
             _lastKnobs = [.. report.Knobs];
-            await WriteStatusAsync(status, conditions, generation, report, planned: null, ct).ConfigureAwait(false);
+            await WriteStatusAsync(status, conditions, generation, report, planned: null).ConfigureAwait(false);
             return;
         }
         _revertedGeneration = null;
@@ -203,7 +203,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         _lastApplyFailed = run.Kind is RunKind.Failed;
         _appliedGeneration = generation;
         _lastKnobs = [.. run.Knobs];
-        await WriteStatusAsync(status, conditions, generation, run, published, ct).ConfigureAwait(false);
+        await WriteStatusAsync(status, conditions, generation, run, published).ConfigureAwait(false);
     }
 
     private DriftCounter Drift(string knob)
@@ -212,7 +212,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         return d;
     }
 
-    private async Task WriteStatusAsync(NodeStateStatus status, List<V1Condition> conditions, long generation, RunReport report, List<PlannedChange>? planned, CancellationToken ct)
+    private async Task WriteStatusAsync(NodeStateStatus status, List<V1Condition> conditions, long generation, RunReport report, List<PlannedChange>? planned)
     {
         var next = Copy(status);
         next.ObservedGeneration = generation;
@@ -224,7 +224,9 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         next.PlannedChanges = next.PlannedChanges.Select(c => new PlannedChange { Knob = c.Knob, Path = c.Path, Current = NullIfEmpty(c.Current), Target = NullIfEmpty(c.Target) }).ToList();
         next.Drift = _drift.Values.OrderBy(d => d.Knob, StringComparer.Ordinal).ToList();
         next.AgentVersion = Version;
-        await api.PatchStatusAsync(next, ct).ConfigureAwait(false);
+        // A run that finished during shutdown still reports what it did: the status write gets its own deadline.
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await api.PatchStatusAsync(next, deadline.Token).ConfigureAwait(false);
     }
 
     private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
