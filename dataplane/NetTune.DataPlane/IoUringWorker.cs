@@ -148,7 +148,7 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
                 Drive(s, s.Next(this));
                 return;
             case Op.Send:
-                if (cqe.Res < 0 && cqe.Res != -Libc.ECANCELED) { BeginClose(s); return; }
+                if (cqe.Res < 0 && cqe.Res != -Libc.ECANCELED || cqe.Res == 0 && s.HasOutput) { BeginClose(s); return; }
                 if (cqe.Res > 0)
                 {
                     Stats.BytesCopied += cqe.Res;
