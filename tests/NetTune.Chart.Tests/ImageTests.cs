@@ -36,6 +36,38 @@ public sealed partial class ImageTests
                     $"{component}: COPY {source} names nothing in the repository");
     }
 
+    public static TheoryData<string, string> Projects => new()
+    {
+        { "operator", "operator/NetTune.Operator/NetTune.Operator.csproj" },
+        { "agent", "agent/NetTune.Agent/NetTune.Agent.csproj" },
+        { "dataplane", "dataplane/NetTune.DataPlane/NetTune.DataPlane.csproj" },
+    };
+
+    [Theory, MemberData(nameof(Projects))]
+    public void TheBuildStageCopiesEveryProjectTheComponentNeeds(string component, string project)
+    {
+        // The build context can't be tried here (no base images): check that the copied folders hold the whole
+        // ProjectReference closure, and the props files every project imports.
+        var text = Dockerfile(component);
+        var copied = CopyLine().Matches(text[..FromLine().Matches(text)[^1].Index])
+            .SelectMany(m => m.Groups[1].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries)[..^1])
+            .Select(p => p.TrimEnd('/')).ToList();
+        Assert.Contains("Directory.Build.props", copied);
+        Assert.Contains("Directory.Packages.props", copied);
+        var pending = new Stack<string>([Path.GetFullPath(Path.Combine(Tool.RepoRoot, project))]);
+        var seen = new HashSet<string>();
+        while (pending.TryPop(out var csproj))
+        {
+            if (!seen.Add(csproj)) continue;
+            var relative = Path.GetRelativePath(Tool.RepoRoot, csproj);
+            Assert.True(copied.Any(c => relative.StartsWith(c + "/", StringComparison.Ordinal)),
+                $"{component}: {relative} is not in the build context (COPY {string.Join(", ", copied)})");
+            foreach (Match reference in ProjectReference().Matches(File.ReadAllText(csproj)))
+                pending.Push(Path.GetFullPath(Path.Combine(Path.GetDirectoryName(csproj)!, reference.Groups[1].Value)));
+        }
+        Assert.True(seen.Count >= 2, $"{component}: {seen.Count} project(s)");
+    }
+
     [Fact]
     public async Task TheOperatorImageUserMatchesTheChartsSecurityContext()
     {
@@ -78,6 +110,9 @@ public sealed partial class ImageTests
             Directory.Delete(output, recursive: true);
         }
     }
+
+    [GeneratedRegex("<ProjectReference Include=\"([^\"]+)\"")]
+    private static partial Regex ProjectReference();
 
     [GeneratedRegex("(?m)^FROM .+$")]
     private static partial Regex FromLine();
