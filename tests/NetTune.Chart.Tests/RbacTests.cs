@@ -43,10 +43,11 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
 
         var node = $"rbac-{id}-node";
         var other = $"rbac-{id}-other";
-        var labels = new Dictionary<string, string> { ["nettune-chart-test"] = id };
-        await admin.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node, Labels = labels } });
-        await admin.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = other, Labels = labels } });
-        var tuning = $"rbac-{id}";
+        // The sample selects nodes labelled nettune.io/role=web on Linux; the other node is not one.
+        var web = new Dictionary<string, string> { ["nettune.io/role"] = "web", ["kubernetes.io/os"] = "linux" };
+        await admin.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node, Labels = web } });
+        await admin.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = other, Labels = new Dictionary<string, string> { ["kubernetes.io/os"] = "linux" } } });
+        const string tuning = "web-tier";
         using var loggers = LoggerFactory.Create(b => b.AddProvider(new OutputLoggerProvider(output)).SetMinimumLevel(LogLevel.Information));
         OperatorHost? host = null;
         try
@@ -62,21 +63,16 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
                 LeaseName = "nettune-operator",
                 Identity = $"chart-test-{id}",
                 RevertTimeout = TimeSpan.FromSeconds(3),
+                // No kubelet here finishes a graceful pod deletion.
+                PodDeleteGraceSeconds = 0,
                 ResyncPeriod = TimeSpan.FromSeconds(20),
                 Informer = new InformerOptions { RetryDelay = TimeSpan.FromMilliseconds(200), MaxRetryDelay = TimeSpan.FromSeconds(1) },
                 Queue = new WorkQueueOptions { BaseRetryDelay = TimeSpan.FromMilliseconds(100), MaxRetryDelay = TimeSpan.FromSeconds(1) },
             }, loggers);
             await host.StartAsync();
 
-            await admin.CustomObjects.CreateClusterCustomObjectAsync(new NetworkTuning
-            {
-                Metadata = new V1ObjectMeta { Name = tuning },
-                Spec = new NetworkTuningSpec
-                {
-                    NodeSelector = new V1LabelSelector { MatchLabels = labels },
-                    Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "4096" },
-                },
-            }, Group, Version, NetworkTuning.Plural);
+            var applied = await Cluster.KubectlAsync("apply", "-f", Path.Combine(Tool.RepoRoot, "samples", "networktuning-basic.yaml"));
+            Assert.True(applied.ExitCode == 0, applied.Stderr);
 
             await ClusterSupport.WaitUntilAsync(async () => (await NodeStateAsync(admin, node)) is not null, "the operator to write the node's NodeState", 90);
             await ClusterSupport.WaitUntilAsync(async () => (await admin.AppsV1.ListNamespacedDaemonSetAsync(ns)).Items.Any(d => d.Metadata.Name == Names.AgentDaemonSet),
@@ -124,6 +120,26 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             var read = await ClusterSupport.AllowedAsync(() => agent.CoreV1.ReadNodeAsync(node), "agent reads its Node");
             Assert.Equal(node, read.Metadata.Name);
 
+            // The agent reports the node applied, with a two-socket topology: the operator then starts one data-plane
+            // pod per socket (pods create in its namespace).
+            var generation = (await NodeStateAsync(admin, node))!.Metadata.Generation;
+            var now = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+            var report = new V1Patch(JsonSerializer.Serialize(new
+            {
+                status = new
+                {
+                    observedGeneration = generation,
+                    lastAppliedGeneration = generation,
+                    conditions = new[] { new { type = "Applied", status = "True", reason = "Applied", message = "chart test", lastTransitionTime = now, observedGeneration = generation } },
+                    topology = new { onlineCpus = "0-7", numaNodes = new[] { new { id = 0, cpus = "0-3" }, new { id = 1, cpus = "4-7" } } },
+                },
+            }), V1Patch.PatchType.MergePatch);
+            await ClusterSupport.AllowedAsync(() => agent.CustomObjects.PatchClusterCustomObjectStatusAsync(report, Group, Version, NetworkTuningNodeState.Plural, node),
+                "agent reports Applied with its topology");
+            await ClusterSupport.WaitUntilAsync(async () =>
+                (await admin.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items.Count == 2,
+                "the operator to create a data-plane pod per socket", 90);
+
             var specPatch = new V1Patch(JsonSerializer.Serialize(new { spec = new { dryRun = true } }), V1Patch.PatchType.MergePatch);
             await ClusterSupport.ForbiddenAsync(() => agent.CustomObjects.PatchClusterCustomObjectAsync(specPatch, Group, Version, NetworkTuningNodeState.Plural, node),
                 "agent patches its NodeState spec");
@@ -145,14 +161,17 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNamespacedPodAsync(ns), "agent lists pods");
             await ClusterSupport.ForbiddenAsync(() => agent.AppsV1.ListNamespacedDaemonSetAsync(ns), "agent lists DaemonSets");
 
-            // Deleting the tuning: the operator reverts (here: times out waiting for agents), drops its finalizer and,
-            // with no tuning left, deletes the agent DaemonSet and ServiceAccount: delete rights it needs.
+            // Deleting the tuning: the operator deletes the data-plane pods, reverts (here: times out waiting for the
+            // agent), drops its finalizer and, with no tuning left, deletes the agent DaemonSet and ServiceAccount.
             await admin.CustomObjects.DeleteClusterCustomObjectAsync(Group, Version, NetworkTuning.Plural, tuning);
             await ClusterSupport.WaitUntilAsync(async () => await TuningAsync(admin, tuning) is null, "the NetworkTuning to go", 90);
             await ClusterSupport.WaitUntilAsync(async () =>
                 (await admin.AppsV1.ListNamespacedDaemonSetAsync(ns)).Items.Count == 0
                 && (await admin.CoreV1.ListNamespacedServiceAccountAsync(ns)).Items.All(a => a.Metadata.Name != Names.AgentServiceAccount),
                 "the operator to delete the agent DaemonSet and ServiceAccount");
+            await ClusterSupport.WaitUntilAsync(async () =>
+                (await admin.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items.Count == 0,
+                "the operator to delete the data-plane pods");
         }
         finally
         {
