@@ -27,8 +27,8 @@ apt_install_missing() {
   local sudo=""
   [[ $(id -u) -eq 0 ]] || sudo=sudo
   log "installing Debian packages: ${missing[*]}"
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  $sudo apt-get update -qq -o DPkg::Lock::Timeout=300 >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >&2
 }
 
 resolve() {

@@ -29,8 +29,8 @@ native_linker() {
   log "NativeAOT links with clang: installing Debian's clang"
   local sudo=""
   [[ $(id -u) -eq 0 ]] || sudo=sudo
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends clang >&2
+  $sudo apt-get update -qq -o DPkg::Lock::Timeout=300 >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends clang >&2
   command -v clang >/dev/null || { log "clang did not install"; exit 1; }
   echo clang
 }

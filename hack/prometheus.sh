@@ -20,13 +20,13 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   # The package's service is not wanted here: policy-rc.d 101 keeps invoke-rc.d from starting it.
   policy=$(mktemp -d)
   printf '#!/bin/sh\nexit 101\n' >"$policy/policy-rc.d"; chmod +x "$policy/policy-rc.d"
-  $SUDO apt-get update -qq >&2
+  $SUDO apt-get update -qq -o DPkg::Lock::Timeout=300 >&2
   if [[ -e /usr/sbin/policy-rc.d ]]; then
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends prometheus >&2
   else
     $SUDO cp "$policy/policy-rc.d" /usr/sbin/policy-rc.d
     trap '$SUDO rm -f /usr/sbin/policy-rc.d; rm -rf "$policy"' EXIT
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends prometheus >&2
   fi
 fi
 dirname "$(command -v promtool)"

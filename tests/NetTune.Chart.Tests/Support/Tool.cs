@@ -95,16 +95,25 @@ public static class Tool
         return result.Stdout;
     }
 
+    private static readonly SemaphoreSlim PromtoolLock = new(1, 1);
     private static string? _promtool;
 
-    /// <summary>promtool from Debian's prometheus package, installed by hack/prometheus.sh when missing.</summary>
+    /// <summary>promtool from Debian's prometheus package, installed (once) by hack/prometheus.sh when missing.</summary>
     public static async Task<string> PromtoolAsync()
     {
-        if (_promtool is not null) return _promtool;
-        var result = await RunAsync("bash", [Path.Combine(RepoRoot, "hack", "prometheus.sh")], timeout: TimeSpan.FromMinutes(8));
-        Assert.True(result.ExitCode == 0, $"hack/prometheus.sh failed:\n{result.Output}");
-        var dir = result.Stdout.Trim().Split('\n')[^1];
-        return _promtool = Path.Combine(dir, "promtool");
+        await PromtoolLock.WaitAsync();
+        try
+        {
+            if (_promtool is not null) return _promtool;
+            var result = await RunAsync("bash", [Path.Combine(RepoRoot, "hack", "prometheus.sh")], timeout: TimeSpan.FromMinutes(8));
+            Assert.True(result.ExitCode == 0, $"hack/prometheus.sh failed:\n{result.Output}");
+            var dir = result.Stdout.Trim().Split('\n')[^1];
+            return _promtool = Path.Combine(dir, "promtool");
+        }
+        finally
+        {
+            PromtoolLock.Release();
+        }
     }
 
     public static string TempDir(string prefix)
