@@ -47,6 +47,9 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Assert.Contains(dry.Status!.PlannedChanges!, c => c.Knob == "nic/eth1/channels" && c.Target == "rx=0,tx=0,other=1,combined=4");
             Assert.Equal(2, dry.Status.Topology!.NumaNodes!.Count);
             Assert.Equal("8-15,24-31", dry.Status.Topology.Nics!.Single(n => n.Name == "eth1").LocalCpus);
+            Assert.Equal(32, dry.Status.Topology.Cpus!.Count);
+            var cpu25 = dry.Status.Topology.Cpus.Single(c => c.Id == 25);
+            Assert.Equal((1, 1, "9,25"), (cpu25.Package, cpu25.Core, cpu25.ThreadSiblings));
             TreeAssert.Same(original, host.TreeImage());
 
             // Apply.

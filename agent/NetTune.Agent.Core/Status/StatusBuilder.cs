@@ -13,6 +13,7 @@ public static class StatusBuilder
     {
         OnlineCpus = CpuList.Format(host.OnlineCpus),
         IsolatedCpus = host.IsolatedCpus.Count == 0 ? null : CpuList.Format(host.IsolatedCpus),
+        Cpus = host.Cpus.Select(c => new CpuTopology { Id = c.Id, Package = c.Package, Core = c.Core, ThreadSiblings = c.ThreadSiblings }).ToList(),
         NumaNodes = host.NumaNodes.Select(n => new NumaNodeInfo
         {
             Id = n.Id,

@@ -136,8 +136,27 @@ public sealed class NodeTopology
     [Description("Isolated CPUs (isolcpus) as a cpulist.")]
     public string? IsolatedCpus { get; set; }
 
+    [Description("Online CPUs with their package, core and hyper-thread siblings.")]
+    public List<CpuTopology>? Cpus { get; set; }
+
     [Description("Network interfaces.")]
     public List<NicInfo>? Nics { get; set; }
+}
+
+[Description("Where one CPU sits.")]
+public sealed class CpuTopology
+{
+    [Description("CPU id.")]
+    public int Id { get; set; }
+
+    [Description("Physical package (socket) id.")]
+    public int Package { get; set; }
+
+    [Description("Core id within the package.")]
+    public int Core { get; set; }
+
+    [Description("The CPUs sharing this core (this one included) as a cpulist.")]
+    public string? ThreadSiblings { get; set; }
 }
 
 [Description("One NUMA node.")]
