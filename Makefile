@@ -35,8 +35,8 @@ build: ## Build every project (warnings are errors)
 	$(DOTNET) build Operator.sln -c $(CONFIGURATION) -nologo -v quiet
 
 .PHONY: crds
-crds: ## Regenerate crds/*.yaml from the C# API types (and the chart's copy)
-	$(DOTNET) run --project tools/NetTune.CrdGen -c $(CONFIGURATION) -- --out crds
+crds: ## Regenerate crds/*.yaml and docs/api-reference.md from the C# API types (and the chart's copy)
+	$(DOTNET) run --project tools/NetTune.CrdGen -c $(CONFIGURATION) -- --out crds --docs docs
 	@$(MAKE) --no-print-directory chart-crds
 
 .PHONY: chart-crds

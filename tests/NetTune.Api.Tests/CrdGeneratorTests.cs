@@ -22,6 +22,28 @@ public class CrdGeneratorTests
     }
 
     [Fact]
+    public void CommittedApiReferenceMatchesTheGeneratorOutput()
+    {
+        var onDisk = File.ReadAllText(RepoFiles.PathOf("docs", ApiReference.FileName));
+        Assert.True(onDisk == ApiReference.Generate(),
+            $"docs/{ApiReference.FileName} is stale: the API types changed since it was generated. Run `make crds` and commit docs/.");
+    }
+
+    [Fact]
+    public void ApiReferenceListsEveryFieldWithItsConstraints()
+    {
+        var reference = ApiReference.Generate();
+        Assert.Contains("| `spec.rollout.maxUnavailable` | int or string |", reference);
+        Assert.Contains("| `spec.nic.irqAffinity.policy` | `NumaLocalSpread` \\| `Spread` \\| `Unmanaged` |", reference);
+        Assert.Contains("| `spec.hugepages[].size` | string | Page size: 2Mi or 1Gi. (required; pattern `^(2Mi\\|1Gi)$`) |", reference);
+        Assert.Contains("| `spec.priority` | integer |", reference);
+        Assert.Contains("(default `0`; 0–1000)", reference);
+        Assert.Contains("rule: combined excludes rx and tx", reference);
+        Assert.Contains("| `status.topology.cpus[].threadSiblings` | string |", reference);
+        Assert.Contains("## NetworkTuningNodeState", reference);
+    }
+
+    [Fact]
     public void GeneratingTwiceGivesTheSameText()
     {
         var again = CrdGenerator.Generate();
