@@ -12,7 +12,7 @@ public enum ZeroCopyMode
     Off,
     /// <summary>splice (io_uring) or sendfile (epoll) for every body of at least --zero-copy-min-bytes.</summary>
     On,
-    /// <summary>As <see cref="On"/>, but only for peers that are not on loopback.</summary>
+    /// <summary>As <see cref="On"/>, except that big bodies to loopback peers are copied (see --loopback-copy-min-bytes).</summary>
     Auto,
 }
 
@@ -33,6 +33,8 @@ public sealed record ServerOptions
     public int DrainTimeoutSeconds { get; init; } = 25;
     public ZeroCopyMode ZeroCopy { get; init; } = ZeroCopyMode.Auto;
     public long ZeroCopyMinBytes { get; init; } = 64 * 1024;
+    /// <summary>In auto mode, loopback bodies at least this big are copied (read+send) rather than spliced.</summary>
+    public long LoopbackCopyMinBytes { get; init; } = 1 << 20;
     public int FileCacheValidMs { get; init; } = 1000;
     public int FileCacheMaxEntries { get; init; } = 10000;
     public long MemoryCacheMaxFileBytes { get; init; } = 256 * 1024;
@@ -62,8 +64,10 @@ public sealed record ServerOptions
           --keepalive-timeout S      idle keep-alive seconds (default 75)
           --drain-timeout S          seconds to finish in-flight requests after SIGTERM (default 25)
           --zero-copy off|on|auto    splice (io_uring) / sendfile (epoll) for bodies of at least
-                                     --zero-copy-min-bytes (default auto: only for peers off loopback)
+                                     --zero-copy-min-bytes (default auto: as on, except that loopback
+                                     peers get bodies of --loopback-copy-min-bytes or more copied)
           --zero-copy-min-bytes N    smallest body sent zero-copy (default 65536)
+          --loopback-copy-min-bytes N  auto mode: loopback bodies this big are read+sent (default 1048576)
           --file-cache-valid-ms N    how long file metadata is trusted before re-checking (default 1000)
           --memory-cache-max-file N  largest file kept in memory (default 262144; 0 disables)
           --memory-cache-bytes N     memory cache budget per worker (default 67108864)
@@ -127,6 +131,7 @@ public sealed record ServerOptions
                     };
                     break;
                 case "--zero-copy-min-bytes": o = o with { ZeroCopyMinBytes = Long(flag, Value(), 0) }; break;
+                case "--loopback-copy-min-bytes": o = o with { LoopbackCopyMinBytes = Long(flag, Value(), 0) }; break;
                 case "--file-cache-valid-ms": o = o with { FileCacheValidMs = Int(flag, Value(), 0, 86_400_000) }; break;
                 case "--memory-cache-max-file": o = o with { MemoryCacheMaxFileBytes = Long(flag, Value(), 0) }; break;
                 case "--memory-cache-bytes": o = o with { MemoryCacheBytesPerWorker = Long(flag, Value(), 0) }; break;
