@@ -220,9 +220,13 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
 
     private async Task<ReconcileResult> ReconcileAgentAsync(CancellationToken ct)
     {
-        var tunings = caches.Tunings.List();
         var key = options.Namespace + "/" + Names.AgentDaemonSet;
         var existing = caches.DaemonSets.Get(key);
+        var tunings = AgentDaemonSetBuilder.ServedTunings(caches.Tunings.List());
+        // Creating is the one write that can resurrect what the garbage collector just removed: after the last
+        // tuning's finalizer goes, the GC deletes the DaemonSet, and that event can arrive before the tuning's own
+        // delete event. So a create trusts only the API server's word on which cached tunings still exist.
+        if (existing is null && tunings.Count > 0) tunings = await ConfirmServedTuningsAsync(tunings, ct).ConfigureAwait(false);
         if (tunings.Count == 0)
         {
             if (existing is not null)
@@ -272,6 +276,18 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
             .ConfigureAwait(false));
         log.LogInformation("updated DaemonSet {Namespace}/{Name}", options.Namespace, desired.Metadata.Name);
         return ReconcileResult.Done;
+    }
+
+    /// <summary>The cached tunings that the API server still has and that are still served, in their current version.</summary>
+    private async Task<IReadOnlyList<NetworkTuning>> ConfirmServedTuningsAsync(IReadOnlyList<NetworkTuning> cached, CancellationToken ct)
+    {
+        var list = Parse<NetworkTuningList>(await client.CustomObjects.ListClusterCustomObjectAsync(Group, Version, NetworkTuning.Plural, cancellationToken: ct)
+            .ConfigureAwait(false));
+        var uids = cached.Select(t => t.Metadata.Uid).ToHashSet(StringComparer.Ordinal);
+        var confirmed = AgentDaemonSetBuilder.ServedTunings(list.Items.Where(t => uids.Contains(t.Metadata.Uid)));
+        if (confirmed.Count < cached.Count)
+            log.LogDebug("agent DaemonSet: {Gone} cached tunings are gone or finalized on the API server", cached.Count - confirmed.Count);
+        return confirmed;
     }
 
     private static bool SameOwners(IList<V1OwnerReference>? a, IList<V1OwnerReference>? b) =>

@@ -14,6 +14,14 @@ public sealed record AgentOptions(string Namespace, string Image, string Journal
 /// </summary>
 public static class AgentDaemonSetBuilder
 {
+    /// <summary>
+    /// The tunings the agents serve: live ones, and deleted ones whose revert is still pending (they keep the
+    /// finalizer until their nodes reported Reverted). A deleted tuning without the finalizer is on its way out of
+    /// the API server; the DaemonSet must neither be created nor kept for it.
+    /// </summary>
+    public static IReadOnlyList<NetworkTuning> ServedTunings(IEnumerable<NetworkTuning> tunings) =>
+        tunings.Where(t => t.Metadata.DeletionTimestamp is null || (t.Metadata.Finalizers?.Contains(Names.Finalizer) ?? false)).ToList();
+
     public static V1DaemonSet Build(AgentOptions options, IReadOnlyList<NetworkTuning> tunings)
     {
         var labels = new Dictionary<string, string>

@@ -130,4 +130,23 @@ public sealed class BuilderTests
         var all = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img"), [a, Tuning("c")]);
         Assert.Null(all.Spec.Template.Spec.Affinity);
     }
+
+    [Fact]
+    public void AgentsServeLiveTuningsAndDeletedOnesStillReverting()
+    {
+        var live = Tuning("live");
+        var reverting = Tuning("reverting");
+        reverting.Metadata.DeletionTimestamp = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        var finalized = Tuning("finalized");
+        finalized.Metadata.DeletionTimestamp = reverting.Metadata.DeletionTimestamp;
+        finalized.Metadata.Finalizers = [];
+        var otherFinalizer = Tuning("other");
+        otherFinalizer.Metadata.DeletionTimestamp = reverting.Metadata.DeletionTimestamp;
+        otherFinalizer.Metadata.Finalizers = ["example.com/keep"];
+        var fresh = Tuning("fresh");
+        fresh.Metadata.Finalizers = null; // created, finalizer not added yet
+
+        var served = AgentDaemonSetBuilder.ServedTunings([live, reverting, finalized, otherFinalizer, fresh]);
+        Assert.Equal(["live", "reverting", "fresh"], served.Select(t => t.Metadata.Name));
+    }
 }
