@@ -16,6 +16,9 @@ public static class DataPlanePodBuilder
 {
     public const string StaticRoot = "/srv/www";
 
+    /// <summary>Name of the declared admin port; the chart's PodMonitor scrapes /metrics on it.</summary>
+    public const string MetricsPortName = "metrics";
+
     public static string PodName(string tuning, string node, int numaNode) => Names.ObjectName($"{tuning}-dp-{node}-numa{numaNode}");
 
     /// <summary>The admin port of one socket's pod: spec.dataPlane.adminPort plus the NUMA id.</summary>
@@ -104,8 +107,12 @@ public static class DataPlanePodBuilder
             ImagePullPolicy = "IfNotPresent",
             Args = args,
             Env = env,
-            // No declared ports: with host networking they would be host ports, and the kubelet refuses a second pod
-            // with the same host port on the node. The sockets share the data port through SO_REUSEPORT.
+            // With host networking every declared port is also a host port, and the scheduler refuses a second pod
+            // with the same host port on the node. The admin port (the PodMonitor scrapes it by the name "metrics")
+            // is adminPort + NUMA id, so each socket's pod declares its own. The data port stays undeclared: every
+            // socket's pod listens on it, sharing it through SO_REUSEPORT, and declaring it would let only one of
+            // them be scheduled per node.
+            Ports = [new V1ContainerPort { Name = MetricsPortName, ContainerPort = adminPort, Protocol = "TCP" }],
             // Requests equal limits in whole CPUs: Guaranteed QoS, so the kubelet's static CPU manager gives exclusive CPUs.
             Resources = new V1ResourceRequirements { Requests = resources, Limits = new Dictionary<string, ResourceQuantity>(resources) },
             ReadinessProbe = new V1Probe

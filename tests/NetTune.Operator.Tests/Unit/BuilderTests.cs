@@ -71,6 +71,18 @@ public sealed class BuilderTests
     }
 
     [Fact]
+    public void EachSocketDeclaresItsOwnAdminPortAsMetricsAndNoDataPort()
+    {
+        var pods = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", TwoSockets(), Options);
+        var ports = pods.Select(p => Assert.Single(Assert.Single(p.Spec.Containers).Ports)).ToList();
+        Assert.All(ports, p => Assert.Equal(("metrics", "TCP"), (p.Name, p.Protocol)));
+        Assert.Equal([9180, 9181], ports.Select(p => p.ContainerPort));
+        // Host networking makes declared ports host ports: two sockets' pods on one node must not declare the same one.
+        Assert.DoesNotContain(pods.SelectMany(p => p.Spec.Containers[0].Ports), p => p.ContainerPort == 8080);
+        Assert.Equal(ports.Select(p => p.ContainerPort.ToString()), pods.Select(p => p.Spec.Containers[0].ReadinessProbe.HttpGet.Port.Value));
+    }
+
+    [Fact]
     public void ThePodSpecHashFollowsTheSpec()
     {
         var before = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", TwoSockets(), Options)[0];
