@@ -12,4 +12,5 @@ public sealed record AgentOptions
     public int MetricsPort { get; init; } = 9101;
     public TimeSpan DriftInterval { get; init; } = TimeSpan.FromSeconds(30);
     public ChannelBackend ChannelBackend { get; init; } = ChannelBackend.Ethtool;
+    public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
 }

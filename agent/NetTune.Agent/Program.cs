@@ -1,5 +1,6 @@
 using System.CommandLine;
 using k8s;
+using Microsoft.Extensions.Logging;
 using NetTune.Agent;
 using Prometheus;
 
@@ -9,11 +10,16 @@ var journalDir = new Option<string>("--journal-dir") { Description = "Host folde
 var kubeconfig = new Option<string?>("--kubeconfig") { Description = "Kubeconfig file; in-cluster configuration when absent." };
 var metricsPort = new Option<int>("--metrics-port") { Description = "Port of /metrics and /healthz (0 picks a free one).", DefaultValueFactory = _ => 9101 };
 var driftInterval = new Option<string>("--drift-interval") { Description = "How often to look for knobs changed by others: 30s, 5m, …", DefaultValueFactory = _ => "30s" };
+var logLevel = new Option<LogLevel>("--log-level")
+{
+    Description = "Minimum log level: Trace, Debug, Information, Warning, Error or Critical ($NETTUNE_LOG_LEVEL).",
+    DefaultValueFactory = _ => Enum.TryParse<LogLevel>(Environment.GetEnvironmentVariable("NETTUNE_LOG_LEVEL"), ignoreCase: true, out var l) ? l : LogLevel.Information,
+};
 var channelBackend = new Option<ChannelBackend>("--channel-backend") { Description = "Ethtool (SIOCETHTOOL) on a real host; Fixture for fixture host roots.", DefaultValueFactory = _ => ChannelBackend.Ethtool };
 
 var root = new RootCommand("NetTune node agent: discovers the node's NUMA/NIC topology and applies its NetworkTuningNodeState.")
 {
-    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend,
+    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -37,6 +43,7 @@ root.SetAction(async (parse, ct) =>
         MetricsPort = parse.GetValue(metricsPort),
         DriftInterval = drift,
         ChannelBackend = parse.GetValue(channelBackend),
+        LogLevel = parse.GetValue(logLevel),
     };
     return await AgentHost.RunAsync(options, ct);
 });
@@ -69,6 +76,7 @@ namespace NetTune.Agent
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
             builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
+            builder.Logging.SetMinimumLevel(options.LogLevel);
             builder.WebHost.UseKestrel(k => k.ListenAnyIP(options.MetricsPort));
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(25));
 

@@ -29,6 +29,9 @@ public sealed record OperatorOptions
     public InformerOptions Informer { get; init; } = new();
     public WorkQueueOptions Queue { get; init; } = new();
 
-    public AgentOptions AgentOptions => new(Namespace, AgentImage);
+    /// <summary>The agent DaemonSet's settings other than namespace and image (log level, port, resources, placement).</summary>
+    public AgentOptions Agent { get; init; } = new("", "");
+
+    public AgentOptions AgentOptions => Agent with { Namespace = Namespace, Image = AgentImage };
     public PlannerSettings PlannerSettings => new(new DataPlaneOptions(Namespace, DataPlaneMemory), RevertTimeout);
 }

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using NetTune.Operator;
+using NetTune.Operator.Core.Builders;
 using Prometheus;
 
 static string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v : null;
@@ -63,11 +64,47 @@ var pingSeconds = new Option<double>("--http2-ping-seconds")
     DefaultValueFactory = _ => 15,
 };
 var logFormat = new Option<string>("--log-format") { DefaultValueFactory = _ => Env("NETTUNE_LOG_FORMAT") ?? "json", Description = "json or text" };
+var logLevel = new Option<string>("--log-level")
+{
+    Description = "Minimum log level: Trace, Debug, Information, Warning, Error or Critical ($NETTUNE_LOG_LEVEL)",
+    DefaultValueFactory = _ => Env("NETTUNE_LOG_LEVEL") ?? "Information",
+};
+var eventNamespace = new Option<string>("--event-namespace")
+{
+    Description = "Namespace the Events about NetworkTunings are written in ($NETTUNE_EVENT_NAMESPACE); the API server takes events about cluster-scoped objects only in default",
+    DefaultValueFactory = _ => Env("NETTUNE_EVENT_NAMESPACE") ?? "default",
+};
+var agentLogLevel = new Option<string?>("--agent-log-level")
+{
+    Description = "The agents' --log-level ($NETTUNE_AGENT_LOG_LEVEL); default: the agent's own",
+    DefaultValueFactory = _ => Env("NETTUNE_AGENT_LOG_LEVEL"),
+};
+var agentMetricsPort = new Option<int>("--agent-metrics-port")
+{
+    Description = "Port of the agents' /metrics and /healthz on each node's host network ($NETTUNE_AGENT_METRICS_PORT)",
+    DefaultValueFactory = _ => int.TryParse(Env("NETTUNE_AGENT_METRICS_PORT"), out var p) ? p : 9101,
+};
+var agentResources = new Option<string?>("--agent-resources")
+{
+    Description = "The agent container's resources as JSON, e.g. '{\"requests\":{\"cpu\":\"20m\",\"memory\":\"64Mi\"},\"limits\":{\"memory\":\"256Mi\"}}' ($NETTUNE_AGENT_RESOURCES)",
+    DefaultValueFactory = _ => Env("NETTUNE_AGENT_RESOURCES"),
+};
+var agentTolerations = new Option<string?>("--agent-tolerations")
+{
+    Description = "The agent pods' tolerations as a JSON list ($NETTUNE_AGENT_TOLERATIONS); default: every taint ([{\"operator\":\"Exists\"}])",
+    DefaultValueFactory = _ => Env("NETTUNE_AGENT_TOLERATIONS"),
+};
+var agentNodeSelector = new Option<string?>("--agent-node-selector")
+{
+    Description = "Labels every agent node must have, as a JSON object, on top of the tunings' selectors ($NETTUNE_AGENT_NODE_SELECTOR)",
+    DefaultValueFactory = _ => Env("NETTUNE_AGENT_NODE_SELECTOR"),
+};
 
 var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects into the agent DaemonSet, per-node NodeStates and data-plane pods")
 {
     kubeconfig, ns, agentImage, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
-    revertTimeout, resync, workers, dataPlaneMemory, podGrace, pingSeconds, logFormat,
+    revertTimeout, resync, workers, dataPlaneMemory, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
+    agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector,
 };
 
 root.SetAction(async (parsed, invocationToken) =>
@@ -77,11 +114,44 @@ root.SetAction(async (parsed, invocationToken) =>
     using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
     using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
     var ct = stop.Token;
+    var settingErrors = new List<string>();
+    if (!AgentSettingsParser.TryParseLogLevel(parsed.GetValue(logLevel)!, out var level, out var levelError)) settingErrors.Add("--log-level: " + levelError);
+    var agent = new AgentOptions("", "", MetricsPort: parsed.GetValue(agentMetricsPort));
+    if (agent.MetricsPort is < 1 or > 65535) settingErrors.Add($"--agent-metrics-port: {agent.MetricsPort} is not a port");
+    if (parsed.GetValue(agentLogLevel) is { } agentLevelText)
+    {
+        if (AgentSettingsParser.TryParseLogLevel(agentLevelText, out var agentLevel, out var e)) agent = agent with { LogLevel = agentLevel };
+        else settingErrors.Add("--agent-log-level: " + e);
+    }
+    if (parsed.GetValue(agentResources) is { } resourcesJson)
+    {
+        if (AgentSettingsParser.TryParseResources(resourcesJson, out var r, out var e)) agent = agent with { Resources = r };
+        else settingErrors.Add("--agent-resources: " + e);
+    }
+    if (parsed.GetValue(agentTolerations) is { } tolerationsJson)
+    {
+        if (AgentSettingsParser.TryParseTolerations(tolerationsJson, out var t, out var e)) agent = agent with { Tolerations = t };
+        else settingErrors.Add("--agent-tolerations: " + e);
+    }
+    if (parsed.GetValue(agentNodeSelector) is { } selectorJson)
+    {
+        if (AgentSettingsParser.TryParseNodeSelector(selectorJson, out var n, out var e)) agent = agent with { NodeSelector = n };
+        else settingErrors.Add("--agent-node-selector: " + e);
+    }
+    // The API server accepts Events about cluster-scoped objects (every NetworkTuning) only in namespace default:
+    // anywhere else each one is refused with 422 "involvedObject.namespace does not match event.namespace".
+    if (parsed.GetValue(eventNamespace) is { } events && events != "default")
+        settingErrors.Add($"--event-namespace: '{events}': the API server accepts Events about cluster-scoped objects such as NetworkTuning only in namespace default");
+    if (settingErrors.Count > 0)
+    {
+        foreach (var error in settingErrors) Console.Error.WriteLine(error);
+        return 2;
+    }
     using var loggers = LoggerFactory.Create(b =>
     {
         if (parsed.GetValue(logFormat) == "text") b.AddSimpleConsole(o => o.SingleLine = true);
         else b.AddJsonConsole(o => o.IncludeScopes = false);
-        b.SetMinimumLevel(LogLevel.Information);
+        b.SetMinimumLevel(Enum.Parse<LogLevel>(level));
     });
     var log = loggers.CreateLogger("main");
     KubernetesClientConfiguration config;
@@ -116,6 +186,8 @@ root.SetAction(async (parsed, invocationToken) =>
         Workers = parsed.GetValue(workers),
         DataPlaneMemory = parsed.GetValue(dataPlaneMemory)!,
         PodDeleteGraceSeconds = parsed.GetValue(podGrace),
+        EventNamespace = parsed.GetValue(eventNamespace)!,
+        Agent = agent,
     };
     await using var host = new OperatorHost(client, options, loggers, metrics);
 
@@ -139,7 +211,7 @@ root.SetAction(async (parsed, invocationToken) =>
     }
 
     await host.StartAsync(CancellationToken.None);
-    log.LogInformation("operator {Identity} started (namespace {Namespace}, leader election {LeaderElect})", options.Identity, options.Namespace, options.LeaderElect);
+    log.LogInformation("operator {Identity} started (namespace {Namespace}, events in {EventNamespace}, leader election {LeaderElect})", options.Identity, options.Namespace, options.EventNamespace, options.LeaderElect);
     try { await Task.Delay(Timeout.Infinite, ct); }
     catch (OperationCanceledException) { }
     // SIGTERM: stop taking work, let running reconciles finish, then close the endpoints.

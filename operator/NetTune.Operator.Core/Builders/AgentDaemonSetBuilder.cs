@@ -5,7 +5,25 @@ using NetTune.Operator.Core.Selection;
 
 namespace NetTune.Operator.Core.Builders;
 
-public sealed record AgentOptions(string Namespace, string Image, string JournalHostPath = "/var/lib/nettune", int MetricsPort = 9101);
+public sealed record AgentOptions(string Namespace, string Image, string JournalHostPath = "/var/lib/nettune", int MetricsPort = 9101)
+{
+    /// <summary>The agents' --log-level; null leaves the agent's own default.</summary>
+    public string? LogLevel { get; init; }
+
+    public V1ResourceRequirements Resources { get; init; } = DefaultResources();
+
+    /// <summary>By default every taint: the agent must reach every node it is asked to tune.</summary>
+    public IList<V1Toleration> Tolerations { get; init; } = [new V1Toleration { OperatorProperty = "Exists" }];
+
+    /// <summary>Labels every agent node must have, on top of the tunings' selectors; null or empty: none.</summary>
+    public IDictionary<string, string>? NodeSelector { get; init; }
+
+    public static V1ResourceRequirements DefaultResources() => new()
+    {
+        Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("20m"), ["memory"] = new("64Mi") },
+        Limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("500m"), ["memory"] = new("256Mi") },
+    };
+}
 
 /// <summary>
 /// The node agent DaemonSet, shared by every NetworkTuning (one agent per node, whatever the number of tunings): it
@@ -51,17 +69,15 @@ public static class AgentDaemonSetBuilder
             Image = options.Image,
             ImagePullPolicy = "IfNotPresent",
             // The agent reads NODE_NAME; the journal folder and metrics port go by flags it shares with its issue.
-            Args = ["--host-root", "/host", "--journal-dir", "/var/lib/nettune", "--metrics-port", options.MetricsPort.ToString()],
+            Args = options.LogLevel is { } level
+                ? ["--host-root", "/host", "--journal-dir", "/var/lib/nettune", "--metrics-port", options.MetricsPort.ToString(), "--log-level", level]
+                : ["--host-root", "/host", "--journal-dir", "/var/lib/nettune", "--metrics-port", options.MetricsPort.ToString()],
             Env =
             [
                 new V1EnvVar { Name = "NODE_NAME", ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "spec.nodeName" } } },
             ],
             SecurityContext = new V1SecurityContext { Privileged = true },
-            Resources = new V1ResourceRequirements
-            {
-                Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("20m"), ["memory"] = new("64Mi") },
-                Limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("500m"), ["memory"] = new("256Mi") },
-            },
+            Resources = options.Resources,
             VolumeMounts =
             [
                 new V1VolumeMount { Name = "host-sys", MountPath = "/host/sys" },
@@ -86,8 +102,8 @@ public static class AgentDaemonSetBuilder
                 HostNetwork = true,
                 DnsPolicy = "ClusterFirstWithHostNet",
                 Affinity = affinity,
-                // The agent must reach every node it is asked to tune, tainted or not.
-                Tolerations = [new V1Toleration { OperatorProperty = "Exists" }],
+                Tolerations = options.Tolerations.Count == 0 ? null : options.Tolerations,
+                NodeSelector = options.NodeSelector is { Count: > 0 } selector ? selector : null,
                 TerminationGracePeriodSeconds = 30,
                 Containers = [container],
                 Volumes =

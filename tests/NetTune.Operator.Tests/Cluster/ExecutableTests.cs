@@ -41,6 +41,53 @@ public sealed class ExecutableTests(ClusterFixture fx, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task FlagsSetTheLogLevelAndTheAgentDaemonSet()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        await bed.CreateNodesAsync(1);
+        bed.StartAgents();
+        using var op = OperatorProcess.Start(fx.Cluster.KubeconfigPath, bed.Namespace,
+            "--event-namespace", "default", "--log-level", "Warning",
+            "--agent-log-level", "debug", "--agent-metrics-port", "9300",
+            "--agent-resources", """{"requests":{"cpu":"30m","memory":"80Mi"},"limits":{"memory":"200Mi"}}""",
+            "--agent-tolerations", """[{"key":"nettune.io/dedicated","operator":"Exists"}]""",
+            "--agent-node-selector", """{"kubernetes.io/os":"linux"}""");
+        await TestBed.EventuallyAsync(op.ReadyAsync, "/readyz answers 200");
+        var name = (await bed.CreateTuningAsync("flags", Specs.Somaxconn(bed, "1024"))).Metadata.Name;
+        await Specs.ConvergedAsync(bed, name, 1, 1);
+
+        var ds = await TestBed.EventuallyAsync(async () => (await bed.Client.AppsV1.ListNamespacedDaemonSetAsync(bed.Namespace)).Items, l => l.Count == 1, "the agent DaemonSet");
+        var pod = ds[0].Spec.Template.Spec;
+        var c = pod.Containers.Single();
+        Assert.Equal(["--metrics-port", "9300", "--log-level", "Debug"], c.Args.Skip(c.Args.IndexOf("--metrics-port")));
+        Assert.Equal(9300, c.Ports.Single().ContainerPort);
+        Assert.Equal("30m", c.Resources.Requests["cpu"].ToString());
+        Assert.Equal("200Mi", c.Resources.Limits["memory"].ToString());
+        Assert.Equal("nettune.io/dedicated", pod.Tolerations.Single().Key);
+        Assert.Equal("linux", pod.NodeSelector["kubernetes.io/os"]);
+
+        await TestBed.EventuallyAsync(async () => (await bed.EventsAsync(name)).Count > 0, "the tuning's Events in default");
+
+        // Warning and up: the operator's Information lines (start-up, created DaemonSet, events) are not written.
+        Assert.DoesNotContain(op.Logs, l => l.Contains("\"LogLevel\":\"Information\""));
+    }
+
+    [Theory]
+    [InlineData("--log-level", "Verbose", "--log-level: 'Verbose' is not a log level")]
+    [InlineData("--agent-resources", "{\"requests\":{\"cpu\":\"lots\"}}", "--agent-resources: resources: requests.cpu")]
+    [InlineData("--event-namespace", "nettune-system", "only in namespace default")]
+    [InlineData("--agent-tolerations", "[{\"operator\":\"Matches\"}]", "--agent-tolerations: tolerations: operator 'Matches'")]
+    public async Task ABadFlagStopsTheOperatorWithTheReason(string flag, string value, string message)
+    {
+        using var op = OperatorProcess.Start(fx.Cluster.KubeconfigPath, "nettune-system", flag, value);
+        using var exit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await op.Process.WaitForExitAsync(exit.Token);
+        Assert.Equal(2, op.Process.ExitCode);
+        op.Process.WaitForExit(); // flushes the redirected output
+        Assert.Contains(op.Logs, l => l.Contains(message));
+    }
+
+    [Fact]
     public async Task WhenTheLeaderProcessIsKilledTheOtherProcessTakesOver()
     {
         await using var bed = await TestBed.StartAsync(fx.Cluster, output);

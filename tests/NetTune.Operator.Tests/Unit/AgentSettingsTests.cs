@@ -1,0 +1,79 @@
+using NetTune.Operator.Core.Builders;
+using Xunit;
+using static NetTune.Operator.Tests.Unit.Fixtures;
+
+namespace NetTune.Operator.Tests.Unit;
+
+public sealed class AgentSettingsTests
+{
+    [Fact]
+    public void TheDaemonSetCarriesTheAgentSettings()
+    {
+        Assert.True(AgentSettingsParser.TryParseResources("""{"requests":{"cpu":"50m","memory":"96Mi"},"limits":{"memory":"128Mi"}}""", out var resources, out _));
+        Assert.True(AgentSettingsParser.TryParseTolerations("""[{"key":"dedicated","operator":"Equal","value":"net","effect":"NoSchedule"}]""", out var tolerations, out _));
+        Assert.True(AgentSettingsParser.TryParseNodeSelector("""{"kubernetes.io/os":"linux"}""", out var selector, out _));
+        var options = new AgentOptions("nettune-system", "nettune/agent:1", MetricsPort: 9200)
+        {
+            LogLevel = "Debug", Resources = resources, Tolerations = tolerations, NodeSelector = selector,
+        };
+
+        var ds = AgentDaemonSetBuilder.Build(options, [Tuning("a", selector: Labels(("zone", "a")))]);
+        var pod = ds.Spec.Template.Spec;
+        var c = pod.Containers.Single();
+        var args = c.Args.ToList();
+        Assert.Equal("9200", args[args.IndexOf("--metrics-port") + 1]);
+        Assert.Equal("Debug", args[args.IndexOf("--log-level") + 1]);
+        Assert.Equal(9200, c.Ports.Single(p => p.Name == "metrics").ContainerPort);
+        Assert.Equal("9200", c.LivenessProbe.HttpGet.Port.Value);
+        Assert.Equal("50m", c.Resources.Requests["cpu"].ToString());
+        Assert.Equal("128Mi", c.Resources.Limits["memory"].ToString());
+        Assert.False(c.Resources.Limits.ContainsKey("cpu"));
+        var toleration = Assert.Single(pod.Tolerations);
+        Assert.Equal(("dedicated", "Equal", "net", "NoSchedule"), (toleration.Key, toleration.OperatorProperty, toleration.Value, toleration.Effect));
+        Assert.Equal("linux", pod.NodeSelector["kubernetes.io/os"]);
+        // The tunings' selectors still decide through the affinity.
+        Assert.Equal("zone", pod.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms.Single().MatchExpressions.Single().Key);
+
+        // A changed setting changes the spec hash, so the operator replaces the DaemonSet.
+        var plain = AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"), [Tuning("a", selector: Labels(("zone", "a")))]);
+        Assert.NotEqual(plain.Metadata.Annotations[Names.SpecHashAnnotation], ds.Metadata.Annotations[Names.SpecHashAnnotation]);
+        Assert.DoesNotContain("--log-level", plain.Spec.Template.Spec.Containers[0].Args);
+        Assert.Null(plain.Spec.Template.Spec.NodeSelector);
+        Assert.Equal("Exists", Assert.Single(plain.Spec.Template.Spec.Tolerations).OperatorProperty);
+    }
+
+    [Theory]
+    [InlineData("""{"requests":{"cpu":"lots"}}""", "requests.cpu")]
+    [InlineData("""{"request":{"cpu":"1"}}""", "'request'")]
+    [InlineData("""{"requests":{"memory":"512Mi"},"limits":{"memory":"256Mi"}}""", "above its limit")]
+    [InlineData("""[1]""", "not a JSON object")]
+    [InlineData("""{"requests":""", "not JSON")]
+    public void BadResourcesAreRefusedWithTheReason(string json, string reason)
+    {
+        Assert.False(AgentSettingsParser.TryParseResources(json, out _, out var error));
+        Assert.Contains(reason, error);
+    }
+
+    [Theory]
+    [InlineData("""[{"operator":"Matches"}]""", "neither Exists nor Equal")]
+    [InlineData("""[{"operator":"Exists","effect":"Sometimes"}]""", "effect 'Sometimes'")]
+    [InlineData("""[{"key":"a","operator":"Exists","value":"x"}]""", "Exists and a value")]
+    [InlineData("""[{"operator":"Equal","value":"x"}]""", "needs a key")]
+    [InlineData("""{"operator":"Exists"}""", "not a JSON list")]
+    public void BadTolerationsAreRefusedWithTheReason(string json, string reason)
+    {
+        Assert.False(AgentSettingsParser.TryParseTolerations(json, out _, out var error));
+        Assert.Contains(reason, error);
+    }
+
+    [Fact]
+    public void NodeSelectorsAndLogLevelsAreChecked()
+    {
+        Assert.False(AgentSettingsParser.TryParseNodeSelector("""{"zone":1}""", out _, out var error));
+        Assert.Contains("'zone'", error);
+        Assert.True(AgentSettingsParser.TryParseLogLevel("warning", out var level, out _));
+        Assert.Equal("Warning", level);
+        Assert.False(AgentSettingsParser.TryParseLogLevel("Verbose", out _, out error));
+        Assert.Contains("Trace, Debug, Information, Warning, Error, Critical", error);
+    }
+}
