@@ -42,6 +42,15 @@ public sealed class ChartRenderTests
         Assert.Equal("metadata.namespace", container.Env.Single(e => e.Name == "POD_NAMESPACE").ValueFrom.FieldRef.FieldPath);
         Assert.Equal("metadata.name", container.Env.Single(e => e.Name == "POD_NAME").ValueFrom.FieldRef.FieldPath);
         Assert.Equal("Information", container.Env("NETTUNE_LOG_LEVEL"));
+        // Events about cluster-scoped objects are accepted only in default; the agents get the operator's defaults.
+        Assert.Contains("--event-namespace=default", container.Args);
+        Assert.Contains("--agent-metrics-port=9101", container.Args);
+        Assert.DoesNotContain(container.Args, a => a.StartsWith("--agent-log-level", StringComparison.Ordinal) || a.StartsWith("--agent-node-selector", StringComparison.Ordinal));
+        Assert.True(AgentSettingsParser.TryParseResources(Flag(container, "--agent-resources"), out var agentResources, out var error), error);
+        Assert.Equal(AgentOptions.DefaultResources().Limits.ToDictionary(kv => kv.Key, kv => kv.Value.ToString()),
+            agentResources.Limits.ToDictionary(kv => kv.Key, kv => kv.Value.ToString()));
+        Assert.True(AgentSettingsParser.TryParseTolerations(Flag(container, "--agent-tolerations"), out var agentTolerations, out error), error);
+        Assert.Equal("Exists", Assert.Single(agentTolerations).OperatorProperty);
         Assert.Equal("/readyz", container.ReadinessProbe.HttpGet.Path);
         Assert.Equal("/healthz", container.LivenessProbe.HttpGet.Path);
         Assert.Equal(8080, Assert.Single(container.Ports).ContainerPort);
@@ -110,7 +119,16 @@ public sealed class ChartRenderTests
         Assert.Equal("edge-operator-sa", pod.ServiceAccountName);
         Assert.Equal("edge-operator-sa", objects.Single<V1ServiceAccount>().Metadata.Name);
         Assert.All(objects.All<V1RoleBinding>(), b => Assert.Equal("edge-operator-sa", Assert.Single(b.Subjects).Name));
-        Assert.Contains(objects.All<V1Role>(), r => r.Metadata.NamespaceProperty == "kube-public" && r.Rules.Any(p => p.Resources.Contains("events")));
+        // The agent settings reach the operator's flags in the form it parses.
+        Assert.Contains("--agent-log-level=Warning", container.Args);
+        Assert.Contains("--agent-metrics-port=9201", container.Args);
+        Assert.True(AgentSettingsParser.TryParseResources(Flag(container, "--agent-resources"), out var agentResources, out var error), error);
+        Assert.Equal(("30m", "200Mi"), (agentResources.Requests["cpu"].ToString(), agentResources.Limits["memory"].ToString()));
+        Assert.True(AgentSettingsParser.TryParseTolerations(Flag(container, "--agent-tolerations"), out var agentTolerations, out error), error);
+        Assert.Equal(("dedicated", "network"), (Assert.Single(agentTolerations).Key, agentTolerations[0].Value));
+        Assert.True(AgentSettingsParser.TryParseNodeSelector(Flag(container, "--agent-node-selector"), out var agentNodes, out error), error);
+        Assert.Equal("linux", agentNodes["kubernetes.io/os"]);
+        Assert.Equal(9201, objects.Single<V1Service>(s => s.Spec.ClusterIP == "None").Spec.Ports.Single().Port);
         var leaseRule = objects.All<V1Role>().SelectMany(r => r.Rules).Single(r => r.Resources.Contains("leases") && r.ResourceNames is not null);
         Assert.Equal(["edge-leader"], leaseRule.ResourceNames);
         Assert.Equal("2", objects.Single<V1PodDisruptionBudget>().Spec.MinAvailable.Value);
@@ -128,6 +146,8 @@ public sealed class ChartRenderTests
         var podMonitor = objects.Single<PodMonitor>();
         Assert.Equal(Names.DataPlaneApp, podMonitor.Spec.Selector.MatchLabels["app.kubernetes.io/name"]);
         Assert.Equal("10s", Assert.Single(podMonitor.Spec.PodMetricsEndpoints).Interval);
+        // The port name the operator's data-plane pods declare for their admin port.
+        Assert.Equal(DataPlanePodBuilder.MetricsPortName, podMonitor.Spec.PodMetricsEndpoints[0].Port);
 
         var rule = objects.Single<PrometheusRule>();
         Assert.All(rule.Spec.Groups.SelectMany(g => g.Rules), r => Assert.Equal("platform", r.Labels!["team"]));
@@ -153,6 +173,9 @@ public sealed class ChartRenderTests
         {
             data.Add(major, "operator.replicas=0", "replicas");
             data.Add(major, "operator.logLevel=Verbose", "logLevel");
+            data.Add(major, "operator.eventNamespace=nettune-system", "eventNamespace");
+            data.Add(major, "agent.metricsPort=0", "metricsPort");
+            data.Add(major, "agent.logLevel=Loud", "logLevel");
             data.Add(major, "operator.antiAffinity=always", "antiAffinity");
             data.Add(major, "operator.metricsPort=70000", "metricsPort");
             data.Add(major, "prometheusRule.thresholds.dataPlaneErrorRatio=2", "dataPlaneErrorRatio");
@@ -264,4 +287,8 @@ public sealed class ChartRenderTests
         var serviceAccounts = objects.All<V1Role>().SelectMany(r => r.Rules).Where(r => r.Resources.Contains("serviceaccounts") && r.Verbs.Contains("update"));
         Assert.All(serviceAccounts, r => Assert.Equal([Names.AgentServiceAccount], r.ResourceNames));
     }
+
+    /// <summary>The value of a --name=value argument.</summary>
+    private static string Flag(V1Container container, string name) =>
+        container.Args.Single(a => a.StartsWith(name + "=", StringComparison.Ordinal))[(name.Length + 1)..];
 }

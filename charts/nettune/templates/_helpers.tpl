@@ -46,7 +46,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Fixed by the operator (Names.AgentServiceAccount, Names.AgentApp): it creates the agent's ServiceAccount and DaemonSet. */}}
 {{- define "nettune.agent.serviceAccountName" -}}nettune-agent{{- end -}}
 {{- define "nettune.agent.appName" -}}nettune-agent{{- end -}}
-{{- define "nettune.agent.metricsPort" -}}9101{{- end -}}
+{{- define "nettune.agent.metricsPort" -}}{{ .Values.agent.metricsPort }}{{- end -}}
 {{- define "nettune.dataplane.appName" -}}nettune-dataplane{{- end -}}
 
 {{- define "nettune.image" -}}
