@@ -12,5 +12,7 @@ public sealed record AgentOptions
     public int MetricsPort { get; init; } = 9101;
     public TimeSpan DriftInterval { get; init; } = TimeSpan.FromSeconds(30);
     public ChannelBackend ChannelBackend { get; init; } = ChannelBackend.Ethtool;
+    /// <summary>Discover, plan and publish, but never write to the host (see TuningEngine.PlanOnly).</summary>
+    public bool PlanOnly { get; init; }
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
 }

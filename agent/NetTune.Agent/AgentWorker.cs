@@ -26,7 +26,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
 
     protected override async Task ExecuteAsync(CancellationToken stop)
     {
-        log.LogInformation("agent {Version} for node {Node}, host root {Root}, journal {Journal}", Version, options.NodeName, options.HostRoot, options.JournalDir);
+        log.LogInformation("agent {Version} for node {Node}, host root {Root}, journal {Journal}{PlanOnly}", Version, options.NodeName, options.HostRoot, options.JournalDir,
+            engine.PlanOnly ? ", plan only: nothing is written to the host" : "");
         var watch = Task.Run(() => WatchLoopAsync(stop), stop);
         var notifications = options.ChannelBackend == ChannelBackend.Ethtool
             ? Task.Factory.StartNew(() => ListenForEthtoolChanges(stop), stop, TaskCreationOptions.LongRunning, TaskScheduler.Default)
@@ -142,7 +143,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             metrics.Observe(report, "revert", sw.Elapsed);
             log.LogInformation("revert of generation {Generation}: {Kind} in {Ms} ms: {Message}", generation, report.Kind, sw.ElapsedMilliseconds, report.Message);
             StatusBuilder.ApplyConditions(conditions, report, generation, DateTime.UtcNow);
-            if (report.Kind == RunKind.Reverted) _revertedGeneration = generation;
+            // A plan-only agent's refusal stands until the spec changes: asking again would change nothing.
+            if (report.Kind == RunKind.Reverted || engine.PlanOnly) _revertedGeneration = generation;
             _appliedGeneration = null;
             _lastKnobs = [.. report.Knobs];
             await WriteStatusAsync(status, conditions, generation, report, planned: null).ConfigureAwait(false);

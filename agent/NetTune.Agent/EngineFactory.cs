@@ -6,10 +6,10 @@ namespace NetTune.Agent;
 
 public static class EngineFactory
 {
-    public static TuningEngine Create(string hostRoot, string journalDir, ChannelBackend backend, out HostFileSystem fs)
+    public static TuningEngine Create(string hostRoot, string journalDir, ChannelBackend backend, out HostFileSystem fs, bool planOnly = false)
     {
         fs = new HostFileSystem(hostRoot);
         IChannelControl channels = backend == ChannelBackend.Fixture ? new SimulatedChannelControl(fs) : new EthtoolChannelControl();
-        return new TuningEngine(fs, channels, new JournalStore(journalDir));
+        return new TuningEngine(fs, channels, new JournalStore(journalDir), planOnly);
     }
 }

@@ -24,7 +24,7 @@ public static class OnceCommand
 
     public static int Run(string hostRoot, string journalDir, ChannelBackend backend, string? specPath, bool revert, bool planOnly)
     {
-        var engine = EngineFactory.Create(hostRoot, journalDir, backend, out var fs);
+        var engine = EngineFactory.Create(hostRoot, journalDir, backend, out var fs, planOnly);
         var sw = Stopwatch.StartNew();
         RunReport report;
         if (revert)

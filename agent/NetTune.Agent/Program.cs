@@ -15,11 +15,15 @@ var logLevel = new Option<LogLevel>("--log-level")
     Description = "Minimum log level: Trace, Debug, Information, Warning, Error or Critical ($NETTUNE_LOG_LEVEL).",
     DefaultValueFactory = _ => Enum.TryParse<LogLevel>(Environment.GetEnvironmentVariable("NETTUNE_LOG_LEVEL"), ignoreCase: true, out var l) ? l : LogLevel.Information,
 };
+var planOnlyAgent = new Option<bool>("--plan-only")
+{
+    Description = "Never write to the host, whatever the NodeState says: plans are published with reason DryRun and a revert is refused.",
+};
 var channelBackend = new Option<ChannelBackend>("--channel-backend") { Description = "Ethtool (SIOCETHTOOL) on a real host; Fixture for fixture host roots.", DefaultValueFactory = _ => ChannelBackend.Ethtool };
 
 var root = new RootCommand("NetTune node agent: discovers the node's NUMA/NIC topology and applies its NetworkTuningNodeState.")
 {
-    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel,
+    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -44,6 +48,7 @@ root.SetAction(async (parse, ct) =>
         DriftInterval = drift,
         ChannelBackend = parse.GetValue(channelBackend),
         LogLevel = parse.GetValue(logLevel),
+        PlanOnly = parse.GetValue(planOnlyAgent),
     };
     return await AgentHost.RunAsync(options, ct);
 });
@@ -85,7 +90,7 @@ namespace NetTune.Agent
                 : KubernetesClientConfiguration.InClusterConfig();
             var registry = Metrics.NewCustomRegistry();
             var metrics = new AgentMetrics(registry);
-            var engine = EngineFactory.Create(options.HostRoot, options.JournalDir, options.ChannelBackend, out _);
+            var engine = EngineFactory.Create(options.HostRoot, options.JournalDir, options.ChannelBackend, out _, options.PlanOnly);
             builder.Services.AddSingleton(options);
             builder.Services.AddSingleton<IKubernetes>(new Kubernetes(config));
             builder.Services.AddSingleton(sp => new NodeStateClient(sp.GetRequiredService<IKubernetes>(), options.NodeName));

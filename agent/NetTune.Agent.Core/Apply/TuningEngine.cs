@@ -27,13 +27,20 @@ public sealed class TuningEngine
     private readonly JournalStore _journal;
     private readonly KnobWriter _writer;
 
-    public TuningEngine(IHostFileSystem fs, IChannelControl channels, JournalStore journal)
+    public TuningEngine(IHostFileSystem fs, IChannelControl channels, JournalStore journal, bool planOnly = false)
     {
         _fs = fs;
         _channels = channels;
         _journal = journal;
         _writer = new KnobWriter(fs, channels);
+        PlanOnly = planOnly;
     }
+
+    /// <summary>
+    /// Never write to the host, whatever the spec says: every apply is a dry run and a revert is refused. For an
+    /// agent pointed at a host nobody wants changed (the demo's own machine).
+    /// </summary>
+    public bool PlanOnly { get; }
 
     public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels).Discover();
 
@@ -61,6 +68,7 @@ public sealed class TuningEngine
         var (host, plan) = PlanNow(spec);
         planned?.Invoke(host, plan);
         if (spec.DryRun) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (dry run)");
+        if (PlanOnly) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (the agent runs with --plan-only)");
 
         var results = new List<KnobResult>();
         var restored = results.Count;
@@ -119,6 +127,9 @@ public sealed class TuningEngine
     /// <summary>Puts back every journaled original, channels first so the queues exist again before their settings return.</summary>
     public RunReport Revert()
     {
+        if (PlanOnly)
+            return new RunReport(RunKind.RevertFailed, null, null, [],
+                "revert refused: the agent runs with --plan-only, so it changed nothing on this host and writes nothing to it; any journaled originals are left as they are");
         TuningJournal journal;
         try
         {

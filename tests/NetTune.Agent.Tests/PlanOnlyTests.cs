@@ -1,0 +1,62 @@
+using NetTune.Agent.Core.Apply;
+using NetTune.Agent.Core.Host;
+using NetTune.Agent.Core.Journal;
+using NetTune.Agent.Core.Status;
+using NetTune.Api.V1Alpha1;
+
+namespace NetTune.Agent.Tests;
+
+/// <summary>--plan-only: the agent discovers and plans, but never writes to the host, whatever the NodeState asks.</summary>
+public sealed class PlanOnlyTests
+{
+    private static TuningEngine PlanOnlyEngine(FixtureHost host) =>
+        new(host.Fs, new SimulatedChannelControl(host.Fs), new JournalStore(host.JournalDir), planOnly: true);
+
+    [Fact]
+    public void AnApplyIsPublishedAsADryRunAndTheTreeStaysByteIdentical()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var before = host.TreeImage();
+        var spec = Specs.Full();
+        Assert.False(spec.DryRun);
+
+        var report = PlanOnlyEngine(host).Apply(spec);
+        Assert.True(report.Kind == RunKind.DryRun, report.Message);
+        Assert.NotNull(report.Plan);
+        Assert.NotEmpty(report.Plan!.Changes);
+        Assert.Contains("--plan-only", report.Message);
+        Assert.Equal(report.Plan.Changes.Count, StatusBuilder.Planned(report.Plan).Count);
+
+        var conditions = new List<k8s.Models.V1Condition>();
+        StatusBuilder.ApplyConditions(conditions, report, 3, DateTime.UtcNow);
+        var applied = conditions.Single(c => c.Type == ConditionTypes.Applied);
+        Assert.Equal((ConditionStatus.False, ConditionReasons.DryRun), (applied.Status, applied.Reason));
+
+        TreeAssert.Same(before, host.TreeImage());
+        Assert.Equal(0, host.Fs.WriteCount);
+        Assert.False(File.Exists(Path.Join(host.JournalDir, JournalStore.FileName)));
+    }
+
+    [Fact]
+    public void ARevertIsRefusedWithTheReasonAndJournaledOriginalsStayWhereTheyAre()
+    {
+        using var host = FixtureHost.TwoSocket();
+        // A journal left by an earlier, writing agent: a plan-only agent must not act on it either.
+        Assert.Equal(RunKind.Applied, host.Engine().Apply(Specs.Full()).Kind);
+        var applied = host.TreeImage();
+        var journal = File.ReadAllBytes(Path.Join(host.JournalDir, JournalStore.FileName));
+
+        var report = PlanOnlyEngine(host).Revert();
+        Assert.Equal(RunKind.RevertFailed, report.Kind);
+        Assert.Contains("--plan-only", report.Message);
+        Assert.Contains("changed nothing", report.Message);
+        var conditions = new List<k8s.Models.V1Condition>();
+        StatusBuilder.ApplyConditions(conditions, report, 4, DateTime.UtcNow);
+        var reverted = conditions.Single(c => c.Type == ConditionTypes.Reverted);
+        Assert.Equal(ConditionStatus.False, reverted.Status);
+        Assert.Equal(report.Message, reverted.Message);
+
+        TreeAssert.Same(applied, host.TreeImage());
+        Assert.Equal(journal, File.ReadAllBytes(Path.Join(host.JournalDir, JournalStore.FileName)));
+    }
+}
