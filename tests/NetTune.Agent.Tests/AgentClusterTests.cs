@@ -152,6 +152,47 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task PlanOnlyAgent_PublishesThePlanOfAnApply_RefusesTheRevert_AndNeverWritesToTheHost()
+    {
+        const string node = "agent-node-plan-only";
+        using var host = FixtureHost.TwoSocket();
+        var original = host.TreeImage();
+        var client = Cluster.Client;
+        await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
+        var spec = Specs.Full();
+        spec.NodeName = node;
+        Assert.False(spec.DryRun); // the NodeState asks for a real apply
+        await client.CustomObjects.CreateClusterCustomObjectAsync(
+            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+        var agent = ChildProcess.Start("agent", "dotnet",
+            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
+             "--metrics-port", $"{FreePort()}", "--drift-interval", "1s", "--channel-backend", "Fixture", "--plan-only"], Path.Join(host.Dir, "agent.log"));
+        try
+        {
+            var planned = await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Reason == ConditionReasons.DryRun && s.Status!.ObservedGeneration == s.Metadata.Generation, agent);
+            Assert.Contains(planned.Status!.PlannedChanges!, c => c.Knob == "nic/eth1/channels" && c.Target == "rx=0,tx=0,other=1,combined=4");
+            Assert.Contains("--plan-only", Condition(planned, ConditionTypes.Applied)!.Message);
+            Assert.Null(planned.Status.LastAppliedGeneration);
+
+            await PatchSpecAsync(node, new { revert = true });
+            var refused = await WaitForAsync(node, s => Condition(s, ConditionTypes.Reverted)?.Reason == ConditionReasons.RevertFailed && s.Status!.ObservedGeneration == s.Metadata.Generation, agent);
+            Assert.Equal(ConditionStatus.False, Condition(refused, ConditionTypes.Reverted)!.Status);
+            Assert.Contains("--plan-only", Condition(refused, ConditionTypes.Reverted)!.Message);
+
+            // Several drift intervals later: still nothing written, no journal.
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            TreeAssert.Same(original, host.TreeImage());
+            Assert.False(File.Exists(Path.Join(host.JournalDir, NetTune.Agent.Core.Journal.JournalStore.FileName)));
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
+            await client.CoreV1.DeleteNodeAsync(node);
+        }
+    }
+
     private static V1Condition? Condition(NetworkTuningNodeState s, string type) => s.Status?.Conditions?.FirstOrDefault(c => c.Type == type);
 
     private async Task PatchSpecAsync(string node, object specPatch)
