@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using NetTune.Http;
 using NetTune.IoUring;
 
@@ -57,6 +58,11 @@ internal sealed unsafe class HttpSession
     public bool CloseAfterFlush;
     public SessionNext Waiting;
     public long HeadStartMs, IdleSinceMs, LastProgressMs;
+    /// <summary>Stopwatch time of the receive that delivered the oldest unparsed byte in <see cref="Recv"/>; bytes appended later share it.</summary>
+    private long _firstByteTicks;
+    /// <summary>Responses queued by the last parse and not yet fully handed to the kernel, and when their requests arrived.</summary>
+    private int _unsentResponses;
+    private long _unsentSinceTicks;
     /// <summary>io_uring operations still owned by the kernel; the session is recycled only at zero.</summary>
     public int InFlight;
     public bool Closing;
@@ -96,6 +102,7 @@ internal sealed unsafe class HttpSession
         CloseAfterFlush = Closing = RecvArmed = false;
         StashCount = 0;
         InFlight = 0;
+        _unsentResponses = 0;
         Waiting = SessionNext.Recv;
         IdleSinceMs = LastProgressMs = HeadStartMs = nowMs;
     }
@@ -147,7 +154,11 @@ internal sealed unsafe class HttpSession
     /// <summary>Called by the engine when bytes were appended at Recv + RecvLength.</summary>
     public void OnReceived(int count, long nowMs)
     {
-        if (RecvLength == 0) HeadStartMs = nowMs;
+        if (RecvLength == 0)
+        {
+            HeadStartMs = nowMs;
+            _firstByteTicks = Stopwatch.GetTimestamp();
+        }
         RecvLength += count;
     }
 
@@ -159,6 +170,12 @@ internal sealed unsafe class HttpSession
         {
             if (StreamRemaining > 0 || PipeBytes > 0) return SessionNext.Stream;
             EndStream(worker);
+        }
+        if (_unsentResponses > 0)
+        {
+            // Everything queued has been handed to the kernel: one clock read times the whole batch.
+            worker.Stats.RecordDuration(Stopwatch.GetTimestamp() - _unsentSinceTicks, _unsentResponses);
+            _unsentResponses = 0;
         }
         if (CloseAfterFlush) return SessionNext.Close;
         if (RecvLength > 0)
@@ -193,6 +210,7 @@ internal sealed unsafe class HttpSession
         if (PipeRead >= 0) { Libc.close(PipeRead); Libc.close(PipeWrite); PipeRead = PipeWrite = -1; }
         PipeBytes = 0;
         RecvLength = 0;
+        _unsentResponses = 0; // the connection ended before they were all sent: no duration to report
         Fd = -1;
     }
 
@@ -200,6 +218,8 @@ internal sealed unsafe class HttpSession
     {
         int consumed = 0;
         var limits = worker.Options.Limits;
+        // Every request in the buffer arrived no later than its first byte; leftovers keep that time too.
+        _unsentSinceTicks = _firstByteTicks;
         while (!CloseAfterFlush && StreamFile == null && consumed < RecvLength
                && _iovEnd + 2 <= MaxIov && HeadAreaBytes - _headUsed >= HeadReserve)
         {
@@ -210,10 +230,12 @@ internal sealed unsafe class HttpSession
             {
                 // After a framing error we cannot find the next request: answer and close.
                 QueueError(worker, request.ErrorStatus, keepAlive: false, withBody: true);
+                _unsentResponses++;
                 consumed = RecvLength;
                 break;
             }
             HandleRequest(worker, buffer, in request);
+            _unsentResponses++;
             consumed += request.HeadLength;
         }
         if (consumed == 0) return;

@@ -6,7 +6,9 @@ namespace NetTune.DataPlane;
 /// </summary>
 internal sealed class WorkerStats
 {
-    public static readonly int[] TrackedStatuses = [200, 206, 304, 400, 403, 404, 405, 408, 413, 414, 416, 431, 500, 503, 505];
+    /// <summary>Every status the server can produce has its own slot; the last slot ("other") catches anything new.</summary>
+    public static readonly int[] TrackedStatuses = [200, 206, 304, 400, 403, 404, 405, 408, 413, 414, 416, 431, 500, 503, 505, 0];
+    public const int OtherStatus = 0;
     public readonly long[] RequestsByStatus = new long[TrackedStatuses.Length];
     public long BytesCopied, BytesZeroCopy, Accepts, ActiveConnections, RejectedConnections;
     public long EnterCalls, SubmittedSqes, ReapedCqes;
@@ -16,6 +18,12 @@ internal sealed class WorkerStats
     public long AllocatedBytes;
     /// <summary>Environment.TickCount64 of the last loop iteration, for /healthz.</summary>
     public long HeartbeatMs;
+    /// <summary>
+    /// Request durations as a histogram in Stopwatch ticks: per bucket (not cumulative) the count and the
+    /// summed ticks, so the admin thread can rebuild exact counts and sums without the worker taking a lock.
+    /// </summary>
+    public readonly long[] DurationCounts = new long[RequestDuration.BucketCount];
+    public readonly long[] DurationTicks = new long[RequestDuration.BucketCount];
     public volatile bool Running;
     public volatile bool Finished;
 
@@ -24,8 +32,16 @@ internal sealed class WorkerStats
         int i = status switch
         {
             200 => 0, 206 => 1, 304 => 2, 400 => 3, 403 => 4, 404 => 5, 405 => 6, 408 => 7, 413 => 8,
-            414 => 9, 416 => 10, 431 => 11, 503 => 13, 505 => 14, _ => 12,
+            414 => 9, 416 => 10, 431 => 11, 500 => 12, 503 => 13, 505 => 14, _ => 15,
         };
         RequestsByStatus[i]++;
+    }
+
+    /// <summary><paramref name="requests"/> responses that each took <paramref name="ticks"/> (they shared one send).</summary>
+    public void RecordDuration(long ticks, int requests)
+    {
+        int b = RequestDuration.BucketOf(ticks);
+        DurationTicks[b] += ticks * requests;
+        DurationCounts[b] += requests;
     }
 }
