@@ -66,7 +66,7 @@ with nettune_operator_leader == 1.
     - alert: NetTuneDataPlaneErrorRatioHigh
       expr: |
         (
-          sum without (status) (rate(nettune_dataplane_requests_total{status=~"5..|other"}[5m]))
+          sum without (status) (rate(nettune_dataplane_requests_total{status=~"5.."}[5m]))
             /
           sum without (status) (rate(nettune_dataplane_requests_total[5m]))
         ) > {{ $t.dataPlaneErrorRatio }}
