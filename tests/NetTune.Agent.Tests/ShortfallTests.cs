@@ -8,20 +8,13 @@ namespace NetTune.Agent.Tests;
 /// A fixture root whose nr_hugepages files behave like the kernel's when memory is short: a write asks, the file then
 /// holds what could be reserved. (On the shared test VM, a real shortfall would mean exhausting its memory.)
 /// </summary>
-public sealed class HugepagesLikeAKernelShortOfMemory(HostFileSystem inner, long available) : IHostFileSystem
+public sealed class HugepagesLikeAKernelShortOfMemory(HostFileSystem inner, long available) : WriteInterceptingFileSystem(inner)
 {
-    public string Root => inner.Root;
-    public long WriteCount => inner.WriteCount;
-    public HostIoResult Read(string path) => inner.Read(path);
-    public bool Exists(string path) => inner.Exists(path);
-    public IReadOnlyList<string> List(string path) => inner.List(path);
-    public string? ResolveLink(string path) => inner.ResolveLink(path);
-
-    public HostIoResult Write(string path, string value)
+    public override HostIoResult Write(string path, string value)
     {
         if (path.EndsWith("/nr_hugepages", StringComparison.Ordinal) && long.TryParse(value, out var asked) && asked > available)
-            return inner.Write(path, $"{available}");
-        return inner.Write(path, value);
+            return Inner.Write(path, $"{available}");
+        return Inner.Write(path, value);
     }
 }
 

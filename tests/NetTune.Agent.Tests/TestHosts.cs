@@ -70,21 +70,28 @@ public sealed class FixtureHost : IDisposable
 /// <summary>Thrown by <see cref="CrashingFileSystem"/> to stand for the agent dying at that point.</summary>
 public sealed class SimulatedCrash(string where) : Exception($"simulated crash {where}");
 
-/// <summary>The real host file system of a fixture root that dies before its Nth write.</summary>
-public sealed class CrashingFileSystem(HostFileSystem inner, int crashBeforeWrite) : IHostFileSystem
+/// <summary>A fixture root's real host file system with one behaviour changed: the writes.</summary>
+public abstract class WriteInterceptingFileSystem(HostFileSystem inner) : IHostFileSystem
 {
-    private int _writes;
+    protected HostFileSystem Inner => inner;
     public string Root => inner.Root;
     public long WriteCount => inner.WriteCount;
     public HostIoResult Read(string path) => inner.Read(path);
     public bool Exists(string path) => inner.Exists(path);
     public IReadOnlyList<string> List(string path) => inner.List(path);
     public string? ResolveLink(string path) => inner.ResolveLink(path);
+    public abstract HostIoResult Write(string path, string value);
+}
 
-    public HostIoResult Write(string path, string value)
+/// <summary>The real host file system of a fixture root that dies before its Nth write.</summary>
+public sealed class CrashingFileSystem(HostFileSystem inner, int crashBeforeWrite) : WriteInterceptingFileSystem(inner)
+{
+    private int _writes;
+
+    public override HostIoResult Write(string path, string value)
     {
         if (++_writes == crashBeforeWrite) throw new SimulatedCrash($"before write {crashBeforeWrite} ({path})");
-        return inner.Write(path, value);
+        return Inner.Write(path, value);
     }
 }
 
