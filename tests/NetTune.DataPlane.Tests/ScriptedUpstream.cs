@@ -53,6 +53,7 @@ public sealed class ScriptedUpstream : IDisposable
             Socket socket;
             try { socket = await _listener.AcceptSocketAsync(_stop.Token); }
             catch (Exception) { return; }
+            socket.NoDelay = true; // head and body are separate writes; Nagle would hold the body for a delayed ACK
             _sockets.Add(socket);
             int id = Interlocked.Increment(ref _connections);
             _ = Task.Run(() => Serve(socket, id));
