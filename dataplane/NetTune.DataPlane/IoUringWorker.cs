@@ -395,7 +395,7 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
         {
             sqe->Flags = SqeIoLink;
         }
-        bool zeroCopy = s.WantsZeroCopySend && s.CanZeroCopySend;
+        bool zeroCopy = s.WantsZeroCopySend && s.CanZeroCopySend && ZeroCopySendAvailable;
         sqe->Opcode = zeroCopy ? IoUringOp.SendmsgZc : IoUringOp.Sendmsg;
         if (zeroCopy && _zeroCopyReportUsage) sqe->IoPrio = SendZcReportUsage;
         sqe->Fd = s.Fd;
