@@ -60,6 +60,10 @@ internal sealed class AdminServer : IDisposable
             "Receives paused for back-pressure: a client pipelined more than the server had parsed.", "worker");
         var allocated = factory.CreateGauge("nettune_dataplane_worker_allocated_bytes",
             "Managed bytes allocated by the worker thread so far; flat when the hot path does not allocate.", "worker");
+        var connectFailures = factory.CreateCounter("nettune_dataplane_upstream_connect_failures_total",
+            "Proxy mode: upstream connects that failed or timed out (that upstream is skipped for 10 s).", "worker");
+        var retries = factory.CreateCounter("nettune_dataplane_upstream_retries_total",
+            "Proxy mode: requests resent on a fresh upstream connection after a kept-alive one failed before answering.", "worker");
         var collections = factory.CreateGauge("nettune_dataplane_gc_collections", "GC collections in the process.", "generation");
         var duration = factory.CreateHistogram("nettune_dataplane_request_duration_seconds",
             "Time from the receive that delivered a request's first byte to its response fully handed to the kernel " +
@@ -113,6 +117,8 @@ internal sealed class AdminServer : IDisposable
                 info.WithLabels(id, w.Cpu.ToString(), w.EngineName).Set(1);
                 allocated.WithLabels(id).Set(w.Stats.AllocatedBytes);
                 pauses.WithLabels(id).IncTo(w.Stats.RecvPauses);
+                connectFailures.WithLabels(id).IncTo(w.Stats.UpstreamConnectFailures);
+                retries.WithLabels(id).IncTo(w.Stats.UpstreamRetries);
             }
             draining.Set(_draining() ? 1 : 0);
             for (int g = 0; g <= GC.MaxGeneration; g++) collections.WithLabels(g.ToString()).Set(GC.CollectionCount(g));

@@ -8,7 +8,7 @@ namespace NetTune.DataPlane;
 /// Zero-copy sends of cached bodies use MSG_ZEROCOPY; the kernel reports when it is done with their
 /// pages on the socket's error queue (EPOLLERR), and only then are the buffers reused.
 /// </summary>
-internal sealed unsafe class EpollWorker(int index, int cpu, ServerOptions options, int listenFd, int rootFd)
+internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptions options, int listenFd, int rootFd)
     : Worker(index, cpu, options, listenFd, rootFd)
 {
     private const ulong ListenerTag = ulong.MaxValue;
@@ -56,6 +56,11 @@ internal sealed unsafe class EpollWorker(int index, int cpu, ServerOptions optio
                     Libc.read(WakeFd, &value, 8); // the drain itself is noticed by Tick()
                     continue;
                 }
+                if ((tag & ProxyTagBit) != 0)
+                {
+                    OnProxyEvent(tag);
+                    continue;
+                }
                 var s = Sessions[(int)tag];
                 if (s.Fd < 0) continue;
                 uint e = events[i].Events;
@@ -80,6 +85,8 @@ internal sealed unsafe class EpollWorker(int index, int cpu, ServerOptions optio
         }
         foreach (var s in Sessions)
             if (s.Fd >= 0) Release(s);
+        foreach (var p in ProxySessions)
+            if (p.ClientFd >= 0) FreeProxySession(p);
         Libc.close(_epfd);
     }
 
@@ -98,6 +105,11 @@ internal sealed unsafe class EpollWorker(int index, int cpu, ServerOptions optio
             int fd = Libc.accept4(ListenFd, null, null, Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC);
             if (fd < 0) return; // EAGAIN, or EMFILE: level-triggered epoll will tell us again
             Stats.Accepts++;
+            if (IsProxy)
+            {
+                AcceptProxy(fd);
+                continue;
+            }
             var s = AllocateSession(fd);
             if (s == null)
             {
@@ -311,6 +323,7 @@ internal sealed unsafe class EpollWorker(int index, int cpu, ServerOptions optio
 
     private void ScanTimeouts()
     {
+        ScanProxyTimeouts();
         foreach (var s in Sessions)
         {
             if (s.Fd < 0) continue;

@@ -8,10 +8,10 @@ namespace NetTune.DataPlane;
 /// that both submits everything queued (sends, receives, reads, splices) and waits for completions,
 /// so with many connections the syscall cost is shared across many requests.
 /// </summary>
-internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions options, int listenFd, int rootFd)
+internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOptions options, int listenFd, int rootFd)
     : Worker(index, cpu, options, listenFd, rootFd)
 {
-    private enum Op : byte { Accept = 1, Recv, Send, Read, SpliceIn, SpliceOut, CancelAccept, RecvMulti, CancelRecv, Wake, SendZeroCopy }
+    private enum Op : byte { Accept = 1, Recv, Send, Read, SpliceIn, SpliceOut, CancelAccept, RecvMulti, CancelRecv, Wake, ProxyIo, CancelProxy, SendZeroCopy }
 
     /// <summary>Where the ring writes the eventfd counter; native so the kernel's pointer stays valid.</summary>
     private readonly ulong* _wakeBuffer = (ulong*)System.Runtime.InteropServices.NativeMemory.Alloc(8);
@@ -42,7 +42,7 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
         if (!_ring.HasExtArg) throw new IoUringException("kernel lacks IORING_FEAT_EXT_ARG (needs 5.11+); use --io-engine epoll", Libc.ENOSYS);
         _engineName = (_ring.SetupFlags & SetupDeferTaskrun) != 0 ? "iouring(defer_taskrun)"
             : (_ring.SetupFlags & SetupCoopTaskrun) != 0 ? "iouring(coop_taskrun)" : "iouring";
-        if (Options.MultishotRecv && probe[(int)IoUringOp.Recv])
+        if (Options.MultishotRecv && probe[(int)IoUringOp.Recv] && !IsProxy)
         {
             _buffers = ProvidedBufferRing.TryCreate(_ring, RecvBufferGroup, 2048, 4096, out int errno);
             if (_buffers == null) Console.Error.WriteLine($"worker {Index}: no provided-buffer ring (errno {errno}); one recv per request");
@@ -80,6 +80,7 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
         }
         foreach (var s in Sessions)
             if (s.Fd >= 0) { Libc.close(s.Fd); s.Fd = -1; }
+        foreach (var p in ProxySessions) p.Reset();
         _buffers?.Dispose();
         _ring.Dispose();
     }
@@ -134,7 +135,11 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
                 OnMultishotRecv(Sessions[slot], in cqe);
                 return;
             case Op.CancelRecv:
+            case Op.CancelProxy:
             case Op.Wake: // the drain itself is noticed by Tick()
+                return;
+            case Op.ProxyIo:
+                OnProxyCompletion(ProxySessions[slot], cqe.Res);
                 return;
             case Op.SendZeroCopy when (cqe.Flags & CqeFNotif) != 0:
                 OnZeroCopyNotice(Sessions[slot], cqe.Res);
@@ -231,6 +236,11 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
         }
         if (!_listening) { Libc.close(res); return; }
         Stats.Accepts++;
+        if (IsProxy)
+        {
+            AcceptProxy(res);
+            return;
+        }
         var s = AllocateSession(res);
         if (s == null)
         {
@@ -512,6 +522,7 @@ internal sealed unsafe class IoUringWorker(int index, int cpu, ServerOptions opt
 
     private void ScanTimeouts()
     {
+        ScanProxyTimeouts();
         foreach (var s in Sessions)
         {
             if (s.Fd < 0 || s.Closing) continue;

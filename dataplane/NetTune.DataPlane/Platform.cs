@@ -108,6 +108,31 @@ internal static unsafe class Platform
         return (sa.Address & 0xff) == 127;
     }
 
+    /// <summary>The peer's IPv4 address as text (for X-Forwarded-For); returns the bytes written, "unknown" if there is none.</summary>
+    public static int FormatPeerAddress(int fd, Span<byte> destination)
+    {
+        SockAddrIn sa;
+        uint len = (uint)sizeof(SockAddrIn);
+        if (Libc.getpeername(fd, &sa, &len) != 0 || sa.Family != Libc.AF_INET)
+        {
+            "unknown"u8.CopyTo(destination);
+            return 7;
+        }
+        int n = 0;
+        uint a = sa.Address;
+        for (int i = 0; i < 4; i++)
+        {
+            if (i > 0) destination[n++] = (byte)'.';
+            System.Buffers.Text.Utf8Formatter.TryFormat((byte)(a >> (8 * i)), destination[n..], out int w);
+            n += w;
+        }
+        return n;
+    }
+
+    /// <summary>A socket for connecting to an upstream.</summary>
+    public static int CreateUpstreamSocket(int family, bool nonBlocking) =>
+        Libc.socket(family, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC | (nonBlocking ? Libc.SOCK_NONBLOCK : 0), 0);
+
     public static void SetNoDelay(int fd)
     {
         int one = 1;

@@ -33,7 +33,7 @@ namespace NetTune.DataPlane
 
         private static unsafe int Run(ServerOptions options)
         {
-            if (!Directory.Exists(options.Root)) throw new StartupException($"--root '{options.Root}' is not a directory");
+            if (!options.IsProxy && !Directory.Exists(options.Root)) throw new StartupException($"--root '{options.Root}' is not a directory");
             if (!IPAddress.TryParse(options.Address, out var address)) throw new StartupException($"--address '{options.Address}' is not an IP address");
 
             var allowed = Platform.AllowedCpus();
@@ -42,27 +42,19 @@ namespace NetTune.DataPlane
             if (outside.Length > 0)
                 throw new StartupException($"--cpus {string.Join(',', outside)} outside this process's allowed CPUs ({string.Join(',', allowed)})");
 
-            int rootFd;
-            var rootPath = System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(options.Root) + "\0");
-            fixed (byte* p = rootPath)
-            {
-                // O_PATH|O_DIRECTORY: a handle for openat2(RESOLVE_BENEATH), not for reading.
-                rootFd = (int)Libc.syscall(257 /* openat */, -100 /* AT_FDCWD */, (long)p, 0x200000 | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0, 0, 0);
-            }
-            if (rootFd < 0) throw new StartupException($"cannot open --root '{options.Root}': {Marshal.GetPInvokeErrorMessage(Libc.Errno)}");
-            byte dot = (byte)'.';
-            byte* dotPath = stackalloc byte[2] { dot, 0 };
-            int probe = Libc.OpenBeneath(rootFd, dotPath, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_DIRECTORY);
-            if (probe < 0) throw new StartupException($"openat2 is unavailable (errno {Libc.Errno}); Linux 5.6+ is required for safe path resolution");
-            Libc.close(probe);
+            int rootFd = options.IsProxy ? -1 : OpenRoot(options);
+            // Resolved once, before any worker starts: a name that does not resolve is a start-up error, not a 502 storm.
+            var upstreams = options.IsProxy ? options.Upstreams.Select(UpstreamAddress.Resolve).ToArray() : null;
 
             var engine = ChooseEngine(options.Engine);
 
             // Listeners are bound here, before any worker starts, so a busy port is one clear error.
             // With --port 0 the first bind picks the port and the rest join it through SO_REUSEPORT.
+            // Workers go round robin over the CPUs: one each by default, several per CPU with --workers.
+            var workerCpus = Enumerable.Range(0, options.Workers > 0 ? options.Workers : cpus.Count).Select(i => cpus[i % cpus.Count]).ToArray();
             var listeners = new List<int>();
             int port = options.Port;
-            foreach (var cpu in cpus)
+            foreach (var cpu in workerCpus)
             {
                 int fd = Platform.CreateListener(address, port, cpu, nonBlocking: engine == IoEngineKind.Epoll);
                 if (port == 0) port = Platform.LocalPort(fd);
@@ -70,11 +62,11 @@ namespace NetTune.DataPlane
             }
 
             var workers = new List<Worker>();
-            for (int i = 0; i < cpus.Count; i++)
+            for (int i = 0; i < workerCpus.Length; i++)
             {
                 workers.Add(engine == IoEngineKind.IoUring
-                    ? new IoUringWorker(i, cpus[i], options, listeners[i], rootFd)
-                    : new EpollWorker(i, cpus[i], options, listeners[i], rootFd));
+                    ? new IoUringWorker(i, workerCpus[i], options, listeners[i], rootFd) { Upstreams = upstreams }
+                    : new EpollWorker(i, workerCpus[i], options, listeners[i], rootFd) { Upstreams = upstreams });
             }
 
             bool draining = false;
@@ -91,6 +83,7 @@ namespace NetTune.DataPlane
             if (failed != null) throw new StartupException($"worker {failed.Index} failed to start: {failed.Failure!.Message}");
 
             Console.WriteLine($"dataplane listening on {address}:{port} engine={workers[0].EngineName} workers={workers.Count} cpus={string.Join(',', cpus)}"
+                + (upstreams != null ? $" mode=proxy upstreams={string.Join(',', upstreams.Select(u => u.EndPoint))}" : " mode=static")
                 + (admin != null ? $" admin={options.AdminAddress}:{admin.Port}" : ""));
             Console.Out.Flush();
 
@@ -109,6 +102,25 @@ namespace NetTune.DataPlane
             admin?.Dispose();
             Console.WriteLine("dataplane: drained, exiting");
             return workers.Any(w => w.Failure != null) ? 1 : 0;
+        }
+
+        private static unsafe int OpenRoot(ServerOptions options)
+        {
+            int rootFd;
+            var rootPath = System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(options.Root) + "\0");
+            fixed (byte* p = rootPath)
+            {
+                // O_PATH|O_DIRECTORY: a handle for openat2(RESOLVE_BENEATH), not for reading.
+                rootFd = (int)Libc.syscall(257 /* openat */, -100 /* AT_FDCWD */, (long)p, 0x200000 | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0, 0, 0);
+            }
+            if (rootFd < 0) throw new StartupException($"cannot open --root '{options.Root}': {Marshal.GetPInvokeErrorMessage(Libc.Errno)}");
+            byte dot = (byte)'.';
+            byte* dotPath = stackalloc byte[2] { dot, 0 };
+            int probe = Libc.OpenBeneath(rootFd, dotPath, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_DIRECTORY);
+            if (probe < 0) throw new StartupException($"openat2 is unavailable (errno {Libc.Errno}); Linux 5.6+ is required for safe path resolution");
+            Libc.close(probe);
+
+            return rootFd;
         }
 
         private static IoEngineKind ChooseEngine(IoEngineKind requested)

@@ -29,7 +29,17 @@ public enum ZeroCopySendMode
 
 public sealed record ServerOptions
 {
+    /// <summary>Static-file mode: the folder served. Empty in proxy mode.</summary>
     public required string Root { get; init; }
+    /// <summary>Proxy mode: upstreams as host:port; requests are forwarded to them round robin.</summary>
+    public IReadOnlyList<string> Upstreams { get; init; } = [];
+    public bool IsProxy => Upstreams.Count > 0;
+    /// <summary>Workers to run (pinned round robin over the CPUs); 0 = one per CPU.</summary>
+    public int Workers { get; init; }
+    public int UpstreamConnectTimeoutSeconds { get; init; } = 5;
+    public int UpstreamTimeoutSeconds { get; init; } = 60;
+    /// <summary>Per connection: how much of an upstream response is held at once (also the largest upstream head).</summary>
+    public int ProxyBufferBytes { get; init; } = 64 * 1024;
     public string Address { get; init; } = "0.0.0.0";
     public int Port { get; init; } = 8080;
     public IReadOnlyList<int> Cpus { get; init; } = [];
@@ -64,8 +74,15 @@ public sealed record ServerOptions
     public HttpLimits Limits { get; init; } = HttpLimits.Default;
 
     public const string Usage = """
-        usage: dataplane --root DIR [options]
-          --root DIR                 directory to serve (required)
+        usage: dataplane (--root DIR | --upstream HOST:PORT...) [options]
+          --root DIR                 static-file mode: directory to serve
+          --upstream HOST:PORT       proxy mode: forward requests to this upstream (repeat, or comma-separate,
+                                     for several: round robin, skipping one that refused a connect for 10 s)
+          --workers N                workers to run, pinned round robin over --cpus (default: one per CPU)
+          --upstream-connect-timeout S  seconds to connect to an upstream before trying the next (default 5)
+          --upstream-timeout S       seconds to wait for upstream response bytes before 504 (default 60)
+          --proxy-buffer-bytes N     per-connection upstream buffer, also the largest upstream head (default 65536)
+          --max-body-bytes N         proxy mode: largest request body (default 67108864; 413 above)
           --port N                   listen port (default 8080; 0 = ephemeral, printed at start)
           --address IP               listen IPv4 address (default 0.0.0.0)
           --cpus LIST                CPUs to run one worker each on, e.g. 0-1,4 (default: all allowed)
@@ -102,6 +119,8 @@ public sealed record ServerOptions
     public static ServerOptions Parse(IReadOnlyList<string> args)
     {
         string? root = null;
+        var upstreams = new List<string>();
+        long maxBody = 64L << 20;
         var o = new ServerOptions { Root = "" };
         int maxHeader = HttpLimits.Default.MaxHeaderBytes, maxLine = HttpLimits.Default.MaxRequestLineBytes;
         for (int i = 0; i < args.Count; i++)
@@ -115,6 +134,20 @@ public sealed record ServerOptions
             switch (flag)
             {
                 case "--root": root = Value(); break;
+                case "--upstream" or "--upstreams":
+                    foreach (var u in Value().Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        int colon = u.LastIndexOf(':');
+                        if (colon <= 0 || !int.TryParse(u[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int up) || up is < 1 or > 65535)
+                            throw new OptionsException($"{flag} must be host:port, not '{u}'");
+                        upstreams.Add(u);
+                    }
+                    break;
+                case "--workers": o = o with { Workers = Int(flag, Value(), 1, 4096) }; break;
+                case "--upstream-connect-timeout": o = o with { UpstreamConnectTimeoutSeconds = Int(flag, Value(), 1, 3600) }; break;
+                case "--upstream-timeout": o = o with { UpstreamTimeoutSeconds = Int(flag, Value(), 1, 86400) }; break;
+                case "--proxy-buffer-bytes": o = o with { ProxyBufferBytes = Int(flag, Value(), 4096, 16 << 20) }; break;
+                case "--max-body-bytes": maxBody = Long(flag, Value(), 1); break;
                 case "--port": o = o with { Port = Int(flag, Value(), 0, 65535) }; break;
                 case "--address": o = o with { Address = Value() }; break;
                 case "--cpus": o = o with { Cpus = CpuList.Parse(Value()) }; break;
@@ -197,9 +230,16 @@ public sealed record ServerOptions
                 default: throw new OptionsException($"unknown option '{flag}'\n{Usage}");
             }
         }
-        if (root is null) throw new OptionsException($"--root is required\n{Usage}");
+        if (root is null && upstreams.Count == 0) throw new OptionsException($"--root or --upstream is required\n{Usage}");
+        if (root is not null && upstreams.Count > 0) throw new OptionsException("--root (static files) and --upstream (proxy) are exclusive: pick one mode");
         if (maxLine > maxHeader) throw new OptionsException("--max-request-line cannot exceed --max-header-bytes");
-        return o with { Root = root, Limits = new HttpLimits(maxLine, maxHeader) };
+        // A static-file server reads no request bodies; the proxy forwards them up to the limit.
+        return o with
+        {
+            Root = root ?? "",
+            Upstreams = upstreams,
+            Limits = new HttpLimits(maxLine, maxHeader, MaxBodyBytes: upstreams.Count > 0 ? maxBody : 0),
+        };
     }
 
     private static int Int(string flag, string v, int min, int max)

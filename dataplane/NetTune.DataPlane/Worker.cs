@@ -20,6 +20,13 @@ internal abstract unsafe class Worker
     private readonly byte[] _date = GC.AllocateArray<byte>(HttpDate.Length, pinned: true);
     private long _dateSecond = -1;
 
+    /// <summary>Proxy mode: the upstreams (shared, read-only) and this worker's own choice among them.</summary>
+    public IReadOnlyList<UpstreamAddress>? Upstreams { get; init; }
+    public UpstreamBalancer? Balancer { get; private set; }
+    protected bool IsProxy => Upstreams is { Count: > 0 };
+    protected readonly List<ProxySession> ProxySessions = new();
+    private readonly Stack<ProxySession> _freeProxySessions = new();
+
     public FileCache Files { get; private set; } = null!;
     public BlockPool ChunkPool { get; private set; } = null!;
     protected BlockPool SessionPool { get; private set; } = null!;
@@ -67,10 +74,18 @@ internal abstract unsafe class Worker
             if (Options.NumaNode >= 0 && !Platform.BindMemoryToNode(Options.NumaNode, out int errno))
                 Console.Error.WriteLine($"worker {Index}: set_mempolicy(node {Options.NumaNode}) failed (errno {errno}); memory stays unbound");
             // Everything below is allocated after pinning, so it is first touched on this worker's node.
-            SessionPool = new BlockPool(HttpSession.BlockSizeFor(Options.Limits), Options.HugePages);
-            ChunkPool = new BlockPool(Options.StreamChunkBytes, Options.HugePages);
-            Files = new FileCache(_rootFd, Options.FileCacheValidMs, Options.FileCacheMaxEntries,
-                Options.MemoryCacheMaxFileBytes, Options.MemoryCacheBytesPerWorker);
+            if (IsProxy)
+            {
+                SessionPool = new BlockPool(ProxySession.BlockSizeFor(Options.Limits, Options.ProxyBufferBytes), Options.HugePages);
+                Balancer = new UpstreamBalancer(Upstreams!.Count);
+            }
+            else
+            {
+                SessionPool = new BlockPool(HttpSession.BlockSizeFor(Options.Limits), Options.HugePages);
+                ChunkPool = new BlockPool(Options.StreamChunkBytes, Options.HugePages);
+                Files = new FileCache(_rootFd, Options.FileCacheValidMs, Options.FileCacheMaxEntries,
+                    Options.MemoryCacheMaxFileBytes, Options.MemoryCacheBytesPerWorker);
+            }
             Tick();
             Run();
         }
@@ -135,6 +150,36 @@ internal abstract unsafe class Worker
         ActiveSessions++;
         Stats.ActiveConnections = ActiveSessions;
         return session;
+    }
+
+    /// <summary>A proxy session for an accepted client; null at the per-worker cap. The engine then calls Open.</summary>
+    protected ProxySession? AllocateProxySession()
+    {
+        if (ActiveSessions >= Options.MaxConnectionsPerWorker) return null;
+        if (!_freeProxySessions.TryPop(out var session))
+        {
+            session = new ProxySession(ProxySessions.Count, SessionPool.Rent(), Options.Limits, Options.ProxyBufferBytes);
+            ProxySessions.Add(session);
+        }
+        ActiveSessions++;
+        Stats.ActiveConnections = ActiveSessions;
+        return session;
+    }
+
+    /// <summary>Starts a proxy session on an accepted client socket; returns its first intent.</summary>
+    protected ProxyIo OpenProxySession(ProxySession session, int fd)
+    {
+        Span<byte> address = stackalloc byte[64];
+        int length = Platform.FormatPeerAddress(fd, address);
+        return session.Open(this, fd, address[..length]);
+    }
+
+    protected void FreeProxySession(ProxySession session)
+    {
+        session.Reset();
+        _freeProxySessions.Push(session);
+        ActiveSessions--;
+        Stats.ActiveConnections = ActiveSessions;
     }
 
     protected void FreeSession(HttpSession session)

@@ -6,8 +6,9 @@ namespace NetTune.DataPlane;
 /// </summary>
 internal sealed class WorkerStats
 {
-    /// <summary>Every status the server can produce has its own slot; the last slot ("other") catches anything new.</summary>
-    public static readonly int[] TrackedStatuses = [200, 206, 304, 400, 403, 404, 405, 408, 413, 414, 416, 431, 500, 503, 505, 0];
+    /// <summary>Every status the server can produce has its own slot, as do common upstream ones; "other" (0) catches the rest.</summary>
+    public static readonly int[] TrackedStatuses =
+        [200, 206, 304, 400, 403, 404, 405, 408, 413, 414, 416, 431, 500, 503, 505, 0, 201, 204, 301, 302, 401, 417, 501, 502, 504];
     public const int OtherStatus = 0;
     public readonly long[] RequestsByStatus = new long[TrackedStatuses.Length];
     public long BytesCopied, BytesZeroCopy, Accepts, ActiveConnections, RejectedConnections;
@@ -16,6 +17,8 @@ internal sealed class WorkerStats
     public long ZeroCopySendUncopied, ZeroCopySendCopied;
     /// <summary>Times a connection's receive was paused because the client pipelined faster than we parse.</summary>
     public long RecvPauses;
+    /// <summary>Proxy mode: upstream connects that failed, and requests retried on a fresh connection after a reused one failed.</summary>
+    public long UpstreamConnectFailures, UpstreamRetries;
     /// <summary>Bytes the worker thread has allocated on the managed heap: flat in steady state.</summary>
     public long AllocatedBytes;
     /// <summary>Environment.TickCount64 of the last loop iteration, for /healthz.</summary>
@@ -34,7 +37,10 @@ internal sealed class WorkerStats
         int i = status switch
         {
             200 => 0, 206 => 1, 304 => 2, 400 => 3, 403 => 4, 404 => 5, 405 => 6, 408 => 7, 413 => 8,
-            414 => 9, 416 => 10, 431 => 11, 500 => 12, 503 => 13, 505 => 14, _ => 15,
+            414 => 9, 416 => 10, 431 => 11, 500 => 12, 503 => 13, 505 => 14,
+            // Statuses a proxied upstream commonly answers, and the proxy's own 417/501/502/504.
+            201 => 16, 204 => 17, 301 => 18, 302 => 19, 401 => 20, 417 => 21, 501 => 22, 502 => 23, 504 => 24,
+            _ => 15,
         };
         RequestsByStatus[i]++;
     }

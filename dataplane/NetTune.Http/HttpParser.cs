@@ -53,9 +53,13 @@ public static class HttpParser
             return Fail(ref request, 505);
         else return Fail(ref request, 400);
 
+        request.MethodToken = new TextSlice(start, sp1);
         request.Method = method.SequenceEqual("GET"u8) ? HttpMethodKind.Get
             : method.SequenceEqual("HEAD"u8) ? HttpMethodKind.Head
             : HttpMethodKind.Other;
+
+        // Tunnels (authority-form targets) are neither served nor proxied.
+        if (method.SequenceEqual("CONNECT"u8)) return Fail(ref request, 405);
 
         int targetStart = start + sp1 + 1;
         if (target[0] != '/')
@@ -130,7 +134,13 @@ public static class HttpParser
                     request.IfModifiedSince = slice;
                     break;
                 case 17 when Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8):
+                    // Only "chunked" alone is framed by us; any other coding (or chunked twice) is refused below.
+                    request.IsChunked = !request.HasTransferEncoding && Ascii.EqualsIgnoreCase(value, "chunked"u8);
                     request.HasTransferEncoding = true;
+                    break;
+                case 6 when Ascii.EqualsIgnoreCase(name, "Expect"u8):
+                    if (!Ascii.EqualsIgnoreCase(value, "100-continue"u8)) return Fail(ref request, 417);
+                    request.ExpectsContinue = true;
                     break;
             }
         }
@@ -141,8 +151,13 @@ public static class HttpParser
         if (hostCount > 1) return Fail(ref request, 400);
         // Both framing headers at once is the classic smuggling shape; refuse it outright.
         if (request.HasTransferEncoding && contentLength >= 0) return Fail(ref request, 400);
-        // A static-file server takes no request bodies; we cannot frame what we do not read, so refuse.
-        if (request.HasTransferEncoding || request.ContentLength > 0) return Fail(ref request, 413);
+        // A static-file server takes no request bodies (MaxBodyBytes 0); we cannot frame what we do not read, so refuse.
+        if (request.HasTransferEncoding || request.ContentLength > 0)
+        {
+            if (limits.MaxBodyBytes == 0 || request.ContentLength > limits.MaxBodyBytes) return Fail(ref request, 413);
+            if (request.HasTransferEncoding && !request.IsChunked) return Fail(ref request, 501);
+            if (request.IsChunked && !request.IsHttp11) return Fail(ref request, 400);
+        }
 
         request.KeepAlive = request.IsHttp11 ? !connectionClose : connectionKeepAlive && !connectionClose;
         return ParseStatus.Complete;

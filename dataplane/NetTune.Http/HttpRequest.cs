@@ -36,6 +36,11 @@ public struct HttpRequest
     public TextSlice IfModifiedSince;
     public long ContentLength;
     public bool HasTransferEncoding;
+    /// <summary>The body is framed by chunked transfer coding (only accepted when bodies are, see <see cref="HttpLimits.MaxBodyBytes"/>).</summary>
+    public bool IsChunked;
+    /// <summary>The client sent <c>Expect: 100-continue</c> and waits for an interim answer before its body.</summary>
+    public bool ExpectsContinue;
+    public TextSlice MethodToken;
 }
 
 /// <summary>An offset/length pair into a request buffer; Length 0 means "absent".</summary>
@@ -45,7 +50,8 @@ public readonly record struct TextSlice(int Start, int Length)
     public ReadOnlySpan<byte> Of(ReadOnlySpan<byte> buffer) => buffer.Slice(Start, Length);
 }
 
-public sealed record HttpLimits(int MaxRequestLineBytes = 8192, int MaxHeaderBytes = 16384, int MaxHeaderCount = 100)
+/// <param name="MaxBodyBytes">Largest request body accepted; 0 refuses every body with 413 (a static-file server reads none).</param>
+public sealed record HttpLimits(int MaxRequestLineBytes = 8192, int MaxHeaderBytes = 16384, int MaxHeaderCount = 100, long MaxBodyBytes = 0)
 {
     public static readonly HttpLimits Default = new();
 }

@@ -18,12 +18,19 @@ public static class ResponseHead
         413 => "HTTP/1.1 413 Content Too Large\r\n"u8,
         414 => "HTTP/1.1 414 URI Too Long\r\n"u8,
         416 => "HTTP/1.1 416 Range Not Satisfiable\r\n"u8,
+        417 => "HTTP/1.1 417 Expectation Failed\r\n"u8,
         431 => "HTTP/1.1 431 Request Header Fields Too Large\r\n"u8,
         500 => "HTTP/1.1 500 Internal Server Error\r\n"u8,
+        501 => "HTTP/1.1 501 Not Implemented\r\n"u8,
+        502 => "HTTP/1.1 502 Bad Gateway\r\n"u8,
         503 => "HTTP/1.1 503 Service Unavailable\r\n"u8,
+        504 => "HTTP/1.1 504 Gateway Timeout\r\n"u8,
         505 => "HTTP/1.1 505 HTTP Version Not Supported\r\n"u8,
         _ => "HTTP/1.1 500 Internal Server Error\r\n"u8,
     };
+
+    /// <summary>The interim answer to <c>Expect: 100-continue</c>.</summary>
+    public static ReadOnlySpan<byte> Continue => "HTTP/1.1 100 Continue\r\n\r\n"u8;
 
     /// <summary>The small plain-text body sent with an error status.</summary>
     public static ReadOnlySpan<byte> ErrorBody(int status) => status switch
@@ -36,8 +43,12 @@ public static class ResponseHead
         413 => "413 Content Too Large\n"u8,
         414 => "414 URI Too Long\n"u8,
         416 => "416 Range Not Satisfiable\n"u8,
+        417 => "417 Expectation Failed\n"u8,
         431 => "431 Request Header Fields Too Large\n"u8,
+        501 => "501 Not Implemented\n"u8,
+        502 => "502 Bad Gateway\n"u8,
         503 => "503 Service Unavailable\n"u8,
+        504 => "504 Gateway Timeout\n"u8,
         505 => "505 HTTP Version Not Supported\n"u8,
         _ => "500 Internal Server Error\n"u8,
     };
@@ -137,31 +148,6 @@ public static class ResponseHead
     /// <summary>nginx-style validator: hex mtime and size. Cheap and stable across restarts.</summary>
     public static byte[] BuildEtag(long mtimeUnixSeconds, long size) =>
         System.Text.Encoding.ASCII.GetBytes($"\"{mtimeUnixSeconds:x}-{size:x}\"");
-
-    private ref struct SpanWriter(Span<byte> destination)
-    {
-        private readonly Span<byte> _d = destination;
-        public int Position;
-        public bool Failed;
-
-        public void Write(ReadOnlySpan<byte> s)
-        {
-            if (Failed || !s.TryCopyTo(_d[Position..])) { Failed = true; return; }
-            Position += s.Length;
-        }
-
-        public void Write(byte b)
-        {
-            if (Failed || Position >= _d.Length) { Failed = true; return; }
-            _d[Position++] = b;
-        }
-
-        public void Write(long v)
-        {
-            if (Failed || !Utf8Formatter.TryFormat(v, _d[Position..], out int n)) { Failed = true; return; }
-            Position += n;
-        }
-    }
 }
 
 /// <summary>Which Connection header a response carries: none (HTTP/1.1 default), close, or keep-alive (HTTP/1.0).</summary>

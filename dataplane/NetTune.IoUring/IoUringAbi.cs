@@ -6,7 +6,7 @@ namespace NetTune.IoUring;
 public enum IoUringOp : byte
 {
     Nop = 0, Readv = 1, Writev = 2, PollAdd = 6, PollRemove = 7, Sendmsg = 9, Recvmsg = 10, Timeout = 11,
-    TimeoutRemove = 12, Accept = 13, AsyncCancel = 14, LinkTimeout = 15, Close = 19, Statx = 21, Read = 22,
+    TimeoutRemove = 12, Accept = 13, AsyncCancel = 14, LinkTimeout = 15, Connect = 16, Close = 19, Statx = 21, Read = 22,
     Write = 23, Send = 26, Recv = 27, Openat2 = 28, Splice = 30, ProvideBuffers = 31, Tee = 33, Shutdown = 34,
     Socket = 45, SendZc = 47, SendmsgZc = 48,
 }

@@ -14,7 +14,8 @@ public static unsafe partial class Libc
     public const int EINTR = 4, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EBUSY = 16, EEXIST = 17, EXDEV = 18,
         ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EMFILE = 24, ENFILE = 23, ENOSPC = 28, EPIPE = 32, ENOENT = 2,
         EPERM = 1, ENOSYS = 38, ELOOP = 40, ENAMETOOLONG = 36, ETIME = 62, ECONNRESET = 104, EADDRINUSE = 98,
-        ECANCELED = 125, EOPNOTSUPP = 95, ENOBUFS = 105;
+        ECANCELED = 125, EOPNOTSUPP = 95, ENOBUFS = 105,
+        EINPROGRESS = 115, ETIMEDOUT = 110, ECONNREFUSED = 111;
 
     public const long SYS_io_uring_setup = 425, SYS_io_uring_enter = 426, SYS_io_uring_register = 427, SYS_openat2 = 437;
 
@@ -50,6 +51,9 @@ public static unsafe partial class Libc
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int bind(int fd, void* address, uint length);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int connect(int fd, void* address, uint length);
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int listen(int fd, int backlog);
@@ -124,12 +128,12 @@ public static unsafe partial class Libc
     public static partial int getpid();
 
     public const int AF_INET = 2, SOCK_STREAM = 1, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000,
-        SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_REUSEPORT = 15, SO_INCOMING_CPU = 49, SO_ZEROCOPY = 60,
+        SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_ERROR = 4, SO_REUSEPORT = 15, SO_INCOMING_CPU = 49, SO_ZEROCOPY = 60,
         SO_SNDBUF = 7, IPPROTO_TCP = 6, TCP_NODELAY = 1, TCP_DEFER_ACCEPT = 9,
         MSG_NOSIGNAL = 0x4000, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100, MSG_MORE = 0x8000, MSG_ZEROCOPY = 0x4000000, MSG_ERRQUEUE = 0x2000, SO_LINGER = 13, SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
 
     public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3, EPOLL_CLOEXEC = 0x80000;
-    public const uint EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10, EPOLLRDHUP = 0x2000, EPOLLET = 1u << 31;
+    public const uint EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10, EPOLLRDHUP = 0x2000, EPOLLONESHOT = 1u << 30, EPOLLET = 1u << 31;
 
     public const int O_RDONLY = 0, O_NONBLOCK = 0x800, O_DIRECTORY = 0x10000, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000;
     public const ulong RESOLVE_NO_MAGICLINKS = 2, RESOLVE_BENEATH = 8;

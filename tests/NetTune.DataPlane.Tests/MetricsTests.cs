@@ -110,7 +110,7 @@ public class MetricsTests : IClassFixture<TestRoot>
     }
 
     /// <summary>Every sample line of the text exposition, keyed by its series as written.</summary>
-    private static Dictionary<string, double> Parse(string text)
+    internal static Dictionary<string, double> Parse(string text)
     {
         var samples = new Dictionary<string, double>(StringComparer.Ordinal);
         foreach (var line in text.Split('\n'))

@@ -68,6 +68,7 @@ public class ParserTests
     [InlineData("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400)]
     [InlineData("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400)]
     [InlineData("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n", 413)]
+    [InlineData("GET / HTTP/1.1\r\nHost: h\r\nExpect: something-else\r\n\r\n", 417)]
     [InlineData("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 413)]
     [InlineData("GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505)]
     [InlineData("G(T / HTTP/1.1\r\nHost: h\r\n\r\n", 400)]
@@ -128,7 +129,7 @@ public class ParserTests
             }
             var status = HttpParser.TryParse(input, HttpLimits.Default, out var r);
             if (status == ParseStatus.Complete) Assert.InRange(r.HeadLength, 1, input.Length);
-            if (status == ParseStatus.Error) Assert.Contains(r.ErrorStatus, new[] { 400, 413, 414, 431, 505 });
+            if (status == ParseStatus.Error) Assert.Contains(r.ErrorStatus, new[] { 400, 413, 414, 417, 431, 501, 505 });
         }
     }
 }
@@ -283,5 +284,18 @@ public class OptionsTests
     }
 
     [Fact]
-    public void RootIsRequired() => Assert.Contains("--root is required", Assert.Throws<OptionsException>(() => ServerOptions.Parse([])).Message);
+    public void RootOrUpstreamIsRequired() =>
+        Assert.Contains("--root or --upstream is required", Assert.Throws<OptionsException>(() => ServerOptions.Parse([])).Message);
+
+    [Fact]
+    public void ProxyModeTakesUpstreamsWorkersAndABodyLimit()
+    {
+        var o = ServerOptions.Parse(["--upstream", "10.0.0.1:80,app:8080", "--upstream", "[::1]:81", "--workers", "4", "--max-body-bytes", "1000"]);
+        Assert.True(o.IsProxy);
+        Assert.Equal(new[] { "10.0.0.1:80", "app:8080", "[::1]:81" }, o.Upstreams);
+        Assert.Equal(4, o.Workers);
+        Assert.Equal(1000, o.Limits.MaxBodyBytes);
+        // The static server reads no bodies, whatever the flag says.
+        Assert.Equal(0, ServerOptions.Parse(["--root", "/srv", "--max-body-bytes", "1000"]).Limits.MaxBodyBytes);
+    }
 }

@@ -29,7 +29,14 @@ public sealed partial class ServerProcess : IDisposable
     public int Pid => _process.Id;
     public string Output { get { lock (_output) return _output.ToString(); } }
 
-    public static ServerProcess Start(string root, string engine, params string[] extra)
+    public static ServerProcess Start(string root, string engine, params string[] extra) =>
+        Launch(["--root", root], engine, extra);
+
+    /// <summary>Proxy mode: forwards to <paramref name="upstreams"/> (host:port, comma-separated).</summary>
+    public static ServerProcess StartProxy(string upstreams, string engine, params string[] extra) =>
+        Launch(["--upstream", upstreams], engine, extra);
+
+    private static ServerProcess Launch(string[] mode, string engine, string[] extra)
     {
         var psi = new ProcessStartInfo(BinaryPath)
         {
@@ -37,7 +44,8 @@ public sealed partial class ServerProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "--root", root, "--address", "127.0.0.1", "--port", "0", "--admin-address", "127.0.0.1", "--admin-port", "0", "--io-engine", engine })
+        foreach (var a in mode) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "--address", "127.0.0.1", "--port", "0", "--admin-address", "127.0.0.1", "--admin-port", "0", "--io-engine", engine })
             psi.ArgumentList.Add(a);
         foreach (var a in extra) psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
@@ -190,7 +198,12 @@ public sealed class RawClient : IDisposable
             headers[line[..colon].Trim().ToLowerInvariant()] = line[(colon + 1)..].Trim();
         }
         int status = int.Parse(statusParts[1]);
-        long length = head || status == 304 ? 0 : headers.TryGetValue("content-length", out var cl) ? long.Parse(cl) : 0;
+        bool noBody = head || status == 304 || status == 204 || status < 200;
+        if (!noBody && headers.TryGetValue("transfer-encoding", out var te) && te.Equals("chunked", StringComparison.OrdinalIgnoreCase))
+            return new RawResponse(status, headers, ReadChunked());
+        // Neither length nor chunks: the body runs until the server closes (RFC 9112 §6.3).
+        if (!noBody && !headers.ContainsKey("content-length")) return new RawResponse(status, headers, ReadToEnd());
+        long length = noBody ? 0 : long.Parse(headers["content-length"]);
         var body = new byte[length];
         long got = 0;
         while (got < length)
@@ -202,6 +215,41 @@ public sealed class RawClient : IDisposable
             got += n;
         }
         return new RawResponse(status, headers, body);
+    }
+
+    private byte[] ReadChunked()
+    {
+        var body = new MemoryStream();
+        while (true)
+        {
+            var sizeLine = ReadLine();
+            int semicolon = sizeLine.IndexOf(';');
+            int size = Convert.ToInt32(semicolon < 0 ? sizeLine : sizeLine[..semicolon], 16);
+            if (size == 0)
+            {
+                while (ReadLine().Length > 0) { } // trailer fields, then the empty line
+                return body.ToArray();
+            }
+            while (size > 0)
+            {
+                if (_start == _end && !Fill()) throw new IOException("connection closed inside a chunk");
+                int n = Math.Min(size, _end - _start);
+                body.Write(_buffer, _start, n);
+                _start += n;
+                size -= n;
+            }
+            if (ReadLine().Length != 0) throw new IOException("chunk data not followed by CRLF");
+        }
+    }
+
+    private string ReadLine()
+    {
+        int end;
+        while ((end = _buffer.AsSpan(_start, _end - _start).IndexOf("\r\n"u8)) < 0)
+            if (!Fill()) throw new IOException("connection closed inside a line");
+        var line = Encoding.Latin1.GetString(_buffer, _start, end);
+        _start += end + 2;
+        return line;
     }
 
     /// <summary>True when the server closed the connection (EOF) with nothing more to read.</summary>

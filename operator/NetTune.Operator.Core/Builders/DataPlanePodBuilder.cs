@@ -73,15 +73,19 @@ public static class DataPlanePodBuilder
             hugepages |= pages.Size == "2Mi";
         }
 
-        var args = new List<string>
-        {
-            "--root", StaticRoot,
+        // The data plane knows nothing of Kubernetes: everything it needs arrives as flags.
+        var args = new List<string>();
+        if (dp.Mode == DataPlaneMode.Proxy) args.AddRange(["--upstream", string.Join(',', dp.Proxy?.Upstreams ?? [])]);
+        else args.AddRange(["--root", StaticRoot]);
+        args.AddRange(
+        [
             "--port", dp.Port.ToString(CultureInfo.InvariantCulture),
             "--admin-port", adminPort.ToString(CultureInfo.InvariantCulture),
             "--cpus", cpuList,
             "--numa-node", numaNode.ToString(CultureInfo.InvariantCulture),
             "--io-engine", dp.IoEngine switch { IoEngine.IoUring => "iouring", IoEngine.Epoll => "epoll", _ => "auto" },
-        };
+        ]);
+        if (dp.WorkersPerSocket is { } workers) args.AddRange(["--workers", workers.ToString(CultureInfo.InvariantCulture)]);
         if (hugepages) args.Add("--hugepages");
         var env = new List<V1EnvVar>
         {
@@ -90,10 +94,6 @@ public static class DataPlanePodBuilder
             new() { Name = "NETTUNE_MODE", Value = dp.Mode.ToString() },
             new() { Name = "NODE_NAME", Value = node },
         };
-        if (dp.Mode == DataPlaneMode.Proxy && dp.Proxy?.Upstreams is { Count: > 0 } upstreams)
-            env.Add(new V1EnvVar { Name = "NETTUNE_UPSTREAMS", Value = string.Join(',', upstreams) });
-        if (dp.WorkersPerSocket is { } workers)
-            env.Add(new V1EnvVar { Name = "NETTUNE_WORKERS", Value = workers.ToString(CultureInfo.InvariantCulture) });
         if (dp.Mode == DataPlaneMode.StaticFiles && dp.StaticFiles?.HostPath is { } hostPath)
         {
             volumes.Add(new V1Volume { Name = "static-root", HostPath = new V1HostPathVolumeSource { Path = hostPath, Type = "Directory" } });

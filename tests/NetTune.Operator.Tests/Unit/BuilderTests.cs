@@ -71,6 +71,37 @@ public sealed class BuilderTests
     }
 
     [Fact]
+    public void StaticModeFlagsAreWhatTheDataPlaneParses()
+    {
+        var pod = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", TwoSockets(), Options)[1];
+        var o = NetTune.DataPlane.ServerOptions.Parse(pod.Spec.Containers[0].Args.ToList());
+        Assert.False(o.IsProxy);
+        Assert.Equal(DataPlanePodBuilder.StaticRoot, o.Root);
+        Assert.Equal([9, 10, 11, 12, 13, 14, 15], o.Cpus);
+        Assert.Equal((8080, 9181, 1), (o.Port, o.AdminPort, o.NumaNode));
+        Assert.Equal(NetTune.DataPlane.IoEngineKind.IoUring, o.Engine);
+        Assert.True(o.HugePages);
+        Assert.Equal(0, o.Workers);
+    }
+
+    [Fact]
+    public void ProxyModeHandsUpstreamsAndWorkersToTheDataPlaneAsFlags()
+    {
+        var t = DataPlaneTuning();
+        t.Spec.DataPlane!.Mode = DataPlaneMode.Proxy;
+        t.Spec.DataPlane.StaticFiles = null;
+        t.Spec.DataPlane.Proxy = new ProxySpec { Upstreams = ["10.0.0.5:8080", "app.default.svc:80"] };
+        t.Spec.DataPlane.WorkersPerSocket = 2;
+        var pod = DataPlanePodBuilder.Build(t, "node-a", TwoSockets(), Options)[0];
+        var o = NetTune.DataPlane.ServerOptions.Parse(pod.Spec.Containers[0].Args.ToList());
+        Assert.True(o.IsProxy);
+        Assert.Equal(["10.0.0.5:8080", "app.default.svc:80"], o.Upstreams);
+        Assert.Equal(2, o.Workers);
+        Assert.Equal("", o.Root);
+        Assert.DoesNotContain(pod.Spec.Volumes ?? [], v => v.Name == "static-root");
+    }
+
+    [Fact]
     public void EachSocketDeclaresItsOwnAdminPortAsMetricsAndNoDataPort()
     {
         var pods = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", TwoSockets(), Options);

@@ -1,0 +1,573 @@
+using System.Diagnostics;
+using NetTune.Http;
+using NetTune.Http.Proxy;
+using NetTune.IoUring;
+
+namespace NetTune.DataPlane;
+
+/// <summary>The one I/O operation a proxy session wants next; the engine performs it and reports the result.</summary>
+internal enum ProxyIo : byte { RecvClient, SendClient, Connect, SendUpstream, RecvUpstream, Close }
+
+/// <summary>What the engine must do about a session that overstayed its current wait.</summary>
+internal enum ProxyTimeout : byte { None, Close, CancelUpstream }
+
+/// <summary>
+/// One client connection of the reverse proxy, as a state machine over I/O intents: it says which single
+/// operation it needs (<see cref="Pending"/>), the engine performs it (io_uring submission or a
+/// non-blocking call under epoll) and hands back the result to <see cref="Complete"/>. So both engines
+/// share every protocol decision and the engines stay small.
+///
+/// Requests are handled one at a time per connection (pipelined requests wait in the client buffer),
+/// bodies stream through fixed buffers in both directions, and each client connection keeps its own
+/// upstream connection alive across requests. A request that failed on a reused upstream connection
+/// before any response byte arrived is retried once on a fresh connection when it is safe to: the whole
+/// request is still held, and the method is idempotent or the failure came while sending.
+/// </summary>
+internal sealed unsafe class ProxySession
+{
+    private enum Phase : byte
+    {
+        ReadHead, SendContinue, Connect, SendRequest, RecvBody, SendBody,
+        RecvResponseHead, SendResponse, RecvResponseBody, SendError,
+    }
+
+    private const int MaxIov = 4;
+    private const int HeadSlack = 1024; // X-Forwarded-For and our Connection header grow a head a little
+    private const int ClientAddressBytes = 64;
+
+    public readonly int Slot;
+    public int ClientFd = -1;
+    public int UpstreamFd = -1;
+    public int UpstreamIndex = -1;
+    public ProxyIo Pending;
+    /// <summary>For receive intents: where the bytes go and how many fit.</summary>
+    public byte* IoBuffer;
+    public int IoLength;
+    /// <summary>Engine bookkeeping: an io_uring operation is in flight, an epoll connect is pending, the session is closing.</summary>
+    public bool InFlight, ConnectPending, Closing;
+
+    private readonly byte* _clientIn;
+    private readonly int _clientCap;
+    private int _clientLen;
+    private readonly byte* _requestHead;
+    private readonly int _requestHeadCap;
+    private int _requestHeadLen;
+    private readonly byte* _upstreamIn;
+    private readonly int _upstreamCap;
+    private int _upstreamLen;
+    private readonly byte* _responseHead;
+    private readonly int _responseHeadCap;
+    private readonly byte* _clientAddress;
+    private int _clientAddressLen;
+    private readonly IoVec* _iov;
+    private readonly MsgHdr* _msg;
+    private int _iovStart, _iovEnd;
+
+    private Phase _phase;
+    public long PhaseSinceMs;
+    private long _firstByteTicks;
+
+    // The request being proxied.
+    private int _requestHeadLength;
+    private int _bodyInBuffer;
+    private int _requestConsumed;
+    private long _bodyRemaining;
+    private bool _bodyChunked, _bodyDone;
+    private ChunkedBodyReader _requestChunks;
+    private bool _clientKeepAlive, _requestIsHead, _idempotent;
+    private ConnectionHeader _clientConnection;
+    private bool _upstreamReused, _retried, _timedOut;
+    private int _connectAttempts;
+    private bool _closeAfterError;
+
+    // The response being relayed.
+    private UpstreamResponse _response;
+    private long _responseRemaining;
+    private ChunkedBodyReader _responseChunks;
+    private bool _responseDone, _upstreamReusable, _closeClient;
+
+    public static int BlockSizeFor(HttpLimits limits, int upstreamBufferBytes) =>
+        (limits.MaxHeaderBytes * 2 + HeadSlack + upstreamBufferBytes + limits.MaxHeaderBytes + HeadSlack
+         + ClientAddressBytes + MaxIov * sizeof(IoVec) + 64 + 4095) & ~4095;
+
+    public ProxySession(int slot, byte* block, HttpLimits limits, int upstreamBufferBytes)
+    {
+        Slot = slot;
+        _clientIn = block;
+        _clientCap = limits.MaxHeaderBytes;
+        _requestHead = _clientIn + _clientCap;
+        _requestHeadCap = limits.MaxHeaderBytes + HeadSlack;
+        _upstreamIn = _requestHead + _requestHeadCap;
+        _upstreamCap = upstreamBufferBytes;
+        // An upstream head may use the whole receive buffer; its rewrite lands here.
+        _responseHead = _upstreamIn + _upstreamCap;
+        _responseHeadCap = limits.MaxHeaderBytes + HeadSlack;
+        _clientAddress = _responseHead + _responseHeadCap;
+        _iov = (IoVec*)(_clientAddress + ClientAddressBytes);
+        _msg = (MsgHdr*)((byte*)_iov + MaxIov * sizeof(IoVec));
+    }
+
+    /// <summary>Which socket the pending intent uses: true for the upstream.</summary>
+    public bool PendingOnUpstream => Pending is ProxyIo.Connect or ProxyIo.SendUpstream or ProxyIo.RecvUpstream;
+
+    public ProxyIo Open(Worker worker, int clientFd, ReadOnlySpan<byte> clientAddress)
+    {
+        ClientFd = clientFd;
+        UpstreamFd = UpstreamIndex = -1;
+        InFlight = ConnectPending = Closing = false;
+        _clientLen = _upstreamLen = _requestConsumed = 0;
+        _iovStart = _iovEnd = 0;
+        _clientKeepAlive = true;
+        _clientConnection = ConnectionHeader.None;
+        _firstByteTicks = Stopwatch.GetTimestamp();
+        _clientAddressLen = Math.Min(clientAddress.Length, ClientAddressBytes);
+        clientAddress[.._clientAddressLen].CopyTo(new Span<byte>(_clientAddress, ClientAddressBytes));
+        return ReadHead(worker);
+    }
+
+    /// <summary>Releases the sockets; the engine has made sure the kernel holds no operation on them.</summary>
+    public void Reset()
+    {
+        if (UpstreamFd >= 0) Libc.close(UpstreamFd);
+        if (ClientFd >= 0) Libc.close(ClientFd);
+        UpstreamFd = ClientFd = -1;
+    }
+
+    public MsgHdr* PrepareSend()
+    {
+        *_msg = default;
+        _msg->Iov = _iov + _iovStart;
+        _msg->IovLength = (nuint)(_iovEnd - _iovStart);
+        return _msg;
+    }
+
+    /// <summary>Marks an upstream connection the engine just created for the pending connect.</summary>
+    public void AttachUpstream(int fd) => UpstreamFd = fd;
+
+    public UpstreamAddress Upstream(Worker worker) => worker.Upstreams![UpstreamIndex];
+
+    /// <summary>The result of the pending intent: bytes moved, 0 for a completed connect, or -errno.</summary>
+    public ProxyIo Complete(Worker worker, int result)
+    {
+        switch (Pending)
+        {
+            case ProxyIo.RecvClient:
+                if (result <= 0) return ProxyIo.Close;
+                return _phase == Phase.RecvBody ? OnBodyReceived(worker, result) : OnHeadReceived(worker, result);
+            case ProxyIo.SendClient:
+                if (result < 0) return ProxyIo.Close;
+                worker.Stats.BytesCopied += result;
+                if (!Advance(result)) return Want(worker, ProxyIo.SendClient);
+                return _phase switch
+                {
+                    Phase.SendContinue => SendRequest(worker),
+                    Phase.SendResponse => AfterResponseSent(worker),
+                    _ => AfterErrorSent(worker),
+                };
+            case ProxyIo.Connect:
+                return OnConnected(worker, result);
+            case ProxyIo.SendUpstream:
+                if (result < 0) return UpstreamFailed(worker, duringSend: true);
+                if (!Advance(result)) return Want(worker, ProxyIo.SendUpstream);
+                return AfterRequestSent(worker);
+            case ProxyIo.RecvUpstream:
+                return _phase == Phase.RecvResponseHead ? OnResponseHeadReceived(worker, result) : OnResponseBodyReceived(worker, result);
+            default:
+                return ProxyIo.Close;
+        }
+    }
+
+    /// <summary>Checked once a second by the engine.</summary>
+    public ProxyTimeout CheckTimeout(Worker worker)
+    {
+        var o = worker.Options;
+        long waited = worker.NowMs - PhaseSinceMs;
+        long limitMs = _phase switch
+        {
+            Phase.ReadHead when _clientLen == 0 => worker.Draining ? 0 : o.KeepAliveTimeoutSeconds * 1000L,
+            Phase.ReadHead => o.HeaderTimeoutSeconds * 1000L,
+            Phase.Connect => o.UpstreamConnectTimeoutSeconds * 1000L,
+            Phase.RecvResponseHead or Phase.RecvResponseBody => o.UpstreamTimeoutSeconds * 1000L,
+            _ => o.SendTimeoutSeconds * 1000L,
+        };
+        if (waited <= limitMs) return ProxyTimeout.None;
+        if (_phase is Phase.Connect or Phase.RecvResponseHead)
+        {
+            // The client still deserves an answer: cancel the upstream operation, which completes with an
+            // error that this flag turns into 504.
+            _timedOut = true;
+            return ProxyTimeout.CancelUpstream;
+        }
+        return ProxyTimeout.Close;
+    }
+
+    private ProxyIo ReadHead(Worker worker)
+    {
+        _phase = Phase.ReadHead;
+        if (_clientLen > 0)
+        {
+            var buffer = new ReadOnlySpan<byte>(_clientIn, _clientLen);
+            var status = HttpParser.TryParse(buffer, worker.Options.Limits, out var request);
+            if (status == ParseStatus.Complete) return StartRequest(worker, buffer, in request);
+            if (status == ParseStatus.Error)
+            {
+                _requestConsumed = _clientLen;
+                _requestIsHead = false;
+                return Error(worker, request.ErrorStatus, close: true);
+            }
+        }
+        else if (worker.Draining)
+        {
+            return ProxyIo.Close;
+        }
+        return WantClientBytes(worker);
+    }
+
+    private ProxyIo WantClientBytes(Worker worker)
+    {
+        IoBuffer = _clientIn + _clientLen;
+        IoLength = _clientCap - _clientLen;
+        return Want(worker, ProxyIo.RecvClient);
+    }
+
+    private ProxyIo OnHeadReceived(Worker worker, int count)
+    {
+        if (_clientLen == 0) _firstByteTicks = Stopwatch.GetTimestamp();
+        _clientLen += count;
+        return ReadHead(worker);
+    }
+
+    private ProxyIo StartRequest(Worker worker, ReadOnlySpan<byte> buffer, in HttpRequest request)
+    {
+        var method = request.MethodToken.Of(buffer);
+        _requestHeadLength = request.HeadLength;
+        _clientKeepAlive = request.KeepAlive && !worker.Draining;
+        _clientConnection = !_clientKeepAlive ? ConnectionHeader.Close : request.IsHttp11 ? ConnectionHeader.None : ConnectionHeader.KeepAlive;
+        _requestIsHead = request.Method == HttpMethodKind.Head;
+        _idempotent = request.Method != HttpMethodKind.Other || method.SequenceEqual("PUT"u8) || method.SequenceEqual("DELETE"u8)
+                      || method.SequenceEqual("OPTIONS"u8) || method.SequenceEqual("TRACE"u8);
+        _retried = _timedOut = false;
+        _connectAttempts = 0;
+        _bodyChunked = request.IsChunked;
+        _bodyRemaining = request.ContentLength;
+        _requestChunks = default;
+
+        int available = _clientLen - request.HeadLength;
+        if (_bodyChunked)
+        {
+            _bodyInBuffer = _requestChunks.Consume(buffer.Slice(request.HeadLength, available));
+            if (_bodyInBuffer < 0)
+            {
+                _requestConsumed = _clientLen;
+                return Error(worker, 400, close: true);
+            }
+            _bodyDone = _requestChunks.IsDone;
+        }
+        else
+        {
+            _bodyInBuffer = (int)Math.Min(available, _bodyRemaining);
+            _bodyRemaining -= _bodyInBuffer;
+            _bodyDone = _bodyRemaining == 0;
+        }
+        _requestConsumed = request.HeadLength + _bodyInBuffer;
+
+        _requestHeadLen = ProxyHeadWriter.WriteRequest(buffer[..request.HeadLength],
+            new Span<byte>(_requestHead, _requestHeadCap), new ReadOnlySpan<byte>(_clientAddress, _clientAddressLen));
+        if (_requestHeadLen < 0) return Error(worker, 431, close: true);
+
+        if (request.ExpectsContinue && !_bodyDone)
+        {
+            // The client holds its body back until told to go on; we answer for the upstream, as nginx does.
+            _phase = Phase.SendContinue;
+            ClearOutput();
+            fixed (byte* p = ResponseHead.Continue) Queue(p, ResponseHead.Continue.Length);
+            return Want(worker, ProxyIo.SendClient);
+        }
+        return SendRequest(worker);
+    }
+
+    /// <summary>Head and the body bytes already held go to the upstream in one send, connecting first if needed.</summary>
+    private ProxyIo SendRequest(Worker worker)
+    {
+        if (UpstreamFd < 0)
+        {
+            _upstreamReused = false;
+            _phase = Phase.Connect;
+            UpstreamIndex = worker.Balancer!.Pick(worker.NowMs);
+            _connectAttempts++;
+            return Want(worker, ProxyIo.Connect);
+        }
+        _phase = Phase.SendRequest;
+        ClearOutput();
+        Queue(_requestHead, _requestHeadLen);
+        Queue(_clientIn + _requestHeadLength, _bodyInBuffer);
+        return Want(worker, ProxyIo.SendUpstream);
+    }
+
+    private ProxyIo OnConnected(Worker worker, int result)
+    {
+        if (result == 0)
+        {
+            Platform.SetNoDelay(UpstreamFd);
+            return SendRequest(worker);
+        }
+        CloseUpstream();
+        if (!_timedOut) worker.Balancer!.MarkDown(UpstreamIndex, worker.NowMs);
+        worker.Stats.UpstreamConnectFailures++;
+        // Another upstream may take it, as long as there is one we have not tried for this request.
+        if (!_timedOut && _connectAttempts < worker.Balancer!.Count) return SendRequest(worker);
+        return Error(worker, _timedOut ? 504 : 502, close: !_bodyDone);
+    }
+
+    private ProxyIo AfterRequestSent(Worker worker)
+    {
+        if (_phase == Phase.SendBody || !_bodyDone)
+        {
+            // The body bytes held have gone; keep what follows them (a pipelined request) at the front.
+            Consume(_requestConsumed);
+            _requestConsumed = 0;
+            if (!_bodyDone)
+            {
+                _phase = Phase.RecvBody;
+                return WantClientBytes(worker);
+            }
+        }
+        _phase = Phase.RecvResponseHead;
+        _upstreamLen = 0;
+        return WantUpstreamBytes(worker);
+    }
+
+    private ProxyIo OnBodyReceived(Worker worker, int count)
+    {
+        var received = new ReadOnlySpan<byte>(_clientIn + _clientLen, count);
+        int body;
+        if (_bodyChunked)
+        {
+            body = _requestChunks.Consume(received);
+            if (body < 0 || _requestChunks.PayloadBytes > worker.Options.Limits.MaxBodyBytes) return ProxyIo.Close;
+            _bodyDone = _requestChunks.IsDone;
+        }
+        else
+        {
+            body = (int)Math.Min(count, _bodyRemaining);
+            _bodyRemaining -= body;
+            _bodyDone = _bodyRemaining == 0;
+        }
+        _phase = Phase.SendBody;
+        ClearOutput();
+        Queue(_clientIn + _clientLen, body);
+        _clientLen += count;
+        _requestConsumed = body;
+        return Want(worker, ProxyIo.SendUpstream);
+    }
+
+    private ProxyIo WantUpstreamBytes(Worker worker)
+    {
+        IoBuffer = _upstreamIn + _upstreamLen;
+        IoLength = _upstreamCap - _upstreamLen;
+        return Want(worker, ProxyIo.RecvUpstream);
+    }
+
+    private ProxyIo OnResponseHeadReceived(Worker worker, int result)
+    {
+        if (result <= 0) return UpstreamFailed(worker, duringSend: false);
+        _upstreamLen += result;
+        while (true)
+        {
+            var buffer = new ReadOnlySpan<byte>(_upstreamIn, _upstreamLen);
+            var status = UpstreamResponseParser.TryParse(buffer, _upstreamCap, _requestIsHead, out _response);
+            if (status == ParseStatus.Incomplete) return WantUpstreamBytes(worker);
+            if (status == ParseStatus.Error)
+            {
+                CloseUpstream();
+                return Error(worker, 502, close: !_bodyDone);
+            }
+            if (_response.Status >= 200) break;
+            // 101 would hand the connection to another protocol, which we stripped Upgrade to prevent.
+            if (_response.Status == 101) { CloseUpstream(); return Error(worker, 502, close: true); }
+            // Interim 1xx answers are dropped: we answered 100-continue ourselves, and HTTP/1.0 clients must not see them.
+            _upstreamLen -= _response.HeadLength;
+            Buffer.MemoryCopy(_upstreamIn + _response.HeadLength, _upstreamIn, _upstreamCap, _upstreamLen);
+        }
+
+        _upstreamReusable = _response.Reusable;
+        _closeClient = !_clientKeepAlive || _response.Framing == BodyFraming.UntilClose;
+        var connection = _closeClient ? ConnectionHeader.Close : _clientConnection;
+        int headLength = ProxyHeadWriter.WriteResponse(new ReadOnlySpan<byte>(_upstreamIn, _response.HeadLength),
+            new Span<byte>(_responseHead, _responseHeadCap), connection);
+        if (headLength < 0) { CloseUpstream(); return Error(worker, 502, close: !_bodyDone); }
+
+        _responseRemaining = _response.ContentLength;
+        _responseChunks = default;
+        _responseDone = _response.Framing == BodyFraming.None || _response.Framing == BodyFraming.ContentLength && _responseRemaining == 0;
+        int body = TakeResponseBody(_upstreamIn + _response.HeadLength, _upstreamLen - _response.HeadLength);
+        if (body < 0) { CloseUpstream(); return Error(worker, 502, close: !_bodyDone); }
+        worker.Stats.CountStatus(_response.Status);
+        _phase = Phase.SendResponse;
+        ClearOutput();
+        Queue(_responseHead, headLength);
+        Queue(_upstreamIn + _response.HeadLength, body);
+        return Want(worker, ProxyIo.SendClient);
+    }
+
+    private ProxyIo OnResponseBodyReceived(Worker worker, int result)
+    {
+        if (result == 0 && _response.Framing == BodyFraming.UntilClose)
+        {
+            _upstreamReusable = false;
+            _responseDone = true;
+            return FinishResponse(worker);
+        }
+        // The upstream stopped mid-body: the client has a head promising more than can come, so it must be cut.
+        if (result <= 0) return ProxyIo.Close;
+        int body = TakeResponseBody(_upstreamIn, result);
+        if (body < 0) return ProxyIo.Close;
+        _phase = Phase.SendResponse;
+        ClearOutput();
+        Queue(_upstreamIn, body);
+        return Want(worker, ProxyIo.SendClient);
+    }
+
+    /// <summary>How many of <paramref name="count"/> upstream bytes belong to the body; -1 if its framing is broken.</summary>
+    private int TakeResponseBody(byte* data, int count)
+    {
+        int body;
+        switch (_response.Framing)
+        {
+            case BodyFraming.None:
+                body = 0;
+                break;
+            case BodyFraming.ContentLength:
+                body = (int)Math.Min(count, _responseRemaining);
+                _responseRemaining -= body;
+                _responseDone = _responseRemaining == 0;
+                break;
+            case BodyFraming.Chunked:
+                body = _responseChunks.Consume(new ReadOnlySpan<byte>(data, count));
+                if (body < 0) return -1;
+                _responseDone = _responseChunks.IsDone;
+                break;
+            default:
+                body = count;
+                break;
+        }
+        // Bytes past the end of the response were never asked for: that upstream connection is not trusted again.
+        if (body < count) _upstreamReusable = false;
+        return body;
+    }
+
+    private ProxyIo AfterResponseSent(Worker worker)
+    {
+        if (!_responseDone)
+        {
+            _phase = Phase.RecvResponseBody;
+            _upstreamLen = 0;
+            return WantUpstreamBytes(worker);
+        }
+        return FinishResponse(worker);
+    }
+
+    private ProxyIo FinishResponse(Worker worker)
+    {
+        worker.Stats.RecordDuration(Stopwatch.GetTimestamp() - _firstByteTicks, 1);
+        if (!_upstreamReusable) CloseUpstream();
+        else _upstreamReused = true; // the next request on it may meet an upstream that closed it meanwhile
+        if (_closeClient || worker.Draining) return ProxyIo.Close;
+        return NextRequest(worker);
+    }
+
+    private ProxyIo NextRequest(Worker worker)
+    {
+        Consume(_requestConsumed);
+        _requestConsumed = 0;
+        _firstByteTicks = Stopwatch.GetTimestamp();
+        return ReadHead(worker);
+    }
+
+    /// <summary>The upstream failed before its response head was complete.</summary>
+    private ProxyIo UpstreamFailed(Worker worker, bool duringSend)
+    {
+        bool nothingReceived = _phase != Phase.RecvResponseHead || _upstreamLen == 0;
+        bool wholeRequestHeld = _phase != Phase.SendBody && _bodyDone && _requestConsumed > 0;
+        CloseUpstream();
+        // A kept-alive connection the upstream closed while idle looks exactly like this; one fresh try is safe.
+        if (_upstreamReused && !_retried && !_timedOut && nothingReceived && wholeRequestHeld && (_idempotent || duringSend))
+        {
+            _retried = true;
+            worker.Stats.UpstreamRetries++;
+            return SendRequest(worker);
+        }
+        return Error(worker, _timedOut ? 504 : 502, close: !_bodyDone);
+    }
+
+    /// <summary>An answer of our own. Unless the client must be closed, the connection goes on with the next request.</summary>
+    private ProxyIo Error(Worker worker, int status, bool close)
+    {
+        _phase = Phase.SendError;
+        _closeAfterError = close || !_clientKeepAlive || worker.Draining;
+        var area = new Span<byte>(_responseHead, _responseHeadCap);
+        int n = ResponseHead.WriteError(area, status, worker.Date, _closeAfterError ? ConnectionHeader.Close : _clientConnection);
+        ClearOutput();
+        Queue(_responseHead, n);
+        var body = ResponseHead.ErrorBody(status);
+        if (!_requestIsHead)
+            fixed (byte* p = body) Queue(p, body.Length);
+        worker.Stats.CountStatus(status);
+        return Want(worker, ProxyIo.SendClient);
+    }
+
+    private ProxyIo AfterErrorSent(Worker worker)
+    {
+        worker.Stats.RecordDuration(Stopwatch.GetTimestamp() - _firstByteTicks, 1);
+        return _closeAfterError ? ProxyIo.Close : NextRequest(worker);
+    }
+
+    private ProxyIo Want(Worker worker, ProxyIo io)
+    {
+        Pending = io;
+        PhaseSinceMs = worker.NowMs;
+        return io;
+    }
+
+    private void CloseUpstream()
+    {
+        if (UpstreamFd >= 0) Libc.close(UpstreamFd);
+        UpstreamFd = -1;
+        ConnectPending = false;
+    }
+
+    /// <summary>Drops the first <paramref name="count"/> bytes of the client buffer.</summary>
+    private void Consume(int count)
+    {
+        if (count <= 0) return;
+        _clientLen -= count;
+        if (_clientLen > 0) Buffer.MemoryCopy(_clientIn + count, _clientIn, _clientCap, _clientLen);
+    }
+
+    private void ClearOutput() => _iovStart = _iovEnd = 0;
+
+    private void Queue(byte* data, int length)
+    {
+        if (length > 0) _iov[_iovEnd++] = new IoVec { Base = data, Length = (nuint)length };
+    }
+
+    private bool Advance(long sent)
+    {
+        while (sent > 0 && _iovStart < _iovEnd)
+        {
+            ref var v = ref _iov[_iovStart];
+            if ((ulong)sent >= v.Length)
+            {
+                sent -= (long)v.Length;
+                _iovStart++;
+            }
+            else
+            {
+                v.Base = (byte*)v.Base + sent;
+                v.Length -= (nuint)sent;
+                sent = 0;
+            }
+        }
+        return _iovStart == _iovEnd;
+    }
+}

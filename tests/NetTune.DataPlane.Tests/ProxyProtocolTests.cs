@@ -1,0 +1,155 @@
+using System.Text;
+using NetTune.Http;
+using NetTune.Http.Proxy;
+using Xunit;
+
+namespace NetTune.DataPlane.Tests;
+
+/// <summary>The proxy's pure parts: framing, head rewriting and upstream choice, without sockets.</summary>
+public class ProxyProtocolTests
+{
+    private static readonly byte[] ChunkedMessage =
+        "4;name=value\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nExpires: never\r\n\r\n"u8.ToArray();
+
+    [Fact]
+    public void ChunkedReaderFindsTheEndWhereverTheBytesAreSplit()
+    {
+        var next = "GET /next HTTP/1.1\r\n"u8.ToArray();
+        var stream = ChunkedMessage.Concat(next).ToArray();
+        for (int split = 0; split <= stream.Length; split++)
+        {
+            var reader = new ChunkedBodyReader();
+            int first = reader.Consume(stream.AsSpan(0, split));
+            int second = reader.IsDone ? 0 : reader.Consume(stream.AsSpan(split));
+            Assert.True(reader.IsDone, $"split at {split}");
+            Assert.Equal(ChunkedMessage.Length, first + second);
+            Assert.Equal(4 + 5 + 14, reader.PayloadBytes);
+        }
+        // Byte by byte, too.
+        var slow = new ChunkedBodyReader();
+        int total = 0;
+        foreach (var b in ChunkedMessage) total += slow.Consume([b]);
+        Assert.True(slow.IsDone);
+        Assert.Equal(ChunkedMessage.Length, total);
+    }
+
+    [Theory]
+    [InlineData("x\r\n")]                       // not hex
+    [InlineData("\r\n")]                        // no size at all
+    [InlineData("3\r\nabcX\r\n")]               // data not followed by CRLF
+    [InlineData("3\nabc\r\n")]                  // bare LF
+    [InlineData("1000000000000000\r\n")]        // absurd size
+    [InlineData("0\r\nbad\ntrailer\r\n\r\n")]   // bare LF in a trailer
+    public void ChunkedReaderRefusesBrokenFraming(string text)
+    {
+        var reader = new ChunkedBodyReader();
+        Assert.Equal(-1, reader.Consume(Encoding.ASCII.GetBytes(text)));
+        Assert.True(reader.IsInvalid);
+    }
+
+    [Theory]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", false, BodyFraming.ContentLength, 12, true)]
+    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, BodyFraming.Chunked, 0, true)]
+    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, BodyFraming.Chunked, 0, true)]
+    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false, BodyFraming.UntilClose, 0, false)]
+    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", false, BodyFraming.Chunked, 0, false)]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", false, BodyFraming.UntilClose, 0, false)]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", true, BodyFraming.None, 0, true)]
+    [InlineData("HTTP/1.1 204 No Content\r\n\r\n", false, BodyFraming.None, 0, true)]
+    [InlineData("HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n", false, BodyFraming.None, 0, true)]
+    [InlineData("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n", false, BodyFraming.ContentLength, 1, false)]
+    [InlineData("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false, BodyFraming.ContentLength, 1, false)]
+    [InlineData("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\n", false, BodyFraming.ContentLength, 1, true)]
+    [InlineData("HTTP/1.1 200\r\nContent-Length: 1\r\n\r\n", false, BodyFraming.ContentLength, 1, true)]
+    public void UpstreamFramingFollowsRfc9112(string head, bool requestWasHead, BodyFraming framing, long length, bool reusable)
+    {
+        var bytes = Encoding.ASCII.GetBytes(head + "trailing body bytes");
+        Assert.Equal(ParseStatus.Complete, UpstreamResponseParser.TryParse(bytes, 4096, requestWasHead, out var r));
+        Assert.Equal(head.Length, r.HeadLength);
+        Assert.Equal(framing, r.Framing);
+        Assert.Equal(length, r.ContentLength);
+        Assert.Equal(reusable, r.Reusable);
+    }
+
+    [Theory]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n")]
+    [InlineData("HTTP/2 200 OK\r\n\r\n")]
+    [InlineData("HTTP/1.1 2000 OK\r\n\r\n")]
+    [InlineData("HTTP/1.1 abc OK\r\n\r\n")]
+    [InlineData("garbage\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nno colon\r\n\r\n")]
+    public void BrokenUpstreamHeadsAreErrors(string head) =>
+        Assert.Equal(ParseStatus.Error, UpstreamResponseParser.TryParse(Encoding.ASCII.GetBytes(head), 4096, false, out _));
+
+    [Fact]
+    public void UpstreamHeadsAreIncompleteUntilTheBlankLineAndBounded()
+    {
+        var head = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"u8.ToArray();
+        Assert.Equal(ParseStatus.Incomplete, UpstreamResponseParser.TryParse(head, 4096, false, out _));
+        Assert.Equal(ParseStatus.Error, UpstreamResponseParser.TryParse(head, head.Length, false, out _));
+    }
+
+    [Fact]
+    public void RequestRewriteDropsHopByHopHeadersAndExtendsXForwardedFor()
+    {
+        var head = "\r\nPOST /a?b=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\n" +
+                   "Proxy-Connection: x\r\nExpect: 100-continue\r\nX-Forwarded-For: 1.2.3.4\r\nx-forwarded-for: 5.6.7.8\r\n" +
+                   "Content-Length: 3\r\nX-Keep: yes\r\n\r\n";
+        var dest = new byte[1024];
+        int n = ProxyHeadWriter.WriteRequest(Encoding.ASCII.GetBytes(head), dest, "9.9.9.9"u8);
+        Assert.Equal("POST /a?b=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX-Keep: yes\r\nX-Forwarded-For: 5.6.7.8, 9.9.9.9\r\n\r\n",
+            Encoding.ASCII.GetString(dest, 0, n));
+        Assert.Equal(-1, ProxyHeadWriter.WriteRequest(Encoding.ASCII.GetBytes(head), new byte[20], "9.9.9.9"u8));
+    }
+
+    [Theory]
+    [InlineData(ConnectionHeader.None, "")]
+    [InlineData(ConnectionHeader.Close, "Connection: close\r\n")]
+    [InlineData(ConnectionHeader.KeepAlive, "Connection: keep-alive\r\n")]
+    public void ResponseRewriteStatesTheProxysOwnConnection(ConnectionHeader connection, string expected)
+    {
+        var head = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n";
+        var dest = new byte[512];
+        int n = ProxyHeadWriter.WriteResponse(Encoding.ASCII.GetBytes(head), dest, connection);
+        Assert.Equal("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n" + expected + "\r\n", Encoding.ASCII.GetString(dest, 0, n));
+    }
+
+    [Fact]
+    public void ParserAcceptsBodiesOnlyWhenTheLimitAllows()
+    {
+        var post = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"u8;
+        Assert.Equal(ParseStatus.Error, HttpParser.TryParse(post, HttpLimits.Default, out var r));
+        Assert.Equal(413, r.ErrorStatus);
+        var proxyLimits = HttpLimits.Default with { MaxBodyBytes = 10 };
+        Assert.Equal(ParseStatus.Complete, HttpParser.TryParse(post, proxyLimits, out r));
+        Assert.Equal(10, r.ContentLength);
+        Assert.True(r.ExpectsContinue);
+        Assert.Equal("POST", Encoding.ASCII.GetString(r.MethodToken.Of(post)));
+        Assert.Equal(ParseStatus.Error, HttpParser.TryParse(post, HttpLimits.Default with { MaxBodyBytes = 9 }, out r));
+        Assert.Equal(413, r.ErrorStatus);
+        Assert.Equal(ParseStatus.Complete, HttpParser.TryParse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"u8, proxyLimits, out r));
+        Assert.True(r.IsChunked);
+        // Chunked is HTTP/1.1 only; another coding cannot be framed by us.
+        Assert.Equal(ParseStatus.Error, HttpParser.TryParse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"u8, proxyLimits, out r));
+        Assert.Equal(400, r.ErrorStatus);
+        Assert.Equal(ParseStatus.Error, HttpParser.TryParse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"u8, proxyLimits, out r));
+        Assert.Equal(501, r.ErrorStatus);
+    }
+
+    [Fact]
+    public void BalancerGoesRoundRobinAndSkipsADownUpstreamForTenSeconds()
+    {
+        var b = new UpstreamBalancer(3);
+        Assert.Equal(new[] { 0, 1, 2, 0 }, Enumerable.Range(0, 4).Select(_ => b.Pick(0)).ToArray());
+        b.MarkDown(2, 1000);
+        Assert.Equal(new[] { 1, 0, 1, 0 }, Enumerable.Range(0, 4).Select(_ => b.Pick(5000)).ToArray());
+        // Back after its ten seconds.
+        Assert.Contains(2, Enumerable.Range(0, 3).Select(_ => b.Pick(1000 + UpstreamBalancer.DownMs)).ToArray());
+        // All down: still one in turn, so recovery is noticed.
+        var all = new UpstreamBalancer(2);
+        all.MarkDown(0, 0);
+        all.MarkDown(1, 0);
+        Assert.Equal(new[] { 0, 1, 0 }, Enumerable.Range(0, 3).Select(_ => all.Pick(1)).ToArray());
+    }
+}

@@ -1,0 +1,269 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Xunit;
+
+namespace NetTune.DataPlane.Tests;
+
+/// <summary>One scripted upstream and a proxy per engine in front of it, shared by the proxy tests.</summary>
+public sealed class ProxiesInFront : IDisposable
+{
+    public ScriptedUpstream Upstream { get; } = new();
+    private readonly Dictionary<string, ServerProcess> _proxies = new();
+
+    public ProxiesInFront()
+    {
+        foreach (var engine in new[] { "iouring", "epoll" })
+            _proxies[engine] = ServerProcess.StartProxy(Upstream.Address, engine, "--cpus", "0",
+                "--upstream-timeout", "2", "--max-body-bytes", (4 << 20).ToString());
+    }
+
+    public ServerProcess this[string engine] => _proxies[engine];
+
+    public void Dispose()
+    {
+        foreach (var p in _proxies.Values) p.Dispose();
+        Upstream.Dispose();
+    }
+}
+
+public class ProxyTests(ProxiesInFront proxies) : IClassFixture<ProxiesInFront>
+{
+    public static TheoryData<string> Engines => new() { "iouring", "epoll" };
+
+    private static HttpClient Client(ServerProcess proxy) =>
+        new(new SocketsHttpHandler { MaxConnectionsPerServer = 1, AutomaticDecompression = DecompressionMethods.None })
+        {
+            BaseAddress = new Uri($"http://127.0.0.1:{proxy.Port}/"),
+        };
+
+    /// <summary>The upstream's record of a request, found by a marker the test put in its target.</summary>
+    private ReceivedRequest Received(string marker) =>
+        proxies.Upstream.Requests.Single(r => r.Target.Contains(marker, StringComparison.Ordinal));
+
+    [Theory, MemberData(nameof(Engines))]
+    public async Task ForwardsEndToEndHeadersAndDropsHopByHopOnes(string engine)
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        using var c = new RawClient(proxies[engine].Port);
+        c.Send($"GET /echo?m={marker} HTTP/1.1\r\nHost: app.example\r\nX-Custom: one\r\nConnection: keep-alive, X-Custom-Hop\r\n" +
+               "Keep-Alive: timeout=9\r\nTE: trailers\r\nUpgrade: websocket\r\nProxy-Connection: keep-alive\r\nX-Forwarded-For: 10.0.0.9\r\n\r\n");
+        var response = c.Read();
+
+        Assert.Equal(200, response.Status);
+        var r = Received(marker);
+        Assert.Equal("GET", r.Method);
+        Assert.Equal("app.example", r.Header("Host"));
+        Assert.Equal("one", r.Header("X-Custom"));
+        foreach (var hop in new[] { "Connection", "Keep-Alive", "TE", "Upgrade", "Proxy-Connection" })
+            Assert.Null(r.Header(hop));
+        Assert.Equal("10.0.0.9, 127.0.0.1", Assert.Single(r.Values("X-Forwarded-For")));
+        // The upstream's own Connection/Keep-Alive do not reach the client; its other headers do.
+        Assert.Equal("scripted", response.Header("server"));
+        Assert.Equal("", response.Header("keep-alive"));
+        Assert.Equal("", response.Header("connection"));
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public async Task KeepsOneUpstreamConnectionPerClientConnection(string engine)
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        using var http = Client(proxies[engine]);
+        for (int i = 0; i < 5; i++)
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"echo?m={marker}&i={i}")).StatusCode);
+        var connections = proxies.Upstream.Requests.Where(r => r.Target.Contains(marker, StringComparison.Ordinal)).Select(r => r.Connection).Distinct();
+        Assert.Single(connections);
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public async Task LargeBodiesCrossByteExactInBothDirections(string engine)
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        var upload = new byte[3 << 20];
+        new Random(3).NextBytes(upload);
+        using var http = Client(proxies[engine]);
+
+        // Content-Length body, many times the proxy's 16 KiB client buffer.
+        var put = await http.PutAsync($"echo?m={marker}", new ByteArrayContent(upload));
+        Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        Assert.Equal(upload, Received(marker).Body);
+        Assert.Contains("PUT /echo", await put.Content.ReadAsStringAsync());
+
+        // Chunked request body: relayed as chunks, decoded by the upstream to the same bytes.
+        var chunkedMarker = Guid.NewGuid().ToString("N");
+        var content = new StreamContent(new MemoryStream(upload));
+        var request = new HttpRequestMessage(HttpMethod.Post, $"echo?m={chunkedMarker}") { Content = content };
+        request.Headers.TransferEncodingChunked = true;
+        Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(request)).StatusCode);
+        Assert.Equal(upload, Received(chunkedMarker).Body);
+        Assert.Equal("chunked", Received(chunkedMarker).Header("Transfer-Encoding"));
+
+        // A 1 MiB response, many times the upstream buffer.
+        Assert.Equal(ScriptedUpstream.LargeBody(7), await http.GetByteArrayAsync("large"));
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public async Task AnswersExpectContinueItselfAndForwardsTheBody(string engine)
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        using var c = new RawClient(proxies[engine].Port);
+        c.Send($"POST /echo?m={marker} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+        var interim = c.Read();
+        Assert.Equal(100, interim.Status);
+        c.Send("hello");
+        var final = c.Read();
+        Assert.Equal(200, final.Status);
+        Assert.Equal("hello"u8.ToArray(), Received(marker).Body);
+        Assert.Null(Received(marker).Header("Expect"));
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public void RelaysChunkedUntilCloseNoContentAndInterimResponses(string engine)
+    {
+        using (var c = new RawClient(proxies[engine].Port))
+        {
+            c.Send("GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n");
+            var chunked = c.Read();
+            Assert.Equal("chunked", chunked.Header("transfer-encoding"));
+            Assert.Equal("hello world!", Encoding.ASCII.GetString(chunked.Body));
+            // The trailer ended the message exactly: the connection carries on.
+            c.Send("GET /no-content HTTP/1.1\r\nHost: x\r\n\r\nGET /interim HTTP/1.1\r\nHost: x\r\n\r\n");
+            var none = c.Read();
+            Assert.Equal(204, none.Status);
+            Assert.Equal("1", none.Header("x-up"));
+            var afterHints = c.Read();
+            Assert.Equal(200, afterHints.Status);
+            Assert.Equal("after hints\n", Encoding.ASCII.GetString(afterHints.Body));
+            c.Send("HEAD /chunked HTTP/1.1\r\nHost: x\r\n\r\nGET /created HTTP/1.1\r\nHost: x\r\n\r\n");
+            Assert.Equal(200, c.Read(head: true).Status);
+            var created = c.Read();
+            Assert.Equal(201, created.Status);
+            Assert.Equal("/thing/1", created.Header("location"));
+        }
+        using (var c = new RawClient(proxies[engine].Port))
+        {
+            c.Send("GET /until-close HTTP/1.1\r\nHost: x\r\n\r\n");
+            var response = c.Read();
+            Assert.Equal("close", response.Header("connection"));
+            Assert.Equal("the body runs until the upstream closes\n", Encoding.ASCII.GetString(response.Body));
+        }
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public void PipelinedRequestsAreAnsweredInOrder(string engine)
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        using var c = new RawClient(proxies[engine].Port);
+        var batch = new StringBuilder();
+        for (int i = 0; i < 8; i++) batch.Append($"GET /echo?m={marker}&i={i} HTTP/1.1\r\nHost: x\r\n\r\n");
+        batch.Append($"POST /echo?m={marker}&i=8 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+        batch.Append($"GET /echo?m={marker}&i=9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        c.Send(batch.ToString());
+        for (int i = 0; i < 10; i++)
+            Assert.StartsWith(i == 8 ? $"POST /echo?m={marker}&i=8" : $"GET /echo?m={marker}&i={i}", Encoding.ASCII.GetString(c.Read().Body));
+        Assert.True(c.ReadsEof());
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public async Task RetriesOnceWhenAKeptAliveUpstreamConnectionWasClosed(string engine)
+    {
+        using var admin = new HttpClient();
+        var before = MetricsTests.Parse(await admin.GetStringAsync($"http://127.0.0.1:{proxies[engine].AdminPort}/metrics"));
+        var marker = Guid.NewGuid().ToString("N");
+        using var c = new RawClient(proxies[engine].Port);
+        c.Send($"GET /then-close?m={marker} HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(200, c.Read().Status);
+        // Give the upstream's close time to reach the proxy's idle connection, as an idle timeout would.
+        await Task.Delay(200);
+        c.Send($"GET /echo?m={marker} HTTP/1.1\r\nHost: x\r\n\r\n");
+        var second = c.Read();
+        Assert.Equal(200, second.Status);
+        Assert.StartsWith($"GET /echo?m={marker}", Encoding.ASCII.GetString(second.Body));
+        var after = MetricsTests.Parse(await admin.GetStringAsync($"http://127.0.0.1:{proxies[engine].AdminPort}/metrics"));
+        Assert.Equal(1, Sum(after, "nettune_dataplane_upstream_retries_total") - Sum(before, "nettune_dataplane_upstream_retries_total"));
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public void UpstreamFailuresBecome502And504AndTheClientConnectionSurvives(string engine)
+    {
+        using var c = new RawClient(proxies[engine].Port);
+        c.Send("GET /garbage HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(502, c.Read().Status);
+        // The proxy is configured with --upstream-timeout 2.
+        c.Send("GET /slow?ms=4000 HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(504, c.Read().Status);
+        c.Send("GET /created HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(201, c.Read().Status);
+        // Mid-body, the head has promised more than can come: the only honest signal is to cut the client.
+        c.Send("GET /truncated HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Throws<IOException>(() => c.Read());
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public void RefusesWhatItCannotForward(string engine)
+    {
+        using (var c = new RawClient(proxies[engine].Port))
+        {
+            c.Send("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+            Assert.Equal(405, c.Read().Status);
+        }
+        using (var c = new RawClient(proxies[engine].Port))
+        {
+            c.Send($"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {5 << 20}\r\n\r\n");
+            Assert.Equal(413, c.Read().Status);
+            Assert.True(c.ReadsEof());
+        }
+        using (var c = new RawClient(proxies[engine].Port))
+        {
+            c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n");
+            Assert.Equal(501, c.Read().Status);
+        }
+        using (var c = new RawClient(proxies[engine].Port))
+        {
+            c.Send("GET /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+            Assert.Equal(400, c.Read().Status);
+        }
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public async Task SkipsAnUpstreamThatRefusesConnections(string engine)
+    {
+        // A port that was just free: connects to it are refused.
+        var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        int dead = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        using var proxy = ServerProcess.StartProxy($"127.0.0.1:{dead},{proxies.Upstream.Address}", engine, "--cpus", "0");
+        for (int i = 0; i < 4; i++)
+        {
+            // A fresh client connection each time, so each one picks an upstream.
+            using var http = Client(proxy);
+            Assert.Equal(HttpStatusCode.Created, (await http.GetAsync("created")).StatusCode);
+        }
+        using var admin = new HttpClient();
+        var metrics = MetricsTests.Parse(await admin.GetStringAsync($"http://127.0.0.1:{proxy.AdminPort}/metrics"));
+        // Refused once, then skipped for 10 s.
+        Assert.Equal(1, Sum(metrics, "nettune_dataplane_upstream_connect_failures_total"));
+
+        using var onlyDead = ServerProcess.StartProxy($"127.0.0.1:{dead}", engine, "--cpus", "0");
+        using var c = Client(onlyDead);
+        Assert.Equal(HttpStatusCode.BadGateway, (await c.GetAsync("created")).StatusCode);
+    }
+
+    [Fact]
+    public void StartUpRefusesAnUnresolvableUpstreamAndMixedModes()
+    {
+        var (code, output) = ServerProcess.RunToExit("--upstream", "no-such-host.invalid:80", "--port", "0");
+        Assert.Equal(1, code);
+        Assert.Contains("cannot resolve 'no-such-host.invalid'", output);
+        (code, output) = ServerProcess.RunToExit("--upstream", "127.0.0.1:80", "--root", "/tmp");
+        Assert.Equal(2, code);
+        Assert.Contains("exclusive", output);
+        (code, output) = ServerProcess.RunToExit("--upstream", "127.0.0.1");
+        Assert.Equal(2, code);
+        Assert.Contains("host:port", output);
+    }
+
+    private static double Sum(Dictionary<string, double> metrics, string name) =>
+        metrics.Where(kv => kv.Key.StartsWith(name + "{", StringComparison.Ordinal)).Sum(kv => kv.Value);
+}

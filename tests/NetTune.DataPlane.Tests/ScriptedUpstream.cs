@@ -1,0 +1,238 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace NetTune.DataPlane.Tests;
+
+/// <summary>What the upstream received: one request, with its body decoded.</summary>
+public sealed record ReceivedRequest(int Connection, string Method, string Target, List<KeyValuePair<string, string>> Headers, byte[] Body)
+{
+    public IEnumerable<string> Values(string name) =>
+        Headers.Where(h => h.Key.Equals(name, StringComparison.OrdinalIgnoreCase)).Select(h => h.Value);
+    public string? Header(string name) => Values(name).Cast<string?>().FirstOrDefault();
+}
+
+/// <summary>
+/// A real HTTP/1.1 upstream on 127.0.0.1 whose answers are chosen by path, to drive the proxy into
+/// each framing and failure it must handle. It parses requests independently of the code under test
+/// (its own Content-Length and chunked decoding) and records what arrived.
+/// </summary>
+public sealed class ScriptedUpstream : IDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentBag<Socket> _sockets = new();
+    private int _connections;
+
+    public ConcurrentQueue<ReceivedRequest> Requests { get; } = new();
+    public int Port { get; }
+    public int Connections => Volatile.Read(ref _connections);
+    public string Address => $"127.0.0.1:{Port}";
+
+    public ScriptedUpstream()
+    {
+        _listener.Start(128);
+        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        _ = AcceptLoop();
+    }
+
+    /// <summary>A 1 MiB body whose bytes depend on the seed, for byte-exact checks of large responses.</summary>
+    public static byte[] LargeBody(int seed)
+    {
+        var data = new byte[1 << 20];
+        new Random(seed).NextBytes(data);
+        return data;
+    }
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket socket;
+            try { socket = await _listener.AcceptSocketAsync(_stop.Token); }
+            catch (Exception) { return; }
+            _sockets.Add(socket);
+            int id = Interlocked.Increment(ref _connections);
+            _ = Task.Run(() => Serve(socket, id));
+        }
+    }
+
+    private async Task Serve(Socket socket, int id)
+    {
+        using var _ = socket;
+        var reader = new Reader(socket);
+        try
+        {
+            while (true)
+            {
+                var request = await reader.ReadRequest(id);
+                if (request == null) return;
+                Requests.Enqueue(request);
+                if (!await Respond(socket, request)) return;
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
+    }
+
+    /// <summary>Answers by path; false when the connection should end.</summary>
+    private async Task<bool> Respond(Socket socket, ReceivedRequest r)
+    {
+        var path = r.Target.Split('?')[0];
+        bool head = r.Method == "HEAD";
+        switch (path)
+        {
+            case "/echo":
+            {
+                // What arrived, so a test can see exactly what the proxy forwarded.
+                var text = new StringBuilder($"{r.Method} {r.Target}\n");
+                foreach (var h in r.Headers) text.Append(h.Key).Append(": ").Append(h.Value).Append('\n');
+                text.Append("body-sha256: ").Append(Convert.ToHexString(SHA256.HashData(r.Body))).Append('\n');
+                return await Send(socket, 200, Encoding.UTF8.GetBytes(text.ToString()), head, "Content-Type: text/plain\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n");
+            }
+            case "/large":
+                return await Send(socket, 200, LargeBody(7), head);
+            case "/created":
+                return await Send(socket, 201, "made\n"u8.ToArray(), head, "Location: /thing/1\r\n");
+            case "/no-content":
+                await socket.SendAsync("HTTP/1.1 204 No Content\r\nX-Up: 1\r\n\r\n"u8.ToArray());
+                return true;
+            case "/chunked":
+            {
+                var head1 = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n";
+                await socket.SendAsync(Encoding.ASCII.GetBytes(head1));
+                if (head) return true;
+                // Split awkwardly across writes, with an extension and a trailer, as real servers may.
+                await socket.SendAsync("5;ext=1\r\nhello\r\n"u8.ToArray());
+                await Task.Delay(20);
+                await socket.SendAsync("1\r\n \r\n6\r\nwor"u8.ToArray());
+                await Task.Delay(20);
+                await socket.SendAsync("ld!\r\n0\r\nX-Checksum: 42\r\n\r\n"u8.ToArray());
+                return true;
+            }
+            case "/until-close":
+                await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nthe body runs until the upstream closes\n"u8.ToArray());
+                return false;
+            case "/then-close":
+                // Answers as if the connection stayed open, then closes it: what an upstream's idle timeout does.
+                await Send(socket, 200, "closing after this\n"u8.ToArray(), head);
+                return false;
+            case "/interim":
+                await socket.SendAsync("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"u8.ToArray());
+                return await Send(socket, 200, "after hints\n"u8.ToArray(), head);
+            case "/slow":
+                await Task.Delay(int.Parse(r.Target.Split('=')[1]));
+                return await Send(socket, 200, "slow\n"u8.ToArray(), head);
+            case "/garbage":
+                await socket.SendAsync("NOT HTTP AT ALL\r\n\r\n"u8.ToArray());
+                return false;
+            case "/truncated":
+                await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this"u8.ToArray());
+                return false;
+            default:
+                return await Send(socket, 404, "no such script\n"u8.ToArray(), head);
+        }
+    }
+
+    private static async Task<bool> Send(Socket socket, int status, byte[] body, bool head, string extraHeaders = "")
+    {
+        var reason = status switch { 200 => "OK", 201 => "Created", 404 => "Not Found", _ => "Whatever" };
+        var headText = $"HTTP/1.1 {status} {reason}\r\nServer: scripted\r\n{extraHeaders}Content-Length: {body.Length}\r\n\r\n";
+        await socket.SendAsync(Encoding.ASCII.GetBytes(headText));
+        if (!head && body.Length > 0) await socket.SendAsync(body);
+        return true;
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        foreach (var s in _sockets) s.Dispose();
+    }
+
+    /// <summary>Buffered request reading with its own framing logic.</summary>
+    private sealed class Reader(Socket socket)
+    {
+        private readonly byte[] _buffer = new byte[1 << 16];
+        private int _start, _end;
+
+        public async Task<ReceivedRequest?> ReadRequest(int connection)
+        {
+            var line = await ReadLine();
+            if (line == null) return null;
+            var parts = line.Split(' ');
+            var headers = new List<KeyValuePair<string, string>>();
+            string? header;
+            while (!string.IsNullOrEmpty(header = await ReadLine()))
+            {
+                int colon = header.IndexOf(':');
+                headers.Add(new(header[..colon], header[(colon + 1)..].Trim()));
+            }
+            var body = new MemoryStream();
+            var te = headers.FirstOrDefault(h => h.Key.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase)).Value;
+            var cl = headers.FirstOrDefault(h => h.Key.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)).Value;
+            if (te != null)
+            {
+                while (true)
+                {
+                    var sizeLine = await ReadLine() ?? throw new IOException("eof in chunk size");
+                    int size = Convert.ToInt32(sizeLine.Split(';')[0], 16);
+                    if (size == 0)
+                    {
+                        while (!string.IsNullOrEmpty(await ReadLine())) { }
+                        break;
+                    }
+                    await ReadExactly(body, size);
+                    await ReadLine();
+                }
+            }
+            else if (cl != null)
+            {
+                await ReadExactly(body, long.Parse(cl));
+            }
+            return new ReceivedRequest(connection, parts[0], parts[1], headers, body.ToArray());
+        }
+
+        private async Task ReadExactly(MemoryStream into, long count)
+        {
+            while (count > 0)
+            {
+                if (_start == _end && !await Fill()) throw new IOException("eof in body");
+                int n = (int)Math.Min(count, _end - _start);
+                into.Write(_buffer, _start, n);
+                _start += n;
+                count -= n;
+            }
+        }
+
+        private async Task<string?> ReadLine()
+        {
+            while (true)
+            {
+                int nl = _buffer.AsSpan(_start, _end - _start).IndexOf("\r\n"u8);
+                if (nl >= 0)
+                {
+                    var s = Encoding.Latin1.GetString(_buffer, _start, nl);
+                    _start += nl + 2;
+                    return s;
+                }
+                if (!await Fill()) return null;
+            }
+        }
+
+        private async Task<bool> Fill()
+        {
+            if (_start > 0)
+            {
+                Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+                _end -= _start;
+                _start = 0;
+            }
+            if (_end == _buffer.Length) throw new IOException("line too long");
+            int n = await socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None);
+            _end += n;
+            return n > 0;
+        }
+    }
+}
