@@ -6,6 +6,7 @@
 #   ROUNDS=5 DURATION=10 bench/dataplane/run.sh
 #
 # Environment: ROUNDS (3), DURATION seconds (10), WARMUP seconds (2), CONNS ("50 400"),
+# FILES ("1k.bin 64k.bin 10m.bin"), SENDZC (1: also run 64 KiB with --zero-copy-send on; 0: skip),
 # SERVER_CPU (0), CLIENT_CPU (1), OUT (bench/dataplane/results), DATAPLANE (a built binary to use).
 set -euo pipefail
 
@@ -13,6 +14,8 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-"50 400"}
+FILES=${FILES:-"1k.bin 64k.bin 10m.bin"}
+SENDZC=${SENDZC:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -123,9 +126,9 @@ start_nginx() {
   wait_port $NGINX_PORT
 }
 
-start_ours() { # $1 = engine, $2 = zero-copy mode
+start_ours() { # $1 = engine, $2 = zero-copy mode, $3 = zero-copy-send mode (default auto: off on loopback)
   "$DATAPLANE" --root "$WWW" --address 127.0.0.1 --port $OURS_PORT --cpus "$SERVER_CPU" \
-    --io-engine "$1" --zero-copy "$2" >"$WORK/ours-$1-$2.out" 2>&1 &
+    --io-engine "$1" --zero-copy "$2" --zero-copy-send "${3:-auto}" >"$WORK/ours-$1-$2-${3:-auto}.out" 2>&1 &
   OURS_PID=$!
   PIDS+=("$OURS_PID")
   wait_port $OURS_PORT
@@ -169,7 +172,7 @@ echo "dataplane build: $BUILD" | tee "$OUT/build.txt"
 start_nginx
 for round in $(seq 1 "$ROUNDS"); do
   for conns in $CONNS; do
-    for file in 1k.bin 64k.bin 10m.bin; do
+    for file in $FILES; do
       # 10 MiB at -c400 only measures wrk's copy loop; skip it to keep the suite short.
       if [ "$file" = 10m.bin ] && [ "$conns" != 50 ]; then continue; fi
       measure "$round" nginx $NGINX_PORT "$file" "$conns" "$NGINX_PID"
@@ -188,6 +191,16 @@ for round in $(seq 1 "$ROUNDS"); do
         stop_ours
         start_ours epoll $other
         measure "$round" epoll-$suffix $OURS_PORT "$file" "$conns" "$OURS_PID"
+        stop_ours
+      fi
+      # Zero-copy sends of the cached 64 KiB body (SENDMSG_ZC / MSG_ZEROCOPY), forced on: auto leaves
+      # loopback peers alone. Compare with the -copy rows (same body, copied from the same cache).
+      if [ "$file" = 64k.bin ] && [ "$SENDZC" = 1 ]; then
+        start_ours iouring auto on
+        measure "$round" iouring-sendzc $OURS_PORT "$file" "$conns" "$OURS_PID"
+        stop_ours
+        start_ours epoll auto on
+        measure "$round" epoll-sendzc $OURS_PORT "$file" "$conns" "$OURS_PID"
         stop_ours
       fi
     done

@@ -19,7 +19,7 @@ print("|---|---|---|---|---|---|---|---|---|---|---|")
 keys = sorted({(f, c) for (f, c, _) in by}, key=lambda k: (int(k[1]), ["1k.bin", "64k.bin", "10m.bin"].index(k[0])))
 for f, c in keys:
     nginx = by.get((f, c, "nginx"), {})
-    for server in ["nginx", "iouring", "epoll", "iouring-copy", "epoll-copy", "iouring-zerocopy", "epoll-zerocopy"]:
+    for server in ["nginx", "iouring", "epoll", "iouring-copy", "epoll-copy", "iouring-zerocopy", "epoll-zerocopy", "iouring-sendzc", "epoll-sendzc"]:
         runs = by.get((f, c, server))
         if not runs:
             continue

@@ -45,7 +45,10 @@ internal sealed class AdminServer : IDisposable
         var factory = Metrics.WithCustomRegistry(_registry);
         var requests = factory.CreateCounter("nettune_dataplane_requests_total", "Responses sent, by HTTP status.", "status");
         var bytes = factory.CreateCounter("nettune_dataplane_sent_bytes_total",
-            "Response bytes sent, by path: copied from user memory, or zero-copy (splice/sendfile).", "path");
+            "Response bytes sent, by path: copied from user memory, or zero-copy (splice/sendfile, or zero-copy sends of " +
+            "cached bodies: SENDMSG_ZC/MSG_ZEROCOPY; see nettune_dataplane_zero_copy_send_notices_total for whether the kernel copied anyway).", "path");
+        var notices = factory.CreateCounter("nettune_dataplane_zero_copy_send_notices_total",
+            "Completion notices of zero-copy sends, by what the kernel did: zerocopy, or copied (it does over loopback).", "result");
         var active = factory.CreateGauge("nettune_dataplane_active_connections", "Open client connections.", "worker");
         var accepts = factory.CreateCounter("nettune_dataplane_accepts_total", "Connections accepted.", "worker");
         var rejected = factory.CreateCounter("nettune_dataplane_rejected_connections_total", "Connections closed at accept: per-worker cap reached.", "worker");
@@ -100,6 +103,8 @@ internal sealed class AdminServer : IDisposable
             }
             bytes.WithLabels("copy").IncTo(_workers.Sum(w => w.Stats.BytesCopied));
             bytes.WithLabels("zerocopy").IncTo(_workers.Sum(w => w.Stats.BytesZeroCopy));
+            notices.WithLabels("copied").IncTo(_workers.Sum(w => w.Stats.ZeroCopySendCopied));
+            notices.WithLabels("zerocopy").IncTo(_workers.Sum(w => w.Stats.ZeroCopySendUncopied));
             foreach (var w in _workers)
             {
                 string id = w.Index.ToString();

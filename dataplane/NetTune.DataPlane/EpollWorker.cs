@@ -5,6 +5,8 @@ namespace NetTune.DataPlane;
 /// <summary>
 /// The readiness-based engine: level-triggered epoll, non-blocking sockets, sendmsg for gathered
 /// output and sendfile for zero-copy streams. Used where io_uring is unavailable or by choice.
+/// Zero-copy sends of cached bodies use MSG_ZEROCOPY; the kernel reports when it is done with their
+/// pages on the socket's error queue (EPOLLERR), and only then are the buffers reused.
 /// </summary>
 internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptions options, int listenFd, int rootFd)
     : Worker(index, cpu, options, listenFd, rootFd)
@@ -28,6 +30,8 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
         var wake = new EpollEvent { Events = Libc.EPOLLIN, Data = WakeTag };
         Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_ADD, WakeFd, &wake);
         _listening = true;
+        // MSG_ZEROCOPY exists since Linux 4.14; a socket that refuses SO_ZEROCOPY just copies.
+        ZeroCopySendAvailable = true;
         MarkReady();
 
         const int MaxEvents = 256;
@@ -60,6 +64,13 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
                 var s = Sessions[(int)tag];
                 if (s.Fd < 0) continue;
                 uint e = events[i].Events;
+                if ((e & Libc.EPOLLERR) != 0 && s.CanZeroCopySend)
+                {
+                    // Level-triggered: the error queue must be emptied or EPOLLERR fires again at once.
+                    ReapZeroCopyNotices(s);
+                    if (s.Fd < 0 || s.Closing || s.Waiting == SessionNext.AwaitZeroCopy) continue;
+                }
+                if (s.Closing) continue;
                 if (s.Waiting == SessionNext.Recv && (e & (Libc.EPOLLIN | Libc.EPOLLERR | Libc.EPOLLHUP | Libc.EPOLLRDHUP)) != 0)
                     OnReadable(s);
                 else if (s.Waiting != SessionNext.Recv && (e & (Libc.EPOLLOUT | Libc.EPOLLERR | Libc.EPOLLHUP)) != 0)
@@ -73,7 +84,7 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
             if (Draining && (ActiveSessions == 0 || NowMs > DrainDeadlineMs)) break;
         }
         foreach (var s in Sessions)
-            if (s.Fd >= 0) Close(s);
+            if (s.Fd >= 0) Release(s);
         foreach (var p in ProxySessions)
             if (p.ClientFd >= 0) FreeProxySession(p);
         Libc.close(_epfd);
@@ -107,6 +118,9 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
                 continue;
             }
             Platform.SetNoDelay(fd);
+            int one = 1;
+            if (s.CanZeroCopySend && Libc.setsockopt(fd, Libc.SOL_SOCKET, Libc.SO_ZEROCOPY, &one, 4) != 0)
+                s.CanZeroCopySend = false;
             var ev = new EpollEvent { Events = Libc.EPOLLIN | Libc.EPOLLRDHUP, Data = (ulong)s.Slot };
             if (Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_ADD, fd, &ev) != 0)
             {
@@ -146,18 +160,41 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
                 case SessionNext.Close:
                     Close(s);
                     return;
+                case SessionNext.AwaitZeroCopy:
+                    // The notices may already be queued; otherwise EPOLLERR brings them.
+                    ReapZeroCopyNotices(s);
+                    if (s.Fd < 0 || s.ZeroCopyNoticesPending > 0)
+                    {
+                        if (s.Fd >= 0) SetInterest(s, previous, SessionNext.AwaitZeroCopy);
+                        return;
+                    }
+                    next = s.Next(this);
+                    break;
                 case SessionNext.Send:
                 {
                     // MSG_MORE holds a head back to share a segment with the sendfile body right behind it.
                     int flags = Libc.MSG_NOSIGNAL | (s.OutputPrecedesZeroCopyStream ? Libc.MSG_MORE : 0);
-                    nint n = Libc.sendmsg(s.Fd, s.PrepareSend(), flags);
+                    bool zeroCopy = s.WantsZeroCopySend && s.CanZeroCopySend;
+                    nint n = Libc.sendmsg(s.Fd, s.PrepareSend(), flags | (zeroCopy ? Libc.MSG_ZEROCOPY : 0));
+                    // ENOBUFS: the socket's optmem for pending notices is used up; copy this once.
+                    if (n < 0 && zeroCopy && Libc.Errno == Libc.ENOBUFS)
+                    {
+                        zeroCopy = false;
+                        n = Libc.sendmsg(s.Fd, s.PrepareSend(), flags);
+                    }
                     if (n < 0)
                     {
                         if (Libc.Errno is Libc.EAGAIN or Libc.EINTR) { SetInterest(s, previous, SessionNext.Send); return; }
                         Close(s);
                         return;
                     }
-                    Stats.BytesCopied += n;
+                    // Every MSG_ZEROCOPY call that sent something takes the next notice id; one notice each.
+                    if (zeroCopy && n > 0)
+                    {
+                        s.ZeroCopyNoticesPending++;
+                        Stats.BytesZeroCopy += n;
+                    }
+                    else Stats.BytesCopied += n;
                     s.LastProgressMs = NowMs;
                     if (!s.AdvanceOutput(n)) { SetInterest(s, previous, SessionNext.Send); return; }
                     next = s.Next(this);
@@ -228,10 +265,60 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
     private void SetInterest(HttpSession s, SessionNext previous, SessionNext now)
     {
         s.Waiting = now;
-        bool wasWrite = previous != SessionNext.Recv, isWrite = now != SessionNext.Recv;
-        if (wasWrite == isWrite) return;
-        var ev = new EpollEvent { Events = isWrite ? Libc.EPOLLOUT : Libc.EPOLLIN | Libc.EPOLLRDHUP, Data = (ulong)s.Slot };
+        uint was = InterestIn(previous), interest = InterestIn(now);
+        if (was == interest) return;
+        var ev = new EpollEvent { Events = interest, Data = (ulong)s.Slot };
         Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_MOD, s.Fd, &ev);
+    }
+
+    /// <summary>
+    /// Waiting for zero-copy notices wants neither readability nor writability, only EPOLLERR; edge-triggered
+    /// so that a hung-up socket (EPOLLHUP is always reported) does not wake the loop over and over.
+    /// </summary>
+    private static uint InterestIn(SessionNext waiting) => waiting switch
+    {
+        SessionNext.Recv => Libc.EPOLLIN | Libc.EPOLLRDHUP,
+        SessionNext.AwaitZeroCopy => Libc.EPOLLET,
+        _ => Libc.EPOLLOUT,
+    };
+
+    /// <summary>
+    /// Reads every zero-copy completion from the socket's error queue: each is a range of notice ids,
+    /// one id per MSG_ZEROCOPY send. When none is outstanding any more the session moves on (or, if it
+    /// was closing, is freed).
+    /// </summary>
+    private void ReapZeroCopyNotices(HttpSession s)
+    {
+        const int ControlBytes = 128;
+        byte* control = stackalloc byte[ControlBytes];
+        int notices = 0;
+        while (true)
+        {
+            var msg = new MsgHdr { Control = control, ControlLength = ControlBytes };
+            if (Libc.recvmsg(s.Fd, &msg, Libc.MSG_ERRQUEUE | Libc.MSG_DONTWAIT) < 0) break; // EAGAIN: empty
+            byte* p = control, end = control + Math.Min((long)msg.ControlLength, ControlBytes);
+            while (p + sizeof(CmsgHdr) <= end)
+            {
+                var cmsg = (CmsgHdr*)p;
+                if (cmsg->Length < (nuint)sizeof(CmsgHdr)) break;
+                if (cmsg->Length >= (nuint)(sizeof(CmsgHdr) + sizeof(SockExtendedErr)))
+                {
+                    var err = (SockExtendedErr*)(p + sizeof(CmsgHdr));
+                    if (err->Origin == SockExtendedErr.OriginZeroCopy && err->Errno == 0)
+                    {
+                        int range = (int)(err->Data - err->Info + 1); // ids wrap at 2^32; the difference does not
+                        notices += range;
+                        if ((err->Code & SockExtendedErr.CodeZeroCopyCopied) != 0) Stats.ZeroCopySendCopied += range;
+                        else Stats.ZeroCopySendUncopied += range;
+                    }
+                }
+                p += ((long)cmsg->Length + 7) & ~7L;
+            }
+        }
+        if (notices == 0 || !s.OnZeroCopyNotices(notices)) return;
+        s.LastProgressMs = NowMs;
+        if (s.Closing) Release(s);
+        else if (s.Waiting == SessionNext.AwaitZeroCopy) Drive(s, SessionNext.AwaitZeroCopy);
     }
 
     private void ScanTimeouts()
@@ -240,11 +327,47 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
         foreach (var s in Sessions)
         {
             if (s.Fd < 0) continue;
+            if (s.Closing)
+            {
+                // A peer that stopped acknowledging keeps the notices away: give up on it (see Abort).
+                if (NowMs - s.LastProgressMs > Options.SendTimeoutSeconds * 1000L) Abort(s);
+                continue;
+            }
             if (TimedOut(s) || (Draining && s.Waiting == SessionNext.Recv && s.RecvLength == 0)) Close(s);
         }
     }
 
+    /// <summary>
+    /// Ends the connection. While zero-copy sends are unconfirmed the socket must stay open, because its
+    /// error queue is where the notices arrive: shut it down (queued data still leaves, then FIN) and
+    /// free the session when the last notice is in.
+    /// </summary>
     private void Close(HttpSession s)
+    {
+        if (s.ZeroCopyNoticesPending == 0)
+        {
+            Release(s);
+            return;
+        }
+        s.Closing = true;
+        s.LastProgressMs = NowMs;
+        Libc.shutdown(s.Fd, Libc.SHUT_RDWR);
+        SetInterest(s, s.Waiting, SessionNext.AwaitZeroCopy);
+        ReapZeroCopyNotices(s);
+    }
+
+    /// <summary>
+    /// Resets the connection: the kernel drops its queued data (and with it its references to our pages)
+    /// at once, so the session can be freed without waiting for notices that would never come.
+    /// </summary>
+    private void Abort(HttpSession s)
+    {
+        var linger = stackalloc int[2] { 1, 0 };
+        Libc.setsockopt(s.Fd, Libc.SOL_SOCKET, Libc.SO_LINGER, linger, 8);
+        Release(s);
+    }
+
+    private void Release(HttpSession s)
     {
         Libc.close(s.Fd); // closing also removes it from the epoll set
         FreeSession(s);

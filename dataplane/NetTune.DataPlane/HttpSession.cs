@@ -5,7 +5,15 @@ using NetTune.IoUring;
 namespace NetTune.DataPlane;
 
 /// <summary>What a connection needs from its engine next.</summary>
-internal enum SessionNext : byte { Recv, Send, Stream, Close }
+internal enum SessionNext : byte
+{
+    Recv, Send, Stream, Close,
+    /// <summary>
+    /// Input is waiting to be parsed, but the response-head area is still referenced by zero-copy sends
+    /// whose completion notices have not arrived: the engine resumes the session when they have.
+    /// </summary>
+    AwaitZeroCopy,
+}
 
 /// <summary>
 /// One client connection's protocol state, independent of the I/O engine. Owns a native block laid
@@ -33,6 +41,18 @@ internal sealed unsafe class HttpSession
     public readonly MsgHdr* Msg;
     private readonly FileEntry?[] _pinned = new FileEntry?[MaxIov];
     private int _pinnedCount;
+
+    /// <summary>Whether this connection may send cached bodies zero-copy (mode, peer and engine allow it).</summary>
+    public bool CanZeroCopySend;
+    /// <summary>Zero-copy bodies in the queued output: while non-zero the engine sends it all zero-copy.</summary>
+    private int _zeroCopyBodies;
+    /// <summary>
+    /// Zero-copy sends whose data the kernel may still read (no completion notice yet). While non-zero the
+    /// head area is only appended to, never rewound, and the entries of finished output wait in
+    /// <see cref="_retired"/>: the kernel reads those pages until the notice, not just until the send completes.
+    /// </summary>
+    public int ZeroCopyNoticesPending;
+    private readonly List<FileEntry> _retired = new(MaxIov);
 
     /// <summary>A body streamed from a file (too big for the memory cache), sent after the queued output.</summary>
     public FileEntry? StreamFile;
@@ -96,7 +116,8 @@ internal sealed unsafe class HttpSession
         Fd = fd;
         PeerIsLoopback = peerIsLoopback;
         RecvLength = 0;
-        _headUsed = _iovStart = _iovEnd = _pinnedCount = 0;
+        _headUsed = _iovStart = _iovEnd = _pinnedCount = _zeroCopyBodies = ZeroCopyNoticesPending = 0;
+        CanZeroCopySend = false;
         StreamFile = null;
         StreamRemaining = StreamOffset = PipeBytes = 0;
         CloseAfterFlush = Closing = RecvArmed = false;
@@ -136,13 +157,34 @@ internal sealed unsafe class HttpSession
         }
         if (_iovStart < _iovEnd) return false;
         _iovStart = _iovEnd = 0;
-        _headUsed = 0;
+        _zeroCopyBodies = 0;
+        bool kernelStillReads = ZeroCopyNoticesPending > 0;
+        if (!kernelStillReads) _headUsed = 0;
         for (int i = 0; i < _pinnedCount; i++)
         {
-            _pinned[i]!.Release();
+            if (kernelStillReads) _retired.Add(_pinned[i]!);
+            else _pinned[i]!.Release();
             _pinned[i] = null;
         }
         _pinnedCount = 0;
+        return true;
+    }
+
+    /// <summary>Whether the queued output holds a body chosen for a zero-copy send.</summary>
+    public bool WantsZeroCopySend => _zeroCopyBodies > 0;
+
+    /// <summary>
+    /// <paramref name="notices"/> zero-copy sends have been released by the kernel. True when none is left:
+    /// retired bodies are released and the head area can be rewound.
+    /// </summary>
+    public bool OnZeroCopyNotices(int notices)
+    {
+        ZeroCopyNoticesPending -= notices;
+        if (ZeroCopyNoticesPending > 0) return false;
+        ZeroCopyNoticesPending = 0;
+        foreach (var entry in _retired) entry.Release();
+        _retired.Clear();
+        if (!HasOutput) _headUsed = 0;
         return true;
     }
 
@@ -180,6 +222,8 @@ internal sealed unsafe class HttpSession
         if (CloseAfterFlush) return SessionNext.Close;
         if (RecvLength > 0)
         {
+            // New heads go after the ones the kernel may still be reading; past half the area, wait for it.
+            if (ZeroCopyNoticesPending > 0 && _headUsed > HeadAreaBytes / 2) return SessionNext.AwaitZeroCopy;
             ProcessInput(worker);
             if (HasOutput) return SessionNext.Send;
             if (StreamFile != null) return SessionNext.Stream;
@@ -206,6 +250,9 @@ internal sealed unsafe class HttpSession
     public void Reset(Worker worker)
     {
         AdvanceOutput(long.MaxValue);
+        ZeroCopyNoticesPending = 0;
+        foreach (var entry in _retired) entry.Release();
+        _retired.Clear();
         EndStream(worker);
         if (PipeRead >= 0) { Libc.close(PipeRead); Libc.close(PipeWrite); PipeRead = PipeWrite = -1; }
         PipeBytes = 0;
@@ -309,10 +356,13 @@ internal sealed unsafe class HttpSession
             ZeroCopyMode.Off => false,
             _ => !PeerIsLoopback || plan.Length < worker.Options.LoopbackCopyMinBytes,
         };
-        if (file.Content != null && !zeroCopy)
+        // A cached body the kernel can take without copying beats splicing it from the page cache.
+        bool sendZeroCopy = CanZeroCopySend && file.Content != null && plan.Length >= worker.Options.ZeroCopySendMinBytes;
+        if (file.Content != null && (sendZeroCopy || !zeroCopy))
         {
             _pinned[_pinnedCount++] = file;
             Queue(file.Content + plan.Start, (int)plan.Length);
+            if (sendZeroCopy) _zeroCopyBodies++;
         }
         else
         {

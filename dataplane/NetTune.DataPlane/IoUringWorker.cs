@@ -11,7 +11,7 @@ namespace NetTune.DataPlane;
 internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOptions options, int listenFd, int rootFd)
     : Worker(index, cpu, options, listenFd, rootFd)
 {
-    private enum Op : byte { Accept = 1, Recv, Send, Read, SpliceIn, SpliceOut, CancelAccept, RecvMulti, CancelRecv, Wake, ProxyIo, CancelProxy }
+    private enum Op : byte { Accept = 1, Recv, Send, Read, SpliceIn, SpliceOut, CancelAccept, RecvMulti, CancelRecv, Wake, ProxyIo, CancelProxy, SendZeroCopy }
 
     /// <summary>Where the ring writes the eventfd counter; native so the kernel's pointer stays valid.</summary>
     private readonly ulong* _wakeBuffer = (ulong*)System.Runtime.InteropServices.NativeMemory.Alloc(8);
@@ -23,6 +23,8 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
     private bool _acceptArmed;
     private bool _listening;
     private bool _haveSplice;
+    /// <summary>Ask zero-copy sends to report whether the kernel copied (6.2+; dropped if the kernel refuses it).</summary>
+    private bool _zeroCopyReportUsage = true;
     private string _engineName = "iouring";
 
     public override string EngineName => _engineName;
@@ -34,6 +36,9 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         _ring = Ring.Create(4096, 16384, preferSingleIssuer: Options.DeferTaskrun);
         var probe = _ring.ProbeOpcodes();
         _haveSplice = probe[(int)IoUringOp.Splice];
+        ZeroCopySendAvailable = probe[(int)IoUringOp.SendmsgZc];
+        if (!ZeroCopySendAvailable && Options.ZeroCopySend == ZeroCopySendMode.On)
+            Console.Error.WriteLine($"worker {Index}: kernel lacks IORING_OP_SENDMSG_ZC; --zero-copy-send on falls back to copying");
         if (!_ring.HasExtArg) throw new IoUringException("kernel lacks IORING_FEAT_EXT_ARG (needs 5.11+); use --io-engine epoll", Libc.ENOSYS);
         _engineName = (_ring.SetupFlags & SetupDeferTaskrun) != 0 ? "iouring(defer_taskrun)"
             : (_ring.SetupFlags & SetupCoopTaskrun) != 0 ? "iouring(coop_taskrun)" : "iouring";
@@ -136,9 +141,15 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
             case Op.ProxyIo:
                 OnProxyCompletion(ProxySessions[slot], cqe.Res);
                 return;
+            case Op.SendZeroCopy when (cqe.Flags & CqeFNotif) != 0:
+                OnZeroCopyNotice(Sessions[slot], cqe.Res);
+                return;
         }
         var s = Sessions[slot];
         s.InFlight--;
+        // A zero-copy send's first completion says whether a notice follows; until it does, the kernel
+        // may still read the buffers (retransmits), so they stay pinned and the session stays allocated.
+        if (op == Op.SendZeroCopy && (cqe.Flags & CqeFMore) != 0) s.ZeroCopyNoticesPending++;
         if (s.Closing)
         {
             if (op == Op.SpliceIn && cqe.Res > 0) s.PipeBytes += cqe.Res;
@@ -152,11 +163,20 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
                 s.OnReceived(cqe.Res, NowMs);
                 Drive(s, s.Next(this));
                 return;
+            case Op.SendZeroCopy when cqe.Res is -Libc.EINVAL or -Libc.EOPNOTSUPP && (cqe.Flags & CqeFMore) == 0:
+                // Refused before anything was sent (an older kernel without usage reports, or a socket
+                // that cannot do zero-copy): retry the same output without the feature.
+                if (_zeroCopyReportUsage) _zeroCopyReportUsage = false;
+                else ZeroCopySendAvailable = s.CanZeroCopySend = false;
+                PostSend(s);
+                return;
             case Op.Send:
+            case Op.SendZeroCopy:
                 if (cqe.Res < 0 && cqe.Res != -Libc.ECANCELED || cqe.Res == 0 && s.HasOutput) { BeginClose(s); return; }
                 if (cqe.Res > 0)
                 {
-                    Stats.BytesCopied += cqe.Res;
+                    if (op == Op.SendZeroCopy) Stats.BytesZeroCopy += cqe.Res;
+                    else Stats.BytesCopied += cqe.Res;
                     s.LastProgressMs = NowMs;
                     s.AdvanceOutput(cqe.Res);
                 }
@@ -195,6 +215,16 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         }
     }
 
+    /// <summary>The kernel no longer references a zero-copy send's buffers.</summary>
+    private void OnZeroCopyNotice(HttpSession s, int res)
+    {
+        if (((uint)res & NotifUsageZcCopied) != 0) Stats.ZeroCopySendCopied++;
+        else Stats.ZeroCopySendUncopied++;
+        if (!s.OnZeroCopyNotices(1)) return;
+        if (s.Closing) MaybeRecycle(s);
+        else if (s.Waiting == SessionNext.AwaitZeroCopy) Drive(s, NextAfterDrainingStash(s));
+    }
+
     private void OnAccept(int res, bool more)
     {
         if (!more) _acceptArmed = false;
@@ -230,6 +260,7 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
             case SessionNext.Send: PostSend(s); break;
             case SessionNext.Stream: PostStream(s); break;
             case SessionNext.Close: BeginClose(s); break;
+            case SessionNext.AwaitZeroCopy: s.Waiting = next; break; // resumed by OnZeroCopyNotice
         }
     }
 
@@ -374,13 +405,15 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         {
             sqe->Flags = SqeIoLink;
         }
-        sqe->Opcode = IoUringOp.Sendmsg;
+        bool zeroCopy = s.WantsZeroCopySend && s.CanZeroCopySend && ZeroCopySendAvailable;
+        sqe->Opcode = zeroCopy ? IoUringOp.SendmsgZc : IoUringOp.Sendmsg;
+        if (zeroCopy && _zeroCopyReportUsage) sqe->IoPrio = SendZcReportUsage;
         sqe->Fd = s.Fd;
         sqe->Addr = (ulong)s.PrepareSend();
         // MSG_WAITALL makes io_uring itself retry a short send on a stream socket, instead of handing
         // us a partial count and costing a round trip through this loop per socket-buffer refill.
         sqe->OpFlags = (uint)(Libc.MSG_NOSIGNAL | Libc.MSG_WAITALL | (chain ? Libc.MSG_MORE : 0));
-        sqe->UserData = Tag(Op.Send, s.Slot);
+        sqe->UserData = Tag(zeroCopy ? Op.SendZeroCopy : Op.Send, s.Slot);
         s.InFlight++;
         if (chain) PostSplice(s);
     }
@@ -476,7 +509,14 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         if (s.InFlight > 0) return;
         for (int i = 0; i < s.StashCount; i++) _buffers!.Recycle(s.StashBuffer[i]);
         s.StashCount = 0;
-        Libc.close(s.Fd);
+        if (s.Fd >= 0)
+        {
+            Libc.close(s.Fd);
+            s.Fd = -1;
+        }
+        // Notices arrive through the ring even after the close (which lets the kernel finish or drop
+        // the queued data); the buffers they cover are reused only then.
+        if (s.ZeroCopyNoticesPending > 0) return;
         FreeSession(s);
     }
 

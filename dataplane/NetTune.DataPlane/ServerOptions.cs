@@ -16,6 +16,17 @@ public enum ZeroCopyMode
     Auto,
 }
 
+/// <summary>Whether bodies held in the memory cache leave through zero-copy sends (IORING_OP_SENDMSG_ZC / MSG_ZEROCOPY).</summary>
+public enum ZeroCopySendMode
+{
+    /// <summary>Plain sendmsg: the kernel copies the body into socket buffers.</summary>
+    Off,
+    /// <summary>Every cached body of at least --zero-copy-send-min-bytes, whatever the peer.</summary>
+    On,
+    /// <summary>As <see cref="On"/> for non-loopback peers only: loopback delivery copies anyway, so there it only adds notifications.</summary>
+    Auto,
+}
+
 public sealed record ServerOptions
 {
     /// <summary>Static-file mode: the folder served. Empty in proxy mode.</summary>
@@ -45,6 +56,9 @@ public sealed record ServerOptions
     public long ZeroCopyMinBytes { get; init; } = 64 * 1024;
     /// <summary>In auto mode, loopback bodies at least this big are copied (read+send) rather than spliced.</summary>
     public long LoopbackCopyMinBytes { get; init; } = 1 << 20;
+    public ZeroCopySendMode ZeroCopySend { get; init; } = ZeroCopySendMode.Auto;
+    /// <summary>Smallest cached body sent zero-copy: below it pinning pages and the completion cost more than the copy.</summary>
+    public long ZeroCopySendMinBytes { get; init; } = 16 * 1024;
     public int FileCacheValidMs { get; init; } = 1000;
     public int FileCacheMaxEntries { get; init; } = 10000;
     public long MemoryCacheMaxFileBytes { get; init; } = 256 * 1024;
@@ -85,6 +99,11 @@ public sealed record ServerOptions
                                      peers get bodies of --loopback-copy-min-bytes or more copied)
           --zero-copy-min-bytes N    smallest body sent zero-copy (default 65536)
           --loopback-copy-min-bytes N  auto mode: loopback bodies this big are read+sent (default 1048576)
+          --zero-copy-send off|on|auto  send bodies held in the memory cache without copying them
+                                     (io_uring SENDMSG_ZC / epoll MSG_ZEROCOPY); the buffer is held
+                                     until the kernel's completion notice (default auto: on for
+                                     non-loopback peers only, as loopback delivery copies anyway)
+          --zero-copy-send-min-bytes N  smallest cached body sent zero-copy (default 16384)
           --file-cache-valid-ms N    how long file metadata is trusted before re-checking (default 1000)
           --memory-cache-max-file N  largest file kept in memory (default 262144; 0 disables)
           --memory-cache-bytes N     memory cache budget per worker (default 67108864)
@@ -165,6 +184,19 @@ public sealed record ServerOptions
                     break;
                 case "--zero-copy-min-bytes": o = o with { ZeroCopyMinBytes = Long(flag, Value(), 0) }; break;
                 case "--loopback-copy-min-bytes": o = o with { LoopbackCopyMinBytes = Long(flag, Value(), 0) }; break;
+                case "--zero-copy-send":
+                    o = o with
+                    {
+                        ZeroCopySend = Value() switch
+                        {
+                            "off" => ZeroCopySendMode.Off,
+                            "on" => ZeroCopySendMode.On,
+                            "auto" => ZeroCopySendMode.Auto,
+                            var v => throw new OptionsException($"--zero-copy-send must be off, on or auto, not '{v}'"),
+                        },
+                    };
+                    break;
+                case "--zero-copy-send-min-bytes": o = o with { ZeroCopySendMinBytes = Long(flag, Value(), 1) }; break;
                 case "--file-cache-valid-ms": o = o with { FileCacheValidMs = Int(flag, Value(), 0, 86_400_000) }; break;
                 case "--memory-cache-max-file": o = o with { MemoryCacheMaxFileBytes = Long(flag, Value(), 0) }; break;
                 case "--memory-cache-bytes": o = o with { MemoryCacheBytesPerWorker = Long(flag, Value(), 0) }; break;

@@ -41,6 +41,8 @@ internal abstract unsafe class Worker
     protected long DrainDeadlineMs;
     public Exception? Failure { get; private set; }
     public abstract string EngineName { get; }
+    /// <summary>Set by the engine when the kernel offers zero-copy sends (SENDMSG_ZC / MSG_ZEROCOPY).</summary>
+    protected bool ZeroCopySendAvailable;
 
     protected Worker(int index, int cpu, ServerOptions options, int listenFd, int rootFd)
     {
@@ -139,6 +141,12 @@ internal abstract unsafe class Worker
             Sessions.Add(session);
         }
         session.Open(fd, NowMs, Platform.PeerIsLoopback(fd));
+        session.CanZeroCopySend = ZeroCopySendAvailable && Options.ZeroCopySend switch
+        {
+            ZeroCopySendMode.On => true,
+            ZeroCopySendMode.Auto => !session.PeerIsLoopback,
+            _ => false,
+        };
         ActiveSessions++;
         Stats.ActiveConnections = ActiveSessions;
         return session;

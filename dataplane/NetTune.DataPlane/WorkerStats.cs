@@ -13,6 +13,8 @@ internal sealed class WorkerStats
     public readonly long[] RequestsByStatus = new long[TrackedStatuses.Length];
     public long BytesCopied, BytesZeroCopy, Accepts, ActiveConnections, RejectedConnections;
     public long EnterCalls, SubmittedSqes, ReapedCqes;
+    /// <summary>Completion notices of zero-copy sends: data left without a copy, or the kernel reported it copied after all (loopback does).</summary>
+    public long ZeroCopySendUncopied, ZeroCopySendCopied;
     /// <summary>Times a connection's receive was paused because the client pipelined faster than we parse.</summary>
     public long RecvPauses;
     /// <summary>Proxy mode: upstream connects that failed, and requests retried on a fresh connection after a reused one failed.</summary>

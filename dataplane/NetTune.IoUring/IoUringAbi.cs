@@ -29,6 +29,10 @@ public static class IoUringConstants
 
     public const ushort AcceptMultishot = 1 << 0;
     public const ushort RecvSendPollFirst = 1 << 0, RecvMultishot = 1 << 1;
+    /// <summary>SEND_ZC/SENDMSG_ZC (in ioprio): the notification says whether the kernel copied after all (Linux 6.2).</summary>
+    public const ushort SendZcReportUsage = 1 << 3;
+    /// <summary>Set in a zero-copy notification's res when the data was copied (with <see cref="SendZcReportUsage"/>).</summary>
+    public const uint NotifUsageZcCopied = 1u << 31;
 
     public const uint CqeFBuffer = 1u << 0, CqeFMore = 1u << 1, CqeFSockNonEmpty = 1u << 2, CqeFNotif = 1u << 3;
 

@@ -79,6 +79,9 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint sendmsg(int fd, MsgHdr* message, int flags);
 
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint recvmsg(int fd, MsgHdr* message, int flags);
+
     [LibraryImport(Lib, EntryPoint = "pread64", SetLastError = true)]
     public static partial nint pread(int fd, void* buffer, nuint length, long offset);
 
@@ -127,7 +130,7 @@ public static unsafe partial class Libc
     public const int AF_INET = 2, SOCK_STREAM = 1, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000,
         SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_ERROR = 4, SO_REUSEPORT = 15, SO_INCOMING_CPU = 49, SO_ZEROCOPY = 60,
         SO_SNDBUF = 7, IPPROTO_TCP = 6, TCP_NODELAY = 1, TCP_DEFER_ACCEPT = 9,
-        MSG_NOSIGNAL = 0x4000, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100, MSG_MORE = 0x8000, MSG_ZEROCOPY = 0x4000000, SHUT_RD = 0, SHUT_RDWR = 2;
+        MSG_NOSIGNAL = 0x4000, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100, MSG_MORE = 0x8000, MSG_ZEROCOPY = 0x4000000, MSG_ERRQUEUE = 0x2000, SO_LINGER = 13, SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
 
     public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3, EPOLL_CLOEXEC = 0x80000;
     public const uint EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10, EPOLLRDHUP = 0x2000, EPOLLONESHOT = 1u << 30, EPOLLET = 1u << 31;
@@ -165,6 +168,31 @@ public unsafe struct MsgHdr
     public void* Control;
     public nuint ControlLength;
     public int Flags;
+}
+
+/// <summary>struct cmsghdr (x86-64/arm64 layout); the data follows, 8-byte aligned.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct CmsgHdr
+{
+    public nuint Length;
+    public int Level;
+    public int Type;
+}
+
+/// <summary>struct sock_extended_err from linux/errqueue.h: what the socket error queue delivers.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct SockExtendedErr
+{
+    public uint Errno;
+    public byte Origin;
+    public byte Type;
+    public byte Code;
+    public byte Pad;
+    public uint Info;
+    public uint Data;
+
+    public const byte OriginZeroCopy = 5;
+    public const byte CodeZeroCopyCopied = 1;
 }
 
 [StructLayout(LayoutKind.Sequential, Pack = 1)]
