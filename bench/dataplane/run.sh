@@ -33,30 +33,8 @@ for port in $NGINX_PORT $OURS_PORT; do
   fi
 done
 mkdir -p "$OUT"
-
-need() {
-  if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
-    echo "installing $2" >&2
-    apt-get install -y "$2" >/dev/null || { apt-get update >/dev/null && apt-get install -y "$2" >/dev/null; }
-  fi
-}
-need wrk wrk
-need nginx nginx-light
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-# The server under test: NativeAOT if it builds, otherwise a framework-dependent Release build.
-if [ -z "${DATAPLANE:-}" ]; then
-  if dotnet publish "$REPO/dataplane/NetTune.DataPlane/NetTune.DataPlane.csproj" -c Release -r linux-x64 \
-       -o "$WORK/aot" -p:CppCompilerAndLinker=gcc >"$WORK/publish.log" 2>&1 && [ -x "$WORK/aot/dataplane" ]; then
-    DATAPLANE="$WORK/aot/dataplane"; BUILD="NativeAOT"
-  else
-    dotnet publish "$REPO/dataplane/NetTune.DataPlane/NetTune.DataPlane.csproj" -c Release -p:PublishAot=false \
-      -o "$WORK/jit" >"$WORK/publish-jit.log" 2>&1
-    DATAPLANE="$WORK/jit/dataplane"; BUILD="JIT (NativeAOT publish failed, see $WORK/publish.log)"
-  fi
-else
-  BUILD="given: $DATAPLANE"
-fi
+# shellcheck source=common.sh
+. "$HERE/common.sh"
 
 WWW="$WORK/www"
 mkdir -p "$WWW"
@@ -88,37 +66,6 @@ http {
 }
 CONF
 
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  if [ -f "$WORK/nginx/nginx.pid" ]; then kill "$(cat "$WORK/nginx/nginx.pid" 2>/dev/null)" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-CLK_TCK=$(getconf CLK_TCK)
-# utime+stime (all threads) of a process and its children processes (nginx master + worker), in ticks.
-cpu_ticks() {
-  local total=0 p
-  for p in "$@"; do
-    for q in $p $(pgrep -P "$p" || true); do
-      if [ -r "/proc/$q/stat" ]; then
-        total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$q/stat")))
-      fi
-    done
-  done
-  echo "$total"
-}
-
-wait_port() {
-  for _ in $(seq 1 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$1/1k.bin" && return 0
-    sleep 0.1
-  done
-  echo "server on port $1 did not come up" >&2
-  return 1
-}
-
 start_nginx() {
   taskset -c "$SERVER_CPU" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx.out" 2>&1 &
   NGINX_PID=$!
@@ -134,39 +81,8 @@ start_ours() { # $1 = engine, $2 = zero-copy mode, $3 = zero-copy-send mode (def
   wait_port $OURS_PORT
 }
 
-stop_ours() {
-  kill -TERM "$OURS_PID" 2>/dev/null || true
-  wait "$OURS_PID" 2>/dev/null || true
-}
-
 RAW="$OUT/raw.csv"
-echo "round,server,file,conns,req_per_s,mib_per_s,p50_ms,p99_ms,requests,cpu_us_per_req,errors" >"$RAW"
-
-to_ms() { # wrk latency like 812.00us / 1.23ms / 2.01s -> ms
-  awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v+0} else if (v ~ /s$/) {sub(/s$/,"",v); print v*1000} else print v }'
-}
-to_mib() { # 12.3MB / 1.2GB / 800KB -> MiB/s (wrk's units are binary)
-  awk -v v="$1" 'BEGIN{ if (v ~ /GB$/) {sub(/GB$/,"",v); print v*1024} else if (v ~ /MB$/) {sub(/MB$/,"",v); print v+0} else if (v ~ /KB$/) {sub(/KB$/,"",v); print v/1024} else {sub(/B$/,"",v); print v/1048576} }'
-}
-
-measure() { # $1 round, $2 label, $3 port, $4 file, $5 conns, $6.. pids for CPU accounting
-  local round=$1 label=$2 port=$3 file=$4 conns=$5; shift 5
-  local url="http://127.0.0.1:$port/$file"
-  taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
-  local before after out
-  before=$(cpu_ticks "$@")
-  out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "$url")
-  after=$(cpu_ticks "$@")
-  local rps mib p50 p99 reqs errors cpu_us
-  rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
-  mib=$(to_mib "$(awk '/^Transfer\/sec:/{print $2}' <<<"$out")")
-  p50=$(to_ms "$(awk '$1=="50%"{print $2}' <<<"$out")")
-  p99=$(to_ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
-  reqs=$(awk '/requests in/{print $1}' <<<"$out")
-  errors=$(awk '/Non-2xx|Socket errors/{printf "%s ", $0}' <<<"$out" | tr ',' ';')
-  cpu_us=$(awk -v d=$((after - before)) -v t="$CLK_TCK" -v n="$reqs" 'BEGIN{ printf "%.2f", d / t * 1e6 / n }')
-  echo "$round,$label,$file,$conns,$rps,$mib,$p50,$p99,$reqs,$cpu_us,$errors" | tee -a "$RAW"
-}
+echo "round,server,file,conns,req_per_s,mib_per_s,p50_ms,p99_ms,requests,cpu_us_per_req,client_cpu_pct,errors" >"$RAW"
 
 echo "dataplane build: $BUILD" | tee "$OUT/build.txt"
 start_nginx

@@ -14,12 +14,15 @@ for r in rows:
 def med(values):
     return statistics.median(values) if values else float("nan")
 
-print("| file | conns | server | req/s | MiB/s | p50 ms | p99 ms | CPU µs/req | req/s ÷ nginx | CPU/req ÷ nginx | p99 ÷ nginx |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
-keys = sorted({(f, c) for (f, c, _) in by}, key=lambda k: (int(k[1]), ["1k.bin", "64k.bin", "10m.bin"].index(k[0])))
+print("| file | conns | server | req/s | MiB/s | p50 ms | p99 ms | CPU µs/req | wrk CPU % | req/s ÷ nginx | CPU/req ÷ nginx | p99 ÷ nginx |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+# Rows in the order the run produced them, nginx (the peer) first.
+servers = ["nginx"] + [s for s in dict.fromkeys(r["server"] for r in rows) if s != "nginx"]
+order = list(dict.fromkeys(r["file"] for r in rows))
+keys = sorted({(f, c) for (f, c, _) in by}, key=lambda k: (int(k[1]), order.index(k[0])))
 for f, c in keys:
     nginx = by.get((f, c, "nginx"), {})
-    for server in ["nginx", "iouring", "epoll", "iouring-copy", "epoll-copy", "iouring-zerocopy", "epoll-zerocopy", "iouring-sendzc", "epoll-sendzc"]:
+    for server in servers:
         runs = by.get((f, c, server))
         if not runs:
             continue
@@ -28,6 +31,7 @@ for f, c in keys:
         p50 = med([float(r["p50_ms"]) for r in runs.values()])
         p99 = med([float(r["p99_ms"]) for r in runs.values()])
         cpu = med([float(r["cpu_us_per_req"]) for r in runs.values()])
+        client = med([float(r.get("client_cpu_pct") or "nan") for r in runs.values()])
         ratios = [(float(r["req_per_s"]) / float(nginx[k]["req_per_s"]),
                    float(r["cpu_us_per_req"]) / float(nginx[k]["cpu_us_per_req"]) if float(nginx[k]["cpu_us_per_req"]) > 0 else float("nan"),
                    float(r["p99_ms"]) / float(nginx[k]["p99_ms"]) if float(nginx[k]["p99_ms"]) > 0 else float("nan"))
@@ -38,4 +42,4 @@ for f, c in keys:
             rr = f"{med([x[0] for x in ratios]):.2f}×"
             cr = f"{med([x[1] for x in ratios]):.2f}×"
             pr = f"{med([x[2] for x in ratios]):.2f}×"
-        print(f"| {f} | {c} | {server} | {rps:,.0f} | {mib:,.1f} | {p50:.2f} | {p99:.2f} | {cpu:.1f} | {rr} | {cr} | {pr} |")
+        print(f"| {f} | {c} | {server} | {rps:,.0f} | {mib:,.1f} | {p50:.2f} | {p99:.2f} | {cpu:.1f} | {client:.0f} | {rr} | {cr} | {pr} |")

@@ -3,9 +3,11 @@ using NetTune.IoUring;
 namespace NetTune.DataPlane;
 
 /// <summary>
-/// Proxy mode under epoll: the intent <see cref="ProxySession"/> asks for is tried at once as a
-/// non-blocking call; only when the socket is not ready is that one socket armed (EPOLLONESHOT), so a
-/// session is woken only for the operation it waits on, never by the other side's state.
+/// Proxy mode under epoll, in nginx's manner: both sockets of a session are registered once,
+/// edge-triggered for reading and writing, and the session keeps a readiness bit per socket and
+/// direction. Events set the bits; EAGAIN, a short read or a short write clears them (the next byte or
+/// the next free space comes with a new edge). An intent runs only when its bit is set, so the steady
+/// state costs no epoll_ctl and no receive that is bound to fail.
 /// </summary>
 internal sealed unsafe partial class EpollWorker
 {
@@ -23,52 +25,97 @@ internal sealed unsafe partial class EpollWorker
             return;
         }
         Platform.SetNoDelay(fd);
-        // Registered disarmed: it is armed for exactly the direction the session waits on.
-        var ev = new EpollEvent { Events = Libc.EPOLLONESHOT, Data = ProxyTag(s, upstream: false) };
+        var ev = new EpollEvent { Events = EdgeTriggered, Data = ProxyTag(s, upstream: false) };
         if (Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_ADD, fd, &ev) != 0)
         {
             Libc.close(fd);
             FreeProxySession(s);
             return;
         }
+        // A fresh connection: the request is probably there already, and the send buffer is empty.
+        s.ClientReadable = s.ClientWritable = true;
         RunProxy(s, OpenProxySession(s, fd));
     }
 
-    private void OnProxyEvent(ulong tag)
+    private const uint EdgeTriggered = Libc.EPOLLIN | Libc.EPOLLOUT | Libc.EPOLLRDHUP | Libc.EPOLLET;
+
+    private void OnProxyEvent(ulong tag, uint events)
     {
         int slot = (int)((tag & ~ProxyTagBit) >> 1);
         bool upstream = (tag & 1) != 0;
         var s = ProxySessions[slot];
-        // A stale event (the session moved on, or its slot was reused) is harmless: the retry is non-blocking.
-        if (s.ClientFd < 0 || s.PendingOnUpstream != upstream) return;
-        RunProxy(s, s.Pending);
+        // A stale event (its slot was reused) only sets a bit: the worst it causes is one EAGAIN.
+        if (s.ClientFd < 0) return;
+        // An error or hang-up makes both directions "ready": the operation then reports what happened.
+        bool failed = (events & (Libc.EPOLLERR | Libc.EPOLLHUP)) != 0;
+        bool readable = failed || (events & (Libc.EPOLLIN | Libc.EPOLLRDHUP)) != 0;
+        bool writable = failed || (events & Libc.EPOLLOUT) != 0;
+        if (upstream)
+        {
+            s.UpstreamReadable |= readable;
+            s.UpstreamWritable |= writable;
+        }
+        else
+        {
+            s.ClientReadable |= readable;
+            s.ClientWritable |= writable;
+        }
+        if (s.PendingOnUpstream == upstream && Ready(s, s.Pending)) RunProxy(s, s.Pending);
     }
+
+    private static bool Ready(ProxySession s, ProxyIo io) => io switch
+    {
+        ProxyIo.RecvClient => s.ClientReadable,
+        ProxyIo.RecvUpstream => s.UpstreamReadable,
+        ProxyIo.SendClient => s.ClientWritable,
+        ProxyIo.SendUpstream => s.UpstreamWritable,
+        ProxyIo.Connect => !s.ConnectPending || s.UpstreamWritable, // start one, or learn how the pending one ended
+        _ => true,
+    };
 
     /// <summary>Performs intents until one has to wait for its socket.</summary>
     private void RunProxy(ProxySession s, ProxyIo io)
     {
         while (true)
         {
+            if (io == ProxyIo.Close)
+            {
+                FreeProxySession(s); // closing the sockets also takes them out of the epoll set
+                return;
+            }
+            if (!Ready(s, io)) return; // an edge will bring it back
             int result;
             switch (io)
             {
-                case ProxyIo.Close:
-                    FreeProxySession(s); // closing the sockets also takes them out of the epoll set
-                    return;
                 case ProxyIo.RecvClient or ProxyIo.RecvUpstream:
                 {
                     bool upstream = io == ProxyIo.RecvUpstream;
                     nint n = Libc.recv(upstream ? s.UpstreamFd : s.ClientFd, s.IoBuffer, (nuint)s.IoLength, 0);
-                    if (n < 0 && Libc.Errno is Libc.EAGAIN or Libc.EINTR) { Arm(s, upstream, Libc.EPOLLIN | Libc.EPOLLRDHUP); return; }
-                    result = n < 0 ? -Libc.Errno : (int)n;
+                    int errno = n < 0 ? Libc.Errno : 0;
+                    // As nginx: EAGAIN or a short read means the socket is drained; the next byte comes with an edge.
+                    if (errno is Libc.EAGAIN or Libc.EINTR || n >= 0 && n < s.IoLength)
+                    {
+                        if (upstream) s.UpstreamReadable = false;
+                        else s.ClientReadable = false;
+                    }
+                    if (errno is Libc.EAGAIN or Libc.EINTR) return;
+                    result = n < 0 ? -errno : (int)n;
                     break;
                 }
                 case ProxyIo.SendClient or ProxyIo.SendUpstream:
                 {
                     bool upstream = io == ProxyIo.SendUpstream;
-                    nint n = Libc.sendmsg(upstream ? s.UpstreamFd : s.ClientFd, s.PrepareSend(), Libc.MSG_NOSIGNAL);
-                    if (n < 0 && Libc.Errno is Libc.EAGAIN or Libc.EINTR) { Arm(s, upstream, Libc.EPOLLOUT); return; }
-                    result = n < 0 ? -Libc.Errno : (int)n;
+                    var message = s.PrepareSend();
+                    nint n = Libc.sendmsg(upstream ? s.UpstreamFd : s.ClientFd, message, Libc.MSG_NOSIGNAL);
+                    int errno = n < 0 ? Libc.Errno : 0;
+                    // A short write means the send buffer is full: wait for the edge that frees space.
+                    if (errno is Libc.EAGAIN or Libc.EINTR || n >= 0 && n < TotalLength(message))
+                    {
+                        if (upstream) s.UpstreamWritable = false;
+                        else s.ClientWritable = false;
+                    }
+                    if (errno is Libc.EAGAIN or Libc.EINTR) return;
+                    result = n < 0 ? -errno : (int)n;
                     break;
                 }
                 default: // Connect
@@ -89,29 +136,36 @@ internal sealed unsafe partial class EpollWorker
         }
     }
 
-    /// <summary>Starts a non-blocking connect; false when it is in progress and the socket is armed for it.</summary>
+    private static long TotalLength(MsgHdr* message)
+    {
+        long total = 0;
+        for (nuint i = 0; i < message->IovLength; i++) total += (long)message->Iov[i].Length;
+        return total;
+    }
+
+    /// <summary>Starts a non-blocking connect; false when it is in progress and the session waits for writability.</summary>
     private bool StartConnect(ProxySession s, out int result)
     {
         var upstream = s.Upstream(this);
         int fd = Platform.CreateUpstreamSocket(upstream.Family, nonBlocking: true);
         if (fd < 0) { result = -Libc.Errno; return true; }
         s.AttachUpstream(fd);
+        s.UpstreamReadable = s.UpstreamWritable = false;
         int r = Libc.connect(fd, upstream.SockAddr, (uint)upstream.SockAddrLength);
         int errno = r == 0 ? 0 : Libc.Errno;
         if (r != 0 && errno != Libc.EINPROGRESS) { result = -errno; return true; }
-        // Added only now: an unconnected TCP socket polls as hung up.
-        var ev = new EpollEvent { Events = Libc.EPOLLONESHOT | (r == 0 ? 0 : Libc.EPOLLOUT), Data = ProxyTag(s, upstream: true) };
+        // Added only now: an unconnected TCP socket polls as hung up. If the connect completed in
+        // between, the registration itself reports the edge.
+        var ev = new EpollEvent { Events = EdgeTriggered, Data = ProxyTag(s, upstream: true) };
         if (Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_ADD, fd, &ev) != 0) { result = -Libc.Errno; return true; }
         result = 0;
-        if (r == 0) return true;
+        if (r == 0)
+        {
+            s.UpstreamWritable = true;
+            return true;
+        }
         s.ConnectPending = true;
         return false;
-    }
-
-    private void Arm(ProxySession s, bool upstream, uint events)
-    {
-        var ev = new EpollEvent { Events = events | Libc.EPOLLONESHOT, Data = ProxyTag(s, upstream) };
-        if (Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_MOD, upstream ? s.UpstreamFd : s.ClientFd, &ev) != 0) FreeProxySession(s);
     }
 
     private void ScanProxyTimeouts()

@@ -58,7 +58,7 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
                 }
                 if ((tag & ProxyTagBit) != 0)
                 {
-                    OnProxyEvent(tag);
+                    OnProxyEvent(tag, events[i].Events);
                     continue;
                 }
                 var s = Sessions[(int)tag];

@@ -45,6 +45,8 @@ internal sealed unsafe class ProxySession
     public int IoLength;
     /// <summary>Engine bookkeeping: an io_uring operation is in flight, an epoll connect is pending, the session is closing.</summary>
     public bool InFlight, ConnectPending, Closing;
+    /// <summary>epoll readiness per socket and direction (edge-triggered: set by events, cleared by EAGAIN).</summary>
+    public bool ClientReadable, ClientWritable, UpstreamReadable, UpstreamWritable;
 
     private readonly byte* _clientIn;
     private readonly int _clientCap;

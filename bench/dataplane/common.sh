@@ -1,0 +1,92 @@
+# Shared by run.sh (static files) and proxy.sh: tools, the build under test, process CPU accounting
+# and one wrk measurement per call. Expects WORK, REPO, OUT, DURATION, WARMUP and CLIENT_CPU set, and
+# appends rows to $RAW.
+
+need() {
+  if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
+    echo "installing $2" >&2
+    apt-get install -y "$2" >/dev/null || { apt-get update >/dev/null && apt-get install -y "$2" >/dev/null; }
+  fi
+}
+need wrk wrk
+need nginx nginx-light
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# The server under test: NativeAOT if it builds, otherwise a framework-dependent Release build.
+if [ -z "${DATAPLANE:-}" ]; then
+  if dotnet publish "$REPO/dataplane/NetTune.DataPlane/NetTune.DataPlane.csproj" -c Release -r linux-x64 \
+       -o "$WORK/aot" -p:CppCompilerAndLinker=gcc >"$WORK/publish.log" 2>&1 && [ -x "$WORK/aot/dataplane" ]; then
+    DATAPLANE="$WORK/aot/dataplane"; BUILD="NativeAOT"
+  else
+    dotnet publish "$REPO/dataplane/NetTune.DataPlane/NetTune.DataPlane.csproj" -c Release -p:PublishAot=false \
+      -o "$WORK/jit" >"$WORK/publish-jit.log" 2>&1
+    DATAPLANE="$WORK/jit/dataplane"; BUILD="JIT (NativeAOT publish failed, see $WORK/publish.log)"
+  fi
+else
+  BUILD="given: $DATAPLANE"
+fi
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for f in "$WORK"/*/nginx.pid; do [ -f "$f" ] && kill "$(cat "$f" 2>/dev/null)" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+CLK_TCK=$(getconf CLK_TCK)
+# utime+stime (all threads) of a process and its children processes (nginx master + worker), in ticks.
+cpu_ticks() {
+  local total=0 p
+  for p in "$@"; do
+    for q in $p $(pgrep -P "$p" || true); do
+      if [ -r "/proc/$q/stat" ]; then
+        total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$q/stat")))
+      fi
+    done
+  done
+  echo "$total"
+}
+
+wait_port() { # $1 port, $2 path that answers 200 once the server is up (default /1k.bin)
+  for _ in $(seq 1 100); do
+    curl -sf -o /dev/null "http://127.0.0.1:$1${2:-/1k.bin}" && return 0
+    sleep 0.1
+  done
+  echo "server on port $1 did not come up" >&2
+  return 1
+}
+
+stop_ours() {
+  kill -TERM "$OURS_PID" 2>/dev/null || true
+  wait "$OURS_PID" 2>/dev/null || true
+}
+
+to_ms() { # wrk latency like 812.00us / 1.23ms / 2.01s -> ms
+  awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v+0} else if (v ~ /s$/) {sub(/s$/,"",v); print v*1000} else print v }'
+}
+to_mib() { # 12.3MB / 1.2GB / 800KB -> MiB/s (wrk's units are binary)
+  awk -v v="$1" 'BEGIN{ if (v ~ /GB$/) {sub(/GB$/,"",v); print v*1024} else if (v ~ /MB$/) {sub(/MB$/,"",v); print v+0} else if (v ~ /KB$/) {sub(/KB$/,"",v); print v/1024} else {sub(/B$/,"",v); print v/1048576} }'
+}
+
+measure() { # $1 round, $2 label, $3 port, $4 file, $5 conns, $6.. pids for CPU accounting
+  local round=$1 label=$2 port=$3 file=$4 conns=$5; shift 5
+  local url="http://127.0.0.1:$port/$file"
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+  local before after out client
+  before=$(cpu_ticks "$@")
+  # bash's time keyword gives wrk's own CPU: near 100% means the client, not the server, sets req/s.
+  out=$( { TIMEFORMAT='%3U %3S'; time taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "$url"; } 2>"$WORK/wrk-time" )
+  after=$(cpu_ticks "$@")
+  client=$(awk -v d="$DURATION" '{ printf "%.0f", ($1 + $2) / d * 100 }' "$WORK/wrk-time")
+  local rps mib p50 p99 reqs errors cpu_us
+  rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
+  mib=$(to_mib "$(awk '/^Transfer\/sec:/{print $2}' <<<"$out")")
+  p50=$(to_ms "$(awk '$1=="50%"{print $2}' <<<"$out")")
+  p99=$(to_ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
+  reqs=$(awk '/requests in/{print $1}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/{printf "%s ", $0}' <<<"$out" | tr ',' ';')
+  cpu_us=$(awk -v d=$((after - before)) -v t="$CLK_TCK" -v n="$reqs" 'BEGIN{ printf "%.2f", d / t * 1e6 / n }')
+  echo "$round,$label,$file,$conns,$rps,$mib,$p50,$p99,$reqs,$cpu_us,$client,$errors" | tee -a "$RAW"
+}
+

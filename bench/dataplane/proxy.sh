@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Reverse-proxy benchmark: the NetTune data plane in proxy mode (io_uring and epoll) vs nginx's
+# proxy_pass at its best (kept-alive upstream connections, in-memory buffering), both with one worker
+# on SERVER_CPU, in front of the same upstream: nginx serving files from one worker on UPSTREAM_CPU.
+# wrk runs on CLIENT_CPU. Interleaved round by round, ratios taken within a round. Loopback only.
+#
+#   bench/dataplane/proxy.sh               # 3 rounds, 10 s runs, -c50, 1 KiB and 64 KiB
+#
+# Environment: ROUNDS (3), DURATION (10), WARMUP (2), CONNS ("50"), FILES ("1k.bin 64k.bin"),
+# SERVER_CPU (0), CLIENT_CPU (1), UPSTREAM_CPU (1), OUT (bench/dataplane/results-proxy), DATAPLANE.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNS=${CONNS:-"50"}
+FILES=${FILES:-"1k.bin 64k.bin"}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+UPSTREAM_CPU=${UPSTREAM_CPU:-1}
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+OUT=${OUT:-$HERE/results-proxy}
+WORK=$(mktemp -d /tmp/nettune-proxy-bench.XXXXXX)
+chmod 755 "$WORK"
+UP_PORT=${UP_PORT:-18090}
+NGINX_PORT=${NGINX_PORT:-18080}
+OURS_PORT=${OURS_PORT:-18081}
+for port in $UP_PORT $NGINX_PORT $OURS_PORT; do
+  if ss -ltnH "sport = :$port" | grep -q .; then
+    echo "port $port is already in use; stop what listens there or set UP_PORT/NGINX_PORT/OURS_PORT" >&2
+    exit 1
+  fi
+done
+mkdir -p "$OUT"
+# shellcheck source=common.sh
+. "$HERE/common.sh"
+
+WWW="$WORK/www"
+mkdir -p "$WWW"
+head -c 1024 /dev/urandom >"$WWW/1k.bin"
+head -c 65536 /dev/urandom >"$WWW/64k.bin"
+chmod -R a+rX "$WWW"
+
+# nginx's worker_cpu_affinity is a binary mask, lowest CPU last: CPU 1 is "10".
+mask() { local m=1 i; for ((i = 0; i < $1; i++)); do m="${m}0"; done; echo "$m"; }
+mkdir -p "$WORK/upstream/logs" "$WORK/proxy/logs"
+cat >"$WORK/upstream/nginx.conf" <<CONF
+worker_processes 1;
+worker_cpu_affinity $(mask "$UPSTREAM_CPU");
+pid $WORK/upstream/nginx.pid;
+error_log $WORK/upstream/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    sendfile on; tcp_nopush on; tcp_nodelay on;
+    keepalive_requests 1000000;
+    access_log off;
+    open_file_cache max=10000 inactive=60s;
+    open_file_cache_valid 60s;
+    open_file_cache_min_uses 1;
+    default_type application/octet-stream;
+    server { listen 127.0.0.1:$UP_PORT reuseport; root $WWW; }
+}
+CONF
+# nginx as a proxy at its best: HTTP/1.1 and a keepalive pool to the upstream, buffers that hold a
+# 64 KiB response in memory (no temp files), no access log.
+cat >"$WORK/proxy/nginx.conf" <<CONF
+worker_processes 1;
+worker_cpu_affinity $(mask "$SERVER_CPU");
+pid $WORK/proxy/nginx.pid;
+error_log $WORK/proxy/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    access_log off;
+    upstream up { server 127.0.0.1:$UP_PORT; keepalive 512; keepalive_requests 1000000; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT reuseport;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;
+            proxy_max_temp_file_size 0;
+        }
+    }
+}
+CONF
+
+start_nginx() { # $1 = config dir, $2 = CPU, $3 = port
+  taskset -c "$2" "$NGINX" -p "$WORK/$1" -c "$WORK/$1/nginx.conf" -g 'daemon off;' >"$WORK/$1.out" 2>&1 &
+  PIDS+=("$!")
+  wait_port "$3"
+}
+
+start_ours() { # $1 = engine
+  "$DATAPLANE" --upstream "127.0.0.1:$UP_PORT" --address 127.0.0.1 --port $OURS_PORT --cpus "$SERVER_CPU" \
+    --io-engine "$1" >"$WORK/ours-$1.out" 2>&1 &
+  OURS_PID=$!
+  PIDS+=("$OURS_PID")
+  wait_port $OURS_PORT
+}
+
+RAW="$OUT/raw.csv"
+echo "round,server,file,conns,req_per_s,mib_per_s,p50_ms,p99_ms,requests,cpu_us_per_req,client_cpu_pct,errors" >"$RAW"
+
+echo "dataplane build: $BUILD" | tee "$OUT/build.txt"
+start_nginx upstream "$UPSTREAM_CPU" $UP_PORT
+start_nginx proxy "$SERVER_CPU" $NGINX_PORT
+NGINX_PROXY_PID=${PIDS[-1]}
+for round in $(seq 1 "$ROUNDS"); do
+  for conns in $CONNS; do
+    for file in $FILES; do
+      measure "$round" nginx $NGINX_PORT "$file" "$conns" "$NGINX_PROXY_PID"
+      for engine in iouring epoll; do
+        start_ours $engine
+        measure "$round" $engine $OURS_PORT "$file" "$conns" "$OURS_PID"
+        stop_ours
+      done
+    done
+  done
+done
+
+python3 "$HERE/summarize.py" "$RAW" | tee "$OUT/summary.md"
