@@ -101,7 +101,7 @@ internal sealed unsafe class ProxySession
         _requestHeadCap = limits.MaxHeaderBytes + HeadSlack;
         _upstreamIn = _requestHead + _requestHeadCap;
         _upstreamCap = upstreamBufferBytes;
-        // An upstream head may use the whole receive buffer; its rewrite lands here.
+        // The upstream's head (up to MaxHeaderBytes) is rewritten here; our own error heads use it too.
         _responseHead = _upstreamIn + _upstreamCap;
         _responseHeadCap = limits.MaxHeaderBytes + HeadSlack;
         _clientAddress = _responseHead + _responseHeadCap;
@@ -377,7 +377,8 @@ internal sealed unsafe class ProxySession
         while (true)
         {
             var buffer = new ReadOnlySpan<byte>(_upstreamIn, _upstreamLen);
-            var status = UpstreamResponseParser.TryParse(buffer, _upstreamCap, _requestIsHead, out _response);
+            // The head must fit where it is rewritten; a bigger one is a clean 502, not a truncated relay.
+            var status = UpstreamResponseParser.TryParse(buffer, Math.Min(_upstreamCap, _responseHeadCap - HeadSlack), _requestIsHead, out _response);
             if (status == ParseStatus.Incomplete) return WantUpstreamBytes(worker);
             if (status == ParseStatus.Error)
             {
@@ -393,7 +394,8 @@ internal sealed unsafe class ProxySession
         }
 
         _upstreamReusable = _response.Reusable;
-        _closeClient = !_clientKeepAlive || _response.Framing == BodyFraming.UntilClose;
+        // A drain that began while the upstream was thinking still gets announced in this response.
+        _closeClient = !_clientKeepAlive || _response.Framing == BodyFraming.UntilClose || worker.Draining;
         var connection = _closeClient ? ConnectionHeader.Close : _clientConnection;
         int headLength = ProxyHeadWriter.WriteResponse(new ReadOnlySpan<byte>(_upstreamIn, _response.HeadLength),
             new Span<byte>(_responseHead, _responseHeadCap), connection);
@@ -474,7 +476,7 @@ internal sealed unsafe class ProxySession
         worker.Stats.RecordDuration(Stopwatch.GetTimestamp() - _firstByteTicks, 1);
         if (!_upstreamReusable) CloseUpstream();
         else _upstreamReused = true; // the next request on it may meet an upstream that closed it meanwhile
-        if (_closeClient || worker.Draining) return ProxyIo.Close;
+        if (_closeClient) return ProxyIo.Close;
         return NextRequest(worker);
     }
 

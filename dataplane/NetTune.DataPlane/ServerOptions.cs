@@ -38,7 +38,7 @@ public sealed record ServerOptions
     public int Workers { get; init; }
     public int UpstreamConnectTimeoutSeconds { get; init; } = 5;
     public int UpstreamTimeoutSeconds { get; init; } = 60;
-    /// <summary>Per connection: how much of an upstream response is held at once (also the largest upstream head).</summary>
+    /// <summary>Per connection: how much of an upstream response is held at once.</summary>
     public int ProxyBufferBytes { get; init; } = 64 * 1024;
     public string Address { get; init; } = "0.0.0.0";
     public int Port { get; init; } = 8080;
@@ -81,7 +81,8 @@ public sealed record ServerOptions
           --workers N                workers to run, pinned round robin over --cpus (default: one per CPU)
           --upstream-connect-timeout S  seconds to connect to an upstream before trying the next (default 5)
           --upstream-timeout S       seconds to wait for upstream response bytes before 504 (default 60)
-          --proxy-buffer-bytes N     per-connection upstream buffer, also the largest upstream head (default 65536)
+          --proxy-buffer-bytes N     per-connection buffer for upstream responses (default 65536); upstream heads may
+                                     be as large as --max-header-bytes
           --max-body-bytes N         proxy mode: largest request body (default 67108864; 413 above)
           --port N                   listen port (default 8080; 0 = ephemeral, printed at start)
           --address IP               listen IPv4 address (default 0.0.0.0)

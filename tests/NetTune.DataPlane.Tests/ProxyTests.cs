@@ -200,6 +200,47 @@ public class ProxyTests(ProxiesInFront proxies) : IClassFixture<ProxiesInFront>
     }
 
     [Theory, MemberData(nameof(Engines))]
+    public void Http10ClientsGetTheirKeepAliveSpelledOut(string engine)
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        using var c = new RawClient(proxies[engine].Port);
+        c.Send($"GET /echo?m={marker} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        var kept = c.Read();
+        Assert.Equal("keep-alive", kept.Header("connection"));
+        // The request line is forwarded as the client wrote it: the upstream answers a 1.0 client.
+        Assert.StartsWith($"GET /echo?m={marker}", Encoding.ASCII.GetString(kept.Body));
+        c.Send("GET /created HTTP/1.0\r\n\r\n");
+        Assert.Equal("close", c.Read().Header("connection"));
+        Assert.True(c.ReadsEof());
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public void AnUpstreamHeadTooBigToRewriteIsA502(string engine)
+    {
+        using var c = new RawClient(proxies[engine].Port);
+        c.Send("GET /big-head HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(502, c.Read().Status);
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public void SigtermLetsAProxiedRequestInFlightFinish(string engine)
+    {
+        using var proxy = ServerProcess.StartProxy(proxies.Upstream.Address, engine, "--cpus", "0");
+        using var c = new RawClient(proxy.Port);
+        c.Send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n");
+        Thread.Sleep(300);
+        proxy.Terminate();
+        var response = c.Read();
+        Assert.Equal(200, response.Status);
+        Assert.Equal("slow\n", Encoding.ASCII.GetString(response.Body));
+        // Draining: the answer says the connection ends, and it does.
+        Assert.Equal("close", response.Header("connection"));
+        Assert.True(c.ReadsEof());
+        Assert.True(proxy.WaitForExit(10_000), "the proxy did not exit after draining");
+        Assert.Equal(0, proxy.ExitCode);
+    }
+
+    [Theory, MemberData(nameof(Engines))]
     public void RefusesWhatItCannotForward(string engine)
     {
         using (var c = new RawClient(proxies[engine].Port))

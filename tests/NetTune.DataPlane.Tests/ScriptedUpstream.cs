@@ -125,6 +125,8 @@ public sealed class ScriptedUpstream : IDisposable
             case "/slow":
                 await Task.Delay(int.Parse(r.Target.Split('=')[1]));
                 return await Send(socket, 200, "slow\n"u8.ToArray(), head);
+            case "/big-head":
+                return await Send(socket, 200, "x"u8.ToArray(), head, $"X-Big: {new string('b', 20_000)}\r\n");
             case "/garbage":
                 await socket.SendAsync("NOT HTTP AT ALL\r\n\r\n"u8.ToArray());
                 return false;
