@@ -2,29 +2,44 @@
 # and one wrk measurement per call. Expects WORK, REPO, OUT, DURATION, WARMUP and CLIENT_CPU set, and
 # appends rows to $RAW.
 
+# SO_REUSEPORT would let a stray server share a port silently and take half the connections.
+require_free_ports() {
+  local port
+  for port in "$@"; do
+    if ss -ltnH "sport = :$port" | grep -q .; then
+      echo "port $port is already in use; stop what listens there or choose other ports (see the script's header)" >&2
+      exit 1
+    fi
+  done
+}
+
 need() {
   if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
     echo "installing $2" >&2
     apt-get install -y "$2" >/dev/null || { apt-get update >/dev/null && apt-get install -y "$2" >/dev/null; }
   fi
 }
-need wrk wrk
-need nginx nginx-light
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-# The server under test: NativeAOT if it builds, otherwise a framework-dependent Release build.
-if [ -z "${DATAPLANE:-}" ]; then
-  if dotnet publish "$REPO/dataplane/NetTune.DataPlane/NetTune.DataPlane.csproj" -c Release -r linux-x64 \
-       -o "$WORK/aot" -p:CppCompilerAndLinker=gcc >"$WORK/publish.log" 2>&1 && [ -x "$WORK/aot/dataplane" ]; then
-    DATAPLANE="$WORK/aot/dataplane"; BUILD="NativeAOT"
+# Installs wrk and nginx if missing and builds the server under test (unless DATAPLANE names one):
+# NativeAOT if it builds, otherwise a framework-dependent Release build. Sets NGINX, DATAPLANE and BUILD.
+prepare() {
+  need wrk wrk
+  need nginx nginx-light
+  NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+  if [ -z "${DATAPLANE:-}" ]; then
+    if dotnet publish "$REPO/dataplane/NetTune.DataPlane/NetTune.DataPlane.csproj" -c Release -r linux-x64 \
+         -o "$WORK/aot" -p:CppCompilerAndLinker=gcc >"$WORK/publish.log" 2>&1 && [ -x "$WORK/aot/dataplane" ]; then
+      DATAPLANE="$WORK/aot/dataplane"; BUILD="NativeAOT"
+    else
+      dotnet publish "$REPO/dataplane/NetTune.DataPlane/NetTune.DataPlane.csproj" -c Release -p:PublishAot=false \
+        -o "$WORK/jit" >"$WORK/publish-jit.log" 2>&1
+      DATAPLANE="$WORK/jit/dataplane"; BUILD="JIT (NativeAOT publish failed, see $WORK/publish.log)"
+    fi
   else
-    dotnet publish "$REPO/dataplane/NetTune.DataPlane/NetTune.DataPlane.csproj" -c Release -p:PublishAot=false \
-      -o "$WORK/jit" >"$WORK/publish-jit.log" 2>&1
-    DATAPLANE="$WORK/jit/dataplane"; BUILD="JIT (NativeAOT publish failed, see $WORK/publish.log)"
+    BUILD="given: $DATAPLANE"
   fi
-else
-  BUILD="given: $DATAPLANE"
-fi
+}
 
 PIDS=()
 cleanup() {

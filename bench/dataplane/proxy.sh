@@ -26,15 +26,11 @@ chmod 755 "$WORK"
 UP_PORT=${UP_PORT:-18090}
 NGINX_PORT=${NGINX_PORT:-18080}
 OURS_PORT=${OURS_PORT:-18081}
-for port in $UP_PORT $NGINX_PORT $OURS_PORT; do
-  if ss -ltnH "sport = :$port" | grep -q .; then
-    echo "port $port is already in use; stop what listens there or set UP_PORT/NGINX_PORT/OURS_PORT" >&2
-    exit 1
-  fi
-done
 mkdir -p "$OUT"
 # shellcheck source=common.sh
 . "$HERE/common.sh"
+require_free_ports $UP_PORT $NGINX_PORT $OURS_PORT
+prepare
 
 WWW="$WORK/www"
 mkdir -p "$WWW"

@@ -25,16 +25,11 @@ WORK=$(mktemp -d /tmp/nettune-bench.XXXXXX)
 chmod 755 "$WORK" # nginx's worker runs as www-data and must reach the document root
 NGINX_PORT=${NGINX_PORT:-18080}
 OURS_PORT=${OURS_PORT:-18081}
-# SO_REUSEPORT would let a stray server share a port silently and take half the connections.
-for port in $NGINX_PORT $OURS_PORT; do
-  if ss -ltnH "sport = :$port" | grep -q .; then
-    echo "port $port is already in use; stop what listens there or set NGINX_PORT/OURS_PORT" >&2
-    exit 1
-  fi
-done
 mkdir -p "$OUT"
 # shellcheck source=common.sh
 . "$HERE/common.sh"
+require_free_ports $NGINX_PORT $OURS_PORT
+prepare
 
 WWW="$WORK/www"
 mkdir -p "$WWW"

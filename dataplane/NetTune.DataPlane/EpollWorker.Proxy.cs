@@ -17,14 +17,7 @@ internal sealed unsafe partial class EpollWorker
 
     private void AcceptProxy(int fd)
     {
-        var s = AllocateProxySession();
-        if (s == null)
-        {
-            Stats.RejectedConnections++;
-            Libc.close(fd);
-            return;
-        }
-        Platform.SetNoDelay(fd);
+        if (AdmitProxy(fd) is not { } s) return;
         var ev = new EpollEvent { Events = EdgeTriggered, Data = ProxyTag(s, upstream: false) };
         if (Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_ADD, fd, &ev) != 0)
         {

@@ -140,22 +140,7 @@ internal sealed unsafe class HttpSession
     /// <summary>Consumes <paramref name="sent"/> bytes of queued output; true when all of it is gone.</summary>
     public bool AdvanceOutput(long sent)
     {
-        while (sent > 0 && _iovStart < _iovEnd)
-        {
-            ref var v = ref Iov[_iovStart];
-            if ((ulong)sent >= v.Length)
-            {
-                sent -= (long)v.Length;
-                _iovStart++;
-            }
-            else
-            {
-                v.Base = (byte*)v.Base + sent;
-                v.Length -= (nuint)sent;
-                sent = 0;
-            }
-        }
-        if (_iovStart < _iovEnd) return false;
+        if (!IoVecs.Consume(Iov, ref _iovStart, _iovEnd, sent)) return false;
         _iovStart = _iovEnd = 0;
         _zeroCopyBodies = 0;
         bool kernelStillReads = ZeroCopyNoticesPending > 0;

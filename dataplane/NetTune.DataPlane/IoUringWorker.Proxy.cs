@@ -10,15 +10,7 @@ internal sealed unsafe partial class IoUringWorker
 {
     private void AcceptProxy(int fd)
     {
-        var s = AllocateProxySession();
-        if (s == null)
-        {
-            Stats.RejectedConnections++;
-            Libc.close(fd);
-            return;
-        }
-        Platform.SetNoDelay(fd);
-        SubmitProxy(s, OpenProxySession(s, fd));
+        if (AdmitProxy(fd) is { } s) SubmitProxy(s, OpenProxySession(s, fd));
     }
 
     private void SubmitProxy(ProxySession s, ProxyIo io)

@@ -555,23 +555,5 @@ internal sealed unsafe class ProxySession
         if (length > 0) _iov[_iovEnd++] = new IoVec { Base = data, Length = (nuint)length };
     }
 
-    private bool Advance(long sent)
-    {
-        while (sent > 0 && _iovStart < _iovEnd)
-        {
-            ref var v = ref _iov[_iovStart];
-            if ((ulong)sent >= v.Length)
-            {
-                sent -= (long)v.Length;
-                _iovStart++;
-            }
-            else
-            {
-                v.Base = (byte*)v.Base + sent;
-                v.Length -= (nuint)sent;
-                sent = 0;
-            }
-        }
-        return _iovStart == _iovEnd;
-    }
+    private bool Advance(long sent) => IoVecs.Consume(_iov, ref _iovStart, _iovEnd, sent);
 }

@@ -152,10 +152,18 @@ internal abstract unsafe class Worker
         return session;
     }
 
-    /// <summary>A proxy session for an accepted client; null at the per-worker cap. The engine then calls Open.</summary>
-    protected ProxySession? AllocateProxySession()
+    /// <summary>
+    /// A proxy session for an accepted client socket; at the per-worker cap the socket is closed, counted and
+    /// null returned. The engine registers the socket as it needs, then calls <see cref="OpenProxySession"/>.
+    /// </summary>
+    protected ProxySession? AdmitProxy(int fd)
     {
-        if (ActiveSessions >= Options.MaxConnectionsPerWorker) return null;
+        if (ActiveSessions >= Options.MaxConnectionsPerWorker)
+        {
+            Stats.RejectedConnections++;
+            Libc.close(fd);
+            return null;
+        }
         if (!_freeProxySessions.TryPop(out var session))
         {
             session = new ProxySession(ProxySessions.Count, SessionPool.Rent(), Options.Limits, Options.ProxyBufferBytes);
@@ -163,6 +171,7 @@ internal abstract unsafe class Worker
         }
         ActiveSessions++;
         Stats.ActiveConnections = ActiveSessions;
+        Platform.SetNoDelay(fd);
         return session;
     }
 
