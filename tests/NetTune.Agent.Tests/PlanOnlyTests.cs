@@ -38,6 +38,26 @@ public sealed class PlanOnlyTests
     }
 
     [Fact]
+    public void WithNothingJournaledARevertIsCompleteAsItStands()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var before = host.TreeImage();
+        var engine = PlanOnlyEngine(host);
+        Assert.Equal(RunKind.DryRun, engine.Apply(Specs.Full()).Kind);
+
+        var report = engine.Revert();
+        Assert.True(report.Kind == RunKind.Reverted, report.Message);
+        Assert.Contains("nothing to restore", report.Message);
+        var conditions = new List<k8s.Models.V1Condition>();
+        StatusBuilder.ApplyConditions(conditions, report, 4, DateTime.UtcNow);
+        Assert.Equal(ConditionStatus.True, conditions.Single(c => c.Type == ConditionTypes.Reverted).Status);
+
+        TreeAssert.Same(before, host.TreeImage());
+        Assert.Equal(0, host.Fs.WriteCount);
+        Assert.False(File.Exists(Path.Join(host.JournalDir, JournalStore.FileName)));
+    }
+
+    [Fact]
     public void ARevertIsRefusedWithTheReasonAndJournaledOriginalsStayWhereTheyAre()
     {
         using var host = FixtureHost.TwoSocket();
@@ -49,7 +69,7 @@ public sealed class PlanOnlyTests
         var report = PlanOnlyEngine(host).Revert();
         Assert.Equal(RunKind.RevertFailed, report.Kind);
         Assert.Contains("--plan-only", report.Message);
-        Assert.Contains("changed nothing", report.Message);
+        Assert.Contains("left as they are", report.Message);
         var conditions = new List<k8s.Models.V1Condition>();
         StatusBuilder.ApplyConditions(conditions, report, 4, DateTime.UtcNow);
         var reverted = conditions.Single(c => c.Type == ConditionTypes.Reverted);

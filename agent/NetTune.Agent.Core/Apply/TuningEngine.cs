@@ -127,9 +127,6 @@ public sealed class TuningEngine
     /// <summary>Puts back every journaled original, channels first so the queues exist again before their settings return.</summary>
     public RunReport Revert()
     {
-        if (PlanOnly)
-            return new RunReport(RunKind.RevertFailed, null, null, [],
-                "revert refused: the agent runs with --plan-only, so it changed nothing on this host and writes nothing to it; any journaled originals are left as they are");
         TuningJournal journal;
         try
         {
@@ -138,6 +135,16 @@ public sealed class TuningEngine
         catch (JournalCorruptException e)
         {
             return new RunReport(RunKind.JournalCorrupt, null, null, [], e.Message);
+        }
+        if (PlanOnly)
+        {
+            // Nothing journaled means nothing was changed here: the revert is complete as it stands, and
+            // saying so lets the operator finish a deletion at once instead of waiting out its timeout.
+            return journal.Entries.Count == 0
+                ? new RunReport(RunKind.Reverted, Discover(), null, [],
+                    "nothing to restore: the journal holds no originals (the agent runs with --plan-only and changed nothing)")
+                : new RunReport(RunKind.RevertFailed, null, null, [],
+                    "revert refused: the agent runs with --plan-only and writes nothing to this host; the originals an earlier agent journaled are left as they are");
         }
         var results = new List<KnobResult>();
         foreach (var phase in journal.Entries.Select(e => KnobValues.Phase(e.Kind)).Distinct().Order().ToArray())
