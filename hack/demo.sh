@@ -4,7 +4,8 @@
 # A local control plane (etcd, kube-apiserver, kube-controller-manager), the Helm chart installed into it, the operator
 # as a local process with the chart's ServiceAccount and RBAC, simulated Nodes whose real agents work on two-socket
 # fixture host roots, one Node for this host whose agent only plans (--plan-only: it never writes), the samples, the
-# data plane for this host's socket, and Prometheus with the chart's alert rules.
+# data plane for this host's socket (and the same binary as a reverse proxy in front of it), and Prometheus with the
+# chart's alert rules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -19,6 +20,8 @@ OPERATOR_METRICS=19100
 AGENT_METRICS=19101
 DATAPLANE_PORT=18080
 DATAPLANE_ADMIN=19180
+PROXY_PORT=18082
+PROXY_ADMIN=19182
 PROMETHEUS_PORT=19090
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -49,7 +52,7 @@ wait_for() {
 
 up() {
   mkdir -p "$DEMO"
-  for p in $OPERATOR_METRICS $DATAPLANE_PORT $DATAPLANE_ADMIN $PROMETHEUS_PORT $(seq $AGENT_METRICS $((AGENT_METRICS + FIXTURE_NODES))); do
+  for p in $OPERATOR_METRICS $DATAPLANE_PORT $DATAPLANE_ADMIN $PROXY_PORT $PROXY_ADMIN $PROMETHEUS_PORT $(seq $AGENT_METRICS $((AGENT_METRICS + FIXTURE_NODES))); do
     running cluster || port_free "$p" || { echo "port $p on 127.0.0.1 is taken; stop what uses it (or make demo-down) first"; exit 1; }
   done
 
@@ -94,12 +97,18 @@ up() {
   start dataplane "dataplane/NetTune.DataPlane/$BIN/dataplane" --root "$DEMO/www" --address 127.0.0.1 --port "$DATAPLANE_PORT" \
     --admin-address 127.0.0.1 --admin-port "$DATAPLANE_ADMIN" --cpus "$(cat /sys/devices/system/node/node0/cpulist 2>/dev/null || echo 0)" --numa-node 0
   wait_for "the data plane's /readyz (see $DEMO/dataplane.log)" 30 curl -fsS "http://127.0.0.1:$DATAPLANE_ADMIN/readyz"
+  # Proxy mode (the edge-proxy sample's dataPlane.mode), here in front of the static server just started.
+  stop_process proxy
+  start proxy "dataplane/NetTune.DataPlane/$BIN/dataplane" --upstream "127.0.0.1:$DATAPLANE_PORT" --address 127.0.0.1 \
+    --port "$PROXY_PORT" --admin-address 127.0.0.1 --admin-port "$PROXY_ADMIN" --cpus "$(cat /sys/devices/system/node/node0/cpulist 2>/dev/null || echo 0)"
+  wait_for "the proxy's /readyz (see $DEMO/proxy.log)" 30 curl -fsS "http://127.0.0.1:$PROXY_ADMIN/readyz"
+  curl -fsS -o /dev/null "http://127.0.0.1:$PROXY_PORT/64k.bin"
 
   step "7/7 Prometheus with the chart's alert rules on 127.0.0.1:$PROMETHEUS_PORT"
   local agents="" i
   for i in $(seq 1 "$FIXTURE_NODES"); do agents+="demo-node-$i=127.0.0.1:$((AGENT_METRICS + i - 1)),"; done
   agents+="$THIS_HOST=127.0.0.1:$((AGENT_METRICS + FIXTURE_NODES))"
-  bash hack/demo-chart.sh prometheus "$DEMO" "$PROMETHEUS_PORT" "127.0.0.1:$OPERATOR_METRICS" "$agents" "127.0.0.1:$DATAPLANE_ADMIN" >/dev/null
+  bash hack/demo-chart.sh prometheus "$DEMO" "$PROMETHEUS_PORT" "127.0.0.1:$OPERATOR_METRICS" "$agents" "127.0.0.1:$DATAPLANE_ADMIN,127.0.0.1:$PROXY_ADMIN" >/dev/null
 
   step "kubectl get networktunings,networktuningnodestates"
   kctl get networktunings,networktuningnodestates -o wide
@@ -117,9 +126,10 @@ The demo keeps running. Look at:
   kubectl get networktuningnodestate $THIS_HOST -o yaml      # this host: topology and plannedChanges
   kubectl get events -A --field-selector involvedObject.kind=NetworkTuning
   curl -i http://127.0.0.1:$DATAPLANE_PORT/                   # the data plane (also /1k.bin, /64k.bin)
+  curl -i http://127.0.0.1:$PROXY_PORT/                   # the data plane as a reverse proxy in front of it
   curl http://127.0.0.1:$OPERATOR_METRICS/metrics                   # operator metrics
   curl http://127.0.0.1:$AGENT_METRICS/metrics                   # an agent's metrics (demo-node-1; ports up to $((AGENT_METRICS + FIXTURE_NODES)))
-  curl http://127.0.0.1:$DATAPLANE_ADMIN/metrics                   # data-plane metrics
+  curl http://127.0.0.1:$DATAPLANE_ADMIN/metrics                   # data-plane metrics (the proxy's: :$PROXY_ADMIN)
   http://127.0.0.1:$PROMETHEUS_PORT/targets and /alerts              # Prometheus
 Logs are in $DEMO/*.log. Stop everything with: make demo-down
 MSG
@@ -129,7 +139,7 @@ down() {
   [[ -d "$DEMO" ]] || { echo "nothing is running"; return 0; }
   step "stopping the demo"
   bash hack/demo-chart.sh stop "$DEMO" >/dev/null 2>&1 || true
-  for p in dataplane nodes operator cluster; do stop_process "$p"; done
+  for p in proxy dataplane nodes operator cluster; do stop_process "$p"; done
   rm -rf "$DEMO"
   echo "stopped"
 }
