@@ -64,6 +64,8 @@ internal sealed class AdminServer : IDisposable
             "Proxy mode: upstream connects that failed or timed out (that upstream is skipped for 10 s).", "worker");
         var retries = factory.CreateCounter("nettune_dataplane_upstream_retries_total",
             "Proxy mode: requests resent on a fresh upstream connection after a kept-alive one failed before answering.", "worker");
+        var poolHits = factory.CreateCounter("nettune_dataplane_upstream_pool_hits_total",
+            "Proxy mode: requests that took an idle kept-alive upstream connection left by an earlier client instead of connecting.", "worker");
         var collections = factory.CreateGauge("nettune_dataplane_gc_collections", "GC collections in the process.", "generation");
         var duration = factory.CreateHistogram("nettune_dataplane_request_duration_seconds",
             "Time from the receive that delivered a request's first byte to its response fully handed to the kernel " +
@@ -119,6 +121,7 @@ internal sealed class AdminServer : IDisposable
                 pauses.WithLabels(id).IncTo(w.Stats.RecvPauses);
                 connectFailures.WithLabels(id).IncTo(w.Stats.UpstreamConnectFailures);
                 retries.WithLabels(id).IncTo(w.Stats.UpstreamRetries);
+                poolHits.WithLabels(id).IncTo(w.Stats.UpstreamPoolHits);
             }
             draining.Set(_draining() ? 1 : 0);
             for (int g = 0; g <= GC.MaxGeneration; g++) collections.WithLabels(g.ToString()).Set(GC.CollectionCount(g));

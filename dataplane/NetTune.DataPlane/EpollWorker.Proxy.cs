@@ -31,9 +31,27 @@ internal sealed unsafe partial class EpollWorker
     }
 
     private const uint EdgeTriggered = Libc.EPOLLIN | Libc.EPOLLOUT | Libc.EPOLLRDHUP | Libc.EPOLLET;
+    /// <summary>Pooled upstream connections stay registered under this tag, whose events nobody needs.</summary>
+    private const ulong IdleUpstreamTag = ProxyTagBit | (1UL << 61);
+
+    public override void OnUpstreamParked(int fd)
+    {
+        var ev = new EpollEvent { Events = Libc.EPOLLET, Data = IdleUpstreamTag };
+        Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_MOD, fd, &ev);
+    }
+
+    public override void OnUpstreamAdopted(ProxySession s)
+    {
+        // Re-arming reports the socket's current state as a fresh edge; until then assume the idle state.
+        s.UpstreamReadable = false;
+        s.UpstreamWritable = true;
+        var ev = new EpollEvent { Events = EdgeTriggered, Data = ProxyTag(s, upstream: true) };
+        Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_MOD, s.UpstreamFd, &ev);
+    }
 
     private void OnProxyEvent(ulong tag, uint events)
     {
+        if (tag == IdleUpstreamTag) return;
         int slot = (int)((tag & ~ProxyTagBit) >> 1);
         bool upstream = (tag & 1) != 0;
         var s = ProxySessions[slot];
@@ -163,6 +181,7 @@ internal sealed unsafe partial class EpollWorker
 
     private void ScanProxyTimeouts()
     {
+        IdleUpstreams?.CloseExpired(NowMs);
         foreach (var s in ProxySessions)
         {
             if (s.ClientFd < 0) continue;

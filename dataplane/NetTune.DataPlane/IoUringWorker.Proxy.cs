@@ -89,6 +89,7 @@ internal sealed unsafe partial class IoUringWorker
 
     private void ScanProxyTimeouts()
     {
+        IdleUpstreams?.CloseExpired(NowMs);
         foreach (var s in ProxySessions)
         {
             if (s.ClientFd < 0 || s.Closing) continue;

@@ -80,7 +80,7 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         }
         foreach (var s in Sessions)
             if (s.Fd >= 0) { Libc.close(s.Fd); s.Fd = -1; }
-        foreach (var p in ProxySessions) p.Reset();
+        foreach (var p in ProxySessions) p.Reset(this);
         _buffers?.Dispose();
         _ring.Dispose();
     }

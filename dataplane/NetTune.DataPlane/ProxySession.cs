@@ -79,6 +79,8 @@ internal sealed unsafe class ProxySession
     private bool _clientKeepAlive, _requestIsHead, _idempotent;
     private ConnectionHeader _clientConnection;
     private bool _upstreamReused, _retried, _timedOut;
+    /// <summary>The upstream connection has answered in full and carries no request: it may be pooled.</summary>
+    private bool _upstreamIdle;
     private int _connectAttempts;
     private bool _closeAfterError;
 
@@ -127,12 +129,19 @@ internal sealed unsafe class ProxySession
         return ReadHead(worker);
     }
 
-    /// <summary>Releases the sockets; the engine has made sure the kernel holds no operation on them.</summary>
-    public void Reset()
+    /// <summary>
+    /// Releases the sockets; the engine has made sure the kernel holds no operation on them. An upstream
+    /// connection between requests goes to the worker's pool for the next client instead of being closed.
+    /// </summary>
+    public void Reset(Worker worker)
     {
-        if (UpstreamFd >= 0) Libc.close(UpstreamFd);
+        if (UpstreamFd >= 0 && _upstreamIdle && worker.IdleUpstreams is { } pool && pool.TryPark(UpstreamIndex, UpstreamFd, worker.NowMs))
+            worker.OnUpstreamParked(UpstreamFd);
+        else if (UpstreamFd >= 0)
+            Libc.close(UpstreamFd);
         if (ClientFd >= 0) Libc.close(ClientFd);
         UpstreamFd = ClientFd = -1;
+        _upstreamIdle = false;
     }
 
     public MsgHdr* PrepareSend()
@@ -291,13 +300,26 @@ internal sealed unsafe class ProxySession
     /// <summary>Head and the body bytes already held go to the upstream in one send, connecting first if needed.</summary>
     private ProxyIo SendRequest(Worker worker)
     {
+        _upstreamIdle = false;
         if (UpstreamFd < 0)
         {
-            _upstreamReused = false;
-            _phase = Phase.Connect;
             UpstreamIndex = worker.Balancer!.Pick(worker.NowMs);
-            _connectAttempts++;
-            return Want(worker, ProxyIo.Connect);
+            int pooled = worker.IdleUpstreams?.TryTake(UpstreamIndex, worker.NowMs) ?? -1;
+            if (pooled >= 0)
+            {
+                // Kept alive by an earlier client: it may still have been closed in between, which the retry covers.
+                UpstreamFd = pooled;
+                _upstreamReused = true;
+                worker.Stats.UpstreamPoolHits++;
+                worker.OnUpstreamAdopted(this);
+            }
+            else
+            {
+                _upstreamReused = false;
+                _phase = Phase.Connect;
+                _connectAttempts++;
+                return Want(worker, ProxyIo.Connect);
+            }
         }
         _phase = Phase.SendRequest;
         ClearOutput();
@@ -475,7 +497,7 @@ internal sealed unsafe class ProxySession
     {
         worker.Stats.RecordDuration(Stopwatch.GetTimestamp() - _firstByteTicks, 1);
         if (!_upstreamReusable) CloseUpstream();
-        else _upstreamReused = true; // the next request on it may meet an upstream that closed it meanwhile
+        else _upstreamReused = _upstreamIdle = true; // the next request on it may meet an upstream that closed it meanwhile
         if (_closeClient) return ProxyIo.Close;
         return NextRequest(worker);
     }
@@ -537,6 +559,7 @@ internal sealed unsafe class ProxySession
     {
         if (UpstreamFd >= 0) Libc.close(UpstreamFd);
         UpstreamFd = -1;
+        _upstreamIdle = false;
         ConnectPending = false;
     }
 

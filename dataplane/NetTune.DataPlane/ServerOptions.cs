@@ -40,6 +40,8 @@ public sealed record ServerOptions
     public int UpstreamTimeoutSeconds { get; init; } = 60;
     /// <summary>Per connection: how much of an upstream response is held at once.</summary>
     public int ProxyBufferBytes { get; init; } = 64 * 1024;
+    /// <summary>Idle upstream connections a worker keeps per upstream for later clients (0: none).</summary>
+    public int UpstreamKeepAlive { get; init; } = 32;
     public string Address { get; init; } = "0.0.0.0";
     public int Port { get; init; } = 8080;
     public IReadOnlyList<int> Cpus { get; init; } = [];
@@ -84,6 +86,8 @@ public sealed record ServerOptions
           --proxy-buffer-bytes N     per-connection buffer for upstream responses (default 65536); upstream heads may
                                      be as large as --max-header-bytes
           --max-body-bytes N         proxy mode: largest request body (default 67108864; 413 above)
+          --upstream-keepalive N     idle upstream connections each worker keeps per upstream for the next
+                                     client connections (default 32; 0 = none; closed after 60 s idle)
           --port N                   listen port (default 8080; 0 = ephemeral, printed at start)
           --address IP               listen IPv4 address (default 0.0.0.0)
           --cpus LIST                CPUs to run one worker each on, e.g. 0-1,4 (default: all allowed)
@@ -149,6 +153,7 @@ public sealed record ServerOptions
                 case "--upstream-timeout": o = o with { UpstreamTimeoutSeconds = Int(flag, Value(), 1, 86400) }; break;
                 case "--proxy-buffer-bytes": o = o with { ProxyBufferBytes = Int(flag, Value(), 4096, 16 << 20) }; break;
                 case "--max-body-bytes": maxBody = Long(flag, Value(), 1); break;
+                case "--upstream-keepalive": o = o with { UpstreamKeepAlive = Int(flag, Value(), 0, 65536) }; break;
                 case "--port": o = o with { Port = Int(flag, Value(), 0, 65535) }; break;
                 case "--address": o = o with { Address = Value() }; break;
                 case "--cpus": o = o with { Cpus = CpuList.Parse(Value()) }; break;

@@ -23,6 +23,7 @@ internal abstract unsafe class Worker
     /// <summary>Proxy mode: the upstreams (shared, read-only) and this worker's own choice among them.</summary>
     public IReadOnlyList<UpstreamAddress>? Upstreams { get; init; }
     public UpstreamBalancer? Balancer { get; private set; }
+    public UpstreamConnectionPool? IdleUpstreams { get; private set; }
     protected bool IsProxy => Upstreams is { Count: > 0 };
     protected readonly List<ProxySession> ProxySessions = new();
     private readonly Stack<ProxySession> _freeProxySessions = new();
@@ -78,6 +79,7 @@ internal abstract unsafe class Worker
             {
                 SessionPool = new BlockPool(ProxySession.BlockSizeFor(Options.Limits, Options.ProxyBufferBytes), Options.HugePages);
                 Balancer = new UpstreamBalancer(Upstreams!.Count);
+                if (Options.UpstreamKeepAlive > 0) IdleUpstreams = new UpstreamConnectionPool(Upstreams.Count, Options.UpstreamKeepAlive);
             }
             else
             {
@@ -99,6 +101,7 @@ internal abstract unsafe class Worker
             Stats.Running = false;
             Stats.Finished = true;
             Files?.Dispose();
+            IdleUpstreams?.CloseAll();
         }
     }
 
@@ -183,9 +186,15 @@ internal abstract unsafe class Worker
         return session.Open(this, fd, address[..length]);
     }
 
+    /// <summary>An idle upstream connection went into the pool: the engine stops watching it for its old session.</summary>
+    public virtual void OnUpstreamParked(int fd) { }
+
+    /// <summary>A pooled upstream connection now belongs to <paramref name="session"/>: the engine watches it for that session.</summary>
+    public virtual void OnUpstreamAdopted(ProxySession session) { }
+
     protected void FreeProxySession(ProxySession session)
     {
-        session.Reset();
+        session.Reset(this);
         _freeProxySessions.Push(session);
         ActiveSessions--;
         Stats.ActiveConnections = ActiveSessions;

@@ -19,6 +19,8 @@ internal sealed class WorkerStats
     public long RecvPauses;
     /// <summary>Proxy mode: upstream connects that failed, and requests retried on a fresh connection after a reused one failed.</summary>
     public long UpstreamConnectFailures, UpstreamRetries;
+    /// <summary>Proxy mode: requests that found an idle pooled upstream connection instead of connecting.</summary>
+    public long UpstreamPoolHits;
     /// <summary>Bytes the worker thread has allocated on the managed heap: flat in steady state.</summary>
     public long AllocatedBytes;
     /// <summary>Environment.TickCount64 of the last loop iteration, for /healthz.</summary>

@@ -165,6 +165,51 @@ public class ProxyTests(ProxiesInFront proxies) : IClassFixture<ProxiesInFront>
     }
 
     [Theory, MemberData(nameof(Engines))]
+    public async Task ClientsThatComeAndGoShareOnePooledUpstreamConnection(string engine)
+    {
+        using var proxy = ServerProcess.StartProxy(proxies.Upstream.Address, engine, "--cpus", "0");
+        var marker = Guid.NewGuid().ToString("N");
+        for (int i = 0; i < 5; i++)
+        {
+            using var c = new RawClient(proxy.Port);
+            c.Send($"GET /echo?m={marker}&i={i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            Assert.Equal(200, c.Read().Status);
+            Assert.True(c.ReadsEof());
+        }
+        var connections = proxies.Upstream.Requests.Where(r => r.Target.Contains(marker, StringComparison.Ordinal)).Select(r => r.Connection).Distinct();
+        Assert.Single(connections);
+        using var admin = new HttpClient();
+        var metrics = MetricsTests.Parse(await admin.GetStringAsync($"http://127.0.0.1:{proxy.AdminPort}/metrics"));
+        Assert.Equal(4, Sum(metrics, "nettune_dataplane_upstream_pool_hits_total"));
+
+        // Pooled, then closed by the upstream: noticed when taken, so the next client needs no retry.
+        using (var c = new RawClient(proxy.Port))
+        {
+            c.Send($"GET /then-close?m={marker} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            Assert.Equal(200, c.Read().Status);
+        }
+        await Task.Delay(200);
+        using (var c = new RawClient(proxy.Port))
+        {
+            c.Send($"GET /echo?m={marker}&after=close HTTP/1.1\r\nHost: x\r\n\r\n");
+            Assert.Equal(200, c.Read().Status);
+        }
+        metrics = MetricsTests.Parse(await admin.GetStringAsync($"http://127.0.0.1:{proxy.AdminPort}/metrics"));
+        Assert.Equal(0, Sum(metrics, "nettune_dataplane_upstream_retries_total"));
+
+        // --upstream-keepalive 0: every client connects anew.
+        using var unpooled = ServerProcess.StartProxy(proxies.Upstream.Address, engine, "--cpus", "0", "--upstream-keepalive", "0");
+        var other = Guid.NewGuid().ToString("N");
+        for (int i = 0; i < 3; i++)
+        {
+            using var c = new RawClient(unpooled.Port);
+            c.Send($"GET /echo?m={other}&i={i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            Assert.Equal(200, c.Read().Status);
+        }
+        Assert.Equal(3, proxies.Upstream.Requests.Where(r => r.Target.Contains(other, StringComparison.Ordinal)).Select(r => r.Connection).Distinct().Count());
+    }
+
+    [Theory, MemberData(nameof(Engines))]
     public async Task RetriesOnceWhenAKeptAliveUpstreamConnectionWasClosed(string engine)
     {
         using var admin = new HttpClient();
