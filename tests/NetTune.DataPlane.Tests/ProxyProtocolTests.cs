@@ -138,6 +138,54 @@ public class ProxyProtocolTests
     }
 
     [Fact]
+    public void RandomAndMutatedUpstreamBytesNeverThrowAndStayInBounds()
+    {
+        var rng = new Random(5);
+        var validHead = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"u8.ToArray();
+        for (int i = 0; i < 20_000; i++)
+        {
+            byte[] input = i % 2 == 0 ? RandomBytes(rng, 200) : Mutate(rng, i % 4 == 1 ? validHead : ChunkedMessage);
+            var status = UpstreamResponseParser.TryParse(input, 4096, requestWasHead: false, out var r);
+            if (status == ParseStatus.Complete)
+            {
+                Assert.InRange(r.HeadLength, 4, input.Length);
+                Assert.InRange(r.Status, 100, 999);
+            }
+            // Fed whole and fed in random pieces, the chunked reader agrees with itself.
+            var whole = new ChunkedBodyReader();
+            int wholeUsed = whole.Consume(input);
+            var pieces = new ChunkedBodyReader();
+            int used = 0, at = 0;
+            while (at < input.Length && !pieces.IsDone && !pieces.IsInvalid)
+            {
+                int n = rng.Next(1, input.Length - at + 1);
+                int got = pieces.Consume(input.AsSpan(at, n));
+                if (got < 0) break;
+                used += got;
+                at += n;
+            }
+            Assert.Equal(whole.IsInvalid, pieces.IsInvalid);
+            Assert.Equal(whole.IsDone, pieces.IsDone);
+            if (whole.IsDone) Assert.Equal(wholeUsed, used);
+            if (!whole.IsInvalid) Assert.InRange(wholeUsed, 0, input.Length);
+        }
+
+        static byte[] RandomBytes(Random rng, int max)
+        {
+            var b = new byte[rng.Next(0, max)];
+            rng.NextBytes(b);
+            return b;
+        }
+
+        static byte[] Mutate(Random rng, byte[] valid)
+        {
+            var b = (byte[])valid.Clone();
+            for (int m = rng.Next(1, 4); m > 0; m--) b[rng.Next(b.Length)] = (byte)rng.Next(256);
+            return b;
+        }
+    }
+
+    [Fact]
     public void BalancerGoesRoundRobinAndSkipsADownUpstreamForTenSeconds()
     {
         var b = new UpstreamBalancer(3);

@@ -345,6 +345,45 @@ public class ProxyTests(ProxiesInFront proxies) : IClassFixture<ProxiesInFront>
         await SteadyStateAllocation.AssertNoneAsync(proxy, pipeline, Batch, rounds: 100, status: 201, "GET /created HTTP/1.1\r\nHost: x\r\n\r\n");
     }
 
+    [Theory, MemberData(nameof(Engines))]
+    public async Task SurvivesRandomAndMutatedBytes(string engine)
+    {
+        var rng = new Random(engine.Length * 104729);
+        var valid = Encoding.ASCII.GetBytes("POST /echo?fuzz=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nX-A: b\r\n\r\nbody" +
+                                            "GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n");
+        for (int i = 0; i < 120; i++)
+        {
+            byte[] input;
+            if (i % 3 == 0)
+            {
+                input = new byte[rng.Next(1, 2000)];
+                rng.NextBytes(input);
+            }
+            else
+            {
+                input = (byte[])valid.Clone();
+                for (int m = rng.Next(1, 6); m > 0; m--) input[rng.Next(input.Length)] = (byte)rng.Next(256);
+            }
+            using var raw = new RawClient(proxies[engine].Port, receiveTimeoutMs: 10_000);
+            raw.Send(input);
+            raw.Socket.Shutdown(SocketShutdown.Send); // EOF lets the proxy finish instead of waiting for more
+            // Whatever came back parses as HTTP responses, until the proxy closed.
+            try
+            {
+                while (!raw.ReadsEof())
+                {
+                    var r = raw.Read();
+                    Assert.InRange(r.Status, 200, 599);
+                }
+            }
+            // Cut mid-response is allowed after garbage (say, an upstream body the client's EOF ended); a malformed response is not.
+            catch (IOException e) when (e.Message.StartsWith("connection closed", StringComparison.Ordinal)) { }
+        }
+        using var http = Client(proxies[engine]);
+        Assert.Equal(HttpStatusCode.Created, (await http.GetAsync("created")).StatusCode);
+        Assert.False(proxies[engine].HasExited);
+    }
+
     [Fact]
     public void StartUpRefusesAnUnresolvableUpstreamAndMixedModes()
     {
