@@ -27,6 +27,7 @@ internal sealed unsafe partial class EpollWorker
         }
         // A fresh connection: the request is probably there already, and the send buffer is empty.
         s.ClientReadable = s.ClientWritable = true;
+        s.ClientHungUp = false;
         RunProxy(s, OpenProxySession(s, fd));
     }
 
@@ -43,7 +44,7 @@ internal sealed unsafe partial class EpollWorker
     public override void OnUpstreamAdopted(ProxySession s)
     {
         // Re-arming reports the socket's current state as a fresh edge; until then assume the idle state.
-        s.UpstreamReadable = false;
+        s.UpstreamReadable = s.UpstreamHungUp = false;
         s.UpstreamWritable = true;
         var ev = new EpollEvent { Events = EdgeTriggered, Data = ProxyTag(s, upstream: true) };
         Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_MOD, s.UpstreamFd, &ev);
@@ -61,15 +62,20 @@ internal sealed unsafe partial class EpollWorker
         bool failed = (events & (Libc.EPOLLERR | Libc.EPOLLHUP)) != 0;
         bool readable = failed || (events & (Libc.EPOLLIN | Libc.EPOLLRDHUP)) != 0;
         bool writable = failed || (events & Libc.EPOLLOUT) != 0;
+        // The FIN's edge may have been harvested together with data still unread: remember it, or a short
+        // read of that data would clear the readiness and the EOF behind it would never be noticed.
+        bool hungUp = failed || (events & Libc.EPOLLRDHUP) != 0;
         if (upstream)
         {
             s.UpstreamReadable |= readable;
             s.UpstreamWritable |= writable;
+            s.UpstreamHungUp |= hungUp;
         }
         else
         {
             s.ClientReadable |= readable;
             s.ClientWritable |= writable;
+            s.ClientHungUp |= hungUp;
         }
         if (s.PendingOnUpstream == upstream && Ready(s, s.Pending)) RunProxy(s, s.Pending);
     }
@@ -103,8 +109,10 @@ internal sealed unsafe partial class EpollWorker
                     bool upstream = io == ProxyIo.RecvUpstream;
                     nint n = Libc.recv(upstream ? s.UpstreamFd : s.ClientFd, s.IoBuffer, (nuint)s.IoLength, 0);
                     int errno = n < 0 ? Libc.Errno : 0;
-                    // As nginx: EAGAIN or a short read means the socket is drained; the next byte comes with an edge.
-                    if (errno is Libc.EAGAIN or Libc.EINTR || n >= 0 && n < s.IoLength)
+                    // As nginx: EAGAIN, or a short read with no FIN reported, means the socket is drained; the next
+                    // byte comes with an edge.
+                    bool hungUp = upstream ? s.UpstreamHungUp : s.ClientHungUp;
+                    if (errno is Libc.EAGAIN or Libc.EINTR || n > 0 && n < s.IoLength && !hungUp)
                     {
                         if (upstream) s.UpstreamReadable = false;
                         else s.ClientReadable = false;
@@ -161,7 +169,7 @@ internal sealed unsafe partial class EpollWorker
         int fd = Platform.CreateUpstreamSocket(upstream.Family, nonBlocking: true);
         if (fd < 0) { result = -Libc.Errno; return true; }
         s.AttachUpstream(fd);
-        s.UpstreamReadable = s.UpstreamWritable = false;
+        s.UpstreamReadable = s.UpstreamWritable = s.UpstreamHungUp = false;
         int r = Libc.connect(fd, upstream.SockAddr, (uint)upstream.SockAddrLength);
         int errno = r == 0 ? 0 : Libc.Errno;
         if (r != 0 && errno != Libc.EINPROGRESS) { result = -errno; return true; }

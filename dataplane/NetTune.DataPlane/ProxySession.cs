@@ -47,6 +47,8 @@ internal sealed unsafe class ProxySession
     public bool InFlight, ConnectPending, Closing;
     /// <summary>epoll readiness per socket and direction (edge-triggered: set by events, cleared by EAGAIN).</summary>
     public bool ClientReadable, ClientWritable, UpstreamReadable, UpstreamWritable;
+    /// <summary>epoll: the peer's FIN (EPOLLRDHUP) was reported; a short read then does not mean drained, the EOF is still to be read.</summary>
+    public bool ClientHungUp, UpstreamHungUp;
 
     private readonly byte* _clientIn;
     private readonly int _clientCap;

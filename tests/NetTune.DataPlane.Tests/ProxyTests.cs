@@ -346,6 +346,20 @@ public class ProxyTests(ProxiesInFront proxies) : IClassFixture<ProxiesInFront>
     }
 
     [Theory, MemberData(nameof(Engines))]
+    public void APartialHeadFollowedAtOnceByTheClientsFinIsClosed(string engine)
+    {
+        // Bytes and FIN together: under epoll their one edge can be taken with the bytes, and a short read
+        // must not then be read as "drained" (found by the fuzz test below; it hung a few times in a hundred).
+        for (int i = 0; i < 300; i++)
+        {
+            using var raw = new RawClient(proxies[engine].Port, receiveTimeoutMs: 5_000);
+            raw.Send("GET /echo HTTP/1.1\r\nHo");
+            raw.Socket.Shutdown(SocketShutdown.Send);
+            Assert.True(raw.ReadsEof(), $"attempt {i}: the proxy answered a head it never got");
+        }
+    }
+
+    [Theory, MemberData(nameof(Engines))]
     public async Task SurvivesRandomAndMutatedBytes(string engine)
     {
         var rng = new Random(engine.Length * 104729);
@@ -375,6 +389,10 @@ public class ProxyTests(ProxiesInFront proxies) : IClassFixture<ProxiesInFront>
                     var r = raw.Read();
                     Assert.InRange(r.Status, 200, 599);
                 }
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.TimedOut)
+            {
+                Assert.Fail($"input {i} got no end from the proxy: {Convert.ToHexString(input)}");
             }
             // Cut mid-response is allowed after garbage (say, an upstream body the client's EOF ended); a malformed response is not.
             catch (IOException e) when (e.Message.StartsWith("connection closed", StringComparison.Ordinal)) { }
