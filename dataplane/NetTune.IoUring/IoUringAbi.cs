@@ -40,6 +40,9 @@ public static class IoUringConstants
 
     public const long OffSqRing = 0, OffCqRing = 0x8000000, OffSqes = 0x10000000;
 
+    /// <summary>IO_URING_OP_SUPPORTED in io_uring_probe_op.flags.</summary>
+    public const ushort ProbeOpSupported = 1 << 0;
+
     public const uint RegisterProbe = 8, RegisterRingFds = 20, RegisterPbufRing = 22, UnregisterPbufRing = 23;
 
     public const uint TimeoutMultishot = 1u << 6;

@@ -1,14 +1,23 @@
 using System.Runtime.InteropServices;
+using Tmds.Linux;
+using TmdsLibC = Tmds.Linux.LibC;
 
 namespace NetTune.IoUring;
 
 /// <summary>
-/// The raw Linux calls the ring and the server need, declared with plain blittable types so the
-/// source-generated stubs are allocation-free and NativeAOT-safe. Layouts are x86-64 (epoll_event is
-/// packed there); the io_uring and openat2 syscall numbers are the same on every architecture.
+/// The data plane's one doorway to libc. The calls are thin adapters over Tmds.LibC: they keep the
+/// plain blittable types (nint/nuint, our structs) the call sites were written against and cast them
+/// to Tmds's types, whose layouts are the same on x86-64 and arm64 (LibcParityTests checks each one).
+/// Only what Tmds.LibC 0.5.0 lacks is declared here by hand, each with the reason next to it.
 /// </summary>
+/// <remarks>
+/// The constants stay ours, as C# constants: Tmds.LibC exposes its values only as static properties,
+/// and the call sites use these in <c>is</c> patterns, switch arms and <c>const</c> declarations,
+/// which need compile-time constants. LibcParityTests compares every one with Tmds's value.
+/// </remarks>
 public static unsafe partial class Libc
 {
+    /// <summary>For the calls Tmds.LibC 0.5.0 does not declare.</summary>
     private const string Lib = "libc.so.6";
 
     public const int EINTR = 4, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EBUSY = 16, EEXIST = 17, EXDEV = 18,
@@ -17,115 +26,105 @@ public static unsafe partial class Libc
         ECANCELED = 125, EOPNOTSUPP = 95, ENOBUFS = 105,
         EINPROGRESS = 115, ETIMEDOUT = 110, ECONNREFUSED = 111;
 
+    /// <summary>
+    /// Not in Tmds.LibC 0.5.0 (it keeps its io_uring numbers private and has no openat2 number);
+    /// the io_uring and openat2 numbers are the same on every architecture.
+    /// </summary>
     public const long SYS_io_uring_setup = 425, SYS_io_uring_enter = 426, SYS_io_uring_register = 427, SYS_openat2 = 437;
 
-    public static int Errno => Marshal.GetLastPInvokeError();
+    /// <summary>errno of the last call above (Tmds.LibC declares them all with SetLastError).</summary>
+    public static int Errno => TmdsLibC.errno;
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial long syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6);
+    public static long syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6) =>
+        TmdsLibC.syscall((ssize_t)number, (ssize_t)a1, (ssize_t)a2, (ssize_t)a3, (ssize_t)a4, (ssize_t)a5, (ssize_t)a6).Long();
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int close(int fd);
+    public static int close(int fd) => TmdsLibC.close(fd);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial void* mmap(void* addr, nuint length, int prot, int flags, int fd, long offset);
+    public static void* mmap(void* addr, nuint length, int prot, int flags, int fd, long offset) =>
+        TmdsLibC.mmap(addr, length.Size(), prot, flags, fd, offset);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int munmap(void* addr, nuint length);
+    public static int munmap(void* addr, nuint length) => TmdsLibC.munmap(addr, length.Size());
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int madvise(void* addr, nuint length, int advice);
+    public static int madvise(void* addr, nuint length, int advice) => TmdsLibC.madvise(addr, length.Size(), advice);
 
     public const int PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20,
         MAP_POPULATE = 0x8000, MAP_HUGETLB = 0x40000;
-    public static readonly void* MAP_FAILED = (void*)-1;
+    public static readonly void* MAP_FAILED = TmdsLibC.MAP_FAILED;
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int socket(int domain, int type, int protocol);
+    public static int socket(int domain, int type, int protocol) => TmdsLibC.socket(domain, type, protocol);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int setsockopt(int fd, int level, int name, void* value, uint length);
+    public static int setsockopt(int fd, int level, int name, void* value, uint length) =>
+        TmdsLibC.setsockopt(fd, level, name, value, length);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int getsockopt(int fd, int level, int name, void* value, uint* length);
+    public static int getsockopt(int fd, int level, int name, void* value, uint* length) =>
+        TmdsLibC.getsockopt(fd, level, name, value, (socklen_t*)length);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int bind(int fd, void* address, uint length);
+    public static int bind(int fd, void* address, uint length) => TmdsLibC.bind(fd, (sockaddr*)address, length);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int connect(int fd, void* address, uint length);
+    public static int connect(int fd, void* address, uint length) => TmdsLibC.connect(fd, (sockaddr*)address, length);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int listen(int fd, int backlog);
+    public static int listen(int fd, int backlog) => TmdsLibC.listen(fd, backlog);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int accept4(int fd, void* address, uint* length, int flags);
+    public static int accept4(int fd, void* address, uint* length, int flags) =>
+        TmdsLibC.accept4(fd, (sockaddr*)address, (socklen_t*)length, flags);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int getsockname(int fd, void* address, uint* length);
+    public static int getsockname(int fd, void* address, uint* length) =>
+        TmdsLibC.getsockname(fd, (sockaddr*)address, (socklen_t*)length);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int getpeername(int fd, void* address, uint* length);
+    public static int getpeername(int fd, void* address, uint* length) =>
+        TmdsLibC.getpeername(fd, (sockaddr*)address, (socklen_t*)length);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int shutdown(int fd, int how);
+    public static int shutdown(int fd, int how) => TmdsLibC.shutdown(fd, how);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial nint recv(int fd, void* buffer, nuint length, int flags);
+    public static nint recv(int fd, void* buffer, nuint length, int flags) =>
+        TmdsLibC.recv(fd, buffer, length.Size(), flags).Nint();
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial nint send(int fd, void* buffer, nuint length, int flags);
+    public static nint send(int fd, void* buffer, nuint length, int flags) =>
+        TmdsLibC.send(fd, buffer, length.Size(), flags).Nint();
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial nint sendmsg(int fd, MsgHdr* message, int flags);
+    public static nint sendmsg(int fd, MsgHdr* message, int flags) => TmdsLibC.sendmsg(fd, (msghdr*)message, flags).Nint();
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial nint recvmsg(int fd, MsgHdr* message, int flags);
+    public static nint recvmsg(int fd, MsgHdr* message, int flags) => TmdsLibC.recvmsg(fd, (msghdr*)message, flags).Nint();
 
-    [LibraryImport(Lib, EntryPoint = "pread64", SetLastError = true)]
-    public static partial nint pread(int fd, void* buffer, nuint length, long offset);
+    /// <summary>Tmds.LibC binds "pread", which glibc's 64-bit ABIs alias to pread64 (off_t is 64-bit there).</summary>
+    public static nint pread(int fd, void* buffer, nuint length, long offset) =>
+        TmdsLibC.pread(fd, buffer, length.Size(), offset).Nint();
 
+    /// <summary>Ours: sendfile is not in Tmds.LibC 0.5.0.</summary>
     [LibraryImport(Lib, EntryPoint = "sendfile64", SetLastError = true)]
     public static partial nint sendfile(int outFd, int inFd, long* offset, nuint count);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial nint splice(int fdIn, long* offIn, int fdOut, long* offOut, nuint length, uint flags);
+    public static nint splice(int fdIn, long* offIn, int fdOut, long* offOut, nuint length, uint flags) =>
+        TmdsLibC.splice(fdIn, (off_t*)offIn, fdOut, (off_t*)offOut, length.Size(), flags).Nint();
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int pipe2(int* fds, int flags);
+    public static int pipe2(int* fds, int flags) => TmdsLibC.pipe2(fds, flags);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int fcntl(int fd, int cmd, int arg);
+    public static int fcntl(int fd, int cmd, int arg) => TmdsLibC.fcntl(fd, cmd, arg);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int eventfd(uint initial, int flags);
+    public static int eventfd(uint initial, int flags) => TmdsLibC.eventfd(initial, flags);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial nint write(int fd, void* buffer, nuint length);
+    public static nint write(int fd, void* buffer, nuint length) => TmdsLibC.write(fd, buffer, length.Size()).Nint();
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial nint read(int fd, void* buffer, nuint length);
+    public static nint read(int fd, void* buffer, nuint length) => TmdsLibC.read(fd, buffer, length.Size()).Nint();
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int epoll_create1(int flags);
+    public static int epoll_create1(int flags) => TmdsLibC.epoll_create1(flags);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int epoll_ctl(int epfd, int op, int fd, EpollEvent* ev);
+    public static int epoll_ctl(int epfd, int op, int fd, EpollEvent* ev) => TmdsLibC.epoll_ctl(epfd, op, fd, (epoll_event*)ev);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int epoll_wait(int epfd, EpollEvent* events, int max, int timeoutMs);
+    public static int epoll_wait(int epfd, EpollEvent* events, int max, int timeoutMs) =>
+        TmdsLibC.epoll_wait(epfd, (epoll_event*)events, max, timeoutMs);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int sched_setaffinity(int pid, nuint size, ulong* mask);
+    /// <summary><paramref name="mask"/> may be larger than cpu_set_t: the kernel goes by <paramref name="size"/>.</summary>
+    public static int sched_setaffinity(int pid, nuint size, ulong* mask) =>
+        TmdsLibC.sched_setaffinity(pid, size.Size(), (cpu_set_t*)mask);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int sched_getaffinity(int pid, nuint size, ulong* mask);
+    public static int sched_getaffinity(int pid, nuint size, ulong* mask) =>
+        TmdsLibC.sched_getaffinity(pid, size.Size(), (cpu_set_t*)mask);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int statx(int dirfd, byte* path, int flags, uint mask, byte* statxBuffer);
+    public static int statx(int dirfd, byte* path, int flags, uint mask, byte* statxBuffer) =>
+        TmdsLibC.statx(dirfd, path, flags, mask, (global::Tmds.Linux.statx*)statxBuffer);
 
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int getpid();
+    public static int getpid() => TmdsLibC.getpid();
 
     public const int AF_INET = 2, SOCK_STREAM = 1, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000,
         SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_ERROR = 4, SO_REUSEPORT = 15, SO_INCOMING_CPU = 49, SO_ZEROCOPY = 60,
@@ -143,12 +142,15 @@ public static unsafe partial class Libc
     /// <summary>openat2(2): the kernel refuses escapes from <paramref name="dirfd"/>, including via symlinks.</summary>
     public static int OpenBeneath(int dirfd, byte* path, int flags)
     {
-        var how = stackalloc ulong[3];
-        how[0] = (ulong)flags;
-        how[1] = 0;
-        how[2] = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-        return (int)syscall(SYS_openat2, dirfd, (long)path, (long)how, 24, 0, 0);
+        var how = new open_how { flags = (ulong)flags, resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+        return TmdsLibC.openat2(dirfd, path, &how, sizeof(open_how));
     }
+
+    // Tmds.LibC's size_t/ssize_t are structs whose conversions go through ulong/long; these keep the
+    // adapters above one expression each.
+    private static size_t Size(this nuint value) => (size_t)(ulong)value;
+    private static nint Nint(this ssize_t value) => (nint)(long)value;
+    private static long Long(this syscall_arg value) => (long)(ssize_t)value;
 }
 
 [StructLayout(LayoutKind.Sequential)]
@@ -213,15 +215,15 @@ public struct SockAddrIn
     public ulong Zero;
 }
 
-/// <summary>The fields of struct statx (256 bytes, same on every architecture) that we read.</summary>
+/// <summary>The fields of struct statx (256 bytes, same on every architecture) that we read, through Tmds.LibC's struct statx.</summary>
 public static unsafe class StatxFields
 {
     public const int BufferSize = 256;
     public const uint STATX_BASIC_STATS = 0x7ff;
     public const ushort S_IFMT = 0xF000, S_IFREG = 0x8000, S_IFDIR = 0x4000;
-    public static ushort Mode(byte* b) => *(ushort*)(b + 28);
-    public static ulong Inode(byte* b) => *(ulong*)(b + 32);
-    public static long Size(byte* b) => *(long*)(b + 40);
-    public static long MtimeSeconds(byte* b) => *(long*)(b + 112);
-    public static uint MtimeNanos(byte* b) => *(uint*)(b + 120);
+    public static ushort Mode(byte* b) => ((statx*)b)->stx_mode;
+    public static ulong Inode(byte* b) => ((statx*)b)->stx_ino;
+    public static long Size(byte* b) => (long)((statx*)b)->stx_size;
+    public static long MtimeSeconds(byte* b) => ((statx*)b)->stx_mtime.tv_sec;
+    public static uint MtimeNanos(byte* b) => ((statx*)b)->stx_mtime.tv_nsec;
 }

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
+using Tmds.Linux;
 using static NetTune.IoUring.IoUringConstants;
+using TmdsLibC = Tmds.Linux.LibC;
 
 namespace NetTune.IoUring;
 
@@ -87,8 +89,8 @@ public sealed unsafe class Ring : IDisposable
         foreach (var extra in attempts)
         {
             var p = new IoUringParams { Flags = baseFlags | extra, CqEntries = cqEntries };
-            long fd = Libc.syscall(Libc.SYS_io_uring_setup, entries, (long)&p, 0, 0, 0, 0);
-            if (fd >= 0) return new Ring((int)fd, p);
+            int fd = TmdsLibC.io_uring_setup(entries, AsTmds(&p));
+            if (fd >= 0) return new Ring(fd, p);
             lastErrno = Libc.Errno;
             // Only "this flag is unknown" is worth retrying; EPERM/ENOSYS/ENOMEM will not improve.
             if (lastErrno != Libc.EINVAL) break;
@@ -96,13 +98,19 @@ public sealed unsafe class Ring : IDisposable
         throw new IoUringException("io_uring_setup failed", lastErrno);
     }
 
+    /// <summary>
+    /// Our io_uring_params is Tmds.LibC's (120 bytes, the same offsets) with the fields kernels after 5.7
+    /// filled in (cq_off.flags, the user_addr words), so the kernel's answer is read through ours.
+    /// </summary>
+    private static io_uring_params* AsTmds(IoUringParams* p) => (io_uring_params*)p;
+
     /// <summary>Whether this kernel lets the process use io_uring at all (sysctl, seccomp, age).</summary>
     public static bool IsSupported(out int errno)
     {
         var p = new IoUringParams();
-        long fd = Libc.syscall(Libc.SYS_io_uring_setup, 2, (long)&p, 0, 0, 0, 0);
+        int fd = TmdsLibC.io_uring_setup(2, AsTmds(&p));
         if (fd < 0) { errno = Libc.Errno; return false; }
-        Libc.close((int)fd);
+        Libc.close(fd);
         errno = 0;
         return true;
     }
@@ -111,23 +119,21 @@ public sealed unsafe class Ring : IDisposable
     public bool[] ProbeOpcodes()
     {
         const int maxOps = 256;
-        byte* buf = stackalloc byte[16 + maxOps * 8];
-        new Span<byte>(buf, 16 + maxOps * 8).Clear();
-        long r = Libc.syscall(Libc.SYS_io_uring_register, _fd, RegisterProbe, (long)buf, maxOps, 0, 0);
+        int bytes = sizeof(io_uring_probe) + maxOps * sizeof(io_uring_probe_op);
+        byte* buf = stackalloc byte[bytes];
+        new Span<byte>(buf, bytes).Clear();
+        var probe = (io_uring_probe*)buf;
+        int r = TmdsLibC.io_uring_register(_fd, RegisterProbe, probe, maxOps);
         var supported = new bool[maxOps];
         if (r < 0) return supported;
-        int opsLen = buf[1];
-        for (int i = 0; i < opsLen; i++)
-        {
-            byte* op = buf + 16 + i * 8;
-            if ((*(ushort*)(op + 2) & 1) != 0) supported[op[0]] = true;
-        }
+        io_uring_probe_op* ops = io_uring_probe.ops(probe);
+        for (int i = 0; i < probe->ops_len; i++)
+            if ((ops[i].flags & IoUringConstants.ProbeOpSupported) != 0) supported[ops[i].op] = true;
         return supported;
     }
 
     /// <summary>io_uring_register(2); returns the raw result (negative: -1 with errno set).</summary>
-    public long Register(uint opcode, void* arg, uint count) =>
-        Libc.syscall(Libc.SYS_io_uring_register, _fd, opcode, (long)arg, count, 0, 0);
+    public long Register(uint opcode, void* arg, uint count) => TmdsLibC.io_uring_register(_fd, opcode, arg, count);
 
     public int SpaceLeft => (int)(_sqEntries - (_sqeTail - Volatile.Read(ref *_sqHead)));
 
@@ -188,11 +194,13 @@ public sealed unsafe class Ring : IDisposable
             var ts = new KernelTimespec { Seconds = timeoutMs / 1000, Nanoseconds = timeoutMs % 1000 * 1_000_000L };
             var arg = new GetEventsArg { Ts = (ulong)&ts, MinWaitUsec = HasMinTimeout ? minWaitUsec : 0 };
             if (!HasMinTimeout || minWaitUsec == 0) waitFor = Math.Min(waitFor, 1);
+            // Raw syscall, not Tmds.LibC's io_uring_enter: that one (0.5.0, Linux 5.7) passes a sigset and
+            // its size, and EXT_ARG (5.11) needs sizeof(io_uring_getevents_arg) in that place.
             r = Libc.syscall(Libc.SYS_io_uring_enter, _fd, toSubmit, waitFor, flags | EnterExtArg, (long)&arg, sizeof(GetEventsArg));
         }
         else
         {
-            r = Libc.syscall(Libc.SYS_io_uring_enter, _fd, toSubmit, waitFor, flags, 0, 8);
+            r = TmdsLibC.io_uring_enter(_fd, toSubmit, waitFor, flags, null);
         }
         if (r >= 0)
         {
