@@ -111,7 +111,7 @@ namespace NetTune.DataPlane
             fixed (byte* p = rootPath)
             {
                 // O_PATH|O_DIRECTORY: a handle for openat2(RESOLVE_BENEATH), not for reading.
-                rootFd = (int)Libc.syscall(257 /* openat */, -100 /* AT_FDCWD */, (long)p, 0x200000 | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0, 0, 0);
+                rootFd = Libc.openat(Libc.AT_FDCWD, p, Libc.O_PATH | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
             }
             if (rootFd < 0) throw new StartupException($"cannot open --root '{options.Root}': {Marshal.GetPInvokeErrorMessage(Libc.Errno)}");
             byte dot = (byte)'.';

@@ -12,7 +12,6 @@ namespace NetTune.DataPlane;
 internal sealed unsafe class UpstreamConnectionPool
 {
     public const long IdleLimitMs = 60_000;
-    private const int MsgPeek = 2; // MSG_PEEK
     private readonly int[][] _fds;
     private readonly long[][] _sinceMs;
     private readonly int[] _count;
@@ -82,7 +81,7 @@ internal sealed unsafe class UpstreamConnectionPool
     private static bool StillOpen(int fd)
     {
         byte b;
-        nint n = Libc.recv(fd, &b, 1, MsgPeek | Libc.MSG_DONTWAIT);
+        nint n = Libc.recv(fd, &b, 1, Libc.MSG_PEEK | Libc.MSG_DONTWAIT);
         return n < 0 && Libc.Errno == Libc.EAGAIN;
     }
 }

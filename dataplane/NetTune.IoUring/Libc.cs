@@ -129,15 +129,17 @@ public static unsafe partial class Libc
     public const int AF_INET = 2, SOCK_STREAM = 1, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000,
         SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_ERROR = 4, SO_REUSEPORT = 15, SO_INCOMING_CPU = 49, SO_ZEROCOPY = 60,
         SO_SNDBUF = 7, IPPROTO_TCP = 6, TCP_NODELAY = 1, TCP_DEFER_ACCEPT = 9,
-        MSG_NOSIGNAL = 0x4000, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100, MSG_MORE = 0x8000, MSG_ZEROCOPY = 0x4000000, MSG_ERRQUEUE = 0x2000, SO_LINGER = 13, SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
+        MSG_NOSIGNAL = 0x4000, MSG_PEEK = 2, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100, MSG_MORE = 0x8000, MSG_ZEROCOPY = 0x4000000, MSG_ERRQUEUE = 0x2000, SO_LINGER = 13, SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
 
     public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3, EPOLL_CLOEXEC = 0x80000;
     public const uint EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10, EPOLLRDHUP = 0x2000, EPOLLONESHOT = 1u << 30, EPOLLET = 1u << 31;
 
-    public const int O_RDONLY = 0, O_NONBLOCK = 0x800, O_DIRECTORY = 0x10000, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000;
+    public const int O_RDONLY = 0, O_NONBLOCK = 0x800, O_DIRECTORY = 0x10000, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000, O_PATH = 0x200000, AT_FDCWD = -100;
     public const ulong RESOLVE_NO_MAGICLINKS = 2, RESOLVE_BENEATH = 8;
     public const int AT_EMPTY_PATH = 0x1000, F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032, SPLICE_F_MOVE = 1, SPLICE_F_NONBLOCK = 2, SPLICE_F_MORE = 4;
     public const int EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800;
+
+    public static int openat(int dirfd, byte* path, int flags) => TmdsLibC.openat(dirfd, path, flags, 0);
 
     /// <summary>openat2(2): the kernel refuses escapes from <paramref name="dirfd"/>, including via symlinks.</summary>
     public static int OpenBeneath(int dirfd, byte* path, int flags)
