@@ -338,11 +338,17 @@ internal sealed unsafe class ProxySession
             return SendRequest(worker);
         }
         CloseUpstream();
-        if (!_timedOut) worker.Balancer!.MarkDown(UpstreamIndex, worker.NowMs);
+        // Refused or too slow to answer a connect, alike: skip it for a while (nginx's proxy_next_upstream error timeout).
+        worker.Balancer!.MarkDown(UpstreamIndex, worker.NowMs);
         worker.Stats.UpstreamConnectFailures++;
+        bool timedOut = _timedOut;
         // Another upstream may take it, as long as there is one we have not tried for this request.
-        if (!_timedOut && _connectAttempts < worker.Balancer!.Count) return SendRequest(worker);
-        return Error(worker, _timedOut ? 504 : 502, close: !_bodyDone);
+        if (_connectAttempts < worker.Balancer.Count)
+        {
+            _timedOut = false;
+            return SendRequest(worker);
+        }
+        return Error(worker, timedOut ? 504 : 502, close: !_bodyDone);
     }
 
     private ProxyIo AfterRequestSent(Worker worker)

@@ -402,6 +402,41 @@ public class ProxyTests(ProxiesInFront proxies) : IClassFixture<ProxiesInFront>
         Assert.False(proxies[engine].HasExited);
     }
 
+    [Theory, MemberData(nameof(Engines))]
+    public async Task AConnectThatTimesOutMovesOnToTheNextUpstream(string engine)
+    {
+        // A listener whose accept queue is full drops further SYNs: connecting to it hangs, as to a dead host,
+        // without sending anything off this machine.
+        using var blackhole = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        blackhole.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        blackhole.Listen(0);
+        int port = ((IPEndPoint)blackhole.LocalEndPoint!).Port;
+        var fillers = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
+                try { filler.Connect(IPAddress.Loopback, port); } catch (SocketException) { }
+                fillers.Add(filler);
+            }
+            await Task.Delay(200);
+            using var proxy = ServerProcess.StartProxy($"127.0.0.1:{port},{proxies.Upstream.Address}", engine,
+                "--cpus", "0", "--upstream-connect-timeout", "1");
+            using var http = Client(proxy);
+            // Round robin starts with the silent one: after the connect timeout the request goes to the next.
+            Assert.Equal(HttpStatusCode.Created, (await http.GetAsync("created")).StatusCode);
+            using var admin = new HttpClient();
+            var metrics = MetricsTests.Parse(await admin.GetStringAsync($"http://127.0.0.1:{proxy.AdminPort}/metrics"));
+            Assert.Equal(1, Sum(metrics, "nettune_dataplane_upstream_connect_failures_total"));
+            Assert.Equal(0, metrics["nettune_dataplane_requests_total{status=\"504\"}"]);
+        }
+        finally
+        {
+            foreach (var f in fillers) f.Dispose();
+        }
+    }
+
     [Fact]
     public void StartUpRefusesAnUnresolvableUpstreamAndMixedModes()
     {
