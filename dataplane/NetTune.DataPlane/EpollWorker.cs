@@ -13,8 +13,6 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
 {
     private const ulong ListenerTag = ulong.MaxValue;
     private const ulong WakeTag = ulong.MaxValue - 1;
-    // A streaming connection yields after this much so one big download cannot starve the others.
-    private const long StreamSliceBytes = 1 << 20;
     private int _epfd = -1;
     private bool _listening;
 

@@ -133,6 +133,12 @@ internal static unsafe class Platform
     public static int CreateUpstreamSocket(int family, bool nonBlocking) =>
         Libc.socket(family, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC | (nonBlocking ? Libc.SOCK_NONBLOCK : 0), 0);
 
+    public static void SetNonBlocking(int fd)
+    {
+        int flags = Libc.fcntl(fd, Libc.F_GETFL, 0);
+        if (flags >= 0) Libc.fcntl(fd, Libc.F_SETFL, flags | Libc.O_NONBLOCK);
+    }
+
     public static void SetNoDelay(int fd)
     {
         int one = 1;

@@ -70,6 +70,11 @@ public sealed record ServerOptions
     public bool DeferTaskrun { get; init; } = true;
     /// <summary>io_uring: one multishot receive per connection over a provided-buffer ring, instead of one recv per request.</summary>
     public bool MultishotRecv { get; init; } = true;
+    /// <summary>
+    /// io_uring: zero-copy bodies by sendfile from the worker thread on a non-blocking socket (true), or by
+    /// IORING_OP_SPLICE, which the kernel always runs on an io-wq thread (false).
+    /// </summary>
+    public bool IoUringInlineSendfile { get; init; } = true;
     /// <summary>io_uring: how long (µs) a busy worker may wait to reap completions in a batch (0 = wake for each).</summary>
     public uint BatchWaitUsec { get; init; } = 200;
     public int StreamChunkBytes { get; init; } = 256 * 1024;
@@ -116,6 +121,8 @@ public sealed record ServerOptions
           --io-uring-recv multishot|single  multishot recv over a provided-buffer ring (default) or one recv per request
           --io-uring-batch-usec N    wait up to N µs to reap completions in batches (default 200; 0 = off; Linux 6.12+)
           --io-uring-taskrun defer|coop  completion mode: DEFER_TASKRUN+SINGLE_ISSUER (default) or COOP_TASKRUN
+          --io-uring-zero-copy sendfile|splice  zero-copy bodies by sendfile on the worker thread (default) or by
+                                     IORING_OP_SPLICE (runs on io-wq kernel threads: a context switch per response)
           --max-header-bytes N       request head limit (default 16384)
           --max-request-line N       request line limit (default 8192)
         """;
@@ -216,6 +223,17 @@ public sealed record ServerOptions
                             "multishot" => true,
                             "single" => false,
                             var v => throw new OptionsException($"--io-uring-recv must be multishot or single, not '{v}'"),
+                        },
+                    };
+                    break;
+                case "--io-uring-zero-copy":
+                    o = o with
+                    {
+                        IoUringInlineSendfile = Value() switch
+                        {
+                            "sendfile" => true,
+                            "splice" => false,
+                            var v => throw new OptionsException($"--io-uring-zero-copy must be sendfile or splice, not '{v}'"),
                         },
                     };
                     break;

@@ -10,6 +10,9 @@ namespace NetTune.DataPlane;
 /// </summary>
 internal abstract unsafe class Worker
 {
+    /// <summary>A streaming connection yields after this much so one big download cannot starve the others.</summary>
+    protected const long StreamSliceBytes = 1 << 20;
+
     public readonly int Index;
     public readonly int Cpu;
     public readonly ServerOptions Options;

@@ -136,7 +136,7 @@ public static unsafe partial class Libc
 
     public const int O_RDONLY = 0, O_NONBLOCK = 0x800, O_DIRECTORY = 0x10000, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000, O_PATH = 0x200000, AT_FDCWD = -100;
     public const ulong RESOLVE_NO_MAGICLINKS = 2, RESOLVE_BENEATH = 8;
-    public const int AT_EMPTY_PATH = 0x1000, F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032, SPLICE_F_MOVE = 1, SPLICE_F_NONBLOCK = 2, SPLICE_F_MORE = 4;
+    public const int AT_EMPTY_PATH = 0x1000, F_GETFL = 3, F_SETFL = 4, F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032, SPLICE_F_MOVE = 1, SPLICE_F_NONBLOCK = 2, SPLICE_F_MORE = 4;
     public const int EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800;
 
     public static int openat(int dirfd, byte* path, int flags) => TmdsLibC.openat(dirfd, path, flags, 0);

@@ -69,9 +69,12 @@ public class LifecycleTests : IClassFixture<TestRoot>
     [InlineData("epoll", "off", "1000")]
     [InlineData("iouring", "on", "262144")] // 64 KiB is memory-cached but still leaves zero-copy
     [InlineData("epoll", "on", "262144")]
-    public async Task StreamsLargeFilesByteExactWithAndWithoutZeroCopy(string engine, string zeroCopy, string memoryCacheMaxFile)
+    [InlineData("iouring", "on", "1000", "splice")] // the ring's own splice instead of inline sendfile
+    [InlineData("iouring", "on", "262144", "splice")]
+    public async Task StreamsLargeFilesByteExactWithAndWithoutZeroCopy(string engine, string zeroCopy, string memoryCacheMaxFile, string ringZeroCopy = "sendfile")
     {
-        using var server = ServerProcess.Start(_root.Path, engine, "--cpus", "0", "--zero-copy", zeroCopy, "--memory-cache-max-file", memoryCacheMaxFile);
+        using var server = ServerProcess.Start(_root.Path, engine, "--cpus", "0", "--zero-copy", zeroCopy, "--memory-cache-max-file", memoryCacheMaxFile,
+            "--io-uring-zero-copy", ringZeroCopy);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.Port}/") };
         Assert.Equal(TestRoot.Sha(_root.Large), TestRoot.Sha(await http.GetByteArrayAsync("10m.bin")));
         for (int i = 0; i < 20; i++)
@@ -103,11 +106,13 @@ public class LifecycleTests : IClassFixture<TestRoot>
     [InlineData("epoll", "single", "off")]
     [InlineData("iouring", "multishot", "on")]
     [InlineData("epoll", "single", "on")]
-    public async Task DeepPipelineBehindALargeResponseIsAnsweredInOrder(string engine, string recvMode, string zeroCopy)
+    [InlineData("iouring", "multishot", "on", "splice")]
+    public async Task DeepPipelineBehindALargeResponseIsAnsweredInOrder(string engine, string recvMode, string zeroCopy, string ringZeroCopy = "sendfile")
     {
         // 2000 pipelined requests (~70 KB) arrive while 10 MiB is being written: more than the request
         // buffer holds, so the server must hold back (not drop, not close) until it has room.
-        using var server = ServerProcess.Start(_root.Path, engine, "--cpus", "0", "--io-uring-recv", recvMode, "--zero-copy", zeroCopy, "--zero-copy-min-bytes", "1000");
+        using var server = ServerProcess.Start(_root.Path, engine, "--cpus", "0", "--io-uring-recv", recvMode, "--zero-copy", zeroCopy, "--zero-copy-min-bytes", "1000",
+            "--io-uring-zero-copy", ringZeroCopy);
         using var raw = new RawClient(server.Port);
         var batch = new System.Text.StringBuilder("GET /10m.bin HTTP/1.1\r\nHost: x\r\n\r\n");
         for (int i = 0; i < 2000; i++) batch.Append(i % 2 == 0 ? "GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n" : "HEAD /64k.bin HTTP/1.1\r\nHost: x\r\n\r\n");
