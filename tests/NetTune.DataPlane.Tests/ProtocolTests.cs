@@ -31,11 +31,7 @@ public class ProtocolTests(BothEngines servers) : IClassFixture<BothEngines>
 {
     public static TheoryData<string> Engines => new() { "iouring", "epoll" };
 
-    private static HttpClient Client(ServerProcess server) =>
-        new(new SocketsHttpHandler { MaxConnectionsPerServer = 1, AutomaticDecompression = DecompressionMethods.None })
-        {
-            BaseAddress = new Uri($"http://127.0.0.1:{server.Port}/"),
-        };
+    private static HttpClient Client(ServerProcess server) => server.NewHttpClient();
 
     [Theory, MemberData(nameof(Engines))]
     public async Task TheRightEngineRuns(string engine)

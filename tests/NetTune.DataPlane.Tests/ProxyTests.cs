@@ -31,11 +31,7 @@ public class ProxyTests(ProxiesInFront proxies) : IClassFixture<ProxiesInFront>
 {
     public static TheoryData<string> Engines => new() { "iouring", "epoll" };
 
-    private static HttpClient Client(ServerProcess proxy) =>
-        new(new SocketsHttpHandler { MaxConnectionsPerServer = 1, AutomaticDecompression = DecompressionMethods.None })
-        {
-            BaseAddress = new Uri($"http://127.0.0.1:{proxy.Port}/"),
-        };
+    private static HttpClient Client(ServerProcess server) => server.NewHttpClient();
 
     /// <summary>The upstream's record of a request, found by a marker the test put in its target.</summary>
     private ReceivedRequest Received(string marker) =>

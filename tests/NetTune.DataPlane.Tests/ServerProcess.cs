@@ -76,6 +76,13 @@ public sealed partial class ServerProcess : IDisposable
     [GeneratedRegex(@"listening on [0-9.]+:(\d+) engine=(\S+) .*admin=[0-9.]+:(\d+)")]
     private static partial Regex ListeningLine();
 
+    /// <summary>An HttpClient on one kept-alive connection to this server, with no content decoding.</summary>
+    public HttpClient NewHttpClient() =>
+        new(new SocketsHttpHandler { MaxConnectionsPerServer = 1, AutomaticDecompression = System.Net.DecompressionMethods.None })
+        {
+            BaseAddress = new Uri($"http://127.0.0.1:{Port}/"),
+        };
+
     public void Terminate() => Kill(_process.Id, 15);
 
     public bool WaitForExit(int ms) => _process.WaitForExit(ms);
