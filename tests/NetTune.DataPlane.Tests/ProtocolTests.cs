@@ -6,23 +6,37 @@ using Xunit;
 
 namespace NetTune.DataPlane.Tests;
 
-/// <summary>Both engines, two workers each, started once for all protocol tests.</summary>
-public sealed class BothEngines : IDisposable
+/// <summary>A server per engine, started once for a test class and stopped with it.</summary>
+public abstract class PerEngine : IDisposable
 {
-    public TestRoot Root { get; } = new();
     private readonly Dictionary<string, ServerProcess> _servers = new();
 
-    public BothEngines()
+    protected PerEngine(Func<string, ServerProcess> start)
     {
-        foreach (var engine in new[] { "iouring", "epoll" })
-            _servers[engine] = ServerProcess.Start(Root.Path, engine, "--cpus", "0-1");
+        foreach (var engine in new[] { "iouring", "epoll" }) _servers[engine] = start(engine);
     }
 
     public ServerProcess this[string engine] => _servers[engine];
 
-    public void Dispose()
+    public virtual void Dispose()
     {
         foreach (var s in _servers.Values) s.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>Both engines, two workers each, serving one test root.</summary>
+public sealed class BothEngines : PerEngine
+{
+    public TestRoot Root { get; }
+
+    public BothEngines() : this(new TestRoot()) { }
+
+    private BothEngines(TestRoot root) : base(engine => ServerProcess.Start(root.Path, engine, "--cpus", "0-1")) => Root = root;
+
+    public override void Dispose()
+    {
+        base.Dispose();
         Root.Dispose();
     }
 }

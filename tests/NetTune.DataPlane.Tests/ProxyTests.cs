@@ -6,23 +6,18 @@ using Xunit;
 namespace NetTune.DataPlane.Tests;
 
 /// <summary>One scripted upstream and a proxy per engine in front of it, shared by the proxy tests.</summary>
-public sealed class ProxiesInFront : IDisposable
+public sealed class ProxiesInFront : PerEngine
 {
-    public ScriptedUpstream Upstream { get; } = new();
-    private readonly Dictionary<string, ServerProcess> _proxies = new();
+    public ScriptedUpstream Upstream { get; }
 
-    public ProxiesInFront()
+    public ProxiesInFront() : this(new ScriptedUpstream()) { }
+
+    private ProxiesInFront(ScriptedUpstream upstream) : base(engine => ServerProcess.StartProxy(upstream.Address, engine, "--cpus", "0",
+        "--upstream-timeout", "2", "--max-body-bytes", (4 << 20).ToString())) => Upstream = upstream;
+
+    public override void Dispose()
     {
-        foreach (var engine in new[] { "iouring", "epoll" })
-            _proxies[engine] = ServerProcess.StartProxy(Upstream.Address, engine, "--cpus", "0",
-                "--upstream-timeout", "2", "--max-body-bytes", (4 << 20).ToString());
-    }
-
-    public ServerProcess this[string engine] => _proxies[engine];
-
-    public void Dispose()
-    {
-        foreach (var p in _proxies.Values) p.Dispose();
+        base.Dispose();
         Upstream.Dispose();
     }
 }
