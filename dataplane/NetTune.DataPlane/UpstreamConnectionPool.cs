@@ -28,8 +28,6 @@ internal sealed unsafe class UpstreamConnectionPool
         }
     }
 
-    public int IdleCount => _count.Sum();
-
     /// <summary>Keeps an idle connection; false when the pool for that upstream is full (the caller closes it).</summary>
     public bool TryPark(int upstream, int fd, long nowMs)
     {

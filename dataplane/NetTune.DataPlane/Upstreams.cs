@@ -97,6 +97,4 @@ internal sealed class UpstreamBalancer(int count)
     }
 
     public void MarkDown(int index, long nowMs) => _downUntilMs[index] = nowMs + DownMs;
-
-    public bool IsDown(int index, long nowMs) => _downUntilMs[index] > nowMs;
 }

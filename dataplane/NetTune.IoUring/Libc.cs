@@ -24,7 +24,7 @@ public static unsafe partial class Libc
         ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EMFILE = 24, ENFILE = 23, ENOSPC = 28, EPIPE = 32, ENOENT = 2,
         EPERM = 1, ENOSYS = 38, ELOOP = 40, ENAMETOOLONG = 36, ETIME = 62, ECONNRESET = 104, EADDRINUSE = 98,
         ECANCELED = 125, EOPNOTSUPP = 95, ENOBUFS = 105,
-        EINPROGRESS = 115, ETIMEDOUT = 110, ECONNREFUSED = 111;
+        EINPROGRESS = 115, ETIMEDOUT = 110;
 
     /// <summary>
     /// Not in Tmds.LibC 0.5.0 (it keeps its io_uring numbers private and has no openat2 number);
@@ -132,7 +132,7 @@ public static unsafe partial class Libc
         MSG_NOSIGNAL = 0x4000, MSG_PEEK = 2, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100, MSG_MORE = 0x8000, MSG_ZEROCOPY = 0x4000000, MSG_ERRQUEUE = 0x2000, SO_LINGER = 13, SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
 
     public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3, EPOLL_CLOEXEC = 0x80000;
-    public const uint EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10, EPOLLRDHUP = 0x2000, EPOLLONESHOT = 1u << 30, EPOLLET = 1u << 31;
+    public const uint EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10, EPOLLRDHUP = 0x2000, EPOLLET = 1u << 31;
 
     public const int O_RDONLY = 0, O_NONBLOCK = 0x800, O_DIRECTORY = 0x10000, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000, O_PATH = 0x200000, AT_FDCWD = -100;
     public const ulong RESOLVE_NO_MAGICLINKS = 2, RESOLVE_BENEATH = 8;
