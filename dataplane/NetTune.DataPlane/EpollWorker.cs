@@ -216,18 +216,10 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
         {
             if (s.StreamZeroCopy)
             {
-                long offset = s.StreamOffset;
-                nint n = Libc.sendfile(s.Fd, file.Fd, &offset, (nuint)Math.Min(s.StreamRemaining, budget));
-                if (n <= 0)
-                {
-                    if (n < 0 && Libc.Errno is Libc.EAGAIN or Libc.EINTR) { WaitWritable(s); return false; }
-                    Close(s); // 0: the file shrank under us; the promised length cannot be kept
-                    return false;
-                }
-                s.StreamOffset += n;
-                s.StreamRemaining -= n;
+                long n = SendFileSlice(s, budget);
+                if (n == 0) { WaitWritable(s); return false; }
+                if (n < 0) { Close(s); return false; }
                 budget -= n;
-                Stats.BytesZeroCopy += n;
             }
             else
             {

@@ -441,43 +441,24 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         long budget = StreamSliceBytes;
         while (true)
         {
-            nint n;
             if (s.HasOutput)
             {
                 int flags = Libc.MSG_NOSIGNAL | (s.OutputPrecedesZeroCopyStream ? Libc.MSG_MORE : 0);
-                n = Libc.sendmsg(s.Fd, s.PrepareSend(), flags);
-                if (n > 0)
-                {
-                    Stats.BytesCopied += n;
-                    s.LastProgressMs = NowMs;
-                    s.AdvanceOutput(n);
-                    continue;
-                }
+                nint n = Libc.sendmsg(s.Fd, s.PrepareSend(), flags);
+                if (n < 0 && Libc.Errno is Libc.EAGAIN or Libc.EINTR) { ArmPollOut(s); return; }
+                if (n <= 0) { BeginClose(s); return; }
+                Stats.BytesCopied += n;
+                s.LastProgressMs = NowMs;
+                s.AdvanceOutput(n);
+                continue;
             }
-            else if (s.StreamFile != null && s.StreamZeroCopy && s.StreamRemaining > 0)
-            {
-                // Past its slice a download waits for the next turn, so one connection cannot starve the rest.
-                if (budget <= 0) { ArmPollOut(s); return; }
-                long offset = s.StreamOffset;
-                n = Libc.sendfile(s.Fd, s.StreamFile.Fd, &offset, (nuint)Math.Min(s.StreamRemaining, budget));
-                if (n > 0)
-                {
-                    s.StreamOffset += n;
-                    s.StreamRemaining -= n;
-                    budget -= n;
-                    Stats.BytesZeroCopy += n;
-                    s.LastProgressMs = NowMs;
-                    continue;
-                }
-            }
-            else
-            {
-                break;
-            }
-            if (n < 0 && Libc.Errno is Libc.EAGAIN or Libc.EINTR) { ArmPollOut(s); return; }
-            // A failed send, or sendfile at the end of a file that shrank: the promised length cannot be kept.
-            BeginClose(s);
-            return;
+            if (s.StreamFile == null || !s.StreamZeroCopy || s.StreamRemaining == 0) break;
+            // Past its slice a download waits for the next turn, so one connection cannot starve the rest.
+            if (budget <= 0) { ArmPollOut(s); return; }
+            long sent = SendFileSlice(s, budget);
+            if (sent == 0) { ArmPollOut(s); return; }
+            if (sent < 0) { BeginClose(s); return; }
+            budget -= sent;
         }
         Drive(s, NextAfterDrainingStash(s));
     }

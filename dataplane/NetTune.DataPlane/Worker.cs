@@ -222,6 +222,23 @@ internal abstract unsafe class Worker
         };
     }
 
+    /// <summary>
+    /// One sendfile of the session's zero-copy body, at most <paramref name="budget"/> bytes, on a non-blocking
+    /// socket: the bytes sent, 0 when the socket is full (the engine waits for writability), or -1 when the
+    /// connection must end (an error, or a file that shrank so the promised length cannot be kept).
+    /// </summary>
+    protected unsafe long SendFileSlice(HttpSession s, long budget)
+    {
+        long offset = s.StreamOffset;
+        nint n = Libc.sendfile(s.Fd, s.StreamFile!.Fd, &offset, (nuint)Math.Min(s.StreamRemaining, budget));
+        if (n <= 0) return n < 0 && Libc.Errno is Libc.EAGAIN or Libc.EINTR ? 0 : -1;
+        s.StreamOffset += n;
+        s.StreamRemaining -= n;
+        Stats.BytesZeroCopy += n;
+        s.LastProgressMs = NowMs;
+        return n;
+    }
+
     protected static int ErrnoOf(long result) => result < 0 ? (int)-result : 0;
 
     protected static string Describe(int errno) => Marshal.GetPInvokeErrorMessage(errno);
