@@ -149,8 +149,7 @@ public sealed record ServerOptions
                 case "--upstream" or "--upstreams":
                     foreach (var u in Value().Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
                     {
-                        int colon = u.LastIndexOf(':');
-                        if (colon <= 0 || !int.TryParse(u[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int up) || up is < 1 or > 65535)
+                        if (!UpstreamAddress.TrySplit(u, out _, out _))
                             throw new OptionsException($"{flag} must be host:port, not '{u}'");
                         upstreams.Add(u);
                     }

@@ -36,16 +36,23 @@ internal sealed unsafe class UpstreamAddress
         else bytes.CopyTo(new Span<byte>(SockAddr + 4, 4));
     }
 
+    /// <summary>Splits "host:port" or "[v6]:port"; false unless the port is 1–65535 and the host is not empty.</summary>
+    public static bool TrySplit(string spec, out string host, out int port)
+    {
+        int colon = spec.LastIndexOf(':');
+        host = colon > 0 ? spec[..colon] : "";
+        port = 0;
+        if (host.StartsWith('[') && host.EndsWith(']')) host = host[1..^1];
+        return host.Length > 0
+            && int.TryParse(spec.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out port)
+            && port is >= 1 and <= 65535;
+    }
+
     /// <summary>Parses "host:port" or "[v6]:port" and resolves the host; errors read as start-up messages.</summary>
     public static UpstreamAddress Resolve(string spec)
     {
-        int colon = spec.LastIndexOf(':');
-        if (colon <= 0 || colon == spec.Length - 1)
+        if (!TrySplit(spec, out var host, out int port))
             throw new StartupException($"upstream '{spec}' is not host:port");
-        var host = spec[..colon];
-        if (!int.TryParse(spec[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
-            throw new StartupException($"upstream '{spec}' has a bad port");
-        if (host.StartsWith('[') && host.EndsWith(']')) host = host[1..^1];
         if (!IPAddress.TryParse(host, out var ip))
         {
             IPAddress[] found;
