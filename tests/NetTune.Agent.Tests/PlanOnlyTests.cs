@@ -12,6 +12,14 @@ public sealed class PlanOnlyTests
     private static TuningEngine PlanOnlyEngine(FixtureHost host) =>
         new(host.Fs, new SimulatedChannelControl(host.Fs), new JournalStore(host.JournalDir), planOnly: true);
 
+    /// <summary>The host tree is byte-identical to <paramref name="before"/>, nothing was written, and no journal exists.</summary>
+    private static void AssertUntouched(FixtureHost host, SortedDictionary<string, string> before)
+    {
+        TreeAssert.Same(before, host.TreeImage());
+        Assert.Equal(0, host.Fs.WriteCount);
+        Assert.False(File.Exists(Path.Join(host.JournalDir, JournalStore.FileName)));
+    }
+
     [Fact]
     public void AnApplyIsPublishedAsADryRunAndTheTreeStaysByteIdentical()
     {
@@ -32,9 +40,7 @@ public sealed class PlanOnlyTests
         var applied = conditions.Single(c => c.Type == ConditionTypes.Applied);
         Assert.Equal((ConditionStatus.False, ConditionReasons.DryRun), (applied.Status, applied.Reason));
 
-        TreeAssert.Same(before, host.TreeImage());
-        Assert.Equal(0, host.Fs.WriteCount);
-        Assert.False(File.Exists(Path.Join(host.JournalDir, JournalStore.FileName)));
+        AssertUntouched(host, before);
     }
 
     [Fact]
@@ -52,9 +58,7 @@ public sealed class PlanOnlyTests
         StatusBuilder.ApplyConditions(conditions, report, 4, DateTime.UtcNow);
         Assert.Equal(ConditionStatus.True, conditions.Single(c => c.Type == ConditionTypes.Reverted).Status);
 
-        TreeAssert.Same(before, host.TreeImage());
-        Assert.Equal(0, host.Fs.WriteCount);
-        Assert.False(File.Exists(Path.Join(host.JournalDir, JournalStore.FileName)));
+        AssertUntouched(host, before);
     }
 
     [Fact]
