@@ -9,7 +9,8 @@ RESULTS       := $(ARTIFACTS)/test-results
 DEMO_DIR      := $(CURDIR)/.demo
 TEST_PROJECTS := $(sort $(wildcard tests/*/*.Tests.csproj))
 # Debian packages the tests and the demo use (kubectl comes from kubernetes-client where none is installed).
-APT_PACKAGES  := etcd-server iproute2 ethtool procps util-linux curl ca-certificates unzip clang
+APT_PACKAGES  := etcd-server iproute2 ethtool procps util-linux curl ca-certificates unzip clang \
+                 containerd runc containernetworking-plugins libssl3
 
 .PHONY: help
 help: ## List the targets

@@ -61,7 +61,7 @@ up() {
   else
     step "1/7 starting etcd, kube-apiserver and kube-controller-manager on loopback"
     rm -f "$ADMIN"
-    start cluster env NETTUNE_REPO_ROOT="$ROOT" dotnet "tools/NetTune.LocalCluster/$BIN/nettune-local-cluster.dll" "$ADMIN"
+    start cluster env NETTUNE_REPO_ROOT="$ROOT" dotnet "localcluster/NetTune.LocalCluster.Cli/$BIN/nettune-local-cluster.dll" "$ADMIN"
     wait_for "the local cluster (see $DEMO/cluster.log)" 120 test -f "$ADMIN"
   fi
   kctl version 2>/dev/null | sed 's/^/    /' || true

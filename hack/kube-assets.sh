@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# Provides etcd, kube-apiserver and kube-controller-manager for the test cluster.
+# Provides the local cluster's binaries.
 #
-# Prints the folder that holds them (the envtest convention) on its last line of stdout.
-#  - $KUBEBUILDER_ASSETS wins when set: the user brings their own binaries.
-#  - Otherwise the binaries are built once from Debian's `kubernetes` source package and cached
-#    outside the repo, keyed by version, under ${NETTUNE_CACHE:-$HOME/.cache/nettune}.
+#   kube-assets.sh [control-plane]  etcd, kube-apiserver, kube-controller-manager (the envtest convention)
+#   kube-assets.sh node             kubelet, kube-scheduler and a static `pause` for the real node
+#
+# Prints the folder that holds them on its last line of stdout.
+#  - $KUBEBUILDER_ASSETS wins when set: the user brings their own binaries. A real node needs kubelet,
+#    kube-scheduler and pause there too; when they are missing the script says which and builds the
+#    node's binaries into the cache instead.
+#  - Otherwise all of them are built once, in one `make WHAT=...`, from Debian's `kubernetes` source
+#    package and cached outside the repo, keyed by version, under ${NETTUNE_CACHE:-$HOME/.cache/nettune}.
 # Progress goes to stderr so callers can capture the folder from stdout.
 set -euo pipefail
+
+ROLE="${1:-control-plane}"
+case "$ROLE" in
+  control-plane) NEEDED=(etcd kube-apiserver kube-controller-manager) ;;
+  node) NEEDED=(kubelet kube-scheduler pause) ;;
+  *) echo "usage: kube-assets.sh [control-plane|node]" >&2; exit 2 ;;
+esac
+ALL=(etcd kube-apiserver kube-controller-manager kubelet kube-scheduler pause)
 
 KUBE_DEB_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
 KUBE_VERSION="v1.20.2"
@@ -15,15 +28,22 @@ ASSETS="$CACHE_ROOT/kube-assets/$KUBE_VERSION"
 
 log() { printf '[kube-assets] %s\n' "$*" >&2; }
 
+has_all() { # folder, binaries...
+  local dir=$1 bin; shift
+  for bin in "$@"; do [[ -x "$dir/$bin" ]] || return 1; done
+}
+
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
-  for bin in etcd kube-apiserver kube-controller-manager; do
-    [[ -x "$KUBEBUILDER_ASSETS/$bin" ]] || { log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks an executable $bin"; exit 1; }
-  done
-  echo "$KUBEBUILDER_ASSETS"
-  exit 0
+  missing=()
+  for bin in "${NEEDED[@]}"; do [[ -x "$KUBEBUILDER_ASSETS/$bin" ]] || missing+=("$bin"); done
+  if ((${#missing[@]} == 0)); then echo "$KUBEBUILDER_ASSETS"; exit 0; fi
+  if [[ $ROLE == control-plane ]]; then
+    log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks an executable ${missing[*]}"; exit 1
+  fi
+  log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks ${missing[*]} (the real node needs them): using the cache in $ASSETS"
 fi
 
-if [[ -x "$ASSETS/kube-apiserver" && -x "$ASSETS/kube-controller-manager" && -x "$ASSETS/etcd" ]]; then
+if has_all "$ASSETS" "${NEEDED[@]}"; then
   echo "$ASSETS"
   exit 0
 fi
@@ -40,13 +60,13 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
-apt_install etcd-server golang-go rsync dpkg-dev golang-github-modern-go-reflect2-dev make
+apt_install etcd-server golang-go rsync dpkg-dev golang-github-modern-go-reflect2-dev make gcc libc6-dev
 
 # Serialise concurrent builds (two test runs starting at once).
 mkdir -p "$CACHE_ROOT"
 exec 9>"$CACHE_ROOT/kube-assets.lock"
 flock 9
-if [[ -x "$ASSETS/kube-apiserver" && -x "$ASSETS/kube-controller-manager" && -x "$ASSETS/etcd" ]]; then
+if has_all "$ASSETS" "${NEEDED[@]}"; then
   echo "$ASSETS"
   exit 0
 fi
@@ -89,15 +109,20 @@ if grep -q 'modern-go/reflect2 v1.0.1' "$SRCDIR/go.mod"; then
   sed -i 's#github.com/modern-go/reflect2 v1.0.1#github.com/modern-go/reflect2 v1.0.2#' "$SRCDIR/vendor/modules.txt"
 fi
 
-log "building kube-apiserver and kube-controller-manager $KUBE_VERSION (cold build takes 9-14 min on 2 cores)"
+# One build for the control plane and the node: the packages they share compile once.
+log "building kube-apiserver, kube-controller-manager, kube-scheduler and kubelet $KUBE_VERSION (cold build takes 11-17 min on 2 cores)"
 (cd "$SRCDIR" && GOFLAGS=-mod=vendor GOPROXY=off CGO_ENABLED=0 KUBE_GIT_VERSION="$KUBE_VERSION" \
-   KUBE_GIT_TREE_STATE=clean make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >&2)
+   KUBE_GIT_TREE_STATE=clean make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet" >&2)
 
 out=$(find "$SRCDIR/_output" -type f -name kube-apiserver -perm -u+x | head -n1)
 [[ -n "$out" ]] || { log "build produced no kube-apiserver"; exit 1; }
 mkdir -p "$ASSETS.tmp"
-cp "$(dirname "$out")/kube-apiserver" "$(dirname "$out")/kube-controller-manager" "$ASSETS.tmp/"
+for bin in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+  cp "$(dirname "$out")/$bin" "$ASSETS.tmp/" || { log "build produced no $bin"; exit 1; }
+done
 cp "$(command -v etcd || echo /usr/bin/etcd)" "$ASSETS.tmp/etcd"
+# The sandbox image's only process, from the same tree; static so the image needs no libc.
+gcc -Os -static -DVERSION="$KUBE_VERSION" -o "$ASSETS.tmp/pause" "$SRCDIR/build/pause/linux/pause.c" >&2
 rm -rf "$ASSETS" && mv "$ASSETS.tmp" "$ASSETS"
 log "cached in $ASSETS"
 rm -rf "$SRCDIR/_output"

@@ -4,6 +4,7 @@ using k8s;
 using k8s.Models;
 using NetTune.Api;
 using NetTune.Api.V1Alpha1;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 
 namespace NetTune.Agent.Tests;
@@ -19,7 +20,7 @@ public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>;
 public sealed class AgentClusterTests(ClusterFixture fixture)
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
-    private TestCluster Cluster => fixture.Cluster;
+    private KubeCluster Cluster => fixture.Cluster;
 
     [Fact]
     public async Task Agent_DryRunsAppliesRepairsDriftReportsAndReverts()

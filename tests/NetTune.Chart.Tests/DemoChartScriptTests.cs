@@ -3,6 +3,7 @@ using k8s;
 using NetTune.Api;
 using NetTune.Api.V1Alpha1;
 using NetTune.Chart.Tests.Support;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 
 namespace NetTune.Chart.Tests;
@@ -11,7 +12,7 @@ namespace NetTune.Chart.Tests;
 [Collection("helm-cluster")]
 public sealed class DemoChartScriptTests(BareClusterFixture fixture)
 {
-    private TestCluster Cluster => fixture.Cluster;
+    private KubeCluster Cluster => fixture.Cluster;
     private static string Script => Path.Combine(Tool.RepoRoot, "hack", "demo-chart.sh");
 
     [Fact]

@@ -3,6 +3,7 @@ using k8s;
 using k8s.Autorest;
 using k8s.Models;
 using NetTune.Chart.Tests.Support;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 using Xunit.Abstractions;
 
@@ -12,7 +13,7 @@ namespace NetTune.Chart.Tests;
 [Collection("helm-cluster")]
 public sealed class HelmInstallTests(BareClusterFixture fixture, ITestOutputHelper output)
 {
-    private TestCluster Cluster => fixture.Cluster;
+    private KubeCluster Cluster => fixture.Cluster;
     private static string UpgradeValues => Path.Combine(Tool.RepoRoot, "tests", "NetTune.Chart.Tests", "values", "upgrade.yaml");
     private static string MonitoringCrds => Path.Combine(Tool.RepoRoot, "tests", "NetTune.Chart.Tests", "fixtures", "monitoring-crds.yaml");
 
@@ -130,7 +131,7 @@ public sealed class HelmInstallTests(BareClusterFixture fixture, ITestOutputHelp
 internal static class PdbChecks
 {
     /// <summary>On a v1.20 server the chart falls back to policy/v1beta1 (policy/v1 came in 1.21).</summary>
-    public static async Task PolicyV1beta1PodDisruptionBudgetExistsAsync(this IKubernetes _, TestCluster cluster, string ns, string name)
+    public static async Task PolicyV1beta1PodDisruptionBudgetExistsAsync(this IKubernetes _, KubeCluster cluster, string ns, string name)
     {
         var got = await cluster.KubectlAsync("get", "poddisruptionbudgets.v1beta1.policy", name, "-n", ns, "-o", "jsonpath={.apiVersion} {.spec.minAvailable}");
         Assert.True(got.ExitCode == 0, got.Stderr);

@@ -6,6 +6,7 @@ using NetTune.Api;
 using NetTune.Api.V1Alpha1;
 using NetTune.Chart.Tests.Support;
 using NetTune.Fixtures.Hosts;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 using Xunit.Abstractions;
 
@@ -21,7 +22,7 @@ public sealed class PrometheusScrapeTests(BareClusterFixture fixture, ITestOutpu
     private readonly List<Daemon> _daemons = [];
     private readonly string _work = Tool.TempDir("nettune-scrape");
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(10) };
-    private TestCluster Cluster => fixture.Cluster;
+    private KubeCluster Cluster => fixture.Cluster;
 
     public Task InitializeAsync() => Task.CompletedTask;
 

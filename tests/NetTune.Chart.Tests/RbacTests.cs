@@ -8,6 +8,7 @@ using NetTune.Chart.Tests.Support;
 using NetTune.ControllerRuntime;
 using NetTune.Operator;
 using NetTune.Operator.Core.Builders;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 using Xunit.Abstractions;
 
@@ -21,7 +22,7 @@ namespace NetTune.Chart.Tests;
 [Collection("helm-cluster")]
 public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper output)
 {
-    private TestCluster Cluster => fixture.Cluster;
+    private KubeCluster Cluster => fixture.Cluster;
     private const string Group = ApiGroup.Name;
     private const string Version = ApiGroup.Version;
 

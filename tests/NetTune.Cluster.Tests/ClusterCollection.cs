@@ -1,3 +1,4 @@
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 
 namespace NetTune.Cluster.Tests;

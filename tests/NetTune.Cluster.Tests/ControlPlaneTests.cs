@@ -1,6 +1,7 @@
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 
 namespace NetTune.Cluster.Tests;
@@ -9,7 +10,7 @@ namespace NetTune.Cluster.Tests;
 [Collection("cluster")]
 public sealed class ControlPlaneTests(ClusterFixture fixture)
 {
-    private TestCluster Cluster => fixture.Cluster;
+    private KubeCluster Cluster => fixture.Cluster;
 
     [Fact]
     public async Task ServesTheApiOverTlsToTheAdminToken()

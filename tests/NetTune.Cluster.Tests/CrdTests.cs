@@ -5,6 +5,7 @@ using k8s.Autorest;
 using k8s.Models;
 using NetTune.Api;
 using NetTune.Api.V1Alpha1;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 
 namespace NetTune.Cluster.Tests;
@@ -13,7 +14,7 @@ namespace NetTune.Cluster.Tests;
 [Collection("cluster")]
 public sealed class CrdTests(ClusterFixture fixture)
 {
-    private TestCluster Cluster => fixture.Cluster;
+    private KubeCluster Cluster => fixture.Cluster;
     private GenericClient Tunings => new(Cluster.Client, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, disposeClient: false);
     private GenericClient NodeStates => new(Cluster.Client, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, disposeClient: false);
 
@@ -37,12 +38,12 @@ public sealed class CrdTests(ClusterFixture fixture)
     {
         if (await Cluster.ServerSupportsCelAsync())
         {
-            var (ok, _, err) = await Cluster.KubectlAsync("apply", "--dry-run=server", "-f", Path.Combine(TestCluster.RepoRoot, "crds"));
+            var (ok, _, err) = await Cluster.KubectlAsync("apply", "--dry-run=server", "-f", Path.Combine(KubeCluster.RepoRoot, "crds"));
             Assert.True(ok == 0, err);
             return;
         }
         // kubectl checks CRDs against the server's own OpenAPI; a 1.20 server has no x-kubernetes-validations there.
-        var (code, _, stderr) = await Cluster.KubectlAsync("apply", "--dry-run=client", "-f", Path.Combine(TestCluster.RepoRoot, "crds"));
+        var (code, _, stderr) = await Cluster.KubectlAsync("apply", "--dry-run=client", "-f", Path.Combine(KubeCluster.RepoRoot, "crds"));
         Assert.NotEqual(0, code);
         var unknownFields = System.Text.RegularExpressions.Regex.Matches(stderr, "unknown field \"([^\"]+)\"").Select(m => m.Groups[1].Value).Distinct().ToList();
         Assert.Equal(["x-kubernetes-validations"], unknownFields);
@@ -51,7 +52,7 @@ public sealed class CrdTests(ClusterFixture fixture)
     [Fact]
     public async Task KubectlAppliesTheSampleAndShowsThePrinterColumns()
     {
-        var sample = Path.Combine(TestCluster.RepoRoot, "samples", "networktuning-basic.yaml");
+        var sample = Path.Combine(KubeCluster.RepoRoot, "samples", "networktuning-basic.yaml");
         var (code, stdout, stderr) = await Cluster.KubectlAsync("apply", "-f", sample);
         Assert.True(code == 0, stderr);
         Assert.Contains("networktuning.nettune.io/web-tier", stdout);

@@ -1,3 +1,4 @@
+using NetTune.LocalCluster;
 using Xunit;
 
 namespace NetTune.Testing.Cluster;
@@ -8,15 +9,15 @@ namespace NetTune.Testing.Cluster;
 /// </summary>
 public class ClusterFixture : IAsyncLifetime
 {
-    private TestCluster? _cluster;
+    private KubeCluster? _cluster;
 
-    public TestCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster has not started");
+    public KubeCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster has not started");
 
-    protected virtual TestClusterOptions Options => new();
+    protected virtual KubeClusterOptions Options => new();
 
     public async Task InitializeAsync()
     {
-        _cluster = await TestCluster.StartAsync(Options).ConfigureAwait(false);
+        _cluster = await KubeCluster.StartAsync(Options).ConfigureAwait(false);
         await _cluster.InstallCrdsAsync().ConfigureAwait(false);
     }
 

@@ -11,6 +11,7 @@ using k8s;
 using k8s.Models;
 using NetTune.Api;
 using NetTune.Api.V1Alpha1;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 
 var operatorDll = args.Length > 0 ? args[0] : throw new ArgumentException("usage: bench OPERATOR_DLL [NODES...]");
@@ -21,7 +22,7 @@ foreach (var nodes in sizes)
 {
     Console.Error.WriteLine($"[bench] {nodes} nodes: starting a cluster");
     // No controller manager: its DaemonSet controller would make a pod per Node object, which is not what is measured.
-    await using var cluster = await TestCluster.StartAsync(new TestClusterOptions { StartControllerManager = false });
+    await using var cluster = await KubeCluster.StartAsync(new KubeClusterOptions { StartControllerManager = false });
     await cluster.InstallCrdsAsync();
     var client = cluster.CreateClient();
     await client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = "nettune-system" } });
@@ -91,7 +92,7 @@ foreach (var nodes in sizes)
     Console.WriteLine($"nodes={nodes} all_nodestates_s={row["secondsToAllNodeStates"]} status_s={row["secondsToStatus"]} api_requests={requests} per_node={row["apiRequestsPerNode"]} peak_rss_mib={row["operatorPeakRssMiB"]}");
 }
 
-var outDir = Path.Combine(TestCluster.RepoRoot, "bench", "results");
+var outDir = Path.Combine(KubeCluster.RepoRoot, "bench", "results");
 Directory.CreateDirectory(outDir);
 var outFile = Path.Combine(outDir, $"operator-{DateTime.UtcNow:yyyyMMddTHHmmss}.json");
 await File.WriteAllTextAsync(outFile, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));

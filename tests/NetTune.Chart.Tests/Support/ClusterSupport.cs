@@ -4,6 +4,7 @@ using k8s;
 using k8s.Autorest;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 using Xunit.Abstractions;
 
@@ -12,11 +13,11 @@ namespace NetTune.Chart.Tests.Support;
 /// <summary>A real cluster without the NetTune CRDs: the chart brings them (helm sends its crds/ folder on install).</summary>
 public sealed class BareClusterFixture : IAsyncLifetime
 {
-    private TestCluster? _cluster;
+    private KubeCluster? _cluster;
 
-    public TestCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster has not started");
+    public KubeCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster has not started");
 
-    public async Task InitializeAsync() => _cluster = await TestCluster.StartAsync();
+    public async Task InitializeAsync() => _cluster = await KubeCluster.StartAsync();
 
     public async Task DisposeAsync()
     {
@@ -56,7 +57,7 @@ public static class ClusterSupport
         return token!;
     }
 
-    public static Kubernetes ClientFor(TestCluster cluster, string token, string user) =>
+    public static Kubernetes ClientFor(KubeCluster cluster, string token, string user) =>
         new(KubernetesClientConfiguration.BuildConfigFromConfigFile(
             cluster.WriteKubeconfig(Path.Combine(Path.GetTempPath(), $"{user}-{Guid.NewGuid():N}.kubeconfig"), token, user)));
 
@@ -100,7 +101,7 @@ public static class ClusterSupport
     }
 
     /// <summary>Every object of every listable namespaced kind in a namespace, as kind/name.</summary>
-    public static async Task<List<string>> NamespaceObjectsAsync(TestCluster cluster, string ns)
+    public static async Task<List<string>> NamespaceObjectsAsync(KubeCluster cluster, string ns)
     {
         var kinds = await cluster.KubectlAsync("api-resources", "--namespaced=true", "--verbs=list", "-o", "name");
         Assert.True(kinds.ExitCode == 0, kinds.Stderr);
@@ -116,7 +117,7 @@ public static class ClusterSupport
         kindName is "serviceaccount/default" or "configmap/kube-root-ca.crt" || kindName.StartsWith("secret/default-token-", StringComparison.Ordinal);
 
     /// <summary>Every object anywhere that carries a label, as kind/name (namespaced ones with their namespace).</summary>
-    public static async Task<List<string>> LabelledObjectsAsync(TestCluster cluster, string selector)
+    public static async Task<List<string>> LabelledObjectsAsync(KubeCluster cluster, string selector)
     {
         var kinds = await cluster.KubectlAsync("api-resources", "--verbs=list", "-o", "name");
         var listable = kinds.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 
 namespace NetTune.Chart.Tests.Support;
@@ -12,7 +13,7 @@ public sealed record ToolResult(int ExitCode, string Stdout, string Stderr)
 /// <summary>Runs the command-line tools the chart is checked with: helm, promtool, the repo's hack scripts.</summary>
 public static class Tool
 {
-    public static string RepoRoot => TestCluster.RepoRoot;
+    public static string RepoRoot => KubeCluster.RepoRoot;
     public static string ChartDir => Path.Combine(RepoRoot, "charts", "nettune");
 
     public static async Task<ToolResult> RunAsync(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null,

@@ -5,6 +5,7 @@ using NetTune.Api;
 using NetTune.Api.V1Alpha1;
 using NetTune.ControllerRuntime;
 using NetTune.Operator.Core.Builders;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 using Xunit;
 using Xunit.Abstractions;

@@ -1,3 +1,4 @@
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 using Xunit;
 
@@ -12,7 +13,7 @@ public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>;
 /// <summary>A cluster whose apiserver has no watch cache and compacts etcd every few seconds, so old watches get 410 Gone.</summary>
 public sealed class CompactingClusterFixture : ClusterFixture
 {
-    protected override TestClusterOptions Options => new() { WatchCache = false, EtcdCompactionInterval = TimeSpan.FromSeconds(3) };
+    protected override KubeClusterOptions Options => new() { WatchCache = false, EtcdCompactionInterval = TimeSpan.FromSeconds(3) };
 }
 
 [CollectionDefinition("compacting-cluster")]

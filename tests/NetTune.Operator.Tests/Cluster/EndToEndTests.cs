@@ -4,6 +4,7 @@ using k8s.Models;
 using NetTune.Api.V1Alpha1;
 using NetTune.Fixtures.Hosts;
 using NetTune.Operator.Core.Builders;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 using Xunit;
 using Xunit.Abstractions;
@@ -58,7 +59,7 @@ public sealed class EndToEndTests(ClusterFixture fx, ITestOutputHelper output)
         try
         {
             await bed.StartOperatorAsync();
-            var sample = KubernetesYaml.Deserialize<NetworkTuning>(await File.ReadAllTextAsync(Path.Combine(TestCluster.RepoRoot, "samples", "networktuning-basic.yaml")));
+            var sample = KubernetesYaml.Deserialize<NetworkTuning>(await File.ReadAllTextAsync(Path.Combine(KubeCluster.RepoRoot, "samples", "networktuning-basic.yaml")));
             sample.Spec.NodeSelector!.MatchLabels[bed.TestLabel.Key] = bed.TestLabel.Value; // only this test's nodes
             var name = (await bed.CreateTuningAsync("sample", sample.Spec)).Metadata.Name;
 

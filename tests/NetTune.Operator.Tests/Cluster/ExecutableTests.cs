@@ -1,5 +1,6 @@
 using k8s;
 using System.Diagnostics;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 using Xunit;
 using Xunit.Abstractions;

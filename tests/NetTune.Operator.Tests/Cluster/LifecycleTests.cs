@@ -1,6 +1,7 @@
 using k8s;
 using NetTune.Api.V1Alpha1;
 using NetTune.Operator.Core.Builders;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 using Xunit;
 using Xunit.Abstractions;

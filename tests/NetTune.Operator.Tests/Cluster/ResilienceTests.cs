@@ -2,6 +2,7 @@ using k8s;
 using k8s.Models;
 using NetTune.Api.V1Alpha1;
 using NetTune.ControllerRuntime;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 using Xunit;
 using Xunit.Abstractions;

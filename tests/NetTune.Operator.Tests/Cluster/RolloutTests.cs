@@ -1,4 +1,5 @@
 using NetTune.Api.V1Alpha1;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 using Xunit;
 using Xunit.Abstractions;

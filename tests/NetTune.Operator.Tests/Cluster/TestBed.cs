@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using NetTune.Api;
 using NetTune.Api.V1Alpha1;
 using NetTune.ControllerRuntime;
+using NetTune.LocalCluster;
 using NetTune.Testing.Cluster;
 using Xunit.Abstractions;
 
@@ -28,7 +29,7 @@ public sealed class TestBed : IAsyncDisposable
     private CancellationTokenSource? _agentStop;
     private Task? _agent;
 
-    public TestBed(TestCluster cluster, ITestOutputHelper output)
+    public TestBed(KubeCluster cluster, ITestOutputHelper output)
     {
         Cluster = cluster;
         _output = output;
@@ -38,7 +39,7 @@ public sealed class TestBed : IAsyncDisposable
         _loggers = LoggerFactory.Create(b => b.AddProvider(new OutputLoggerProvider(output)).SetMinimumLevel(LogLevel.Information));
     }
 
-    public TestCluster Cluster { get; }
+    public KubeCluster Cluster { get; }
     public IKubernetes Client { get; }
     public string Id { get; }
     public string Namespace { get; }
@@ -46,7 +47,7 @@ public sealed class TestBed : IAsyncDisposable
     /// <summary>The label every node of this test carries; tunings select on it so tests never see each other's nodes.</summary>
     public (string Key, string Value) TestLabel => ("nettune-test", Id);
 
-    public static async Task<TestBed> StartAsync(TestCluster cluster, ITestOutputHelper output)
+    public static async Task<TestBed> StartAsync(KubeCluster cluster, ITestOutputHelper output)
     {
         var bed = new TestBed(cluster, output);
         await bed.Client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = bed.Namespace } });

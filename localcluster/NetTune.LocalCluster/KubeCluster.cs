@@ -4,9 +4,9 @@ using System.Net;
 using System.Net.Sockets;
 using k8s;
 
-namespace NetTune.Testing.Cluster;
+namespace NetTune.LocalCluster;
 
-public sealed record TestClusterOptions
+public sealed record KubeClusterOptions
 {
     /// <summary>false, with a short <see cref="EtcdCompactionInterval"/>, makes old watches end with 410 Gone.</summary>
     public bool WatchCache { get; init; } = true;
@@ -15,25 +15,36 @@ public sealed record TestClusterOptions
 
     /// <summary>Runs kube-controller-manager (garbage collection, namespaces, DaemonSets, service-account tokens).</summary>
     public bool StartControllerManager { get; init; } = true;
+
+    /// <summary>
+    /// One real node on this machine (kubelet, containerd, bridge CNI), with kube-scheduler and the node lifecycle
+    /// controller. Null: a control plane only, whose Nodes are API objects that tests make.
+    /// </summary>
+    public NodeOptions? Node { get; init; }
 }
 
 /// <summary>
-/// A real cluster control plane on loopback: etcd, kube-apiserver (TLS, token auth, RBAC) and kube-controller-manager,
-/// started from the envtest-style assets folder and removed again on dispose.
+/// A real cluster on loopback: etcd, kube-apiserver (TLS, token auth, RBAC) and kube-controller-manager, started from
+/// the envtest-style assets folder, and when asked kube-scheduler and one real <see cref="LocalNode"/>; all removed
+/// again on dispose. It serves the tests, `make demo` and the benchmarks.
 /// </summary>
-public sealed class TestCluster : IAsyncDisposable
+public sealed class KubeCluster : IAsyncDisposable
 {
     public const string AdminToken = "nettune-test-admin-token";
+    private const string SchedulerToken = "nettune-test-scheduler-token";
 
-    private readonly TestClusterOptions _options;
+    /// <summary>The kubelet's bearer token: user system:node:NAME in group system:nodes, as the Node authorizer expects.</summary>
+    public static string NodeToken(string node) => "nettune-test-node-token-" + node;
+
+    private readonly KubeClusterOptions _options;
     private readonly string _dir;
     private readonly string _assets;
     private readonly ClusterPki.Files _pki;
     private readonly int _etcdPort, _etcdPeerPort, _apiPort;
-    private ChildProcess? _etcd, _apiServer, _controllerManager;
+    private ChildProcess? _etcd, _apiServer, _controllerManager, _scheduler;
     private IKubernetes? _client;
 
-    private TestCluster(TestClusterOptions options, string assets)
+    private KubeCluster(KubeClusterOptions options, string assets)
     {
         _options = options;
         _assets = assets;
@@ -47,7 +58,10 @@ public sealed class TestCluster : IAsyncDisposable
         ApiServerUrl = new Uri($"https://127.0.0.1:{_apiPort}");
         KubeconfigPath = Path.Combine(_dir, "admin.kubeconfig");
         WriteKubeconfig(KubeconfigPath, AdminToken, "admin");
-        File.WriteAllText(Path.Combine(_dir, "tokens.csv"), $"{AdminToken},admin,admin,\"system:masters\"\n");
+        var tokens = $"{AdminToken},admin,admin,\"system:masters\"\n{SchedulerToken},system:kube-scheduler,system:kube-scheduler,\n";
+        if (options.Node is { } node)
+            tokens += $"{NodeToken(node.Name)},system:node:{node.Name},system:node:{node.Name},\"system:nodes\"\n";
+        File.WriteAllText(Path.Combine(_dir, "tokens.csv"), tokens);
         AdminConfig = KubernetesClientConfiguration.BuildConfigFromConfigFile(KubeconfigPath);
     }
 
@@ -57,21 +71,37 @@ public sealed class TestCluster : IAsyncDisposable
     public IKubernetes Client => _client ??= CreateClient();
     public string CaCertPath => _pki.CaCert;
 
+    /// <summary>The real node, when <see cref="KubeClusterOptions.Node"/> asked for one.</summary>
+    public LocalNode? Node { get; private set; }
+
+    /// <summary>The cluster's folder (logs, PKI, kubeconfigs); removed on dispose unless NETTUNE_KEEP_CLUSTER=1.</summary>
+    public string Folder => _dir;
+
     /// <summary>The repository's top folder (the one holding Operator.sln).</summary>
     public static string RepoRoot { get; } = FindRepoRoot();
 
     public IKubernetes CreateClient() => new Kubernetes(AdminConfig);
 
-    public static async Task<TestCluster> StartAsync(TestClusterOptions? options = null, CancellationToken ct = default)
+    public static async Task<KubeCluster> StartAsync(KubeClusterOptions? options = null, CancellationToken ct = default)
     {
+        options ??= new KubeClusterOptions();
         var assets = await KubeAssets.LocateAsync(ct).ConfigureAwait(false);
-        var cluster = new TestCluster(options ?? new TestClusterOptions(), assets);
+        var nodeAssets = options.Node is null ? null : await KubeAssets.LocateAsync(ct, "node").ConfigureAwait(false);
+        if (nodeAssets is not null && LocalNode.MissingPrerequisites(nodeAssets) is { } missing)
+            throw new InvalidOperationException(missing);
+        var cluster = new KubeCluster(options, assets);
         try
         {
             await cluster.StartEtcdAsync(ct).ConfigureAwait(false);
             await cluster.StartApiServerAsync(ct).ConfigureAwait(false);
             if (cluster._options.StartControllerManager)
                 cluster.StartControllerManager();
+            if (options.Node is { } node)
+            {
+                await cluster.GrantNodeIdentityAsync(ct).ConfigureAwait(false);
+                cluster.StartScheduler(nodeAssets!);
+                cluster.Node = await LocalNode.StartAsync(cluster, node, nodeAssets!, ct).ConfigureAwait(false);
+            }
             return cluster;
         }
         catch
@@ -118,6 +148,9 @@ public sealed class TestCluster : IAsyncDisposable
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--service-cluster-ip-range=10.96.0.0/24",
             "--allow-privileged=true",
+            // For logs, exec and port-forward through the real node's kubelet, which has no name DNS resolves.
+            $"--kubelet-client-certificate={_pki.KubeletClientCert}", $"--kubelet-client-key={_pki.KubeletClientKey}",
+            "--kubelet-preferred-address-types=InternalIP",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             $"--cert-dir={Path.Combine(_dir, "apiserver-certs")}",
@@ -163,7 +196,8 @@ public sealed class TestCluster : IAsyncDisposable
         _controllerManager = ChildProcess.Start("kube-controller-manager", Path.Combine(_assets, "kube-controller-manager"),
         [
             $"--kubeconfig={KubeconfigPath}",
-            "--controllers=garbagecollector,namespace,daemonset,serviceaccount,serviceaccount-token",
+            // nodelifecycle only with a real node: it would mark the tests' API-only Nodes unreachable and taint them.
+            "--controllers=garbagecollector,namespace,daemonset,serviceaccount,serviceaccount-token" + (_options.Node is null ? "" : ",nodelifecycle"),
             $"--service-account-private-key-file={_pki.ServiceAccountKey}",
             $"--root-ca-file={_pki.CaCert}",
             "--leader-elect=false",
@@ -172,6 +206,30 @@ public sealed class TestCluster : IAsyncDisposable
             "--concurrent-gc-syncs=5",
             "--v=1",
         ], Path.Combine(_dir, "kube-controller-manager.log"));
+    }
+
+    private void StartScheduler(string nodeAssets)
+    {
+        var kubeconfig = WriteKubeconfig(Path.Combine(_dir, "scheduler.kubeconfig"), SchedulerToken, "system:kube-scheduler");
+        _scheduler = ChildProcess.Start("kube-scheduler", Path.Combine(nodeAssets, "kube-scheduler"),
+        [
+            $"--kubeconfig={kubeconfig}", "--leader-elect=false", "--port=0", "--secure-port=0", "--v=1",
+        ], Path.Combine(_dir, "kube-scheduler.log"));
+    }
+
+    /// <summary>
+    /// The kubelet's user gets the system:node ClusterRole. A v1.20 server with RBAC only (no Node authorizer) binds
+    /// nobody to it by default.
+    /// </summary>
+    private async Task GrantNodeIdentityAsync(CancellationToken ct)
+    {
+        var binding = new k8s.Models.V1ClusterRoleBinding
+        {
+            Metadata = new k8s.Models.V1ObjectMeta { Name = "nettune-local-nodes" },
+            RoleRef = new k8s.Models.V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "ClusterRole", Name = "system:node" },
+            Subjects = [new k8s.Models.Rbacv1Subject { ApiGroup = "rbac.authorization.k8s.io", Kind = "Group", Name = "system:nodes" }],
+        };
+        await Client.RbacAuthorizationV1.CreateClusterRoleBindingAsync(binding, cancellationToken: ct).ConfigureAwait(false);
     }
 
     /// <summary>Runs kubectl against this cluster.</summary>
@@ -244,8 +302,13 @@ public sealed class TestCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Node is not null)
+        {
+            await Node.DrainAsync(Client, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            await Node.DisposeAsync().ConfigureAwait(false);
+        }
         _client?.Dispose();
-        foreach (var p in new[] { _controllerManager, _apiServer, _etcd })
+        foreach (var p in new[] { _scheduler, _controllerManager, _apiServer, _etcd })
             if (p is not null) await p.DisposeAsync().ConfigureAwait(false);
         if (Environment.GetEnvironmentVariable("NETTUNE_KEEP_CLUSTER") is not "1")
         {

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace NetTune.Testing.Cluster;
+namespace NetTune.LocalCluster;
 
 /// <summary>
 /// A server process of the test cluster. It runs under a small shell watchdog that kills it when the test process
@@ -96,4 +96,7 @@ internal static class Posix
     private static extern int SysKill(int pid, int sig);
 
     public static void Kill(int pid, int signal) => _ = SysKill(pid, signal);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "geteuid")]
+    public static extern uint GetEuid();
 }

@@ -2,7 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
-namespace NetTune.Testing.Cluster;
+namespace NetTune.LocalCluster;
 
 /// <summary>
 /// The certificates and keys a throwaway cluster needs: a CA (so clients verify the apiserver instead of skipping TLS
@@ -10,7 +10,8 @@ namespace NetTune.Testing.Cluster;
 /// </summary>
 internal static class ClusterPki
 {
-    public sealed record Files(string CaCert, string ServingCert, string ServingKey, string ServiceAccountKey, string ServiceAccountPub);
+    public sealed record Files(string CaCert, string ServingCert, string ServingKey, string ServiceAccountKey, string ServiceAccountPub,
+        string KubeletClientCert, string KubeletClientKey);
 
     public static Files Write(string dir)
     {
@@ -26,25 +27,40 @@ internal static class ClusterPki
         var req = new CertificateRequest("CN=kube-apiserver", servingKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         var san = new SubjectAlternativeNameBuilder();
         san.AddIpAddress(IPAddress.Loopback);
+        // The `kubernetes` Service's ClusterIP, which pods on the real node reach the apiserver through.
+        san.AddIpAddress(LocalNode.KubernetesServiceIp);
         san.AddDnsName("localhost");
         san.AddDnsName("kubernetes");
         san.AddDnsName("kubernetes.default");
         san.AddDnsName("kubernetes.default.svc");
+        san.AddDnsName("kubernetes.default.svc.cluster.local");
         req.CertificateExtensions.Add(san.Build());
         req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
         req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
         req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
         using var serving = req.Create(ca, notBefore, notBefore.AddDays(7), RandomNumberGenerator.GetBytes(16));
 
+        // The apiserver's client certificate towards kubelets (logs, exec): in system:masters, so the kubelet's
+        // webhook authorizer allows it everything.
+        using var kubeletClientKey = RSA.Create(2048);
+        var clientReq = new CertificateRequest("CN=kube-apiserver-kubelet-client, O=system:masters", kubeletClientKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        clientReq.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
+        clientReq.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
+        clientReq.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
+        using var kubeletClient = clientReq.Create(ca, notBefore, notBefore.AddDays(7), RandomNumberGenerator.GetBytes(16));
+
         using var saKey = RSA.Create(2048);
         var files = new Files(
             Path.Combine(dir, "ca.crt"), Path.Combine(dir, "apiserver.crt"), Path.Combine(dir, "apiserver.key"),
-            Path.Combine(dir, "sa.key"), Path.Combine(dir, "sa.pub"));
+            Path.Combine(dir, "sa.key"), Path.Combine(dir, "sa.pub"),
+            Path.Combine(dir, "apiserver-kubelet-client.crt"), Path.Combine(dir, "apiserver-kubelet-client.key"));
         File.WriteAllText(files.CaCert, ca.ExportCertificatePem());
         File.WriteAllText(files.ServingCert, serving.ExportCertificatePem());
         File.WriteAllText(files.ServingKey, servingKey.ExportRSAPrivateKeyPem());
         File.WriteAllText(files.ServiceAccountKey, saKey.ExportRSAPrivateKeyPem());
         File.WriteAllText(files.ServiceAccountPub, saKey.ExportSubjectPublicKeyInfoPem());
+        File.WriteAllText(files.KubeletClientCert, kubeletClient.ExportCertificatePem());
+        File.WriteAllText(files.KubeletClientKey, kubeletClientKey.ExportRSAPrivateKeyPem());
         return files;
     }
 }

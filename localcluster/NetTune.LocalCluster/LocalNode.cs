@@ -1,0 +1,454 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using k8s;
+using k8s.Models;
+
+namespace NetTune.LocalCluster;
+
+/// <summary>
+/// One real node on this machine, joined to a <see cref="KubeCluster"/>: containerd (with runc and a bridge CNI) and a
+/// kubelet with its own system:node identity, the CPU manager and the Topology Manager. Its folders, ports and bridge
+/// are fixed, so one node runs per machine at a time (a lock says so). Everything it changes on the host is recorded
+/// first and put back by <c>node-teardown.sh</c>: on dispose, and by a guard process when the owner dies without it.
+/// </summary>
+public sealed class LocalNode : IAsyncDisposable
+{
+    public const string StateDir = "/var/lib/nettune-node";
+    public const string RunDir = "/run/nettune-node";
+    public const string LockPath = "/run/nettune-node.lock";
+    public const string Bridge = "nettune0";
+    public const string PauseImage = "nettune.local/pause:v1.20.2";
+
+    /// <summary>The `kubernetes` Service's ClusterIP in the cluster's service range, relayed to the apiserver.</summary>
+    public static readonly IPAddress KubernetesServiceIp = IPAddress.Parse("10.96.0.1");
+
+    public const int KubeletPort = 10250;
+    public const int KubeletHealthzPort = 10248;
+
+    /// <summary>Kernel settings the kubelet (and the bridge plugin's ip_forward) change at start; all restored.</summary>
+    private static readonly string[] TouchedSysctls =
+    [
+        "/proc/sys/vm/overcommit_memory", "/proc/sys/vm/panic_on_oom", "/proc/sys/kernel/panic",
+        "/proc/sys/kernel/panic_on_oops", "/proc/sys/kernel/keys/root_maxkeys", "/proc/sys/kernel/keys/root_maxbytes",
+        "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv4/conf/all/forwarding", "/proc/sys/net/ipv6/conf/all/forwarding",
+    ];
+
+    /// <summary>Host folders the kubelet and containerd use whatever their root and state folders say.</summary>
+    private static readonly string[] FixedHostFolders =
+    [
+        "/var/lib/kubelet", "/var/log/pods", "/var/log/containers", "/run/containerd", "/var/lib/cni",
+    ];
+
+    private static readonly string[] RequiredHostBinaries = ["/usr/bin/containerd", "/usr/bin/ctr", "/usr/sbin/runc", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback"];
+
+    private readonly FileStream _lock;
+    private readonly NodeOptions _options;
+    private readonly string _assets;
+    private ChildProcess? _containerd, _kubelet;
+    private ServiceRelay? _relay;
+    private Process? _guard;
+    private bool _stopped;
+
+    private LocalNode(FileStream @lock, NodeOptions options, string assets)
+    {
+        _lock = @lock;
+        _options = options;
+        _assets = assets;
+    }
+
+    public NodeOptions Options => _options;
+    public string Name => _options.Name;
+    public string ContainerdSocket => Path.Combine(RunDir, "containerd", "containerd.sock");
+    public string KubeletLog => Path.Combine(StateDir, "kubelet.log");
+    public string ContainerdLog => Path.Combine(StateDir, "containerd.log");
+
+    /// <summary>Where each start step's time goes, for the suite's and the demo's report.</summary>
+    public IReadOnlyList<(string Step, TimeSpan Took)> StartTimes => _times;
+    private readonly List<(string, TimeSpan)> _times = [];
+
+    /// <summary>What is missing on this machine for a real node, or null when nothing is.</summary>
+    public static string? MissingPrerequisites(string nodeAssets)
+    {
+        var missing = new List<string>();
+        if (Posix.GetEuid() != 0)
+            missing.Add("root (the kubelet and containerd manage cgroups, mounts and network devices)");
+        foreach (var bin in RequiredHostBinaries.Where(b => !File.Exists(b)))
+            missing.Add(bin);
+        foreach (var bin in new[] { "kubelet", "kube-scheduler", "pause" }.Where(b => !File.Exists(Path.Combine(nodeAssets, b))))
+            missing.Add(Path.Combine(nodeAssets, bin));
+        return missing.Count == 0 ? null
+            : "a real node needs " + string.Join(", ", missing) +
+              " (make deps installs containerd, runc and containernetworking-plugins; hack/kube-assets.sh node builds kubelet, kube-scheduler and pause)";
+    }
+
+    internal static async Task<LocalNode> StartAsync(KubeCluster cluster, NodeOptions options, string nodeAssets, CancellationToken ct)
+    {
+        if (MissingPrerequisites(nodeAssets) is { } missing) throw new InvalidOperationException(missing);
+        var node = new LocalNode(TakeLock(), options, nodeAssets);
+        try
+        {
+            await node.StartCoreAsync(cluster, ct).ConfigureAwait(false);
+            return node;
+        }
+        catch
+        {
+            await node.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static FileStream TakeLock()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(LockPath)!);
+        try
+        {
+            // .NET takes an exclusive flock(2) for FileShare.None: it is released when this process dies, however.
+            var stream = new FileStream(LockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            stream.SetLength(0);
+            stream.Write(Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n"));
+            stream.Flush();
+            return stream;
+        }
+        catch (IOException)
+        {
+            var holder = "another process";
+            try { holder = "process " + File.ReadAllText(LockPath).Trim(); }
+            catch (IOException) { }
+            throw new InvalidOperationException(
+                $"a local node already runs on this machine ({holder} holds {LockPath}); one node per machine at a time: " +
+                "its kubelet ports, folders and bridge are fixed. Stop it first (make demo-down, or let its tests finish).");
+        }
+    }
+
+    private async Task StartCoreAsync(KubeCluster cluster, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        void Took(string step) { _times.Add((step, clock.Elapsed)); clock.Restart(); }
+
+        // A baseline left by an owner that died before its guard finished: put that host state back first.
+        if (File.Exists(Path.Combine(RunDir, "baseline.env"))) await RunTeardownAsync().ConfigureAwait(false);
+        Directory.CreateDirectory(RunDir);
+        WriteBaselineAndTeardown();
+        StartGuard();
+        Took("baseline");
+
+        foreach (var dir in new[] { "kubelet", "containerd", "cni/net.d", "cni/ipam", "volume-plugins" })
+            Directory.CreateDirectory(Path.Combine(StateDir, dir));
+        Directory.CreateDirectory(Path.Combine(RunDir, "containerd"));
+
+        // The bridge exists before the kubelet, with the node's address: the kubelet refuses a loopback node IP, and
+        // the bridge plugin adopts a bridge that is already there. The ClusterIP lives on it too (see ServiceRelay).
+        await RunAsync("ip", "link", "add", Bridge, "type", "bridge").ConfigureAwait(false);
+        await RunAsync("ip", "addr", "add", $"{_options.NodeIp}/{_options.PodSubnetPrefix}", "dev", Bridge).ConfigureAwait(false);
+        await RunAsync("ip", "addr", "add", $"{KubernetesServiceIp}/32", "dev", Bridge).ConfigureAwait(false);
+        await RunAsync("ip", "link", "set", Bridge, "up").ConfigureAwait(false);
+        WriteCniConfig();
+        _relay = new ServiceRelay(new IPEndPoint(KubernetesServiceIp, 443), new IPEndPoint(IPAddress.Loopback, cluster.ApiServerUrl.Port));
+        Took("bridge");
+
+        var containerdConfig = WriteContainerdConfig();
+        _containerd = ChildProcess.Start("containerd", "/usr/bin/containerd", ["--config", containerdConfig], ContainerdLog);
+        await WaitAsync("containerd", _containerd, async () =>
+            File.Exists(ContainerdSocket) && (await CtrAsync("version").ConfigureAwait(false)).ExitCode == 0,
+            TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+        Took("containerd");
+
+        var pauseArchive = Path.Combine(RunDir, "pause.oci.tar");
+        OciImage.Write(pauseArchive, PauseImage, OciImage.RootfsFromFiles([(Path.Combine(_assets, "pause"), "/pause")]), ["/pause"], new Dictionary<string, string>());
+        await ImportImageAsync(pauseArchive, ct).ConfigureAwait(false);
+        File.Delete(pauseArchive);
+        Took("pause image");
+
+        var kubeletArgs = WriteKubeletFiles(cluster);
+        _kubelet = ChildProcess.Start("kubelet", Path.Combine(_assets, "kubelet"), kubeletArgs, KubeletLog);
+        var client = cluster.Client;
+        await WaitAsync("the kubelet's Node to be Ready and untainted", _kubelet, async () =>
+        {
+            var n = await client.CoreV1.ReadNodeAsync(Name, cancellationToken: ct).ConfigureAwait(false);
+            var ready = n.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true;
+            return ready && n.Spec?.Taints?.Any(t => t.Key.StartsWith("node.kubernetes.io/", StringComparison.Ordinal)) != true;
+        }, TimeSpan.FromSeconds(120), ct).ConfigureAwait(false);
+        Took("kubelet Ready");
+    }
+
+    private void WriteBaselineAndTeardown()
+    {
+        static string Value(string path) => File.Exists(path) ? File.ReadAllText(path).Trim().Replace('\t', ',').Replace(' ', ',') : "";
+        var sysctls = TouchedSysctls.Where(File.Exists).Select(p => $"{p}={Value(p)}");
+        var hugepages = Directory.EnumerateFiles("/sys/kernel/mm/hugepages", "nr_hugepages", SearchOption.AllDirectories)
+            .Concat(Directory.Exists("/sys/devices/system/node")
+                ? Directory.EnumerateDirectories("/sys/devices/system/node", "node*")
+                    .SelectMany(n => Directory.Exists(Path.Combine(n, "hugepages"))
+                        ? Directory.EnumerateDirectories(Path.Combine(n, "hugepages")).Select(d => Path.Combine(d, "nr_hugepages"))
+                        : [])
+                : [])
+            .Where(File.Exists).Select(p => $"{p}={Value(p)}");
+        var cgroups = Directory.Exists("/sys/fs/cgroup")
+            ? Directory.EnumerateDirectories("/sys/fs/cgroup").Select(c => Path.Combine(c, "kubepods")).Where(Directory.Exists)
+            : [];
+        var absent = FixedHostFolders.Where(d => !Directory.Exists(d))
+            .Append(Path.Combine("/run/containerd", "s"))
+            .Append(Path.Combine("/var/lib/kubelet", "device-plugins"))
+            .Distinct();
+        File.WriteAllText(Path.Combine(RunDir, "baseline.env"), string.Join('\n',
+            $"BRIDGE={Bridge}",
+            $"SYSCTLS=\"{string.Join(' ', sysctls)}\"",
+            $"HUGEPAGES=\"{string.Join(' ', hugepages)}\"",
+            $"CGROUPS_BEFORE=\"{string.Join(' ', cgroups)}\"",
+            $"ABSENT_BEFORE=\"{string.Join(' ', absent)}\"") + "\n");
+        using var script = typeof(LocalNode).Assembly.GetManifestResourceStream("node-teardown.sh")
+            ?? throw new InvalidOperationException("node-teardown.sh is not embedded");
+        using var file = File.Create(TeardownScript);
+        script.CopyTo(file);
+    }
+
+    private static string TeardownScript => Path.Combine(RunDir, "teardown.sh");
+
+    /// <summary>
+    /// A detached process (its own session, so a killed process group or test host does not take it along) that
+    /// waits for this process to end and then runs the teardown, unless dispose ran it first and stopped the guard.
+    /// </summary>
+    private void StartGuard()
+    {
+        var psi = new ProcessStartInfo("setsid") { UseShellExecute = false, RedirectStandardInput = false };
+        foreach (var a in new[]
+        {
+            "bash", "-c",
+            "exec </dev/null >>\"$2\" 2>&1; while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; exec bash \"$3\"",
+            "nettune-node-guard", Environment.ProcessId.ToString(CultureInfo.InvariantCulture),
+            Path.Combine(RunDir, "guard.log"), TeardownScript,
+        })
+            psi.ArgumentList.Add(a);
+        _guard = Process.Start(psi);
+    }
+
+    private void WriteCniConfig()
+    {
+        var subnet = _options.PodSubnet;
+        File.WriteAllText(Path.Combine(StateDir, "cni", "net.d", "10-nettune.conflist"), $$"""
+            {
+              "cniVersion": "0.4.0",
+              "name": "nettune",
+              "plugins": [
+                {
+                  "type": "bridge",
+                  "bridge": "{{Bridge}}",
+                  "isGateway": true,
+                  "ipMasq": false,
+                  "hairpinMode": true,
+                  "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": "{{subnet}}", "gateway": "{{_options.NodeIp}}"}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": "{{StateDir}}/cni/ipam"
+                  }
+                }
+              ]
+            }
+            """);
+    }
+
+    private string WriteContainerdConfig()
+    {
+        var path = Path.Combine(StateDir, "containerd", "config.toml");
+        File.WriteAllText(path, $$"""
+            version = 2
+            root = "{{StateDir}}/containerd/root"
+            state = "{{RunDir}}/containerd"
+            disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+
+            [grpc]
+              address = "{{ContainerdSocket}}"
+            [ttrpc]
+              address = "{{ContainerdSocket}}.ttrpc"
+            [debug]
+              level = "warn"
+
+            [plugins."io.containerd.grpc.v1.cri"]
+              sandbox_image = "{{PauseImage}}"
+              # This VM withholds CAP_SYS_RESOURCE: nobody may lower oom_score_adj, which sandboxes ask for.
+              restrict_oom_score_adj = true
+              # Pod network namespaces under the state folder, not /run/netns (other users' `ip netns` live there).
+              netns_mounts_under_state_dir = true
+              stream_server_address = "127.0.0.1"
+              [plugins."io.containerd.grpc.v1.cri".containerd]
+                snapshotter = "overlayfs"
+                default_runtime_name = "runc"
+                [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+                  runtime_type = "io.containerd.runc.v2"
+                  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+                    BinaryName = "/usr/sbin/runc"
+                    SystemdCgroup = false
+              [plugins."io.containerd.grpc.v1.cri".cni]
+                bin_dir = "/usr/lib/cni"
+                conf_dir = "{{StateDir}}/cni/net.d"
+            [plugins."io.containerd.internal.v1.opt"]
+              path = "{{StateDir}}/containerd/opt"
+            """);
+        return path;
+    }
+
+    private List<string> WriteKubeletFiles(KubeCluster cluster)
+    {
+        var dir = Path.Combine(StateDir, "kubelet");
+        var kubeconfig = cluster.WriteKubeconfig(Path.Combine(StateDir, "kubelet.kubeconfig"), KubeCluster.NodeToken(Name), "system:node:" + Name);
+        var config = Path.Combine(StateDir, "kubelet-config.yaml");
+        File.WriteAllText(config, $"""
+            apiVersion: kubelet.config.k8s.io/v1beta1
+            kind: KubeletConfiguration
+            address: {_options.NodeIp}
+            port: {KubeletPort}
+            readOnlyPort: 0
+            healthzBindAddress: 127.0.0.1
+            healthzPort: {KubeletHealthzPort}
+            authentication:
+              anonymous: {"{enabled: false}"}
+              webhook: {"{enabled: true}"}
+              x509: {"{clientCAFile: " + cluster.CaCertPath + "}"}
+            authorization:
+              mode: Webhook
+            cgroupDriver: cgroupfs
+            cpuManagerPolicy: {_options.CpuManagerPolicy}
+            cpuManagerReconcilePeriod: 5s
+            topologyManagerPolicy: {_options.TopologyManagerPolicy}
+            kubeReserved:
+              cpu: "{_options.KubeReservedCpu}"
+              memory: 256Mi
+            evictionHard:
+              memory.available: 100Mi
+              nodefs.available: 1%
+              imagefs.available: 1%
+            failSwapOn: false
+            # No kube-proxy and no hostPort here: the kubelet's KUBE-* iptables chains would only be left behind.
+            makeIPTablesUtilChains: false
+            volumePluginDir: {StateDir}/volume-plugins
+            nodeStatusUpdateFrequency: 4s
+            serializeImagePulls: false
+            resolvConf: /etc/resolv.conf
+            """);
+        var labels = string.Join(',', _options.Labels.Select(kv => $"{kv.Key}={kv.Value}"));
+        var args = new List<string>
+        {
+            $"--config={config}", $"--kubeconfig={kubeconfig}",
+            "--container-runtime=remote", $"--container-runtime-endpoint=unix://{ContainerdSocket}",
+            $"--root-dir={dir}", $"--cert-dir={Path.Combine(StateDir, "kubelet-pki")}",
+            $"--node-ip={_options.NodeIp}", $"--hostname-override={Name}",
+            "--v=1",
+        };
+        if (labels.Length > 0) args.Add($"--node-labels={labels}");
+        return args;
+    }
+
+    /// <summary>Imports an OCI archive into the node's containerd, where the kubelet finds it (namespace k8s.io).</summary>
+    public async Task ImportImageAsync(string archive, CancellationToken ct = default)
+    {
+        var (code, output) = await CtrAsync("images", "import", "--no-unpack=false", archive).ConfigureAwait(false);
+        if (code != 0) throw new InvalidOperationException($"ctr images import {archive} failed ({code}): {output}");
+        ct.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>Runs ctr against this node's containerd in the kubelet's namespace.</summary>
+    public Task<(int ExitCode, string Output)> CtrAsync(params string[] args) =>
+        RunAsync("/usr/bin/ctr", ["--address", ContainerdSocket, "--namespace", "k8s.io", .. args], check: false);
+
+    private static Task<(int ExitCode, string Output)> RunAsync(string file, params string[] args) => RunAsync(file, args, check: true);
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(string file, IEnumerable<string> args, bool check)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync().ConfigureAwait(false);
+        var output = (await stdout.ConfigureAwait(false)) + (await stderr.ConfigureAwait(false));
+        if (check && p.ExitCode != 0)
+            throw new InvalidOperationException($"{file} {string.Join(' ', psi.ArgumentList)} failed ({p.ExitCode}): {output}");
+        return (p.ExitCode, output);
+    }
+
+    private static async Task WaitAsync(string what, ChildProcess process, Func<Task<bool>> ready, TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = Stopwatch.StartNew();
+        Exception? last = null;
+        while (deadline.Elapsed < timeout)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (process.HasExited)
+                throw new InvalidOperationException($"{process.Name} exited while waiting for {what}; its log ends:\n{process.Tail()}");
+            try
+            {
+                if (await ready().ConfigureAwait(false)) return;
+            }
+            catch (Exception e) when (e is k8s.Autorest.HttpOperationException or HttpRequestException or IOException)
+            {
+                last = e;
+            }
+            await Task.Delay(250, ct).ConfigureAwait(false);
+        }
+        throw new TimeoutException($"timed out after {timeout.TotalSeconds:0}s waiting for {what} ({last?.Message}); {process.Name}'s log ends:\n{process.Tail()}");
+    }
+
+    /// <summary>
+    /// Deletes every pod bound to this node through the API and waits (bounded) for the kubelet to tear them down:
+    /// containerd keeps containers running when it exits, so the kubelet has to stop them while both still run.
+    /// </summary>
+    public async Task DrainAsync(IKubernetes client, TimeSpan timeout)
+    {
+        var selector = $"spec.nodeName={Name}";
+        try
+        {
+            var pods = await client.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: selector).ConfigureAwait(false);
+            foreach (var pod in pods.Items)
+                try { await client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, pod.Metadata.NamespaceProperty, new V1DeleteOptions { GracePeriodSeconds = 1 }).ConfigureAwait(false); }
+                catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { }
+            var deadline = Stopwatch.StartNew();
+            while (deadline.Elapsed < timeout && _kubelet is { HasExited: false })
+            {
+                if ((await client.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: selector).ConfigureAwait(false)).Items.Count == 0) return;
+                await Task.Delay(250).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is k8s.Autorest.HttpOperationException or HttpRequestException)
+        {
+            // The apiserver is gone: the teardown kills what is left.
+        }
+    }
+
+    /// <summary>Restarts the kubelet (as an admin does after changing hugepages: it reads their capacity at start).</summary>
+    public async Task RestartKubeletAsync(KubeCluster cluster, CancellationToken ct = default)
+    {
+        if (_kubelet is not null) await _kubelet.DisposeAsync().ConfigureAwait(false);
+        _kubelet = ChildProcess.Start("kubelet", Path.Combine(_assets, "kubelet"), WriteKubeletFiles(cluster), KubeletLog);
+        await WaitAsync("the kubelet to report its Node again", _kubelet, async () =>
+        {
+            var n = await cluster.Client.CoreV1.ReadNodeAsync(Name, cancellationToken: ct).ConfigureAwait(false);
+            var ready = n.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready");
+            return ready?.Status == "True" && ready.LastHeartbeatTime > DateTime.UtcNow.AddSeconds(-3);
+        }, TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+    }
+
+    private static async Task RunTeardownAsync()
+    {
+        if (File.Exists(TeardownScript)) await RunAsync("bash", [TeardownScript], check: false).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stopped) return;
+        _stopped = true;
+        if (_kubelet is not null) await _kubelet.DisposeAsync().ConfigureAwait(false);
+        if (_containerd is not null) await _containerd.DisposeAsync().ConfigureAwait(false);
+        if (_relay is not null) await _relay.DisposeAsync().ConfigureAwait(false);
+        if (_guard is { HasExited: false })
+        {
+            _guard.Kill(entireProcessTree: true);
+            await _guard.WaitForExitAsync().ConfigureAwait(false);
+        }
+        _guard?.Dispose();
+        await RunTeardownAsync().ConfigureAwait(false);
+        await _lock.DisposeAsync().ConfigureAwait(false);
+    }
+}
