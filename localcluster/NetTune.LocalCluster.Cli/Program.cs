@@ -5,7 +5,7 @@ using NetTune.LocalCluster;
 //   Runs the local cluster until SIGTERM or Ctrl-C (for `make demo`): etcd, kube-apiserver, kube-controller-manager,
 //   and with --node one real node of this machine (kubelet, containerd, bridge CNI) and kube-scheduler. Writes an
 //   admin kubeconfig to KUBECONFIG_OUT once ready and removes it again on exit.
-// nettune-local-cluster image NAME ENTRYPOINT OUT PAYLOAD_DIR [--lib PATH]... [--env K=V]...
+// nettune-local-cluster image NAME ENTRYPOINT OUT PAYLOAD_DIR [--lib PATH]... [--env K=V]... [--user UID:GID]
 //   Writes an OCI image archive: PAYLOAD_DIR at /app, the libraries ldd lists, and the --lib ones (dlopen'ed).
 return args.FirstOrDefault() switch
 {
@@ -17,7 +17,7 @@ return args.FirstOrDefault() switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: nettune-local-cluster up KUBECONFIG_OUT [--node NAME] [--cpu-manager-policy static|none] [--label KEY=VALUE]...");
-    Console.Error.WriteLine("       nettune-local-cluster image NAME ENTRYPOINT OUT_ARCHIVE PAYLOAD_DIR [--lib PATH]... [--env KEY=VALUE]...");
+    Console.Error.WriteLine("       nettune-local-cluster image NAME ENTRYPOINT OUT_ARCHIVE PAYLOAD_DIR [--lib PATH]... [--env KEY=VALUE]... [--user UID:GID]");
     return 2;
 }
 
@@ -77,12 +77,16 @@ static int Image(string name, string entrypoint, string archive, string payload,
 {
     var libs = new List<string>();
     var env = new Dictionary<string, string>();
+    var user = "0:0";
     for (var i = 0; i < rest.Length; i++)
     {
         switch (rest[i])
         {
             case "--lib" when i + 1 < rest.Length:
                 libs.Add(rest[++i]);
+                break;
+            case "--user" when i + 1 < rest.Length:
+                user = rest[++i];
                 break;
             case "--env" when i + 1 < rest.Length && rest[i + 1].Contains('='):
                 var kv = rest[++i].Split('=', 2);
@@ -98,7 +102,7 @@ static int Image(string name, string entrypoint, string archive, string payload,
         return 1;
     }
     var rootfs = OciImage.RootfsFromFiles([(Path.GetFullPath(payload), "/app")], libs);
-    OciImage.Write(archive, name, rootfs, [entrypoint], env, "/app");
+    OciImage.Write(archive, name, rootfs, [entrypoint], env, "/app", user);
     Console.WriteLine($"{OciImage.FullyQualified(name)} -> {archive} ({new FileInfo(archive).Length / 1048576.0:0.0} MiB)");
     return 0;
 }

@@ -196,8 +196,10 @@ public sealed class KubeCluster : IAsyncDisposable
         _controllerManager = ChildProcess.Start("kube-controller-manager", Path.Combine(_assets, "kube-controller-manager"),
         [
             $"--kubeconfig={KubeconfigPath}",
-            // nodelifecycle only with a real node: it would mark the tests' API-only Nodes unreachable and taint them.
-            "--controllers=garbagecollector,namespace,daemonset,serviceaccount,serviceaccount-token" + (_options.Node is null ? "" : ",nodelifecycle"),
+            // With a real node also what runs workloads there (Deployments, Jobs such as Helm hooks) and the node
+            // lifecycle; without one these would mark the tests' API-only Nodes unreachable or leave pods Pending.
+            "--controllers=garbagecollector,namespace,daemonset,serviceaccount,serviceaccount-token" +
+                (_options.Node is null ? "" : ",nodelifecycle,deployment,replicaset,job,podgc,endpoint"),
             $"--service-account-private-key-file={_pki.ServiceAccountKey}",
             $"--root-ca-file={_pki.CaCert}",
             "--leader-elect=false",

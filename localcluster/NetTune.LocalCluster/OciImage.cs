@@ -57,7 +57,7 @@ public static class OciImage
 
     /// <summary>Writes the archive for <paramref name="name"/> (e.g. nettune/agent:0.1.0) from a root filesystem folder, which it removes.</summary>
     public static void Write(string archive, string name, string rootfs, IReadOnlyList<string> entrypoint, IReadOnlyDictionary<string, string> env,
-        string workingDir = "/")
+        string workingDir = "/", string user = "0:0")
     {
         var layout = Directory.CreateTempSubdirectory("nettune-oci-").FullName;
         try
@@ -79,6 +79,7 @@ public static class OciImage
                     ["Entrypoint"] = new JsonArray(entrypoint.Select(e => (JsonNode)e!).ToArray()),
                     ["Env"] = new JsonArray(env.Select(kv => (JsonNode)$"{kv.Key}={kv.Value}"!).Prepend("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").ToArray()),
                     ["WorkingDir"] = workingDir,
+                    ["User"] = user,
                 },
                 ["rootfs"] = new JsonObject { ["type"] = "layers", ["diff_ids"] = new JsonArray("sha256:" + layerDigest) },
             };

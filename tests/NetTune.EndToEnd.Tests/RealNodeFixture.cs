@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using k8s;
+using k8s.Models;
+using NetTune.Chart.Tests.Support;
+using NetTune.LocalCluster;
+using Xunit.Abstractions;
+using Xunit.Sdk;
+
+namespace NetTune.EndToEnd.Tests;
+
+[CollectionDefinition("real-node")]
+public sealed class RealNodeCollection : ICollectionFixture<RealNodeFixture>;
+
+/// <summary>
+/// The local cluster with its one real node, NetTune's images built here and loaded into the node's containerd, and
+/// the chart installed with helm as a user would: the operator Deployment on, two replicas, leader election on.
+/// Each step's time goes to the test log (xunit diagnostic messages).
+/// </summary>
+public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
+{
+    public const string Namespace = "nettune-system";
+    public const string Release = "nettune";
+    public const string NodeName = "nettune-e2e";
+
+    private KubeCluster? _cluster;
+    private readonly Stopwatch _clock = new();
+
+    public KubeCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster has not started");
+    public IKubernetes Client => Cluster.Client;
+    public LocalNode Node => Cluster.Node!;
+    public bool Installed { get; set; }
+
+    /// <summary>Host values before the chart was installed: `helm uninstall` must leave them so.</summary>
+    public HostValues Baseline { get; private set; } = null!;
+
+    public void Log(string message) => sink.OnMessage(new DiagnosticMessage($"[real-node] {message}"));
+
+    private void Took(string step)
+    {
+        Log($"{step,-44} {_clock.Elapsed.TotalSeconds,6:0.0}s");
+        _clock.Restart();
+    }
+
+    public async Task InitializeAsync()
+    {
+        _clock.Start();
+        var images = await Tool.RunAsync("bash", [Path.Combine(Tool.RepoRoot, "hack", "images.sh"), "archives"],
+            new Dictionary<string, string> { ["NETTUNE_PUBLISH_CACHE"] = "1" }, timeout: TimeSpan.FromMinutes(20));
+        Assert.True(images.ExitCode == 0, $"hack/images.sh archives failed:\n{images.Output}");
+        var archives = images.Stdout.Trim().Split('\n')[^1];
+        Took("image archives (hack/images.sh archives)");
+
+        _cluster = await KubeCluster.StartAsync(new KubeClusterOptions { Node = new NodeOptions { Name = NodeName } });
+        foreach (var (step, took) in Node.StartTimes) Log($"  node: {step,-38} {took.TotalSeconds,6:0.0}s");
+        Took("control plane and node up (Ready, untainted)");
+
+        foreach (var image in new[] { "operator", "agent", "dataplane" })
+            await Node.ImportImageAsync(Path.Combine(archives, $"{image}.oci.tar"));
+        Took("images imported into the node's containerd");
+
+        await Cluster.InstallCrdsAsync();
+        Baseline = HostValues.Read();
+        await HelmInstallAsync();
+        Took("helm install, operator leading");
+    }
+
+    public async Task HelmInstallAsync()
+    {
+        var install = await Tool.HelmRunAsync("3", "install", Release, Tool.ChartDir, "--namespace", Namespace, "--create-namespace",
+            "--kubeconfig", Cluster.KubeconfigPath, "--skip-crds", "--wait", "--timeout", "3m",
+            "--set", "operator.logFormat=text");
+        Assert.True(install.ExitCode == 0, $"helm install failed:\n{install.Output}\n{await DescribePodsAsync()}");
+        Installed = true;
+        await Eventually.TrueAsync(async () =>
+        {
+            var lease = await Client.CoordinationV1.ReadNamespacedLeaseAsync("nettune-operator", Namespace);
+            return lease.Spec?.HolderIdentity is { Length: > 0 };
+        }, "an operator pod to hold the Lease", TimeSpan.FromMinutes(2));
+    }
+
+    /// <summary>Pods and their recent events, for failure messages.</summary>
+    public async Task<string> DescribePodsAsync()
+    {
+        var (_, pods, _) = await Cluster.KubectlAsync("get", "pods", "-A", "-o", "wide");
+        var (_, events, _) = await Cluster.KubectlAsync("get", "events", "-A", "--sort-by=.lastTimestamp");
+        return $"pods:\n{pods}\nevents:\n{string.Join('\n', events.Split('\n').TakeLast(25))}";
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_cluster is null) return;
+        if (Installed)
+            await Tool.HelmRunAsync("3", "uninstall", Release, "--namespace", Namespace, "--kubeconfig", Cluster.KubeconfigPath, "--wait");
+        _clock.Restart();
+        await _cluster.DisposeAsync();
+        Took("node drained and stopped, host restored");
+    }
+}
+
+/// <summary>Polls a condition with a deadline; the message says what was awaited.</summary>
+public static class Eventually
+{
+    public static async Task TrueAsync(Func<Task<bool>> condition, string what, TimeSpan timeout, Func<Task<string>>? explain = null)
+    {
+        var clock = Stopwatch.StartNew();
+        Exception? last = null;
+        while (clock.Elapsed < timeout)
+        {
+            try
+            {
+                if (await condition()) return;
+            }
+            catch (Exception e) when (e is k8s.Autorest.HttpOperationException or HttpRequestException or IOException or TaskCanceledException)
+            {
+                last = e;
+            }
+            await Task.Delay(500);
+        }
+        var more = explain is null ? "" : "\n" + await explain();
+        throw new TimeoutException($"timed out after {timeout.TotalSeconds:0}s waiting for {what} ({last?.Message}){more}");
+    }
+}

@@ -1,0 +1,288 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using k8s;
+using k8s.Models;
+using NetTune.Api;
+using NetTune.Api.V1Alpha1;
+using NetTune.Chart.Tests.Support;
+using Xunit.Abstractions;
+using Xunit.Sdk;
+
+namespace NetTune.EndToEnd.Tests;
+
+/// <summary>
+/// NetTune as a user runs it, on the real node: the chart's operator pod, the agent DaemonSet pod it creates tuning
+/// test-owned devices on the real kernel, and the data-plane pod admitted and pinned by the kubelet. The tests share
+/// the node and run in their order; the last one uninstalls the chart.
+/// </summary>
+[Collection("real-node")]
+[TestCaseOrderer("NetTune.EndToEnd.Tests.ByOrderAttribute", "NetTune.EndToEnd.Tests")]
+public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+{
+    private readonly string _id = Guid.NewGuid().ToString("N")[..6];
+    private readonly List<string> _devices = [];
+    private readonly List<string> _folders = [];
+    private readonly List<string> _tunings = [];
+    private IKubernetes Client => fixture.Client;
+    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(2);
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        // A failed test leaves its tuning: revert it while the operator still runs, so the next test starts clean.
+        foreach (var tuning in _tunings.ToList())
+            try { await DeleteTuningAsync(tuning); }
+            catch (Exception e) when (e is TimeoutException or k8s.Autorest.HttpOperationException) { output.WriteLine($"cleanup of {tuning}: {e.Message}"); }
+        foreach (var device in _devices) await Tool.RunAsync("ip", ["link", "del", device]);
+        foreach (var folder in _folders)
+            try { Directory.Delete(folder, recursive: true); } catch (IOException) { }
+    }
+
+    [Fact, Order(1)]
+    public async Task TheOperatorRunsAsTheChartsDeploymentOnTheNodeAndOneReplicaLeads()
+    {
+        var pods = await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: "app.kubernetes.io/name=nettune-operator");
+        Assert.Equal(2, pods.Items.Count);
+        Assert.All(pods.Items, p =>
+        {
+            Assert.Equal("Running", p.Status.Phase);
+            Assert.Equal(RealNodeFixture.NodeName, p.Spec.NodeName);
+        });
+        var lease = await Client.CoordinationV1.ReadNamespacedLeaseAsync("nettune-operator", RealNodeFixture.Namespace);
+        Assert.Contains(lease.Spec.HolderIdentity, pods.Items.Select(p => p.Metadata.Name));
+        // Only the leader reconciles: its log says so, the other's does not.
+        var leaders = 0;
+        foreach (var pod in pods.Items)
+        {
+            var (_, log, _) = await fixture.Cluster.KubectlAsync("logs", "-n", RealNodeFixture.Namespace, pod.Metadata.Name);
+            if (log.Contains("became the leader", StringComparison.Ordinal)) leaders++;
+        }
+        Assert.Equal(1, leaders);
+    }
+
+    [Fact, Order(2)]
+    public async Task ATuningRunsThePrivilegedAgentPodWhichTunesTheRealKernelAndRevertsItExactly()
+    {
+        var device = await CreateVethAsync();
+        var before = HostValues.Read(device);
+        var somaxconn = int.Parse(before["/proc/sys/net/core/somaxconn"], CultureInfo.InvariantCulture) + 1;
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            Nic = new NicSpec
+            {
+                Interfaces = new InterfaceSelector { Names = [device] },
+                Rps = new RpsSpec { Enabled = true, FlowEntries = 4096 },
+                Xps = new XpsSpec { Enabled = true },
+            },
+            Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 4 }],
+            Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = somaxconn.ToString(CultureInfo.InvariantCulture) },
+        });
+
+        await WaitForNodeStateAsync(Applied, "NodeState Applied for its generation");
+        var agent = await SinglePodAsync("app.kubernetes.io/name=nettune-agent");
+        Assert.Equal("Running", agent.Status.Phase);
+        Assert.True(agent.Spec.Containers[0].SecurityContext?.Privileged);
+        Assert.True(agent.Spec.HostNetwork);
+
+        var during = HostValues.Read(device);
+        Assert.Equal(somaxconn.ToString(CultureInfo.InvariantCulture), during["/proc/sys/net/core/somaxconn"]);
+        Assert.Equal("4096", during["/proc/sys/net/core/rps_sock_flow_entries"]);
+        Assert.NotEqual(before[$"/sys/class/net/{device}/queues/rx-0/rps_cpus"], during[$"/sys/class/net/{device}/queues/rx-0/rps_cpus"]);
+        Assert.NotEqual("0", during[$"/sys/class/net/{device}/queues/tx-0/xps_cpus"].TrimStart('0', ','));
+        var pages = "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages";
+        Assert.Equal("4", during[pages]);
+
+        await DeleteTuningAsync(tuning);
+        await Eventually.TrueAsync(async () =>
+            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: "app.kubernetes.io/name=nettune-agent")).Items.Count == 0,
+            "the agent pod to go once no tuning selects the node", Patience, fixture.DescribePodsAsync);
+        var after = HostValues.Read(device);
+        Assert.Empty(before.DifferencesTo(after, "journal:"));
+    }
+
+    [Fact, Order(3)]
+    public async Task TheDataPlanePodIsAdmittedPinnedByTheKubeletAndServesItsHostPathAndPrometheusScrapesThePods()
+    {
+        var www = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "nettune-e2e-www-" + _id)).FullName;
+        _folders.Add(www);
+        var body = "served by the data-plane pod " + _id + "\n";
+        File.WriteAllText(Path.Combine(www, "index.txt"), body);
+        Directory.CreateDirectory(Path.Combine(www, "sub"));
+        var port = 18480;
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "4097" },
+            DataPlane = new DataPlaneSpec
+            {
+                Enabled = true,
+                Image = "nettune/dataplane:0.1.0",
+                Mode = DataPlaneMode.StaticFiles,
+                Port = port,
+                StaticFiles = new StaticFilesSpec { HostPath = www },
+            },
+        });
+        await WaitForNodeStateAsync(Applied, "NodeState Applied for its generation");
+        V1Pod pod = null!;
+        await Eventually.TrueAsync(async () =>
+        {
+            pod = await SinglePodAsync($"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}");
+            return pod.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true;
+        }, "the data-plane pod to be Ready", Patience, fixture.DescribePodsAsync);
+        Assert.Equal("Guaranteed", pod.Status.QosClass);
+        Assert.Equal(RealNodeFixture.NodeName, pod.Spec.NodeName);
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        Assert.Equal(body, await http.GetStringAsync($"http://127.0.0.1:{port}/index.txt"));
+
+        // The CPUs the kubelet's CPU manager gave the container are the ones its process may run on.
+        var assigned = KubeletAssignedCpus(pod);
+        var pid = await ContainerPidAsync(pod);
+        var allowed = File.ReadAllLines($"/proc/{pid}/status").Single(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':')[1].Trim();
+        Assert.Equal(assigned, allowed);
+        output.WriteLine($"kubelet assigned CPUs {assigned}; the data plane's Cpus_allowed_list is {allowed}");
+
+        // Prometheus scrapes the agent's and the data plane's pod endpoints (their pod IPs and declared ports).
+        var agent = await SinglePodAsync("app.kubernetes.io/name=nettune-agent");
+        var targets = new[] { Endpoint(agent, "metrics"), Endpoint(pod, "metrics") };
+        var up = await Prometheus.ScrapeUpAsync(targets, Tool.TempDir("nettune-e2e-prom"));
+        Assert.Equal([1.0, 1.0], up);
+
+        await DeleteTuningAsync(tuning);
+        await Eventually.TrueAsync(async () =>
+            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count == 0,
+            "the data-plane pod to be removed", Patience, fixture.DescribePodsAsync);
+    }
+
+    [Fact, Order(9)]
+    public async Task HelmUninstallLeavesNoPodAndNoHostChange()
+    {
+        var uninstall = await Tool.HelmRunAsync("3", "uninstall", RealNodeFixture.Release, "--namespace", RealNodeFixture.Namespace,
+            "--kubeconfig", fixture.Cluster.KubeconfigPath, "--wait", "--timeout", "3m");
+        Assert.True(uninstall.ExitCode == 0, uninstall.Output);
+        fixture.Installed = false;
+        await Eventually.TrueAsync(async () =>
+            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace)).Items.Count == 0,
+            "every NetTune pod to go", Patience, fixture.DescribePodsAsync);
+        Assert.Empty((await Client.AppsV1.ListNamespacedDaemonSetAsync(RealNodeFixture.Namespace)).Items);
+        Assert.Empty(fixture.Baseline.DifferencesTo(HostValues.Read(), EmptyJournalFolder()));
+    }
+
+    /// <summary>
+    /// The kubelet creates the agent's journal folder for its hostPath volume and does not remove it: an empty
+    /// folder is accepted, any journal file in it is not.
+    /// </summary>
+    private static string EmptyJournalFolder()
+    {
+        if (!Directory.Exists(HostValues.JournalDir)) return "journal:";
+        Assert.Empty(Directory.EnumerateFileSystemEntries(HostValues.JournalDir));
+        return "journal:";
+    }
+
+    private async Task<string> CreateVethAsync()
+    {
+        var device = "nte2e" + _id;
+        var result = await Tool.RunAsync("ip", ["link", "add", device, "numrxqueues", "2", "numtxqueues", "2", "type", "veth",
+            "peer", "name", device + "p", "numrxqueues", "2", "numtxqueues", "2"]);
+        Assert.True(result.ExitCode == 0, result.Output);
+        _devices.Add(device);
+        await Tool.RunAsync("ip", ["link", "set", device, "up"]);
+        return device;
+    }
+
+    private async Task<string> ApplyTuningAsync(NetworkTuningSpec spec)
+    {
+        var name = "e2e-" + _id;
+        await Client.CoreV1.PatchNodeAsync(new V1Patch("{\"metadata\":{\"labels\":{\"nettune-e2e\":\"" + _id + "\"}}}", V1Patch.PatchType.MergePatch), RealNodeFixture.NodeName);
+        spec.NodeSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["nettune-e2e"] = _id } };
+        var tuning = new NetworkTuning { Metadata = new V1ObjectMeta { Name = name }, Spec = spec };
+        await Client.CustomObjects.CreateClusterCustomObjectAsync(tuning, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural);
+        _tunings.Add(name);
+        return name;
+    }
+
+    private async Task DeleteTuningAsync(string name)
+    {
+        try
+        {
+            await Client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
+        }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+        }
+        await Eventually.TrueAsync(async () =>
+        {
+            try
+            {
+                await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
+                return false;
+            }
+            catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                return true;
+            }
+        }, $"NetworkTuning {name} to be reverted and gone", Patience, fixture.DescribePodsAsync);
+        _tunings.Remove(name);
+    }
+
+    private static bool Applied(NetworkTuningNodeState state) =>
+        state.Status?.Conditions?.Any(c => c.Type == ConditionTypes.Applied && c.Status == ConditionStatus.True) == true
+        && state.Status.LastAppliedGeneration == state.Metadata.Generation;
+
+    private async Task WaitForNodeStateAsync(Func<NetworkTuningNodeState, bool> condition, string what)
+    {
+        await Eventually.TrueAsync(async () =>
+        {
+            var json = await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version,
+                NetworkTuningNodeState.Plural, RealNodeFixture.NodeName);
+            var state = KubernetesJson.Deserialize<NetworkTuningNodeState>(JsonSerializer.Serialize(json));
+            return condition(state);
+        }, what, Patience, fixture.DescribePodsAsync);
+    }
+
+    private async Task<V1Pod> SinglePodAsync(string selector)
+    {
+        var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: selector)).Items
+            .Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+        return Assert.Single(pods);
+    }
+
+    private static string Endpoint(V1Pod pod, string portName)
+    {
+        var port = pod.Spec.Containers.SelectMany(c => c.Ports ?? []).Single(p => p.Name == portName).ContainerPort;
+        return $"{pod.Status.PodIP}:{port}";
+    }
+
+    /// <summary>The CPU set the kubelet's static CPU manager recorded for the pod's container (its checkpoint file).</summary>
+    private static string KubeletAssignedCpus(V1Pod pod)
+    {
+        var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(NetTune.LocalCluster.LocalNode.StateDir, "kubelet", "cpu_manager_state")));
+        var entries = state.RootElement.GetProperty("entries");
+        return entries.GetProperty(pod.Metadata.Uid).GetProperty(pod.Spec.Containers[0].Name).GetString()!;
+    }
+
+    /// <summary>The host PID of the pod's container, from the runtime (ctr task list).</summary>
+    private async Task<int> ContainerPidAsync(V1Pod pod)
+    {
+        var id = pod.Status.ContainerStatuses[0].ContainerID.Split("://")[1];
+        var (code, tasks) = await fixture.Node.CtrAsync("tasks", "ls");
+        Assert.Equal(0, code);
+        var line = tasks.Split('\n').Single(l => l.StartsWith(id, StringComparison.Ordinal));
+        return int.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+    }
+}
+
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class OrderAttribute(int order) : Attribute
+{
+    public int Order { get; } = order;
+}
+
+/// <summary>Runs a class's tests by their <see cref="OrderAttribute"/>: they share one node and its history.</summary>
+public sealed class ByOrderAttribute : ITestCaseOrderer
+{
+    public IEnumerable<TTestCase> OrderTestCases<TTestCase>(IEnumerable<TTestCase> testCases) where TTestCase : ITestCase =>
+        testCases.OrderBy(t => t.TestMethod.Method.GetCustomAttributes(typeof(OrderAttribute).AssemblyQualifiedName)
+            .Select(a => a.GetNamedArgument<int>(nameof(OrderAttribute.Order))).FirstOrDefault());
+}
