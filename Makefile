@@ -28,8 +28,8 @@ deps: ## Install the Debian packages the tests need (apt) and check the .NET SDK
 	 fi
 
 .PHONY: kube-assets
-kube-assets: deps ## Build (once, cached in ~/.cache/nettune) or locate etcd, kube-apiserver, kube-controller-manager
-	@bash hack/kube-assets.sh >/dev/null
+kube-assets: deps ## Build (once, cached in ~/.cache/nettune) or locate the control plane, kubelet, kube-scheduler and pause
+	@bash hack/kube-assets.sh >/dev/null && bash hack/kube-assets.sh node >/dev/null
 
 .PHONY: build
 build: ## Build every project (warnings are errors)
@@ -76,7 +76,7 @@ test: deps kube-assets build ## Run every test project and print the totals
 	exit $$status
 
 .PHONY: demo
-demo: deps kube-assets build ## Start a local cluster, install the CRDs and samples, show them
+demo: deps kube-assets build ## A local cluster with this machine as its real node, the chart, a NetworkTuning, the data-plane pod
 	@bash hack/demo.sh up
 
 .PHONY: demo-down

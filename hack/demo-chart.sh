@@ -4,6 +4,9 @@
 #
 #   hack/demo-chart.sh install KUBECONFIG NAMESPACE DIR     helm upgrade --install (operator.enabled=false: no Deployment);
 #                                                          writes DIR/operator.kubeconfig (the operator's ServiceAccount)
+#   hack/demo-chart.sh install-operator KUBECONFIG NAMESPACE
+#                                                          helm upgrade --install with the operator Deployment on (one
+#                                                          replica), waiting for it; for a cluster with a real node
 #   hack/demo-chart.sh agent-kubeconfig KUBECONFIG NAMESPACE DIR
 #                                                          waits for the agent ServiceAccount the operator creates with its
 #                                                          DaemonSet; writes DIR/agent.kubeconfig
@@ -70,6 +73,15 @@ install() {
   kubectl --kubeconfig "$admin" wait --for=condition=Established --timeout=60s \
     crd/networktunings.nettune.io crd/networktuningnodestates.nettune.io >&2
   write_kubeconfig "$admin" "$ns" "$RELEASE-operator" "$dir/operator.kubeconfig"
+}
+
+install_operator() {
+  local admin=$1 ns=$2 helm
+  helm=$(helm_bin)
+  log "helm upgrade --install $RELEASE charts/nettune -n $ns (the operator Deployment runs on the node)"
+  "$helm" upgrade --install "$RELEASE" "$CHART" --kubeconfig "$admin" -n "$ns" --create-namespace \
+    --set operator.replicas=1 --set operator.logFormat=text --wait --timeout 5m >&2
+  echo "$RELEASE"
 }
 
 agent_kubeconfig() {
@@ -163,9 +175,10 @@ uninstall() {
 cmd=${1:-}; shift || true
 case "$cmd" in
   install) [[ $# -eq 3 ]] || { log "usage: $0 install KUBECONFIG NAMESPACE DIR"; exit 2; }; install "$@" ;;
+  install-operator) [[ $# -eq 2 ]] || { log "usage: $0 install-operator KUBECONFIG NAMESPACE"; exit 2; }; install_operator "$@" ;;
   agent-kubeconfig) [[ $# -eq 3 ]] || { log "usage: $0 agent-kubeconfig KUBECONFIG NAMESPACE DIR"; exit 2; }; agent_kubeconfig "$@" ;;
   prometheus) [[ $# -eq 5 ]] || { log "usage: $0 prometheus DIR PORT OPERATOR AGENTS DATAPLANES"; exit 2; }; prometheus "$@" ;;
   stop) [[ $# -eq 1 ]] || { log "usage: $0 stop DIR"; exit 2; }; stop "$@" ;;
   uninstall) [[ $# -eq 2 ]] || { log "usage: $0 uninstall KUBECONFIG NAMESPACE"; exit 2; }; uninstall "$@" ;;
-  *) log "usage: $0 install|agent-kubeconfig|prometheus|stop|uninstall ..."; exit 2 ;;
+  *) log "usage: $0 install|install-operator|agent-kubeconfig|prometheus|stop|uninstall ..."; exit 2 ;;
 esac

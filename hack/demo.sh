@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# `make demo` / `make demo-down`: NetTune's main job on one machine, on loopback.
+# `make demo` / `make demo-down`: NetTune's main job on one machine, on a real node.
 #
-# A local control plane (etcd, kube-apiserver, kube-controller-manager), the Helm chart installed into it, the operator
-# as a local process with the chart's ServiceAccount and RBAC, simulated Nodes whose real agents work on two-socket
-# fixture host roots, one Node for this host whose agent only plans (--plan-only: it never writes), the samples, the
-# data plane for this host's socket (and the same binary as a reverse proxy in front of it), and Prometheus with the
-# chart's alert rules.
+# A local cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) with one real node: this machine,
+# through a kubelet on containerd/runc with a bridge CNI (localcluster/). NetTune's images are built here and loaded
+# into the node, the chart is installed with helm (the operator Deployment on), and a NetworkTuning tunes what the demo
+# owns: a veth pair it creates, a reversible sysctl, and the data plane the operator launches as a pod pinned by the
+# kubelet. The machine's real NIC is left alone. `make demo-down` reverts and stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -14,22 +14,25 @@ ADMIN="$DEMO/kubeconfig"
 NS=nettune-system
 CONFIGURATION=${CONFIGURATION:-Debug}
 BIN="bin/$CONFIGURATION/net10.0"
-FIXTURE_NODES=${FIXTURE_NODES:-3}
-THIS_HOST=${THIS_HOST:-local-$(hostname -s | tr '[:upper:]_' '[:lower:]-')}
-OPERATOR_METRICS=19100
-AGENT_METRICS=19101
+NODE=${THIS_HOST:-$(hostname -s | tr '[:upper:]_' '[:lower:]-')}
+TUNING=demo
+VETH=nettune-demo0
 DATAPLANE_PORT=18080
-DATAPLANE_ADMIN=19180
-PROXY_PORT=18082
-PROXY_ADMIN=19182
+DATAPLANE_ADMIN=9180
 PROMETHEUS_PORT=19090
+CTR=(ctr --address /run/nettune-node/containerd/containerd.sock --namespace k8s.io)
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+STARTED=$SECONDS
+LAST=$SECONDS
+step() {
+  local now=$SECONDS
+  printf '\n\033[1m==> %s\033[0m  (%ss since the last step, %ss in all)\n' "$*" $((now - LAST)) $((now - STARTED))
+  LAST=$now
+}
 running() { [[ -f "$DEMO/$1.pid" ]] && kill -0 "$(cat "$DEMO/$1.pid")" 2>/dev/null; }
 kctl() { kubectl --kubeconfig "$ADMIN" "$@"; }
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# Starts a background process with its pid in $DEMO/NAME.pid and its output in $DEMO/NAME.log.
 start() {
   local name=$1; shift
   nohup "$@" >"$DEMO/$name.log" 2>&1 </dev/null &
@@ -37,101 +40,121 @@ start() {
 }
 
 stop_process() {
-  local name=$1
+  local name=$1 seconds=${2:-10}
   running "$name" || return 0
   kill -TERM "$(cat "$DEMO/$name.pid")" 2>/dev/null || true
-  for _ in $(seq 1 40); do running "$name" || return 0; sleep 0.25; done
+  for _ in $(seq 1 $((seconds * 4))); do running "$name" || return 0; sleep 0.25; done
   kill -KILL "$(cat "$DEMO/$name.pid")" 2>/dev/null || true
 }
 
 wait_for() {
   local what=$1 seconds=$2; shift 2
-  for _ in $(seq 1 $((seconds * 2))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  local deadline=$((SECONDS + seconds))
+  while ((SECONDS < deadline)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
   echo "timed out after ${seconds}s waiting for $what"; return 1
 }
 
+pod_ip() { kctl -n "$NS" get pods -l "$1" -o jsonpath='{.items[0].status.podIP}'; }
+
 up() {
+  [[ $(id -u) -eq 0 ]] || { echo "the demo runs a kubelet and containerd: run it as root"; exit 1; }
   mkdir -p "$DEMO"
-  for p in $OPERATOR_METRICS $DATAPLANE_PORT $DATAPLANE_ADMIN $PROXY_PORT $PROXY_ADMIN $PROMETHEUS_PORT $(seq $AGENT_METRICS $((AGENT_METRICS + FIXTURE_NODES))); do
+  # The agent's journal folder (a hostPath the kubelet creates): removed again on the way down if it is new.
+  [[ -d /var/lib/nettune || -f "$DEMO/journal-dir-was-absent" ]] || touch "$DEMO/journal-dir-was-absent"
+  for p in $DATAPLANE_PORT $DATAPLANE_ADMIN $PROMETHEUS_PORT; do
     running cluster || port_free "$p" || { echo "port $p on 127.0.0.1 is taken; stop what uses it (or make demo-down) first"; exit 1; }
   done
 
+  step "1/6 building NetTune's images here (OCI archives; skipped when the sources are unchanged)"
+  NETTUNE_PUBLISH_CACHE=1 bash hack/images.sh archives "$ROOT/.artifacts/images" 2>&1 | grep -E '^\[images\]' | sed 's/^/    /'
+
   if running cluster; then
-    step "the local cluster is already running (make demo-down stops it)"
+    step "2/6 the local cluster is already running (make demo-down stops it)"
   else
-    step "1/7 starting etcd, kube-apiserver and kube-controller-manager on loopback"
+    step "2/6 starting the control plane and the real node '$NODE' (kubelet, containerd, runc, bridge CNI)"
     rm -f "$ADMIN"
-    start cluster env NETTUNE_REPO_ROOT="$ROOT" dotnet "localcluster/NetTune.LocalCluster.Cli/$BIN/nettune-local-cluster.dll" "$ADMIN"
-    wait_for "the local cluster (see $DEMO/cluster.log)" 120 test -f "$ADMIN"
+    start cluster env NETTUNE_REPO_ROOT="$ROOT" dotnet "localcluster/NetTune.LocalCluster.Cli/$BIN/nettune-local-cluster.dll" \
+      up "$ADMIN" --node "$NODE" --label nettune.io/demo=real-node
+    wait_for "the local cluster (see $DEMO/cluster.log)" 180 test -f "$ADMIN" \
+      || { tail -n 30 "$DEMO/cluster.log"; exit 1; }
+    grep -E '^  node:|cluster ready' "$DEMO/cluster.log" | sed 's/^/    /'
   fi
-  kctl version 2>/dev/null | sed 's/^/    /' || true
+  for image in operator agent dataplane; do
+    "${CTR[@]}" images import "$ROOT/.artifacts/images/$image.oci.tar" >/dev/null
+  done
+  kctl get nodes -o wide | sed 's/^/    /'
 
-  step "2/7 helm install nettune charts/nettune (CRDs, RBAC, ServiceAccounts; the operator runs as a local process)"
-  bash hack/demo-chart.sh install "$ADMIN" "$NS" "$DEMO" >/dev/null
+  step "3/6 helm install nettune charts/nettune (CRDs, RBAC, the operator Deployment)"
+  kctl apply --validate=false -f crds/ >/dev/null
+  bash hack/demo-chart.sh install-operator "$ADMIN" "$NS" >/dev/null
+  kctl -n "$NS" get pods -o wide | sed 's/^/    /'
 
-  step "3/7 starting the operator with the chart's ServiceAccount token (metrics :$OPERATOR_METRICS)"
-  stop_process operator
-  start operator dotnet "operator/NetTune.Operator/$BIN/nettune-operator.dll" --kubeconfig "$DEMO/operator.kubeconfig" \
-    --namespace "$NS" --metrics-port "$OPERATOR_METRICS" --log-format text --pod-delete-grace-seconds 0
-  wait_for "the operator's /readyz (see $DEMO/operator.log)" 60 curl -fsS "http://127.0.0.1:$OPERATOR_METRICS/readyz"
-
-  step "4/7 kubectl apply -f samples/"
-  kctl apply -f samples/
-  # The operator creates the agents' ServiceAccount with their DaemonSet; hand its token to the local agents.
-  bash hack/demo-chart.sh agent-kubeconfig "$ADMIN" "$NS" "$DEMO" >/dev/null
-
-  step "5/7 $FIXTURE_NODES simulated two-socket Nodes with real agents on fixture roots, and $THIS_HOST (plan only)"
-  stop_process nodes
-  start nodes dotnet "operator/NetTune.Operator.Demo/$BIN/nettune-demo-nodes.dll" "$ADMIN" "$DEMO/nodes" "$FIXTURE_NODES" "$NS" \
-    --no-operator --agent-kubeconfig "$DEMO/agent.kubeconfig" --agent-metrics-port "$AGENT_METRICS" --this-host "$THIS_HOST"
-  wait_for "the web-tier rollout (see $DEMO/nodes.log and $DEMO/operator.log)" 240 \
-    kctl wait --for=condition=Ready --timeout=5s networktuning/web-tier
-  wait_for "the plan of $THIS_HOST" 120 bash -c "kubectl --kubeconfig '$ADMIN' get networktuningnodestate '$THIS_HOST' -o jsonpath='{.status.plannedChanges}' | grep -q knob"
-
-  step "6/7 the data plane for this host's socket on 127.0.0.1:$DATAPLANE_PORT (admin :$DATAPLANE_ADMIN)"
+  step "4/6 a NetworkTuning for what the demo owns: veth $VETH (2 queues), a sysctl, the data plane serving $DEMO/www"
+  ip link show "$VETH" >/dev/null 2>&1 || {
+    ip link add "$VETH" numrxqueues 2 numtxqueues 2 type veth peer name "${VETH%0}1" numrxqueues 2 numtxqueues 2
+    ip link set "$VETH" up
+  }
   mkdir -p "$DEMO/www"
-  [[ -f "$DEMO/www/index.html" ]] || printf '<!doctype html><title>NetTune</title><h1>Served by the NetTune data plane</h1>\n' >"$DEMO/www/index.html"
+  [[ -f "$DEMO/www/index.html" ]] || printf '<!doctype html><title>NetTune</title><h1>Served by the NetTune data-plane pod</h1>\n' >"$DEMO/www/index.html"
   [[ -f "$DEMO/www/1k.bin" ]] || head -c 1024 /dev/urandom >"$DEMO/www/1k.bin"
   [[ -f "$DEMO/www/64k.bin" ]] || head -c 65536 /dev/urandom >"$DEMO/www/64k.bin"
-  stop_process dataplane
-  start dataplane "dataplane/NetTune.DataPlane/$BIN/dataplane" --root "$DEMO/www" --address 127.0.0.1 --port "$DATAPLANE_PORT" \
-    --admin-address 127.0.0.1 --admin-port "$DATAPLANE_ADMIN" --cpus "$(cat /sys/devices/system/node/node0/cpulist 2>/dev/null || echo 0)" --numa-node 0
-  wait_for "the data plane's /readyz (see $DEMO/dataplane.log)" 30 curl -fsS "http://127.0.0.1:$DATAPLANE_ADMIN/readyz"
-  # Proxy mode (the edge-proxy sample's dataPlane.mode), here in front of the static server just started.
-  stop_process proxy
-  start proxy "dataplane/NetTune.DataPlane/$BIN/dataplane" --upstream "127.0.0.1:$DATAPLANE_PORT" --address 127.0.0.1 \
-    --port "$PROXY_PORT" --admin-address 127.0.0.1 --admin-port "$PROXY_ADMIN" --cpus "$(cat /sys/devices/system/node/node0/cpulist 2>/dev/null || echo 0)"
-  wait_for "the proxy's /readyz (see $DEMO/proxy.log)" 30 curl -fsS "http://127.0.0.1:$PROXY_ADMIN/readyz"
-  curl -fsS -o /dev/null "http://127.0.0.1:$PROXY_PORT/64k.bin"
+  kctl apply -f - <<YAML
+apiVersion: nettune.io/v1alpha1
+kind: NetworkTuning
+metadata:
+  name: $TUNING
+spec:
+  nodeSelector:
+    matchLabels: {nettune.io/demo: real-node}
+  nic:
+    interfaces: {names: ["$VETH"]}
+    rps: {enabled: true, flowEntries: 4096}
+    xps: {enabled: true}
+  sysctls:
+    net.core.somaxconn: "8192"
+  dataPlane:
+    enabled: true
+    image: nettune/dataplane:0.1.0
+    mode: StaticFiles
+    port: $DATAPLANE_PORT
+    adminPort: $DATAPLANE_ADMIN
+    staticFiles: {hostPath: $DEMO/www}
+YAML
+  wait_for "NetworkTuning $TUNING to be Ready (kubectl describe networktuning $TUNING)" 180 \
+    kctl wait --for=condition=Ready --timeout=5s "networktuning/$TUNING"
+  if ! wait_for "the data-plane pod to run" 120 kctl -n "$NS" wait --for=condition=Ready --timeout=5s pod -l "nettune.io/tuning=$TUNING"; then
+    echo "the data-plane pod is not Running; the kubelet says:"
+    kctl -n "$NS" get events --field-selector involvedObject.kind=Pod | tail -n 5
+  fi
 
-  step "7/7 Prometheus with the chart's alert rules on 127.0.0.1:$PROMETHEUS_PORT"
-  local agents="" i
-  for i in $(seq 1 "$FIXTURE_NODES"); do agents+="demo-node-$i=127.0.0.1:$((AGENT_METRICS + i - 1)),"; done
-  agents+="$THIS_HOST=127.0.0.1:$((AGENT_METRICS + FIXTURE_NODES))"
-  bash hack/demo-chart.sh prometheus "$DEMO" "$PROMETHEUS_PORT" "127.0.0.1:$OPERATOR_METRICS" "$agents" "127.0.0.1:$DATAPLANE_ADMIN,127.0.0.1:$PROXY_ADMIN" >/dev/null
+  step "5/6 what runs where"
+  kctl get networktunings,networktuningnodestates -o wide | sed 's/^/    /'
+  kctl -n "$NS" get pods -o wide | sed 's/^/    /'
+  local pid
+  pid=$(pgrep -f '^/app/dataplane' | head -n 1 || true)
+  [[ -n $pid ]] && echo "    the data-plane process (host pid $pid) runs on CPUs $(awk '/Cpus_allowed_list/ {print $2}' "/proc/$pid/status"), as the kubelet's CPU manager assigned"
+  echo "    on the host: net.core.somaxconn=$(cat /proc/sys/net/core/somaxconn), $VETH rx-0 rps_cpus=$(cat /sys/class/net/$VETH/queues/rx-0/rps_cpus)"
+  echo "    curl http://127.0.0.1:$DATAPLANE_PORT/index.html:"
+  curl -fsS "http://127.0.0.1:$DATAPLANE_PORT/index.html" | sed 's/^/      /' || echo "      (no answer)"
 
-  step "kubectl get networktunings,networktuningnodestates"
-  kctl get networktunings,networktuningnodestates -o wide
-  step "what the agent would change on this host ($THIS_HOST, plan only)"
-  kctl get networktuningnodestate "$THIS_HOST" \
-    -o jsonpath='{range .status.plannedChanges[*]}{.knob}{"\t"}{.current}{"  ->  "}{.target}{"\n"}{end}' | column -t -s $'\t' | head -n 40
-  step "per-socket data-plane pods the operator made for the tuned nodes"
-  kctl -n "$NS" get pods -o wide 2>/dev/null | head -n 12
+  step "6/6 Prometheus with the chart's alert rules on 127.0.0.1:$PROMETHEUS_PORT, scraping the pods' endpoints"
+  local operator agent
+  operator=$(pod_ip app.kubernetes.io/name=nettune-operator)
+  agent=$(pod_ip app.kubernetes.io/name=nettune-agent)
+  bash hack/demo-chart.sh prometheus "$DEMO" "$PROMETHEUS_PORT" "$operator:8080" "$NODE=$agent:9101" "$agent:$DATAPLANE_ADMIN" >/dev/null
 
   cat <<MSG
 
-The demo keeps running. Look at:
+Ready in $((SECONDS - STARTED))s. The demo keeps running. Look at:
   export KUBECONFIG=$ADMIN
-  kubectl get networktunings,networktuningnodestates -o wide
-  kubectl get networktuningnodestate $THIS_HOST -o yaml      # this host: topology and plannedChanges
-  kubectl get events -A --field-selector involvedObject.kind=NetworkTuning
-  curl -i http://127.0.0.1:$DATAPLANE_PORT/                   # the data plane (also /1k.bin, /64k.bin)
-  curl -i http://127.0.0.1:$PROXY_PORT/                   # the data plane as a reverse proxy in front of it
-  curl http://127.0.0.1:$OPERATOR_METRICS/metrics                   # operator metrics
-  curl http://127.0.0.1:$AGENT_METRICS/metrics                   # an agent's metrics (demo-node-1; ports up to $((AGENT_METRICS + FIXTURE_NODES)))
-  curl http://127.0.0.1:$DATAPLANE_ADMIN/metrics                   # data-plane metrics (the proxy's: :$PROXY_ADMIN)
-  http://127.0.0.1:$PROMETHEUS_PORT/targets and /alerts              # Prometheus
-Logs are in $DEMO/*.log. Stop everything with: make demo-down
+  kubectl get nodes,networktunings,networktuningnodestates -o wide
+  kubectl -n $NS get pods -o wide                      # the operator, the agent and the data plane, on $NODE
+  kubectl get networktuningnodestate $NODE -o yaml     # topology and every knob's result
+  kubectl get events -A
+  curl -i http://127.0.0.1:$DATAPLANE_PORT/            # the data-plane pod (also /1k.bin, /64k.bin)
+  curl http://127.0.0.1:$DATAPLANE_ADMIN/metrics       # its metrics; the agent's: http://$agent:9101/metrics
+  http://127.0.0.1:$PROMETHEUS_PORT/targets and /alerts
+Logs: $DEMO/*.log, the node's in /var/lib/nettune-node/{kubelet,containerd}.log. Stop and revert everything: make demo-down
 MSG
 }
 
@@ -139,9 +162,17 @@ down() {
   [[ -d "$DEMO" ]] || { echo "nothing is running"; return 0; }
   step "stopping the demo"
   bash hack/demo-chart.sh stop "$DEMO" >/dev/null 2>&1 || true
-  for p in proxy dataplane nodes operator cluster; do stop_process "$p"; done
+  if running cluster && [[ -f $ADMIN ]]; then
+    # Revert first, while the operator and the agent still run, then uninstall.
+    kctl delete networktuning "$TUNING" --ignore-not-found --timeout=120s >/dev/null || echo "    the revert of $TUNING did not finish"
+    bash hack/demo-chart.sh uninstall "$ADMIN" "$NS" >/dev/null 2>&1 || true
+  fi
+  # The cluster drains the node and puts the host back (kubelet's sysctls, mounts, cgroups, the bridge).
+  stop_process cluster 90
+  ip link del "$VETH" 2>/dev/null || true
+  [[ -f "$DEMO/journal-dir-was-absent" ]] && rmdir /var/lib/nettune 2>/dev/null || true
   rm -rf "$DEMO"
-  echo "stopped"
+  echo "stopped in $((SECONDS - STARTED))s; the host is as before"
 }
 
 case "${1:-up}" in

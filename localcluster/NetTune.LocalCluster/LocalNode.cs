@@ -449,6 +449,8 @@ public sealed class LocalNode : IAsyncDisposable
         }
         _guard?.Dispose();
         await RunTeardownAsync().ConfigureAwait(false);
+        // Removed while still held: nobody can have opened it meanwhile (an opener fails at once, it does not wait).
+        File.Delete(LockPath);
         await _lock.DisposeAsync().ConfigureAwait(false);
     }
 }

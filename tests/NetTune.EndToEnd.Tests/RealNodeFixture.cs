@@ -24,6 +24,7 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
 
     private KubeCluster? _cluster;
     private readonly Stopwatch _clock = new();
+    private bool _journalDirWasAbsent;
 
     public KubeCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster has not started");
     public IKubernetes Client => Cluster.Client;
@@ -59,6 +60,7 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
         Took("images imported into the node's containerd");
 
         await Cluster.InstallCrdsAsync();
+        _journalDirWasAbsent = !Directory.Exists(HostValues.JournalDir);
         Baseline = HostValues.Read();
         await HelmInstallAsync();
         Took("helm install, operator leading");
@@ -93,6 +95,9 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
             await Tool.HelmRunAsync("3", "uninstall", Release, "--namespace", Namespace, "--kubeconfig", Cluster.KubeconfigPath, "--wait");
         _clock.Restart();
         await _cluster.DisposeAsync();
+        // The kubelet made the agent's (empty) journal folder for its hostPath volume; the host had none.
+        if (_journalDirWasAbsent && Directory.Exists(HostValues.JournalDir) && !Directory.EnumerateFileSystemEntries(HostValues.JournalDir).Any())
+            Directory.Delete(HostValues.JournalDir);
         Took("node drained and stopped, host restored");
     }
 }
