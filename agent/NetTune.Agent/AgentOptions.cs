@@ -2,6 +2,9 @@ namespace NetTune.Agent;
 
 public enum ChannelBackend { Ethtool, Fixture }
 
+/// <summary>Host: net sysctls only when the agent's network namespace is the host's (the DaemonSet's hostNetwork); Own: in whatever namespace the agent runs.</summary>
+public enum NetNamespaceMode { Host, Own }
+
 /// <summary>The agent's settings, from flags and environment.</summary>
 public sealed record AgentOptions
 {
@@ -14,5 +17,6 @@ public sealed record AgentOptions
     public ChannelBackend ChannelBackend { get; init; } = ChannelBackend.Ethtool;
     /// <summary>Discover, plan and publish, but never write to the host (see TuningEngine.PlanOnly).</summary>
     public bool PlanOnly { get; init; }
+    public NetNamespaceMode NetNamespace { get; init; } = NetNamespaceMode.Host;
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
 }

@@ -19,11 +19,16 @@ var planOnlyAgent = new Option<bool>("--plan-only")
 {
     Description = "Never write to the host, whatever the NodeState says: plans are published with reason DryRun and a revert is refused.",
 };
+var netNamespace = new Option<NetNamespaceMode>("--net-namespace")
+{
+    Description = "Host: write net sysctls only when the agent's network namespace is the host's (checked at every run); Own: into whatever namespace the agent runs in (ip netns exec).",
+    DefaultValueFactory = _ => NetNamespaceMode.Host,
+};
 var channelBackend = new Option<ChannelBackend>("--channel-backend") { Description = "Ethtool (SIOCETHTOOL) on a real host; Fixture for fixture host roots.", DefaultValueFactory = _ => ChannelBackend.Ethtool };
 
 var root = new RootCommand("NetTune node agent: discovers the node's NUMA/NIC topology and applies its NetworkTuningNodeState.")
 {
-    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent,
+    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent, netNamespace,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -49,6 +54,7 @@ root.SetAction(async (parse, ct) =>
         ChannelBackend = parse.GetValue(channelBackend),
         LogLevel = parse.GetValue(logLevel),
         PlanOnly = parse.GetValue(planOnlyAgent),
+        NetNamespace = parse.GetValue(netNamespace),
     };
     return await AgentHost.RunAsync(options, ct);
 });
@@ -58,10 +64,10 @@ var revert = new Option<bool>("--revert") { Description = "Restore the journaled
 var planOnly = new Option<bool>("--plan-only") { Description = "Print the plan and change nothing." };
 var once = new Command("once", "Apply a spec file (or revert) once without Kubernetes and print the report as JSON.")
 {
-    hostRoot, journalDir, channelBackend, spec, revert, planOnly,
+    hostRoot, journalDir, channelBackend, spec, revert, planOnly, netNamespace,
 };
 once.SetAction(parse => OnceCommand.Run(parse.GetValue(hostRoot)!, parse.GetValue(journalDir)!, parse.GetValue(channelBackend),
-    parse.GetValue(spec), parse.GetValue(revert), parse.GetValue(planOnly)));
+    parse.GetValue(spec), parse.GetValue(revert), parse.GetValue(planOnly), parse.GetValue(netNamespace)));
 root.Add(once);
 
 var count = new Option<int>("--count") { Description = "Exit after this many notifications.", DefaultValueFactory = _ => 1 };
@@ -90,7 +96,7 @@ namespace NetTune.Agent
                 : KubernetesClientConfiguration.InClusterConfig();
             var registry = Metrics.NewCustomRegistry();
             var metrics = new AgentMetrics(registry);
-            var engine = EngineFactory.Create(options.HostRoot, options.JournalDir, options.ChannelBackend, out _, options.PlanOnly);
+            var engine = EngineFactory.Create(options.HostRoot, options.JournalDir, options.ChannelBackend, out _, options.PlanOnly, options.NetNamespace);
             builder.Services.AddSingleton(options);
             builder.Services.AddSingleton<IKubernetes>(new Kubernetes(config));
             builder.Services.AddSingleton(sp => new NodeStateClient(sp.GetRequiredService<IKubernetes>(), options.NodeName));

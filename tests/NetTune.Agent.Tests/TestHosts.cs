@@ -26,16 +26,17 @@ public sealed class FixtureHost : IDisposable
     public static FixtureHost TwoSocket() => Create(FixtureHosts.WriteTwoSocket);
     public static FixtureHost Cpu256() => Create(FixtureHosts.WriteCpu256);
     public static FixtureHost ThisVm() => Create(FixtureHosts.WriteThisVm);
+    public static FixtureHost BondedVlan() => Create(FixtureHosts.WriteBondedVlan);
 
     private static FixtureHost Create(Action<string> write) =>
         new(Directory.CreateTempSubdirectory("nettune-agent-fixture-").FullName, write);
 
     public HostSnapshot Discover() => new TopologyDiscovery(Fs, new SimulatedChannelControl(Fs)).Discover();
 
-    public TuningEngine Engine(IHostFileSystem? fs = null, Action<string>? journalFault = null)
+    public TuningEngine Engine(IHostFileSystem? fs = null, Action<string>? journalFault = null, HugepagesRaiseOptions? hugepages = null)
     {
         fs ??= Fs;
-        return new TuningEngine(fs, new SimulatedChannelControl(fs), new JournalStore(JournalDir, journalFault));
+        return new TuningEngine(fs, new SimulatedChannelControl(fs), new JournalStore(JournalDir, journalFault)) { HugepagesRaise = hugepages ?? new() };
     }
 
     public string Read(string rel) => File.ReadAllText(Path.Join(Root, rel)).TrimEnd('\n');

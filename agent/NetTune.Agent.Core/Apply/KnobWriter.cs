@@ -7,10 +7,13 @@ using NetTune.Api.V1Alpha1;
 namespace NetTune.Agent.Core.Apply;
 
 /// <summary>Writes one knob, reads it back and says what the kernel made of it.</summary>
-public sealed class KnobWriter(IHostFileSystem fs, IChannelControl channels)
+public sealed class KnobWriter(IHostFileSystem fs, IChannelControl channels, HugepagesRaiseOptions? hugepages = null)
 {
+    private readonly HugepagesWriter _hugepages = new(fs, hugepages ?? new HugepagesRaiseOptions());
+
     public KnobResult Write(string knob, KnobKind kind, string path, string target, string? identity)
     {
+        if (kind == KnobKind.Hugepages) return _hugepages.Write(knob, path, target);
         if (kind == KnobKind.IrqAffinity && !fs.Exists(Path.GetDirectoryName(path)!))
             return Result(knob, KnobOutcome.Skipped, null, $"the IRQ no longer exists ({Path.GetDirectoryName(path)} is gone)");
         if (kind == KnobKind.IrqAffinity && identity is not null && !IrqStillBelongsTo(path, identity))
@@ -27,8 +30,6 @@ public sealed class KnobWriter(IHostFileSystem fs, IChannelControl channels)
         }
         var value = ReadBack(path);
         if (KnobValues.Same(kind, value, target)) return Result(knob, KnobOutcome.Applied, value, null);
-        if (kind == KnobKind.Hugepages && long.TryParse(value, CultureInfo.InvariantCulture, out var got) && long.TryParse(target, CultureInfo.InvariantCulture, out var want) && got < want)
-            return Result(knob, KnobOutcome.Shortfall, value, $"asked for {want} pages, the kernel reserved {got} ({want - got} short)");
         return Result(knob, KnobOutcome.Failed, value, $"wrote {target} to {path} but read back {value ?? "nothing"}");
     }
 

@@ -26,6 +26,7 @@ public sealed class TuningEngine
     private readonly IChannelControl _channels;
     private readonly JournalStore _journal;
     private readonly KnobWriter _writer;
+    private readonly HugepagesRaiseOptions _hugepagesRaise = new();
 
     public TuningEngine(IHostFileSystem fs, IChannelControl channels, JournalStore journal, bool planOnly = false)
     {
@@ -42,7 +43,29 @@ public sealed class TuningEngine
     /// </summary>
     public bool PlanOnly { get; }
 
-    public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels).Discover();
+    /// <summary>
+    /// Net sysctls go to the agent's own network namespace, whatever the host's is: for an agent run on purpose inside
+    /// a namespace (ip netns exec in the kernel tests). Without it, the agent writes net sysctls only when its
+    /// namespace is the host's.
+    /// </summary>
+    public bool TuneOwnNetNamespace { get; init; }
+
+    /// <summary>Step size and free-memory floor for raising hugepage pools.</summary>
+    public HugepagesRaiseOptions HugepagesRaise
+    {
+        get => _hugepagesRaise;
+        init
+        {
+            _hugepagesRaise = value;
+            _writer = new KnobWriter(_fs, _channels, value);
+        }
+    }
+
+    public HostSnapshot Discover()
+    {
+        var host = new TopologyDiscovery(_fs, _channels).Discover();
+        return TuneOwnNetNamespace ? host with { NetNamespace = new(true, "net sysctls go to the agent's own network namespace (--net-namespace own)") } : host;
+    }
 
     /// <summary>Plans against the host as it is now, without changing anything (also the drift check).</summary>
     public (HostSnapshot Host, TuningPlan Plan) PlanNow(NodeStateSpec spec)
@@ -183,7 +206,7 @@ public sealed class TuningEngine
             return new KnobResult { Knob = e.Knob, Result = queueMustExist ? KnobOutcome.Failed : KnobOutcome.Reverted, Message = $"{e.Path} no longer exists" };
         }
         var r = _writer.Write(e.Knob, e.Kind, e.Path, e.Original, e.Identity);
-        return r.Result == KnobOutcome.Applied ? new KnobResult { Knob = e.Knob, Result = KnobOutcome.Reverted, Value = r.Value } : r;
+        return r.Result == KnobOutcome.Applied ? new KnobResult { Knob = e.Knob, Result = KnobOutcome.Reverted, Value = r.Value, Message = r.Message } : r;
     }
 
     /// <summary>Knobs an earlier spec changed that this one no longer wants go back to their originals.</summary>
