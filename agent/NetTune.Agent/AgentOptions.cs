@@ -18,5 +18,11 @@ public sealed record AgentOptions
     /// <summary>Discover, plan and publish, but never write to the host (see TuningEngine.PlanOnly).</summary>
     public bool PlanOnly { get; init; }
     public NetNamespaceMode NetNamespace { get; init; } = NetNamespaceMode.Host;
+    /// <summary>Run (no shell) when the node's capacity lacks hugepages the kernel holds; null: only report KubeletRestartRequired.</summary>
+    public string? KubeletRestartCommand { get; init; }
+    /// <summary>How long after the restart command the node's capacity may take to show the hugepages.</summary>
+    public TimeSpan KubeletRestartTimeout { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>How long the API server may stay unreachable after NIC changes before they are rolled back; zero: no check.</summary>
+    public TimeSpan ConnectivityTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
 }

@@ -7,7 +7,7 @@ using NetTune.Api.Validation;
 
 namespace NetTune.Agent.Core.Apply;
 
-public enum RunKind { Applied, Failed, DryRun, InvalidSpec, JournalCorrupt, Reverted, RevertFailed }
+public enum RunKind { Applied, Failed, DryRun, InvalidSpec, JournalCorrupt, Reverted, RevertFailed, RolledBack }
 
 /// <summary>What one apply or revert did.</summary>
 public sealed record RunReport(RunKind Kind, HostSnapshot? Host, TuningPlan? Plan, IReadOnlyList<KnobResult> Knobs, string? Message)
@@ -49,6 +49,15 @@ public sealed class TuningEngine
     /// namespace is the host's.
     /// </summary>
     public bool TuneOwnNetNamespace { get; init; }
+
+    /// <summary>
+    /// Asked after the NIC knobs of a run changed: does the node still reach the API server? Null: nobody to ask
+    /// (the once command, fixtures), so no check.
+    /// </summary>
+    public IConnectivityCheck? Connectivity { get; init; }
+
+    /// <summary>How long the API server may stay unreachable after NIC changes before they are rolled back.</summary>
+    public TimeSpan ConnectivityBound { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Step size and free-memory floor for raising hugepage pools.</summary>
     public HugepagesRaiseOptions HugepagesRaise
@@ -100,8 +109,10 @@ public sealed class TuningEngine
         if (results.Skip(restored).Any(r => r.Knob.EndsWith("/channels", StringComparison.Ordinal))) (host, plan) = PlanNow(spec);
 
         var channelsChanged = false;
+        var changed = new HashSet<string>(StringComparer.Ordinal);
         for (var phase = 0; phase <= 4; phase++)
         {
+            if (phase == KnobValues.Phase(KnobKind.Hugepages) && RollBackIfCutOff(changed, results, plan) is { } rolledBack) return rolledBack;
             if (phase == 1 && channelsChanged)
             {
                 // The kernel rebuilt the queues (and drivers may have reallocated IRQs): plan the rest against what is there now.
@@ -134,6 +145,7 @@ public sealed class TuningEngine
                 else if (d.Current is null) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Failed, Message = $"cannot read {d.Path}; left unchanged since its original could not be journaled" };
                 else r = _writer.Write(d.Knob, d.Kind, d.Path, d.Target, d.Identity);
                 if (d.Kind == KnobKind.Channels && d.NeedsChange && r.Result == KnobOutcome.Applied) channelsChanged = true;
+                if (d.NeedsChange && r.Result == KnobOutcome.Applied) changed.Add(d.Knob);
                 results.Add(r);
             }
         }
@@ -207,6 +219,45 @@ public sealed class TuningEngine
         }
         var r = _writer.Write(e.Knob, e.Kind, e.Path, e.Original, e.Identity);
         return r.Result == KnobOutcome.Applied ? new KnobResult { Knob = e.Knob, Result = KnobOutcome.Reverted, Value = r.Value, Message = r.Message } : r;
+    }
+
+    /// <summary>
+    /// After NIC knobs changed: when the node cannot reach the API server within the bound, every NIC knob this run
+    /// changed goes back to its journaled original (channels first, then the queue settings they took, then IRQs),
+    /// the run stops before hugepages and sysctls, and the report says what happened. The checkpoint-and-rollback of
+    /// kubernetes-nmstate: a change that cuts the node off undoes itself instead of waiting for a human.
+    /// </summary>
+    private RunReport? RollBackIfCutOff(HashSet<string> changed, List<KnobResult> results, TuningPlan plan)
+    {
+        var nicChanged = changed.Where(k => k.StartsWith("nic/", StringComparison.Ordinal) || k.StartsWith("irq/", StringComparison.Ordinal)).ToHashSet(StringComparer.Ordinal);
+        if (Connectivity is null || nicChanged.Count == 0) return null;
+        var (reachable, detail) = Connectivity.WaitUntilReachable(ConnectivityBound);
+        if (reachable) return null;
+
+        var journal = _journal.Load();
+        var nicsWithChannels = nicChanged.Where(k => k.EndsWith("/channels", StringComparison.Ordinal)).Select(k => k[..^"/channels".Length] + "/").ToArray();
+        var undo = journal.Entries.Where(e => nicChanged.Contains(e.Knob) || (e.LostWithChannels == true && nicsWithChannels.Any(n => e.Knob.StartsWith(n, StringComparison.Ordinal))))
+            .OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
+        var done = new List<string>();
+        var undone = new List<KnobResult>();
+        foreach (var e in undo)
+        {
+            var r = RestoreEntry(e, queueMustExist: false);
+            undone.Add(r);
+            if (r.Result != KnobOutcome.Failed) done.Add(e.Knob);
+        }
+        journal = journal.Without(done);
+        if (journal.Entries.Count > 0) _journal.Save(journal);
+        else _journal.Delete();
+        var (back, afterDetail) = Connectivity.WaitUntilReachable(ConnectivityBound);
+        var undoneKnobs = undone.Select(u => u.Knob).ToHashSet(StringComparer.Ordinal);
+        var report = results.Where(r => !undoneKnobs.Contains(r.Knob)).Concat(undone).ToList();
+        var failed = undone.Count(u => u.Result == KnobOutcome.Failed);
+        return new RunReport(RunKind.RolledBack, Discover(), plan, report,
+            $"the API server was unreachable for {ConnectivityBound.TotalSeconds:0} s after {nicChanged.Count} NIC changes ({detail}); " +
+            $"rolled back {done.Count} knobs from the journal{(failed > 0 ? $", {failed} could not be restored" : "")}, and left hugepages and sysctls as they were; " +
+            (back ? "the API server is reachable again" : $"the API server is still unreachable ({afterDetail})") +
+            "; this generation is not applied again until the spec changes");
     }
 
     /// <summary>Knobs an earlier spec changed that this one no longer wants go back to their originals.</summary>
