@@ -33,6 +33,10 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     {
         log.LogInformation("agent {Version} for node {Node}, host root {Root}, journal {Journal}{PlanOnly}", Version, options.NodeName, options.HostRoot, options.JournalDir,
             engine.PlanOnly ? ", plan only: nothing is written to the host" : "");
+        // Checked at start (and at every run): net sysctls written from another namespace would tune nothing of the host.
+        var netns = engine.Discover().NetNamespace;
+        if (netns.SameAsHost == true) log.LogInformation("{Detail}", netns.Detail);
+        else log.LogWarning("{Detail}: net sysctls will be refused (run the agent with hostNetwork)", netns.Detail);
         var watch = Task.Run(() => WatchLoopAsync(stop), stop);
         var notifications = options.ChannelBackend == ChannelBackend.Ethtool
             ? Task.Factory.StartNew(() => ListenForEthtoolChanges(stop), stop, TaskCreationOptions.LongRunning, TaskScheduler.Default)
