@@ -61,13 +61,13 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Assert.All(applied.Status.Knobs!, k => Assert.Equal(KnobOutcome.Applied, k.Result));
             Assert.Equal("65535", host.Read("proc/sys/net/core/somaxconn"));
             Assert.Equal("4", applied.Status.Topology!.Nics!.Single(n => n.Name == "eth1").Channels!.Combined.ToString());
+
             // Applied only once the node's capacity showed the new hugepages: the agent restarted the (stand-in) kubelet once.
             var kubelet = Condition(applied, ConditionTypes.KubeletRestartRequired)!;
             Assert.Equal((ConditionStatus.False, ConditionReasons.KubeletSeesHugepages), (kubelet.Status, kubelet.Reason));
             Assert.StartsWith($"after '{restartKubelet}' exited 0", kubelet.Message);
             Assert.Contains("hugepages-2Mi 3Gi (1536 pages", kubelet.Message);
             Assert.Equal("3Gi", (await client.CoreV1.ReadNodeAsync(node)).Status.Capacity["hugepages-2Mi"].ToString());
-
             // Drift: someone resets a sysctl; the agent notices, repairs and counts it.
             host.Write("proc/sys/net/core/somaxconn", "4096");
             var repaired = await WaitForAsync(node, s => s.Status!.Drift?.Any(d => d.Knob == "sysctl/net.core.somaxconn" && d.Repaired >= 1) == true, agent);

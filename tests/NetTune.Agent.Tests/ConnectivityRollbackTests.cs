@@ -27,29 +27,38 @@ public sealed class ConnectivityRollbackTests
         new(host.Fs, new SimulatedChannelControl(host.Fs), new JournalStore(host.JournalDir)) { Connectivity = check, ConnectivityBound = TimeSpan.FromSeconds(45) };
 
     [Fact]
-    public void NicChangesThatCutTheNodeOff_AreRolledBackFromTheJournal_BeforeHugepagesAndSysctls()
+    public void NicChangesThatCutTheNodeOff_AreRolledBackFromTheJournal_HugepagesAndSysctlsStay()
     {
         using var host = FixtureHost.TwoSocket();
-        var original = host.TreeImage();
+        var original = NicFiles(host);
         var check = new ScriptedConnectivity(false, true);
         var report = Engine(host, check).Apply(Specs.Full());
 
         Assert.Equal(RunKind.RolledBack, report.Kind);
         Assert.Equal(2, check.Calls); // once after the NIC changes, once after the rollback
         Assert.StartsWith("the API server was unreachable for 45 s after ", report.Message);
-        Assert.Contains("(https://10.0.0.1:6443: No route to host); rolled back ", report.Message);
+        Assert.Contains("(https://10.0.0.1:6443: No route to host); rolled them back from the journal", report.Message);
         Assert.Contains("the API server is reachable again", report.Message);
-        // Channels, the queue settings they took (rx-12's rps_cpus among them) and IRQs are back; hugepages and sysctls never changed.
-        TreeAssert.Same(original, host.TreeImage());
+        // Channels, the queue settings they took (rx-12's rps_cpus among them) and IRQs are back, byte for byte.
+        TreeAssert.Same(original, NicFiles(host));
         Assert.Equal(KnobOutcome.Reverted, report.Knobs.Single(k => k.Knob == "nic/eth1/channels").Result);
-        Assert.DoesNotContain(report.Knobs, k => k.Knob.StartsWith("hugepages/", StringComparison.Ordinal) || k.Knob.StartsWith("sysctl/", StringComparison.Ordinal));
-        Assert.False(File.Exists(Path.Join(host.JournalDir, JournalStore.FileName)));
+        Assert.Equal(KnobOutcome.Reverted, report.Knobs.Single(k => k.Knob == "irq/101/affinity").Result);
+        // Hugepages and sysctls cannot cut the node off: they stay, with their originals journaled.
+        Assert.Equal("65535", host.Read("proc/sys/net/core/somaxconn"));
+        var journal = new JournalStore(host.JournalDir).Load();
+        Assert.All(journal.Entries, e => Assert.True(e.Kind is Core.Planning.KnobKind.Hugepages or Core.Planning.KnobKind.Sysctl, e.Knob));
+        Assert.Contains(journal.Entries, e => e.Knob == "sysctl/net.core.somaxconn");
 
         var conditions = new List<V1Condition>();
         StatusBuilder.ApplyConditions(conditions, report, 3, DateTime.UtcNow);
         Assert.Equal((ConditionStatus.False, ConditionReasons.RolledBack), (conditions.Single(c => c.Type == ConditionTypes.Applied).Status, conditions.Single(c => c.Type == ConditionTypes.Applied).Reason));
         Assert.Equal(ConditionStatus.True, conditions.Single(c => c.Type == ConditionTypes.Degraded).Status);
     }
+
+    /// <summary>Channels, queue folders and IRQ affinities: what a NIC change touches.</summary>
+    private static SortedDictionary<string, string> NicFiles(FixtureHost host) =>
+        new(host.TreeImage().Where(kv => kv.Key.StartsWith(".fixture/", StringComparison.Ordinal) || kv.Key.Contains("/queues/", StringComparison.Ordinal)
+            || kv.Key.StartsWith("proc/irq/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal);
 
     [Fact]
     public void WhenTheApiServerStaysReachable_TheRunCompletes_AndWithoutNicChangesNobodyIsAsked()

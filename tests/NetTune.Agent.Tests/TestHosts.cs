@@ -23,10 +23,10 @@ public sealed class FixtureHost : IDisposable
     public string JournalDir { get; }
     public HostFileSystem Fs { get; }
 
+    public static FixtureHost BondedVlan() => Create(FixtureHosts.WriteBondedVlan);
     public static FixtureHost TwoSocket() => Create(FixtureHosts.WriteTwoSocket);
     public static FixtureHost Cpu256() => Create(FixtureHosts.WriteCpu256);
     public static FixtureHost ThisVm() => Create(FixtureHosts.WriteThisVm);
-    public static FixtureHost BondedVlan() => Create(FixtureHosts.WriteBondedVlan);
 
     private static FixtureHost Create(Action<string> write) =>
         new(Directory.CreateTempSubdirectory("nettune-agent-fixture-").FullName, write);

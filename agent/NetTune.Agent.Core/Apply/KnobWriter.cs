@@ -10,6 +10,24 @@ namespace NetTune.Agent.Core.Apply;
 public sealed class KnobWriter(IHostFileSystem fs, IChannelControl channels, HugepagesRaiseOptions? hugepages = null)
 {
     private readonly HugepagesWriter _hugepages = new(fs, hugepages ?? new HugepagesRaiseOptions());
+    private readonly HashSet<string> _written = new(StringComparer.Ordinal);
+
+    /// <summary>The paths (ethtool:IFNAME for channels) this writer changed since <see cref="ForgetWrites"/>: what one run did.</summary>
+    public IReadOnlyCollection<string> Written => _written;
+
+    public void ForgetWrites() => _written.Clear();
+
+    /// <summary>The kind of knob a written path belongs to.</summary>
+    public static KnobKind KindOfPath(string path) => path switch
+    {
+        _ when path.StartsWith("ethtool:", StringComparison.Ordinal) => KnobKind.Channels,
+        _ when path.EndsWith("/rps_cpus", StringComparison.Ordinal) => KnobKind.RpsCpus,
+        _ when path.EndsWith("/rps_flow_cnt", StringComparison.Ordinal) => KnobKind.RpsFlowCount,
+        _ when path.EndsWith("/xps_cpus", StringComparison.Ordinal) => KnobKind.XpsCpus,
+        _ when path.EndsWith("/smp_affinity_list", StringComparison.Ordinal) => KnobKind.IrqAffinity,
+        _ when path.EndsWith("/nr_hugepages", StringComparison.Ordinal) => KnobKind.Hugepages,
+        _ => KnobKind.Sysctl,
+    };
 
     public KnobResult Write(string knob, KnobKind kind, string path, string target, string? identity)
     {
@@ -22,6 +40,7 @@ public sealed class KnobWriter(IHostFileSystem fs, IChannelControl channels, Hug
         if (kind == KnobKind.Channels) return WriteChannels(knob, path, target);
 
         var write = fs.Write(path, target);
+        if (write.Ok) _written.Add(path);
         if (!write.Ok)
         {
             if (kind == KnobKind.IrqAffinity && write.Errno == Errnos.EPERM)
@@ -38,6 +57,7 @@ public sealed class KnobWriter(IHostFileSystem fs, IChannelControl channels, Hug
         var ifName = path["ethtool:".Length..];
         var counts = ChannelCounts.Parse(target);
         var err = channels.Set(ifName, counts);
+        if (err == 0) _written.Add(path);
         var (info, _) = channels.Get(ifName);
         var value = info?.Current.ToString();
         if (err != 0) return Result(knob, KnobOutcome.Failed, value, $"ethtool -L {ifName} {target}: {Errnos.Describe(err)}");

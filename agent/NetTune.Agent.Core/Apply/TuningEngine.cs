@@ -43,6 +43,15 @@ public sealed class TuningEngine
     /// </summary>
     public bool PlanOnly { get; }
 
+    public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels).Discover();
+
+    /// <summary>Plans against the host as it is now, without changing anything (also the drift check).</summary>
+    public (HostSnapshot Host, TuningPlan Plan) PlanNow(NodeStateSpec spec)
+    {
+        var host = WithNetNamespaceMode(Discover());
+        return (host, TuningPlanner.Plan(host, spec));
+    }
+
     /// <summary>
     /// Net sysctls go to the agent's own network namespace, whatever the host's is: for an agent run on purpose inside
     /// a namespace (ip netns exec in the kernel tests). Without it, the agent writes net sysctls only when its
@@ -70,18 +79,8 @@ public sealed class TuningEngine
         }
     }
 
-    public HostSnapshot Discover()
-    {
-        var host = new TopologyDiscovery(_fs, _channels).Discover();
-        return TuneOwnNetNamespace ? host with { NetNamespace = new(true, "net sysctls go to the agent's own network namespace (--net-namespace own)") } : host;
-    }
-
-    /// <summary>Plans against the host as it is now, without changing anything (also the drift check).</summary>
-    public (HostSnapshot Host, TuningPlan Plan) PlanNow(NodeStateSpec spec)
-    {
-        var host = Discover();
-        return (host, TuningPlanner.Plan(host, spec));
-    }
+    private HostSnapshot WithNetNamespaceMode(HostSnapshot host) =>
+        TuneOwnNetNamespace ? host with { NetNamespace = new(true, "net sysctls go to the agent's own network namespace (--net-namespace own)") } : host;
 
     public RunReport Apply(NodeStateSpec spec, Action<HostSnapshot, TuningPlan>? planned = null)
     {
@@ -94,6 +93,7 @@ public sealed class TuningEngine
         {
             return new RunReport(RunKind.JournalCorrupt, null, null, [], e.Message);
         }
+        _writer.ForgetWrites();
         var errors = NetworkTuningValidator.Validate(spec);
         if (errors.Count > 0) return new RunReport(RunKind.InvalidSpec, null, null, [], string.Join("; ", errors));
 
@@ -109,10 +109,8 @@ public sealed class TuningEngine
         if (results.Skip(restored).Any(r => r.Knob.EndsWith("/channels", StringComparison.Ordinal))) (host, plan) = PlanNow(spec);
 
         var channelsChanged = false;
-        var changed = new HashSet<string>(StringComparer.Ordinal);
         for (var phase = 0; phase <= 4; phase++)
         {
-            if (phase == KnobValues.Phase(KnobKind.Hugepages) && RollBackIfCutOff(changed, results, plan) is { } rolledBack) return rolledBack;
             if (phase == 1 && channelsChanged)
             {
                 // The kernel rebuilt the queues (and drivers may have reallocated IRQs): plan the rest against what is there now.
@@ -145,10 +143,10 @@ public sealed class TuningEngine
                 else if (d.Current is null) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Failed, Message = $"cannot read {d.Path}; left unchanged since its original could not be journaled" };
                 else r = _writer.Write(d.Knob, d.Kind, d.Path, d.Target, d.Identity);
                 if (d.Kind == KnobKind.Channels && d.NeedsChange && r.Result == KnobOutcome.Applied) channelsChanged = true;
-                if (d.NeedsChange && r.Result == KnobOutcome.Applied) changed.Add(d.Knob);
                 results.Add(r);
             }
         }
+        if (RollBackIfCutOff(results, plan) is { } rolledBack) return rolledBack;
         foreach (var note in plan.Notes)
             results.Add(new KnobResult { Knob = note.Knob, Result = note.Outcome, Message = note.Message });
 
@@ -222,31 +220,33 @@ public sealed class TuningEngine
     }
 
     /// <summary>
-    /// After NIC knobs changed: when the node cannot reach the API server within the bound, every NIC knob this run
-    /// changed goes back to its journaled original (channels first, then the queue settings they took, then IRQs),
-    /// the run stops before hugepages and sysctls, and the report says what happened. The checkpoint-and-rollback of
-    /// kubernetes-nmstate: a change that cuts the node off undoes itself instead of waiting for a human.
+    /// After a run that changed NIC knobs: when the node cannot reach the API server within the bound, every NIC knob
+    /// this run wrote goes back to its journaled original (channels first, then the queue settings of those NICs, then
+    /// IRQs), and the report says so. The checkpoint-and-rollback of kubernetes-nmstate: a change that cuts the node
+    /// off undoes itself instead of waiting for a human. What was written is taken from the writer, so it holds
+    /// however the phases are ordered.
     /// </summary>
-    private RunReport? RollBackIfCutOff(HashSet<string> changed, List<KnobResult> results, TuningPlan plan)
+    private RunReport? RollBackIfCutOff(List<KnobResult> results, TuningPlan plan)
     {
-        var nicChanged = changed.Where(k => k.StartsWith("nic/", StringComparison.Ordinal) || k.StartsWith("irq/", StringComparison.Ordinal)).ToHashSet(StringComparer.Ordinal);
-        if (Connectivity is null || nicChanged.Count == 0) return null;
+        var written = _writer.Written.Where(p => KnobValues.Phase(KnobWriter.KindOfPath(p)) <= KnobValues.Phase(KnobKind.IrqAffinity)).ToHashSet(StringComparer.Ordinal);
+        if (Connectivity is null || written.Count == 0) return null;
         var (reachable, detail) = Connectivity.WaitUntilReachable(ConnectivityBound);
         if (reachable) return null;
 
         var journal = _journal.Load();
-        var nicsWithChannels = nicChanged.Where(k => k.EndsWith("/channels", StringComparison.Ordinal)).Select(k => k[..^"/channels".Length] + "/").ToArray();
-        var undo = journal.Entries.Where(e => nicChanged.Contains(e.Knob) || (e.LostWithChannels == true && nicsWithChannels.Any(n => e.Knob.StartsWith(n, StringComparison.Ordinal))))
+        // A NIC whose channels changed got new queues: every queue setting journaled for it goes back too.
+        var queuesOf = written.Where(p => p.StartsWith("ethtool:", StringComparison.Ordinal)).Select(p => $"sys/class/net/{p["ethtool:".Length..]}/queues/").ToArray();
+        var undo = journal.Entries.Where(e => written.Contains(e.Path) || (KnobValues.Phase(e.Kind) == 1 && queuesOf.Any(q => e.Path.StartsWith(q, StringComparison.Ordinal))))
             .OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
-        var done = new List<string>();
+        var done = new List<JournalEntry>();
         var undone = new List<KnobResult>();
         foreach (var e in undo)
         {
             var r = RestoreEntry(e, queueMustExist: false);
             undone.Add(r);
-            if (r.Result != KnobOutcome.Failed) done.Add(e.Knob);
+            if (r.Result != KnobOutcome.Failed) done.Add(e);
         }
-        journal = journal.Without(done);
+        journal = journal with { Entries = journal.Entries.Except(done).ToArray() };
         if (journal.Entries.Count > 0) _journal.Save(journal);
         else _journal.Delete();
         var (back, afterDetail) = Connectivity.WaitUntilReachable(ConnectivityBound);
@@ -254,8 +254,8 @@ public sealed class TuningEngine
         var report = results.Where(r => !undoneKnobs.Contains(r.Knob)).Concat(undone).ToList();
         var failed = undone.Count(u => u.Result == KnobOutcome.Failed);
         return new RunReport(RunKind.RolledBack, Discover(), plan, report,
-            $"the API server was unreachable for {ConnectivityBound.TotalSeconds:0} s after {nicChanged.Count} NIC changes ({detail}); " +
-            $"rolled back {done.Count} knobs from the journal{(failed > 0 ? $", {failed} could not be restored" : "")}, and left hugepages and sysctls as they were; " +
+            $"the API server was unreachable for {ConnectivityBound.TotalSeconds:0} s after {written.Count} NIC changes ({detail}); " +
+            $"rolled them back from the journal ({done.Count} knobs{(failed > 0 ? $", {failed} could not be restored" : "")}; hugepages and sysctls are kept); " +
             (back ? "the API server is reachable again" : $"the API server is still unreachable ({afterDetail})") +
             "; this generation is not applied again until the spec changes");
     }

@@ -19,6 +19,8 @@ public sealed record HostSnapshot
     /// <summary>Current raw values of the allow-listed sysctls; a key missing here does not exist on this kernel.</summary>
     public required IReadOnlyDictionary<string, string> Sysctls { get; init; }
 
+    public NumaNode? Node(int id) => NumaNodes.FirstOrDefault(n => n.Id == id);
+
     /// <summary>nohz_full CPUs (no tick, no housekeeping).</summary>
     public IReadOnlyList<int> NohzFullCpus { get; init; } = [];
     /// <summary>CPUs the kubelet's static CPU manager assigned to containers exclusively.</summary>
@@ -29,8 +31,6 @@ public sealed record HostSnapshot
     public NetNamespaceInfo NetNamespace { get; init; } = NetNamespaceInfo.Unknown;
     /// <summary>net.ipv4.tcp_available_congestion_control, or null when the kernel does not say.</summary>
     public IReadOnlyList<string>? AvailableCongestionControl { get; init; }
-
-    public NumaNode? Node(int id) => NumaNodes.FirstOrDefault(n => n.Id == id);
 
     public long MemoryBytes => NumaNodes.Sum(n => n.MemoryBytes);
 }
