@@ -23,11 +23,20 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private long? _revertedGeneration;
     private bool _lastApplyFailed;
     private List<KnobResult> _lastKnobs = [];
+    private readonly KubeletRestarter? _restarter = options.KubeletRestartCommand is { Length: > 0 } command ? new KubeletRestarter(command) : null;
+    // The last apply left hugepages the node's capacity does not show yet: each drift tick looks again.
+    private bool _kubeletPending;
+    // The kernel's hugepages the kubelet was last restarted for: one restart per change of the pools, never a loop.
+    private string? _restartedFor;
 
     protected override async Task ExecuteAsync(CancellationToken stop)
     {
         log.LogInformation("agent {Version} for node {Node}, host root {Root}, journal {Journal}{PlanOnly}", Version, options.NodeName, options.HostRoot, options.JournalDir,
             engine.PlanOnly ? ", plan only: nothing is written to the host" : "");
+        // Checked at start (and at every run): net sysctls written from another namespace would tune nothing of the host.
+        var netns = engine.Discover().NetNamespace;
+        if (netns.SameAsHost == true) log.LogInformation("{Detail}", netns.Detail);
+        else log.LogWarning("{Detail}: net sysctls will be refused (run the agent with hostNetwork)", netns.Detail);
         var watch = Task.Run(() => WatchLoopAsync(stop), stop);
         var notifications = options.ChannelBackend == ChannelBackend.Ethtool
             ? Task.Factory.StartNew(() => ListenForEthtoolChanges(stop), stop, TaskCreationOptions.LongRunning, TaskScheduler.Default)
@@ -146,6 +155,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             // A plan-only agent's refusal stands until the spec changes: asking again would change nothing.
             if (report.Kind == RunKind.Reverted || engine.PlanOnly) _revertedGeneration = generation;
             _appliedGeneration = null;
+            _kubeletPending = false;
             _lastKnobs = [.. report.Knobs];
             await WriteStatusAsync(status, conditions, generation, report, planned: null).ConfigureAwait(false);
             return;
@@ -159,7 +169,11 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             // What the plan would change now is what someone else changed since the last apply.
             var (_, plan) = await Task.Run(() => engine.PlanNow(spec), ct).ConfigureAwait(false);
             var drifted = DriftDetector.Drifted(plan.Changes, _lastKnobs);
-            if (drifted.Count == 0) return;
+            if (drifted.Count == 0)
+            {
+                if (_kubeletPending) await RecheckKubeletAsync(spec, status, conditions, generation, ct).ConfigureAwait(false);
+                return;
+            }
             foreach (var c in drifted)
             {
                 Drift(c.Knob).Detected++;
@@ -201,11 +215,73 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             }
         }
         StatusBuilder.ApplyConditions(conditions, run, generation, DateTime.UtcNow);
-        if (run.Kind == RunKind.Applied) status.LastAppliedGeneration = generation;
+        // Hugepages count as applied once pods can get them: when the node's capacity shows them.
+        var kubeletSees = run.Kind != RunKind.Applied || spec.Hugepages is not { Count: > 0 } || run.Host is null
+            || await GateOnKubeletAsync(run.Host, spec, conditions, generation, ct).ConfigureAwait(false);
+        _kubeletPending = !kubeletSees;
+        if (run.Kind == RunKind.Applied && kubeletSees) status.LastAppliedGeneration = generation;
+        // A rollback is not retried: the same NIC changes would cut the node off again.
         _lastApplyFailed = run.Kind is RunKind.Failed;
         _appliedGeneration = generation;
         _lastKnobs = [.. run.Knobs];
         await WriteStatusAsync(status, conditions, generation, run, published).ConfigureAwait(false);
+    }
+
+    private async Task RecheckKubeletAsync(NodeStateSpec spec, NodeStateStatus status, List<V1Condition> conditions, long generation, CancellationToken ct)
+    {
+        var host = await Task.Run(engine.Discover, ct).ConfigureAwait(false);
+        if (!await GateOnKubeletAsync(host, spec, conditions, generation, ct).ConfigureAwait(false)) return;
+        _kubeletPending = false;
+        StatusBuilder.SetCondition(conditions, ConditionTypes.Applied, ConditionStatus.True, ConditionReasons.Applied,
+            "every knob at its target, and the node's capacity shows the hugepages", generation, DateTime.UtcNow);
+        status.LastAppliedGeneration = generation;
+        log.LogInformation("the node's capacity shows the hugepages now: generation {Generation} applied", generation);
+        await WriteStatusAsync(status, conditions, generation, new RunReport(RunKind.Applied, host, null, _lastKnobs, null), status.PlannedChanges).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Compares the kernel's hugepages with the node's capacity, restarts the kubelet once when configured to, and sets
+    /// KubeletRestartRequired (and Applied false while pods cannot get the pages). Returns whether the kubelet sees them.
+    /// </summary>
+    private async Task<bool> GateOnKubeletAsync(Core.Topology.HostSnapshot host, NodeStateSpec spec, List<V1Condition> conditions, long generation, CancellationToken ct)
+    {
+        var check = await CheckKubeletAsync(host, spec, ct).ConfigureAwait(false);
+        if (check.State == KubeletHugepagesState.RestartRequired && _restarter is not null)
+        {
+            if (_restartedFor == check.Signature)
+            {
+                check = check with { State = KubeletHugepagesState.RestartFailed, Message = $"the kubelet was restarted once already for these pages ({_restarter.Command}); {check.Message}" };
+            }
+            else
+            {
+                _restartedFor = check.Signature;
+                var (ok, detail) = await _restarter.RunAsync(ct).ConfigureAwait(false);
+                log.LogWarning("restarted the kubelet for hugepages: {Detail}", detail);
+                var deadline = DateTime.UtcNow + options.KubeletRestartTimeout;
+                while (ok && check.State != KubeletHugepagesState.Visible && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
+                    check = await CheckKubeletAsync(host, spec, ct).ConfigureAwait(false);
+                }
+                check = check.State == KubeletHugepagesState.Visible
+                    ? check with { Message = $"after {detail}: {check.Message}" }
+                    : check with { State = KubeletHugepagesState.RestartFailed, Message = $"{detail}; {(ok ? $"{options.KubeletRestartTimeout.TotalSeconds:0} s later " : "")}{check.Message}" };
+            }
+        }
+        return StatusBuilder.KubeletConditions(conditions, check, generation, DateTime.UtcNow);
+    }
+
+    private async Task<KubeletHugepagesCheck> CheckKubeletAsync(Core.Topology.HostSnapshot host, NodeStateSpec spec, CancellationToken ct)
+    {
+        try
+        {
+            var node = await api.GetNodeAsync(ct).ConfigureAwait(false);
+            return KubeletHugepages.Compare(host, spec.Hugepages!, node.Status?.Capacity ?? new Dictionary<string, ResourceQuantity>(), node.Status?.Allocatable);
+        }
+        catch (Exception e) when (e is k8s.Autorest.HttpOperationException or HttpRequestException)
+        {
+            return KubeletHugepages.Compare(host, spec.Hugepages!, null, null, e.Message);
+        }
     }
 
     private DriftCounter Drift(string knob)

@@ -23,6 +23,9 @@ public sealed class NodeStateClient(IKubernetes client, string nodeName)
         }
     }
 
+    /// <summary>This node's Node object (for its hugepage capacity); needs get on nodes.</summary>
+    public Task<V1Node> GetNodeAsync(CancellationToken ct) => client.CoreV1.ReadNodeAsync(nodeName, cancellationToken: ct);
+
     /// <summary>Watches the object until the server ends the watch or it fails; calls <paramref name="changed"/> on every event.</summary>
     public async Task WatchAsync(Action changed, CancellationToken ct)
     {

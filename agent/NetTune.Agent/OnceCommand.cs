@@ -22,9 +22,9 @@ public static class OnceCommand
         Converters = { new JsonStringEnumConverter() },
     };
 
-    public static int Run(string hostRoot, string journalDir, ChannelBackend backend, string? specPath, bool revert, bool planOnly)
+    public static int Run(string hostRoot, string journalDir, ChannelBackend backend, string? specPath, bool revert, bool planOnly, NetNamespaceMode netNamespace = NetNamespaceMode.Host)
     {
-        var engine = EngineFactory.Create(hostRoot, journalDir, backend, out var fs, planOnly);
+        var engine = EngineFactory.Create(hostRoot, journalDir, backend, out var fs, planOnly, netNamespace);
         var sw = Stopwatch.StartNew();
         RunReport report;
         if (revert)

@@ -19,11 +19,26 @@ var planOnlyAgent = new Option<bool>("--plan-only")
 {
     Description = "Never write to the host, whatever the NodeState says: plans are published with reason DryRun and a revert is refused.",
 };
+var netNamespace = new Option<NetNamespaceMode>("--net-namespace")
+{
+    Description = "Host: write net sysctls only when the agent's network namespace is the host's (checked at every run); Own: into whatever namespace the agent runs in (ip netns exec).",
+    DefaultValueFactory = _ => NetNamespaceMode.Host,
+};
+var kubeletRestart = new Option<string?>("--kubelet-restart-command")
+{
+    Description = "Command (split on spaces, no shell) that restarts this node's kubelet when its capacity lacks hugepages the agent reserved, e.g. 'nsenter --target 1 --mount --uts --ipc --net --pid -- systemctl restart kubelet'. Run once per change of the pools. Without it the agent only reports KubeletRestartRequired.",
+};
+var kubeletRestartTimeout = new Option<string>("--kubelet-restart-timeout") { Description = "How long the node's capacity may take to show the hugepages after the restart command.", DefaultValueFactory = _ => "2m" };
+var connectivityTimeout = new Option<string>("--connectivity-timeout")
+{
+    Description = "How long the API server may stay unreachable after NIC changes before the agent rolls them back from its journal; 0 disables the check.",
+    DefaultValueFactory = _ => "60s",
+};
 var channelBackend = new Option<ChannelBackend>("--channel-backend") { Description = "Ethtool (SIOCETHTOOL) on a real host; Fixture for fixture host roots.", DefaultValueFactory = _ => ChannelBackend.Ethtool };
 
 var root = new RootCommand("NetTune node agent: discovers the node's NUMA/NIC topology and applies its NetworkTuningNodeState.")
 {
-    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent,
+    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent, netNamespace, kubeletRestart, kubeletRestartTimeout, connectivityTimeout,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -38,6 +53,18 @@ root.SetAction(async (parse, ct) =>
         Console.Error.WriteLine($"--drift-interval '{parse.GetValue(driftInterval)}' is not a duration such as 30s");
         return 2;
     }
+    if (!DurationParser.TryParse(parse.GetValue(kubeletRestartTimeout), out var restartTimeout))
+    {
+        Console.Error.WriteLine($"--kubelet-restart-timeout '{parse.GetValue(kubeletRestartTimeout)}' is not a duration such as 2m");
+        return 2;
+    }
+    var connectivityText = parse.GetValue(connectivityTimeout);
+    var connectivity = TimeSpan.Zero;
+    if (connectivityText != "0" && !DurationParser.TryParse(connectivityText, out connectivity))
+    {
+        Console.Error.WriteLine($"--connectivity-timeout '{connectivityText}' is not a duration such as 60s (or 0)");
+        return 2;
+    }
     var options = new AgentOptions
     {
         HostRoot = parse.GetValue(hostRoot)!,
@@ -49,6 +76,10 @@ root.SetAction(async (parse, ct) =>
         ChannelBackend = parse.GetValue(channelBackend),
         LogLevel = parse.GetValue(logLevel),
         PlanOnly = parse.GetValue(planOnlyAgent),
+        NetNamespace = parse.GetValue(netNamespace),
+        KubeletRestartCommand = parse.GetValue(kubeletRestart),
+        KubeletRestartTimeout = restartTimeout,
+        ConnectivityTimeout = connectivity,
     };
     return await AgentHost.RunAsync(options, ct);
 });
@@ -58,10 +89,10 @@ var revert = new Option<bool>("--revert") { Description = "Restore the journaled
 var planOnly = new Option<bool>("--plan-only") { Description = "Print the plan and change nothing." };
 var once = new Command("once", "Apply a spec file (or revert) once without Kubernetes and print the report as JSON.")
 {
-    hostRoot, journalDir, channelBackend, spec, revert, planOnly,
+    hostRoot, journalDir, channelBackend, spec, revert, planOnly, netNamespace,
 };
 once.SetAction(parse => OnceCommand.Run(parse.GetValue(hostRoot)!, parse.GetValue(journalDir)!, parse.GetValue(channelBackend),
-    parse.GetValue(spec), parse.GetValue(revert), parse.GetValue(planOnly)));
+    parse.GetValue(spec), parse.GetValue(revert), parse.GetValue(planOnly), parse.GetValue(netNamespace)));
 root.Add(once);
 
 var count = new Option<int>("--count") { Description = "Exit after this many notifications.", DefaultValueFactory = _ => 1 };
@@ -90,9 +121,11 @@ namespace NetTune.Agent
                 : KubernetesClientConfiguration.InClusterConfig();
             var registry = Metrics.NewCustomRegistry();
             var metrics = new AgentMetrics(registry);
-            var engine = EngineFactory.Create(options.HostRoot, options.JournalDir, options.ChannelBackend, out _, options.PlanOnly);
+            var kubernetes = new Kubernetes(config);
+            var engine = EngineFactory.Create(options.HostRoot, options.JournalDir, options.ChannelBackend, out _, options.PlanOnly, options.NetNamespace,
+                options.ConnectivityTimeout > TimeSpan.Zero ? new ApiServerReachability(kubernetes) : null, options.ConnectivityTimeout);
             builder.Services.AddSingleton(options);
-            builder.Services.AddSingleton<IKubernetes>(new Kubernetes(config));
+            builder.Services.AddSingleton<IKubernetes>(kubernetes);
             builder.Services.AddSingleton(sp => new NodeStateClient(sp.GetRequiredService<IKubernetes>(), options.NodeName));
             builder.Services.AddSingleton(engine);
             builder.Services.AddSingleton(metrics);

@@ -138,7 +138,9 @@ try
         if (!Directory.Exists(root)) FixtureHosts.WriteTwoSocket(root);
         var port = agentPort > 0 ? agentPort + i - 1 : 0;
         Run("NetTune.Agent.dll", Path.Combine(dir, "agent.log"), "--node-name", node, "--host-root", root, "--channel-backend", "Fixture",
-            "--journal-dir", Path.Combine(dir, "journal"), "--kubeconfig", agentKubeconfig, "--metrics-port", port.ToString(), "--drift-interval", "10s");
+            "--journal-dir", Path.Combine(dir, "journal"), "--kubeconfig", agentKubeconfig, "--metrics-port", port.ToString(), "--drift-interval", "10s",
+            // No kubelet on these nodes: a stand-in publishes the hugepages the agent reserved, as a restarted kubelet would.
+            "--kubelet-restart-command", FixtureHosts.WriteKubeletRestartScript(root, kubeconfig, node));
         Console.WriteLine($"agent {node}: two-socket fixture root {root}, metrics {Metrics(port, "on a free port")}, log {Path.Combine(dir, "agent.log")}");
     }
     if (thisHost is not null)

@@ -38,9 +38,10 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
 
         var port = FreePort();
         var logPath = Path.Join(host.Dir, "agent.log");
+        var restartKubelet = NetTune.Fixtures.Hosts.FixtureHosts.WriteKubeletRestartScript(host.Root, Cluster.KubeconfigPath, node);
         var agent = ChildProcess.Start("agent", "dotnet",
             [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
-             "--metrics-port", $"{port}", "--drift-interval", "1s", "--channel-backend", "Fixture"], logPath);
+             "--metrics-port", $"{port}", "--drift-interval", "1s", "--channel-backend", "Fixture", "--kubelet-restart-command", restartKubelet], logPath);
         try
         {
             // Dry run: the plan is published, nothing on the host changes.
@@ -62,6 +63,12 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Assert.Equal("65535", host.Read("proc/sys/net/core/somaxconn"));
             Assert.Equal("4", applied.Status.Topology!.Nics!.Single(n => n.Name == "eth1").Channels!.Combined.ToString());
 
+            // Applied only once the node's capacity showed the new hugepages: the agent restarted the (stand-in) kubelet once.
+            var kubelet = Condition(applied, ConditionTypes.KubeletRestartRequired)!;
+            Assert.Equal((ConditionStatus.False, ConditionReasons.KubeletSeesHugepages), (kubelet.Status, kubelet.Reason));
+            Assert.StartsWith($"after '{restartKubelet}' exited 0", kubelet.Message);
+            Assert.Contains("hugepages-2Mi 3Gi (1536 pages", kubelet.Message);
+            Assert.Equal("3Gi", (await client.CoreV1.ReadNodeAsync(node)).Status.Capacity["hugepages-2Mi"].ToString());
             // Drift: someone resets a sysctl; the agent notices, repairs and counts it.
             host.Write("proc/sys/net/core/somaxconn", "4096");
             var repaired = await WaitForAsync(node, s => s.Status!.Drift?.Any(d => d.Knob == "sysctl/net.core.somaxconn" && d.Repaired >= 1) == true, agent);
@@ -148,6 +155,47 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         {
             await first.DisposeAsync();
             if (second is not null) await second.DisposeAsync();
+            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
+            await client.CoreV1.DeleteNodeAsync(node);
+        }
+    }
+
+    [Fact]
+    public async Task Hugepages_AreAppliedOnlyWhenTheNodesCapacityShowsThem_UntilThenKubeletRestartRequiredSaysWhatIsMissing()
+    {
+        const string node = "agent-node-hugepages";
+        using var host = FixtureHost.ThisVm();
+        var client = Cluster.Client;
+        await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
+        await client.CoreV1.PatchNodeStatusAsync(new V1Patch("""{"status":{"capacity":{"hugepages-2Mi":"0"},"allocatable":{"hugepages-2Mi":"0"}}}""", V1Patch.PatchType.MergePatch), node);
+        var spec = new NodeStateSpec { NodeName = node, Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 8 }] };
+        await client.CustomObjects.CreateClusterCustomObjectAsync(
+            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+        var agent = ChildProcess.Start("agent", "dotnet",
+            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
+             "--metrics-port", $"{FreePort()}", "--drift-interval", "1s", "--channel-backend", "Fixture"], Path.Join(host.Dir, "agent.log"));
+        try
+        {
+            var waiting = await WaitForAsync(node, s => Condition(s, ConditionTypes.KubeletRestartRequired)?.Status == ConditionStatus.True, agent);
+            Assert.Equal("8", host.Read("sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"));
+            var required = Condition(waiting, ConditionTypes.KubeletRestartRequired)!;
+            Assert.Equal(ConditionReasons.KubeletRestartRequired, required.Reason);
+            Assert.StartsWith("the kernel holds 8 pages (16Mi) of hugepages-2Mi, the node's capacity says 0 and allocatable 0. The kubelet reads hugepages only when it starts", required.Message);
+            var applied = Condition(waiting, ConditionTypes.Applied)!;
+            Assert.Equal((ConditionStatus.False, ConditionReasons.KubeletRestartRequired), (applied.Status, applied.Reason));
+            Assert.Equal(ConditionStatus.False, Condition(waiting, ConditionTypes.Degraded)!.Status);
+            Assert.Null(waiting.Status!.LastAppliedGeneration);
+            Assert.Equal(KnobOutcome.Applied, waiting.Status.Knobs!.Single(k => k.Knob == "hugepages/node0/2Mi").Result);
+
+            // Someone restarts the kubelet: the capacity shows the pages, and the next drift tick reports Applied.
+            await client.CoreV1.PatchNodeStatusAsync(new V1Patch("""{"status":{"capacity":{"hugepages-2Mi":"16Mi"},"allocatable":{"hugepages-2Mi":"16Mi"}}}""", V1Patch.PatchType.MergePatch), node);
+            var done = await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, agent);
+            Assert.Equal((ConditionStatus.False, ConditionReasons.KubeletSeesHugepages),
+                (Condition(done, ConditionTypes.KubeletRestartRequired)!.Status, Condition(done, ConditionTypes.KubeletRestartRequired)!.Reason));
+        }
+        finally
+        {
+            await agent.DisposeAsync();
             await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
             await client.CoreV1.DeleteNodeAsync(node);
         }

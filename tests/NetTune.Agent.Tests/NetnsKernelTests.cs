@@ -1,4 +1,5 @@
 using System.Text.Json;
+using NetTune.Api.V1Alpha1;
 
 namespace NetTune.Agent.Tests;
 
@@ -34,7 +35,8 @@ public sealed class NetnsKernelTests
             var spec = Path.Join(work, "spec.json");
             File.WriteAllText(spec, SpecJson);
 
-            var applied = Agent(ns, "once", "--spec", spec, "--journal-dir", Path.Join(work, "journal"));
+            // --net-namespace own: the namespace's sysctls are the point here, not the host's.
+            var applied = Agent(ns, "once", "--spec", spec, "--journal-dir", Path.Join(work, "journal"), "--net-namespace", "own");
             Assert.Equal("Applied", applied.GetProperty("kind").GetString());
             Assert.Equal("rx=4,tx=4,other=0,combined=0", Knob(applied, "nic/nta/channels").GetProperty("value").GetString());
             Assert.Equal("rx-0 rx-1 rx-2 rx-3 tx-0 tx-1 tx-2 tx-3", InNs(ns, "echo $(ls /sys/class/net/nta/queues)").Trim());
@@ -52,7 +54,7 @@ public sealed class NetnsKernelTests
             Assert.Equal("Applied", Agent(ns, "once", "--spec", other, "--journal-dir", Path.Join(work, "other-journal")).GetProperty("kind").GetString());
             Assert.Equal("0", InNs(ns, "cat /sys/class/net/nta/queues/rx-5/rps_cpus").Trim());
             // ...and the next apply puts channels and the queue settings back.
-            var reapplied = Agent(ns, "once", "--spec", spec, "--journal-dir", Path.Join(work, "journal"));
+            var reapplied = Agent(ns, "once", "--spec", spec, "--journal-dir", Path.Join(work, "journal"), "--net-namespace", "own");
             Assert.Equal("Applied", reapplied.GetProperty("kind").GetString());
             Assert.Equal("rx-0 rx-1 rx-2 rx-3 tx-0 tx-1 tx-2 tx-3", InNs(ns, "echo $(ls /sys/class/net/nta/queues)").Trim());
             Assert.Equal("3", InNs(ns, "cat /sys/class/net/nta/queues/rx-2/rps_cpus").Trim());
@@ -69,6 +71,54 @@ public sealed class NetnsKernelTests
             Directory.Delete(work, recursive: true);
         }
         Assert.DoesNotContain(ns, Proc.Check("ip", "netns", "list"));
+    }
+
+    [RootFact]
+    public void NetSysctls_FromAnAgentInAnotherNamespace_AreRefused_AndTheNamespaceKeepsItsValues()
+    {
+        var ns = $"ntagent-{Environment.ProcessId}-{Random.Shared.Next(100000)}";
+        var work = Directory.CreateTempSubdirectory("nettune-agent-netns-").FullName;
+        try
+        {
+            Proc.Check("ip", "netns", "add", ns);
+            var before = InNs(ns, "cat /proc/sys/net/core/somaxconn");
+            var spec = Path.Join(work, "spec.json");
+            File.WriteAllText(spec, """{"nodeName":"netns","sysctls":{"net.core.somaxconn":"8191"}}""");
+            var (code, stdout, stderr) = Proc.Run("ip", ["netns", "exec", ns, "dotnet", AgentBinary.DllPath, "once", "--spec", spec, "--journal-dir", Path.Join(work, "journal")]);
+            Assert.True(code == 1, $"agent exited {code}: {stderr}{stdout}");
+            var report = JsonDocument.Parse(stdout).RootElement;
+            Assert.Equal("Failed", report.GetProperty("kind").GetString());
+            var knob = Knob(report, "sysctl/net.core.somaxconn");
+            Assert.Equal("Failed", knob.GetProperty("result").GetString());
+            // Where pid 1's namespace link is readable the message names both namespaces; in a sandbox it compares their views.
+            Assert.Matches("is not the host's|other interfaces or routes than the host's init process", knob.GetProperty("message").GetString());
+            Assert.Equal(before, InNs(ns, "cat /proc/sys/net/core/somaxconn"));
+        }
+        finally
+        {
+            Proc.Run("ip", "netns", "del", ns);
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [RootFact]
+    public void PerNamespaceSysctls_AreExactlyThoseAFreshNamespaceHas()
+    {
+        var ns = $"ntagent-{Environment.ProcessId}-{Random.Shared.Next(100000)}";
+        try
+        {
+            Proc.Check("ip", "netns", "add", ns);
+            var net = SysctlAllowList.Keys.Where(k => k.StartsWith("net.", StringComparison.Ordinal)).ToArray();
+            // The kernel registers global net sysctls in the initial namespace only: a fresh one lacks their files.
+            var present = InNs(ns, string.Join("; ", net.Select(k => $"test -e /proc/sys/{k.Replace('.', '/')} && echo {k}"))  + "; true")
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(net.Where(SysctlAllowList.IsPerNetNamespace).Order(StringComparer.Ordinal), present.Order(StringComparer.Ordinal));
+            Assert.All(SysctlAllowList.Keys.Where(k => k.StartsWith("vm.", StringComparison.Ordinal)), k => Assert.False(SysctlAllowList.IsPerNetNamespace(k)));
+        }
+        finally
+        {
+            Proc.Run("ip", "netns", "del", ns);
+        }
     }
 
     [RootFact]

@@ -30,7 +30,7 @@ public sealed class ShortfallTests
         Assert.Equal(RunKind.Failed, report.Kind);
         var node0 = report.Knobs.Single(k => k.Knob == "hugepages/node0/2Mi");
         Assert.Equal((KnobOutcome.Shortfall, "300"), (node0.Result, node0.Value));
-        Assert.Equal("asked for 512 pages, the kernel reserved 300 (212 short)", node0.Message);
+        Assert.Equal("partial allocation: 300 of 512 pages (212 short): the kernel found 300 of the 512 pages asked in this step (memory too fragmented or in use)", node0.Message);
         Assert.Equal(KnobOutcome.Applied, report.Knobs.Single(k => k.Knob == "hugepages/node1/2Mi").Result);
         Assert.Equal(RunKind.Reverted, host.Engine().Revert().Kind);
         Assert.Equal("256", host.Read("sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"));

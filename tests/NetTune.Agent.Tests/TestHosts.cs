@@ -23,6 +23,7 @@ public sealed class FixtureHost : IDisposable
     public string JournalDir { get; }
     public HostFileSystem Fs { get; }
 
+    public static FixtureHost BondedVlan() => Create(FixtureHosts.WriteBondedVlan);
     public static FixtureHost TwoSocket() => Create(FixtureHosts.WriteTwoSocket);
     public static FixtureHost Cpu256() => Create(FixtureHosts.WriteCpu256);
     public static FixtureHost ThisVm() => Create(FixtureHosts.WriteThisVm);
@@ -32,10 +33,10 @@ public sealed class FixtureHost : IDisposable
 
     public HostSnapshot Discover() => new TopologyDiscovery(Fs, new SimulatedChannelControl(Fs)).Discover();
 
-    public TuningEngine Engine(IHostFileSystem? fs = null, Action<string>? journalFault = null)
+    public TuningEngine Engine(IHostFileSystem? fs = null, Action<string>? journalFault = null, HugepagesRaiseOptions? hugepages = null)
     {
         fs ??= Fs;
-        return new TuningEngine(fs, new SimulatedChannelControl(fs), new JournalStore(JournalDir, journalFault));
+        return new TuningEngine(fs, new SimulatedChannelControl(fs), new JournalStore(JournalDir, journalFault)) { HugepagesRaise = hugepages ?? new() };
     }
 
     public string Read(string rel) => File.ReadAllText(Path.Join(Root, rel)).TrimEnd('\n');

@@ -269,10 +269,61 @@ public class ValidatorTests
     public void SysctlValuesAreAtMost256Characters()
     {
         var spec = Valid();
-        spec.Sysctls!["net.core.somaxconn"] = new string('1', 256);
+        spec.Sysctls!["net.ipv4.tcp_rmem"] = "4096 87380 " + new string(' ', 237) + "16777216";
         Assert.Empty(Errors(spec));
-        spec.Sysctls["net.core.somaxconn"] = new string('1', 257);
-        Assert.Equal([(null, "spec.sysctls[net.core.somaxconn]")], Errors(spec));
+        spec.Sysctls["net.ipv4.tcp_rmem"] = "4096 87380 " + new string(' ', 238) + "16777216";
+        Assert.Contains("at most 256 characters", Single(spec).Message);
+    }
+
+    [Theory]
+    [InlineData("net.core.somaxconn", "65535", null)]
+    [InlineData("net.core.somaxconn", "1", "net.core.somaxconn: 1 is outside the safe range [128, 1048576]")]
+    [InlineData("net.core.somaxconn", "lots", "net.core.somaxconn: 'lots' is not an integer")]
+    [InlineData("net.core.somaxconn", "4096 4096", "net.core.somaxconn: '4096 4096' is not an integer")]
+    [InlineData("vm.min_free_kbytes", "99999999", "vm.min_free_kbytes: 99999999 is outside the safe range [1024, 16777216]")]
+    [InlineData("net.ipv4.tcp_rmem", "4096\t131072\t6291456", null)]
+    [InlineData("net.ipv4.tcp_rmem", "4096 131072", "net.ipv4.tcp_rmem: '4096 131072' is not three integers (min default max)")]
+    [InlineData("net.ipv4.tcp_rmem", "4096 8192000 6291456", "net.ipv4.tcp_rmem: '4096 8192000 6291456' must be ascending: min <= default <= max")]
+    [InlineData("net.ipv4.tcp_wmem", "0 16384 4194304", "net.ipv4.tcp_wmem: '0 16384 4194304' leaves the safe range [4096, 1073741824]")]
+    [InlineData("net.ipv4.ip_local_port_range", "1024 65535", null)]
+    [InlineData("net.ipv4.ip_local_port_range", "60000 60100", "net.ipv4.ip_local_port_range: '60000 60100' keeps 101 ports, fewer than 1024")]
+    [InlineData("net.ipv4.ip_local_port_range", "22 40000", "net.ipv4.ip_local_port_range: '22 40000' leaves [1024, 65535] (ports below 1024 belong to system services)")]
+    [InlineData("net.core.default_qdisc", "fq", null)]
+    [InlineData("net.core.default_qdisc", "noqueue", "net.core.default_qdisc: 'noqueue' is not one of pfifo_fast, fq, fq_codel, fq_pie, cake, sfq, pie, pfifo, bfifo, codel")]
+    [InlineData("net.ipv4.tcp_tw_reuse", "3", "net.ipv4.tcp_tw_reuse: '3' is not one of 0, 1, 2")]
+    [InlineData("net.ipv4.tcp_fastopen", "1027", null)]
+    [InlineData("net.ipv4.tcp_fastopen", "8", "net.ipv4.tcp_fastopen: 8 sets bits outside the known flags 0x607")]
+    [InlineData("net.ipv4.tcp_congestion_control", "bbr", null)]
+    [InlineData("net.ipv4.tcp_congestion_control", "bbr; reboot", "net.ipv4.tcp_congestion_control: 'bbr; reboot' is not a name such as cubic or bbr")]
+    public void SysctlValuesAreTypedAndInTheirSafeRange_RefusedWithTheKeyAndTheReason(string key, string value, string? message)
+    {
+        var spec = Valid();
+        spec.Sysctls = new Dictionary<string, string> { [key] = value };
+        var errors = NetworkTuningValidator.Validate(spec);
+        if (message is null) Assert.Empty(errors);
+        else Assert.Equal(($"spec.sysctls[{key}]", message), (Assert.Single(errors).Field, errors[0].Message));
+    }
+
+    [Fact]
+    public void EveryAllowedSysctlHasARule_AndTheKernelsDefaultValuesPass()
+    {
+        Assert.Equal(SysctlAllowList.Keys.Order(StringComparer.Ordinal), SysctlAllowList.Rules.Keys.Order(StringComparer.Ordinal));
+        // Debian 12's kernel defaults (kernel 6.18, as read on this VM): a rule that refuses a default is wrong.
+        var defaults = new Dictionary<string, string>
+        {
+            ["net.core.somaxconn"] = "4096", ["net.core.netdev_max_backlog"] = "1000", ["net.core.netdev_budget"] = "300",
+            ["net.core.rmem_max"] = "212992", ["net.core.wmem_max"] = "212992", ["net.core.rmem_default"] = "212992",
+            ["net.core.wmem_default"] = "212992", ["net.core.busy_poll"] = "0", ["net.core.busy_read"] = "0",
+            ["net.core.rps_sock_flow_entries"] = "0", ["net.core.default_qdisc"] = "pfifo_fast", ["net.ipv4.tcp_rmem"] = "4096\t131072\t6291456",
+            ["net.ipv4.tcp_wmem"] = "4096\t16384\t4194304", ["net.ipv4.tcp_max_syn_backlog"] = "1024", ["net.ipv4.tcp_fastopen"] = "1",
+            ["net.ipv4.tcp_tw_reuse"] = "2", ["net.ipv4.tcp_fin_timeout"] = "60", ["net.ipv4.tcp_keepalive_time"] = "7200",
+            ["net.ipv4.tcp_max_tw_buckets"] = "65536", ["net.ipv4.tcp_congestion_control"] = "cubic", ["net.ipv4.tcp_slow_start_after_idle"] = "1",
+            ["net.ipv4.tcp_notsent_lowat"] = "4294967295", ["net.ipv4.ip_local_port_range"] = "32768\t60999", ["vm.swappiness"] = "60",
+            ["vm.max_map_count"] = "65530", ["vm.min_free_kbytes"] = "67584", ["vm.dirty_ratio"] = "20", ["vm.dirty_background_ratio"] = "10",
+            ["vm.zone_reclaim_mode"] = "0",
+        };
+        Assert.Equal(SysctlAllowList.Keys.Order(StringComparer.Ordinal), defaults.Keys.Order(StringComparer.Ordinal));
+        Assert.All(defaults, kv => Assert.Null(SysctlAllowList.Check(kv.Key, kv.Value)));
     }
 
     // --- rollout ---

@@ -7,7 +7,7 @@ using NetTune.Api.Validation;
 
 namespace NetTune.Agent.Core.Apply;
 
-public enum RunKind { Applied, Failed, DryRun, InvalidSpec, JournalCorrupt, Reverted, RevertFailed }
+public enum RunKind { Applied, Failed, DryRun, InvalidSpec, JournalCorrupt, Reverted, RevertFailed, RolledBack }
 
 /// <summary>What one apply or revert did.</summary>
 public sealed record RunReport(RunKind Kind, HostSnapshot? Host, TuningPlan? Plan, IReadOnlyList<KnobResult> Knobs, string? Message)
@@ -26,6 +26,7 @@ public sealed class TuningEngine
     private readonly IChannelControl _channels;
     private readonly JournalStore _journal;
     private readonly KnobWriter _writer;
+    private readonly HugepagesRaiseOptions _hugepagesRaise = new();
 
     public TuningEngine(IHostFileSystem fs, IChannelControl channels, JournalStore journal, bool planOnly = false)
     {
@@ -47,9 +48,39 @@ public sealed class TuningEngine
     /// <summary>Plans against the host as it is now, without changing anything (also the drift check).</summary>
     public (HostSnapshot Host, TuningPlan Plan) PlanNow(NodeStateSpec spec)
     {
-        var host = Discover();
+        var host = WithNetNamespaceMode(Discover());
         return (host, TuningPlanner.Plan(host, spec));
     }
+
+    /// <summary>
+    /// Net sysctls go to the agent's own network namespace, whatever the host's is: for an agent run on purpose inside
+    /// a namespace (ip netns exec in the kernel tests). Without it, the agent writes net sysctls only when its
+    /// namespace is the host's.
+    /// </summary>
+    public bool TuneOwnNetNamespace { get; init; }
+
+    /// <summary>
+    /// Asked after the NIC knobs of a run changed: does the node still reach the API server? Null: nobody to ask
+    /// (the once command, fixtures), so no check.
+    /// </summary>
+    public IConnectivityCheck? Connectivity { get; init; }
+
+    /// <summary>How long the API server may stay unreachable after NIC changes before they are rolled back.</summary>
+    public TimeSpan ConnectivityBound { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Step size and free-memory floor for raising hugepage pools.</summary>
+    public HugepagesRaiseOptions HugepagesRaise
+    {
+        get => _hugepagesRaise;
+        init
+        {
+            _hugepagesRaise = value;
+            _writer = new KnobWriter(_fs, _channels, value);
+        }
+    }
+
+    private HostSnapshot WithNetNamespaceMode(HostSnapshot host) =>
+        TuneOwnNetNamespace ? host with { NetNamespace = new(true, "net sysctls go to the agent's own network namespace (--net-namespace own)") } : host;
 
     public RunReport Apply(NodeStateSpec spec, Action<HostSnapshot, TuningPlan>? planned = null)
     {
@@ -62,6 +93,7 @@ public sealed class TuningEngine
         {
             return new RunReport(RunKind.JournalCorrupt, null, null, [], e.Message);
         }
+        _writer.ForgetWrites();
         var errors = NetworkTuningValidator.Validate(spec);
         if (errors.Count > 0) return new RunReport(RunKind.InvalidSpec, null, null, [], string.Join("; ", errors));
 
@@ -114,6 +146,7 @@ public sealed class TuningEngine
                 results.Add(r);
             }
         }
+        if (RollBackIfCutOff(results, plan) is { } rolledBack) return rolledBack;
         foreach (var note in plan.Notes)
             results.Add(new KnobResult { Knob = note.Knob, Result = note.Outcome, Message = note.Message });
 
@@ -183,7 +216,48 @@ public sealed class TuningEngine
             return new KnobResult { Knob = e.Knob, Result = queueMustExist ? KnobOutcome.Failed : KnobOutcome.Reverted, Message = $"{e.Path} no longer exists" };
         }
         var r = _writer.Write(e.Knob, e.Kind, e.Path, e.Original, e.Identity);
-        return r.Result == KnobOutcome.Applied ? new KnobResult { Knob = e.Knob, Result = KnobOutcome.Reverted, Value = r.Value } : r;
+        return r.Result == KnobOutcome.Applied ? new KnobResult { Knob = e.Knob, Result = KnobOutcome.Reverted, Value = r.Value, Message = r.Message } : r;
+    }
+
+    /// <summary>
+    /// After a run that changed NIC knobs: when the node cannot reach the API server within the bound, every NIC knob
+    /// this run wrote goes back to its journaled original (channels first, then the queue settings of those NICs, then
+    /// IRQs), and the report says so. The checkpoint-and-rollback of kubernetes-nmstate: a change that cuts the node
+    /// off undoes itself instead of waiting for a human. What was written is taken from the writer, so it holds
+    /// however the phases are ordered.
+    /// </summary>
+    private RunReport? RollBackIfCutOff(List<KnobResult> results, TuningPlan plan)
+    {
+        var written = _writer.Written.Where(p => KnobValues.Phase(KnobWriter.KindOfPath(p)) <= KnobValues.Phase(KnobKind.IrqAffinity)).ToHashSet(StringComparer.Ordinal);
+        if (Connectivity is null || written.Count == 0) return null;
+        var (reachable, detail) = Connectivity.WaitUntilReachable(ConnectivityBound);
+        if (reachable) return null;
+
+        var journal = _journal.Load();
+        // A NIC whose channels changed got new queues: every queue setting journaled for it goes back too.
+        var queuesOf = written.Where(p => p.StartsWith("ethtool:", StringComparison.Ordinal)).Select(p => $"sys/class/net/{p["ethtool:".Length..]}/queues/").ToArray();
+        var undo = journal.Entries.Where(e => written.Contains(e.Path) || (KnobValues.Phase(e.Kind) == 1 && queuesOf.Any(q => e.Path.StartsWith(q, StringComparison.Ordinal))))
+            .OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
+        var done = new List<JournalEntry>();
+        var undone = new List<KnobResult>();
+        foreach (var e in undo)
+        {
+            var r = RestoreEntry(e, queueMustExist: false);
+            undone.Add(r);
+            if (r.Result != KnobOutcome.Failed) done.Add(e);
+        }
+        journal = journal with { Entries = journal.Entries.Except(done).ToArray() };
+        if (journal.Entries.Count > 0) _journal.Save(journal);
+        else _journal.Delete();
+        var (back, afterDetail) = Connectivity.WaitUntilReachable(ConnectivityBound);
+        var undoneKnobs = undone.Select(u => u.Knob).ToHashSet(StringComparer.Ordinal);
+        var report = results.Where(r => !undoneKnobs.Contains(r.Knob)).Concat(undone).ToList();
+        var failed = undone.Count(u => u.Result == KnobOutcome.Failed);
+        return new RunReport(RunKind.RolledBack, Discover(), plan, report,
+            $"the API server was unreachable for {ConnectivityBound.TotalSeconds:0} s after {written.Count} NIC changes ({detail}); " +
+            $"rolled them back from the journal ({done.Count} knobs{(failed > 0 ? $", {failed} could not be restored" : "")}; hugepages and sysctls are kept); " +
+            (back ? "the API server is reachable again" : $"the API server is still unreachable ({afterDetail})") +
+            "; this generation is not applied again until the spec changes");
     }
 
     /// <summary>Knobs an earlier spec changed that this one no longer wants go back to their originals.</summary>

@@ -8,11 +8,15 @@ public static class IrqAffinityPlanner
 {
     public sealed record Result(IReadOnlyList<DesiredKnob> Knobs, IReadOnlyList<PlanNote> Notes, IReadOnlyDictionary<int, int> CpuByRxQueue);
 
-    /// <summary>The CPUs interrupts of <paramref name="nic"/> may use under the policy: online, not reserved, not isolated.</summary>
-    public static IReadOnlyList<int> AllowedCpus(HostSnapshot host, Nic nic, IrqAffinityPolicy policy, IReadOnlyList<int> reserved)
+    /// <summary>
+    /// The CPUs interrupts of <paramref name="nic"/> may use under the policy: housekeeping CPUs (the NIC's node's under
+    /// NumaLocalSpread, any node's when its node has none), not reserved.
+    /// </summary>
+    public static IReadOnlyList<int> AllowedCpus(HostSnapshot host, Nic nic, IrqAffinityPolicy policy, IReadOnlyList<int> reserved, IReadOnlyList<int>? housekeeping = null)
     {
-        var baseCpus = policy == IrqAffinityPolicy.Spread ? host.OnlineCpus : NodeCpus(host, nic);
-        return baseCpus.Intersect(host.OnlineCpus).Except(reserved).Except(host.IsolatedCpus).Order().ToArray();
+        housekeeping ??= HousekeepingCpus.Of(host, null);
+        var cpus = policy == IrqAffinityPolicy.Spread ? housekeeping : HousekeepingCpus.Within(housekeeping, NodeCpus(host, nic));
+        return cpus.Except(reserved).Order().ToArray();
     }
 
     /// <summary>The CPUs of the NIC's NUMA node; an unknown node (-1) counts as node 0.</summary>
@@ -22,19 +26,19 @@ public static class IrqAffinityPlanner
         return node?.Cpus.Count > 0 ? node.Cpus : host.OnlineCpus;
     }
 
-    public static Result Plan(HostSnapshot host, Nic nic, IrqAffinitySpec spec, int rxQueues, int txQueues)
+    public static Result Plan(HostSnapshot host, Nic nic, IrqAffinitySpec spec, int rxQueues, int txQueues, IReadOnlyList<int>? housekeeping = null)
     {
         var knobs = new List<DesiredKnob>();
         var notes = new List<PlanNote>();
         var cpuByQueue = new Dictionary<int, int>();
         var reserved = CpuList.TryParse(spec.ReservedCpus, out var r) ? r : [];
-        var allowed = AllowedCpus(host, nic, spec.Policy, reserved);
+        var allowed = AllowedCpus(host, nic, spec.Policy, reserved, housekeeping);
         var irqs = nic.Irqs.Where(i => i.Queue < (i.Role == IrqRole.Tx ? txQueues : rxQueues)).OrderBy(i => i.Queue).ThenBy(i => i.Role).ToArray();
         if (irqs.Length == 0) return new(knobs, notes, cpuByQueue);
         if (allowed.Count == 0)
         {
             notes.Add(new PlanNote($"nic/{nic.Name}/irqs", KnobOutcome.Failed,
-                $"no CPU left for {nic.Name}'s interrupts under {spec.Policy} after removing reserved ({spec.ReservedCpus}) and isolated CPUs"));
+                $"no CPU left for {nic.Name}'s interrupts under {spec.Policy} after removing reserved ({spec.ReservedCpus}), isolated, nohz_full and the kubelet's exclusive CPUs"));
             return new(knobs, notes, cpuByQueue);
         }
         foreach (var irq in irqs)

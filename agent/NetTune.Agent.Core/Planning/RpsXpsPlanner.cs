@@ -11,11 +11,12 @@ namespace NetTune.Agent.Core.Planning;
 public static class RpsXpsPlanner
 {
     public static (IReadOnlyList<DesiredKnob> Knobs, IReadOnlyList<PlanNote> Notes) Plan(
-        HostSnapshot host, Nic nic, RpsSpec? rps, XpsSpec? xps, int rxQueues, int txQueues, IReadOnlyDictionary<int, int> irqCpuByRxQueue)
+        HostSnapshot host, Nic nic, RpsSpec? rps, XpsSpec? xps, int rxQueues, int txQueues, IReadOnlyDictionary<int, int> irqCpuByRxQueue,
+        IReadOnlyList<int>? housekeeping = null)
     {
         var knobs = new List<DesiredKnob>();
         var notes = new List<PlanNote>();
-        var local = LocalCpus(host, nic);
+        var local = LocalCpus(host, nic, housekeeping ?? HousekeepingCpus.Of(host, null));
         var dir = $"sys/class/net/{nic.Name}/queues";
 
         if (rps?.Enabled == true)
@@ -51,12 +52,14 @@ public static class RpsXpsPlanner
         return (knobs, notes);
     }
 
-    /// <summary>The NIC's local CPUs: local_cpulist when the platform knows the NUMA node, else the node's (node 0 for -1).</summary>
-    public static IReadOnlyList<int> LocalCpus(HostSnapshot host, Nic nic)
+    /// <summary>
+    /// The NIC's local housekeeping CPUs: local_cpulist when the platform knows the NUMA node, else the node's (node 0
+    /// for -1), within the housekeeping set (the whole set when the NIC's node has no housekeeping CPU).
+    /// </summary>
+    public static IReadOnlyList<int> LocalCpus(HostSnapshot host, Nic nic, IReadOnlyList<int> housekeeping)
     {
         var cpus = nic.NumaNode >= 0 && nic.LocalCpus is { Count: > 0 } l ? l : IrqAffinityPlanner.NodeCpus(host, nic);
-        var online = cpus.Intersect(host.OnlineCpus).ToArray();
-        return online.Length > 0 ? online : host.OnlineCpus;
+        return housekeeping.Count > 0 ? HousekeepingCpus.Within(housekeeping, cpus) : host.OnlineCpus;
     }
 
     private static RxQueue? Rx(Nic nic, int q) => nic.RxQueues.FirstOrDefault(r => r.Index == q);

@@ -12,21 +12,24 @@ public static class TuningPlanner
         var notes = new List<PlanNote>();
         if (spec.Nic is { } nicSpec)
         {
+            var housekeeping = HousekeepingCpus.Of(host, nicSpec);
             foreach (var nic in host.Nics.Where(n => InterfaceMatcher.Matches(nicSpec.Interfaces, n.Name, n.Driver)))
             {
-                var channels = ChannelPlanner.Plan(nic, nicSpec.Channels, RpsXpsPlanner.LocalCpus(host, nic).Count);
+                var channels = ManagementInterfaceGuard.Channels(host, nic, nicSpec.Channels,
+                    ChannelPlanner.Plan(nic, nicSpec.Channels, HousekeepingCpus.Cores(host, ServingCpus(host, nic, nicSpec, housekeeping))));
                 if (channels.Knob is not null) desired.Add(channels.Knob);
                 if (channels.Note is not null) notes.Add(channels.Note);
 
                 IReadOnlyDictionary<int, int> irqCpus = new Dictionary<int, int>();
                 if (nicSpec.IrqAffinity is { Policy: not IrqAffinityPolicy.Unmanaged } irqSpec)
                 {
-                    var irq = IrqAffinityPlanner.Plan(host, nic, irqSpec, channels.RxQueues, channels.TxQueues);
+                    var irq = ManagementInterfaceGuard.Irqs(host, nic,
+                        IrqAffinityPlanner.Plan(host, nic, irqSpec, channels.RxQueues, channels.TxQueues, housekeeping));
                     desired.AddRange(irq.Knobs);
                     notes.AddRange(irq.Notes);
                     irqCpus = irq.CpuByRxQueue;
                 }
-                var queues = RpsXpsPlanner.Plan(host, nic, nicSpec.Rps, nicSpec.Xps, channels.RxQueues, channels.TxQueues, irqCpus);
+                var queues = RpsXpsPlanner.Plan(host, nic, nicSpec.Rps, nicSpec.Xps, channels.RxQueues, channels.TxQueues, irqCpus, housekeeping);
                 desired.AddRange(queues.Knobs);
                 notes.AddRange(queues.Notes);
             }
@@ -42,4 +45,10 @@ public static class TuningPlanner
         var unique = desired.GroupBy(d => d.Knob, StringComparer.Ordinal).Select(g => g.First()).OrderBy(d => d.Phase).ToArray();
         return new TuningPlan(unique, notes);
     }
+
+    /// <summary>The CPUs that will handle a NIC's queues: its interrupts' CPUs when the spec places them, else its local housekeeping CPUs.</summary>
+    public static IReadOnlyList<int> ServingCpus(HostSnapshot host, Nic nic, NicSpec spec, IReadOnlyList<int> housekeeping) =>
+        spec.IrqAffinity is { Policy: not IrqAffinityPolicy.Unmanaged } irq
+            ? IrqAffinityPlanner.AllowedCpus(host, nic, irq.Policy, CpuList.TryParse(irq.ReservedCpus, out var r) ? r : [], housekeeping)
+            : RpsXpsPlanner.LocalCpus(host, nic, housekeeping);
 }

@@ -102,11 +102,40 @@ public static class StatusBuilder
                 SetCondition(conditions, ConditionTypes.Applied, F, ConditionReasons.Reverted, "", generation, now);
                 SetCondition(conditions, ConditionTypes.Degraded, F, ConditionReasons.AsExpected, "", generation, now);
                 break;
+            case RunKind.RolledBack:
+                SetCondition(conditions, ConditionTypes.Applied, F, ConditionReasons.RolledBack, report.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Degraded, T, ConditionReasons.RolledBack, report.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Reverted, F, ConditionReasons.RolledBack, "", generation, now);
+                break;
             case RunKind.RevertFailed:
                 SetCondition(conditions, ConditionTypes.Reverted, F, ConditionReasons.RevertFailed, report.Message, generation, now);
                 SetCondition(conditions, ConditionTypes.Applied, F, ConditionReasons.RevertFailed, "", generation, now);
                 SetCondition(conditions, ConditionTypes.Degraded, T, ConditionReasons.RevertFailed, report.Message, generation, now);
                 break;
+        }
+    }
+
+    /// <summary>
+    /// After an apply that left hugepages in the kernel: Applied only once the node's capacity shows them, with
+    /// KubeletRestartRequired saying what is missing. Returns whether the kubelet sees them (or cannot be asked).
+    /// </summary>
+    public static bool KubeletConditions(List<V1Condition> conditions, KubeletHugepagesCheck check, long generation, DateTime now)
+    {
+        const string T = ConditionStatus.True, F = ConditionStatus.False;
+        switch (check.State)
+        {
+            case KubeletHugepagesState.Visible:
+                SetCondition(conditions, ConditionTypes.KubeletRestartRequired, F, ConditionReasons.KubeletSeesHugepages, check.Message, generation, now);
+                return true;
+            case KubeletHugepagesState.Unknown:
+                SetCondition(conditions, ConditionTypes.KubeletRestartRequired, ConditionStatus.Unknown, ConditionReasons.NodeUnreadable, check.Message, generation, now);
+                return true;
+            default:
+                var reason = check.State == KubeletHugepagesState.RestartFailed ? ConditionReasons.KubeletRestartFailed : ConditionReasons.KubeletRestartRequired;
+                SetCondition(conditions, ConditionTypes.KubeletRestartRequired, T, reason, check.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Applied, F, reason, "the kernel holds the hugepages, but pods cannot get them yet: " + check.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Degraded, F, ConditionReasons.AsExpected, "", generation, now);
+                return false;
         }
     }
 

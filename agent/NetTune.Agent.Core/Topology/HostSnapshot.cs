@@ -20,6 +20,19 @@ public sealed record HostSnapshot
     public required IReadOnlyDictionary<string, string> Sysctls { get; init; }
 
     public NumaNode? Node(int id) => NumaNodes.FirstOrDefault(n => n.Id == id);
+
+    /// <summary>nohz_full CPUs (no tick, no housekeeping).</summary>
+    public IReadOnlyList<int> NohzFullCpus { get; init; } = [];
+    /// <summary>CPUs the kubelet's static CPU manager assigned to containers exclusively.</summary>
+    public IReadOnlyList<int> KubeletExclusiveCpus { get; init; } = [];
+    /// <summary>Interfaces carrying the node's own traffic (default route and the devices below it), with the reason.</summary>
+    public IReadOnlyDictionary<string, string> ManagementInterfaces { get; init; } = new Dictionary<string, string>();
+    /// <summary>Whether net sysctls written by the agent land in the host's network namespace.</summary>
+    public NetNamespaceInfo NetNamespace { get; init; } = NetNamespaceInfo.Unknown;
+    /// <summary>net.ipv4.tcp_available_congestion_control, or null when the kernel does not say.</summary>
+    public IReadOnlyList<string>? AvailableCongestionControl { get; init; }
+
+    public long MemoryBytes => NumaNodes.Sum(n => n.MemoryBytes);
 }
 
 public sealed record CpuInfo(int Id, int Package, int Core, string ThreadSiblings);
@@ -27,7 +40,15 @@ public sealed record CpuInfo(int Id, int Package, int Core, string ThreadSibling
 public sealed record NumaNode(int Id, IReadOnlyList<int> Cpus, long MemoryBytes, IReadOnlyList<int> Distances, IReadOnlyList<HugepagePool> Hugepages);
 
 /// <summary>Hugepages of one size on one node; <see cref="Path"/> is its nr_hugepages file.</summary>
-public sealed record HugepagePool(string Size, long SizeKb, long Total, long Free, string Path);
+/// <remarks>
+/// <see cref="Surplus"/> pages are above the persistent pool: pages a process still held when the pool was lowered
+/// (the kernel frees them when they are released) or overcommitted ones. nr_hugepages counts them;
+/// <see cref="Persistent"/> is what an administrator (or the agent) set.
+/// </remarks>
+public sealed record HugepagePool(string Size, long SizeKb, long Total, long Free, string Path, long Surplus = 0)
+{
+    public long Persistent => Total - Surplus;
+}
 
 public sealed record Nic
 {

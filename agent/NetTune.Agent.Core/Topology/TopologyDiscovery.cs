@@ -14,8 +14,14 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
         var cpuIds = CpuMask.GroupWidthFromPossible(Value("sys/devices/system/cpu/possible"));
         if (online.Count > 0 && online[^1] + 1 > cpuIds) cpuIds = online[^1] + 1;
         var interrupts = ReadInterrupts();
+        var facts = new HostFactsDiscovery(fs);
         return new HostSnapshot
         {
+            NohzFullCpus = facts.NohzFullCpus(),
+            KubeletExclusiveCpus = facts.KubeletExclusiveCpus(),
+            ManagementInterfaces = facts.ManagementInterfaces(),
+            NetNamespace = facts.NetNamespace(),
+            AvailableCongestionControl = facts.AvailableCongestionControl(),
             NumaNodes = DiscoverNodes(online),
             OnlineCpus = online,
             IsolatedCpus = ParseCpuList(Value("sys/devices/system/cpu/isolated")),
@@ -72,7 +78,8 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
             if (!m.Success) continue;
             var kb = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
             var path = $"{dir}/{entry}/nr_hugepages";
-            pools.Add(new HugepagePool(HugepageSize(kb), kb, ParseLong(Value(path)), ParseLong(Value($"{dir}/{entry}/free_hugepages")), path));
+            pools.Add(new HugepagePool(HugepageSize(kb), kb, ParseLong(Value(path)), ParseLong(Value($"{dir}/{entry}/free_hugepages")), path,
+                ParseLong(Value($"{dir}/{entry}/surplus_hugepages"))));
         }
         return pools.OrderBy(p => p.SizeKb).ToArray();
     }

@@ -12,6 +12,8 @@ public static class ConditionTypes
     // NetworkTuningNodeState
     public const string Applied = "Applied";
     public const string Reverted = "Reverted";
+    /// <summary>True while the kernel holds hugepages the node's capacity does not show: the kubelet reads them only at start.</summary>
+    public const string KubeletRestartRequired = "KubeletRestartRequired";
 }
 
 public static class ConditionReasons
@@ -32,6 +34,12 @@ public static class ConditionReasons
     public const string RevertFailed = "RevertFailed";
     public const string JournalCorrupt = "JournalCorrupt";
     public const string AsExpected = "AsExpected";
+    /// <summary>NIC changes cut the node off from the API server and were undone from the journal.</summary>
+    public const string RolledBack = "RolledBack";
+    public const string KubeletRestartRequired = "KubeletRestartRequired";
+    public const string KubeletRestartFailed = "KubeletRestartFailed";
+    public const string KubeletSeesHugepages = "KubeletSeesHugepages";
+    public const string NodeUnreadable = "NodeUnreadable";
 }
 
 public static class ConditionStatus

@@ -91,6 +91,11 @@ public sealed class NicSpec
 
     [Description("Transmit Packet Steering.")]
     public XpsSpec? Xps { get; set; }
+
+    [Pattern(CpuList.Pattern)]
+    [Length(0, 4096)]
+    [Description("The node's housekeeping CPUs as a cpulist (such as the kubelet's reservedSystemCPUs): the only CPUs queue interrupts, RPS and XPS use, and the ones matchLocalCpus counts. Default: every online CPU. Isolated (isolcpus) and nohz_full CPUs, and CPUs the kubelet's static CPU manager gave a container exclusively, are always left out.")]
+    public string? HousekeepingCpus { get; set; }
 }
 
 [Description("Interfaces matched by name glob or by driver.")]
@@ -126,8 +131,12 @@ public sealed class ChannelsSpec
     [Description("Transmit-only channels.")]
     public int? Tx { get; set; }
 
-    [Description("Set as many channels as the NIC's NUMA node has CPUs, capped at the device maximum.")]
+    [Description("Set as many channels as there are physical cores (SMT siblings counted once) among the housekeeping CPUs that serve the NIC (its NUMA node's, less reserved CPUs), capped at the device maximum.")]
     public bool? MatchLocalCpus { get; set; }
+
+    [Default(false)]
+    [Description("Also change the channels of the management interface: the one carrying the node's default route and the devices below it (bond slaves, a VLAN's parent). A channel change resets the link on most drivers, so it is left alone unless this is true; even then fewer than two channels is refused there. IRQ affinity, RPS and XPS apply to it either way.")]
+    public bool AllowManagementInterface { get; set; }
 }
 
 [JsonConverter(typeof(JsonStringEnumConverter<IrqAffinityPolicy>))]
@@ -186,6 +195,11 @@ public sealed class HugepagesSpec
     [Range(0, 1048576)]
     [Description("Pages to reserve on every NUMA node that has memory, unless overridden below.")]
     public int PagesPerNumaNode { get; set; }
+
+    [Range(1, 90)]
+    [Default(50)]
+    [Description("The most of a NUMA node's memory that hugepages of every size together may take on that node, in percent: a larger request is refused on that node with the numbers, since the rest of the node (the kubelet among it) needs the remainder. The smallest value of the entries applies.")]
+    public int MaxNodeMemoryPercent { get; set; } = 50;
 
     [Items(0, 64)]
     [CelRule("hugepages-override-unique", "self.all(x, self.exists_one(y, y.numaNode == x.numaNode))", "each NUMA node may be overridden once")]

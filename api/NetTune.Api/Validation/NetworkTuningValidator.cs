@@ -70,6 +70,8 @@ public static partial class NetworkTuningValidator
             CheckRange(ch.Tx, 1, 4096, cpath + ".tx", errors);
         }
 
+        if (nic.HousekeepingCpus is { } housekeeping && !CpuList.TryParse(housekeeping, out _))
+            errors.Add(new(null, path + ".housekeepingCpus", $"'{housekeeping}' is not a cpulist such as 0-1,8"));
         if (nic.IrqAffinity?.ReservedCpus is { } reserved && !CpuList.TryParse(reserved, out _))
             errors.Add(new(null, path + ".irqAffinity.reservedCpus", $"'{reserved}' is not a cpulist such as 0-1,8"));
         if (nic.Rps?.FlowEntries is { } flows)
@@ -88,6 +90,7 @@ public static partial class NetworkTuningValidator
             if (p.Size is not ("2Mi" or "1Gi"))
                 errors.Add(new(null, ipath + ".size", $"size '{p.Size}' must be 2Mi or 1Gi"));
             CheckRange(p.PagesPerNumaNode, 0, 1048576, ipath + ".pagesPerNumaNode", errors);
+            CheckRange(p.MaxNodeMemoryPercent, 1, 90, ipath + ".maxNodeMemoryPercent", errors);
             if (p.PerNumaNode is { } overrides)
             {
                 if (overrides.GroupBy(o => o.NumaNode).Any(g => g.Count() > 1))
@@ -112,6 +115,8 @@ public static partial class NetworkTuningValidator
             // A newline would let one value write several settings through procfs.
             if (string.IsNullOrWhiteSpace(value) || value.Contains('\n') || value.Contains('\0') || value.Length > 256)
                 errors.Add(new(null, $"{path}[{key}]", "value must be one non-empty line of at most 256 characters"));
+            else if (SysctlAllowList.IsAllowed(key) && SysctlAllowList.Check(key, value) is { } reason)
+                errors.Add(new(null, $"{path}[{key}]", $"{key}: {reason}"));
         }
     }
 

@@ -8,7 +8,7 @@ namespace NetTune.Operator.Core.Merge;
 /// apply to, because a channel count means nothing without the interfaces it is for.
 /// </summary>
 /// <param name="Id">nic.interfaces, nic.channels, nic.irqAffinity, nic.rps, nic.xps, hugepages/2Mi, sysctl/net.core.somaxconn...</param>
-/// <param name="Value">The setting: a ChannelsSpec, IrqAffinitySpec, RpsSpec, XpsSpec, InterfaceSelector, HugepagesSpec or the sysctl string.</param>
+/// <param name="Value">The setting: a ChannelsSpec, IrqAffinitySpec, RpsSpec, XpsSpec, InterfaceSelector, HugepagesSpec, or the housekeeping cpulist or sysctl string.</param>
 /// <param name="Canonical">The value as canonical JSON, to compare values.</param>
 public sealed record Knob(string Id, object Value, string Canonical)
 {
@@ -17,6 +17,7 @@ public sealed record Knob(string Id, object Value, string Canonical)
     public const string NicIrqAffinity = "nic.irqAffinity";
     public const string NicRps = "nic.rps";
     public const string NicXps = "nic.xps";
+    public const string NicHousekeepingCpus = "nic.housekeepingCpus";
     public const string HugepagesPrefix = "hugepages/";
     public const string SysctlPrefix = "sysctl/";
 
@@ -45,6 +46,7 @@ public static class KnobSet
             Add(Knob.NicIrqAffinity, nic.IrqAffinity);
             Add(Knob.NicRps, nic.Rps);
             Add(Knob.NicXps, nic.Xps);
+            Add(Knob.NicHousekeepingCpus, nic.HousekeepingCpus);
             // Interfaces alone tune nothing; they only count as a knob next to a setting.
             if (knobs.Count > 0) knobs[Knob.NicInterfaces] = Knob.Of(Knob.NicInterfaces, interfaces);
         }
@@ -72,6 +74,7 @@ public static class KnobSet
                 IrqAffinity = list.FirstOrDefault(k => k.Id == Knob.NicIrqAffinity)?.Value as IrqAffinitySpec,
                 Rps = list.FirstOrDefault(k => k.Id == Knob.NicRps)?.Value as RpsSpec,
                 Xps = list.FirstOrDefault(k => k.Id == Knob.NicXps)?.Value as XpsSpec,
+                HousekeepingCpus = list.FirstOrDefault(k => k.Id == Knob.NicHousekeepingCpus)?.Value as string,
             };
         }
         var pages = list.Where(k => k.Id.StartsWith(Knob.HugepagesPrefix, StringComparison.Ordinal))

@@ -38,6 +38,8 @@ public sealed class EndToEndTests(ClusterFixture fx, ITestOutputHelper output)
                      Path.Combine(AppContext.BaseDirectory, "NetTune.Agent.dll"), "--node-name", node, "--host-root", root,
                      "--channel-backend", "Fixture", "--journal-dir", Path.Combine(dir, "journal"), "--kubeconfig", kubeconfig,
                      "--metrics-port", "0", "--drift-interval", "5s",
+                     // These nodes have no kubelet: a stand-in publishes the hugepages as a restarted kubelet would.
+                     "--kubelet-restart-command", FixtureHosts.WriteKubeletRestartScript(root, kubeconfig, node),
                  })
             start.ArgumentList.Add(a);
         var process = Process.Start(start)!;

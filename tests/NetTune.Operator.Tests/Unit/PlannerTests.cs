@@ -52,8 +52,8 @@ public sealed class PlannerTests
     [Fact]
     public void APausedRolloutNamesTheFailedNode()
     {
-        var t = Tuning("t", selector: Labels(("tune", "yes")), sysctls: Somaxconn("1"));
-        var plan = TuningPlanner.Plan(t, Snapshot([t], [State("n1", 1, Having("t", 1, Somaxconn("1")), "Failed", "write failed: EINVAL")]), Settings, Now);
+        var t = Tuning("t", selector: Labels(("tune", "yes")), sysctls: Somaxconn("1024"));
+        var plan = TuningPlanner.Plan(t, Snapshot([t], [State("n1", 1, Having("t", 1, Somaxconn("1024")), "Failed", "write failed: EINVAL")]), Settings, Now);
         Assert.Empty(plan.NodeStateWrites);
         var degraded = plan.Status!.Conditions!.Single(c => c.Type == "Degraded");
         Assert.Equal(("True", "RolloutPaused"), (degraded.Status, degraded.Reason));
@@ -65,8 +65,8 @@ public sealed class PlannerTests
     [Fact]
     public void ANodeThatLeavesTheSelectorIsReverted()
     {
-        var t = Tuning("t", selector: Labels(("tune", "yes")), sysctls: Somaxconn("1"));
-        var plan = TuningPlanner.Plan(t, Snapshot([t], [State("n3", 1, Having("t", 1, Somaxconn("1")), "Applied")]), Settings, Now);
+        var t = Tuning("t", selector: Labels(("tune", "yes")), sysctls: Somaxconn("1024"));
+        var plan = TuningPlanner.Plan(t, Snapshot([t], [State("n3", 1, Having("t", 1, Somaxconn("1024")), "Applied")]), Settings, Now);
         var write = plan.NodeStateWrites.Single(w => w.Node == "n3");
         Assert.True(write.Spec.Revert);
         Assert.Null(write.Spec.Sources);
@@ -75,8 +75,8 @@ public sealed class PlannerTests
     [Fact]
     public void EqualPrioritiesReportAConflictNamingTheOther()
     {
-        var a = Tuning("a", sysctls: Somaxconn("1"));
-        var b = Tuning("b", sysctls: Somaxconn("2"));
+        var a = Tuning("a", sysctls: Somaxconn("1024"));
+        var b = Tuning("b", sysctls: Somaxconn("2048"));
         var planA = TuningPlanner.Plan(a, Snapshot([a, b]), Settings, Now);
         var conflict = planA.Status!.Conditions!.Single(c => c.Type == "Conflict");
         Assert.Equal(("True", "KnobConflict"), (conflict.Status, conflict.Reason));
@@ -99,7 +99,7 @@ public sealed class PlannerTests
 
     private static NetworkTuning Deleting(string name, DateTime since)
     {
-        var t = Tuning(name, sysctls: Somaxconn("1"));
+        var t = Tuning(name, sysctls: Somaxconn("1024"));
         t.Metadata.DeletionTimestamp = since;
         return t;
     }
@@ -109,7 +109,7 @@ public sealed class PlannerTests
     {
         var t = Deleting("t", Now.AddSeconds(-5));
         var pod = new V1Pod { Metadata = new V1ObjectMeta { Name = "t-dp-n1-numa0" }, Spec = new V1PodSpec { NodeName = "n1" } };
-        var state = State("n1", 1, Having("t", 1, Somaxconn("1")), "Applied");
+        var state = State("n1", 1, Having("t", 1, Somaxconn("1024")), "Applied");
 
         var withPod = TuningPlanner.Plan(t, Snapshot([t], [state], [pod]), Settings, Now);
         Assert.Equal([pod], withPod.PodDeletes);
@@ -151,7 +151,7 @@ public sealed class PlannerTests
     public void ANodeThatIsGoneNeedsNoRevert()
     {
         var t = Deleting("t", Now);
-        var orphan = State("gone", 1, Having("t", 1, Somaxconn("1")), "Applied");
+        var orphan = State("gone", 1, Having("t", 1, Somaxconn("1024")), "Applied");
         var plan = TuningPlanner.Plan(t, Snapshot([t], [orphan]), Settings, Now);
         Assert.Equal(["gone"], plan.NodeStateDeletes);
         Assert.True(plan.RemoveFinalizer);

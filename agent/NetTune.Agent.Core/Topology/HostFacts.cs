@@ -1,0 +1,159 @@
+using System.Globalization;
+using NetTune.Agent.Core.Host;
+using NetTune.Api.V1Alpha1;
+
+namespace NetTune.Agent.Core.Topology;
+
+/// <summary>Whether the agent's network namespace is the host's, and how that was told.</summary>
+public sealed record NetNamespaceInfo(bool? SameAsHost, string Detail)
+{
+    public static readonly NetNamespaceInfo Unknown = new(null, "the network namespaces were not compared");
+}
+
+/// <summary>
+/// The facts about a host that guard the tuning rather than feed it: which interfaces carry the node's own traffic,
+/// whether net sysctls would land in the host's namespace, which CPUs are kept free of housekeeping, and what the
+/// kernel offers for enumerated sysctls. Read from procfs and sysfs under the host root.
+/// </summary>
+public sealed class HostFactsDiscovery(IHostFileSystem fs)
+{
+    public const string AvailableCongestionControlPath = "proc/sys/net/ipv4/tcp_available_congestion_control";
+
+    /// <summary>
+    /// Interfaces that carry a default route (IPv4 or IPv6), plus every device below them (bond slaves, a VLAN's
+    /// parent), each with the reason. proc/net is the reading process's namespace: the agent's, checked to be the host's.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ManagementInterfaces()
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var ifName in DefaultRouteInterfaces())
+        {
+            if (result.ContainsKey(ifName)) continue;
+            result[ifName] = $"{ifName} carries the node's default route";
+            AddLowerDevices(ifName, ifName, result, depth: 0);
+        }
+        return result;
+    }
+
+    private IEnumerable<string> DefaultRouteInterfaces()
+    {
+        // Iface Destination Gateway Flags RefCnt Use Metric Mask ...: hex fields; a default route has destination and mask 0.
+        foreach (var line in Lines("proc/net/route").Skip(1))
+        {
+            var f = line.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length >= 8 && f[1] == "00000000" && f[7] == "00000000" && int.TryParse(f[3], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var flags) && (flags & 1) != 0)
+                yield return f[0];
+        }
+        // dest prefixlen src srcprefixlen nexthop metric refcnt use flags iface; the kernel lists ::/0 unreachable on lo.
+        foreach (var line in Lines("proc/net/ipv6_route"))
+        {
+            var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length >= 10 && f[0].All(c => c == '0') && f[1] == "00" && f[9] != "lo"
+                && int.TryParse(f[8], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var flags) && (flags & 0x200) == 0)
+                yield return f[9];
+        }
+    }
+
+    private void AddLowerDevices(string ifName, string top, Dictionary<string, string> result, int depth)
+    {
+        if (depth > 8) return;
+        // Stacked devices link their lower devices as lower_NAME (bond slaves, a VLAN's parent, macvlan); bonding also lists its slaves.
+        var lower = fs.List($"sys/class/net/{ifName}").Where(e => e.StartsWith("lower_", StringComparison.Ordinal)).Select(e => e["lower_".Length..]).ToList();
+        var slaves = fs.Read($"sys/class/net/{ifName}/bonding/slaves");
+        if (slaves.Ok) lower.AddRange(slaves.Text!.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries));
+        foreach (var dev in lower.Distinct())
+        {
+            if (result.ContainsKey(dev)) continue;
+            result[dev] = $"{dev} is below {ifName}" + (ifName == top ? "" : $" (below {top})") + $", which carries the node's default route";
+            AddLowerDevices(dev, top, result, depth + 1);
+        }
+    }
+
+    /// <summary>
+    /// Compares the agent's network namespace with that of the host's init process: proc/self/ns/net with
+    /// proc/1/ns/net. Where pid 1's link cannot be read (a sandbox that withholds a capability pid 1 has), the two
+    /// namespaces' interfaces and routes are compared instead: proc/PID/net is readable and shows that PID's namespace.
+    /// </summary>
+    public NetNamespaceInfo NetNamespace()
+    {
+        var self = ReadLink("proc/self/ns/net");
+        var init = ReadLink("proc/1/ns/net");
+        if (self is not null && init is not null)
+            return self == init
+                ? new(true, $"the agent's network namespace {self} is the host's")
+                : new(false, $"the agent's network namespace {self} is not the host's {init}");
+        var selfView = NetworkView("proc/self/net");
+        var initView = NetworkView("proc/1/net");
+        if (selfView is null || initView is null)
+            return new(null, "cannot tell whether the agent's network namespace is the host's: neither proc/1/ns/net nor proc/1/net can be read");
+        return selfView == initView
+            ? new(true, "the agent sees the same interfaces and routes as the host's init process (proc/1/ns/net unreadable)")
+            : new(false, "the agent sees other interfaces or routes than the host's init process: it runs in another network namespace");
+    }
+
+    private string? NetworkView(string dir)
+    {
+        var dev = fs.Read($"{dir}/dev");
+        var route = fs.Read($"{dir}/route");
+        if (!dev.Ok || !route.Ok) return null;
+        // Interface names only: the counters move between the two reads.
+        var names = dev.Text!.Split('\n').Skip(2).Select(l => l.Split(':')[0].Trim()).Where(n => n.Length > 0).Order(StringComparer.Ordinal);
+        var inet6 = fs.Read($"{dir}/if_inet6");
+        return string.Join(",", names) + "\n" + route.Text + "\n" + (inet6.Ok ? inet6.Text : "");
+    }
+
+    private string? ReadLink(string path)
+    {
+        try
+        {
+            return new FileInfo(Path.Join(fs.Root, path)).LinkTarget;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>nohz_full CPUs: the kernel keeps the tick (and with it housekeeping) off them.</summary>
+    public IReadOnlyList<int> NohzFullCpus() => CpuList.TryParse(Value("sys/devices/system/cpu/nohz_full")?.Trim() is { Length: > 0 } t && t != "(null)" ? t : "", out var c) ? c : [];
+
+    /// <summary>
+    /// CPUs the kubelet's static CPU manager gave containers exclusively (var/lib/kubelet/cpu_manager_state, when the
+    /// agent can see it): interrupts and packet steering there would land on a Guaranteed pod's dedicated core.
+    /// </summary>
+    public IReadOnlyList<int> KubeletExclusiveCpus()
+    {
+        var text = Value("var/lib/kubelet/cpu_manager_state");
+        if (text is null) return [];
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(text);
+            if (!doc.RootElement.TryGetProperty("entries", out var entries) || entries.ValueKind != System.Text.Json.JsonValueKind.Object) return [];
+            var cpus = new SortedSet<int>();
+            foreach (var pod in entries.EnumerateObject())
+                foreach (var container in pod.Value.EnumerateObject())
+                    if (container.Value.ValueKind == System.Text.Json.JsonValueKind.String && CpuList.TryParse(container.Value.GetString(), out var set))
+                        cpus.UnionWith(set);
+            return cpus.ToArray();
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return [];
+        }
+    }
+
+    public IReadOnlyList<string>? AvailableCongestionControl() =>
+        Value(AvailableCongestionControlPath)?.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+
+    private string? Value(string path)
+    {
+        var r = fs.Read(path);
+        return r.Ok ? TopologyDiscovery.StripNewline(r.Text!) : null;
+    }
+
+    private IEnumerable<string> Lines(string path)
+    {
+        var r = fs.Read(path);
+        return r.Ok ? r.Text!.Split('\n', StringSplitOptions.RemoveEmptyEntries) : [];
+    }
+}
