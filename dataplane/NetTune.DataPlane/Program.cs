@@ -52,6 +52,9 @@ namespace NetTune.DataPlane
             // With --port 0 the first bind picks the port and the rest join it through SO_REUSEPORT.
             // Workers go round robin over the CPUs: one each by default, several per CPU with --workers.
             var workerCpus = Enumerable.Range(0, options.Workers > 0 ? options.Workers : cpus.Count).Select(i => cpus[i % cpus.Count]).ToArray();
+            // Each worker's memory goes to its own CPU's node unless --numa-node names one for all.
+            var workerNodes = NumaTopology.NodesFor(workerCpus, options.NumaNode,
+                options.NumaNode >= 0 ? new Dictionary<int, int>() : NumaTopology.ReadNodeOfCpus(options.SysfsRoot));
             var listeners = new List<int>();
             int port = options.Port;
             foreach (var cpu in workerCpus)
@@ -65,8 +68,8 @@ namespace NetTune.DataPlane
             for (int i = 0; i < workerCpus.Length; i++)
             {
                 workers.Add(engine == IoEngineKind.IoUring
-                    ? new IoUringWorker(i, workerCpus[i], options, listeners[i], rootFd) { Upstreams = upstreams }
-                    : new EpollWorker(i, workerCpus[i], options, listeners[i], rootFd) { Upstreams = upstreams });
+                    ? new IoUringWorker(i, workerCpus[i], options, listeners[i], rootFd) { Upstreams = upstreams, NumaNode = workerNodes[i] }
+                    : new EpollWorker(i, workerCpus[i], options, listeners[i], rootFd) { Upstreams = upstreams, NumaNode = workerNodes[i] });
             }
 
             bool draining = false;
@@ -83,6 +86,7 @@ namespace NetTune.DataPlane
             if (failed != null) throw new StartupException($"worker {failed.Index} failed to start: {failed.Failure!.Message}");
 
             Console.WriteLine($"dataplane listening on {address}:{port} engine={workers[0].EngineName} workers={workers.Count} cpus={string.Join(',', cpus)}"
+                + $" numa={string.Join(',', workerNodes.Distinct())}"
                 + (upstreams != null ? $" mode=proxy upstreams={string.Join(',', upstreams.Select(u => u.EndPoint))}" : " mode=static")
                 + (admin != null ? $" admin={options.AdminAddress}:{admin.Port}" : ""));
             Console.Out.Flush();

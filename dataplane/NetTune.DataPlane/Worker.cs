@@ -16,6 +16,10 @@ internal abstract unsafe class Worker
     public readonly int Index;
     public readonly int Cpu;
     public readonly ServerOptions Options;
+    /// <summary>The NUMA node this worker's memory is bound to (-1: none known, unbound).</summary>
+    public int NumaNode { get; init; } = -1;
+    /// <summary>Whether set_mempolicy(MPOL_BIND) to <see cref="NumaNode"/> took effect.</summary>
+    public bool MemoryBound { get; private set; }
     public readonly WorkerStats Stats = new();
     protected readonly int ListenFd;
     private readonly int _rootFd;
@@ -75,8 +79,11 @@ internal abstract unsafe class Worker
         try
         {
             if (Cpu >= 0) Platform.PinCurrentThread(Cpu);
-            if (Options.NumaNode >= 0 && !Platform.BindMemoryToNode(Options.NumaNode, out int errno))
-                Console.Error.WriteLine($"worker {Index}: set_mempolicy(node {Options.NumaNode}) failed (errno {errno}); memory stays unbound");
+            if (NumaNode >= 0)
+            {
+                MemoryBound = Platform.BindMemoryToNode(NumaNode, out int errno);
+                if (!MemoryBound) Console.Error.WriteLine($"worker {Index}: set_mempolicy(node {NumaNode}) failed (errno {errno}); memory stays unbound");
+            }
             // Everything below is allocated after pinning, so it is first touched on this worker's node.
             if (IsProxy)
             {

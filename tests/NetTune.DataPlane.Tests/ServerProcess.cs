@@ -36,14 +36,20 @@ public sealed partial class ServerProcess : IDisposable
     public static ServerProcess StartProxy(string upstreams, string engine, params string[] extra) =>
         Launch(["--upstream", upstreams], engine, extra);
 
-    private static ServerProcess Launch(string[] mode, string engine, string[] extra)
+    /// <summary>Static mode with the process's CPU affinity set to <paramref name="cpuList"/> (taskset), as a kubelet's CPU manager does.</summary>
+    public static ServerProcess StartWithAffinity(string cpuList, string root, string engine, params string[] extra) =>
+        Launch(["--root", root], engine, extra, cpuList);
+
+    private static ServerProcess Launch(string[] mode, string engine, string[] extra, string? affinity = null)
     {
-        var psi = new ProcessStartInfo(BinaryPath)
+        // taskset execs the server, so the child's pid stays the server's.
+        var psi = new ProcessStartInfo(affinity == null ? BinaryPath : "taskset")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (affinity != null) foreach (var a in new[] { "-c", affinity, BinaryPath }) psi.ArgumentList.Add(a);
         foreach (var a in mode) psi.ArgumentList.Add(a);
         foreach (var a in new[] { "--address", "127.0.0.1", "--port", "0", "--admin-address", "127.0.0.1", "--admin-port", "0", "--io-engine", engine })
             psi.ArgumentList.Add(a);
@@ -103,9 +109,12 @@ public sealed partial class ServerProcess : IDisposable
     private static extern int Kill(int pid, int signal);
 
     /// <summary>Runs the binary to completion (for start-up error tests).</summary>
-    public static (int ExitCode, string Output) RunToExit(params string[] args)
+    public static (int ExitCode, string Output) RunToExit(params string[] args) => RunToExitWithAffinity(null, args);
+
+    public static (int ExitCode, string Output) RunToExitWithAffinity(string? affinity, params string[] args)
     {
-        var psi = new ProcessStartInfo(BinaryPath) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(affinity == null ? BinaryPath : "taskset") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (affinity != null) foreach (var a in new[] { "-c", affinity, BinaryPath }) psi.ArgumentList.Add(a);
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
