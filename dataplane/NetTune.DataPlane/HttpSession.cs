@@ -76,6 +76,11 @@ internal sealed unsafe class HttpSession
     public int StashCount;
 
     public bool CloseAfterFlush;
+    /// <summary>
+    /// The client half-closed (its FIN was read): the requests already received are still answered and every
+    /// queued byte sent, then the connection closes instead of waiting for more input.
+    /// </summary>
+    public bool PeerClosed;
     public SessionNext Waiting;
     public long HeadStartMs, IdleSinceMs, LastProgressMs;
     /// <summary>Stopwatch time of the receive that delivered the oldest unparsed byte in <see cref="Recv"/>; bytes appended later share it.</summary>
@@ -120,7 +125,7 @@ internal sealed unsafe class HttpSession
         CanZeroCopySend = false;
         StreamFile = null;
         StreamRemaining = StreamOffset = PipeBytes = 0;
-        CloseAfterFlush = Closing = RecvArmed = false;
+        CloseAfterFlush = Closing = RecvArmed = PeerClosed = false;
         StashCount = 0;
         InFlight = 0;
         _unsentResponses = 0;
@@ -189,8 +194,17 @@ internal sealed unsafe class HttpSession
         RecvLength += count;
     }
 
-    /// <summary>Decides the next step after a receive or a completed send; parses and queues responses.</summary>
-    public SessionNext Next(Worker worker)
+    /// <summary>
+    /// Decides the next step after a receive or a completed send; parses and queues responses. After the client's
+    /// FIN, a wish to receive more becomes a close once no received byte is held elsewhere (<paramref name="inputHeld"/>).
+    /// </summary>
+    public SessionNext Next(Worker worker, bool inputHeld = false)
+    {
+        var next = NextStep(worker);
+        return next == SessionNext.Recv && PeerClosed && !inputHeld ? SessionNext.Close : next;
+    }
+
+    private SessionNext NextStep(Worker worker)
     {
         if (HasOutput) return SessionNext.Send;
         if (StreamFile != null)

@@ -159,8 +159,10 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         switch (op)
         {
             case Op.Recv:
-                if (cqe.Res <= 0) { BeginClose(s); return; }
-                s.OnReceived(cqe.Res, NowMs);
+                if (cqe.Res < 0) { BeginClose(s); return; }
+                // A FIN: answer what was received, then close (s.Next turns the next receive into a close).
+                if (cqe.Res == 0) s.PeerClosed = true;
+                else s.OnReceived(cqe.Res, NowMs);
                 Drive(s, s.Next(this));
                 return;
             case Op.SendZeroCopy when cqe.Res is -Libc.EINVAL or -Libc.EOPNOTSUPP && (cqe.Flags & CqeFMore) == 0:
@@ -172,6 +174,9 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
                 return;
             case Op.Send:
             case Op.SendZeroCopy:
+                // The socket is non-blocking for inline sendfile, so a full socket buffer fails the send with
+                // EAGAIN instead of parking it in the kernel: wait for POLLOUT and send again.
+                if (cqe.Res is -Libc.EAGAIN or -Libc.EINTR) { ArmPollOut(s); return; }
                 if (cqe.Res < 0 && cqe.Res != -Libc.ECANCELED || cqe.Res == 0 && s.HasOutput) { BeginClose(s); return; }
                 if (cqe.Res > 0)
                 {
@@ -203,7 +208,10 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
                 if (InFlightExceptRecv(s) == 0) Drive(s, NextAfterDrainingStash(s));
                 return;
             case Op.PollOut:
-                SendInline(s);
+                // Writable again: a ring send that met EAGAIN is resubmitted, an inline stream goes on.
+                if (s.Waiting == SessionNext.Send) PostSend(s);
+                else if (Options.IoUringInlineSendfile && s.StreamZeroCopy) SendInline(s);
+                else Drive(s, NextAfterDrainingStash(s));
                 return;
             case Op.SpliceOut:
                 if (cqe.Res > 0)
@@ -212,6 +220,7 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
                     Stats.BytesZeroCopy += cqe.Res;
                     s.LastProgressMs = NowMs;
                 }
+                else if (cqe.Res is -Libc.EAGAIN or -Libc.EINTR) { ArmPollOut(s); return; }
                 else if (cqe.Res != -Libc.ECANCELED) { BeginClose(s); return; }
                 if (InFlightExceptRecv(s) == 0) Drive(s, NextAfterDrainingStash(s));
                 return;
@@ -292,7 +301,15 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
             MaybeRecycle(s);
             return;
         }
-        if (cqe.Res <= 0)
+        if (cqe.Res == 0)
+        {
+            // A FIN ends the multishot: what was received (held or parsed) is still answered, every queued
+            // byte sent, and only then the connection closed; if the session was waiting for input, that is now.
+            s.PeerClosed = true;
+            if (s.Waiting == SessionNext.Recv) Drive(s, NextAfterDrainingStash(s));
+            return;
+        }
+        if (cqe.Res < 0)
         {
             // Out of provided buffers ends the multishot but not the connection: re-arm when needed.
             if (cqe.Res == -Libc.ENOBUFS || cqe.Res == -Libc.ECANCELED)
@@ -329,7 +346,7 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         while (true)
         {
             DrainStash(s);
-            var next = s.Next(this);
+            var next = s.Next(this, inputHeld: s.StashCount > 0);
             // Next() may have parsed and freed room; keep feeding held bytes while the parser wants more.
             if (next != SessionNext.Recv || s.StashCount == 0) return next;
             if (s.RecvLength == s.RecvCapacity) return next;
