@@ -52,6 +52,8 @@ internal sealed class AdminServer : IDisposable
         var active = factory.CreateGauge("nettune_dataplane_active_connections", "Open client connections.", "worker");
         var accepts = factory.CreateCounter("nettune_dataplane_accepts_total", "Connections accepted.", "worker");
         var rejected = factory.CreateCounter("nettune_dataplane_rejected_connections_total", "Connections closed at accept: per-worker cap reached.", "worker");
+        var acceptErrors = factory.CreateCounter("nettune_dataplane_accept_errors_total",
+            "Accepts that failed for want of file descriptors (EMFILE/ENFILE); each pauses that worker's accepting for 100 ms.", "worker");
         var enters = factory.CreateCounter("nettune_dataplane_ring_enter_calls_total", "io_uring_enter calls.", "worker");
         var submissions = factory.CreateCounter("nettune_dataplane_ring_submissions_total", "SQEs submitted to io_uring.", "worker");
         var completions = factory.CreateCounter("nettune_dataplane_ring_completions_total", "CQEs reaped from io_uring.", "worker");
@@ -115,6 +117,7 @@ internal sealed class AdminServer : IDisposable
                 active.WithLabels(id).Set(w.Stats.ActiveConnections);
                 accepts.WithLabels(id).IncTo(w.Stats.Accepts);
                 rejected.WithLabels(id).IncTo(w.Stats.RejectedConnections);
+                acceptErrors.WithLabels(id).IncTo(w.Stats.AcceptErrors);
                 enters.WithLabels(id).IncTo(w.Stats.EnterCalls);
                 submissions.WithLabels(id).IncTo(w.Stats.SubmittedSqes);
                 completions.WithLabels(id).IncTo(w.Stats.ReapedCqes);

@@ -22,6 +22,14 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
     private bool _multishotAccept = true;
     private bool _acceptArmed;
     private bool _listening;
+    /// <summary>After EMFILE/ENFILE at accept: no accept is armed before this time.</summary>
+    private long _acceptResumeMs;
+    /// <summary>
+    /// Completions moved out of the CQ ring while the SQ ring was full (see Ring.ConsumeCompletionsWhenFull);
+    /// dispatched by the loop, never from inside the code that was asking for an SQE.
+    /// </summary>
+    private readonly Cqe[] _deferred = new Cqe[4096];
+    private int _deferredCount;
     private bool _haveSplice;
     /// <summary>Ask zero-copy sends to report whether the kernel copied (6.2+; dropped if the kernel refuses it).</summary>
     private bool _zeroCopyReportUsage = true;
@@ -34,6 +42,7 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
     protected override void Run()
     {
         _ring = Ring.Create(4096, 16384, preferSingleIssuer: Options.DeferTaskrun);
+        _ring.ConsumeCompletionsWhenFull = DeferCompletions;
         var probe = _ring.ProbeOpcodes();
         _haveSplice = probe[(int)IoUringOp.Splice];
         ZeroCopySendAvailable = probe[(int)IoUringOp.SendmsgZc];
@@ -54,22 +63,29 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         MarkReady();
 
         long lastScan = NowMs;
+        bool leftBehind = false;
         while (true)
         {
             _buffers?.Publish();
             // Under load, wait briefly for a batch of completions rather than waking for each one.
             uint batch = (uint)Math.Clamp(ActiveSessions / 2, 1, 64);
-            _ring.SubmitAndWait(batch, 1000, Options.BatchWaitUsec);
+            // SQEs the kernel left behind (a short submit) or completions it holds back (CQ overflow): no sleeping.
+            if (leftBehind || _ring.CqOverflowed) batch = 0;
+            int waitMs = _acceptResumeMs > NowMs ? (int)Math.Min(_acceptResumeMs - NowMs, 1000) : 1000;
+            _ring.SubmitAndWait(batch, waitMs, Options.BatchWaitUsec);
+            leftBehind = _ring.PendingSubmissions > 0;
             Stats.EnterCalls = _ring.EnterCalls;
             Stats.SubmittedSqes = _ring.SubmittedSqes;
             Tick();
+            for (int i = 0; i < _deferredCount; i++) Dispatch(in _deferred[i]);
+            _deferredCount = 0;
             while (_ring.TryPeek(out var cqe))
             {
                 _ring.Advance();
                 Dispatch(in cqe);
             }
             Stats.ReapedCqes = _ring.ReapedCqes;
-            if (_listening && !_acceptArmed) ArmAccept();
+            if (_listening && !_acceptArmed && NowMs >= _acceptResumeMs) ArmAccept();
             if (NowMs - lastScan >= 1000 || Draining)
             {
                 lastScan = NowMs;
@@ -83,6 +99,29 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         foreach (var p in ProxySessions) p.Reset(this);
         _buffers?.Dispose();
         _ring.Dispose();
+    }
+
+    /// <summary>The SQ ring is full and the kernel wants completions consumed first: set them aside for the loop.</summary>
+    private void DeferCompletions()
+    {
+        while (_deferredCount < _deferred.Length && _ring.TryPeek(out var cqe))
+        {
+            _ring.Advance();
+            _deferred[_deferredCount++] = cqe;
+        }
+    }
+
+    protected override void Abandon()
+    {
+        // Closing the ring cancels everything in it, the armed accept included, which holds the listener open.
+        _ring?.Dispose();
+        foreach (var s in Sessions)
+            if (s.Fd >= 0) { Libc.close(s.Fd); s.Fd = -1; }
+        foreach (var p in ProxySessions)
+        {
+            if (p.ClientFd >= 0) Libc.close(p.ClientFd);
+            if (p.UpstreamFd >= 0) Libc.close(p.UpstreamFd);
+        }
     }
 
     private void ArmWake()
@@ -117,7 +156,7 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
             sqe->Addr = Tag(Op.Accept, 0);
             sqe->UserData = Tag(Op.CancelAccept, 0);
         }
-        Libc.close(ListenFd);
+        CloseListener();
     }
 
     private void Dispatch(in Cqe cqe)
@@ -244,10 +283,11 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         {
             // Old kernels reject the multishot flag; fall back to one accept per SQE.
             if (res == -Libc.EINVAL && _multishotAccept) _multishotAccept = false;
+            if (res is -Libc.EMFILE or -Libc.ENFILE) PauseAccepting();
             return; // re-armed by the loop while still listening
         }
         if (!_listening) { Libc.close(res); return; }
-        Stats.Accepts++;
+        CountAccept();
         if (IsProxy)
         {
             AcceptProxy(res);
@@ -264,6 +304,20 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         // Inline sendfile must not block the worker; io_uring's own socket operations are unaffected by it.
         if (Options.IoUringInlineSendfile) Platform.SetNonBlocking(res);
         PostRecv(s);
+    }
+
+    /// <summary>Out of fds: stop accepting for a moment (the queue keeps the connections) rather than re-arming at once.</summary>
+    private void PauseAccepting()
+    {
+        Stats.AcceptErrors++;
+        _acceptResumeMs = NowMs + AcceptBackoffMs;
+        if (_acceptArmed && _multishotAccept)
+        {
+            var sqe = _ring.GetSqe();
+            sqe->Opcode = IoUringOp.AsyncCancel;
+            sqe->Addr = Tag(Op.Accept, 0);
+            sqe->UserData = Tag(Op.CancelAccept, 0);
+        }
     }
 
     private void Drive(HttpSession s, SessionNext next)

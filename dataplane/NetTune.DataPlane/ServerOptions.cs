@@ -82,6 +82,12 @@ public sealed record ServerOptions
     public uint BatchWaitUsec { get; init; } = 200;
     public int StreamChunkBytes { get; init; } = 256 * 1024;
     public HttpLimits Limits { get; init; } = HttpLimits.Default;
+    /// <summary>
+    /// Fault injection for tests only (environment NETTUNE_DATAPLANE_TEST_FAIL_AFTER_ACCEPTS=N): every worker throws
+    /// from its loop at its Nth accept, as a worker whose ring broke would. 0: never.
+    /// </summary>
+    public long TestFailAfterAccepts { get; init; } =
+        long.TryParse(Environment.GetEnvironmentVariable("NETTUNE_DATAPLANE_TEST_FAIL_AFTER_ACCEPTS"), out long n) ? n : 0;
 
     public const string Usage = """
         usage: dataplane (--root DIR | --upstream HOST:PORT...) [options]

@@ -103,8 +103,13 @@ internal abstract unsafe class Worker
         }
         catch (Exception e)
         {
-            Failure = e;
             Console.Error.WriteLine($"worker {Index} (cpu {Cpu}) failed: {e}");
+            // Stop the kernel routing new connections here before anyone hears of the failure, and end this
+            // worker's connections so their clients see a close instead of a hang.
+            try { Abandon(); }
+            catch (Exception cleanup) { Console.Error.WriteLine($"worker {Index}: cleanup after failure: {cleanup.Message}"); }
+            CloseListener();
+            Failure = e;
         }
         finally
         {
@@ -116,6 +121,30 @@ internal abstract unsafe class Worker
     }
 
     protected abstract void Run();
+
+    /// <summary>After a failure: release the engine (its ring or epoll set) and close every connection it held.</summary>
+    protected abstract void Abandon();
+
+    private bool _listenerClosed;
+
+    /// <summary>Closes this worker's SO_REUSEPORT listener once (drain or failure): the kernel then spreads new connections over the others.</summary>
+    protected void CloseListener()
+    {
+        if (_listenerClosed) return;
+        _listenerClosed = true;
+        Libc.close(ListenFd);
+    }
+
+    /// <summary>Counts an accepted connection (and fires the test-only fault injection).</summary>
+    protected void CountAccept()
+    {
+        Stats.Accepts++;
+        if (Stats.Accepts == Options.TestFailAfterAccepts)
+            throw new InvalidOperationException($"injected failure at accept {Stats.Accepts} (NETTUNE_DATAPLANE_TEST_FAIL_AFTER_ACCEPTS)");
+    }
+
+    /// <summary>EMFILE/ENFILE at accept: how long to stop accepting, as nginx does, instead of spinning on a listener that stays ready.</summary>
+    protected const int AcceptBackoffMs = 100;
 
     /// <summary>Called by the engine once its listener is armed: start-up waits for this before announcing.</summary>
     protected void MarkReady() => Stats.Running = true;
