@@ -70,6 +70,12 @@ internal sealed unsafe class ProxySession
     private Phase _phase;
     public long PhaseSinceMs;
     private long _firstByteTicks;
+    /// <summary>
+    /// When the head being read got its first byte (or, for pipelined leftovers, when reading it began): the
+    /// header timeout counts from here, as nginx's client_header_timeout does, not from the last receive, or a
+    /// client trickling a byte at a time would hold the session for ever.
+    /// </summary>
+    private long _headStartMs;
 
     // The request being proxied.
     private int _requestHeadLength;
@@ -126,6 +132,7 @@ internal sealed unsafe class ProxySession
         _clientKeepAlive = true;
         _clientConnection = ConnectionHeader.None;
         _firstByteTicks = Stopwatch.GetTimestamp();
+        _headStartMs = worker.NowMs;
         _clientAddressLen = Math.Min(clientAddress.Length, ClientAddressBytes);
         clientAddress[.._clientAddressLen].CopyTo(new Span<byte>(_clientAddress, ClientAddressBytes));
         return ReadHead(worker);
@@ -198,7 +205,7 @@ internal sealed unsafe class ProxySession
         long limitMs = _phase switch
         {
             Phase.ReadHead when _clientLen == 0 => worker.Draining ? 0 : o.KeepAliveTimeoutSeconds * 1000L,
-            Phase.ReadHead => o.HeaderTimeoutSeconds * 1000L,
+            Phase.ReadHead => o.HeaderTimeoutSeconds * 1000L - (PhaseSinceMs - _headStartMs),
             Phase.Connect => o.UpstreamConnectTimeoutSeconds * 1000L,
             Phase.RecvResponseHead or Phase.RecvResponseBody => o.UpstreamTimeoutSeconds * 1000L,
             _ => o.SendTimeoutSeconds * 1000L,
@@ -245,7 +252,11 @@ internal sealed unsafe class ProxySession
 
     private ProxyIo OnHeadReceived(Worker worker, int count)
     {
-        if (_clientLen == 0) _firstByteTicks = Stopwatch.GetTimestamp();
+        if (_clientLen == 0)
+        {
+            _firstByteTicks = Stopwatch.GetTimestamp();
+            _headStartMs = worker.NowMs;
+        }
         _clientLen += count;
         return ReadHead(worker);
     }
@@ -515,6 +526,7 @@ internal sealed unsafe class ProxySession
         Consume(_requestConsumed);
         _requestConsumed = 0;
         _firstByteTicks = Stopwatch.GetTimestamp();
+        _headStartMs = worker.NowMs;
         return ReadHead(worker);
     }
 
