@@ -172,6 +172,14 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
 
     private void OnReadable(HttpSession s)
     {
+        if (s.Lingering)
+        {
+            // Dropped: we only wait for the client to finish sending and close.
+            nint dropped = Libc.recv(s.Fd, s.Recv, (nuint)s.RecvCapacity, 0);
+            if (dropped > 0 || dropped < 0 && Libc.Errno is Libc.EAGAIN or Libc.EINTR) return;
+            Close(s);
+            return;
+        }
         int room = s.RecvCapacity - s.RecvLength;
         if (room <= 0) { Close(s); return; }
         nint n = Libc.recv(s.Fd, s.Recv + s.RecvLength, (nuint)room, 0);
@@ -195,6 +203,12 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
             switch (next)
             {
                 case SessionNext.Recv:
+                    SetInterest(s, previous, SessionNext.Recv);
+                    return;
+                case SessionNext.Close when s.LingerOnClose && !s.Lingering:
+                    // After an error answer: FIN our side, then drop what the client still sends until it closes.
+                    Libc.shutdown(s.Fd, Libc.SHUT_WR);
+                    s.BeginLingering(NowMs);
                     SetInterest(s, previous, SessionNext.Recv);
                     return;
                 case SessionNext.Close:

@@ -198,6 +198,13 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         switch (op)
         {
             case Op.Recv:
+                if (s.Lingering)
+                {
+                    // Dropped: we only wait for the client to finish sending and close.
+                    if (cqe.Res > 0) { s.RecvLength = 0; PostRecv(s); }
+                    else BeginClose(s);
+                    return;
+                }
                 if (cqe.Res < 0) { BeginClose(s); return; }
                 // A FIN: answer what was received, then close (s.Next turns the next receive into a close).
                 if (cqe.Res == 0) s.PeerClosed = true;
@@ -327,9 +334,20 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
             case SessionNext.Recv: PostRecv(s); break;
             case SessionNext.Send: PostSend(s); break;
             case SessionNext.Stream: PostStream(s); break;
+            case SessionNext.Close when s.LingerOnClose && !s.PeerClosed && !s.Lingering: StartLingering(s); break;
             case SessionNext.Close: BeginClose(s); break;
             case SessionNext.AwaitZeroCopy: s.Waiting = next; break; // resumed by OnZeroCopyNotice
         }
+    }
+
+    /// <summary>After an error answer: FIN our side, then drop what the client still sends until it closes (or the lingering timeout).</summary>
+    private void StartLingering(HttpSession s)
+    {
+        Libc.shutdown(s.Fd, Libc.SHUT_WR);
+        for (int i = 0; i < s.StashCount; i++) _buffers!.Recycle(s.StashBuffer[i]);
+        s.StashCount = 0;
+        s.BeginLingering(NowMs);
+        PostRecv(s);
     }
 
     private static int InFlightExceptRecv(HttpSession s) => s.InFlight - (s.RecvArmed ? 1 : 0);
@@ -355,6 +373,13 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
             MaybeRecycle(s);
             return;
         }
+        if (s.Lingering)
+        {
+            if (hasBuffer) _buffers!.Recycle(bid);
+            if (cqe.Res > 0 || cqe.Res == -Libc.ENOBUFS || cqe.Res == -Libc.ECANCELED) { if (!s.RecvArmed) PostRecv(s); }
+            else BeginClose(s);
+            return;
+        }
         if (cqe.Res == 0)
         {
             // A FIN ends the multishot: what was received (held or parsed) is still answered, every queued
@@ -375,6 +400,9 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
             return;
         }
         if (!hasBuffer) { BeginClose(s); return; }
+        // The connection ends after the answer being sent (an error): what the client sends meanwhile is dropped,
+        // not held, or a client still sending a refused body would overflow the stash and cut that answer.
+        if (s.CloseAfterFlush) { _buffers!.Recycle(bid); return; }
         int room = s.RecvCapacity - s.RecvLength;
         if (s.StashCount == 0 && room >= cqe.Res)
         {

@@ -250,6 +250,7 @@ internal abstract unsafe class Worker
     /// <summary>Whether a session has overstayed its current wait (slowloris, idle keep-alive, stalled reader).</summary>
     protected bool TimedOut(HttpSession s)
     {
+        if (s.Lingering) return NowMs - s.LingerSinceMs > HttpSession.LingeringTimeoutMs;
         return s.Waiting switch
         {
             SessionNext.Recv when s.RecvLength > 0 => NowMs - s.HeadStartMs > Options.HeaderTimeoutSeconds * 1000L,

@@ -47,11 +47,11 @@ public static class HttpParser
         // Only visible ASCII may appear in a request-target; anything else is an attack or a broken client.
         if (target.IndexOfAnyExceptInRange((byte)0x21, (byte)0x7e) >= 0) return Fail(ref request, 400);
 
-        if (version.SequenceEqual("HTTP/1.1"u8)) request.IsHttp11 = true;
-        else if (version.SequenceEqual("HTTP/1.0"u8)) request.IsHttp11 = false;
-        else if (version.Length == 8 && version.StartsWith("HTTP/"u8) && IsDigit(version[5]) && version[6] == '.' && IsDigit(version[7]))
-            return Fail(ref request, 505);
-        else return Fail(ref request, 400);
+        if (version.Length != 8 || !version.StartsWith("HTTP/"u8) || !IsDigit(version[5]) || version[6] != '.' || !IsDigit(version[7]))
+            return Fail(ref request, 400);
+        // RFC 9110 §6.2: a 1.x minor version we do not know is answered as the highest 1.x we speak (1.1).
+        if (version[5] != '1') return Fail(ref request, 505);
+        request.IsHttp11 = version[7] != '0';
 
         request.MethodToken = new TextSlice(start, sp1);
         request.Method = method.SequenceEqual("GET"u8) ? HttpMethodKind.Get
@@ -151,10 +151,10 @@ public static class HttpParser
         if (hostCount > 1) return Fail(ref request, 400);
         // Both framing headers at once is the classic smuggling shape; refuse it outright.
         if (request.HasTransferEncoding && contentLength >= 0) return Fail(ref request, 400);
-        // A static-file server takes no request bodies (MaxBodyBytes 0); we cannot frame what we do not read, so refuse.
+        // With MaxBodyBytes 0 (a static-file server) the caller decides what a body means for its method.
         if (request.HasTransferEncoding || request.ContentLength > 0)
         {
-            if (limits.MaxBodyBytes == 0 || request.ContentLength > limits.MaxBodyBytes) return Fail(ref request, 413);
+            if (limits.MaxBodyBytes > 0 && request.ContentLength > limits.MaxBodyBytes) return Fail(ref request, 413);
             if (request.HasTransferEncoding && !request.IsChunked) return Fail(ref request, 501);
             if (request.IsChunked && !request.IsHttp11) return Fail(ref request, 400);
         }

@@ -50,7 +50,7 @@ public readonly record struct TextSlice(int Start, int Length)
     public ReadOnlySpan<byte> Of(ReadOnlySpan<byte> buffer) => buffer.Slice(Start, Length);
 }
 
-/// <param name="MaxBodyBytes">Largest request body accepted; 0 refuses every body with 413 (a static-file server reads none).</param>
+/// <param name="MaxBodyBytes">Largest request body accepted (413 above); 0 leaves bodies to the caller (the static-file server answers by method and discards small ones).</param>
 public sealed record HttpLimits(int MaxRequestLineBytes = 8192, int MaxHeaderBytes = 16384, int MaxHeaderCount = 100, long MaxBodyBytes = 0)
 {
     public static readonly HttpLimits Default = new();
