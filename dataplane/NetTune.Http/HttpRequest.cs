@@ -41,6 +41,9 @@ public struct HttpRequest
     /// <summary>The client sent <c>Expect: 100-continue</c> and waits for an interim answer before its body.</summary>
     public bool ExpectsContinue;
     public TextSlice MethodToken;
+    /// <summary>The authority of an absolute-form target (<c>GET http://host:port/path</c>); <see cref="Target"/> is then its path.</summary>
+    public TextSlice Authority;
+    public bool HasHost;
 }
 
 /// <summary>An offset/length pair into a request buffer; Length 0 means "absent".</summary>
