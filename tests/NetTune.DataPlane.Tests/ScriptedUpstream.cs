@@ -120,7 +120,7 @@ public sealed class ScriptedUpstream : IDisposable
                 await socket.SendAsync("HTTP/1.1 200 OK\r\nX-Split: a\rX-Injected: b\r\nContent-Length: 2\r\n\r\nok"u8.ToArray());
                 return false;
             case "/obs-fold":
-                await socket.SendAsync("HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\nok"u8.ToArray());
+                await socket.SendAsync("HTTP/1.1 200 OK\r\nX-Folded: a\r\n X-Smuggled: b\r\nContent-Length: 2\r\n\r\nok"u8.ToArray());
                 return false;
             case "/connection-names":
                 return await Send(socket, 200, "ok\n"u8.ToArray(), head, "Connection: X-Up-Hop\r\nX-Up-Hop: secret\r\nX-End: kept\r\n");
