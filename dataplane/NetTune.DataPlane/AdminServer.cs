@@ -52,6 +52,8 @@ internal sealed class AdminServer : IDisposable
         var active = factory.CreateGauge("nettune_dataplane_active_connections", "Open client connections.", "worker");
         var accepts = factory.CreateCounter("nettune_dataplane_accepts_total", "Connections accepted.", "worker");
         var rejected = factory.CreateCounter("nettune_dataplane_rejected_connections_total", "Connections closed at accept: per-worker cap reached.", "worker");
+        var acceptErrors = factory.CreateCounter("nettune_dataplane_accept_errors_total",
+            "Accepts that failed for want of file descriptors (EMFILE/ENFILE); each pauses that worker's accepting for 100 ms.", "worker");
         var enters = factory.CreateCounter("nettune_dataplane_ring_enter_calls_total", "io_uring_enter calls.", "worker");
         var submissions = factory.CreateCounter("nettune_dataplane_ring_submissions_total", "SQEs submitted to io_uring.", "worker");
         var completions = factory.CreateCounter("nettune_dataplane_ring_completions_total", "CQEs reaped from io_uring.", "worker");
@@ -74,7 +76,9 @@ internal sealed class AdminServer : IDisposable
         // What has already been fed into the histogram, per bucket, summed over workers.
         var observedCounts = new long[RequestDuration.BucketCount];
         var observedTicks = new long[RequestDuration.BucketCount];
-        var info = factory.CreateGauge("nettune_dataplane_worker_info", "One per worker: its CPU and I/O engine.", "worker", "cpu", "engine");
+        var info = factory.CreateGauge("nettune_dataplane_worker_info",
+            "One per worker: the CPU it is pinned to, that CPU's NUMA node (or --numa-node; -1: none known) and its I/O engine.",
+            "worker", "cpu", "numa_node", "engine");
 
         _registry.AddBeforeCollectCallback(() =>
         {
@@ -113,10 +117,11 @@ internal sealed class AdminServer : IDisposable
                 active.WithLabels(id).Set(w.Stats.ActiveConnections);
                 accepts.WithLabels(id).IncTo(w.Stats.Accepts);
                 rejected.WithLabels(id).IncTo(w.Stats.RejectedConnections);
+                acceptErrors.WithLabels(id).IncTo(w.Stats.AcceptErrors);
                 enters.WithLabels(id).IncTo(w.Stats.EnterCalls);
                 submissions.WithLabels(id).IncTo(w.Stats.SubmittedSqes);
                 completions.WithLabels(id).IncTo(w.Stats.ReapedCqes);
-                info.WithLabels(id, w.Cpu.ToString(), w.EngineName).Set(1);
+                info.WithLabels(id, w.Cpu.ToString(), w.NumaNode.ToString(), w.EngineName).Set(1);
                 allocated.WithLabels(id).Set(w.Stats.AllocatedBytes);
                 pauses.WithLabels(id).IncTo(w.Stats.RecvPauses);
                 connectFailures.WithLabels(id).IncTo(w.Stats.UpstreamConnectFailures);
@@ -191,7 +196,8 @@ internal sealed class AdminServer : IDisposable
         {
             bool ready = !_draining() && Healthy && _workers.All(w => w.Stats.Running);
             status = ready ? 200 : 503;
-            body = Encoding.ASCII.GetBytes(ready ? "ready\n" : _draining() ? "draining\n" : "not ready\n");
+            type = "application/json";
+            body = ReadyBody(ready ? "ready" : _draining() ? "draining" : "not ready");
         }
         else { status = 404; body = "not found\n"u8.ToArray(); }
 
@@ -199,6 +205,35 @@ internal sealed class AdminServer : IDisposable
         var head = Encoding.ASCII.GetBytes($"HTTP/1.1 {status} {reason}\r\nContent-Type: {type}\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n");
         client.Send(head);
         if (parts[0] != "HEAD") client.Send(body);
+    }
+
+    /// <summary>
+    /// /readyz's body: {"status":"ready","workers":[{"worker":0,"cpu":1,"numaNode":0,"memoryBound":true}]}, so the
+    /// operator and users can see where the pod really runs (numaNode -1: no node known).
+    /// </summary>
+    private byte[] ReadyBody(string state)
+    {
+        using var ms = new MemoryStream();
+        using (var json = new System.Text.Json.Utf8JsonWriter(ms))
+        {
+            json.WriteStartObject();
+            json.WriteString("status", state);
+            json.WriteStartArray("workers");
+            foreach (var w in _workers)
+            {
+                json.WriteStartObject();
+                json.WriteNumber("worker", w.Index);
+                json.WriteNumber("cpu", w.Cpu);
+                json.WriteNumber("numaNode", w.NumaNode);
+                json.WriteBoolean("memoryBound", w.MemoryBound);
+                json.WriteString("engine", w.EngineName);
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+        ms.WriteByte((byte)'\n');
+        return ms.ToArray();
     }
 
     public void Dispose()

@@ -15,6 +15,9 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
     private const ulong WakeTag = ulong.MaxValue - 1;
     private int _epfd = -1;
     private bool _listening;
+    /// <summary>After EMFILE/ENFILE: the listener is out of the epoll set until this time.</summary>
+    private bool _acceptPaused;
+    private long _acceptResumeMs;
 
     public override string EngineName => "epoll";
 
@@ -37,15 +40,17 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
         long lastScan = NowMs;
         while (true)
         {
-            int n = Libc.epoll_wait(_epfd, events, MaxEvents, 1000);
+            int waitMs = _acceptPaused ? (int)Math.Clamp(_acceptResumeMs - NowMs, 0, 1000) : 1000;
+            int n = Libc.epoll_wait(_epfd, events, MaxEvents, waitMs);
             if (n < 0 && Libc.Errno != Libc.EINTR) throw new InvalidOperationException($"epoll_wait failed: errno {Libc.Errno}");
             Tick();
+            ResumeAcceptingWhenDue();
             for (int i = 0; i < n; i++)
             {
                 ulong tag = events[i].Data;
                 if (tag == ListenerTag)
                 {
-                    if (_listening) AcceptAll();
+                    if (_listening && !_acceptPaused) AcceptAll();
                     continue;
                 }
                 if (tag == WakeTag)
@@ -92,8 +97,41 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
     {
         if (!_listening) return;
         _listening = false;
+        if (!_acceptPaused) Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_DEL, ListenFd, null);
+        CloseListener();
+    }
+
+    protected override void Abandon()
+    {
+        if (_epfd >= 0) Libc.close(_epfd);
+        foreach (var s in Sessions)
+            if (s.Fd >= 0) { Libc.close(s.Fd); s.Fd = -1; }
+        foreach (var p in ProxySessions)
+        {
+            if (p.ClientFd >= 0) Libc.close(p.ClientFd);
+            if (p.UpstreamFd >= 0) Libc.close(p.UpstreamFd);
+        }
+    }
+
+    /// <summary>
+    /// Out of fds: the level-triggered listener would report the queued connection again at once (a busy loop),
+    /// so it leaves the epoll set for a moment, as nginx does; the kernel keeps the connections queued.
+    /// </summary>
+    private void PauseAccepting()
+    {
+        Stats.AcceptErrors++;
+        _acceptPaused = true;
+        _acceptResumeMs = NowMs + AcceptBackoffMs;
         Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_DEL, ListenFd, null);
-        Libc.close(ListenFd);
+    }
+
+    private void ResumeAcceptingWhenDue()
+    {
+        if (!_acceptPaused || NowMs < _acceptResumeMs) return;
+        _acceptPaused = false;
+        if (!_listening) return;
+        var ev = new EpollEvent { Events = Libc.EPOLLIN, Data = ListenerTag };
+        Libc.epoll_ctl(_epfd, Libc.EPOLL_CTL_ADD, ListenFd, &ev);
     }
 
     private void AcceptAll()
@@ -101,8 +139,12 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
         while (true)
         {
             int fd = Libc.accept4(ListenFd, null, null, Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC);
-            if (fd < 0) return; // EAGAIN, or EMFILE: level-triggered epoll will tell us again
-            Stats.Accepts++;
+            if (fd < 0)
+            {
+                if (Libc.Errno is Libc.EMFILE or Libc.ENFILE) PauseAccepting();
+                return; // EAGAIN: level-triggered epoll will tell us again
+            }
+            CountAccept();
             if (IsProxy)
             {
                 AcceptProxy(fd);
@@ -130,6 +172,14 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
 
     private void OnReadable(HttpSession s)
     {
+        if (s.Lingering)
+        {
+            // Dropped: we only wait for the client to finish sending and close.
+            nint dropped = Libc.recv(s.Fd, s.Recv, (nuint)s.RecvCapacity, 0);
+            if (dropped > 0 || dropped < 0 && Libc.Errno is Libc.EAGAIN or Libc.EINTR) return;
+            Close(s);
+            return;
+        }
         int room = s.RecvCapacity - s.RecvLength;
         if (room <= 0) { Close(s); return; }
         nint n = Libc.recv(s.Fd, s.Recv + s.RecvLength, (nuint)room, 0);
@@ -153,6 +203,12 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
             switch (next)
             {
                 case SessionNext.Recv:
+                    SetInterest(s, previous, SessionNext.Recv);
+                    return;
+                case SessionNext.Close when s.LingerOnClose && !s.Lingering:
+                    // After an error answer: FIN our side, then drop what the client still sends until it closes.
+                    Libc.shutdown(s.Fd, Libc.SHUT_WR);
+                    s.BeginLingering(NowMs);
                     SetInterest(s, previous, SessionNext.Recv);
                     return;
                 case SessionNext.Close:

@@ -76,6 +76,25 @@ internal sealed unsafe class HttpSession
     public int StashCount;
 
     public bool CloseAfterFlush;
+    /// <summary>
+    /// An error answer ends the connection while the client may still be sending (a body we refused): the engine
+    /// closes by lingering, shutting down its side and reading what comes until the client closes or
+    /// <see cref="LingeringTimeoutMs"/> passes, so that unread bytes do not turn the close into a reset that
+    /// destroys the answer on its way.
+    /// </summary>
+    public bool LingerOnClose;
+    public bool Lingering;
+    public long LingerSinceMs;
+    public const int LingeringTimeoutMs = 5000;
+    /// <summary>Largest request body the static server reads and discards (GET/HEAD with a body, 405s); larger ones get 413/405 and a close.</summary>
+    public const long DiscardBodyMaxBytes = 64 * 1024;
+    /// <summary>Bytes of the current request's body still to be read and dropped before the next request head.</summary>
+    private long _discardRemaining;
+    /// <summary>
+    /// The client half-closed (its FIN was read): the requests already received are still answered and every
+    /// queued byte sent, then the connection closes instead of waiting for more input.
+    /// </summary>
+    public bool PeerClosed;
     public SessionNext Waiting;
     public long HeadStartMs, IdleSinceMs, LastProgressMs;
     /// <summary>Stopwatch time of the receive that delivered the oldest unparsed byte in <see cref="Recv"/>; bytes appended later share it.</summary>
@@ -120,7 +139,8 @@ internal sealed unsafe class HttpSession
         CanZeroCopySend = false;
         StreamFile = null;
         StreamRemaining = StreamOffset = PipeBytes = 0;
-        CloseAfterFlush = Closing = RecvArmed = false;
+        CloseAfterFlush = Closing = RecvArmed = PeerClosed = LingerOnClose = Lingering = false;
+        _discardRemaining = 0;
         StashCount = 0;
         InFlight = 0;
         _unsentResponses = 0;
@@ -189,8 +209,17 @@ internal sealed unsafe class HttpSession
         RecvLength += count;
     }
 
-    /// <summary>Decides the next step after a receive or a completed send; parses and queues responses.</summary>
-    public SessionNext Next(Worker worker)
+    /// <summary>
+    /// Decides the next step after a receive or a completed send; parses and queues responses. After the client's
+    /// FIN, a wish to receive more becomes a close once no received byte is held elsewhere (<paramref name="inputHeld"/>).
+    /// </summary>
+    public SessionNext Next(Worker worker, bool inputHeld = false)
+    {
+        var next = NextStep(worker);
+        return next == SessionNext.Recv && PeerClosed && !inputHeld ? SessionNext.Close : next;
+    }
+
+    private SessionNext NextStep(Worker worker)
     {
         if (HasOutput) return SessionNext.Send;
         if (StreamFile != null)
@@ -255,6 +284,13 @@ internal sealed unsafe class HttpSession
         while (!CloseAfterFlush && StreamFile == null && consumed < RecvLength
                && _iovEnd + 2 <= MaxIov && HeadAreaBytes - _headUsed >= HeadReserve)
         {
+            if (_discardRemaining > 0)
+            {
+                int dropped = (int)Math.Min(_discardRemaining, RecvLength - consumed);
+                consumed += dropped;
+                _discardRemaining -= dropped;
+                continue;
+            }
             var buffer = new ReadOnlySpan<byte>(Recv + consumed, RecvLength - consumed);
             var status = HttpParser.TryParse(buffer, limits, out var request);
             if (status == ParseStatus.Incomplete) break;
@@ -283,6 +319,17 @@ internal sealed unsafe class HttpSession
     {
         bool keepAlive = request.KeepAlive && !worker.Draining;
         bool head = request.Method == HttpMethodKind.Head;
+        if (request.HasTransferEncoding || request.ContentLength > 0)
+        {
+            // No method here takes a body: a small one is read and dropped and the request answered as usual
+            // (405 for methods we do not serve); one we cannot or will not read ends the connection.
+            if (request.HasTransferEncoding || request.ContentLength > DiscardBodyMaxBytes)
+            {
+                QueueError(worker, request.Method == HttpMethodKind.Other ? 405 : 413, keepAlive: false, withBody: !head);
+                return;
+            }
+            _discardRemaining = request.ContentLength;
+        }
         if (request.Method == HttpMethodKind.Other)
         {
             QueueError(worker, 405, keepAlive, withBody: true);
@@ -369,7 +416,16 @@ internal sealed unsafe class HttpSession
         _headUsed += n;
         if (withBody) QueueStatic(ResponseHead.ErrorBody(status));
         worker.Stats.CountStatus(status);
-        if (!keepAlive) CloseAfterFlush = true;
+        if (!keepAlive) CloseAfterFlush = LingerOnClose = true;
+    }
+
+    /// <summary>Starts a lingering close (the engine has shut down its sending side): what arrives from now on is dropped.</summary>
+    public void BeginLingering(long nowMs)
+    {
+        Lingering = true;
+        LingerSinceMs = nowMs;
+        RecvLength = 0;
+        Waiting = SessionNext.Recv;
     }
 
     // The bodies from ResponseHead are u8 literals: they live in the image's read-only data, never move,

@@ -22,6 +22,14 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
     private bool _multishotAccept = true;
     private bool _acceptArmed;
     private bool _listening;
+    /// <summary>After EMFILE/ENFILE at accept: no accept is armed before this time.</summary>
+    private long _acceptResumeMs;
+    /// <summary>
+    /// Completions moved out of the CQ ring while the SQ ring was full (see Ring.ConsumeCompletionsWhenFull);
+    /// dispatched by the loop, never from inside the code that was asking for an SQE.
+    /// </summary>
+    private readonly Cqe[] _deferred = new Cqe[4096];
+    private int _deferredCount;
     private bool _haveSplice;
     /// <summary>Ask zero-copy sends to report whether the kernel copied (6.2+; dropped if the kernel refuses it).</summary>
     private bool _zeroCopyReportUsage = true;
@@ -34,6 +42,7 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
     protected override void Run()
     {
         _ring = Ring.Create(4096, 16384, preferSingleIssuer: Options.DeferTaskrun);
+        _ring.ConsumeCompletionsWhenFull = DeferCompletions;
         var probe = _ring.ProbeOpcodes();
         _haveSplice = probe[(int)IoUringOp.Splice];
         ZeroCopySendAvailable = probe[(int)IoUringOp.SendmsgZc];
@@ -54,22 +63,29 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         MarkReady();
 
         long lastScan = NowMs;
+        bool leftBehind = false;
         while (true)
         {
             _buffers?.Publish();
             // Under load, wait briefly for a batch of completions rather than waking for each one.
             uint batch = (uint)Math.Clamp(ActiveSessions / 2, 1, 64);
-            _ring.SubmitAndWait(batch, 1000, Options.BatchWaitUsec);
+            // SQEs the kernel left behind (a short submit) or completions it holds back (CQ overflow): no sleeping.
+            if (leftBehind || _ring.CqOverflowed) batch = 0;
+            int waitMs = _acceptResumeMs > NowMs ? (int)Math.Min(_acceptResumeMs - NowMs, 1000) : 1000;
+            _ring.SubmitAndWait(batch, waitMs, Options.BatchWaitUsec);
+            leftBehind = _ring.PendingSubmissions > 0;
             Stats.EnterCalls = _ring.EnterCalls;
             Stats.SubmittedSqes = _ring.SubmittedSqes;
             Tick();
+            for (int i = 0; i < _deferredCount; i++) Dispatch(in _deferred[i]);
+            _deferredCount = 0;
             while (_ring.TryPeek(out var cqe))
             {
                 _ring.Advance();
                 Dispatch(in cqe);
             }
             Stats.ReapedCqes = _ring.ReapedCqes;
-            if (_listening && !_acceptArmed) ArmAccept();
+            if (_listening && !_acceptArmed && NowMs >= _acceptResumeMs) ArmAccept();
             if (NowMs - lastScan >= 1000 || Draining)
             {
                 lastScan = NowMs;
@@ -83,6 +99,29 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         foreach (var p in ProxySessions) p.Reset(this);
         _buffers?.Dispose();
         _ring.Dispose();
+    }
+
+    /// <summary>The SQ ring is full and the kernel wants completions consumed first: set them aside for the loop.</summary>
+    private void DeferCompletions()
+    {
+        while (_deferredCount < _deferred.Length && _ring.TryPeek(out var cqe))
+        {
+            _ring.Advance();
+            _deferred[_deferredCount++] = cqe;
+        }
+    }
+
+    protected override void Abandon()
+    {
+        // Closing the ring cancels everything in it, the armed accept included, which holds the listener open.
+        _ring?.Dispose();
+        foreach (var s in Sessions)
+            if (s.Fd >= 0) { Libc.close(s.Fd); s.Fd = -1; }
+        foreach (var p in ProxySessions)
+        {
+            if (p.ClientFd >= 0) Libc.close(p.ClientFd);
+            if (p.UpstreamFd >= 0) Libc.close(p.UpstreamFd);
+        }
     }
 
     private void ArmWake()
@@ -117,7 +156,7 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
             sqe->Addr = Tag(Op.Accept, 0);
             sqe->UserData = Tag(Op.CancelAccept, 0);
         }
-        Libc.close(ListenFd);
+        CloseListener();
     }
 
     private void Dispatch(in Cqe cqe)
@@ -159,8 +198,17 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         switch (op)
         {
             case Op.Recv:
-                if (cqe.Res <= 0) { BeginClose(s); return; }
-                s.OnReceived(cqe.Res, NowMs);
+                if (s.Lingering)
+                {
+                    // Dropped: we only wait for the client to finish sending and close.
+                    if (cqe.Res > 0) { s.RecvLength = 0; PostRecv(s); }
+                    else BeginClose(s);
+                    return;
+                }
+                if (cqe.Res < 0) { BeginClose(s); return; }
+                // A FIN: answer what was received, then close (s.Next turns the next receive into a close).
+                if (cqe.Res == 0) s.PeerClosed = true;
+                else s.OnReceived(cqe.Res, NowMs);
                 Drive(s, s.Next(this));
                 return;
             case Op.SendZeroCopy when cqe.Res is -Libc.EINVAL or -Libc.EOPNOTSUPP && (cqe.Flags & CqeFMore) == 0:
@@ -172,6 +220,9 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
                 return;
             case Op.Send:
             case Op.SendZeroCopy:
+                // The socket is non-blocking for inline sendfile, so a full socket buffer fails the send with
+                // EAGAIN instead of parking it in the kernel: wait for POLLOUT and send again.
+                if (cqe.Res is -Libc.EAGAIN or -Libc.EINTR) { ArmPollOut(s); return; }
                 if (cqe.Res < 0 && cqe.Res != -Libc.ECANCELED || cqe.Res == 0 && s.HasOutput) { BeginClose(s); return; }
                 if (cqe.Res > 0)
                 {
@@ -203,7 +254,10 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
                 if (InFlightExceptRecv(s) == 0) Drive(s, NextAfterDrainingStash(s));
                 return;
             case Op.PollOut:
-                SendInline(s);
+                // Writable again: a ring send that met EAGAIN is resubmitted, an inline stream goes on.
+                if (s.Waiting == SessionNext.Send) PostSend(s);
+                else if (Options.IoUringInlineSendfile && s.StreamZeroCopy) SendInline(s);
+                else Drive(s, NextAfterDrainingStash(s));
                 return;
             case Op.SpliceOut:
                 if (cqe.Res > 0)
@@ -212,6 +266,7 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
                     Stats.BytesZeroCopy += cqe.Res;
                     s.LastProgressMs = NowMs;
                 }
+                else if (cqe.Res is -Libc.EAGAIN or -Libc.EINTR) { ArmPollOut(s); return; }
                 else if (cqe.Res != -Libc.ECANCELED) { BeginClose(s); return; }
                 if (InFlightExceptRecv(s) == 0) Drive(s, NextAfterDrainingStash(s));
                 return;
@@ -235,10 +290,11 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         {
             // Old kernels reject the multishot flag; fall back to one accept per SQE.
             if (res == -Libc.EINVAL && _multishotAccept) _multishotAccept = false;
+            if (res is -Libc.EMFILE or -Libc.ENFILE) PauseAccepting();
             return; // re-armed by the loop while still listening
         }
         if (!_listening) { Libc.close(res); return; }
-        Stats.Accepts++;
+        CountAccept();
         if (IsProxy)
         {
             AcceptProxy(res);
@@ -257,6 +313,20 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         PostRecv(s);
     }
 
+    /// <summary>Out of fds: stop accepting for a moment (the queue keeps the connections) rather than re-arming at once.</summary>
+    private void PauseAccepting()
+    {
+        Stats.AcceptErrors++;
+        _acceptResumeMs = NowMs + AcceptBackoffMs;
+        if (_acceptArmed && _multishotAccept)
+        {
+            var sqe = _ring.GetSqe();
+            sqe->Opcode = IoUringOp.AsyncCancel;
+            sqe->Addr = Tag(Op.Accept, 0);
+            sqe->UserData = Tag(Op.CancelAccept, 0);
+        }
+    }
+
     private void Drive(HttpSession s, SessionNext next)
     {
         switch (next)
@@ -264,9 +334,20 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
             case SessionNext.Recv: PostRecv(s); break;
             case SessionNext.Send: PostSend(s); break;
             case SessionNext.Stream: PostStream(s); break;
+            case SessionNext.Close when s.LingerOnClose && !s.PeerClosed && !s.Lingering: StartLingering(s); break;
             case SessionNext.Close: BeginClose(s); break;
             case SessionNext.AwaitZeroCopy: s.Waiting = next; break; // resumed by OnZeroCopyNotice
         }
+    }
+
+    /// <summary>After an error answer: FIN our side, then drop what the client still sends until it closes (or the lingering timeout).</summary>
+    private void StartLingering(HttpSession s)
+    {
+        Libc.shutdown(s.Fd, Libc.SHUT_WR);
+        for (int i = 0; i < s.StashCount; i++) _buffers!.Recycle(s.StashBuffer[i]);
+        s.StashCount = 0;
+        s.BeginLingering(NowMs);
+        PostRecv(s);
     }
 
     private static int InFlightExceptRecv(HttpSession s) => s.InFlight - (s.RecvArmed ? 1 : 0);
@@ -292,7 +373,22 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
             MaybeRecycle(s);
             return;
         }
-        if (cqe.Res <= 0)
+        if (s.Lingering)
+        {
+            if (hasBuffer) _buffers!.Recycle(bid);
+            if (cqe.Res > 0 || cqe.Res == -Libc.ENOBUFS || cqe.Res == -Libc.ECANCELED) { if (!s.RecvArmed) PostRecv(s); }
+            else BeginClose(s);
+            return;
+        }
+        if (cqe.Res == 0)
+        {
+            // A FIN ends the multishot: what was received (held or parsed) is still answered, every queued
+            // byte sent, and only then the connection closed; if the session was waiting for input, that is now.
+            s.PeerClosed = true;
+            if (s.Waiting == SessionNext.Recv) Drive(s, NextAfterDrainingStash(s));
+            return;
+        }
+        if (cqe.Res < 0)
         {
             // Out of provided buffers ends the multishot but not the connection: re-arm when needed.
             if (cqe.Res == -Libc.ENOBUFS || cqe.Res == -Libc.ECANCELED)
@@ -304,6 +400,9 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
             return;
         }
         if (!hasBuffer) { BeginClose(s); return; }
+        // The connection ends after the answer being sent (an error): what the client sends meanwhile is dropped,
+        // not held, or a client still sending a refused body would overflow the stash and cut that answer.
+        if (s.CloseAfterFlush) { _buffers!.Recycle(bid); return; }
         int room = s.RecvCapacity - s.RecvLength;
         if (s.StashCount == 0 && room >= cqe.Res)
         {
@@ -329,7 +428,7 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
         while (true)
         {
             DrainStash(s);
-            var next = s.Next(this);
+            var next = s.Next(this, inputHeld: s.StashCount > 0);
             // Next() may have parsed and freed room; keep feeding held bytes while the parser wants more.
             if (next != SessionNext.Recv || s.StashCount == 0) return next;
             if (s.RecvLength == s.RecvCapacity) return next;

@@ -20,6 +20,23 @@ internal static unsafe class Platform
         return cpus;
     }
 
+    /// <summary>
+    /// Raises the soft open-files limit to the hard one (every connection is an fd, two in proxy mode) and
+    /// returns the limit now in force, or -1 if it cannot be read.
+    /// </summary>
+    public static long RaiseOpenFilesLimit()
+    {
+        ulong* limits = stackalloc ulong[2];
+        if (Libc.getrlimit(Libc.RLIMIT_NOFILE, limits) != 0) return -1;
+        if (limits[0] < limits[1])
+        {
+            ulong soft = limits[0];
+            limits[0] = limits[1];
+            if (Libc.setrlimit(Libc.RLIMIT_NOFILE, limits) != 0) limits[0] = soft;
+        }
+        return limits[0] > long.MaxValue ? long.MaxValue : (long)limits[0];
+    }
+
     /// <summary>Pins the calling thread to one CPU.</summary>
     public static void PinCurrentThread(int cpu)
     {

@@ -52,6 +52,14 @@ namespace NetTune.DataPlane
             // With --port 0 the first bind picks the port and the rest join it through SO_REUSEPORT.
             // Workers go round robin over the CPUs: one each by default, several per CPU with --workers.
             var workerCpus = Enumerable.Range(0, options.Workers > 0 ? options.Workers : cpus.Count).Select(i => cpus[i % cpus.Count]).ToArray();
+            // Each worker's memory goes to its own CPU's node unless --numa-node names one for all.
+            var workerNodes = NumaTopology.NodesFor(workerCpus, options.NumaNode,
+                options.NumaNode >= 0 ? new Dictionary<int, int>() : NumaTopology.ReadNodeOfCpus(options.SysfsRoot));
+            long openFiles = Platform.RaiseOpenFilesLimit();
+            long fdsPerConnection = options.IsProxy ? 2 : 1;
+            if (openFiles > 0 && (long)options.MaxConnectionsPerWorker * workerCpus.Length * fdsPerConnection > openFiles)
+                Console.Error.WriteLine($"dataplane: warning: --max-connections {options.MaxConnectionsPerWorker} x {workerCpus.Length} workers"
+                    + (options.IsProxy ? " x 2 fds (client and upstream)" : "") + $" exceeds the open-files limit {openFiles}; accepts will back off at EMFILE");
             var listeners = new List<int>();
             int port = options.Port;
             foreach (var cpu in workerCpus)
@@ -65,8 +73,8 @@ namespace NetTune.DataPlane
             for (int i = 0; i < workerCpus.Length; i++)
             {
                 workers.Add(engine == IoEngineKind.IoUring
-                    ? new IoUringWorker(i, workerCpus[i], options, listeners[i], rootFd) { Upstreams = upstreams }
-                    : new EpollWorker(i, workerCpus[i], options, listeners[i], rootFd) { Upstreams = upstreams });
+                    ? new IoUringWorker(i, workerCpus[i], options, listeners[i], rootFd) { Upstreams = upstreams, NumaNode = workerNodes[i] }
+                    : new EpollWorker(i, workerCpus[i], options, listeners[i], rootFd) { Upstreams = upstreams, NumaNode = workerNodes[i] });
             }
 
             bool draining = false;
@@ -83,12 +91,19 @@ namespace NetTune.DataPlane
             if (failed != null) throw new StartupException($"worker {failed.Index} failed to start: {failed.Failure!.Message}");
 
             Console.WriteLine($"dataplane listening on {address}:{port} engine={workers[0].EngineName} workers={workers.Count} cpus={string.Join(',', cpus)}"
+                + $" numa={string.Join(',', workerNodes.Distinct())}"
                 + (upstreams != null ? $" mode=proxy upstreams={string.Join(',', upstreams.Select(u => u.EndPoint))}" : " mode=static")
                 + (admin != null ? $" admin={options.AdminAddress}:{admin.Port}" : ""));
             Console.Out.Flush();
 
+            // A worker that fails has closed its listener, so the kernel routes no new connection to it; the
+            // others are drained as on SIGTERM and the process exits 1 so the kubelet restarts it with all
+            // its workers, rather than running on with fewer than the CPUs it was given.
+            Worker? failedWorker = null;
             while (!drainSignal.Wait(500))
             {
+                failedWorker = workers.FirstOrDefault(w => w.Failure != null);
+                if (failedWorker != null) break;
                 if (workers.All(w => w.Stats.Finished))
                 {
                     Console.Error.WriteLine("dataplane: all workers stopped");
@@ -96,7 +111,9 @@ namespace NetTune.DataPlane
                 }
             }
             draining = true;
-            Console.WriteLine("dataplane: SIGTERM, draining");
+            Console.WriteLine(failedWorker != null
+                ? $"dataplane: worker {failedWorker.Index} failed ({failedWorker.Failure!.Message}); draining the others and exiting 1"
+                : "dataplane: SIGTERM, draining");
             foreach (var w in workers) w.RequestDrain();
             foreach (var w in workers) w.Join(Timeout.Infinite);
             admin?.Dispose();

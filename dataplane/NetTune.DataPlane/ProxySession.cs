@@ -70,6 +70,15 @@ internal sealed unsafe class ProxySession
     private Phase _phase;
     public long PhaseSinceMs;
     private long _firstByteTicks;
+    /// <summary>
+    /// When the head being read got its first byte (or, for pipelined leftovers, when reading it began): the
+    /// header timeout counts from here, as nginx's client_header_timeout does, not from the last receive, or a
+    /// client trickling a byte at a time would hold the session for ever.
+    /// </summary>
+    private long _headStartMs;
+    /// <summary>The client spoke HTTP/1.1 (chunks may be relayed); otherwise a chunked response is decoded for it (<see cref="_dechunk"/>).</summary>
+    private bool _clientHttp11;
+    private bool _dechunk;
 
     // The request being proxied.
     private int _requestHeadLength;
@@ -126,6 +135,7 @@ internal sealed unsafe class ProxySession
         _clientKeepAlive = true;
         _clientConnection = ConnectionHeader.None;
         _firstByteTicks = Stopwatch.GetTimestamp();
+        _headStartMs = worker.NowMs;
         _clientAddressLen = Math.Min(clientAddress.Length, ClientAddressBytes);
         clientAddress[.._clientAddressLen].CopyTo(new Span<byte>(_clientAddress, ClientAddressBytes));
         return ReadHead(worker);
@@ -198,7 +208,7 @@ internal sealed unsafe class ProxySession
         long limitMs = _phase switch
         {
             Phase.ReadHead when _clientLen == 0 => worker.Draining ? 0 : o.KeepAliveTimeoutSeconds * 1000L,
-            Phase.ReadHead => o.HeaderTimeoutSeconds * 1000L,
+            Phase.ReadHead => o.HeaderTimeoutSeconds * 1000L - (PhaseSinceMs - _headStartMs),
             Phase.Connect => o.UpstreamConnectTimeoutSeconds * 1000L,
             Phase.RecvResponseHead or Phase.RecvResponseBody => o.UpstreamTimeoutSeconds * 1000L,
             _ => o.SendTimeoutSeconds * 1000L,
@@ -245,7 +255,11 @@ internal sealed unsafe class ProxySession
 
     private ProxyIo OnHeadReceived(Worker worker, int count)
     {
-        if (_clientLen == 0) _firstByteTicks = Stopwatch.GetTimestamp();
+        if (_clientLen == 0)
+        {
+            _firstByteTicks = Stopwatch.GetTimestamp();
+            _headStartMs = worker.NowMs;
+        }
         _clientLen += count;
         return ReadHead(worker);
     }
@@ -275,6 +289,12 @@ internal sealed unsafe class ProxySession
                 return Error(worker, 400, close: true);
             }
             _bodyDone = _requestChunks.IsDone;
+            // A chunk bigger than the limit is refused as soon as its size line is read, not after it streamed in.
+            if (_requestChunks.DeclaredBytes > worker.Options.Limits.MaxBodyBytes)
+            {
+                _requestConsumed = _clientLen;
+                return Error(worker, 413, close: true);
+            }
         }
         else
         {
@@ -284,8 +304,14 @@ internal sealed unsafe class ProxySession
         }
         _requestConsumed = request.HeadLength + _bodyInBuffer;
 
+        _clientHttp11 = request.IsHttp11;
+        // An absolute-form target goes upstream in origin-form with its authority as Host (RFC 9112 §3.2.2); an
+        // HTTP/1.0 request without Host gets the upstream's name, since every HTTP/1.1 request must carry one.
+        var originTarget = request.Authority.IsPresent ? request.Target.Of(buffer) : default;
+        var host = request.Authority.IsPresent ? request.Authority.Of(buffer)
+            : request.HasHost ? default : worker.Upstreams![0].Authority;
         _requestHeadLen = ProxyHeadWriter.WriteRequest(buffer[..request.HeadLength],
-            new Span<byte>(_requestHead, _requestHeadCap), new ReadOnlySpan<byte>(_clientAddress, _clientAddressLen));
+            new Span<byte>(_requestHead, _requestHeadCap), new ReadOnlySpan<byte>(_clientAddress, _clientAddressLen), originTarget, host);
         if (_requestHeadLen < 0) return Error(worker, 431, close: true);
 
         if (request.ExpectsContinue && !_bodyDone)
@@ -376,7 +402,15 @@ internal sealed unsafe class ProxySession
         if (_bodyChunked)
         {
             body = _requestChunks.Consume(received);
-            if (body < 0 || _requestChunks.PayloadBytes > worker.Options.Limits.MaxBodyBytes) return ProxyIo.Close;
+            if (body < 0) return ProxyIo.Close;
+            if (_requestChunks.DeclaredBytes > worker.Options.Limits.MaxBodyBytes)
+            {
+                // Part of the body may be upstream already: that request cannot be finished, so the upstream goes too.
+                CloseUpstream();
+                _clientLen += count;
+                _requestConsumed = _clientLen;
+                return Error(worker, 413, close: true);
+            }
             _bodyDone = _requestChunks.IsDone;
         }
         else
@@ -425,22 +459,24 @@ internal sealed unsafe class ProxySession
 
         _upstreamReusable = _response.Reusable;
         // A drain that began while the upstream was thinking still gets announced in this response.
-        _closeClient = !_clientKeepAlive || _response.Framing == BodyFraming.UntilClose || worker.Draining;
+        // An HTTP/1.0 client cannot take chunks (RFC 9112 §7.1): it gets the payload, delimited by the close.
+        _dechunk = !_clientHttp11 && _response.Framing == BodyFraming.Chunked;
+        _closeClient = !_clientKeepAlive || _response.Framing == BodyFraming.UntilClose || _dechunk || worker.Draining;
         var connection = _closeClient ? ConnectionHeader.Close : _clientConnection;
         int headLength = ProxyHeadWriter.WriteResponse(new ReadOnlySpan<byte>(_upstreamIn, _response.HeadLength),
-            new Span<byte>(_responseHead, _responseHeadCap), connection);
+            new Span<byte>(_responseHead, _responseHeadCap), connection, _dechunk);
         if (headLength < 0) { CloseUpstream(); return Error(worker, 502, close: !_bodyDone); }
 
         _responseRemaining = _response.ContentLength;
         _responseChunks = default;
         _responseDone = _response.Framing == BodyFraming.None || _response.Framing == BodyFraming.ContentLength && _responseRemaining == 0;
-        int body = TakeResponseBody(_upstreamIn + _response.HeadLength, _upstreamLen - _response.HeadLength);
+        int body = TakeResponseBody(_upstreamIn + _response.HeadLength, _upstreamLen - _response.HeadLength, out int send);
         if (body < 0) { CloseUpstream(); return Error(worker, 502, close: !_bodyDone); }
         worker.Stats.CountStatus(_response.Status);
         _phase = Phase.SendResponse;
         ClearOutput();
         Queue(_responseHead, headLength);
-        Queue(_upstreamIn + _response.HeadLength, body);
+        Queue(_upstreamIn + _response.HeadLength, send);
         return Want(worker, ProxyIo.SendClient);
     }
 
@@ -454,17 +490,23 @@ internal sealed unsafe class ProxySession
         }
         // The upstream stopped mid-body: the client has a head promising more than can come, so it must be cut.
         if (result <= 0) return ProxyIo.Close;
-        int body = TakeResponseBody(_upstreamIn, result);
+        int body = TakeResponseBody(_upstreamIn, result, out int send);
         if (body < 0) return ProxyIo.Close;
+        // Only chunk framing came (a decoded body): nothing to send, read on.
+        if (send == 0) return AfterResponseSent(worker);
         _phase = Phase.SendResponse;
         ClearOutput();
-        Queue(_upstreamIn, body);
+        Queue(_upstreamIn, send);
         return Want(worker, ProxyIo.SendClient);
     }
 
-    /// <summary>How many of <paramref name="count"/> upstream bytes belong to the body; -1 if its framing is broken.</summary>
-    private int TakeResponseBody(byte* data, int count)
+    /// <summary>
+    /// How many of <paramref name="count"/> upstream bytes belong to the body; -1 if its framing is broken.
+    /// <paramref name="send"/>: how many bytes at <paramref name="data"/> go to the client (fewer when chunks are decoded).
+    /// </summary>
+    private int TakeResponseBody(byte* data, int count, out int send)
     {
+        send = 0;
         int body;
         switch (_response.Framing)
         {
@@ -477,14 +519,17 @@ internal sealed unsafe class ProxySession
                 _responseDone = _responseRemaining == 0;
                 break;
             case BodyFraming.Chunked:
-                body = _responseChunks.Consume(new ReadOnlySpan<byte>(data, count));
+                if (_dechunk) body = _responseChunks.Decode(new Span<byte>(data, count), out send);
+                else body = _responseChunks.Consume(new ReadOnlySpan<byte>(data, count));
                 if (body < 0) return -1;
+                if (!_dechunk) send = body;
                 _responseDone = _responseChunks.IsDone;
                 break;
             default:
                 body = count;
                 break;
         }
+        if (_response.Framing != BodyFraming.Chunked) send = body;
         // Bytes past the end of the response were never asked for: that upstream connection is not trusted again.
         if (body < count) _upstreamReusable = false;
         return body;
@@ -515,6 +560,7 @@ internal sealed unsafe class ProxySession
         Consume(_requestConsumed);
         _requestConsumed = 0;
         _firstByteTicks = Stopwatch.GetTimestamp();
+        _headStartMs = worker.NowMs;
         return ReadHead(worker);
     }
 

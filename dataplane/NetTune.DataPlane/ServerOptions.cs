@@ -45,7 +45,10 @@ public sealed record ServerOptions
     public string Address { get; init; } = "0.0.0.0";
     public int Port { get; init; } = 8080;
     public IReadOnlyList<int> Cpus { get; init; } = [];
+    /// <summary>Bind every worker's memory to this node; -1: each worker's CPU's own node, from sysfs.</summary>
     public int NumaNode { get; init; } = -1;
+    /// <summary>Where sysfs is mounted (a fixture tree in tests).</summary>
+    public string SysfsRoot { get; init; } = "/sys";
     public IoEngineKind Engine { get; init; } = IoEngineKind.Auto;
     public int AdminPort { get; init; } = -1;
     public string AdminAddress { get; init; } = "0.0.0.0";
@@ -79,6 +82,12 @@ public sealed record ServerOptions
     public uint BatchWaitUsec { get; init; } = 200;
     public int StreamChunkBytes { get; init; } = 256 * 1024;
     public HttpLimits Limits { get; init; } = HttpLimits.Default;
+    /// <summary>
+    /// Fault injection for tests only (environment NETTUNE_DATAPLANE_TEST_FAIL_AFTER_ACCEPTS=N): every worker throws
+    /// from its loop at its Nth accept, as a worker whose ring broke would. 0: never.
+    /// </summary>
+    public long TestFailAfterAccepts { get; init; } =
+        long.TryParse(Environment.GetEnvironmentVariable("NETTUNE_DATAPLANE_TEST_FAIL_AFTER_ACCEPTS"), out long n) ? n : 0;
 
     public const string Usage = """
         usage: dataplane (--root DIR | --upstream HOST:PORT...) [options]
@@ -95,8 +104,11 @@ public sealed record ServerOptions
                                      client connections (default 32; 0 = none; closed after 60 s idle)
           --port N                   listen port (default 8080; 0 = ephemeral, printed at start)
           --address IP               listen IPv4 address (default 0.0.0.0)
-          --cpus LIST                CPUs to run one worker each on, e.g. 0-1,4 (default: all allowed)
-          --numa-node N              bind worker memory to this NUMA node (default: none)
+          --cpus LIST                CPUs to run one worker each on, e.g. 0-1,4 (default: every CPU of this
+                                     process's affinity, as the kubelet's CPU manager set it)
+          --numa-node N              bind worker memory to this NUMA node (default: each worker's CPU's own node,
+                                     read from sysfs; unbound when the kernel shows no nodes)
+          --sysfs-root DIR           where sysfs is mounted (default /sys)
           --io-engine auto|iouring|epoll   (default auto: io_uring when the kernel allows it)
           --admin-port N             /metrics, /healthz, /readyz (default: off; 0 = ephemeral)
           --admin-address IP         (default 0.0.0.0)
@@ -164,6 +176,7 @@ public sealed record ServerOptions
                 case "--address": o = o with { Address = Value() }; break;
                 case "--cpus": o = o with { Cpus = CpuList.Parse(Value()) }; break;
                 case "--numa-node": o = o with { NumaNode = Int(flag, Value(), 0, 1023) }; break;
+                case "--sysfs-root": o = o with { SysfsRoot = Value() }; break;
                 case "--io-engine":
                     o = o with
                     {

@@ -9,6 +9,8 @@ namespace NetTune.DataPlane;
 internal sealed unsafe class UpstreamAddress
 {
     public string Name { get; }
+    /// <summary>The name as configured (host:port), for the Host header of requests that came without one.</summary>
+    public byte[] Authority { get; }
     public IPEndPoint EndPoint { get; }
     public int Family { get; }
     /// <summary>A native sockaddr_in or sockaddr_in6: io_uring reads it asynchronously, so it must not move.</summary>
@@ -18,6 +20,7 @@ internal sealed unsafe class UpstreamAddress
     public UpstreamAddress(string name, IPEndPoint endPoint)
     {
         Name = name;
+        Authority = System.Text.Encoding.ASCII.GetBytes(name);
         EndPoint = endPoint;
         bool v6 = endPoint.AddressFamily == AddressFamily.InterNetworkV6;
         Family = v6 ? 10 : 2; // AF_INET6 : AF_INET

@@ -16,6 +16,10 @@ internal abstract unsafe class Worker
     public readonly int Index;
     public readonly int Cpu;
     public readonly ServerOptions Options;
+    /// <summary>The NUMA node this worker's memory is bound to (-1: none known, unbound).</summary>
+    public int NumaNode { get; init; } = -1;
+    /// <summary>Whether set_mempolicy(MPOL_BIND) to <see cref="NumaNode"/> took effect.</summary>
+    public bool MemoryBound { get; private set; }
     public readonly WorkerStats Stats = new();
     protected readonly int ListenFd;
     private readonly int _rootFd;
@@ -75,8 +79,11 @@ internal abstract unsafe class Worker
         try
         {
             if (Cpu >= 0) Platform.PinCurrentThread(Cpu);
-            if (Options.NumaNode >= 0 && !Platform.BindMemoryToNode(Options.NumaNode, out int errno))
-                Console.Error.WriteLine($"worker {Index}: set_mempolicy(node {Options.NumaNode}) failed (errno {errno}); memory stays unbound");
+            if (NumaNode >= 0)
+            {
+                MemoryBound = Platform.BindMemoryToNode(NumaNode, out int errno);
+                if (!MemoryBound) Console.Error.WriteLine($"worker {Index}: set_mempolicy(node {NumaNode}) failed (errno {errno}); memory stays unbound");
+            }
             // Everything below is allocated after pinning, so it is first touched on this worker's node.
             if (IsProxy)
             {
@@ -96,8 +103,13 @@ internal abstract unsafe class Worker
         }
         catch (Exception e)
         {
-            Failure = e;
             Console.Error.WriteLine($"worker {Index} (cpu {Cpu}) failed: {e}");
+            // Stop the kernel routing new connections here before anyone hears of the failure, and end this
+            // worker's connections so their clients see a close instead of a hang.
+            try { Abandon(); }
+            catch (Exception cleanup) { Console.Error.WriteLine($"worker {Index}: cleanup after failure: {cleanup.Message}"); }
+            CloseListener();
+            Failure = e;
         }
         finally
         {
@@ -109,6 +121,30 @@ internal abstract unsafe class Worker
     }
 
     protected abstract void Run();
+
+    /// <summary>After a failure: release the engine (its ring or epoll set) and close every connection it held.</summary>
+    protected abstract void Abandon();
+
+    private bool _listenerClosed;
+
+    /// <summary>Closes this worker's SO_REUSEPORT listener once (drain or failure): the kernel then spreads new connections over the others.</summary>
+    protected void CloseListener()
+    {
+        if (_listenerClosed) return;
+        _listenerClosed = true;
+        Libc.close(ListenFd);
+    }
+
+    /// <summary>Counts an accepted connection (and fires the test-only fault injection).</summary>
+    protected void CountAccept()
+    {
+        Stats.Accepts++;
+        if (Stats.Accepts == Options.TestFailAfterAccepts)
+            throw new InvalidOperationException($"injected failure at accept {Stats.Accepts} (NETTUNE_DATAPLANE_TEST_FAIL_AFTER_ACCEPTS)");
+    }
+
+    /// <summary>EMFILE/ENFILE at accept: how long to stop accepting, as nginx does, instead of spinning on a listener that stays ready.</summary>
+    protected const int AcceptBackoffMs = 100;
 
     /// <summary>Called by the engine once its listener is armed: start-up waits for this before announcing.</summary>
     protected void MarkReady() => Stats.Running = true;
@@ -214,6 +250,7 @@ internal abstract unsafe class Worker
     /// <summary>Whether a session has overstayed its current wait (slowloris, idle keep-alive, stalled reader).</summary>
     protected bool TimedOut(HttpSession s)
     {
+        if (s.Lingering) return NowMs - s.LingerSinceMs > HttpSession.LingeringTimeoutMs;
         return s.Waiting switch
         {
             SessionNext.Recv when s.RecvLength > 0 => NowMs - s.HeadStartMs > Options.HeaderTimeoutSeconds * 1000L,

@@ -12,6 +12,8 @@ internal sealed class WorkerStats
     public const int OtherStatus = 0;
     public readonly long[] RequestsByStatus = new long[TrackedStatuses.Length];
     public long BytesCopied, BytesZeroCopy, Accepts, ActiveConnections, RejectedConnections;
+    /// <summary>Accepts that failed for want of file descriptors (EMFILE/ENFILE); each pauses accepting briefly.</summary>
+    public long AcceptErrors;
     public long EnterCalls, SubmittedSqes, ReapedCqes;
     /// <summary>Completion notices of zero-copy sends: data left without a copy, or the kernel reported it copied after all (loopback does).</summary>
     public long ZeroCopySendUncopied, ZeroCopySendCopied;

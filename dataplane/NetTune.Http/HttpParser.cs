@@ -47,11 +47,11 @@ public static class HttpParser
         // Only visible ASCII may appear in a request-target; anything else is an attack or a broken client.
         if (target.IndexOfAnyExceptInRange((byte)0x21, (byte)0x7e) >= 0) return Fail(ref request, 400);
 
-        if (version.SequenceEqual("HTTP/1.1"u8)) request.IsHttp11 = true;
-        else if (version.SequenceEqual("HTTP/1.0"u8)) request.IsHttp11 = false;
-        else if (version.Length == 8 && version.StartsWith("HTTP/"u8) && IsDigit(version[5]) && version[6] == '.' && IsDigit(version[7]))
-            return Fail(ref request, 505);
-        else return Fail(ref request, 400);
+        if (version.Length != 8 || !version.StartsWith("HTTP/"u8) || !IsDigit(version[5]) || version[6] != '.' || !IsDigit(version[7]))
+            return Fail(ref request, 400);
+        // RFC 9110 §6.2: a 1.x minor version we do not know is answered as the highest 1.x we speak (1.1).
+        if (version[5] != '1') return Fail(ref request, 505);
+        request.IsHttp11 = version[7] != '0';
 
         request.MethodToken = new TextSlice(start, sp1);
         request.Method = method.SequenceEqual("GET"u8) ? HttpMethodKind.Get
@@ -69,6 +69,9 @@ public static class HttpParser
             if (schemeEnd <= 0) return Fail(ref request, 400);
             int pathStart = target[(schemeEnd + 3)..].IndexOf((byte)'/');
             if (pathStart < 0) { return Fail(ref request, 400); }
+            var authority = target.Slice(schemeEnd + 3, pathStart);
+            if (authority.IsEmpty || !IsValidHost(authority)) return Fail(ref request, 400);
+            request.Authority = new TextSlice(targetStart + schemeEnd + 3, pathStart);
             targetStart += schemeEnd + 3 + pathStart;
             target = buffer.Slice(targetStart, target.Length - (schemeEnd + 3 + pathStart));
         }
@@ -110,6 +113,8 @@ public static class HttpParser
             switch (name.Length)
             {
                 case 4 when Ascii.EqualsIgnoreCase(name, "Host"u8):
+                    // RFC 9112 §3.2: a Host that is not a valid uri-host[:port] gets 400.
+                    if (!IsValidHost(value)) return Fail(ref request, 400);
                     hostCount++;
                     break;
                 case 5 when Ascii.EqualsIgnoreCase(name, "Range"u8):
@@ -146,15 +151,16 @@ public static class HttpParser
         }
 
         request.HeadLength = pos;
+        request.HasHost = hostCount > 0;
         request.ContentLength = contentLength < 0 ? 0 : contentLength;
         if (request.IsHttp11 && hostCount != 1) return Fail(ref request, 400);
         if (hostCount > 1) return Fail(ref request, 400);
         // Both framing headers at once is the classic smuggling shape; refuse it outright.
         if (request.HasTransferEncoding && contentLength >= 0) return Fail(ref request, 400);
-        // A static-file server takes no request bodies (MaxBodyBytes 0); we cannot frame what we do not read, so refuse.
+        // With MaxBodyBytes 0 (a static-file server) the caller decides what a body means for its method.
         if (request.HasTransferEncoding || request.ContentLength > 0)
         {
-            if (limits.MaxBodyBytes == 0 || request.ContentLength > limits.MaxBodyBytes) return Fail(ref request, 413);
+            if (limits.MaxBodyBytes > 0 && request.ContentLength > limits.MaxBodyBytes) return Fail(ref request, 413);
             if (request.HasTransferEncoding && !request.IsChunked) return Fail(ref request, 501);
             if (request.IsChunked && !request.IsHttp11) return Fail(ref request, 400);
         }
@@ -171,6 +177,33 @@ public static class HttpParser
             if (Ascii.EqualsIgnoreCase(token, "close"u8)) close = true;
             else if (Ascii.EqualsIgnoreCase(token, "keep-alive"u8)) keepAlive = true;
         }
+    }
+
+    // uri-host (reg-name: unreserved / pct-encoded / sub-delims, or an IP-literal in brackets) and an optional ":port".
+    private static readonly SearchValues<byte> HostChars = SearchValues.Create(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=%:[]"u8);
+
+    /// <summary>Whether a Host value (or an absolute-form authority) is uri-host [":" port]; empty is allowed (RFC 9112 §3.2).</summary>
+    public static bool IsValidHost(ReadOnlySpan<byte> host)
+    {
+        if (host.IndexOfAnyExcept(HostChars) >= 0) return false;
+        int portColon;
+        if (!host.IsEmpty && host[0] == '[')
+        {
+            int close = host.IndexOf((byte)']');
+            if (close < 0 || host[1..close].IndexOfAny("[]"u8) >= 0) return false;
+            if (close + 1 == host.Length) return true;
+            if (host[close + 1] != ':') return false;
+            portColon = close + 1;
+        }
+        else
+        {
+            if (host.IndexOfAny("[]"u8) >= 0) return false;
+            portColon = host.IndexOf((byte)':');
+            if (portColon < 0) return true;
+        }
+        var port = host[(portColon + 1)..];
+        return port.IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0;
     }
 
     private static bool AllDigits(ReadOnlySpan<byte> s) => !s.IsEmpty && s.IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0;

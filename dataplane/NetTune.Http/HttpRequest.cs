@@ -41,6 +41,9 @@ public struct HttpRequest
     /// <summary>The client sent <c>Expect: 100-continue</c> and waits for an interim answer before its body.</summary>
     public bool ExpectsContinue;
     public TextSlice MethodToken;
+    /// <summary>The authority of an absolute-form target (<c>GET http://host:port/path</c>); <see cref="Target"/> is then its path.</summary>
+    public TextSlice Authority;
+    public bool HasHost;
 }
 
 /// <summary>An offset/length pair into a request buffer; Length 0 means "absent".</summary>
@@ -50,7 +53,7 @@ public readonly record struct TextSlice(int Start, int Length)
     public ReadOnlySpan<byte> Of(ReadOnlySpan<byte> buffer) => buffer.Slice(Start, Length);
 }
 
-/// <param name="MaxBodyBytes">Largest request body accepted; 0 refuses every body with 413 (a static-file server reads none).</param>
+/// <param name="MaxBodyBytes">Largest request body accepted (413 above); 0 leaves bodies to the caller (the static-file server answers by method and discards small ones).</param>
 public sealed record HttpLimits(int MaxRequestLineBytes = 8192, int MaxHeaderBytes = 16384, int MaxHeaderCount = 100, long MaxBodyBytes = 0)
 {
     public static readonly HttpLimits Default = new();

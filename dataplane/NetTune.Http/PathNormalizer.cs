@@ -59,6 +59,8 @@ public static class PathNormalizer
             }
             read = segEnd + 1;
         }
+        // A trailing slash names a directory: kept, so "file.txt/" fails to open (ENOTDIR, 404) instead of serving the file.
+        if (write > 0 && path[^1] == '/') path[write++] = (byte)'/';
         length = write;
         return PathStatus.Ok;
     }

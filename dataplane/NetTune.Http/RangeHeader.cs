@@ -21,7 +21,8 @@ public static class RangeHeader
     public static ByteRange Parse(ReadOnlySpan<byte> value, long size)
     {
         value = value.Trim(" \t"u8);
-        if (!value.StartsWith("bytes="u8)) return default;
+        // Range units are case-insensitive (RFC 9110 §14.1).
+        if (value.Length < 6 || !System.Text.Ascii.EqualsIgnoreCase(value[..6], "bytes="u8)) return default;
         var spec = value[6..].Trim(" \t"u8);
         if (spec.Contains((byte)',')) return default;
         int dash = spec.IndexOf((byte)'-');

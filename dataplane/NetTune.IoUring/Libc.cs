@@ -94,6 +94,15 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "sendfile64", SetLastError = true)]
     public static partial nint sendfile(int outFd, int inFd, long* offset, nuint count);
 
+    /// <summary>Ours: getrlimit/setrlimit are not in Tmds.LibC 0.5.0 (struct rlimit is two 64-bit words on 64-bit ABIs).</summary>
+    [LibraryImport(Lib, EntryPoint = "getrlimit", SetLastError = true)]
+    public static partial int getrlimit(int resource, ulong* limits);
+
+    [LibraryImport(Lib, EntryPoint = "setrlimit", SetLastError = true)]
+    public static partial int setrlimit(int resource, ulong* limits);
+
+    public const int RLIMIT_NOFILE = 7;
+
     public static nint splice(int fdIn, long* offIn, int fdOut, long* offOut, nuint length, uint flags) =>
         TmdsLibC.splice(fdIn, (off_t*)offIn, fdOut, (off_t*)offOut, length.Size(), flags).Nint();
 

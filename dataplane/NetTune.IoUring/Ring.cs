@@ -26,8 +26,7 @@ public sealed unsafe class Ring : IDisposable
     private readonly uint* _cqHead, _cqTail;
     private readonly uint _cqMask;
     private readonly Cqe* _cqes;
-    private uint _sqeTail;      // next SQE we hand out (not yet visible to the kernel)
-    private uint _sqeSubmitted; // tail last published to the kernel
+    private uint _sqeTail;      // next SQE we hand out (published to the kernel at the next enter)
     private bool _disposed;
 
     public int Fd => _fd;
@@ -72,19 +71,21 @@ public sealed unsafe class Ring : IDisposable
         _cqTail = (uint*)(cq + p.CqOff.Tail);
         _cqMask = *(uint*)(cq + p.CqOff.RingMask);
         _cqes = (Cqe*)(cq + p.CqOff.Cqes);
-        _sqeTail = _sqeSubmitted = *_sqTail;
+        _sqeTail = *_sqTail;
     }
 
     /// <summary>
     /// Creates a ring, trying the cheapest task-running modes first and falling back for older kernels.
     /// Must be called on the thread that will drive it (SINGLE_ISSUER binds the ring to its creator).
     /// </summary>
-    public static Ring Create(uint entries, uint cqEntries = 0, bool preferSingleIssuer = true)
+    /// <param name="submitAll">IORING_SETUP_SUBMIT_ALL: keep submitting past an SQE that fails (off only to test short submits).</param>
+    public static Ring Create(uint entries, uint cqEntries = 0, bool preferSingleIssuer = true, bool submitAll = true)
     {
         uint baseFlags = SetupClamp | (cqEntries > 0 ? SetupCqSize : 0);
+        uint all = submitAll ? SetupSubmitAll : 0;
         uint[] attempts = preferSingleIssuer
-            ? [SetupSingleIssuer | SetupDeferTaskrun | SetupSubmitAll, SetupCoopTaskrun | SetupSubmitAll, SetupSubmitAll, 0]
-            : [SetupCoopTaskrun | SetupSubmitAll, SetupSubmitAll, 0];
+            ? [SetupSingleIssuer | SetupDeferTaskrun | all, SetupCoopTaskrun | all, all, 0]
+            : [SetupCoopTaskrun | all, all, 0];
         int lastErrno = 0;
         foreach (var extra in attempts)
         {
@@ -137,7 +138,14 @@ public sealed unsafe class Ring : IDisposable
 
     public int SpaceLeft => (int)(_sqEntries - (_sqeTail - Volatile.Read(ref *_sqHead)));
 
-    public int PendingSubmissions => (int)(_sqeTail - _sqeSubmitted);
+    /// <summary>
+    /// SQEs the kernel has not consumed yet, counted from its head: a short submit or an -EBUSY/-EAGAIN leaves
+    /// some behind, and they go with the next enter instead of waiting for more to be queued.
+    /// </summary>
+    public int PendingSubmissions => (int)(_sqeTail - Volatile.Read(ref *_sqHead));
+
+    /// <summary>The kernel holds completions that did not fit in the CQ ring (IORING_SQ_CQ_OVERFLOW): an enter with GETEVENTS flushes them.</summary>
+    public bool CqOverflowed => (Volatile.Read(ref *_sqFlags) & SqCqOverflow) != 0;
 
     /// <summary>A zeroed SQE, or null when the ring is full (submit, then retry).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -151,15 +159,30 @@ public sealed unsafe class Ring : IDisposable
         return sqe;
     }
 
-    /// <summary>A zeroed SQE; submits what is queued first if the ring is full.</summary>
+    /// <summary>
+    /// Called when the SQ ring is full and the kernel will not take more until completions are consumed: the
+    /// owner moves completions out of the CQ ring (to handle them later, not from inside the caller of
+    /// <see cref="GetSqe"/>), so the kernel can flush its overflow and accept submissions again.
+    /// </summary>
+    public Action? ConsumeCompletionsWhenFull { get; set; }
+
+    /// <summary>
+    /// A zeroed SQE; submits what is queued first if the ring is full. If the kernel still refuses SQEs
+    /// (-EBUSY: its completions are backed up), <see cref="ConsumeCompletionsWhenFull"/> makes room and the
+    /// submit is tried again a few times before giving up with an exception.
+    /// </summary>
     public Sqe* GetSqe()
     {
         Sqe* sqe = TryGetSqe();
         if (sqe != null) return sqe;
-        SubmitAndWait(0, -1);
-        sqe = TryGetSqe();
-        if (sqe == null) throw new IoUringException("submission ring stayed full after submit", Libc.EBUSY);
-        return sqe;
+        for (int attempt = 0; attempt < 8; attempt++)
+        {
+            SubmitAndWait(0, -1);
+            sqe = TryGetSqe();
+            if (sqe != null) return sqe;
+            ConsumeCompletionsWhenFull?.Invoke();
+        }
+        throw new IoUringException("submission ring stayed full after submitting and reaping", Libc.EBUSY);
     }
 
     /// <summary>
@@ -177,14 +200,14 @@ public sealed unsafe class Ring : IDisposable
     /// </summary>
     public bool SubmitAndWait(uint waitFor, int timeoutMs, uint minWaitUsec)
     {
-        uint toSubmit = _sqeTail - _sqeSubmitted;
         Volatile.Write(ref *_sqTail, _sqeTail);
-        _sqeSubmitted = _sqeTail;
+        // What the kernel has not consumed, from its head: SQEs an earlier enter left behind go now.
+        uint toSubmit = _sqeTail - Volatile.Read(ref *_sqHead);
         uint flags = 0;
         bool defer = (SetupFlags & SetupDeferTaskrun) != 0;
         // With DEFER_TASKRUN completions are only produced inside io_uring_enter with GETEVENTS, so ask
-        // for them even when not waiting.
-        if (waitFor > 0 || defer) flags |= EnterGetEvents;
+        // for them even when not waiting; completions that overflowed the CQ ring come back the same way.
+        if (waitFor > 0 || defer || CqOverflowed) flags |= EnterGetEvents;
         if (toSubmit == 0 && !(flags != 0)) return true;
 
         long r;

@@ -112,6 +112,18 @@ public sealed class ScriptedUpstream : IDisposable
                 await socket.SendAsync("ld!\r\n0\r\nX-Checksum: 42\r\n\r\n"u8.ToArray());
                 return true;
             }
+            case "/length-and-chunked":
+                // Both framings: chunked wins (RFC 9112 §6.3), and the Content-Length must not reach the client.
+                await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"u8.ToArray());
+                return false;
+            case "/bare-cr":
+                await socket.SendAsync("HTTP/1.1 200 OK\r\nX-Split: a\rX-Injected: b\r\nContent-Length: 2\r\n\r\nok"u8.ToArray());
+                return false;
+            case "/obs-fold":
+                await socket.SendAsync("HTTP/1.1 200 OK\r\nX-Folded: a\r\n X-Smuggled: b\r\nContent-Length: 2\r\n\r\nok"u8.ToArray());
+                return false;
+            case "/connection-names":
+                return await Send(socket, 200, "ok\n"u8.ToArray(), head, "Connection: X-Up-Hop\r\nX-Up-Hop: secret\r\nX-End: kept\r\n");
             case "/until-close":
                 await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nthe body runs until the upstream closes\n"u8.ToArray());
                 return false;

@@ -36,14 +36,33 @@ public sealed partial class ServerProcess : IDisposable
     public static ServerProcess StartProxy(string upstreams, string engine, params string[] extra) =>
         Launch(["--upstream", upstreams], engine, extra);
 
-    private static ServerProcess Launch(string[] mode, string engine, string[] extra)
+    /// <summary>Static mode with the process's CPU affinity set to <paramref name="cpuList"/> (taskset), as a kubelet's CPU manager does.</summary>
+    public static ServerProcess StartWithAffinity(string cpuList, string root, string engine, params string[] extra) =>
+        Launch(["--root", root], engine, extra, ["taskset", "-c", cpuList]);
+
+    /// <summary>
+    /// Static mode started through <paramref name="prefix"/> (a command that sets something up and execs the server,
+    /// such as prlimit), with extra environment variables.
+    /// </summary>
+    public static ServerProcess StartWith(string[] prefix, IReadOnlyDictionary<string, string> environment, string root, string engine, params string[] extra) =>
+        Launch(["--root", root], engine, extra, prefix, environment);
+
+    private static ServerProcess Launch(string[] mode, string engine, string[] extra, string[]? prefix = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
-        var psi = new ProcessStartInfo(BinaryPath)
+        // taskset and prlimit exec the server, so the child's pid stays the server's.
+        var psi = new ProcessStartInfo(prefix is { Length: > 0 } ? prefix[0] : BinaryPath)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (prefix is { Length: > 0 })
+        {
+            foreach (var a in prefix.Skip(1)) psi.ArgumentList.Add(a);
+            psi.ArgumentList.Add(BinaryPath);
+        }
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         foreach (var a in mode) psi.ArgumentList.Add(a);
         foreach (var a in new[] { "--address", "127.0.0.1", "--port", "0", "--admin-address", "127.0.0.1", "--admin-port", "0", "--io-engine", engine })
             psi.ArgumentList.Add(a);
@@ -85,7 +104,13 @@ public sealed partial class ServerProcess : IDisposable
 
     public void Terminate() => Kill(_process.Id, 15);
 
-    public bool WaitForExit(int ms) => _process.WaitForExit(ms);
+    /// <summary>Waits for the exit and then for the redirected output to be read to its end, so <see cref="Output"/> is complete.</summary>
+    public bool WaitForExit(int ms)
+    {
+        if (!_process.WaitForExit(ms)) return false;
+        _process.WaitForExit();
+        return true;
+    }
     public int ExitCode => _process.ExitCode;
     public bool HasExited => _process.HasExited;
 
@@ -103,9 +128,12 @@ public sealed partial class ServerProcess : IDisposable
     private static extern int Kill(int pid, int signal);
 
     /// <summary>Runs the binary to completion (for start-up error tests).</summary>
-    public static (int ExitCode, string Output) RunToExit(params string[] args)
+    public static (int ExitCode, string Output) RunToExit(params string[] args) => RunToExitWithAffinity(null, args);
+
+    public static (int ExitCode, string Output) RunToExitWithAffinity(string? affinity, params string[] args)
     {
-        var psi = new ProcessStartInfo(BinaryPath) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(affinity == null ? BinaryPath : "taskset") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (affinity != null) foreach (var a in new[] { "-c", affinity, BinaryPath }) psi.ArgumentList.Add(a);
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();

@@ -20,6 +20,8 @@ public struct ChunkedBodyReader
 
     /// <summary>Payload bytes seen so far (chunk data only, not framing).</summary>
     public long PayloadBytes { get; private set; }
+    /// <summary>Payload bytes announced so far: those seen plus the rest of the chunk being read, known as soon as its size line is.</summary>
+    public long DeclaredBytes { get; private set; }
     public readonly bool IsDone => _state == State.Done;
     public readonly bool IsInvalid => _state == State.Invalid;
 
@@ -28,6 +30,22 @@ public struct ChunkedBodyReader
     /// (less than the span only when the body ended inside it), or -1 if the framing is malformed.
     /// </summary>
     public int Consume(ReadOnlySpan<byte> data)
+    {
+        int ignored = 0;
+        return Run(data, default, decode: false, ref ignored);
+    }
+
+    /// <summary>
+    /// As <see cref="Consume"/>, and also decodes in place: the chunk data among the consumed bytes is moved to the
+    /// front of <paramref name="data"/>, <paramref name="payload"/> bytes of it (for a client that cannot take chunks).
+    /// </summary>
+    public int Decode(Span<byte> data, out int payload)
+    {
+        payload = 0;
+        return Run(data, data, decode: true, ref payload);
+    }
+
+    private int Run(ReadOnlySpan<byte> data, Span<byte> output, bool decode, ref int written)
     {
         int i = 0;
         while (i < data.Length && _state != State.Done)
@@ -56,10 +74,14 @@ public struct ChunkedBodyReader
                 case State.SizeLf:
                     if (b != '\n') return Invalid();
                     _state = _remaining == 0 ? State.TrailerStart : State.Data;
+                    DeclaredBytes += _remaining;
                     i++;
                     break;
                 case State.Data:
                     int take = (int)Math.Min(_remaining, data.Length - i);
+                    // Overlapping moves towards the front are safe: CopyTo handles overlap.
+                    if (decode) data.Slice(i, take).CopyTo(output[written..]);
+                    written += take;
                     _remaining -= take;
                     PayloadBytes += take;
                     i += take;

@@ -11,9 +11,14 @@ public static class ProxyHeadWriter
 {
     /// <summary>
     /// The request as the upstream sees it: the client's request line and end-to-end headers, then
-    /// <c>X-Forwarded-For</c> with the client's address appended to any the client sent.
+    /// <c>X-Forwarded-For</c> with the client's address appended to any the client sent. Headers the client named
+    /// in <c>Connection</c> are hop-by-hop too (RFC 9110 §7.6.1). With <paramref name="originTarget"/> (the path of an
+    /// absolute-form target) the request line carries that instead (RFC 9112 §3.2.2); with <paramref name="host"/> the
+    /// client's Host lines are replaced by that one (the absolute-form's authority, or the upstream's name for an
+    /// HTTP/1.0 request that had none).
     /// </summary>
-    public static int WriteRequest(ReadOnlySpan<byte> head, Span<byte> destination, ReadOnlySpan<byte> clientAddress)
+    public static int WriteRequest(ReadOnlySpan<byte> head, Span<byte> destination, ReadOnlySpan<byte> clientAddress,
+        ReadOnlySpan<byte> originTarget = default, ReadOnlySpan<byte> host = default)
     {
         int lineEnd = head.IndexOf("\r\n"u8);
         if (lineEnd < 0 || head.Length < lineEnd + 4) return -1;
@@ -21,16 +26,29 @@ public static class ProxyHeadWriter
         int start = 0;
         while (lineEnd == start) { start += 2; lineEnd = start + head[start..].IndexOf("\r\n"u8); }
         var w = new SpanWriter(destination);
-        w.Write(head[start..(lineEnd + 2)]);
+        var requestLine = head[start..lineEnd];
+        if (originTarget.IsEmpty) w.Write(requestLine);
+        else
+        {
+            int sp1 = requestLine.IndexOf((byte)' '), sp2 = requestLine.LastIndexOf((byte)' ');
+            w.Write(requestLine[..(sp1 + 1)]);
+            w.Write(originTarget);
+            w.Write(requestLine[sp2..]);
+        }
+        w.Write("\r\n"u8);
         ReadOnlySpan<byte> forwardedFor = default;
         var headers = head[(lineEnd + 2)..^2];
-        while (!headers.IsEmpty)
+        bool connectionNames = HasConnectionNames(headers);
+        var rest = headers;
+        while (!rest.IsEmpty)
         {
-            int nl = headers.IndexOf("\r\n"u8);
-            var line = headers[..(nl + 2)];
-            headers = headers[(nl + 2)..];
+            int nl = rest.IndexOf("\r\n"u8);
+            var line = rest[..(nl + 2)];
+            rest = rest[(nl + 2)..];
             var name = line[..line.IndexOf((byte)':')];
             if (IsHopByHop(name) || name.Length == 6 && Ascii.EqualsIgnoreCase(name, "Expect"u8)) continue;
+            if (connectionNames && NamedInConnection(headers, name)) continue;
+            if (!host.IsEmpty && name.Length == 4 && Ascii.EqualsIgnoreCase(name, "Host"u8)) continue;
             if (name.Length == 15 && Ascii.EqualsIgnoreCase(name, "X-Forwarded-For"u8))
             {
                 // Several X-Forwarded-For lines form one list; the last one carries it on.
@@ -38,6 +56,12 @@ public static class ProxyHeadWriter
                 continue;
             }
             w.Write(line);
+        }
+        if (!host.IsEmpty)
+        {
+            w.Write("Host: "u8);
+            w.Write(host);
+            w.Write("\r\n"u8);
         }
         w.Write("X-Forwarded-For: "u8);
         if (!forwardedFor.IsEmpty)
@@ -50,25 +74,84 @@ public static class ProxyHeadWriter
         return w.Failed ? -1 : w.Position;
     }
 
-    /// <summary>The upstream's status line and end-to-end headers, then the proxy's own Connection header.</summary>
-    public static int WriteResponse(ReadOnlySpan<byte> head, Span<byte> destination, ConnectionHeader connection)
+    /// <summary>
+    /// The upstream's status line and end-to-end headers, then the proxy's own Connection header. Headers the
+    /// upstream named in Connection are dropped; so is a Content-Length beside Transfer-Encoding (RFC 9112 §6.3
+    /// makes the intermediary remove it). With <paramref name="dechunk"/> (a chunked body relayed decoded to an
+    /// HTTP/1.0 client, delimited by the close) both framing headers go.
+    /// </summary>
+    public static int WriteResponse(ReadOnlySpan<byte> head, Span<byte> destination, ConnectionHeader connection, bool dechunk = false)
     {
         int lineEnd = head.IndexOf("\r\n"u8);
         if (lineEnd < 0 || head.Length < lineEnd + 4) return -1;
         var w = new SpanWriter(destination);
         w.Write(head[..(lineEnd + 2)]);
         var headers = head[(lineEnd + 2)..^2];
-        while (!headers.IsEmpty)
+        bool connectionNames = HasConnectionNames(headers);
+        bool transferEncoding = Has(headers, "Transfer-Encoding"u8);
+        var rest = headers;
+        while (!rest.IsEmpty)
         {
-            int nl = headers.IndexOf("\r\n"u8);
-            var line = headers[..(nl + 2)];
-            headers = headers[(nl + 2)..];
-            if (!IsHopByHop(line[..line.IndexOf((byte)':')])) w.Write(line);
+            int nl = rest.IndexOf("\r\n"u8);
+            var line = rest[..(nl + 2)];
+            rest = rest[(nl + 2)..];
+            var name = line[..line.IndexOf((byte)':')];
+            if (IsHopByHop(name) || connectionNames && NamedInConnection(headers, name)) continue;
+            if ((transferEncoding || dechunk) && name.Length == 14 && Ascii.EqualsIgnoreCase(name, "Content-Length"u8)) continue;
+            if (dechunk && name.Length == 17 && Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8)) continue;
+            w.Write(line);
         }
         if (connection == ConnectionHeader.Close) w.Write("Connection: close\r\n"u8);
         else if (connection == ConnectionHeader.KeepAlive) w.Write("Connection: keep-alive\r\n"u8);
         w.Write("\r\n"u8);
         return w.Failed ? -1 : w.Position;
+    }
+
+    private static bool Has(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> wanted)
+    {
+        while (!headers.IsEmpty)
+        {
+            int nl = headers.IndexOf("\r\n"u8);
+            var line = headers[..nl];
+            headers = headers[(nl + 2)..];
+            int colon = line.IndexOf((byte)':');
+            if (colon == wanted.Length && Ascii.EqualsIgnoreCase(line[..colon], wanted)) return true;
+        }
+        return false;
+    }
+
+    /// <summary>Whether some Connection header names more than close / keep-alive (both handled already).</summary>
+    private static bool HasConnectionNames(ReadOnlySpan<byte> headers)
+    {
+        while (!headers.IsEmpty)
+        {
+            int nl = headers.IndexOf("\r\n"u8);
+            var line = headers[..nl];
+            headers = headers[(nl + 2)..];
+            if (line.Length < 11 || line[10] != ':' || !Ascii.EqualsIgnoreCase(line[..10], "Connection"u8)) continue;
+            var value = line[11..];
+            foreach (var range in value.Split((byte)','))
+            {
+                var token = value[range].Trim(" \t"u8);
+                if (!token.IsEmpty && !Ascii.EqualsIgnoreCase(token, "close"u8) && !Ascii.EqualsIgnoreCase(token, "keep-alive"u8)) return true;
+            }
+        }
+        return false;
+    }
+
+    private static bool NamedInConnection(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> name)
+    {
+        while (!headers.IsEmpty)
+        {
+            int nl = headers.IndexOf("\r\n"u8);
+            var line = headers[..nl];
+            headers = headers[(nl + 2)..];
+            if (line.Length < 11 || line[10] != ':' || !Ascii.EqualsIgnoreCase(line[..10], "Connection"u8)) continue;
+            var value = line[11..];
+            foreach (var range in value.Split((byte)','))
+                if (Ascii.EqualsIgnoreCase(value[range].Trim(" \t"u8), name)) return true;
+        }
+        return false;
     }
 
     /// <summary>

@@ -32,6 +32,17 @@ public struct UpstreamResponse
 /// </summary>
 public static class UpstreamResponseParser
 {
+    private static bool HasBareCr(ReadOnlySpan<byte> head)
+    {
+        for (int i = head.IndexOf((byte)'\r'); i >= 0; )
+        {
+            if (i + 1 >= head.Length || head[i + 1] != '\n') return true;
+            int next = head[(i + 1)..].IndexOf((byte)'\r');
+            i = next < 0 ? -1 : i + 1 + next;
+        }
+        return false;
+    }
+
     public static ParseStatus TryParse(ReadOnlySpan<byte> buffer, int maxHeadBytes, bool requestWasHead, out UpstreamResponse response)
     {
         response = default;
@@ -42,6 +53,8 @@ public static class UpstreamResponseParser
 
         int lineEnd = buffer.IndexOf("\r\n"u8);
         var line = buffer[..lineEnd];
+        // A CR not followed by LF (RFC 9112 §2.2) would be relayed for the client to split differently: refuse it.
+        if (HasBareCr(buffer[..(end + 2)])) return ParseStatus.Error;
         // "HTTP/1.x SSS" optionally followed by " reason".
         if (line.Length < 12 || !line.StartsWith("HTTP/1."u8) || line[8] != ' ' || (line.Length > 12 && line[12] != ' ')) return ParseStatus.Error;
         bool http11 = line[7] == '1';
@@ -58,7 +71,8 @@ public static class UpstreamResponseParser
             var header = headers[..nl];
             headers = headers[(nl + 2)..];
             int colon = header.IndexOf((byte)':');
-            if (colon <= 0 || header.IndexOf((byte)'\n') >= 0) return ParseStatus.Error;
+            // obs-fold (a line starting with SP/HTAB continues the previous one, RFC 9112 §5.2): refused rather than relayed.
+            if (colon <= 0 || header.IndexOf((byte)'\n') >= 0 || header[0] is (byte)' ' or (byte)'\t') return ParseStatus.Error;
             var name = header[..colon];
             var value = header[(colon + 1)..].Trim(" \t"u8);
             if (name.Length == 14 && Ascii.EqualsIgnoreCase(name, "Content-Length"u8))
