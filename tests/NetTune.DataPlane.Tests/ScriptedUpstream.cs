@@ -94,6 +94,11 @@ public sealed class ScriptedUpstream : IDisposable
             }
             case "/large":
                 return await Send(socket, 200, LargeBody(7), head);
+            case "/large-cut":
+                // Promises the whole large body, sends a fifth of it, and closes.
+                await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {1 << 20}\r\n\r\n"));
+                await socket.SendAsync(LargeBody(7).AsMemory(0, 200_000));
+                return false;
             case "/created":
                 return await Send(socket, 201, "made\n"u8.ToArray(), head, "Location: /thing/1\r\n");
             case "/no-content":
