@@ -36,7 +36,8 @@ internal sealed unsafe partial class IoUringWorker
                     sqe->Fd = io == ProxyIo.RecvClient ? s.ClientFd : s.UpstreamFd;
                     sqe->Addr = (ulong)s.IoBuffer;
                     sqe->Len = (uint)s.IoLength;
-                    if (pollFirst) sqe->IoPrio = RecvSendPollFirst;
+                    // Right after the request went, a try would only find the socket empty and then arm the poll.
+                    if (pollFirst || s.AwaitsAnswer) sqe->IoPrio = RecvSendPollFirst;
                     break;
                 case ProxyIo.SendClient or ProxyIo.SendUpstream:
                     sqe = _ring.GetSqe();

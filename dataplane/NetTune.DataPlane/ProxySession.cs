@@ -127,6 +127,9 @@ internal sealed unsafe class ProxySession
         _msg = (MsgHdr*)((byte*)_iov + MaxIov * sizeof(IoVec));
     }
 
+    /// <summary>The pending receive is the first of a response head: the upstream is still answering, nothing is there yet.</summary>
+    public bool AwaitsAnswer => Pending == ProxyIo.RecvUpstream && _phase == Phase.RecvResponseHead && _upstreamLen == 0;
+
     /// <summary>Which socket the pending intent uses: true for the upstream.</summary>
     public bool PendingOnUpstream => Pending is ProxyIo.Connect or ProxyIo.SendUpstream or ProxyIo.RecvUpstream or ProxyIo.AwaitUpstreamReadable;
 
@@ -515,6 +518,11 @@ internal sealed unsafe class ProxySession
             {
                 _responseDone = true;
                 ReleasePipe(worker);
+                // A copied read would have seen bytes past the body; a splice stops at its length, so look:
+                // an upstream that sent more than it announced is not trusted with the next request.
+                byte extra;
+                if (_upstreamReusable && Libc.recv(UpstreamFd, &extra, 1, Libc.MSG_PEEK | Libc.MSG_DONTWAIT) != -1)
+                    _upstreamReusable = false;
                 return FinishResponse(worker);
             }
             // Past its turn a large body waits for one round of the loop, so it cannot starve the other connections.
@@ -593,6 +601,9 @@ internal sealed unsafe class ProxySession
     private ProxyIo FinishResponse(Worker worker)
     {
         _spliceBody = false;
+        // Whole, and the upstream says nothing more before the next request: its answer will come with a new
+        // edge, so under epoll the first read of it waits for that instead of failing with EAGAIN first.
+        UpstreamReadable = false;
         worker.Stats.RecordDuration(Stopwatch.GetTimestamp() - _firstByteTicks, 1);
         if (!_upstreamReusable) CloseUpstream();
         else _upstreamReused = _upstreamIdle = true; // the next request on it may meet an upstream that closed it meanwhile

@@ -145,6 +145,18 @@ public class ProxyTests(ProxiesInFront proxies) : IClassFixture<ProxiesInFront>
     }
 
     [Theory, MemberData(nameof(Engines))]
+    public void AnUpstreamThatSendsMoreThanItsSplicedBodyIsNotReused(string engine)
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        using var c = new RawClient(proxies[engine].Port);
+        c.Send("GET /large-then-more HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(ScriptedUpstream.LargeBody(7), c.Read().Body);
+        // The bytes behind the body must not be taken for the answer to this request.
+        c.Send($"GET /echo?m={marker} HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.StartsWith($"GET /echo?m={marker}", Encoding.ASCII.GetString(c.Read().Body));
+    }
+
+    [Theory, MemberData(nameof(Engines))]
     public async Task SplicingOffCopiesLargeBodies(string engine)
     {
         using var proxy = ServerProcess.StartProxy(proxies.Upstream.Address, engine, "--cpus", "0", "--proxy-splice-min-bytes", "0");

@@ -94,6 +94,15 @@ public sealed class ScriptedUpstream : IDisposable
             }
             case "/large":
                 return await Send(socket, 200, LargeBody(7), head);
+            case "/large-then-more":
+            {
+                // More than announced: a whole second response right behind the body, as if to answer the next
+                // request before it is asked. Body and extra go in one write, so they arrive together.
+                var extra = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"u8.ToArray();
+                await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {1 << 20}\r\n\r\n"));
+                await socket.SendAsync(LargeBody(7).Concat(extra).ToArray());
+                return true;
+            }
             case "/large-cut":
                 // Promises the whole large body, sends a fifth of it, and closes.
                 await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {1 << 20}\r\n\r\n"));
