@@ -105,6 +105,8 @@ internal sealed unsafe class ProxySession
     /// <summary>The rest of the response body goes by splice through this pipe (-1: none held).</summary>
     private bool _spliceBody;
     private int _pipeRead = -1, _pipeWrite = -1, _pipeBytes;
+    /// <summary>Bytes in the pipe behind the body: the upstream sent more than it announced.</summary>
+    private bool _pipeHoldsExtra;
 
     public static int BlockSizeFor(HttpLimits limits, int upstreamBufferBytes) =>
         (limits.MaxHeaderBytes * 2 + HeadSlack + upstreamBufferBytes + limits.MaxHeaderBytes + HeadSlack
@@ -482,7 +484,8 @@ internal sealed unsafe class ProxySession
     private void ReleasePipe(Worker worker)
     {
         if (_pipeRead < 0) return;
-        worker.ReturnPipe(_pipeRead, _pipeWrite, empty: _pipeBytes == 0);
+        worker.ReturnPipe(_pipeRead, _pipeWrite, empty: _pipeBytes == 0 && !_pipeHoldsExtra);
+        _pipeHoldsExtra = false;
         _pipeRead = _pipeWrite = -1;
         _pipeBytes = 0;
         _spliceBody = false;
@@ -518,16 +521,13 @@ internal sealed unsafe class ProxySession
             {
                 _responseDone = true;
                 ReleasePipe(worker);
-                // A copied read would have seen bytes past the body; a splice stops at its length, so look:
-                // an upstream that sent more than it announced is not trusted with the next request.
-                byte extra;
-                if (_upstreamReusable && Libc.recv(UpstreamFd, &extra, 1, Libc.MSG_PEEK | Libc.MSG_DONTWAIT) != -1)
-                    _upstreamReusable = false;
                 return FinishResponse(worker);
             }
             // Past its turn a large body waits for one round of the loop, so it cannot starve the other connections.
             if (turn >= SpliceTurnBytes) return Want(worker, ProxyIo.AwaitClientWritable);
-            nint got = Libc.splice(UpstreamFd, null, _pipeWrite, null, (nuint)_responseRemaining, (uint)(Libc.SPLICE_F_MOVE | Libc.SPLICE_F_NONBLOCK));
+            // One byte more than the body: getting it means the upstream sent more than it announced (a copied
+            // read would have seen that too), and such an upstream is not trusted with the next request.
+            nint got = Libc.splice(UpstreamFd, null, _pipeWrite, null, (nuint)_responseRemaining + 1, (uint)(Libc.SPLICE_F_MOVE | Libc.SPLICE_F_NONBLOCK));
             if (got < 0 && Libc.Errno is Libc.EAGAIN or Libc.EINTR)
             {
                 UpstreamReadable = false;
@@ -535,6 +535,12 @@ internal sealed unsafe class ProxySession
             }
             // The upstream closed or failed mid-body: the client has a head promising more than can come, so it must be cut.
             if (got <= 0) return ProxyIo.Close;
+            if (got > _responseRemaining)
+            {
+                got = (nint)_responseRemaining;
+                _pipeHoldsExtra = true; // never sent on: the pipe is closed with it
+                _upstreamReusable = false;
+            }
             _pipeBytes += (int)got;
             _responseRemaining -= got;
         }

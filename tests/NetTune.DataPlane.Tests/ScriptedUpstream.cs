@@ -38,6 +38,9 @@ public sealed class ScriptedUpstream : IDisposable
         _ = AcceptLoop();
     }
 
+    /// <summary>The body of /large-then-more: past the proxy's splice threshold, within one loopback segment.</summary>
+    public const int ThenMoreBodyBytes = 40_000;
+
     /// <summary>A 1 MiB body whose bytes depend on the seed, for byte-exact checks of large responses.</summary>
     public static byte[] LargeBody(int seed)
     {
@@ -97,10 +100,11 @@ public sealed class ScriptedUpstream : IDisposable
             case "/large-then-more":
             {
                 // More than announced: a whole second response right behind the body, as if to answer the next
-                // request before it is asked. Body and extra go in one write, so they arrive together.
+                // request before it is asked. Body and extra go in one write of less than one loopback
+                // segment (64 KiB), so they arrive together.
                 var extra = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"u8.ToArray();
-                await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {1 << 20}\r\n\r\n"));
-                await socket.SendAsync(LargeBody(7).Concat(extra).ToArray());
+                await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {ThenMoreBodyBytes}\r\n\r\n"));
+                await socket.SendAsync(LargeBody(7).Take(ThenMoreBodyBytes).Concat(extra).ToArray());
                 return true;
             }
             case "/large-cut":
