@@ -20,12 +20,21 @@ need() {
   fi
 }
 
-# Installs wrk and nginx if missing and builds the server under test (unless DATAPLANE names one):
-# NativeAOT if it builds, otherwise a framework-dependent Release build. Sets NGINX, DATAPLANE and BUILD.
+# Installs wrk, nginx, cc and liburing-dev if missing, builds the floor peer and the server under test
+# (unless DATAPLANE names one): NativeAOT if it builds, otherwise a framework-dependent Release build.
+# Sets NGINX, FLOOR, DATAPLANE and BUILD.
 prepare() {
   need wrk wrk
   need nginx nginx-light
+  need cc gcc
   NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+  # The floor peer (bench/floor/floor.c) is built from Debian's liburing.
+  if [ ! -e /usr/include/liburing.h ]; then
+    echo "installing liburing-dev" >&2
+    apt-get install -y liburing-dev >/dev/null || { apt-get update >/dev/null && apt-get install -y liburing-dev >/dev/null; }
+  fi
+  FLOOR="$WORK/floor"
+  cc -O2 -Wall -o "$FLOOR" "$REPO/bench/floor/floor.c" -luring
 
   if [ -z "${DATAPLANE:-}" ]; then
     if dotnet publish "$REPO/dataplane/NetTune.DataPlane/NetTune.DataPlane.csproj" -c Release -r linux-x64 \
@@ -72,6 +81,18 @@ wait_port() { # $1 port, $2 path that answers 200 once the server is up (default
   return 1
 }
 
+start_floor() { # $1 port, $2 file to answer every request with; pinned to SERVER_CPU
+  taskset -c "$SERVER_CPU" "$FLOOR" "$1" "$2" >"$WORK/floor.out" 2>&1 &
+  FLOOR_PID=$!
+  PIDS+=("$FLOOR_PID")
+  wait_port "$1" /
+}
+
+stop_floor() {
+  kill "$FLOOR_PID" 2>/dev/null || true
+  wait "$FLOOR_PID" 2>/dev/null || true
+}
+
 stop_ours() {
   kill -TERM "$OURS_PID" 2>/dev/null || true
   wait "$OURS_PID" 2>/dev/null || true
@@ -84,14 +105,20 @@ to_mib() { # 12.3MB / 1.2GB / 800KB -> MiB/s (wrk's units are binary)
   awk -v v="$1" 'BEGIN{ if (v ~ /GB$/) {sub(/GB$/,"",v); print v*1024} else if (v ~ /MB$/) {sub(/MB$/,"",v); print v+0} else if (v ~ /KB$/) {sub(/KB$/,"",v); print v/1024} else {sub(/B$/,"",v); print v/1048576} }'
 }
 
-measure() { # $1 round, $2 label, $3 port, $4 file, $5 conns, $6.. pids for CPU accounting
+# $1 round, $2 label, $3 port, $4 file, $5 conns, $6.. pids for CPU accounting. With PIPELINE set (e.g. 16),
+# every write carries that many requests (pipeline.lua); the row's file is then labelled "FILE×N".
+measure() {
   local round=$1 label=$2 port=$3 file=$4 conns=$5; shift 5
-  local url="http://127.0.0.1:$port/$file"
-  taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+  local url="http://127.0.0.1:$port/$file" script=() row=$file
+  if [ -n "${PIPELINE:-}" ]; then
+    script=(-s "$REPO/bench/dataplane/pipeline.lua")
+    row="$file×$PIPELINE"
+  fi
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${WARMUP}s" "${script[@]}" "$url" ${PIPELINE:+-- "$PIPELINE"} >/dev/null 2>&1 || true
   local before after out client
   before=$(cpu_ticks "$@")
   # bash's time keyword gives wrk's own CPU: near 100% means the client, not the server, sets req/s.
-  out=$( { TIMEFORMAT='%3U %3S'; time taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "$url"; } 2>"$WORK/wrk-time" )
+  out=$( { TIMEFORMAT='%3U %3S'; time taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "${script[@]}" "$url" ${PIPELINE:+-- "$PIPELINE"}; } 2>"$WORK/wrk-time" )
   after=$(cpu_ticks "$@")
   client=$(awk -v d="$DURATION" '{ printf "%.0f", ($1 + $2) / d * 100 }' "$WORK/wrk-time")
   local rps mib p50 p99 reqs errors cpu_us
@@ -102,6 +129,6 @@ measure() { # $1 round, $2 label, $3 port, $4 file, $5 conns, $6.. pids for CPU 
   reqs=$(awk '/requests in/{print $1}' <<<"$out")
   errors=$(awk '/Non-2xx|Socket errors/{printf "%s ", $0}' <<<"$out" | tr ',' ';')
   cpu_us=$(awk -v d=$((after - before)) -v t="$CLK_TCK" -v n="$reqs" 'BEGIN{ printf "%.2f", d / t * 1e6 / n }')
-  echo "$round,$label,$file,$conns,$rps,$mib,$p50,$p99,$reqs,$cpu_us,$client,$errors" | tee -a "$RAW"
+  echo "$round,$label,$row,$conns,$rps,$mib,$p50,$p99,$reqs,$cpu_us,$client,$errors" | tee -a "$RAW"
 }
 

@@ -7,7 +7,9 @@
 #   bench/dataplane/proxy.sh               # 3 rounds, 10 s runs, -c50, 1 KiB and 64 KiB
 #
 # Environment: ROUNDS (3), DURATION (10), WARMUP (2), CONNS ("50"), FILES ("1k.bin 64k.bin"),
-# SERVER_CPU (0), CLIENT_CPU (1), UPSTREAM_CPU (1), OUT (bench/dataplane/results-proxy), DATAPLANE.
+# SERVER_CPU (0), CLIENT_CPU (1), UPSTREAM_CPU (1), OUT (bench/dataplane/results-proxy), DATAPLANE,
+# DATAPLANE_BEFORE (another build, e.g. of the previous commit: measured in the same rounds as rows
+# "iouring-before" and "epoll-before", for an A/B of a change).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -91,8 +93,8 @@ start_nginx() { # $1 = config dir, $2 = CPU, $3 = port
   wait_port "$3"
 }
 
-start_ours() { # $1 = engine
-  "$DATAPLANE" --upstream "127.0.0.1:$UP_PORT" --address 127.0.0.1 --port $OURS_PORT --cpus "$SERVER_CPU" \
+start_ours() { # $1 = engine, $2 = binary (default DATAPLANE)
+  "${2:-$DATAPLANE}" --upstream "127.0.0.1:$UP_PORT" --address 127.0.0.1 --port $OURS_PORT --cpus "$SERVER_CPU" \
     --io-engine "$1" >"$WORK/ours-$1.out" 2>&1 &
   OURS_PID=$!
   PIDS+=("$OURS_PID")
@@ -114,6 +116,11 @@ for round in $(seq 1 "$ROUNDS"); do
         start_ours $engine
         measure "$round" $engine $OURS_PORT "$file" "$conns" "$OURS_PID"
         stop_ours
+        if [ -n "${DATAPLANE_BEFORE:-}" ]; then
+          start_ours $engine "$DATAPLANE_BEFORE"
+          measure "$round" $engine-before $OURS_PORT "$file" "$conns" "$OURS_PID"
+          stop_ours
+        fi
       done
     done
   done

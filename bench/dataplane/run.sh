@@ -7,7 +7,11 @@
 #
 # Environment: ROUNDS (3), DURATION seconds (10), WARMUP seconds (2), CONNS ("50 400"),
 # FILES ("1k.bin 64k.bin 10m.bin"), SENDZC (1: also run 64 KiB with --zero-copy-send on; 0: skip),
+# PIPELINE (16: the server-bound row, 1 KiB with that many requests per write at -c50; 0: skip),
 # SERVER_CPU (0), CLIENT_CPU (1), OUT (bench/dataplane/results), DATAPLANE (a built binary to use).
+#
+# Every row also runs the floor peer (bench/floor/floor.c: a fixed-answer io_uring responder serving the
+# same bytes from memory), so each server has a ratio to what this machine can do at all.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -16,6 +20,8 @@ WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-"50 400"}
 FILES=${FILES:-"1k.bin 64k.bin 10m.bin"}
 SENDZC=${SENDZC:-1}
+PIPELINE_DEPTH=${PIPELINE:-16}
+unset PIPELINE # measure() pipelines only when asked to, row by row
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,10 +31,13 @@ WORK=$(mktemp -d /tmp/nettune-bench.XXXXXX)
 chmod 755 "$WORK" # nginx's worker runs as www-data and must reach the document root
 NGINX_PORT=${NGINX_PORT:-18080}
 OURS_PORT=${OURS_PORT:-18081}
+NGINX_PIPE_PORT=${NGINX_PIPE_PORT:-18082}
+NGINX_SENDFILE_PORT=${NGINX_SENDFILE_PORT:-18084}
+FLOOR_PORT=${FLOOR_PORT:-18083}
 mkdir -p "$OUT"
 # shellcheck source=common.sh
 . "$HERE/common.sh"
-require_free_ports $NGINX_PORT $OURS_PORT
+require_free_ports $NGINX_PORT $OURS_PORT $NGINX_PIPE_PORT $NGINX_SENDFILE_PORT $FLOOR_PORT
 prepare
 
 WWW="$WORK/www"
@@ -38,16 +47,18 @@ head -c 65536 /dev/urandom >"$WWW/64k.bin"
 head -c 10485760 /dev/urandom >"$WWW/10m.bin"
 chmod -R a+rX "$WWW"
 
-# nginx exactly as the issue specifies: one worker on CPU0, sendfile + nopush, open_file_cache.
-mkdir -p "$WORK/nginx/logs"
-cat >"$WORK/nginx/nginx.conf" <<CONF
+# nginx_conf DIR PORT "OUTPUT DIRECTIVES": one worker on SERVER_CPU, open_file_cache, no access log.
+nginx_conf() {
+  mkdir -p "$WORK/$1/logs"
+  cat >"$WORK/$1/nginx.conf" <<CONF
 worker_processes 1;
-worker_cpu_affinity 01;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
+worker_cpu_affinity $(mask "$SERVER_CPU");
+pid $WORK/$1/nginx.pid;
+error_log $WORK/$1/logs/error.log warn;
 events { worker_connections 4096; }
 http {
-    sendfile on; tcp_nopush on; tcp_nodelay on;
+    $3
+    tcp_nodelay on;
     keepalive_requests 1000000;
     access_log off;
     open_file_cache max=10000 inactive=60s;
@@ -55,17 +66,29 @@ http {
     open_file_cache_min_uses 1;
     default_type application/octet-stream;
     server {
-        listen 127.0.0.1:$NGINX_PORT reuseport;
+        listen 127.0.0.1:$2 reuseport;
         root $WWW;
     }
 }
 CONF
+}
+# nginx's worker_cpu_affinity is a binary mask, lowest CPU last: CPU 1 is "10".
+mask() { local m=1 i; for ((i = 0; i < $1; i++)); do m="${m}0"; done; echo "$m"; }
 
-start_nginx() {
-  taskset -c "$SERVER_CPU" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx.out" 2>&1 &
+# nginx at its best for one request per write (issue 5): sendfile + nopush.
+nginx_conf nginx $NGINX_PORT "sendfile on; tcp_nopush on;"
+# nginx at its best for pipelined small files: with sendfile + nopush each response of a pipelined
+# batch waits for the cork (measured: ~18k responses/s, p99 ~44 ms); copying, without nopush and
+# without postponing output, it answers a batch at once. The sendfile configuration runs beside it
+# in the server-bound row (nginx-sendfile), so the choice is re-measured every run.
+nginx_conf nginx-pipe $NGINX_PIPE_PORT "sendfile off; tcp_nopush off; postpone_output 0;"
+nginx_conf nginx-sendfile $NGINX_SENDFILE_PORT "sendfile on; tcp_nopush on;"
+
+start_nginx() { # $1 config dir, $2 port; sets NGINX_PID
+  taskset -c "$SERVER_CPU" "$NGINX" -p "$WORK/$1" -c "$WORK/$1/nginx.conf" -g 'daemon off;' >"$WORK/$1.out" 2>&1 &
   NGINX_PID=$!
   PIDS+=("$NGINX_PID")
-  wait_port $NGINX_PORT
+  wait_port "$2"
 }
 
 start_ours() { # $1 = engine, $2 = zero-copy mode, $3 = zero-copy-send mode (default auto: off on loopback)
@@ -80,13 +103,20 @@ RAW="$OUT/raw.csv"
 echo "round,server,file,conns,req_per_s,mib_per_s,p50_ms,p99_ms,requests,cpu_us_per_req,client_cpu_pct,errors" >"$RAW"
 
 echo "dataplane build: $BUILD" | tee "$OUT/build.txt"
-start_nginx
+start_nginx nginx-sendfile $NGINX_SENDFILE_PORT
+NGINX_SENDFILE_PID=$NGINX_PID
+start_nginx nginx-pipe $NGINX_PIPE_PORT
+NGINX_PIPE_PID=$NGINX_PID
+start_nginx nginx $NGINX_PORT
 for round in $(seq 1 "$ROUNDS"); do
   for conns in $CONNS; do
     for file in $FILES; do
       # 10 MiB at -c400 only measures wrk's copy loop; skip it to keep the suite short.
       if [ "$file" = 10m.bin ] && [ "$conns" != 50 ]; then continue; fi
       measure "$round" nginx $NGINX_PORT "$file" "$conns" "$NGINX_PID"
+      start_floor $FLOOR_PORT "$WWW/$file"
+      measure "$round" floor $FLOOR_PORT "$file" "$conns" "$FLOOR_PID"
+      stop_floor
       start_ours iouring auto
       measure "$round" iouring $OURS_PORT "$file" "$conns" "$OURS_PID"
       stop_ours
@@ -116,6 +146,22 @@ for round in $(seq 1 "$ROUNDS"); do
       fi
     done
   done
+  # The server-bound row: 1 KiB, PIPELINE_DEPTH requests per write, -c50. wrk's cost per response is
+  # then small, so the servers' own cost per response sets the rate.
+  if [ "$PIPELINE_DEPTH" != 0 ]; then
+    export PIPELINE=$PIPELINE_DEPTH
+    measure "$round" nginx $NGINX_PIPE_PORT 1k.bin 50 "$NGINX_PIPE_PID"
+    measure "$round" nginx-sendfile $NGINX_SENDFILE_PORT 1k.bin 50 "$NGINX_SENDFILE_PID"
+    start_floor $FLOOR_PORT "$WWW/1k.bin"
+    measure "$round" floor $FLOOR_PORT 1k.bin 50 "$FLOOR_PID"
+    stop_floor
+    for engine in iouring epoll; do
+      start_ours $engine auto
+      measure "$round" $engine $OURS_PORT 1k.bin 50 "$OURS_PID"
+      stop_ours
+    done
+    unset PIPELINE
+  fi
 done
 
 python3 "$HERE/summarize.py" "$RAW" | tee "$OUT/summary.md"

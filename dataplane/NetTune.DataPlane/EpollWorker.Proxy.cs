@@ -87,6 +87,8 @@ internal sealed unsafe partial class EpollWorker
         ProxyIo.SendClient => s.ClientWritable,
         ProxyIo.SendUpstream => s.UpstreamWritable,
         ProxyIo.Connect => !s.ConnectPending || s.UpstreamWritable, // start one, or learn how the pending one ended
+        ProxyIo.AwaitUpstreamReadable => s.UpstreamReadable,
+        ProxyIo.AwaitClientWritable => s.ClientWritable,
         _ => true,
     };
 
@@ -137,6 +139,9 @@ internal sealed unsafe partial class EpollWorker
                     result = n < 0 ? -errno : (int)n;
                     break;
                 }
+                case ProxyIo.AwaitUpstreamReadable or ProxyIo.AwaitClientWritable:
+                    result = 0; // the session's splice runs again now that its socket is ready
+                    break;
                 default: // Connect
                     if (!s.ConnectPending)
                     {

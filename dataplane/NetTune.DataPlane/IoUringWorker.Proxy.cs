@@ -1,4 +1,5 @@
 using NetTune.IoUring;
+using static NetTune.IoUring.IoUringConstants;
 
 namespace NetTune.DataPlane;
 
@@ -10,10 +11,16 @@ internal sealed unsafe partial class IoUringWorker
 {
     private void AcceptProxy(int fd)
     {
-        if (AdmitProxy(fd) is { } s) SubmitProxy(s, OpenProxySession(s, fd));
+        if (AdmitProxy(fd) is not { } s) return;
+        // The session's own splices must not block the worker; the ring's operations are unaffected by it.
+        if (ProxySplices) Platform.SetNonBlocking(fd);
+        SubmitProxy(s, OpenProxySession(s, fd));
     }
 
-    private void SubmitProxy(ProxySession s, ProxyIo io)
+    private const uint PollIn = 0x001; // POLLIN, in the SQE's poll32_events
+
+    /// <param name="pollFirst">The last try found the socket not ready (-EAGAIN): wait for readiness before trying again.</param>
+    private void SubmitProxy(ProxySession s, ProxyIo io, bool pollFirst = false)
     {
         while (true)
         {
@@ -29,6 +36,8 @@ internal sealed unsafe partial class IoUringWorker
                     sqe->Fd = io == ProxyIo.RecvClient ? s.ClientFd : s.UpstreamFd;
                     sqe->Addr = (ulong)s.IoBuffer;
                     sqe->Len = (uint)s.IoLength;
+                    // Right after the request went, a try would only find the socket empty and then arm the poll.
+                    if (pollFirst || s.AwaitsAnswer) sqe->IoPrio = RecvSendPollFirst;
                     break;
                 case ProxyIo.SendClient or ProxyIo.SendUpstream:
                     sqe = _ring.GetSqe();
@@ -36,6 +45,13 @@ internal sealed unsafe partial class IoUringWorker
                     sqe->Fd = io == ProxyIo.SendClient ? s.ClientFd : s.UpstreamFd;
                     sqe->Addr = (ulong)s.PrepareSend();
                     sqe->OpFlags = (uint)(Libc.MSG_NOSIGNAL | Libc.MSG_WAITALL);
+                    if (pollFirst) sqe->IoPrio = RecvSendPollFirst;
+                    break;
+                case ProxyIo.AwaitUpstreamReadable or ProxyIo.AwaitClientWritable:
+                    sqe = _ring.GetSqe();
+                    sqe->Opcode = IoUringOp.PollAdd;
+                    sqe->Fd = io == ProxyIo.AwaitUpstreamReadable ? s.UpstreamFd : s.ClientFd;
+                    sqe->OpFlags = io == ProxyIo.AwaitUpstreamReadable ? PollIn : PollOut;
                     break;
                 default: // Connect
                     var upstream = s.Upstream(this);
@@ -67,6 +83,14 @@ internal sealed unsafe partial class IoUringWorker
             FreeProxySession(s);
             return;
         }
+        // On a non-blocking socket (made so for splicing) a ring operation retried on an io-wq thread can
+        // report -EAGAIN: nothing moved, so wait for readiness and try the same operation again.
+        if (result is -Libc.EAGAIN or -Libc.EINTR && s.Pending is ProxyIo.RecvClient or ProxyIo.RecvUpstream or ProxyIo.SendClient or ProxyIo.SendUpstream)
+        {
+            SubmitProxy(s, s.Pending, pollFirst: true);
+            return;
+        }
+        if (s.Pending == ProxyIo.Connect && result == 0 && ProxySplices) Platform.SetNonBlocking(s.UpstreamFd);
         SubmitProxy(s, s.Complete(this, result));
     }
 

@@ -6,7 +6,7 @@ using NetTune.IoUring;
 namespace NetTune.DataPlane;
 
 /// <summary>The one I/O operation a proxy session wants next; the engine performs it and reports the result.</summary>
-internal enum ProxyIo : byte { RecvClient, SendClient, Connect, SendUpstream, RecvUpstream, Close }
+internal enum ProxyIo : byte { RecvClient, SendClient, Connect, SendUpstream, RecvUpstream, Close, AwaitUpstreamReadable, AwaitClientWritable }
 
 /// <summary>What the engine must do about a session that overstayed its current wait.</summary>
 internal enum ProxyTimeout : byte { None, Close, CancelUpstream }
@@ -18,7 +18,10 @@ internal enum ProxyTimeout : byte { None, Close, CancelUpstream }
 /// share every protocol decision and the engines stay small.
 ///
 /// Requests are handled one at a time per connection (pipelined requests wait in the client buffer),
-/// bodies stream through fixed buffers in both directions, and each client connection keeps its own
+/// bodies stream through fixed buffers in both directions, except a large Content-Length response body,
+/// which is spliced from the upstream socket through a pipe to the client socket without passing through
+/// the process (the session makes those non-blocking splice calls itself and asks the engine only to wait
+/// for readiness: io_uring's own splice always runs on io-wq threads), and each client connection keeps its own
 /// upstream connection alive across requests. A request that failed on a reused upstream connection
 /// before any response byte arrived is retried once on a fresh connection when it is safe to: the whole
 /// request is still held, and the method is idempotent or the failure came while sending.
@@ -28,8 +31,16 @@ internal sealed unsafe class ProxySession
     private enum Phase : byte
     {
         ReadHead, SendContinue, Connect, SendRequest, RecvBody, SendBody,
-        RecvResponseHead, SendResponse, RecvResponseBody, SendError,
+        RecvResponseHead, SendResponse, RecvResponseBody, SpliceResponseBody, SendError,
     }
+
+    /// <summary>
+    /// With splicing on, the first read of a response head asks for no more than this: the head and a small
+    /// body arrive whole, and the rest of a large body stays in the socket for the splice.
+    /// </summary>
+    private const int SplicingHeadReadBytes = 4096;
+    /// <summary>Bytes moved per turn before a spliced relay lets the worker's other connections go first.</summary>
+    private const long SpliceTurnBytes = 1 << 20;
 
     private const int MaxIov = 4;
     private const int HeadSlack = 1024; // X-Forwarded-For and our Connection header grow a head a little
@@ -100,6 +111,11 @@ internal sealed unsafe class ProxySession
     private long _responseRemaining;
     private ChunkedBodyReader _responseChunks;
     private bool _responseDone, _upstreamReusable, _closeClient;
+    /// <summary>The rest of the response body goes by splice through this pipe (-1: none held).</summary>
+    private bool _spliceBody;
+    private int _pipeRead = -1, _pipeWrite = -1, _pipeBytes;
+    /// <summary>Bytes in the pipe behind the body: the upstream sent more than it announced.</summary>
+    private bool _pipeHoldsExtra;
 
     public static int BlockSizeFor(HttpLimits limits, int upstreamBufferBytes) =>
         (limits.MaxHeaderBytes * 2 + HeadSlack + upstreamBufferBytes + limits.MaxHeaderBytes + HeadSlack
@@ -122,8 +138,11 @@ internal sealed unsafe class ProxySession
         _msg = (MsgHdr*)((byte*)_iov + MaxIov * sizeof(IoVec));
     }
 
+    /// <summary>The pending receive is the first of a response head: the upstream is still answering, nothing is there yet.</summary>
+    public bool AwaitsAnswer => Pending == ProxyIo.RecvUpstream && _phase == Phase.RecvResponseHead && _upstreamLen == 0;
+
     /// <summary>Which socket the pending intent uses: true for the upstream.</summary>
-    public bool PendingOnUpstream => Pending is ProxyIo.Connect or ProxyIo.SendUpstream or ProxyIo.RecvUpstream;
+    public bool PendingOnUpstream => Pending is ProxyIo.Connect or ProxyIo.SendUpstream or ProxyIo.RecvUpstream or ProxyIo.AwaitUpstreamReadable;
 
     public ProxyIo Open(Worker worker, int clientFd, ReadOnlySpan<byte> clientAddress)
     {
@@ -154,6 +173,7 @@ internal sealed unsafe class ProxySession
         if (ClientFd >= 0) Libc.close(ClientFd);
         UpstreamFd = ClientFd = -1;
         _upstreamIdle = false;
+        ReleasePipe(worker);
     }
 
     public MsgHdr* PrepareSend()
@@ -195,6 +215,9 @@ internal sealed unsafe class ProxySession
                 return AfterRequestSent(worker);
             case ProxyIo.RecvUpstream:
                 return _phase == Phase.RecvResponseHead ? OnResponseHeadReceived(worker, result) : OnResponseBodyReceived(worker, result);
+            case ProxyIo.AwaitUpstreamReadable or ProxyIo.AwaitClientWritable:
+                // A failed wait (a cancelled poll, a closed socket) ends the connection: the head promised more body.
+                return result < 0 ? ProxyIo.Close : SpliceResponseBody(worker);
             default:
                 return ProxyIo.Close;
         }
@@ -211,6 +234,7 @@ internal sealed unsafe class ProxySession
             Phase.ReadHead => o.HeaderTimeoutSeconds * 1000L - (PhaseSinceMs - _headStartMs),
             Phase.Connect => o.UpstreamConnectTimeoutSeconds * 1000L,
             Phase.RecvResponseHead or Phase.RecvResponseBody => o.UpstreamTimeoutSeconds * 1000L,
+            Phase.SpliceResponseBody when Pending == ProxyIo.AwaitUpstreamReadable => o.UpstreamTimeoutSeconds * 1000L,
             _ => o.SendTimeoutSeconds * 1000L,
         };
         if (waited <= limitMs) return ProxyTimeout.None;
@@ -431,6 +455,8 @@ internal sealed unsafe class ProxySession
     {
         IoBuffer = _upstreamIn + _upstreamLen;
         IoLength = _upstreamCap - _upstreamLen;
+        if (_phase == Phase.RecvResponseHead && _upstreamLen == 0 && worker.ProxySplices)
+            IoLength = Math.Min(IoLength, SplicingHeadReadBytes);
         return Want(worker, ProxyIo.RecvUpstream);
     }
 
@@ -473,11 +499,87 @@ internal sealed unsafe class ProxySession
         int body = TakeResponseBody(_upstreamIn + _response.HeadLength, _upstreamLen - _response.HeadLength, out int send);
         if (body < 0) { CloseUpstream(); return Error(worker, 502, close: !_bodyDone); }
         worker.Stats.CountStatus(_response.Status);
+        // Only a Content-Length body: its end is known without looking at its bytes, which a splice never sees.
+        _spliceBody = _response.Framing == BodyFraming.ContentLength && worker.ProxySplices
+                      && _responseRemaining >= worker.Options.ProxySpliceMinBytes && TakePipe(worker);
         _phase = Phase.SendResponse;
         ClearOutput();
         Queue(_responseHead, headLength);
         Queue(_upstreamIn + _response.HeadLength, send);
         return Want(worker, ProxyIo.SendClient);
+    }
+
+    private bool TakePipe(Worker worker)
+    {
+        if (_pipeRead >= 0) return true;
+        if (!worker.RentPipe(out _pipeRead, out _pipeWrite)) return false;
+        _pipeBytes = 0;
+        return true;
+    }
+
+    private void ReleasePipe(Worker worker)
+    {
+        if (_pipeRead < 0) return;
+        worker.ReturnPipe(_pipeRead, _pipeWrite, empty: _pipeBytes == 0 && !_pipeHoldsExtra);
+        _pipeHoldsExtra = false;
+        _pipeRead = _pipeWrite = -1;
+        _pipeBytes = 0;
+        _spliceBody = false;
+    }
+
+    /// <summary>
+    /// Moves the rest of a Content-Length body upstream socket → pipe → client socket, by non-blocking splices,
+    /// until it is all out (then the response is finished) or one side has to be waited for. Never asks the
+    /// upstream for more than the body, so bytes past the response stay unread and the connection reusable.
+    /// </summary>
+    private ProxyIo SpliceResponseBody(Worker worker)
+    {
+        _phase = Phase.SpliceResponseBody;
+        long turn = 0;
+        while (true)
+        {
+            if (_pipeBytes > 0)
+            {
+                uint more = _responseRemaining > 0 ? (uint)Libc.SPLICE_F_MORE : 0;
+                nint sent = Libc.splice(_pipeRead, null, ClientFd, null, (nuint)_pipeBytes, (uint)(Libc.SPLICE_F_MOVE | Libc.SPLICE_F_NONBLOCK) | more);
+                if (sent < 0 && Libc.Errno is Libc.EAGAIN or Libc.EINTR)
+                {
+                    ClientWritable = false;
+                    return Want(worker, ProxyIo.AwaitClientWritable);
+                }
+                if (sent <= 0) return ProxyIo.Close;
+                _pipeBytes -= (int)sent;
+                worker.Stats.BytesZeroCopy += sent;
+                turn += sent;
+                continue;
+            }
+            if (_responseRemaining == 0)
+            {
+                _responseDone = true;
+                ReleasePipe(worker);
+                return FinishResponse(worker);
+            }
+            // Past its turn a large body waits for one round of the loop, so it cannot starve the other connections.
+            if (turn >= SpliceTurnBytes) return Want(worker, ProxyIo.AwaitClientWritable);
+            // One byte more than the body: getting it means the upstream sent more than it announced (a copied
+            // read would have seen that too), and such an upstream is not trusted with the next request.
+            nint got = Libc.splice(UpstreamFd, null, _pipeWrite, null, (nuint)_responseRemaining + 1, (uint)(Libc.SPLICE_F_MOVE | Libc.SPLICE_F_NONBLOCK));
+            if (got < 0 && Libc.Errno is Libc.EAGAIN or Libc.EINTR)
+            {
+                UpstreamReadable = false;
+                return Want(worker, ProxyIo.AwaitUpstreamReadable);
+            }
+            // The upstream closed or failed mid-body: the client has a head promising more than can come, so it must be cut.
+            if (got <= 0) return ProxyIo.Close;
+            if (got > _responseRemaining)
+            {
+                got = (nint)_responseRemaining;
+                _pipeHoldsExtra = true; // never sent on: the pipe is closed with it
+                _upstreamReusable = false;
+            }
+            _pipeBytes += (int)got;
+            _responseRemaining -= got;
+        }
     }
 
     private ProxyIo OnResponseBodyReceived(Worker worker, int result)
@@ -537,6 +639,7 @@ internal sealed unsafe class ProxySession
 
     private ProxyIo AfterResponseSent(Worker worker)
     {
+        if (!_responseDone && _spliceBody) return SpliceResponseBody(worker);
         if (!_responseDone)
         {
             _phase = Phase.RecvResponseBody;
@@ -548,6 +651,10 @@ internal sealed unsafe class ProxySession
 
     private ProxyIo FinishResponse(Worker worker)
     {
+        _spliceBody = false;
+        // Whole, and the upstream says nothing more before the next request: its answer will come with a new
+        // edge, so under epoll the first read of it waits for that instead of failing with EAGAIN first.
+        UpstreamReadable = false;
         worker.Stats.RecordDuration(Stopwatch.GetTimestamp() - _firstByteTicks, 1);
         if (!_upstreamReusable) CloseUpstream();
         else _upstreamReused = _upstreamIdle = true; // the next request on it may meet an upstream that closed it meanwhile

@@ -42,6 +42,11 @@ public sealed record ServerOptions
     public int ProxyBufferBytes { get; init; } = 64 * 1024;
     /// <summary>Idle upstream connections a worker keeps per upstream for later clients (0: none).</summary>
     public int UpstreamKeepAlive { get; init; } = 32;
+    /// <summary>
+    /// Proxy mode: a Content-Length response body with at least this many bytes still to come after the first
+    /// read is relayed upstream socket → pipe → client socket by splice, never copied through user space (0: never).
+    /// </summary>
+    public long ProxySpliceMinBytes { get; init; } = 16 * 1024;
     public string Address { get; init; } = "0.0.0.0";
     public int Port { get; init; } = 8080;
     public IReadOnlyList<int> Cpus { get; init; } = [];
@@ -99,6 +104,9 @@ public sealed record ServerOptions
           --upstream-timeout S       seconds to wait for upstream response bytes before 504 (default 60)
           --proxy-buffer-bytes N     per-connection buffer for upstream responses (default 65536); upstream heads may
                                      be as large as --max-header-bytes
+          --proxy-splice-min-bytes N  relay a response body by splice (socket → pipe → socket, no copy through
+                                     the process) when this many bytes of it are still to come after the
+                                     first read (default 16384; 0 = always copy)
           --max-body-bytes N         proxy mode: largest request body (default 67108864; 413 above)
           --upstream-keepalive N     idle upstream connections each worker keeps per upstream for the next
                                      client connections (default 32; 0 = none; closed after 60 s idle)
@@ -172,6 +180,7 @@ public sealed record ServerOptions
                 case "--proxy-buffer-bytes": o = o with { ProxyBufferBytes = Int(flag, Value(), 4096, 16 << 20) }; break;
                 case "--max-body-bytes": maxBody = Long(flag, Value(), 1); break;
                 case "--upstream-keepalive": o = o with { UpstreamKeepAlive = Int(flag, Value(), 0, 65536) }; break;
+                case "--proxy-splice-min-bytes": o = o with { ProxySpliceMinBytes = Long(flag, Value(), 0) }; break;
                 case "--port": o = o with { Port = Int(flag, Value(), 0, 65535) }; break;
                 case "--address": o = o with { Address = Value() }; break;
                 case "--cpus": o = o with { Cpus = CpuList.Parse(Value()) }; break;

@@ -117,6 +117,7 @@ internal abstract unsafe class Worker
             Stats.Finished = true;
             Files?.Dispose();
             IdleUpstreams?.CloseAll();
+            CloseIdlePipes();
         }
     }
 
@@ -274,6 +275,53 @@ internal abstract unsafe class Worker
         Stats.BytesZeroCopy += n;
         s.LastProgressMs = NowMs;
         return n;
+    }
+
+    /// <summary>Proxy mode: empty pipes for spliced relays, each a (read fd, write fd) pair, kept for the next relay.</summary>
+    private readonly Stack<(int Read, int Write)> _idlePipes = new();
+    private const int IdlePipesKept = 64;
+
+    /// <summary>Whether proxy sessions relay large response bodies by splice.</summary>
+    public bool ProxySplices => Options.ProxySpliceMinBytes > 0;
+
+    /// <summary>An empty non-blocking pipe for a spliced relay; false when none can be made (the body is copied then).</summary>
+    public unsafe bool RentPipe(out int read, out int write)
+    {
+        if (_idlePipes.TryPop(out var pipe))
+        {
+            (read, write) = pipe;
+            return true;
+        }
+        int* fds = stackalloc int[2];
+        if (Libc.pipe2(fds, Libc.O_CLOEXEC | Libc.O_NONBLOCK) != 0)
+        {
+            read = write = -1;
+            return false;
+        }
+        read = fds[0];
+        write = fds[1];
+        return true;
+    }
+
+    /// <summary>Takes back a pipe; one still holding bytes (a relay cut short) is closed, as are pipes beyond the few kept.</summary>
+    public void ReturnPipe(int read, int write, bool empty)
+    {
+        if (empty && _idlePipes.Count < IdlePipesKept)
+        {
+            _idlePipes.Push((read, write));
+            return;
+        }
+        Libc.close(read);
+        Libc.close(write);
+    }
+
+    protected void CloseIdlePipes()
+    {
+        while (_idlePipes.TryPop(out var pipe))
+        {
+            Libc.close(pipe.Read);
+            Libc.close(pipe.Write);
+        }
     }
 
     protected static int ErrnoOf(long result) => result < 0 ? (int)-result : 0;

@@ -93,6 +93,80 @@ public class ProxyTests(ProxiesInFront proxies) : IClassFixture<ProxiesInFront>
         Assert.Equal(ScriptedUpstream.LargeBody(7), await http.GetByteArrayAsync("large"));
     }
 
+    private static async Task<double> ZeroCopyBytes(ServerProcess proxy)
+    {
+        using var admin = new HttpClient();
+        var metrics = MetricsTests.Parse(await admin.GetStringAsync($"http://127.0.0.1:{proxy.AdminPort}/metrics"));
+        return metrics.TryGetValue("nettune_dataplane_sent_bytes_total{path=\"zerocopy\"}", out var v) ? v : 0;
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public async Task LargeResponseBodiesAreSplicedByteExactAndTheConnectionGoesOn(string engine)
+    {
+        var proxy = proxies[engine];
+        var marker = Guid.NewGuid().ToString("N");
+        double before = await ZeroCopyBytes(proxy);
+        using (var c = new RawClient(proxy.Port))
+        {
+            // Pipelined: the second head waits in the client buffer while the first body is spliced, and the
+            // upstream connection (its bytes never over-read) carries all three.
+            c.Send($"GET /large?m={marker}&i=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /large?m={marker}&i=2 HTTP/1.1\r\nHost: x\r\n\r\n" +
+                   $"GET /echo?m={marker}&i=3 HTTP/1.1\r\nHost: x\r\n\r\n");
+            Assert.Equal(ScriptedUpstream.LargeBody(7), c.Read().Body);
+            Assert.Equal(ScriptedUpstream.LargeBody(7), c.Read().Body);
+            Assert.StartsWith($"GET /echo?m={marker}&i=3", Encoding.ASCII.GetString(c.Read().Body));
+        }
+        Assert.Single(proxies.Upstream.Requests.Where(r => r.Target.Contains(marker, StringComparison.Ordinal)).Select(r => r.Connection).Distinct());
+        // All but the first read of each response went by splice, none of it through the proxy's buffers.
+        Assert.True(await ZeroCopyBytes(proxy) - before >= 2 * ((1 << 20) - 4096), "the large bodies were not spliced");
+
+        // A reader slower than the upstream: the client socket fills, the relay waits for it and resumes.
+        using (var slow = new RawClient(proxy.Port))
+        {
+            slow.Socket.ReceiveBufferSize = 4096;
+            slow.Send($"GET /large?m={marker}&i=4 HTTP/1.1\r\nHost: x\r\n\r\n");
+            Thread.Sleep(500);
+            Assert.Equal(ScriptedUpstream.LargeBody(7), slow.Read().Body);
+        }
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public async Task AnUpstreamThatStopsInASplicedBodyCutsTheClientOff(string engine)
+    {
+        using (var c = new RawClient(proxies[engine].Port))
+        {
+            c.Send("GET /large-cut HTTP/1.1\r\nHost: x\r\n\r\n");
+            var e = Assert.Throws<IOException>(() => c.Read());
+            Assert.Contains($"of {1 << 20} body bytes", e.Message);
+        }
+        // The worker is unharmed: the next client is served.
+        using var http = Client(proxies[engine]);
+        Assert.Equal(ScriptedUpstream.LargeBody(7), await http.GetByteArrayAsync("large"));
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public async Task AnUpstreamThatSendsMoreThanItsSplicedBodyIsNotReused(string engine)
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        using var c = new RawClient(proxies[engine].Port);
+        double before = await ZeroCopyBytes(proxies[engine]);
+        c.Send("GET /large-then-more HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(ScriptedUpstream.LargeBody(7).Take(ScriptedUpstream.ThenMoreBodyBytes), c.Read().Body);
+        Assert.True(await ZeroCopyBytes(proxies[engine]) - before >= ScriptedUpstream.ThenMoreBodyBytes - 4096, "the body was not spliced");
+        // The bytes behind the body must not be taken for the answer to this request.
+        c.Send($"GET /echo?m={marker} HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.StartsWith($"GET /echo?m={marker}", Encoding.ASCII.GetString(c.Read().Body));
+    }
+
+    [Theory, MemberData(nameof(Engines))]
+    public async Task SplicingOffCopiesLargeBodies(string engine)
+    {
+        using var proxy = ServerProcess.StartProxy(proxies.Upstream.Address, engine, "--cpus", "0", "--proxy-splice-min-bytes", "0");
+        using var http = Client(proxy);
+        Assert.Equal(ScriptedUpstream.LargeBody(7), await http.GetByteArrayAsync("large"));
+        Assert.Equal(0, await ZeroCopyBytes(proxy));
+    }
+
     [Theory, MemberData(nameof(Engines))]
     public async Task AnswersExpectContinueItselfAndForwardsTheBody(string engine)
     {

@@ -38,6 +38,9 @@ public sealed class ScriptedUpstream : IDisposable
         _ = AcceptLoop();
     }
 
+    /// <summary>The body of /large-then-more: past the proxy's splice threshold, within one loopback segment.</summary>
+    public const int ThenMoreBodyBytes = 40_000;
+
     /// <summary>A 1 MiB body whose bytes depend on the seed, for byte-exact checks of large responses.</summary>
     public static byte[] LargeBody(int seed)
     {
@@ -94,6 +97,21 @@ public sealed class ScriptedUpstream : IDisposable
             }
             case "/large":
                 return await Send(socket, 200, LargeBody(7), head);
+            case "/large-then-more":
+            {
+                // More than announced: a whole second response right behind the body, as if to answer the next
+                // request before it is asked. Body and extra go in one write of less than one loopback
+                // segment (64 KiB), so they arrive together.
+                var extra = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"u8.ToArray();
+                await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {ThenMoreBodyBytes}\r\n\r\n"));
+                await socket.SendAsync(LargeBody(7).Take(ThenMoreBodyBytes).Concat(extra).ToArray());
+                return true;
+            }
+            case "/large-cut":
+                // Promises the whole large body, sends a fifth of it, and closes.
+                await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {1 << 20}\r\n\r\n"));
+                await socket.SendAsync(LargeBody(7).AsMemory(0, 200_000));
+                return false;
             case "/created":
                 return await Send(socket, 201, "made\n"u8.ToArray(), head, "Location: /thing/1\r\n");
             case "/no-content":
