@@ -8,6 +8,7 @@ public static class ConditionTypes
     public const string Progressing = "Progressing";
     public const string Degraded = "Degraded";
     public const string Conflict = "Conflict";
+    public const string DataPlaneAvailable = "DataPlaneAvailable";
 
     // NetworkTuningNodeState
     public const string Applied = "Applied";
@@ -32,6 +33,17 @@ public static class ConditionReasons
     public const string RevertFailed = "RevertFailed";
     public const string JournalCorrupt = "JournalCorrupt";
     public const string AsExpected = "AsExpected";
+
+    // DataPlaneAvailable
+    public const string DataPlaneDisabled = "DataPlaneDisabled";
+    public const string PodsReady = "PodsReady";
+    public const string PodsNotReady = "PodsNotReady";
+    public const string PodFailed = "PodFailed";
+    public const string PodApiError = "PodApiError";
+    public const string HugepagesNotAllocatable = "HugepagesNotAllocatable";
+    public const string NoAllocatableCpu = "NoAllocatableCpu";
+    public const string SocketShared = "SocketShared";
+    public const string NotExclusivelyPinned = "NotExclusivelyPinned";
 }
 
 public static class ConditionStatus
