@@ -194,19 +194,32 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
     /// </summary>
     private async Task<bool> ProbePlacementsAsync(IReadOnlyList<V1Pod> pods, CancellationToken ct)
     {
-        var live = pods.Select(p => p.Metadata.Uid).Where(u => u is not null).ToHashSet(StringComparer.Ordinal);
-        foreach (var uid in _placements.Keys)
-            if (!live.Contains(uid) && !caches.Pods.List().Any(p => p.Metadata.Uid == uid)) _placements.TryRemove(uid, out _);
-        var ask = pods.Where(p => p.Metadata.Uid is { } uid && !_placements.ContainsKey(uid) && p.Metadata.DeletionTimestamp is null
+        if (_placements.Count + _probeFailures.Count > 0)
+        {
+            var known = caches.Pods.List().Select(p => p.Metadata.Uid).Where(u => u is not null).ToHashSet(StringComparer.Ordinal);
+            foreach (var uid in _placements.Keys) if (!known.Contains(uid)) _placements.TryRemove(uid, out _);
+            foreach (var uid in _probeFailures.Keys) if (!known.Contains(uid)) _probeFailures.TryRemove(uid, out _);
+        }
+        // A pod that never tells (a data plane without placement in /readyz) is asked a few times, then left alone.
+        var ask = pods.Where(p => p.Metadata.Uid is { } uid && !_placements.ContainsKey(uid) && _probeFailures.GetValueOrDefault(uid) < MaxProbeAttempts
+                                  && p.Metadata.DeletionTimestamp is null
                                   && p.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true).ToList();
         var missing = 0;
         await Parallel.ForEachAsync(ask, new ParallelOptions { MaxDegreeOfParallelism = options.WriteParallelism, CancellationToken = ct }, async (pod, token) =>
         {
-            if (await options.DataPlaneProbe.ReadAsync(pod, token).ConfigureAwait(false) is { } placement) _placements[pod.Metadata.Uid] = placement;
-            else Interlocked.Increment(ref missing);
+            if (await options.DataPlaneProbe.ReadAsync(pod, token).ConfigureAwait(false) is { } placement)
+            {
+                _placements[pod.Metadata.Uid] = placement;
+                return;
+            }
+            if (_probeFailures.AddOrUpdate(pod.Metadata.Uid, 1, (_, n) => n + 1) < MaxProbeAttempts) Interlocked.Increment(ref missing);
+            else log.LogWarning("data-plane pod {Pod} did not report where it runs after {Attempts} attempts; its CPUs stay unknown", pod.Metadata.Name, MaxProbeAttempts);
         }).ConfigureAwait(false);
         return missing > 0;
     }
+
+    private const int MaxProbeAttempts = 5;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _probeFailures = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Puts the agent label on a node that needs an agent and takes it off only when the node has nothing left to
