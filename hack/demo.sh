@@ -84,8 +84,9 @@ up() {
   stop_process nodes
   start nodes dotnet "operator/NetTune.Operator.Demo/$BIN/nettune-demo-nodes.dll" "$ADMIN" "$DEMO/nodes" "$FIXTURE_NODES" "$NS" \
     --no-operator --agent-kubeconfig "$DEMO/agent.kubeconfig" --agent-metrics-port "$AGENT_METRICS" --this-host "$THIS_HOST"
+  # Rolled out (Progressing=False); Ready also waits for the data-plane pods, which only a real node's kubelet runs.
   wait_for "the web-tier rollout (see $DEMO/nodes.log and $DEMO/operator.log)" 240 \
-    kctl wait --for=condition=Ready --timeout=5s networktuning/web-tier
+    kctl wait --for=condition=Progressing=False --timeout=5s networktuning/web-tier
   wait_for "the plan of $THIS_HOST" 120 bash -c "kubectl --kubeconfig '$ADMIN' get networktuningnodestate '$THIS_HOST' -o jsonpath='{.status.plannedChanges}' | grep -q knob"
 
   step "6/7 the data plane for this host's socket on 127.0.0.1:$DATAPLANE_PORT (admin :$DATAPLANE_ADMIN)"
