@@ -339,8 +339,9 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         if (tunings.Count == 0)
         {
             // No tuning left at all: no DaemonSet either, so no label has anything to place.
-            foreach (var node in caches.Nodes.List().Where(AgentPlacement.HasLabel))
-                await SetAgentLabelAsync(node, on: false, ct).ConfigureAwait(false);
+            await Parallel.ForEachAsync(caches.Nodes.List().Where(AgentPlacement.HasLabel).ToList(),
+                new ParallelOptions { MaxDegreeOfParallelism = options.WriteParallelism, CancellationToken = ct },
+                async (node, token) => await SetAgentLabelAsync(node, on: false, token).ConfigureAwait(false)).ConfigureAwait(false);
             if (existing is not null)
             {
                 await IgnoreNotFound(client.AppsV1.DeleteNamespacedDaemonSetAsync(Names.AgentDaemonSet, options.Namespace, cancellationToken: ct)).ConfigureAwait(false);
@@ -351,9 +352,10 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         }
 
         // Label first: the DaemonSet runs on the label, and a node that needs an agent must never be without one.
-        foreach (var node in caches.Nodes.List())
-            if (!AgentPlacement.HasLabel(node) && AgentPlacement.NeedsAgent(node, tunings, caches.NodeStates.Get(node.Metadata.Name)))
-                await SetAgentLabelAsync(node, on: true, ct).ConfigureAwait(false);
+        var unlabelled = caches.Nodes.List()
+            .Where(n => !AgentPlacement.HasLabel(n) && AgentPlacement.NeedsAgent(n, tunings, caches.NodeStates.Get(n.Metadata.Name))).ToList();
+        await Parallel.ForEachAsync(unlabelled, new ParallelOptions { MaxDegreeOfParallelism = options.WriteParallelism, CancellationToken = ct },
+            async (node, token) => await SetAgentLabelAsync(node, on: true, token).ConfigureAwait(false)).ConfigureAwait(false);
 
         var agent = options.AgentOptions;
         var desired = AgentDaemonSetBuilder.Build(agent, tunings);
