@@ -174,7 +174,7 @@ public static class DataPlanePlanner
 
         var ready = entries.Count(e => e.Ready);
         var condition = Condition(entries, ready, desiredCount, waitReasons, shared);
-        var previousCondition = ConditionList_Find(tuning.Status?.Conditions);
+        var previousCondition = PreviousAvailable(tuning.Status?.Conditions);
         if (condition.Reason == ConditionReasons.SocketShared && previousCondition?.Reason != ConditionReasons.SocketShared)
             events.Add(PlannedEvent.Warning(ConditionReasons.SocketShared, condition.Message));
         if (condition.Reason == ConditionReasons.HugepagesNotAllocatable && previousCondition?.Reason != ConditionReasons.HugepagesNotAllocatable)
@@ -192,7 +192,7 @@ public static class DataPlanePlanner
         return new DataPlaneOutcome(status, condition, events, requeue);
     }
 
-    private static V1Condition? ConditionList_Find(IEnumerable<V1Condition>? conditions) =>
+    private static V1Condition? PreviousAvailable(IEnumerable<V1Condition>? conditions) =>
         conditions?.FirstOrDefault(c => c.Type == ConditionTypes.DataPlaneAvailable);
 
     private static PlannedCondition Condition(List<DataPlanePodStatus> entries, int ready, int desired, List<(string Reason, string Message)> waits,
