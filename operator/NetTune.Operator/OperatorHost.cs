@@ -133,6 +133,21 @@ public sealed class OperatorHost : IAsyncDisposable
         return session.Run;
     }
 
+    /// <summary>
+    /// What the operator keeps of a Node: names, labels, uid, whether it is cordoned, and its allocatable resources
+    /// (CPU and hugepages decide the data-plane pods). Real Nodes carry large statuses (images, conditions) it never reads.
+    /// </summary>
+    public static V1Node Slim(V1Node n) => new()
+    {
+        Metadata = new V1ObjectMeta
+        {
+            Name = n.Metadata.Name, Uid = n.Metadata.Uid, Labels = n.Metadata.Labels,
+            ResourceVersion = n.Metadata.ResourceVersion, DeletionTimestamp = n.Metadata.DeletionTimestamp,
+        },
+        Spec = n.Spec?.Unschedulable == true ? new V1NodeSpec { Unschedulable = true } : null,
+        Status = n.Status?.Allocatable is { Count: > 0 } allocatable ? new V1NodeStatus { Allocatable = allocatable } : null,
+    };
+
     /// <summary>One term of office: caches, queue and workers, from winning the leadership until losing it.</summary>
     private sealed class Session
     {
@@ -151,15 +166,7 @@ public sealed class OperatorHost : IAsyncDisposable
             _caches = new OperatorCaches(
                 new Informer<NetworkTuning>(ListWatch.ClusterCustom<NetworkTuning, NetworkTuningList>(client, NetworkTuning.KindName, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural), io, loggers.CreateLogger("informer")),
                 new Informer<NetworkTuningNodeState>(ListWatch.ClusterCustom<NetworkTuningNodeState, NetworkTuningNodeStateList>(client, NetworkTuningNodeState.KindName, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural), io, loggers.CreateLogger("informer")),
-                // Real Nodes carry large statuses (images, conditions) the operator never reads: keep names, labels, uids.
-                new Informer<V1Node>(ListWatch.Nodes(client), io, loggers.CreateLogger("informer"), n => new V1Node
-                {
-                    Metadata = new V1ObjectMeta
-                    {
-                        Name = n.Metadata.Name, Uid = n.Metadata.Uid, Labels = n.Metadata.Labels,
-                        ResourceVersion = n.Metadata.ResourceVersion, DeletionTimestamp = n.Metadata.DeletionTimestamp,
-                    },
-                }),
+                new Informer<V1Node>(ListWatch.Nodes(client), io, loggers.CreateLogger("informer"), Slim),
                 new Informer<V1Pod>(ListWatch.Pods(client, options.Namespace, $"{Names.AppName}={Names.DataPlaneApp}"), io, loggers.CreateLogger("informer")),
                 new Informer<V1DaemonSet>(ListWatch.DaemonSets(client, options.Namespace, $"{Names.AppName}={Names.AgentApp}"), io, loggers.CreateLogger("informer")));
             _queue = new WorkQueue(options.Queue);
@@ -233,6 +240,12 @@ public sealed class OperatorHost : IAsyncDisposable
         {
             _queue.Add(OperatorReconciler.AgentKey);
             foreach (var t in _caches.Tunings.List()) _queue.Add(OperatorReconciler.TuningPrefix + t.Metadata.Name);
+            EnqueueNodes();
+        }
+
+        private void EnqueueNodes()
+        {
+            foreach (var n in _caches.Nodes.List()) _queue.Add(OperatorReconciler.NodePrefix + n.Metadata.Name);
         }
 
         private void EnqueueTuning(string name) => _queue.Add(OperatorReconciler.TuningPrefix + name);
@@ -247,12 +260,15 @@ public sealed class OperatorHost : IAsyncDisposable
                 var specChanged = kind != CacheEvent.Updated || old!.Metadata.Generation != now!.Metadata.Generation
                                   || (old.Metadata.DeletionTimestamp is null) != (now.Metadata.DeletionTimestamp is null);
                 if (!specChanged) return;
-                // Another tuning's spec decides this one's conflicts and the DaemonSet's node affinity.
+                // Another tuning's spec decides this one's conflicts, and every tuning's selector which nodes need an agent.
                 _queue.Add(OperatorReconciler.AgentKey);
                 foreach (var other in _caches.Tunings.List()) EnqueueTuning(other.Metadata.Name);
+                EnqueueNodes();
             };
             _caches.NodeStates.Changed += (_, old, now) =>
             {
+                // A node's agent label follows its NodeState (kept until the node reported Reverted).
+                _queue.Add(OperatorReconciler.NodePrefix + (now ?? old)!.Metadata.Name);
                 foreach (var state in new[] { old, now })
                 {
                     if (state is null) continue;
@@ -263,8 +279,12 @@ public sealed class OperatorHost : IAsyncDisposable
             };
             _caches.Nodes.Changed += (kind, old, now) =>
             {
-                // Node status heartbeats change nothing here; only new, gone or relabelled nodes do.
-                if (kind == CacheEvent.Updated && SameLabels(old!.Metadata.Labels, now!.Metadata.Labels)) return;
+                // Node status heartbeats change nothing here; only new, gone, relabelled or cordoned nodes, or a change of
+                // what they can allocate (hugepages the kubelet counted after a restart), do.
+                if (kind == CacheEvent.Updated && SameLabels(old!.Metadata.Labels, now!.Metadata.Labels)
+                    && (old.Spec?.Unschedulable == true) == (now.Spec?.Unschedulable == true)
+                    && SameLabels(Quantities(old), Quantities(now))) return;
+                _queue.Add(OperatorReconciler.NodePrefix + (now ?? old)!.Metadata.Name);
                 foreach (var t in _caches.Tunings.List())
                 {
                     if ((old is not null && LabelSelectorMatcher.Matches(t.Spec.NodeSelector, old.Metadata.Labels))
@@ -293,6 +313,9 @@ public sealed class OperatorHost : IAsyncDisposable
                 informer(reason => metrics.WatchRestarts.WithLabels(kind, reason).Inc());
             }
         }
+
+        private static Dictionary<string, string> Quantities(V1Node node) =>
+            (node.Status?.Allocatable ?? new Dictionary<string, ResourceQuantity>()).ToDictionary(kv => kv.Key, kv => kv.Value.ToString());
 
         private static bool SameLabels(IDictionary<string, string>? a, IDictionary<string, string>? b)
         {

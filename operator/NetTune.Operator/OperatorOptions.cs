@@ -32,6 +32,30 @@ public sealed record OperatorOptions
     /// <summary>The agent DaemonSet's settings other than namespace and image (log level, port, resources, placement).</summary>
     public AgentOptions Agent { get; init; } = new("", "");
 
+    /// <summary>The wait before a failed data-plane pod is made again the first time; it doubles up to <see cref="PodBackoffMax"/>.</summary>
+    public TimeSpan PodBackoff { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan PodBackoffMax { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The node label the data-plane pods require (Exists); empty: none.</summary>
+    public string? DataPlaneRequiredNodeLabel { get; init; } = Names.NodeTunedLabel;
+
+    /// <summary>How the operator learns where a data-plane pod runs.</summary>
+    public IDataPlaneProbe DataPlaneProbe { get; init; } = SharedProbe;
+
+    /// <summary>How long after a failed or missing placement report the tuning is looked at again.</summary>
+    public TimeSpan ProbeRetry { get; init; } = TimeSpan.FromSeconds(10);
+
+    private static readonly IDataPlaneProbe SharedProbe = new HttpDataPlaneProbe();
+
     public AgentOptions AgentOptions => Agent with { Namespace = Namespace, Image = AgentImage };
-    public PlannerSettings PlannerSettings => new(new DataPlaneOptions(Namespace, DataPlaneMemory), RevertTimeout);
+
+    public PlannerSettings PlannerSettings => new(new DataPlaneOptions(Namespace, DataPlaneMemory)
+    {
+        AgentCpuMillis = Agent.Resources.Requests?.TryGetValue("cpu", out var cpu) == true ? (int)decimal.Ceiling(cpu.ToDecimal() * 1000m) : 0,
+        RequiredNodeLabel = DataPlaneRequiredNodeLabel,
+    }, RevertTimeout)
+    {
+        PodBackoff = PodBackoff,
+        PodBackoffMax = PodBackoffMax,
+    };
 }

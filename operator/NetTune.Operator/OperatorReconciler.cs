@@ -29,6 +29,11 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
 {
     public const string AgentKey = "agent";
     public const string TuningPrefix = "tuning/";
+    public const string NodePrefix = "node/";
+
+    // Where each data-plane pod runs, by pod uid: the kubelet fixes a container's CPUs for its life, so one answer
+    // per pod suffices.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DataPlanePlacement> _placements = new(StringComparer.Ordinal);
 
     private static string Group => ApiGroup.Name;
     private static string Version => ApiGroup.Version;
@@ -40,6 +45,8 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
             if (key == AgentKey) return await ReconcileAgentAsync(ct).ConfigureAwait(false);
             if (key.StartsWith(TuningPrefix, StringComparison.Ordinal))
                 return await ReconcileTuningAsync(key[TuningPrefix.Length..], ct).ConfigureAwait(false);
+            if (key.StartsWith(NodePrefix, StringComparison.Ordinal))
+                return await ReconcileAgentLabelAsync(key[NodePrefix.Length..], ct).ConfigureAwait(false);
             return ReconcileResult.Failed($"unknown key {key}");
         }
         catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Conflict)
@@ -70,7 +77,8 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         var pods = caches.Pods.List().Where(p => p.Metadata.OwnerReferences?.Any(o => o.Uid == uid) == true).ToList();
         var states = new Dictionary<string, NetworkTuningNodeState>(StringComparer.Ordinal);
         foreach (var s in caches.NodeStates.List()) states[s.Metadata.Name] = s;
-        var snapshot = new ClusterSnapshot(caches.Tunings.List(), caches.Nodes.List(), states, pods);
+        var unplaced = await ProbePlacementsAsync(pods, ct).ConfigureAwait(false);
+        var snapshot = new ClusterSnapshot(caches.Tunings.List(), caches.Nodes.List(), states, pods, _placements);
         var now = DateTime.UtcNow;
         now = new DateTime(now.Ticks - now.Ticks % TimeSpan.TicksPerSecond, DateTimeKind.Utc); // the API keeps whole seconds
         var plan = TuningPlanner.Plan(tuning, snapshot, options.PlannerSettings, now);
@@ -91,10 +99,19 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
             await IgnoreNotFound(client.CustomObjects.DeleteClusterCustomObjectAsync(Group, Version, NetworkTuningNodeState.Plural, node, cancellationToken: ct)).ConfigureAwait(false);
             caches.NodeStates.Forget(node);
         }
+        // A refused pod write (admission 403, quota, 422) must not stop the reconcile before status and Events say so.
+        var podErrors = new List<string>();
         foreach (var pod in plan.PodDeletes)
         {
-            await IgnoreNotFound(client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, pod.Metadata.NamespaceProperty,
-                gracePeriodSeconds: options.PodDeleteGraceSeconds, cancellationToken: ct)).ConfigureAwait(false);
+            try
+            {
+                await IgnoreNotFound(client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, pod.Metadata.NamespaceProperty,
+                    gracePeriodSeconds: options.PodDeleteGraceSeconds, cancellationToken: ct)).ConfigureAwait(false);
+            }
+            catch (HttpOperationException e) when (IsRefusal(e))
+            {
+                podErrors.Add($"delete {pod.Metadata.Name}: {Refusal(e)}");
+            }
         }
         foreach (var pod in plan.PodCreates)
         {
@@ -106,6 +123,17 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
             {
                 // Already there (the old pod of that name may still be terminating): the pod's events bring us back.
             }
+            catch (HttpOperationException e) when (IsRefusal(e))
+            {
+                podErrors.Add($"create {pod.Metadata.Name}: {Refusal(e)}");
+            }
+        }
+        var events = plan.Events;
+        if (podErrors.Count > 0 && plan.Status is { } planned)
+        {
+            var (amended, errorEvents) = TuningPlanner.WithPodErrors(tuning, planned, podErrors, now);
+            plan = plan with { Status = amended };
+            events = [.. events, .. errorEvents];
         }
 
         if (plan.Status is { } status && (tuning.Status is null || KubernetesJson.Serialize(status) != KubernetesJson.Serialize(tuning.Status)))
@@ -118,7 +146,7 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         }
 
         // Events after the status that records them is stored: a retry after a lost race would repeat them otherwise.
-        foreach (var e in plan.Events) await EmitAsync(tuning, e, ct).ConfigureAwait(false);
+        foreach (var e in events) await EmitAsync(tuning, e, ct).ConfigureAwait(false);
 
         if (plan.RemoveFinalizer)
         {
@@ -139,7 +167,88 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
             foreach (var phase in new[] { "applied", "failed", "pending" }) metrics.NodesByPhase.RemoveLabelled(name, phase);
             metrics.RolloutProgress.RemoveLabelled(name);
         }
-        return plan.RequeueAfter is { } after ? ReconcileResult.After(after) : ReconcileResult.Done;
+        if (podErrors.Count > 0) return ReconcileResult.Failed(string.Join("; ", podErrors));
+        var requeue = plan.RequeueAfter;
+        if (unplaced && (requeue is null || requeue > options.ProbeRetry)) requeue = options.ProbeRetry;
+        return requeue is { } after ? ReconcileResult.After(after) : ReconcileResult.Done;
+    }
+
+    /// <summary>4xx answers other than a conflict: the server's word on the pod, not a transient failure.</summary>
+    private static bool IsRefusal(HttpOperationException e) =>
+        e.Response?.StatusCode is { } code && (int)code >= 400 && (int)code < 500 && code != HttpStatusCode.Conflict && code != HttpStatusCode.TooManyRequests;
+
+    private static string Refusal(HttpOperationException e)
+    {
+        var message = Short(e.Response?.Content);
+        try
+        {
+            if (e.Response?.Content is { Length: > 0 } body && KubernetesJson.Deserialize<V1Status>(body) is { Message: { Length: > 0 } m }) message = m;
+        }
+        catch (JsonException) { }
+        return $"{(int)e.Response!.StatusCode} {e.Response.StatusCode}: {message}";
+    }
+
+    /// <summary>
+    /// Asks every ready data-plane pod not asked yet where it runs; forgets pods that are gone. True when a ready pod
+    /// could not tell yet (so the tuning is looked at again soon).
+    /// </summary>
+    private async Task<bool> ProbePlacementsAsync(IReadOnlyList<V1Pod> pods, CancellationToken ct)
+    {
+        if (_placements.Count + _probeFailures.Count > 0)
+        {
+            var known = caches.Pods.List().Select(p => p.Metadata.Uid).Where(u => u is not null).ToHashSet(StringComparer.Ordinal);
+            foreach (var uid in _placements.Keys) if (!known.Contains(uid)) _placements.TryRemove(uid, out _);
+            foreach (var uid in _probeFailures.Keys) if (!known.Contains(uid)) _probeFailures.TryRemove(uid, out _);
+        }
+        // A pod that never tells (a data plane without placement in /readyz) is asked a few times, then left alone.
+        var ask = pods.Where(p => p.Metadata.Uid is { } uid && !_placements.ContainsKey(uid) && _probeFailures.GetValueOrDefault(uid) < MaxProbeAttempts
+                                  && p.Metadata.DeletionTimestamp is null
+                                  && p.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true).ToList();
+        var missing = 0;
+        await Parallel.ForEachAsync(ask, new ParallelOptions { MaxDegreeOfParallelism = options.WriteParallelism, CancellationToken = ct }, async (pod, token) =>
+        {
+            if (await options.DataPlaneProbe.ReadAsync(pod, token).ConfigureAwait(false) is { } placement)
+            {
+                _placements[pod.Metadata.Uid] = placement;
+                return;
+            }
+            if (_probeFailures.AddOrUpdate(pod.Metadata.Uid, 1, (_, n) => n + 1) < MaxProbeAttempts) Interlocked.Increment(ref missing);
+            else log.LogWarning("data-plane pod {Pod} did not report where it runs after {Attempts} attempts; its CPUs stay unknown", pod.Metadata.Name, MaxProbeAttempts);
+        }).ConfigureAwait(false);
+        return missing > 0;
+    }
+
+    private const int MaxProbeAttempts = 5;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _probeFailures = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Puts the agent label on a node that needs an agent and takes it off only when the node has nothing left to
+    /// revert, so the DaemonSet controller never removes an agent while its node still holds a tuning.
+    /// </summary>
+    private async Task<ReconcileResult> ReconcileAgentLabelAsync(string name, CancellationToken ct)
+    {
+        var node = caches.Nodes.Get(name);
+        if (node is null) return ReconcileResult.Done;
+        var served = AgentDaemonSetBuilder.ServedTunings(caches.Tunings.List());
+        var needs = served.Count > 0 && AgentPlacement.NeedsAgent(node, served, caches.NodeStates.Get(name));
+        if (needs == AgentPlacement.HasLabel(node)) return ReconcileResult.Done;
+        await SetAgentLabelAsync(node, needs, ct).ConfigureAwait(false);
+        return ReconcileResult.Done;
+    }
+
+    private async Task SetAgentLabelAsync(V1Node node, bool on, CancellationToken ct)
+    {
+        var patch = JsonSerializer.Serialize(new
+        {
+            metadata = new { labels = new Dictionary<string, string?> { [Names.AgentNodeLabel] = on ? AgentPlacement.LabelValue : null } },
+        });
+        try
+        {
+            var written = await client.CoreV1.PatchNodeAsync(new V1Patch(patch, V1Patch.PatchType.MergePatch), node.Metadata.Name, cancellationToken: ct).ConfigureAwait(false);
+            caches.Nodes.Remember(OperatorHost.Slim(written));
+            log.LogInformation("node {Node}: agent label {Action}", node.Metadata.Name, on ? "set" : "removed (nothing left to revert)");
+        }
+        catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.NotFound) { }
     }
 
     private async Task WriteNodeStateAsync(NodeStateWrite write, V1Node? node, CancellationToken ct)
@@ -229,6 +338,10 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         if (existing is null && tunings.Count > 0) tunings = await ConfirmServedTuningsAsync(tunings, ct).ConfigureAwait(false);
         if (tunings.Count == 0)
         {
+            // No tuning left at all: no DaemonSet either, so no label has anything to place.
+            await Parallel.ForEachAsync(caches.Nodes.List().Where(AgentPlacement.HasLabel).ToList(),
+                new ParallelOptions { MaxDegreeOfParallelism = options.WriteParallelism, CancellationToken = ct },
+                async (node, token) => await SetAgentLabelAsync(node, on: false, token).ConfigureAwait(false)).ConfigureAwait(false);
             if (existing is not null)
             {
                 await IgnoreNotFound(client.AppsV1.DeleteNamespacedDaemonSetAsync(Names.AgentDaemonSet, options.Namespace, cancellationToken: ct)).ConfigureAwait(false);
@@ -237,6 +350,12 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
             }
             return ReconcileResult.Done;
         }
+
+        // Label first: the DaemonSet runs on the label, and a node that needs an agent must never be without one.
+        var unlabelled = caches.Nodes.List()
+            .Where(n => !AgentPlacement.HasLabel(n) && AgentPlacement.NeedsAgent(n, tunings, caches.NodeStates.Get(n.Metadata.Name))).ToList();
+        await Parallel.ForEachAsync(unlabelled, new ParallelOptions { MaxDegreeOfParallelism = options.WriteParallelism, CancellationToken = ct },
+            async (node, token) => await SetAgentLabelAsync(node, on: true, token).ConfigureAwait(false)).ConfigureAwait(false);
 
         var agent = options.AgentOptions;
         var desired = AgentDaemonSetBuilder.Build(agent, tunings);

@@ -57,6 +57,11 @@ var revertTimeout = new Option<double>("--revert-timeout-seconds")
 var resync = new Option<double>("--resync-seconds") { DefaultValueFactory = _ => 300, Description = "Reconcile every NetworkTuning at least this often" };
 var workers = new Option<int>("--workers") { DefaultValueFactory = _ => 2, Description = "Concurrent reconciles" };
 var dataPlaneMemory = new Option<string>("--dataplane-memory") { DefaultValueFactory = _ => "512Mi", Description = "Memory request and limit of each data-plane pod" };
+var dataPlaneNodeLabel = new Option<string>("--dataplane-node-label")
+{
+    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_NODE_LABEL") ?? Names.NodeTunedLabel,
+    Description = "Node label the data-plane pods require (Exists): the agent's 'tuned for this boot' label; empty: none",
+};
 var podGrace = new Option<int?>("--pod-delete-grace-seconds") { Description = "Grace period for deleted data-plane pods (default: the pod's own)" };
 var pingSeconds = new Option<double>("--http2-ping-seconds")
 {
@@ -103,7 +108,7 @@ var agentNodeSelector = new Option<string?>("--agent-node-selector")
 var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects into the agent DaemonSet, per-node NodeStates and data-plane pods")
 {
     kubeconfig, ns, agentImage, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
-    revertTimeout, resync, workers, dataPlaneMemory, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
+    revertTimeout, resync, workers, dataPlaneMemory, dataPlaneNodeLabel, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
     agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector,
 };
 
@@ -185,6 +190,7 @@ root.SetAction(async (parsed, invocationToken) =>
         ResyncPeriod = TimeSpan.FromSeconds(parsed.GetValue(resync)),
         Workers = parsed.GetValue(workers),
         DataPlaneMemory = parsed.GetValue(dataPlaneMemory)!,
+        DataPlaneRequiredNodeLabel = parsed.GetValue(dataPlaneNodeLabel),
         PodDeleteGraceSeconds = parsed.GetValue(podGrace),
         EventNamespace = parsed.GetValue(eventNamespace)!,
         Agent = agent,

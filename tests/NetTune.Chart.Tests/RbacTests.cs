@@ -78,6 +78,10 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             await ClusterSupport.WaitUntilAsync(async () => (await NodeStateAsync(admin, node)) is not null, "the operator to write the node's NodeState", 90);
             await ClusterSupport.WaitUntilAsync(async () => (await admin.AppsV1.ListNamespacedDaemonSetAsync(ns)).Items.Any(d => d.Metadata.Name == Names.AgentDaemonSet),
                 "the operator to create the agent DaemonSet");
+            // The agents are placed by a node label the operator sets (nodes: patch).
+            await ClusterSupport.WaitUntilAsync(async () => (await admin.CoreV1.ReadNodeAsync(node)).Metadata.Labels.TryGetValue(Names.AgentNodeLabel, out var on) && on == "true",
+                "the operator to label the node for its agent");
+            Assert.False((await admin.CoreV1.ReadNodeAsync(other)).Metadata.Labels.ContainsKey(Names.AgentNodeLabel));
             await ClusterSupport.WaitUntilAsync(async () =>
             {
                 var t = await TuningAsync(admin, tuning);
@@ -137,6 +141,9 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             }), V1Patch.PatchType.MergePatch);
             await ClusterSupport.AllowedAsync(() => agent.CustomObjects.PatchClusterCustomObjectStatusAsync(report, Group, Version, NetworkTuningNodeState.Plural, node),
                 "agent reports Applied with its topology");
+            // As the node's kubelet would after counting the sample's hugepages (512 × 2 MiB per socket).
+            var pages = new Dictionary<string, string> { ["cpu"] = "8", ["hugepages-2Mi"] = "2Gi" };
+            await admin.CoreV1.PatchNodeStatusAsync(new V1Patch(JsonSerializer.Serialize(new { status = new { allocatable = pages, capacity = pages } }), V1Patch.PatchType.MergePatch), node);
             await ClusterSupport.WaitUntilAsync(async () =>
                 (await admin.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items.Count == 2,
                 "the operator to create a data-plane pod per socket", 90);

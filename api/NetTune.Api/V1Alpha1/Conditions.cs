@@ -8,6 +8,7 @@ public static class ConditionTypes
     public const string Progressing = "Progressing";
     public const string Degraded = "Degraded";
     public const string Conflict = "Conflict";
+    public const string DataPlaneAvailable = "DataPlaneAvailable";
 
     // NetworkTuningNodeState
     public const string Applied = "Applied";
@@ -40,6 +41,17 @@ public static class ConditionReasons
     public const string KubeletRestartFailed = "KubeletRestartFailed";
     public const string KubeletSeesHugepages = "KubeletSeesHugepages";
     public const string NodeUnreadable = "NodeUnreadable";
+
+    // DataPlaneAvailable
+    public const string DataPlaneDisabled = "DataPlaneDisabled";
+    public const string PodsReady = "PodsReady";
+    public const string PodsNotReady = "PodsNotReady";
+    public const string PodFailed = "PodFailed";
+    public const string PodApiError = "PodApiError";
+    public const string HugepagesNotAllocatable = "HugepagesNotAllocatable";
+    public const string NoAllocatableCpu = "NoAllocatableCpu";
+    public const string SocketShared = "SocketShared";
+    public const string NotExclusivelyPinned = "NotExclusivelyPinned";
 }
 
 public static class ConditionStatus

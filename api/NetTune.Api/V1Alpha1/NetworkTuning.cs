@@ -13,6 +13,8 @@ namespace NetTune.Api.V1Alpha1;
 [PrinterColumn("Matched", "integer", ".status.matchedNodes", Description = "Nodes the selector matches")]
 [PrinterColumn("Applied", "integer", ".status.appliedNodes", Description = "Nodes that applied the current generation")]
 [PrinterColumn("Failed", "integer", ".status.failedNodes", Description = "Nodes that failed to apply")]
+[PrinterColumn("Pods-Ready", "integer", ".status.dataPlane.readyPods", Description = "Data-plane pods that are serving")]
+[PrinterColumn("Pods-Desired", "integer", ".status.dataPlane.desiredPods", Description = "Data-plane pods there should be")]
 [PrinterColumn("Ready", "string", ".status.conditions[?(@.type==\"Ready\")].status")]
 [PrinterColumn("Reason", "string", ".status.conditions[?(@.type==\"Ready\")].reason", Priority = 1)]
 [PrinterColumn("Age", "date", ".metadata.creationTimestamp")]
@@ -289,8 +291,17 @@ public sealed class DataPlaneSpec
     public ProxySpec? Proxy { get; set; }
 
     [Range(1, 1024)]
-    [Description("Workers per socket; default one per CPU of the socket.")]
+    [Description("Workers per socket; default one per CPU the kubelet gave the pod.")]
     public int? WorkersPerSocket { get; set; }
+
+    [Range(1, 1024)]
+    [Description("Whole CPUs each socket's pod requests (Guaranteed QoS; the kubelet's CPU manager picks which). Default: the socket's CPUs less nic.irqAffinity.reservedCpus, capped by the node's allocatable CPU shared among its sockets and rounded down to whole cores; see the operator's README.")]
+    public int? CpusPerSocket { get; set; }
+
+    [Length(0, 253)]
+    [Pattern(@"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+    [Description("PriorityClass of the data-plane pods; default none (priority 0).")]
+    public string? PriorityClassName { get; set; }
 
     [Default("Auto")]
     [Description("Auto picks io_uring where the kernel allows it, else epoll.")]
@@ -339,4 +350,71 @@ public sealed class NetworkTuningStatus
 
     [Description("Nodes whose tuning this object is reverting, and that have not reported Reverted yet.")]
     public List<string>? RevertingNodes { get; set; }
+
+    [Description("The data-plane pods: how many there should be, how many serve, and where each runs.")]
+    public DataPlaneStatus? DataPlane { get; set; }
+}
+
+[Description("The data-plane pods as the operator observed them.")]
+public sealed class DataPlaneStatus
+{
+    [Description("Pods there should be: one per socket with CPUs of every applied, schedulable node whose allocatable resources admit them.")]
+    public int DesiredPods { get; set; }
+
+    [Description("Pods that are Ready.")]
+    public int ReadyPods { get; set; }
+
+    [Items(0, DataPlaneStatus.MaxPods)]
+    [Description("One entry per pod, those with a problem first; at most 256 (see podsOmitted).")]
+    public List<DataPlanePodStatus>? Pods { get; set; }
+
+    [Description("Pods not listed in pods because the list is full.")]
+    public int? PodsOmitted { get; set; }
+
+    public const int MaxPods = 256;
+}
+
+[Description("One data-plane pod.")]
+public sealed class DataPlanePodStatus
+{
+    [Required]
+    [Description("Pod name.")]
+    public string Name { get; set; } = "";
+
+    [Required]
+    [Description("Node the pod is for.")]
+    public string Node { get; set; } = "";
+
+    [Description("The NUMA socket the pod was made for (its name's numa<id>).")]
+    public int Socket { get; set; }
+
+    [Description("Pending, Running, Failed, Missing (not created yet or being replaced), or Waiting (held back; see message).")]
+    public string? Phase { get; set; }
+
+    [Description("The pod's Ready condition is True.")]
+    public bool Ready { get; set; }
+
+    [Description("Whole CPUs the pod requests.")]
+    public int RequestedCpus { get; set; }
+
+    [Description("The CPUs the data plane reports running on (its /readyz), as a cpulist.")]
+    public string? Cpus { get; set; }
+
+    [Description("The NUMA node of those CPUs, as the data plane reports it; -1 when they span several or none is known.")]
+    public int? NumaNode { get; set; }
+
+    [Description("True when the pod runs on exactly as many CPUs as it requested (the kubelet's static CPU manager pinned it); false when it runs on more (CPU manager policy none: shared, not exclusively pinned).")]
+    public bool? ExclusiveCpus { get; set; }
+
+    [Description("Times the pod was deleted and recreated after the kubelet rejected or evicted it, or it failed.")]
+    public int Recreations { get; set; }
+
+    [Description("UID of the last failed pod counted in recreations.")]
+    public string? LastFailedUid { get; set; }
+
+    [Description("When that pod was found failed; a new pod waits a capped, doubling backoff after it.")]
+    public DateTime? LastFailureTime { get; set; }
+
+    [Description("The kubelet's reason and message for the last failure, or why the pod is waiting.")]
+    public string? Message { get; set; }
 }

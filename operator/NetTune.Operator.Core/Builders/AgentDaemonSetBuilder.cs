@@ -1,7 +1,6 @@
 using k8s.Models;
 using NetTune.Api;
 using NetTune.Api.V1Alpha1;
-using NetTune.Operator.Core.Selection;
 
 namespace NetTune.Operator.Core.Builders;
 
@@ -27,11 +26,13 @@ public sealed record AgentOptions(string Namespace, string Image, string Journal
 
 /// <summary>
 /// The node agent DaemonSet, shared by every NetworkTuning (one agent per node, whatever the number of tunings): it
-/// runs on the nodes any live tuning selects, and every tuning owns it, so the garbage collector removes it with the
-/// last one.
+/// runs on the nodes that carry the operator's agent label (those any served tuning selects, and those not yet
+/// reverted), and every tuning owns it, so the garbage collector removes it with the last one.
 /// </summary>
 public static class AgentDaemonSetBuilder
 {
+    public const string AgentPriorityClass = "system-node-critical";
+
     /// <summary>
     /// The tunings the agents serve: live ones, and deleted ones whose revert is still pending (they keep the
     /// finalizer until their nodes reported Reverted). A deleted tuning without the finalizer is on its way out of
@@ -50,18 +51,10 @@ public static class AgentDaemonSetBuilder
         var selectorLabels = new Dictionary<string, string> { [Names.AppName] = Names.AgentApp };
         var ordered = tunings.OrderBy(t => t.Metadata.Name, StringComparer.Ordinal).ToList();
 
-        // The union of the tunings' selectors: node affinity terms are ORed. A tuning that selects every node makes
-        // the affinity moot.
-        V1Affinity? affinity = null;
-        var terms = ordered.Select(t => LabelSelectorMatcher.ToNodeSelectorTerm(t.Spec.NodeSelector)).ToList();
-        if (terms.Count > 0 && terms.All(t => t is not null))
-            affinity = new V1Affinity
-            {
-                NodeAffinity = new V1NodeAffinity
-                {
-                    RequiredDuringSchedulingIgnoredDuringExecution = new V1NodeSelector { NodeSelectorTerms = terms.Select(t => t!).ToList() },
-                },
-            };
+        // Placed by a node label the operator manages (see AgentPlacement), not by the tunings' selectors: a node
+        // relabelled out of every selector must keep its agent until it reported Reverted, and the DaemonSet controller
+        // would remove the agent at once if the affinity followed the selectors.
+        var nodeSelector = new Dictionary<string, string>(options.NodeSelector ?? new Dictionary<string, string>()) { [Names.AgentNodeLabel] = AgentPlacement.LabelValue };
 
         var container = new V1Container
         {
@@ -101,9 +94,10 @@ public static class AgentDaemonSetBuilder
                 ServiceAccountName = Names.AgentServiceAccount,
                 HostNetwork = true,
                 DnsPolicy = "ClusterFirstWithHostNet",
-                Affinity = affinity,
+                // The agent holds the node's tuning and its revert: it must neither be preempted nor evicted first.
+                PriorityClassName = AgentPriorityClass,
                 Tolerations = options.Tolerations.Count == 0 ? null : options.Tolerations,
-                NodeSelector = options.NodeSelector is { Count: > 0 } selector ? selector : null,
+                NodeSelector = nodeSelector,
                 TerminationGracePeriodSeconds = 30,
                 Containers = [container],
                 Volumes =

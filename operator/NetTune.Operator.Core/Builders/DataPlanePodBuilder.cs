@@ -5,12 +5,34 @@ using NetTune.Api.V1Alpha1;
 namespace NetTune.Operator.Core.Builders;
 
 /// <param name="MemoryPerSocket">Memory request and limit of each pod (equal, for Guaranteed QoS).</param>
-public sealed record DataPlaneOptions(string Namespace, string MemoryPerSocket = "512Mi");
+public sealed record DataPlaneOptions(string Namespace, string MemoryPerSocket = "512Mi")
+{
+    /// <summary>
+    /// CPU the operator's other pod on every tuned node (the agent) requests, in millicores: the scheduler counts it
+    /// against the node's allocatable CPU, so the data plane's share leaves it room.
+    /// </summary>
+    public int AgentCpuMillis { get; init; } = 20;
+
+    /// <summary>
+    /// A node label the data-plane pods require (operator Exists), present while the node's tuning is applied for the
+    /// current boot; null or empty: none.
+    /// </summary>
+    public string? RequiredNodeLabel { get; init; } = Names.NodeTunedLabel;
+}
+
+/// <summary>What a socket of a node gets: its pod, or why it has none yet.</summary>
+/// <param name="Cpus">Whole CPUs the pod requests (0 when there is nothing to give it).</param>
+/// <param name="Pod">The pod to run; null while it waits.</param>
+/// <param name="WaitReason">A DataPlaneAvailable reason when the pod waits (see ConditionReasons).</param>
+public sealed record SocketPod(int Socket, string Name, int Cpus, V1Pod? Pod, string? WaitReason = null, string? WaitMessage = null);
 
 /// <summary>
-/// One data-plane pod per NUMA socket of a tuned node: bound to the node by nodeName, Guaranteed QoS with as many whole
-/// CPUs as the socket has (less the reserved ones) so the static CPU manager pins it there, the socket's hugepages,
-/// host networking, and its NUMA id and CPU list on the command line.
+/// One data-plane pod per NUMA socket of a tuned node. The pod asks for whole CPUs with requests equal to limits
+/// (Guaranteed QoS); the kubelet's CPU manager (policy static) chooses which CPUs, and its Topology Manager (policy
+/// single-numa-node) keeps them and the pod's devices on one NUMA node. The data plane runs one worker per CPU of the
+/// affinity it is given and finds its NUMA node from those CPUs, so no CPU list goes on its command line. The pod is
+/// placed by a required node affinity on the node's name, as the DaemonSet controller does, so the scheduler accounts
+/// for it, honours cordons and taints, and a drained pod is not put back.
 /// </summary>
 public static class DataPlanePodBuilder
 {
@@ -24,7 +46,7 @@ public static class DataPlanePodBuilder
     /// <summary>The admin port of one socket's pod: spec.dataPlane.adminPort plus the NUMA id.</summary>
     public static int AdminPort(DataPlaneSpec dp, int numaNode) => dp.AdminPort + numaNode;
 
-    /// <summary>The CPUs of a socket that the data plane gets: the socket's, less the tuning's reserved CPUs.</summary>
+    /// <summary>The CPUs of a socket that the data plane may get: the socket's, less the tuning's reserved CPUs.</summary>
     public static IReadOnlyList<int> SocketCpus(NumaNodeInfo numa, string? reservedCpus)
     {
         CpuList.TryParse(numa.Cpus, out var cpus);
@@ -33,29 +55,117 @@ public static class DataPlanePodBuilder
         return cpus.Where(c => !skip.Contains(c)).ToList();
     }
 
-    public static IReadOnlyList<V1Pod> Build(NetworkTuning tuning, string node, NodeTopology? topology, DataPlaneOptions options)
+    /// <summary>
+    /// Whole CPUs the node's allocatable CPU leaves to each socket's pod: allocatable less the agent's request, in whole
+    /// CPUs, shared equally by the sockets. Null when the node reports no allocatable CPU (no kubelet yet).
+    /// </summary>
+    public static int? AllocatableShare(V1Node? node, int sockets, DataPlaneOptions options)
     {
-        var pods = new List<V1Pod>();
-        var dp = tuning.Spec.DataPlane;
-        if (dp is null || !dp.Enabled || topology?.NumaNodes is null) return pods;
-        foreach (var numa in topology.NumaNodes.OrderBy(n => n.Id))
-        {
-            var cpus = SocketCpus(numa, tuning.Spec.Nic?.IrqAffinity?.ReservedCpus);
-            if (cpus.Count == 0) continue;
-            pods.Add(BuildPod(tuning, dp, node, numa.Id, cpus, options));
-        }
-        return pods;
+        if (sockets <= 0 || node?.Status?.Allocatable?.TryGetValue("cpu", out var cpu) != true) return null;
+        var millis = (long)decimal.Floor(cpu!.ToDecimal() * 1000m) - options.AgentCpuMillis;
+        return millis <= 0 ? 0 : (int)(millis / 1000 / sockets);
     }
 
-    private static V1Pod BuildPod(NetworkTuning tuning, DataPlaneSpec dp, string node, int numaNode, IReadOnlyList<int> cpus, DataPlaneOptions options)
+    /// <summary>Hyper-threads per core on a socket (1 when the topology does not say).</summary>
+    public static int ThreadsPerCore(NodeTopology topology, NumaNodeInfo numa)
     {
-        var cpuList = CpuList.Format(cpus);
+        CpuList.TryParse(numa.Cpus, out var cpus);
+        var onSocket = cpus.ToHashSet();
+        var threads = 1;
+        foreach (var cpu in topology.Cpus ?? [])
+            if (onSocket.Contains(cpu.Id) && CpuList.TryParse(cpu.ThreadSiblings, out var siblings)) threads = Math.Max(threads, siblings.Count);
+        return threads;
+    }
+
+    /// <summary>
+    /// The whole CPUs a socket's pod asks for: spec.dataPlane.cpusPerSocket when set; otherwise the socket's CPUs less
+    /// the reserved ones, capped by the node's allocatable share, rounded down to whole cores (an odd count on an SMT
+    /// host is refused with SMTAlignmentError under the static policy's full-pcpus-only option).
+    /// </summary>
+    public static int CpusFor(DataPlaneSpec dp, int freeOnSocket, int? allocatableShare, int threadsPerCore)
+    {
+        if (dp.CpusPerSocket is { } asked) return asked;
+        var count = allocatableShare is { } share ? Math.Min(freeOnSocket, share) : freeOnSocket;
+        if (threadsPerCore > 1 && count >= threadsPerCore) count -= count % threadsPerCore;
+        return count;
+    }
+
+    /// <summary>The pods of a node, or, for each socket, why it gets none (yet).</summary>
+    public static IReadOnlyList<SocketPod> Plan(NetworkTuning tuning, string node, V1Node? nodeObject, NodeTopology? topology, DataPlaneOptions options)
+    {
+        var result = new List<SocketPod>();
+        var dp = tuning.Spec.DataPlane;
+        if (dp is null || !dp.Enabled || topology?.NumaNodes is null) return result;
+        var reserved = tuning.Spec.Nic?.IrqAffinity?.ReservedCpus;
+        var sockets = topology.NumaNodes.Where(n => SocketCpus(n, reserved).Count > 0).OrderBy(n => n.Id).ToList();
+        var share = AllocatableShare(nodeObject, sockets.Count, options);
+        var planned = new List<(NumaNodeInfo Numa, int Cpus, int Free)>();
+        foreach (var numa in sockets)
+        {
+            var free = SocketCpus(numa, reserved).Count;
+            planned.Add((numa, CpusFor(dp, free, share, ThreadsPerCore(topology, numa)), free));
+        }
+
+        // The kubelet counts hugepages at its start only: a pod asking for pages the node's allocatable does not show
+        // yet would stay Pending (Insufficient hugepages-2Mi), so it is not created until they show.
+        var hugepagesShort = HugepagesShortfall(tuning, nodeObject, planned.Select(p => p.Numa.Id));
+
+        foreach (var (numa, cpus, free) in planned)
+        {
+            var name = PodName(tuning.Metadata.Name, node, numa.Id);
+            if (cpus == 0)
+                result.Add(new SocketPod(numa.Id, name, 0, null, ConditionReasons.NoAllocatableCpu,
+                    $"node {node} has no whole CPU left for socket {numa.Id}'s pod (allocatable CPU less {options.AgentCpuMillis}m for the agent, shared by {sockets.Count} sockets)"));
+            else if (cpus > free)
+                result.Add(new SocketPod(numa.Id, name, cpus, null, ConditionReasons.NoAllocatableCpu,
+                    $"dataPlane.cpusPerSocket is {cpus} but socket {numa.Id} of node {node} has {free} CPUs outside reservedCpus; single-numa-node cannot admit it"));
+            else if (hugepagesShort is { } shortMessage)
+                result.Add(new SocketPod(numa.Id, name, cpus, null, ConditionReasons.HugepagesNotAllocatable, shortMessage));
+            else
+                result.Add(new SocketPod(numa.Id, name, cpus, BuildPod(tuning, dp, node, numa.Id, cpus, options)));
+        }
+        return result;
+    }
+
+    /// <summary>The pods to run on a node (those that need not wait).</summary>
+    public static IReadOnlyList<V1Pod> Build(NetworkTuning tuning, string node, V1Node? nodeObject, NodeTopology? topology, DataPlaneOptions options) =>
+        Plan(tuning, node, nodeObject, topology, options).Where(s => s.Pod is not null).Select(s => s.Pod!).ToList();
+
+    /// <summary>Hugepages of one size a socket's pod requests, in bytes (0: none).</summary>
+    public static long HugepageBytes(HugepagesSpec pages, int numaNode)
+    {
+        var count = pages.PerNumaNode?.FirstOrDefault(o => o.NumaNode == numaNode)?.Pages ?? pages.PagesPerNumaNode;
+        return count <= 0 ? 0 : (long)count * (pages.Size == "1Gi" ? 1L << 30 : 2L << 20);
+    }
+
+    /// <summary>Null when the node's allocatable shows every hugepage the sockets' pods request, else what is missing.</summary>
+    public static string? HugepagesShortfall(NetworkTuning tuning, V1Node? node, IEnumerable<int> sockets)
+    {
+        var ids = sockets.ToList();
+        var missing = new List<string>();
+        foreach (var pages in tuning.Spec.Hugepages ?? [])
+        {
+            var wanted = ids.Sum(id => HugepageBytes(pages, id));
+            if (wanted == 0) continue;
+            var resource = "hugepages-" + pages.Size;
+            var shown = node?.Status?.Allocatable?.TryGetValue(resource, out var q) == true ? (long)q!.ToDecimal() : 0;
+            if (shown < wanted) missing.Add($"{resource} allocatable {Bytes(shown)}, the pods need {Bytes(wanted)}");
+        }
+        if (missing.Count == 0) return null;
+        return $"node {node?.Metadata?.Name}: {string.Join("; ", missing)}; the kubelet counts hugepages when it starts, so the pages the agent reserved show once the kubelet restarted";
+    }
+
+    private static string Bytes(long bytes) =>
+        bytes % (1L << 30) == 0 && bytes > 0 ? $"{bytes >> 30}Gi" : $"{bytes >> 20}Mi";
+
+    private static V1Pod BuildPod(NetworkTuning tuning, DataPlaneSpec dp, string node, int numaNode, int cpus, DataPlaneOptions options)
+    {
         // Each socket's pod has its own admin port on the shared host network namespace.
         var adminPort = AdminPort(dp, numaNode);
         var name = tuning.Metadata.Name;
         var resources = new Dictionary<string, ResourceQuantity>
         {
-            ["cpu"] = new(cpus.Count.ToString(CultureInfo.InvariantCulture)),
+            ["cpu"] = new(cpus.ToString(CultureInfo.InvariantCulture)),
             ["memory"] = new(options.MemoryPerSocket),
         };
         var volumes = new List<V1Volume>();
@@ -63,9 +173,9 @@ public static class DataPlanePodBuilder
         var hugepages = false;
         foreach (var pages in tuning.Spec.Hugepages ?? [])
         {
-            var count = pages.PerNumaNode?.FirstOrDefault(o => o.NumaNode == numaNode)?.Pages ?? pages.PagesPerNumaNode;
-            if (count <= 0) continue;
-            var quantity = pages.Size == "1Gi" ? $"{count}Gi" : $"{(long)count * 2}Mi";
+            var bytes = HugepageBytes(pages, numaNode);
+            if (bytes == 0) continue;
+            var quantity = pages.Size == "1Gi" ? $"{bytes >> 30}Gi" : $"{bytes >> 20}Mi";
             resources["hugepages-" + pages.Size] = new ResourceQuantity(quantity);
             var volume = "hugepages-" + pages.Size.ToLowerInvariant();
             volumes.Add(new V1Volume { Name = volume, EmptyDir = new V1EmptyDirVolumeSource { Medium = "HugePages-" + pages.Size } });
@@ -73,7 +183,8 @@ public static class DataPlanePodBuilder
             hugepages |= pages.Size == "2Mi";
         }
 
-        // The data plane knows nothing of Kubernetes: everything it needs arrives as flags.
+        // The data plane knows nothing of Kubernetes: everything it needs arrives as flags. Its CPUs and NUMA node are
+        // whatever the kubelet gave the container: it reads them from its affinity.
         var args = new List<string>();
         if (dp.Mode == DataPlaneMode.Proxy) args.AddRange(["--upstream", string.Join(',', dp.Proxy?.Upstreams ?? [])]);
         else args.AddRange(["--root", StaticRoot]);
@@ -81,16 +192,13 @@ public static class DataPlanePodBuilder
         [
             "--port", dp.Port.ToString(CultureInfo.InvariantCulture),
             "--admin-port", adminPort.ToString(CultureInfo.InvariantCulture),
-            "--cpus", cpuList,
-            "--numa-node", numaNode.ToString(CultureInfo.InvariantCulture),
             "--io-engine", dp.IoEngine switch { IoEngine.IoUring => "iouring", IoEngine.Epoll => "epoll", _ => "auto" },
         ]);
         if (dp.WorkersPerSocket is { } workers) args.AddRange(["--workers", workers.ToString(CultureInfo.InvariantCulture)]);
         if (hugepages) args.Add("--hugepages");
         var env = new List<V1EnvVar>
         {
-            new() { Name = "NETTUNE_NUMA_NODE", Value = numaNode.ToString(CultureInfo.InvariantCulture) },
-            new() { Name = "NETTUNE_CPUS", Value = cpuList },
+            new() { Name = "NETTUNE_SOCKET", Value = numaNode.ToString(CultureInfo.InvariantCulture) },
             new() { Name = "NETTUNE_MODE", Value = dp.Mode.ToString() },
             new() { Name = "NODE_NAME", Value = node },
         };
@@ -150,12 +258,12 @@ public static class DataPlanePodBuilder
             },
             Spec = new V1PodSpec
             {
-                NodeName = node,
+                Affinity = new V1Affinity { NodeAffinity = new V1NodeAffinity { RequiredDuringSchedulingIgnoredDuringExecution = new V1NodeSelector { NodeSelectorTerms = [NodeTerm(node, options)] } } },
+                PriorityClassName = string.IsNullOrEmpty(dp.PriorityClassName) ? null : dp.PriorityClassName,
                 HostNetwork = true,
                 DnsPolicy = "ClusterFirstWithHostNet",
                 RestartPolicy = "Always",
                 TerminationGracePeriodSeconds = 30,
-                Tolerations = [new V1Toleration { OperatorProperty = "Exists" }],
                 Containers = [container],
                 Volumes = volumes.Count == 0 ? null : volumes,
             },
@@ -163,4 +271,23 @@ public static class DataPlanePodBuilder
         pod.Metadata.Annotations = new Dictionary<string, string> { [Names.SpecHashAnnotation] = Names.Hash(pod.Spec) };
         return pod;
     }
+
+    /// <summary>
+    /// The node by name (matchFields on metadata.name, as the DaemonSet controller places its pods) and, when set, the
+    /// label that says the node's tuning is applied for this boot. No tolerations: a cordoned or tainted node gets no new pod.
+    /// </summary>
+    public static V1NodeSelectorTerm NodeTerm(string node, DataPlaneOptions options) => new()
+    {
+        MatchFields = [new V1NodeSelectorRequirement { Key = "metadata.name", OperatorProperty = "In", Values = [node] }],
+        MatchExpressions = string.IsNullOrEmpty(options.RequiredNodeLabel)
+            ? null
+            : [new V1NodeSelectorRequirement { Key = options.RequiredNodeLabel, OperatorProperty = "Exists" }],
+    };
+
+    /// <summary>The node a data-plane pod is for: the pod's node if bound, else its node label.</summary>
+    public static string NodeOf(V1Pod pod) =>
+        pod.Spec?.NodeName is { Length: > 0 } bound ? bound
+        : pod.Spec?.Affinity?.NodeAffinity?.RequiredDuringSchedulingIgnoredDuringExecution?.NodeSelectorTerms?.FirstOrDefault()?.MatchFields?
+              .FirstOrDefault(f => f.Key == "metadata.name")?.Values?.FirstOrDefault()
+          ?? "";
 }

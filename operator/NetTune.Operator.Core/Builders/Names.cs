@@ -20,6 +20,15 @@ public static class Names
     public const string AgentDaemonSet = "nettune-agent";
     public const string AgentServiceAccount = "nettune-agent";
 
+    /// <summary>
+    /// Set by the node's agent while the current boot has the node's tuning applied; the data-plane pods require it.
+    /// (Stands in for the agent's own constant in NetTune.Api until that lands: they must be the same string.)
+    /// </summary>
+    public const string NodeTunedLabel = "nettune.io/tuned";
+
+    /// <summary>The operator sets it on every node that needs an agent and removes it only once the node reported Reverted.</summary>
+    public const string AgentNodeLabel = "nettune.io/agent";
+
     public static string? Annotation(k8s.Models.V1ObjectMeta? meta, string key) =>
         meta?.Annotations is { } a && a.TryGetValue(key, out var value) ? value : null;
 

@@ -10,17 +10,31 @@ using NetTune.Operator.Core.Status;
 namespace NetTune.Operator.Core.Planning;
 
 /// <param name="RevertTimeout">How long a deleted NetworkTuning waits for its nodes to report Reverted.</param>
-public sealed record PlannerSettings(DataPlaneOptions DataPlane, TimeSpan RevertTimeout);
+public sealed record PlannerSettings(DataPlaneOptions DataPlane, TimeSpan RevertTimeout)
+{
+    /// <summary>The wait before a failed data-plane pod is made again the first time; it doubles with each failure.</summary>
+    public TimeSpan PodBackoff { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The longest wait before a failed data-plane pod is made again.</summary>
+    public TimeSpan PodBackoffMax { get; init; } = TimeSpan.FromMinutes(5);
+}
 
 /// <summary>What the reconciler reads from its caches for one NetworkTuning.</summary>
 /// <param name="Tunings">Every NetworkTuning, the reconciled one included.</param>
 /// <param name="NodeStates">NodeStates by node name.</param>
 /// <param name="Pods">The data-plane pods of the reconciled tuning.</param>
+/// <param name="Placements">Where those pods run, by pod uid, as they reported it (pods not asked yet are absent).</param>
 public sealed record ClusterSnapshot(
     IReadOnlyList<NetworkTuning> Tunings,
     IReadOnlyList<V1Node> Nodes,
     IReadOnlyDictionary<string, NetworkTuningNodeState> NodeStates,
-    IReadOnlyList<V1Pod> Pods);
+    IReadOnlyList<V1Pod> Pods,
+    IReadOnlyDictionary<string, DataPlanePlacement>? PodPlacements = null)
+{
+    private static readonly Dictionary<string, DataPlanePlacement> None = [];
+
+    public IReadOnlyDictionary<string, DataPlanePlacement> Placements => PodPlacements ?? None;
+}
 
 /// <param name="Existing">The NodeState as read, for its resourceVersion; null to create one.</param>
 /// <param name="RevertedFor">The deleted NetworkTuning this write takes off the node, recorded on the NodeState so the delete can wait for the node's answer.</param>
@@ -86,6 +100,7 @@ public static class TuningPlanner
                     AppliedNodes = previous?.AppliedNodes ?? 0,
                     FailedNodes = previous?.FailedNodes ?? 0,
                     PendingNodes = previous?.PendingNodes ?? 0,
+                    DataPlane = previous?.DataPlane,
                 },
                 Events = events,
             };
@@ -110,7 +125,7 @@ public static class TuningPlanner
         }
 
         // Nodes that left the selector (or whose Node is gone) lose this tuning; its pods go first.
-        var podsByNode = snapshot.Pods.GroupBy(p => p.Spec?.NodeName ?? "").ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var podsByNode = snapshot.Pods.GroupBy(DataPlanePodBuilder.NodeOf).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var leaving = new List<string>();
         foreach (var (node, state) in snapshot.NodeStates.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
@@ -126,11 +141,12 @@ public static class TuningPlanner
             if (!NodeSpecMerger.SameSpec(merged.Spec, state.Spec)) writes.Add(new NodeStateWrite(node, merged.Spec, state));
         }
 
-        PlanDataPlane(tuning, rollout, matchedSet, snapshot, settings, podCreates, podDeletes);
+        var dataPlane = DataPlanePlanner.Plan(tuning, rollout, matchedSet, snapshot, settings, now, podCreates, podDeletes);
 
         var conflicts = ConflictDetector.Find(tuning, live, snapshot.Nodes);
-        var status = BuildStatus(tuning, rollout, conflicts, leaving, snapshot, now);
+        var status = BuildStatus(tuning, rollout, conflicts, leaving, snapshot, dataPlane, now);
         var plannedEvents = Events(tuning, previous, status, rollout);
+        plannedEvents.AddRange(dataPlane.Events);
         return new TuningPlan
         {
             AddFinalizer = addFinalizer,
@@ -141,7 +157,43 @@ public static class TuningPlanner
             Status = status,
             Events = plannedEvents,
             Rollout = rollout,
+            RequeueAfter = dataPlane.RequeueAfter,
         };
+    }
+
+    /// <summary>
+    /// The planned status amended by the API server's refusals of pod writes (admission 403, quota, 422): they go into
+    /// DataPlaneAvailable and Ready with the server's message, and a Warning Event when they are new.
+    /// </summary>
+    public static (NetworkTuningStatus Status, IReadOnlyList<PlannedEvent> Events) WithPodErrors(NetworkTuning tuning, NetworkTuningStatus status,
+        IReadOnlyList<string> errors, DateTime now)
+    {
+        if (errors.Count == 0) return (status, []);
+        var message = "the API server refused data-plane pod writes: " + string.Join("; ", errors.Distinct().Take(5))
+                      + (errors.Distinct().Count() > 5 ? $"; and {errors.Distinct().Count() - 5} more" : "");
+        var conditions = new ConditionList(tuning.Status?.Conditions, tuning.Metadata.Generation ?? 0, now);
+        foreach (var c in status.Conditions ?? [])
+        {
+            if (c.Type is ConditionTypes.DataPlaneAvailable or ConditionTypes.Ready) continue;
+            conditions.Set(c.Type, c.Status, c.Reason, c.Message);
+        }
+        conditions.Set(ConditionTypes.Ready, ConditionStatus.False, ConditionReasons.PodApiError, message)
+            .Set(ConditionTypes.DataPlaneAvailable, ConditionStatus.False, ConditionReasons.PodApiError, message);
+        var amended = new NetworkTuningStatus
+        {
+            ObservedGeneration = status.ObservedGeneration,
+            Conditions = conditions.ToList(),
+            MatchedNodes = status.MatchedNodes,
+            AppliedNodes = status.AppliedNodes,
+            FailedNodes = status.FailedNodes,
+            PendingNodes = status.PendingNodes,
+            RevertingNodes = status.RevertingNodes,
+            DataPlane = status.DataPlane,
+        };
+        var before = ConditionList.Find(tuning.Status?.Conditions, ConditionTypes.DataPlaneAvailable);
+        var events = before?.Reason == ConditionReasons.PodApiError && before.Message == message
+            ? [] : new[] { PlannedEvent.Warning(ConditionReasons.PodApiError, message) };
+        return (amended, events);
     }
 
     public static IReadOnlyList<string> Validate(NetworkTuning tuning)
@@ -167,57 +219,8 @@ public static class TuningPlanner
         return list;
     }
 
-    private static void PlanDataPlane(NetworkTuning tuning, RolloutPlan rollout, HashSet<string> matched, ClusterSnapshot snapshot,
-        PlannerSettings settings, List<V1Pod> creates, List<V1Pod> deletes)
-    {
-        var enabled = tuning.Spec.DataPlane?.Enabled == true && tuning.Spec.Rollout?.DryRun != true;
-        var podsByNode = snapshot.Pods.GroupBy(p => p.Spec?.NodeName ?? "").ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-        foreach (var pod in snapshot.Pods)
-        {
-            if (pod.Metadata.DeletionTimestamp is not null) continue;
-            if (!enabled || !matched.Contains(pod.Spec?.NodeName ?? "")) deletes.Add(pod);
-        }
-        if (!enabled) return;
-
-        var replacements = new List<(string Node, List<V1Pod> Outdated)>();
-        var unavailable = 0;
-        foreach (var node in rollout.Nodes.Where(n => n.Progress == NodeProgress.Applied))
-        {
-            // Nodes still applying keep their pods as they are until they report Applied.
-            snapshot.NodeStates.TryGetValue(node.Node, out var state);
-            var desired = DataPlanePodBuilder.Build(tuning, node.Node, state?.Status?.Topology, settings.DataPlane);
-            var existing = podsByNode.TryGetValue(node.Node, out var onNode) ? onNode : [];
-            var desiredNames = desired.Select(p => p.Metadata.Name).ToHashSet(StringComparer.Ordinal);
-            deletes.AddRange(existing.Where(p => p.Metadata.DeletionTimestamp is null && !desiredNames.Contains(p.Metadata.Name)));
-            var outdated = new List<V1Pod>();
-            var busy = false;
-            foreach (var want in desired)
-            {
-                var have = existing.FirstOrDefault(p => p.Metadata.Name == want.Metadata.Name);
-                if (have is null)
-                {
-                    creates.Add(want);
-                    busy = true;
-                }
-                else if (have.Metadata.DeletionTimestamp is not null || NotReady(have)) busy = true;
-                else if (Names.Annotation(have.Metadata, Names.SpecHashAnnotation) != want.Metadata.Annotations![Names.SpecHashAnnotation])
-                    outdated.Add(have);
-            }
-            if (busy) unavailable++;
-            else if (outdated.Count > 0) replacements.Add((node.Node, outdated));
-        }
-        // A changed pod spec replaces pods node by node, at most maxUnavailable nodes at a time. The new pod has the
-        // same name, so it is created once the old one is gone.
-        foreach (var (_, outdated) in replacements.Take(Math.Max(0, rollout.MaxUnavailable - unavailable)))
-            deletes.AddRange(outdated);
-    }
-
-    /// <summary>True when a kubelet reported the pod not ready. A pod no kubelet has reported on does not hold a rollout.</summary>
-    private static bool NotReady(V1Pod pod) =>
-        pod.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready") is { } ready && ready.Status != "True";
-
     private static NetworkTuningStatus BuildStatus(NetworkTuning tuning, RolloutPlan rollout, IReadOnlyList<TuningConflict> conflicts,
-        IReadOnlyList<string> leaving, ClusterSnapshot snapshot, DateTime now)
+        IReadOnlyList<string> leaving, ClusterSnapshot snapshot, DataPlaneOutcome dataPlane, DateTime now)
     {
         var generation = tuning.Metadata.Generation ?? 0;
         var conditions = new ConditionList(tuning.Status?.Conditions, generation, now);
@@ -230,8 +233,12 @@ public static class TuningPlanner
         }
         else if (rollout.Complete)
         {
-            conditions.Set(ConditionTypes.Ready, ConditionStatus.True, ConditionReasons.RolloutComplete, progress)
-                .Set(ConditionTypes.Progressing, ConditionStatus.False, ConditionReasons.RolloutComplete, progress);
+            // Ready means serving too: an enabled data plane that does not serve keeps it False, with its own reason.
+            if (dataPlane.Condition.Status == ConditionStatus.True)
+                conditions.Set(ConditionTypes.Ready, ConditionStatus.True, ConditionReasons.RolloutComplete, progress);
+            else
+                conditions.Set(ConditionTypes.Ready, ConditionStatus.False, dataPlane.Condition.Reason, $"{progress}; {dataPlane.Condition.Message}");
+            conditions.Set(ConditionTypes.Progressing, ConditionStatus.False, ConditionReasons.RolloutComplete, progress);
         }
         else if (rollout.Paused)
         {
@@ -268,6 +275,7 @@ public static class TuningPlanner
         {
             conditions.Set(ConditionTypes.Conflict, ConditionStatus.False, ConditionReasons.NoConflict, "no equal-priority NetworkTuning sets a knob differently");
         }
+        conditions.Set(ConditionTypes.DataPlaneAvailable, dataPlane.Condition.Status, dataPlane.Condition.Reason, dataPlane.Condition.Message);
 
         var reverting = leaving.Where(n => snapshot.NodeStates.TryGetValue(n, out var s) && s.Spec.Revert && AgentProgress.Of(s).State != AgentState.Reverted)
             .ToList();
@@ -280,6 +288,7 @@ public static class TuningPlanner
             FailedNodes = rollout.Failed,
             PendingNodes = rollout.Pending,
             RevertingNodes = reverting.Count == 0 ? null : reverting,
+            DataPlane = dataPlane.Status,
         };
     }
 
@@ -324,7 +333,7 @@ public static class TuningPlanner
         var generation = tuning.Metadata.Generation ?? 0;
         var live = snapshot.Tunings.Where(t => t.Metadata.DeletionTimestamp is null && t.Metadata.Name != name).ToList();
         var nodesByName = snapshot.Nodes.ToDictionary(n => n.Metadata.Name, StringComparer.Ordinal);
-        var podsByNode = snapshot.Pods.GroupBy(p => p.Spec?.NodeName ?? "").ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var podsByNode = snapshot.Pods.GroupBy(DataPlanePodBuilder.NodeOf).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
 
         var writes = new List<NodeStateWrite>();
         var deletes = new List<string>();

@@ -56,6 +56,8 @@ public sealed class EndToEndTests(ClusterFixture fx, ITestOutputHelper output)
     {
         await using var bed = await TestBed.StartAsync(fx.Cluster, output);
         var nodes = await bed.CreateNodesAsync(2, ("nettune.io/role", "web"), ("kubernetes.io/os", "linux"));
+        // The kubelets counted the sample's hugepages (512 × 2 MiB per socket), and have 32 CPUs less 1 reserved.
+        foreach (var node in nodes) await bed.SetAllocatableAsync(node, ("cpu", "31"), ("hugepages-2Mi", "2Gi"));
         var dir = Directory.CreateTempSubdirectory("nettune-e2e-");
         var agents = nodes.ToDictionary(n => n, n => StartAgent(fx.Cluster.KubeconfigPath, n, Path.Combine(dir.FullName, n)));
         try
@@ -68,7 +70,9 @@ public sealed class EndToEndTests(ClusterFixture fx, ITestOutputHelper output)
             NetworkTuning ready;
             try
             {
-                ready = await bed.WaitForTuningAsync(name, t => TestBed.Condition(t, "Ready")?.Status == "True", "Ready with real agents", TimeSpan.FromSeconds(90));
+                // Every node applied, but no kubelet runs the data-plane pods: not Ready until they serve.
+                ready = await bed.WaitForTuningAsync(name, t => TestBed.Condition(t, "Progressing")?.Reason == "RolloutComplete"
+                    && TestBed.Condition(t, "Ready")?.Reason == ConditionReasons.PodsNotReady, "rolled out with real agents, data plane not serving", TimeSpan.FromSeconds(90));
             }
             finally
             {
@@ -90,10 +94,18 @@ public sealed class EndToEndTests(ClusterFixture fx, ITestOutputHelper output)
                 p => p.Count == 4, "4 data-plane pods");
             var socket0 = pods.First(p => p.Metadata.Name.EndsWith("-numa0", StringComparison.Ordinal)).Spec.Containers[0];
             var socket1 = pods.First(p => p.Metadata.Name.EndsWith("-numa1", StringComparison.Ordinal)).Spec.Containers[0];
-            Assert.Equal("1-7,16-23", socket0.Env.Single(e => e.Name == "NETTUNE_CPUS").Value);
-            Assert.Equal("15", socket0.Resources.Requests["cpu"].ToString());
-            Assert.Equal("8-15,24-31", socket1.Env.Single(e => e.Name == "NETTUNE_CPUS").Value);
+            // 1-7,16-23 (15 CPUs) on socket 0; whole cores on the fixture's SMT host: 14.
+            Assert.Equal("14", socket0.Resources.Requests["cpu"].ToString());
+            Assert.Equal("14", socket1.Resources.Requests["cpu"].ToString()); // 30 allocatable less the agent's share, halved: 15, whole cores: 14
             Assert.Equal("1Gi", socket1.Resources.Requests["hugepages-2Mi"].ToString()); // 512 pages of 2 MiB
+            Assert.Equal("False", TestBed.Condition(ready, ConditionTypes.DataPlaneAvailable)!.Status);
+            Assert.Equal((4, 0), (ready.Status.DataPlane!.DesiredPods, ready.Status.DataPlane.ReadyPods));
+
+            // The kubelets run them: Ready.
+            foreach (var pod in pods) await bed.SetPodStatusAsync(pod.Metadata.Name, ip: "192.0.2.1");
+            var serving = await bed.WaitForTuningAsync(name, t => TestBed.Condition(t, "Ready")?.Status == "True", "Ready once the pods serve");
+            Assert.Equal((4, 4), (serving.Status!.DataPlane!.DesiredPods, serving.Status.DataPlane.ReadyPods));
+            Assert.Equal(ConditionReasons.PodsReady, TestBed.Condition(serving, ConditionTypes.DataPlaneAvailable)!.Reason);
 
             // Delete: pods go, the agents put the original values back, the finalizer goes.
             await bed.DeleteTuningAsync(name);

@@ -22,6 +22,7 @@ public sealed class LifecycleTests(ClusterFixture fx, ITestOutputHelper output)
     {
         await using var bed = await TestBed.StartAsync(fx.Cluster, output);
         var nodes = await bed.CreateNodesAsync(2);
+        foreach (var node in nodes) await bed.SetAllocatableAsync(node, ("cpu", "8"), ("hugepages-2Mi", "256Mi"), ("memory", "16Gi"), ("pods", "110"));
         await bed.StartOperatorAsync();
         bed.StartAgents(_ => TwoSockets());
         var name = (await bed.CreateTuningAsync("dp", new NetworkTuningSpec
@@ -43,16 +44,15 @@ public sealed class LifecycleTests(ClusterFixture fx, ITestOutputHelper output)
         {
             var socket0 = pods.Single(p => p.Metadata.Name == $"{name}-dp-{node}-numa0");
             var socket1 = pods.Single(p => p.Metadata.Name == $"{name}-dp-{node}-numa1");
-            Assert.Equal(node, socket0.Spec.NodeName);
+            Assert.Equal(node, DataPlanePodBuilder.NodeOf(socket0));
             Assert.True(socket0.Spec.HostNetwork);
             var c0 = socket0.Spec.Containers.Single();
             var c1 = socket1.Spec.Containers.Single();
-            Assert.Equal("1-3", c0.Env.Single(e => e.Name == "NETTUNE_CPUS").Value); // CPU 0 is reserved
-            Assert.Equal("4-7", c1.Env.Single(e => e.Name == "NETTUNE_CPUS").Value);
+            // CPU 0 is reserved; 8 allocatable less the agent's 20m is 7 whole CPUs, 3 per socket.
             Assert.Equal("3", c0.Resources.Limits["cpu"].ToString());
-            Assert.Equal("4", c1.Resources.Requests["cpu"].ToString());
+            Assert.Equal("3", c1.Resources.Requests["cpu"].ToString());
             Assert.Equal("128Mi", c1.Resources.Requests["hugepages-2Mi"].ToString());
-            Assert.Equal("1", c1.Args[c1.Args.IndexOf("--numa-node") + 1]);
+            Assert.DoesNotContain("--cpus", c1.Args);
             Assert.Equal("/readyz", c1.ReadinessProbe.HttpGet.Path);
             Assert.Equal(name, socket1.Metadata.OwnerReferences.Single().Name);
             // The API server computes the QoS class from the resources.

@@ -53,8 +53,11 @@ public sealed class ReconcileTests(ClusterFixture fx, ITestOutputHelper output)
 
         var ds = await bed.Client.AppsV1.ReadNamespacedDaemonSetAsync(Names.AgentDaemonSet, bed.Namespace);
         Assert.Equal(name, Assert.Single(ds.Metadata.OwnerReferences).Name);
-        var term = Assert.Single(ds.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms);
-        Assert.Contains(term.MatchExpressions, e => e.Key == "role" && e.Values.Single() == "edge");
+        // The agents go where the operator's label is: on the selected nodes, not on the other one.
+        Assert.Equal("true", ds.Spec.Template.Spec.NodeSelector[Names.AgentNodeLabel]);
+        foreach (var node in nodes)
+            Assert.Equal("true", (await bed.Client.CoreV1.ReadNodeAsync(node)).Metadata.Labels[Names.AgentNodeLabel]);
+        Assert.False((await bed.Client.CoreV1.ReadNodeAsync(other)).Metadata.Labels.ContainsKey(Names.AgentNodeLabel));
         Assert.NotNull(await bed.Client.CoreV1.ReadNamespacedServiceAccountAsync(Names.AgentServiceAccount, bed.Namespace));
 
         var events = await bed.EventsAsync(name);

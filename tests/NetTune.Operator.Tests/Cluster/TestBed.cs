@@ -96,6 +96,52 @@ public sealed class TestBed : IAsyncDisposable
         await Client.CoreV1.PatchNodeAsync(new V1Patch(patch, V1Patch.PatchType.MergePatch), node);
     }
 
+    /// <summary>Plays the node's kubelet: reports what the node can allocate (capacity the same).</summary>
+    public async Task SetAllocatableAsync(string node, params (string Resource, string Quantity)[] resources)
+    {
+        var quantities = resources.ToDictionary(r => r.Resource, r => r.Quantity);
+        var patch = JsonSerializer.Serialize(new { status = new { allocatable = quantities, capacity = quantities } });
+        await Client.CoreV1.PatchNodeStatusAsync(new V1Patch(patch, V1Patch.PatchType.MergePatch), node);
+    }
+
+    public async Task SetUnschedulableAsync(string node, bool unschedulable)
+    {
+        var patch = JsonSerializer.Serialize(new { spec = new { unschedulable } });
+        await Client.CoreV1.PatchNodeAsync(new V1Patch(patch, V1Patch.PatchType.MergePatch), node);
+    }
+
+    public async Task<List<V1Pod>> DataPlanePodsAsync() =>
+        (await Client.CoreV1.ListNamespacedPodAsync(Namespace, labelSelector: "app.kubernetes.io/name=nettune-dataplane")).Items.ToList();
+
+    /// <summary>
+    /// Plays the kubelet on a pod: writes its status (the scheduler's binding is left out; the pod keeps its affinity).
+    /// Running and ready on 127.0.0.1 by default, so the operator's probe reaches a local server on its admin port.
+    /// </summary>
+    public async Task SetPodStatusAsync(string pod, string phase = "Running", bool ready = true, string? reason = null, string? message = null, string ip = "127.0.0.1")
+    {
+        while (true)
+        {
+            var current = await Client.CoreV1.ReadNamespacedPodAsync(pod, Namespace);
+            var now = DateTime.UtcNow;
+            current.Status = new V1PodStatus
+            {
+                Phase = phase,
+                Reason = reason,
+                Message = message,
+                PodIP = phase == "Running" ? ip : null,
+                HostIP = phase == "Running" ? ip : null,
+                QosClass = current.Status?.QosClass,
+                Conditions = phase == "Failed" ? null : [new V1PodCondition { Type = "Ready", Status = ready ? "True" : "False", LastTransitionTime = now }],
+            };
+            try
+            {
+                await Client.CoreV1.ReplaceNamespacedPodStatusAsync(current, pod, Namespace);
+                return;
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict) { }
+        }
+    }
+
     /// <summary>A selector for this test's nodes (and any extra labels).</summary>
     public V1LabelSelector Selector(params (string Key, string Value)[] extra) =>
         new() { MatchLabels = extra.Append(TestLabel).ToDictionary(l => l.Key, l => l.Value) };

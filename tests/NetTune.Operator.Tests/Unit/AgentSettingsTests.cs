@@ -31,14 +31,14 @@ public sealed class AgentSettingsTests
         var toleration = Assert.Single(pod.Tolerations);
         Assert.Equal(("dedicated", "Equal", "net", "NoSchedule"), (toleration.Key, toleration.OperatorProperty, toleration.Value, toleration.Effect));
         Assert.Equal("linux", pod.NodeSelector["kubernetes.io/os"]);
-        // The tunings' selectors still decide through the affinity.
-        Assert.Equal("zone", pod.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms.Single().MatchExpressions.Single().Key);
+        // The operator's agent label still decides, ANDed with the node selector.
+        Assert.Equal("true", pod.NodeSelector[Names.AgentNodeLabel]);
 
         // A changed setting changes the spec hash, so the operator replaces the DaemonSet.
         var plain = AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"), [Tuning("a", selector: Labels(("zone", "a")))]);
         Assert.NotEqual(plain.Metadata.Annotations[Names.SpecHashAnnotation], ds.Metadata.Annotations[Names.SpecHashAnnotation]);
         Assert.DoesNotContain("--log-level", plain.Spec.Template.Spec.Containers[0].Args);
-        Assert.Null(plain.Spec.Template.Spec.NodeSelector);
+        Assert.Equal([Names.AgentNodeLabel], plain.Spec.Template.Spec.NodeSelector.Keys);
         Assert.Equal("Exists", Assert.Single(plain.Spec.Template.Spec.Tolerations).OperatorProperty);
     }
 

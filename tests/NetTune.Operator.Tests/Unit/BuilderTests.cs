@@ -1,3 +1,4 @@
+using k8s.Models;
 using NetTune.Api.V1Alpha1;
 using NetTune.Operator.Core.Builders;
 using Xunit;
@@ -26,6 +27,16 @@ public sealed class BuilderTests
         return t;
     }
 
+    /// <summary>A node whose kubelet reports these allocatable resources.</summary>
+    private static V1Node Allocatable(params (string Resource, string Quantity)[] resources) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = "node-a" },
+        Status = new V1NodeStatus { Allocatable = resources.ToDictionary(r => r.Resource, r => new ResourceQuantity(r.Quantity)) },
+    };
+
+    /// <summary>The two sockets' 256 + 128 pages of 2 MiB are counted by the kubelet.</summary>
+    private static readonly V1Node WithPages = Allocatable(("hugepages-2Mi", "768Mi"));
+
     private static NodeTopology TwoSockets() => new()
     {
         NumaNodes =
@@ -37,24 +48,23 @@ public sealed class BuilderTests
     };
 
     [Fact]
-    public void OnePodPerSocketWithItsCpusLessReserved()
+    public void OnePodPerSocketAskingForItsCpusLessReservedAndNoCpuList()
     {
-        var pods = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", TwoSockets(), Options);
+        var pods = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", WithPages, TwoSockets(), Options);
         Assert.Equal(["web-dp-node-a-numa0", "web-dp-node-a-numa1"], pods.Select(p => p.Metadata.Name));
 
         var pod = pods[1];
-        Assert.Equal("node-a", pod.Spec.NodeName);
         Assert.True(pod.Spec.HostNetwork);
         Assert.Equal("nettune-system", pod.Metadata.NamespaceProperty);
         var c = Assert.Single(pod.Spec.Containers);
         var args = c.Args.ToList();
-        Assert.Equal("9-15", args[args.IndexOf("--cpus") + 1]);
-        Assert.Equal("1", args[args.IndexOf("--numa-node") + 1]);
+        // The kubelet picks the CPUs; the data plane reads them (and its NUMA node) from its affinity.
+        Assert.DoesNotContain("--cpus", args);
+        Assert.DoesNotContain("--numa-node", args);
+        Assert.DoesNotContain(c.Env, e => e.Name is "NETTUNE_CPUS" or "NETTUNE_NUMA_NODE");
         Assert.Equal("iouring", args[args.IndexOf("--io-engine") + 1]);
         Assert.Equal("9181", args[args.IndexOf("--admin-port") + 1]);
         Assert.Contains("--hugepages", args);
-        Assert.Equal("9-15", c.Env.Single(e => e.Name == "NETTUNE_CPUS").Value);
-        Assert.Equal("1", c.Env.Single(e => e.Name == "NETTUNE_NUMA_NODE").Value);
 
         // Guaranteed QoS: whole CPUs, requests equal limits.
         Assert.Equal("7", c.Resources.Requests["cpu"].ToString());
@@ -73,12 +83,11 @@ public sealed class BuilderTests
     [Fact]
     public void StaticModeFlagsAreWhatTheDataPlaneParses()
     {
-        var pod = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", TwoSockets(), Options)[1];
+        var pod = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", WithPages, TwoSockets(), Options)[1];
         var o = NetTune.DataPlane.ServerOptions.Parse(pod.Spec.Containers[0].Args.ToList());
         Assert.False(o.IsProxy);
         Assert.Equal(DataPlanePodBuilder.StaticRoot, o.Root);
-        Assert.Equal([9, 10, 11, 12, 13, 14, 15], o.Cpus);
-        Assert.Equal((8080, 9181, 1), (o.Port, o.AdminPort, o.NumaNode));
+        Assert.Equal((8080, 9181), (o.Port, o.AdminPort));
         Assert.Equal(NetTune.DataPlane.IoEngineKind.IoUring, o.Engine);
         Assert.True(o.HugePages);
         Assert.Equal(0, o.Workers);
@@ -92,7 +101,7 @@ public sealed class BuilderTests
         t.Spec.DataPlane.StaticFiles = null;
         t.Spec.DataPlane.Proxy = new ProxySpec { Upstreams = ["10.0.0.5:8080", "app.default.svc:80"] };
         t.Spec.DataPlane.WorkersPerSocket = 2;
-        var pod = DataPlanePodBuilder.Build(t, "node-a", TwoSockets(), Options)[0];
+        var pod = DataPlanePodBuilder.Build(t, "node-a", WithPages, TwoSockets(), Options)[0];
         var o = NetTune.DataPlane.ServerOptions.Parse(pod.Spec.Containers[0].Args.ToList());
         Assert.True(o.IsProxy);
         Assert.Equal(["10.0.0.5:8080", "app.default.svc:80"], o.Upstreams);
@@ -104,7 +113,7 @@ public sealed class BuilderTests
     [Fact]
     public void EachSocketDeclaresItsOwnAdminPortAsMetricsAndNoDataPort()
     {
-        var pods = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", TwoSockets(), Options);
+        var pods = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", WithPages, TwoSockets(), Options);
         var ports = pods.Select(p => Assert.Single(Assert.Single(p.Spec.Containers).Ports)).ToList();
         Assert.All(ports, p => Assert.Equal(("metrics", "TCP"), (p.Name, p.Protocol)));
         Assert.Equal([9180, 9181], ports.Select(p => p.ContainerPort));
@@ -116,11 +125,11 @@ public sealed class BuilderTests
     [Fact]
     public void ThePodSpecHashFollowsTheSpec()
     {
-        var before = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", TwoSockets(), Options)[0];
-        var again = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", TwoSockets(), Options)[0];
+        var before = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", WithPages, TwoSockets(), Options)[0];
+        var again = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", WithPages, TwoSockets(), Options)[0];
         var changed = DataPlaneTuning();
         changed.Spec.DataPlane!.Image = "nettune/dataplane:2";
-        var after = DataPlanePodBuilder.Build(changed, "node-a", TwoSockets(), Options)[0];
+        var after = DataPlanePodBuilder.Build(changed, "node-a", WithPages, TwoSockets(), Options)[0];
         Assert.Equal(before.Metadata.Annotations[Names.SpecHashAnnotation], again.Metadata.Annotations[Names.SpecHashAnnotation]);
         Assert.NotEqual(before.Metadata.Annotations[Names.SpecHashAnnotation], after.Metadata.Annotations[Names.SpecHashAnnotation]);
     }
@@ -128,10 +137,10 @@ public sealed class BuilderTests
     [Fact]
     public void NoPodsWithoutTopologyOrWhenDisabled()
     {
-        Assert.Empty(DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", null, Options));
+        Assert.Empty(DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", WithPages, null, Options));
         var off = DataPlaneTuning();
         off.Spec.DataPlane!.Enabled = false;
-        Assert.Empty(DataPlanePodBuilder.Build(off, "node-a", TwoSockets(), Options));
+        Assert.Empty(DataPlanePodBuilder.Build(off, "node-a", WithPages, TwoSockets(), Options));
     }
 
     [Fact]
@@ -153,8 +162,10 @@ public sealed class BuilderTests
         var b = Tuning("b", selector: Labels(("role", "edge")));
         var ds = AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"), [b, a]);
 
-        var terms = ds.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms;
-        Assert.Equal(["zone", "role"], terms.Select(t => t.MatchExpressions.Single().Key));
+        // Placed by the operator's node label, which outlives a node's leaving the selectors until its revert.
+        Assert.Null(ds.Spec.Template.Spec.Affinity);
+        Assert.Equal(new Dictionary<string, string> { [Names.AgentNodeLabel] = "true" }, ds.Spec.Template.Spec.NodeSelector);
+        Assert.Equal("system-node-critical", ds.Spec.Template.Spec.PriorityClassName);
         Assert.Equal(["a", "b"], ds.Metadata.OwnerReferences.Select(o => o.Name));
 
         var pod = ds.Spec.Template.Spec;
@@ -169,9 +180,116 @@ public sealed class BuilderTests
         Assert.NotNull(c.Resources.Limits["memory"]);
         Assert.Contains(pod.Tolerations, t => t.OperatorProperty == "Exists");
 
-        // One tuning that selects every node: no affinity at all (an empty term would select none).
-        var all = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img"), [a, Tuning("c")]);
-        Assert.Null(all.Spec.Template.Spec.Affinity);
+        // The operator's own node selector is ANDed with the label.
+        var narrowed = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img") { NodeSelector = new Dictionary<string, string> { ["pool"] = "edge" } }, [a]);
+        Assert.Equal(["nettune.io/agent", "pool"], narrowed.Spec.Template.Spec.NodeSelector.Keys.Order());
+    }
+
+    [Fact]
+    public void ANodeKeepsItsAgentUntilItReportedReverted()
+    {
+        var t = Tuning("t", selector: Labels(("role", "web")));
+        var web = Node("n1", ("role", "web"));
+        var relabelled = Node("n1", ("role", "db"));
+        Assert.True(AgentPlacement.NeedsAgent(web, [t], null));
+
+        // Out of the selector, the NodeState still holds the tuning: keep the agent.
+        var holding = State("n1", 3, Having("t", 1), "Applied");
+        Assert.True(AgentPlacement.NeedsAgent(relabelled, [t], holding));
+        // Asked to revert, not done yet: keep it.
+        var reverting = State("n1", 4, new NodeStateSpec { Revert = true }, "Applied");
+        reverting.Status!.ObservedGeneration = 3;
+        Assert.True(AgentPlacement.NeedsAgent(relabelled, [t], reverting));
+        // Reverted for the current generation: the agent may go.
+        Assert.False(AgentPlacement.NeedsAgent(relabelled, [t], State("n1", 4, new NodeStateSpec { Revert = true }, "Reverted")));
+        // A deleted tuning whose revert is pending does not hold a node by its selector, only through the NodeState.
+        var deleted = Tuning("t", selector: Labels(("role", "web")));
+        deleted.Metadata.DeletionTimestamp = DateTime.UtcNow;
+        Assert.False(AgentPlacement.NeedsAgent(web, [deleted], null));
+        Assert.True(AgentPlacement.NeedsAgent(web, [deleted], holding));
+    }
+
+    [Fact]
+    public void PodsArePlacedByTheSchedulerOnTheirNodeWithoutTolerationsAndWithTheirPriority()
+    {
+        var t = DataPlaneTuning();
+        t.Spec.DataPlane!.PriorityClassName = "nettune-dataplane";
+        var pod = DataPlanePodBuilder.Build(t, "node-a", WithPages, TwoSockets(), Options)[0];
+        Assert.Null(pod.Spec.NodeName); // bound by the scheduler, which accounts for it and honours cordons
+        Assert.Null(pod.Spec.Tolerations);
+        var term = Assert.Single(pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms);
+        var field = Assert.Single(term.MatchFields);
+        Assert.Equal(("metadata.name", "In", "node-a"), (field.Key, field.OperatorProperty, Assert.Single(field.Values)));
+        var label = Assert.Single(term.MatchExpressions);
+        Assert.Equal((Names.NodeTunedLabel, "Exists"), (label.Key, label.OperatorProperty));
+        Assert.Equal("nettune-dataplane", pod.Spec.PriorityClassName);
+        Assert.Equal("node-a", DataPlanePodBuilder.NodeOf(pod));
+
+        t.Spec.DataPlane.PriorityClassName = null;
+        Assert.Null(DataPlanePodBuilder.Build(t, "node-a", WithPages, TwoSockets(), Options with { RequiredNodeLabel = null })[0].Spec.PriorityClassName);
+    }
+
+    [Fact]
+    public void TheCpuCountFitsTheNodesAllocatableCpu()
+    {
+        var t = DataPlaneTuning();
+        t.Spec.Hugepages = null;
+        // 16 CPUs, kubeReserved 1 CPU: 15 allocatable, less the agent's 20m: 14 whole CPUs, 7 per socket.
+        var big = Allocatable(("cpu", "15"));
+        var pods = DataPlanePodBuilder.Build(t, "node-a", big, TwoSockets(), Options);
+        Assert.Equal(["7", "7"], pods.Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
+        // Less allocatable than the sockets have: each socket's pod gets its share of it.
+        pods = DataPlanePodBuilder.Build(t, "node-a", Allocatable(("cpu", "9500m")), TwoSockets(), Options);
+        Assert.Equal(["4", "4"], pods.Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
+
+        // This machine's real node: 2 CPUs, one NUMA node. kubeReserved 100m leaves 1900m: one whole CPU.
+        var small = new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] };
+        t.Spec.Nic = null;
+        var one = Assert.Single(DataPlanePodBuilder.Build(t, "node-a", Allocatable(("cpu", "1900m")), small, Options));
+        Assert.Equal("1", one.Spec.Containers[0].Resources.Limits["cpu"].ToString());
+        // reservedSystemCPUs "0" leaves exactly 1 CPU, which the agent's 20m already dips into: no pod, and why.
+        var none = Assert.Single(DataPlanePodBuilder.Plan(t, "node-a", Allocatable(("cpu", "1")), small, Options));
+        Assert.Null(none.Pod);
+        Assert.Equal(ConditionReasons.NoAllocatableCpu, none.WaitReason);
+        Assert.Contains("no whole CPU left", none.WaitMessage);
+    }
+
+    [Fact]
+    public void TheCpuCountIsWholeCoresOnSmtHostsUnlessAskedForExactly()
+    {
+        var t = DataPlaneTuning();
+        t.Spec.Hugepages = null;
+        // 4 cores × 2 threads per socket; CPU 0 and 8 reserved leave 7: rounded down to 6 (an odd count can hit SMTAlignmentError).
+        var smt = TwoSockets();
+        smt.Cpus = Enumerable.Range(0, 16).Select(i => new CpuTopology { Id = i, Package = i / 8, Core = i % 4, ThreadSiblings = $"{i - i % 8 + i % 4},{i - i % 8 + i % 4 + 4}" }).ToList();
+        var pods = DataPlanePodBuilder.Build(t, "node-a", null, smt, Options);
+        Assert.Equal(["6", "6"], pods.Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
+
+        t.Spec.DataPlane!.CpusPerSocket = 3;
+        pods = DataPlanePodBuilder.Build(t, "node-a", null, smt, Options);
+        Assert.Equal(["3", "3"], pods.Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
+
+        // More than a socket has outside reservedCpus: single-numa-node could not admit it, so it is not made.
+        t.Spec.DataPlane.CpusPerSocket = 8;
+        var plan = DataPlanePodBuilder.Plan(t, "node-a", null, smt, Options);
+        Assert.All(plan, s => Assert.Null(s.Pod));
+        Assert.Contains("has 7 CPUs outside reservedCpus", plan[0].WaitMessage);
+    }
+
+    [Fact]
+    public void NoPodThatNeedsHugepagesUntilTheNodesAllocatableShowsThem()
+    {
+        // Pages the agent reserved at run time: the kubelet has not counted them (it reads them when it starts).
+        var plan = DataPlanePodBuilder.Plan(DataPlaneTuning(), "node-a", Allocatable(("cpu", "15"), ("hugepages-2Mi", "0")), TwoSockets(), Options);
+        Assert.Equal(2, plan.Count);
+        Assert.All(plan, s => Assert.Null(s.Pod));
+        Assert.All(plan, s => Assert.Equal(ConditionReasons.HugepagesNotAllocatable, s.WaitReason));
+        Assert.Contains("hugepages-2Mi allocatable 0Mi, the pods need 768Mi", plan[0].WaitMessage);
+        Assert.Contains("restart", plan[0].WaitMessage);
+        // Part of them is not enough either.
+        Assert.All(DataPlanePodBuilder.Plan(DataPlaneTuning(), "node-a", Allocatable(("hugepages-2Mi", "512Mi")), TwoSockets(), Options), s => Assert.Null(s.Pod));
+        // After the kubelet's restart it shows them: the pods come.
+        Assert.Equal(2, DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", WithPages, TwoSockets(), Options).Count);
     }
 
     [Fact]

@@ -1,0 +1,122 @@
+using k8s.Models;
+using NetTune.Api.V1Alpha1;
+using NetTune.Operator.Core.Builders;
+using NetTune.Operator.Core.Planning;
+using Xunit;
+using static NetTune.Operator.Tests.Unit.Fixtures;
+
+namespace NetTune.Operator.Tests.Unit;
+
+public sealed class DataPlaneStatusTests
+{
+    private static readonly DateTime Now = new(2026, 3, 1, 12, 0, 0, DateTimeKind.Utc);
+    private static readonly PlannerSettings Settings = new(new DataPlaneOptions("ns"), TimeSpan.FromMinutes(2));
+
+    [Fact]
+    public void TheProbeReadsTheDataPlanesReadyzBody()
+    {
+        var placed = NetTune.Operator.HttpDataPlaneProbe.Parse(
+            "{\"status\":\"ready\",\"workers\":[{\"worker\":0,\"cpu\":3,\"numaNode\":1,\"memoryBound\":true},{\"worker\":1,\"cpu\":2,\"numaNode\":1,\"memoryBound\":true}]}\n");
+        Assert.Equal([2, 3], placed!.Cpus);
+        Assert.Equal((1, false), (placed.NumaNode, placed.AffinityReported));
+        // Workers on two NUMA nodes: none; an affinity reported wins over the workers' CPUs.
+        var spread = NetTune.Operator.HttpDataPlaneProbe.Parse("{\"cpus\":\"0-3\",\"workers\":[{\"cpu\":0,\"numaNode\":0},{\"cpu\":2,\"numaNode\":1}]}");
+        Assert.Equal([0, 1, 2, 3], spread!.Cpus);
+        Assert.Equal((-1, true), (spread.NumaNode, spread.AffinityReported));
+        // The old plain-text body, or anything else, tells nothing.
+        Assert.Null(NetTune.Operator.HttpDataPlaneProbe.Parse("ready\n"));
+        Assert.Null(NetTune.Operator.HttpDataPlaneProbe.Parse("{\"status\":\"ready\"}"));
+        Assert.Null(NetTune.Operator.HttpDataPlaneProbe.Parse("[1,2]"));
+    }
+
+    [Fact]
+    public void TheBackoffDoublesAndIsCapped()
+    {
+        var first = TimeSpan.FromSeconds(10);
+        var max = TimeSpan.FromMinutes(5);
+        Assert.Equal([0, 10, 20, 40, 80, 160, 300, 300], Enumerable.Range(0, 8).Select(n => DataPlanePlanner.Backoff(n, first, max).TotalSeconds));
+        Assert.Equal(max, DataPlanePlanner.Backoff(1000, first, max));
+    }
+
+    private static (NetworkTuning Tuning, ClusterSnapshot Snapshot) OneNode(V1Pod? pod, NetworkTuningStatus? previous = null)
+    {
+        var t = Tuning("t");
+        t.Spec.DataPlane = new DataPlaneSpec { Enabled = true, Image = "dp:1", StaticFiles = new StaticFilesSpec { HostPath = "/srv" } };
+        t.Status = previous;
+        var state = State("n1", 1, Having("t", 1), "Applied");
+        state.Status!.Topology = new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] };
+        return (t, new ClusterSnapshot([t], [Node("n1")], new Dictionary<string, NetworkTuningNodeState> { ["n1"] = state }, pod is null ? [] : [pod]));
+    }
+
+    [Fact]
+    public void AFailedPodIsCountedOnceAndItsSuccessorWaitsOutTheBackoff()
+    {
+        var (t, _) = OneNode(null);
+        var pod = DataPlanePodBuilder.Build(t, "n1", null, new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] }, Settings.DataPlane)[0];
+        pod.Metadata.Uid = "uid-1";
+        pod.Status = new V1PodStatus { Phase = "Failed", Reason = "Evicted", Message = "The node was low on resource: memory." };
+
+        var (tuning, snapshot) = OneNode(pod);
+        var plan = TuningPlanner.Plan(tuning, snapshot, Settings, Now);
+        Assert.Equal(["t-dp-n1-numa0"], plan.PodDeletes.Select(p => p.Metadata.Name));
+        Assert.Empty(plan.PodCreates);
+        var warning = Assert.Single(plan.Events, e => e.Reason == ConditionReasons.PodFailed);
+        Assert.Contains("Evicted: The node was low on resource: memory.", warning.Message);
+        var entry = plan.Status!.DataPlane!.Pods!.Single();
+        Assert.Equal((1, "uid-1", Now), (entry.Recreations, entry.LastFailedUid, entry.LastFailureTime));
+
+        // The same failed pod seen again (its delete not in the cache yet): not counted twice, no second Event.
+        (tuning, snapshot) = OneNode(pod, plan.Status);
+        var again = TuningPlanner.Plan(tuning, snapshot, Settings, Now.AddSeconds(1));
+        Assert.Equal(1, again.Status!.DataPlane!.Pods!.Single().Recreations);
+        Assert.DoesNotContain(again.Events, e => e.Reason == ConditionReasons.PodFailed);
+
+        // Gone: the new pod waits out 10 s, then comes.
+        (tuning, snapshot) = OneNode(null, plan.Status);
+        var early = TuningPlanner.Plan(tuning, snapshot, Settings, Now.AddSeconds(4));
+        Assert.Empty(early.PodCreates);
+        Assert.Equal(TimeSpan.FromSeconds(6), early.RequeueAfter);
+        Assert.Equal(ConditionReasons.PodFailed, early.Status!.Conditions!.Single(c => c.Type == ConditionTypes.DataPlaneAvailable).Reason);
+        Assert.Single(TuningPlanner.Plan(tuning, snapshot, Settings, Now.AddSeconds(10)).PodCreates);
+    }
+
+    [Fact]
+    public void ReadyWaitsForTheDataPlane()
+    {
+        var (t, _) = OneNode(null);
+        var pod = DataPlanePodBuilder.Build(t, "n1", null, new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] }, Settings.DataPlane)[0];
+        pod.Metadata.Uid = "uid-1";
+        pod.Status = new V1PodStatus { Phase = "Pending", Conditions = [new V1PodCondition { Type = "PodScheduled", Status = "False", Reason = "Unschedulable", Message = "0/1 nodes are available: 1 Insufficient cpu." }] };
+        var (tuning, snapshot) = OneNode(pod);
+        var plan = TuningPlanner.Plan(tuning, snapshot, Settings, Now);
+        var ready = plan.Status!.Conditions!.Single(c => c.Type == ConditionTypes.Ready);
+        Assert.Equal(("False", ConditionReasons.PodsNotReady), (ready.Status, ready.Reason));
+        Assert.Contains("Insufficient cpu", ready.Message);
+        Assert.Equal((1, 0), (plan.Status.DataPlane!.DesiredPods, plan.Status.DataPlane.ReadyPods));
+
+        pod.Status = new V1PodStatus { Phase = "Running", Conditions = [new V1PodCondition { Type = "Ready", Status = "True" }] };
+        var placements = new Dictionary<string, DataPlanePlacement> { ["uid-1"] = new([1, 0], 0, false) };
+        snapshot = snapshot with { PodPlacements = placements };
+        plan = TuningPlanner.Plan(tuning, snapshot, Settings, Now);
+        Assert.Equal("True", plan.Status!.Conditions!.Single(c => c.Type == ConditionTypes.Ready).Status);
+        var entry = plan.Status.DataPlane!.Pods!.Single();
+        Assert.Equal(("0-1", 0, true, 2), (entry.Cpus, entry.NumaNode, entry.ExclusiveCpus, entry.RequestedCpus));
+    }
+
+    [Fact]
+    public void PodErrorsFromTheApiServerGoIntoStatus()
+    {
+        var (t, snapshot) = OneNode(null);
+        var plan = TuningPlanner.Plan(t, snapshot, Settings, Now);
+        var (status, events) = TuningPlanner.WithPodErrors(t, plan.Status!, ["create t-dp-n1-numa0: 403 Forbidden: exceeded quota: pods"], Now);
+        var available = status.Conditions!.Single(c => c.Type == ConditionTypes.DataPlaneAvailable);
+        Assert.Equal(("False", ConditionReasons.PodApiError), (available.Status, available.Reason));
+        Assert.Contains("exceeded quota", available.Message);
+        Assert.Equal(ConditionReasons.PodApiError, status.Conditions!.Single(c => c.Type == ConditionTypes.Ready).Reason);
+        Assert.Equal(plan.Status!.Conditions!.Count, status.Conditions!.Count);
+        Assert.Equal(ConditionReasons.PodApiError, Assert.Single(events).Reason);
+        // The same refusal again: no second Event.
+        t.Status = status;
+        Assert.Empty(TuningPlanner.WithPodErrors(t, plan.Status, ["create t-dp-n1-numa0: 403 Forbidden: exceeded quota: pods"], Now).Events);
+    }
+}
