@@ -43,6 +43,10 @@ public sealed record Nic
     /// <summary>Why channels are unknown (the ethtool errno), when they are.</summary>
     public string? ChannelsError { get; init; }
     public required IReadOnlyList<QueueIrq> Irqs { get; init; }
+    /// <summary>How <see cref="Irqs"/> were found: by name, by the device's MSI vectors, or not at all.</summary>
+    public IrqSource IrqSource { get; init; }
+    /// <summary>No device behind the netdev (veth, bond, dummy): it has no interrupts of its own.</summary>
+    public bool IsVirtual { get; init; }
 }
 
 public sealed record RxQueue(int Index, string? RpsCpus, string? RpsFlowCnt);

@@ -137,6 +137,7 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
         }
 
         var (info, errno) = channels.Get(name);
+        var (irqs, irqSource) = DiscoverIrqs(name, device, pciDir, interrupts);
         return new Nic
         {
             Name = name,
@@ -148,49 +149,49 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
             TxQueues = tx.OrderBy(q => q.Index).ToArray(),
             Channels = info,
             ChannelsError = info is null ? Errnos.Describe(errno) : null,
-            Irqs = DiscoverIrqs(name, device, pciDir, interrupts),
+            Irqs = irqs,
+            IrqSource = irqSource,
+            IsVirtual = device is null,
         };
     }
 
-    private IReadOnlyList<QueueIrq> DiscoverIrqs(string ifName, string? device, string? pciDir, IReadOnlyDictionary<int, string> interrupts)
+    private (IReadOnlyList<QueueIrq> Irqs, IrqSource Source) DiscoverIrqs(string ifName, string? device, string? pciDir, IReadOnlyDictionary<int, string> interrupts)
     {
         // The device's MSI vectors narrow the search when sysfs lists them; /proc/interrupts names say which queue each serves.
         IEnumerable<int> candidates = interrupts.Keys;
+        int[] msi = [];
         if (pciDir is not null)
         {
-            var msi = fs.List($"{pciDir}/msi_irqs").Select(e => int.TryParse(e, out var v) ? v : -1).Where(v => v >= 0).ToArray();
+            msi = fs.List($"{pciDir}/msi_irqs").Select(e => int.TryParse(e, out var v) ? v : -1).Where(v => v >= 0).Order().ToArray();
             if (msi.Length > 0) candidates = msi;
         }
         var virtioName = device is not null && VirtioDev().IsMatch(Path.GetFileName(device)) ? Path.GetFileName(device) : null;
-        var irqs = new List<QueueIrq>();
+        var pciAddress = pciDir is null ? null : Path.GetFileName(pciDir);
+        var named = new List<(int Irq, string Name, int Queue, IrqRole Role)>();
         foreach (var irq in candidates.Order())
         {
             if (!interrupts.TryGetValue(irq, out var irqName)) continue;
-            if (ClassifyIrqName(irqName, ifName, virtioName, pciDir is null ? null : Path.GetFileName(pciDir)) is not { } cls) continue;
-            irqs.Add(new QueueIrq(irq, irqName, cls.Queue, cls.Role, Value($"proc/irq/{irq}/smp_affinity_list"), IsManaged(irq)));
+            if (QueueIrqNames.Classify(irqName, ifName, virtioName, pciAddress) is not { } cls) continue;
+            named.Add((irq, irqName, cls.Queue, cls.Role));
         }
-        return irqs;
+        named = QueueIrqNames.SplitGveBlocks(named);
+        var source = named.Count > 0 ? IrqSource.Names : IrqSource.None;
+        if (named.Count == 0 && virtioName is null && msi.Length > 0)
+        {
+            // A driver whose names we do not know: its MSI-X vectors, less the ones named as admin/async/misc, serve
+            // its queues in vector order (every driver above allocates queue vectors in queue order).
+            var queueVectors = msi.Where(v => !interrupts.TryGetValue(v, out var n) || !QueueIrqNames.IsNonQueue(n, ifName)).ToArray();
+            for (var q = 0; q < queueVectors.Length; q++)
+                named.Add((queueVectors[q], interrupts.GetValueOrDefault(queueVectors[q]) ?? $"msi-{queueVectors[q]}", q, IrqRole.Combined));
+            if (named.Count > 0) source = IrqSource.MsiVectors;
+        }
+        var irqs = named.Select(n => new QueueIrq(n.Irq, n.Name, n.Queue, n.Role, Value($"proc/irq/{n.Irq}/smp_affinity_list"), IsManaged(n.Irq))).ToArray();
+        return (irqs, source);
     }
 
-    /// <summary>Which queue an interrupt serves, from its name: virtio2-input.3, eth1-TxRx-3, i40e-eth1-TxRx-3, eth1-rx-0, mlx5_comp3@pci:0000:3b:00.0.</summary>
-    public static (int Queue, IrqRole Role)? ClassifyIrqName(string irqName, string ifName, string? virtioName, string? pciAddress)
-    {
-        if (virtioName is not null)
-        {
-            var v = VirtioQueue().Match(irqName);
-            if (v.Success && v.Groups[1].Value == virtioName)
-                return (int.Parse(v.Groups[3].Value, CultureInfo.InvariantCulture), v.Groups[2].Value == "input" ? IrqRole.Rx : IrqRole.Tx);
-            return null;
-        }
-        var mlx = MlxComp().Match(irqName);
-        if (mlx.Success)
-            return pciAddress is not null && mlx.Groups[2].Value == pciAddress
-                ? (int.Parse(mlx.Groups[1].Value, CultureInfo.InvariantCulture), IrqRole.Combined) : null;
-        var vendor = VendorQueue().Match(irqName);
-        if (!vendor.Success || vendor.Groups[1].Value != ifName) return null;
-        var role = vendor.Groups[2].Value.ToLowerInvariant() switch { "rx" => IrqRole.Rx, "tx" => IrqRole.Tx, _ => IrqRole.Combined };
-        return (int.Parse(vendor.Groups[3].Value, CultureInfo.InvariantCulture), role);
-    }
+    /// <summary>Which queue an interrupt serves, from its name (see <see cref="QueueIrqNames"/>).</summary>
+    public static (int Queue, IrqRole Role)? ClassifyIrqName(string irqName, string ifName, string? virtioName, string? pciAddress) =>
+        QueueIrqNames.Classify(irqName, ifName, virtioName, pciAddress);
 
     private bool IsManaged(int irq)
     {
@@ -219,7 +220,4 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
     [GeneratedRegex(@"MemTotal:\s+(\d+) kB")] private static partial Regex MemTotal();
     [GeneratedRegex(@"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")] private static partial Regex PciAddress();
     [GeneratedRegex(@"^virtio\d+$")] private static partial Regex VirtioDev();
-    [GeneratedRegex(@"^(virtio\d+)-(input|output)\.(\d+)$")] private static partial Regex VirtioQueue();
-    [GeneratedRegex(@"^mlx5_comp(\d+)@pci:(.+)$")] private static partial Regex MlxComp();
-    [GeneratedRegex(@"^(?:[A-Za-z0-9_]+-)?(.+)-(TxRx|rx|tx)-(\d+)$", RegexOptions.IgnoreCase)] private static partial Regex VendorQueue();
 }
