@@ -12,6 +12,9 @@ public enum RunKind { Applied, Failed, DryRun, InvalidSpec, JournalCorrupt, Reve
 /// <summary>What one apply or revert did.</summary>
 public sealed record RunReport(RunKind Kind, HostSnapshot? Host, TuningPlan? Plan, IReadOnlyList<KnobResult> Knobs, string? Message)
 {
+    /// <summary>The journal came from another boot: the kernel had its defaults again and the tuning was applied anew.</summary>
+    public bool AfterReboot { get; init; }
+
     public bool Succeeded => Kind is RunKind.Applied or RunKind.DryRun or RunKind.Reverted;
 }
 
@@ -73,6 +76,13 @@ public sealed class TuningEngine
         if (spec.DryRun) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (dry run)");
         if (PlanOnly) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (the agent runs with --plan-only)");
 
+        // A journal from another boot: the kernel starts from its defaults again. Its originals stay (they are the
+        // values from before the agent's first change, which a reboot does not make any truer), and every later save
+        // says this boot, with the tuning not yet applied in it until this run succeeds.
+        var boot = host.BootId;
+        var afterReboot = journal.BootId is not null && boot is not null && journal.BootId != boot;
+        journal = journal with { BootId = boot ?? journal.BootId, AppliedBootId = afterReboot || boot is null ? null : journal.AppliedBootId };
+
         var results = new List<KnobResult>();
         var restored = results.Count;
         journal = RestoreNoLongerWanted(journal, host, plan, results);
@@ -107,10 +117,46 @@ public sealed class TuningEngine
             results.Add(new KnobResult { Knob = note.Knob, Result = note.Outcome, Message = note.Message });
 
         var failed = results.Where(r => r.Result is KnobOutcome.Failed or KnobOutcome.Shortfall).ToArray();
+        StampBoot(boot, failed.Length == 0 ? boot : null);
         var finalHost = Discover();
+        var rebootNote = afterReboot ? $"; applied again after a reboot (boot {journal.BootId}), originals from before the first change kept" : "";
         return failed.Length == 0
-            ? new RunReport(RunKind.Applied, finalHost, plan, results, $"{results.Count(r => r.Result == KnobOutcome.Applied)} knobs at their targets")
-            : new RunReport(RunKind.Failed, finalHost, plan, results, $"{failed.Length} knobs failed: " + string.Join("; ", failed.Take(5).Select(f => $"{f.Knob}: {f.Message}")));
+            ? new RunReport(RunKind.Applied, finalHost, plan, results, $"{results.Count(r => r.Result == KnobOutcome.Applied)} knobs at their targets{rebootNote}") { AfterReboot = afterReboot }
+            : new RunReport(RunKind.Failed, finalHost, plan, results, $"{failed.Length} knobs failed: " + string.Join("; ", failed.Take(5).Select(f => $"{f.Knob}: {f.Message}")) + rebootNote) { AfterReboot = afterReboot };
+    }
+
+    /// <summary>Records in the journal whether this boot has the tuning applied; a journal without entries is not kept, so it says nothing.</summary>
+    private void StampBoot(string? boot, string? appliedBoot)
+    {
+        var onDisk = _journal.Load();
+        var stamped = onDisk with { BootId = boot ?? onDisk.BootId, AppliedBootId = appliedBoot };
+        if (onDisk.Entries.Count == 0 || (onDisk.BootId == stamped.BootId && onDisk.AppliedBootId == appliedBoot)) return;
+        try
+        {
+            _journal.Save(stamped);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Only readiness after an agent restart depends on it: the next apply stamps it again.
+        }
+    }
+
+    /// <summary>
+    /// Whether the current boot has this node's tuning applied, as the journal last said: false after a reboot (a new
+    /// boot id), after a failed apply, and when there is no journal (a fresh agent proves it by applying).
+    /// </summary>
+    public bool TunedThisBoot()
+    {
+        try
+        {
+            var journal = _journal.Load();
+            var boot = new TopologyDiscovery(_fs, _channels).BootId();
+            return journal.Entries.Count > 0 && boot is not null && journal.AppliedBootId == boot;
+        }
+        catch (JournalCorruptException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Puts back every journaled original, channels first so the queues exist again before their settings return.</summary>

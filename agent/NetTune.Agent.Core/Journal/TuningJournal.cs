@@ -33,10 +33,31 @@ public static class JournalKeys
     public static string Of(DesiredKnob d) => Of(d.Kind, d.Knob, d.Identity);
 }
 
-/// <summary>Every original value the agent must restore on revert, in the order they were recorded.</summary>
+/// <summary>
+/// Every original value the agent must restore on revert, in the order they were recorded, and the boots they belong
+/// to: <see cref="BootId"/> is the boot of the last save, <see cref="AppliedBootId"/> the boot in which the last apply
+/// succeeded (null after a failed one). A reboot puts the kernel back to its defaults, so a journal from another boot
+/// means the tuning must be applied again; its originals stay the true ones, from before the agent's first change.
+/// </summary>
 public sealed record TuningJournal([property: JsonPropertyName("entries")] IReadOnlyList<JournalEntry> Entries)
 {
-    public static readonly TuningJournal Empty = new([]);
+    /// <summary>
+    /// 1: entries only. 2: boot ids, and the nic / beforeChannels entry fields. Changes are additive (new optional
+    /// fields), so an older agent reads a newer journal, ignoring what it does not know.
+    /// </summary>
+    public const int CurrentFormat = 2;
+
+    public static readonly TuningJournal Empty = new([]) { FormatVersion = CurrentFormat };
+
+    /// <summary>The body's format; null in journals written before formats were numbered (format 1).</summary>
+    [JsonPropertyName("formatVersion")]
+    public int? FormatVersion { get; init; }
+
+    [JsonPropertyName("bootId")]
+    public string? BootId { get; init; }
+
+    [JsonPropertyName("appliedBootId")]
+    public string? AppliedBootId { get; init; }
 
     /// <summary>Whether an original is recorded under this key (<see cref="JournalEntry.Key"/>).</summary>
     public bool Contains(string key) => Entries.Any(e => e.Key == key);
@@ -49,13 +70,13 @@ public sealed record TuningJournal([property: JsonPropertyName("entries")] IRead
         var list = Entries.ToList();
         foreach (var e in entries)
             if (!list.Any(x => x.Key == e.Key)) list.Add(e);
-        return new TuningJournal(list);
+        return this with { Entries = list };
     }
 
     /// <summary>The journal less the entries with these keys.</summary>
     public TuningJournal Without(IEnumerable<string> keys)
     {
         var drop = keys.ToHashSet(StringComparer.Ordinal);
-        return new TuningJournal(Entries.Where(e => !drop.Contains(e.Key)).ToArray());
+        return this with { Entries = Entries.Where(e => !drop.Contains(e.Key)).ToArray() };
     }
 }

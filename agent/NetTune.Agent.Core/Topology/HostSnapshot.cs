@@ -19,6 +19,9 @@ public sealed record HostSnapshot
     /// <summary>Current raw values of the allow-listed sysctls; a key missing here does not exist on this kernel.</summary>
     public required IReadOnlyDictionary<string, string> Sysctls { get; init; }
 
+    /// <summary>The kernel's boot id (proc/sys/kernel/random/boot_id): a new one at every boot; null when unreadable.</summary>
+    public string? BootId { get; init; }
+
     public NumaNode? Node(int id) => NumaNodes.FirstOrDefault(n => n.Id == id);
 }
 

@@ -23,12 +23,18 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
             Cpus = online.Select(DiscoverCpu).ToArray(),
             Nics = fs.List("sys/class/net").Where(n => n != "lo" && fs.Exists($"sys/class/net/{n}/queues"))
                 .Select(n => DiscoverNic(n, interrupts)).ToArray(),
+            BootId = BootId(),
             Sysctls = SysctlAllowList.Keys
                 .Select(k => (k, v: Value(SysctlAllowList.ProcPath(k))))
                 .Where(x => x.v is not null)
                 .ToDictionary(x => x.k, x => x.v!, StringComparer.Ordinal),
         };
     }
+
+    public const string BootIdPath = "proc/sys/kernel/random/boot_id";
+
+    /// <summary>The current boot's id, or null when the host root does not show one.</summary>
+    public string? BootId() => Value(BootIdPath)?.Trim() is { Length: > 0 } id ? id : null;
 
     /// <summary>The file's text without its trailing newline, or null when it cannot be read.</summary>
     public string? Value(string path)
