@@ -22,6 +22,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private long? _appliedGeneration;
     private long? _revertedGeneration;
     private bool _lastApplyFailed;
+    private bool? _tunedLabel;
     private List<KnobResult> _lastKnobs = [];
 
     protected override async Task ExecuteAsync(CancellationToken stop)
@@ -123,6 +124,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
 
     private async Task ReconcileAsync(bool driftTick, CancellationToken ct)
     {
+        // A new boot, or a journal that does not say this boot was applied: no readiness until this process applies.
+        if (_tunedLabel is null) await SetTunedAsync(engine.TunedThisBoot(), ct).ConfigureAwait(false);
         var state = await api.GetAsync(ct).ConfigureAwait(false);
         if (state is null)
         {
@@ -148,6 +151,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             _appliedGeneration = null;
             _lastKnobs = [.. report.Knobs];
             await WriteStatusAsync(status, conditions, generation, report, planned: null).ConfigureAwait(false);
+            await SetTunedAsync(false, ct).ConfigureAwait(false);
             return;
         }
         _revertedGeneration = null;
@@ -206,6 +210,19 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         _appliedGeneration = generation;
         _lastKnobs = [.. run.Knobs];
         await WriteStatusAsync(status, conditions, generation, run, published).ConfigureAwait(false);
+        await SetTunedAsync(run.Kind == RunKind.Applied, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The Node's <see cref="NodeLabels.Tuned"/> label follows whether this boot has the tuning applied; it is written
+    /// only when that changes (and once at start, to clear a label the previous boot left).
+    /// </summary>
+    private async Task SetTunedAsync(bool tuned, CancellationToken ct)
+    {
+        if (_tunedLabel == tuned) return;
+        await api.SetNodeLabelAsync(NodeLabels.Tuned, tuned ? NodeLabels.TunedValue : null, ct).ConfigureAwait(false);
+        _tunedLabel = tuned;
+        log.LogInformation("node {Node}: label {Label} {Action}", options.NodeName, NodeLabels.Tuned, tuned ? "set" : "removed");
     }
 
     private DriftCounter Drift(string knob)

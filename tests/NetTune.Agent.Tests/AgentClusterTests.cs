@@ -51,6 +51,8 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             var cpu25 = dry.Status.Topology.Cpus.Single(c => c.Id == 25);
             Assert.Equal((1, 1, "9,25"), (cpu25.Package, cpu25.Core, cpu25.ThreadSiblings));
             TreeAssert.Same(original, host.TreeImage());
+            // The label the Node had (from a boot this agent has not applied) is gone: nothing is tuned yet.
+            await WaitForTunedLabelAsync(node, present: false, agent);
 
             // Apply.
             await PatchSpecAsync(node, new { dryRun = false });
@@ -60,6 +62,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Assert.All(applied.Status.Knobs!, k => Assert.Equal(KnobOutcome.Applied, k.Result));
             Assert.Equal("65535", host.Read("proc/sys/net/core/somaxconn"));
             Assert.Equal("4", applied.Status.Topology!.Nics!.Single(n => n.Name == "eth1").Channels!.Combined.ToString());
+            await WaitForTunedLabelAsync(node, present: true, agent);
 
             // Drift: someone resets a sysctl; the agent notices, repairs and counts it.
             host.Write("proc/sys/net/core/somaxconn", "4096");
@@ -95,6 +98,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Assert.Equal(ConditionReasons.Reverted, Condition(reverted, ConditionTypes.Applied)!.Reason);
             Assert.All(reverted.Status!.Knobs!, k => Assert.Equal(KnobOutcome.Reverted, k.Result));
             TreeAssert.Same(original, host.TreeImage());
+            await WaitForTunedLabelAsync(node, present: false, agent);
 
             await agent.StopAsync(TimeSpan.FromSeconds(20));
             Assert.True(agent.HasExited);
@@ -191,6 +195,66 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
             await client.CoreV1.DeleteNodeAsync(node);
         }
+    }
+
+    [Fact]
+    public async Task AfterAReboot_TheTunedLabelIsGone_UntilTheAgentHasAppliedAgain()
+    {
+        const string node = "agent-node-reboot";
+        using var host = FixtureHost.ThisVm();
+        var client = Cluster.Client;
+        await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
+        var spec = new NodeStateSpec { NodeName = node, Sysctls = new() { ["net.core.netdev_max_backlog"] = "16384" } };
+        await client.CustomObjects.CreateClusterCustomObjectAsync(
+            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+        ChildProcess Start(string log) => ChildProcess.Start("agent", "dotnet",
+            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
+             "--metrics-port", $"{FreePort()}", "--drift-interval", "30s", "--channel-backend", "Fixture"], Path.Join(host.Dir, log));
+        var first = Start("first.log");
+        ChildProcess? second = null;
+        try
+        {
+            await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, first);
+            await WaitForTunedLabelAsync(node, present: true, first);
+            await first.StopAsync(TimeSpan.FromSeconds(20));
+
+            // The reboot: a new boot id, the kernel's default back. The spec is held in dry run so the new agent
+            // shows what it does before applying: it takes the label away.
+            host.Write(NetTune.Agent.Core.Topology.TopologyDiscovery.BootIdPath, "3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a");
+            host.Write("proc/sys/net/core/netdev_max_backlog", "1000");
+            Assert.Equal(NodeLabels.TunedValue, (await client.CoreV1.ReadNodeAsync(node)).Metadata.Labels?[NodeLabels.Tuned]);
+            await PatchSpecAsync(node, new { dryRun = true });
+            second = Start("second.log");
+            await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Reason == ConditionReasons.DryRun && s.Status!.ObservedGeneration == s.Metadata.Generation, second);
+            await WaitForTunedLabelAsync(node, present: false, second);
+
+            await PatchSpecAsync(node, new { dryRun = false });
+            await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, second);
+            await WaitForTunedLabelAsync(node, present: true, second);
+            Assert.Equal("16384", host.Read("proc/sys/net/core/netdev_max_backlog"));
+            Assert.Contains("after a reboot", File.ReadAllText(Path.Join(host.Dir, "second.log")));
+        }
+        finally
+        {
+            await first.DisposeAsync();
+            if (second is not null) await second.DisposeAsync();
+            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
+            await client.CoreV1.DeleteNodeAsync(node);
+        }
+    }
+
+    private async Task WaitForTunedLabelAsync(string node, bool present, ChildProcess agent)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (DateTime.UtcNow < deadline)
+        {
+            var labels = (await Cluster.Client.CoreV1.ReadNodeAsync(node)).Metadata.Labels;
+            var value = labels is not null && labels.TryGetValue(NodeLabels.Tuned, out var v) ? v : null;
+            if (present ? value == NodeLabels.TunedValue : value is null) return;
+            Assert.False(agent.HasExited, "the agent exited:\n" + agent.Tail());
+            await Task.Delay(200);
+        }
+        Assert.Fail($"the Node's {NodeLabels.Tuned} label never became {(present ? "present" : "absent")}\nagent log:\n{agent.Tail(40)}");
     }
 
     private static V1Condition? Condition(NetworkTuningNodeState s, string type) => s.Status?.Conditions?.FirstOrDefault(c => c.Type == type);
