@@ -23,6 +23,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private long? _revertedGeneration;
     private bool _lastApplyFailed;
     private bool? _tunedLabel;
+    private readonly DriftBackoff _backoff = new();
     private List<KnobResult> _lastKnobs = [];
 
     protected override async Task ExecuteAsync(CancellationToken stop)
@@ -162,15 +163,24 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         {
             // What the plan would change now is what someone else changed since the last apply.
             var (_, plan) = await Task.Run(() => engine.PlanNow(spec), ct).ConfigureAwait(false);
+            var now = DateTime.UtcNow;
             var drifted = DriftDetector.Drifted(plan.Changes, _lastKnobs);
-            if (drifted.Count == 0) return;
+            // A knob whose back-off ran out gets one more repair; if it drifts again it is left alone for longer.
+            var retry = _backoff.TakeExpired(now);
+            if (drifted.Count == 0 && retry.Count == 0) return;
             foreach (var c in drifted)
             {
                 Drift(c.Knob).Detected++;
-                metrics.DriftDetected.WithLabels(c.Knob).Inc();
+                // Kinds, not knob names, as label values: one series per queue would grow with the NICs.
+                metrics.DriftDetected.WithLabels(AgentMetrics.KindOf(c.Knob)).Inc();
+                if (_backoff.RecordDrift(c.Knob, now) is { } until)
+                    log.LogWarning("{Knob} keeps being changed by something else: not set back until {Until:O}", c.Knob, until);
             }
-            log.LogWarning("drift on {Count} knobs: {Knobs}", drifted.Count, string.Join(", ", drifted.Take(10).Select(c => $"{c.Knob} {c.Target}→{c.Current}")));
+            if (drifted.Count > 0)
+                log.LogWarning("drift on {Count} knobs: {Knobs}", drifted.Count, string.Join(", ", drifted.Take(10).Select(c => $"{c.Knob} {c.Target}→{c.Current}")));
         }
+        if (isNew) _backoff.Reset();
+        var hold = isNew ? null : _backoff.Held(DateTime.UtcNow);
 
         List<PlannedChange>? published = null;
         var watch = Stopwatch.StartNew();
@@ -188,7 +198,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             planning.Conditions = planConditions;
             planning.ObservedGeneration = generation;
             api.PatchStatusAsync(planning, ct).GetAwaiter().GetResult();
-        }), ct).ConfigureAwait(false);
+        }, hold), ct).ConfigureAwait(false);
         metrics.Observe(run, isNew ? "apply" : "repair", watch.Elapsed);
         log.LogInformation("apply of generation {Generation}{Drift}: {Kind} in {Ms} ms: {Message}", generation, isNew ? "" : " (drift repair)", run.Kind, watch.ElapsedMilliseconds, run.Message);
 
@@ -200,11 +210,14 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
                 if (d.Repaired < d.Detected)
                 {
                     d.Repaired++;
-                    metrics.DriftRepaired.WithLabels(k.Knob).Inc();
+                    metrics.DriftRepaired.WithLabels(AgentMetrics.KindOf(k.Knob)).Inc();
                 }
             }
         }
         StatusBuilder.ApplyConditions(conditions, run, generation, DateTime.UtcNow);
+        StatusBuilder.IrqAffinityCondition(conditions, run.Plan, generation, DateTime.UtcNow);
+        if (run.Plan?.IrqBalance is { } irqbalance && isNew)
+            log.LogWarning("irqbalance (pid {Pid}) runs on this node: {Count} IRQs left to it, see the {Condition} condition", irqbalance.Pid, irqbalance.UnbannedIrqs.Count, IrqAffinityConditions.Type);
         if (run.Kind == RunKind.Applied) status.LastAppliedGeneration = generation;
         _lastApplyFailed = run.Kind is RunKind.Failed;
         _appliedGeneration = generation;

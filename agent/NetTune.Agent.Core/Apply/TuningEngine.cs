@@ -29,6 +29,7 @@ public sealed class TuningEngine
     private readonly IChannelControl _channels;
     private readonly JournalStore _journal;
     private readonly KnobWriter _writer;
+    private IReadOnlyDictionary<string, DateTime> _hold = new Dictionary<string, DateTime>();
 
     public TuningEngine(IHostFileSystem fs, IChannelControl channels, JournalStore journal, bool planOnly = false)
     {
@@ -57,8 +58,10 @@ public sealed class TuningEngine
         return (host, TuningPlanner.Plan(host, spec));
     }
 
-    public RunReport Apply(NodeStateSpec spec, Action<HostSnapshot, TuningPlan>? planned = null)
+    /// <param name="hold">Knobs not to set back until the given time (drift back-off): reported Skipped.</param>
+    public RunReport Apply(NodeStateSpec spec, Action<HostSnapshot, TuningPlan>? planned = null, IReadOnlyDictionary<string, DateTime>? hold = null)
     {
+        _hold = hold ?? new Dictionary<string, DateTime>();
         TuningJournal journal;
         try
         {
@@ -106,6 +109,7 @@ public sealed class TuningEngine
             {
                 KnobResult r;
                 if (!d.NeedsChange) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current };
+                else if (Held(d) is { } held) r = held;
                 else if (d.Current is null && d.Phase == 1 && !_fs.Exists(d.Path))
                     r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Skipped, Message = $"{d.Path} does not exist: the NIC does not have the channels this queue needs" };
                 else if (d.Current is null) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Failed, Message = $"cannot read {d.Path}; left unchanged since its original could not be journaled" };
@@ -237,7 +241,7 @@ public sealed class TuningEngine
     /// <summary>Knobs an earlier spec changed that this one no longer wants go back to their originals.</summary>
     private TuningJournal RestoreNoLongerWanted(TuningJournal journal, HostSnapshot host, TuningPlan plan, List<KnobResult> results)
     {
-        var wanted = plan.Desired.Select(JournalKeys.Of).Concat(plan.Notes.Select(n => n.Knob)).ToHashSet(StringComparer.Ordinal);
+        var wanted = plan.Desired.Select(JournalKeys.Of).Concat(plan.Notes.Select(n => n.Kind is { } k ? JournalKeys.Of(k, n.Knob, n.Identity) : n.Knob)).ToHashSet(StringComparer.Ordinal);
         var stale = journal.Entries.Where(e => !wanted.Contains(e.Key)).OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
         if (stale.Length == 0) return journal;
         var done = new List<string>();
@@ -284,6 +288,14 @@ public sealed class TuningEngine
         return Hold.No;
     }
 
+    private KnobResult? Held(DesiredKnob d) => _hold.TryGetValue(d.Knob, out var until)
+        ? new KnobResult
+        {
+            Knob = d.Knob, Result = KnobOutcome.Skipped, Value = d.Current,
+            Message = $"not set back to {d.Target}: something else keeps changing it; the agent backs off until {until:yyyy-MM-ddTHH:mm:ssZ}",
+        }
+        : null;
+
     private RunReport? SaveOrFail(TuningJournal journal, TuningPlan plan, List<KnobResult> results)
     {
         try
@@ -318,6 +330,11 @@ public sealed class TuningEngine
             if (!d.NeedsChange)
             {
                 results.Add(new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current });
+                continue;
+            }
+            if (Held(d) is { } held)
+            {
+                results.Add(held);
                 continue;
             }
             var nic = host.Nics.First(n => $"nic/{n.Name}/channels" == d.Knob);

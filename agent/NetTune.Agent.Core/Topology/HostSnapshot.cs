@@ -19,6 +19,9 @@ public sealed record HostSnapshot
     /// <summary>Current raw values of the allow-listed sysctls; a key missing here does not exist on this kernel.</summary>
     public required IReadOnlyDictionary<string, string> Sysctls { get; init; }
 
+    /// <summary>irqbalance, when it runs on the host: it rewrites IRQ affinities every 10 s unless told to leave an IRQ alone.</summary>
+    public IrqBalanceProcess? IrqBalance { get; init; }
+
     /// <summary>The kernel's boot id (proc/sys/kernel/random/boot_id): a new one at every boot; null when unreadable.</summary>
     public string? BootId { get; init; }
 
@@ -61,3 +64,6 @@ public enum IrqRole { Rx, Tx, Combined }
 
 /// <summary>An interrupt that serves one queue of a NIC.</summary>
 public sealed record QueueIrq(int Irq, string Name, int Queue, IrqRole Role, string? AffinityList, bool Managed);
+
+/// <summary>A running irqbalance and the IRQs its command line bans from balancing (--banirq / -i).</summary>
+public sealed record IrqBalanceProcess(int Pid, IReadOnlyList<int> BannedIrqs, string CommandLine);

@@ -24,6 +24,7 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
             Nics = fs.List("sys/class/net").Where(n => n != "lo" && fs.Exists($"sys/class/net/{n}/queues"))
                 .Select(n => DiscoverNic(n, interrupts)).ToArray(),
             BootId = BootId(),
+            IrqBalance = FindIrqBalance(),
             Sysctls = SysctlAllowList.Keys
                 .Select(k => (k, v: Value(SysctlAllowList.ProcPath(k))))
                 .Where(x => x.v is not null)
@@ -46,6 +47,40 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
     public static string StripNewline(string text) => text.EndsWith('\n') ? text[..^1] : text;
 
     private static IReadOnlyList<int> ParseCpuList(string? text) => CpuList.TryParse(text, out var cpus) ? cpus : [];
+
+    /// <summary>irqbalance among the host's processes (its procfs: /host/proc in the DaemonSet), or null.</summary>
+    private IrqBalanceProcess? FindIrqBalance()
+    {
+        foreach (var entry in fs.List("proc"))
+        {
+            if (!int.TryParse(entry, NumberStyles.None, CultureInfo.InvariantCulture, out var pid)) continue;
+            if (Value($"proc/{pid}/comm") != "irqbalance") continue;
+            var argv = (fs.Read($"proc/{pid}/cmdline").Text ?? "").Split('\0', StringSplitOptions.RemoveEmptyEntries);
+            // A one-shot run places the IRQs once and exits: it does not fight anyone.
+            if (argv.Any(a => a is "--oneshot" or "-o")) continue;
+            return new IrqBalanceProcess(pid, ParseBannedIrqs(argv), string.Join(' ', argv));
+        }
+        return null;
+    }
+
+    /// <summary>The IRQs of irqbalance's --banirq=N, --banirq N, -i N and -iN arguments.</summary>
+    public static IReadOnlyList<int> ParseBannedIrqs(IReadOnlyList<string> argv)
+    {
+        var banned = new SortedSet<int>();
+        for (var i = 0; i < argv.Count; i++)
+        {
+            var a = argv[i];
+            string? value = a switch
+            {
+                "--banirq" or "-i" when i + 1 < argv.Count => argv[++i],
+                _ when a.StartsWith("--banirq=", StringComparison.Ordinal) => a["--banirq=".Length..],
+                _ when a.StartsWith("-i", StringComparison.Ordinal) && a.Length > 2 && char.IsDigit(a[2]) => a[2..],
+                _ => null,
+            };
+            if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var irq)) banned.Add(irq);
+        }
+        return banned.ToArray();
+    }
 
     private IReadOnlyList<NumaNode> DiscoverNodes(IReadOnlyList<int> online)
     {

@@ -12,3 +12,15 @@ public static class NodeLabels
 
     public const string TunedValue = "true";
 }
+
+/// <summary>The NodeState condition that says whether the agent places the node's IRQs, and why not.</summary>
+public static class IrqAffinityConditions
+{
+    /// <summary>True while the agent places the IRQs the spec asks for; False when something else (irqbalance) would fight it.</summary>
+    public const string Type = "IrqAffinityManaged";
+
+    public const string Managed = "Managed";
+
+    /// <summary>irqbalance runs on the node and balances IRQs the spec asks the agent to place: the agent leaves them alone.</summary>
+    public const string IrqBalanceRunning = "IrqBalanceRunning";
+}
