@@ -244,6 +244,46 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task AKnobSomethingElseKeepsChanging_IsLeftAloneAfterThreeRepairs()
+    {
+        const string node = "agent-node-backoff";
+        using var host = FixtureHost.ThisVm();
+        var client = Cluster.Client;
+        await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
+        var spec = new NodeStateSpec { NodeName = node, Sysctls = new() { ["net.core.somaxconn"] = "8192", ["vm.swappiness"] = "10" } };
+        await client.CustomObjects.CreateClusterCustomObjectAsync(
+            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+        var agent = ChildProcess.Start("agent", "dotnet",
+            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
+             "--metrics-port", $"{FreePort()}", "--drift-interval", "1s", "--channel-backend", "Fixture"], Path.Join(host.Dir, "agent.log"));
+        try
+        {
+            await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True, agent);
+            // Someone (a sysctl job, TuneD) sets it back each time the agent repairs it.
+            for (var round = 1; round <= 2; round++)
+            {
+                host.Write("proc/sys/net/core/somaxconn", "4096");
+                await WaitForAsync(node, s => s.Status!.Drift?.Any(d => d.Knob == "sysctl/net.core.somaxconn" && d.Repaired >= round) == true, agent);
+            }
+            host.Write("proc/sys/net/core/somaxconn", "4096");
+            var held = await WaitForAsync(node, s => s.Status!.Knobs?.Any(k => k.Knob == "sysctl/net.core.somaxconn" && k.Result == KnobOutcome.Skipped) == true, agent);
+            Assert.Contains("backs off until", held.Status!.Knobs!.Single(k => k.Knob == "sysctl/net.core.somaxconn").Message);
+            Assert.Equal("4096", host.Read("proc/sys/net/core/somaxconn"));
+            // The other knob is still repaired.
+            host.Write("proc/sys/vm/swappiness", "60");
+            await WaitForAsync(node, s => s.Status!.Drift?.Any(d => d.Knob == "sysctl/vm.swappiness" && d.Repaired >= 1) == true, agent);
+            Assert.Equal("10", host.Read("proc/sys/vm/swappiness"));
+            Assert.Equal("4096", host.Read("proc/sys/net/core/somaxconn"));
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
+            await client.CoreV1.DeleteNodeAsync(node);
+        }
+    }
+
     private async Task WaitForTunedLabelAsync(string node, bool present, ChildProcess agent)
     {
         var deadline = DateTime.UtcNow + Patience;
