@@ -233,7 +233,19 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private async Task SetTunedAsync(bool tuned, CancellationToken ct)
     {
         if (_tunedLabel == tuned) return;
-        await api.SetNodeLabelAsync(NodeLabels.Tuned, tuned ? NodeLabels.TunedValue : null, ct).ConfigureAwait(false);
+        try
+        {
+            await api.SetNodeLabelAsync(NodeLabels.Tuned, tuned ? NodeLabels.TunedValue : null, ct).ConfigureAwait(false);
+        }
+        catch (k8s.Autorest.HttpOperationException e)
+        {
+            // Tuning goes on without readiness (an RBAC without patch on nodes, the Node gone): said in the log, tried
+            // again at the next run, never a stuck agent.
+            log.LogWarning("cannot {Action} label {Label} on node {Node}: {Status} {Error}", tuned ? "set" : "remove", NodeLabels.Tuned, options.NodeName,
+                (int)e.Response.StatusCode, e.Response.Content);
+            _tunedLabel = null;
+            return;
+        }
         _tunedLabel = tuned;
         log.LogInformation("node {Node}: label {Label} {Action}", options.NodeName, NodeLabels.Tuned, tuned ? "set" : "removed");
     }
