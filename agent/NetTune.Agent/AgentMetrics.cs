@@ -16,8 +16,9 @@ public sealed class AgentMetrics
             new HistogramConfiguration { LabelNames = ["operation"], Buckets = Histogram.ExponentialBuckets(0.001, 2, 16) });
         Changes = f.CreateCounter("nettune_agent_knob_changes_total", "Knob results of apply and revert runs, by knob kind and result.",
             new CounterConfiguration { LabelNames = ["kind", "result"] });
-        DriftDetected = f.CreateCounter("nettune_agent_drift_detected_total", "Knobs found changed by someone else.", new CounterConfiguration { LabelNames = ["knob"] });
-        DriftRepaired = f.CreateCounter("nettune_agent_drift_repaired_total", "Drifted knobs set back.", new CounterConfiguration { LabelNames = ["knob"] });
+        // The label is the knob's kind (irq_affinity, rps_cpus, sysctl, ...), not its name: bounded on hosts with hundreds of queues.
+        DriftDetected = f.CreateCounter("nettune_agent_drift_detected_total", "Knobs found changed by someone else, by knob kind.", new CounterConfiguration { LabelNames = ["knob"] });
+        DriftRepaired = f.CreateCounter("nettune_agent_drift_repaired_total", "Drifted knobs set back, by knob kind.", new CounterConfiguration { LabelNames = ["knob"] });
         NumaNodes = f.CreateGauge("nettune_agent_numa_nodes", "NUMA nodes discovered.");
         Cpus = f.CreateGauge("nettune_agent_online_cpus", "Online CPUs discovered.");
         Queues = f.CreateGauge("nettune_agent_nic_queues", "Queues per NIC and direction.", new GaugeConfiguration { LabelNames = ["nic", "direction"] });

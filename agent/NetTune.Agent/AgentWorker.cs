@@ -22,6 +22,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private long? _appliedGeneration;
     private long? _revertedGeneration;
     private bool _lastApplyFailed;
+    private bool? _tunedLabel;
+    private readonly DriftBackoff _backoff = new();
     private List<KnobResult> _lastKnobs = [];
     private readonly KubeletRestarter? _restarter = options.KubeletRestartCommand is { Length: > 0 } command ? new KubeletRestarter(command) : null;
     // The last apply left hugepages the node's capacity does not show yet: each drift tick looks again.
@@ -132,6 +134,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
 
     private async Task ReconcileAsync(bool driftTick, CancellationToken ct)
     {
+        // A new boot, or a journal that does not say this boot was applied: no readiness until this process applies.
+        if (_tunedLabel is null) await SetTunedAsync(engine.TunedThisBoot(), ct).ConfigureAwait(false);
         var state = await api.GetAsync(ct).ConfigureAwait(false);
         if (state is null)
         {
@@ -158,6 +162,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             _kubeletPending = false;
             _lastKnobs = [.. report.Knobs];
             await WriteStatusAsync(status, conditions, generation, report, planned: null).ConfigureAwait(false);
+            await SetTunedAsync(false, ct).ConfigureAwait(false);
             return;
         }
         _revertedGeneration = null;
@@ -168,8 +173,11 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         {
             // What the plan would change now is what someone else changed since the last apply.
             var (_, plan) = await Task.Run(() => engine.PlanNow(spec), ct).ConfigureAwait(false);
+            var now = DateTime.UtcNow;
             var drifted = DriftDetector.Drifted(plan.Changes, _lastKnobs);
-            if (drifted.Count == 0)
+            // A knob whose back-off ran out gets one more repair; if it drifts again it is left alone for longer.
+            var retry = _backoff.TakeExpired(now);
+            if (drifted.Count == 0 && retry.Count == 0)
             {
                 if (_kubeletPending) await RecheckKubeletAsync(spec, status, conditions, generation, ct).ConfigureAwait(false);
                 return;
@@ -177,10 +185,16 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             foreach (var c in drifted)
             {
                 Drift(c.Knob).Detected++;
-                metrics.DriftDetected.WithLabels(c.Knob).Inc();
+                // Kinds, not knob names, as label values: one series per queue would grow with the NICs.
+                metrics.DriftDetected.WithLabels(AgentMetrics.KindOf(c.Knob)).Inc();
+                if (_backoff.RecordDrift(c.Knob, now) is { } until)
+                    log.LogWarning("{Knob} keeps being changed by something else: not set back until {Until:O}", c.Knob, until);
             }
-            log.LogWarning("drift on {Count} knobs: {Knobs}", drifted.Count, string.Join(", ", drifted.Take(10).Select(c => $"{c.Knob} {c.Target}→{c.Current}")));
+            if (drifted.Count > 0)
+                log.LogWarning("drift on {Count} knobs: {Knobs}", drifted.Count, string.Join(", ", drifted.Take(10).Select(c => $"{c.Knob} {c.Target}→{c.Current}")));
         }
+        if (isNew) _backoff.Reset();
+        var hold = isNew ? null : _backoff.Held(DateTime.UtcNow);
 
         List<PlannedChange>? published = null;
         var watch = Stopwatch.StartNew();
@@ -198,7 +212,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             planning.Conditions = planConditions;
             planning.ObservedGeneration = generation;
             api.PatchStatusAsync(planning, ct).GetAwaiter().GetResult();
-        }), ct).ConfigureAwait(false);
+        }, hold), ct).ConfigureAwait(false);
         metrics.Observe(run, isNew ? "apply" : "repair", watch.Elapsed);
         log.LogInformation("apply of generation {Generation}{Drift}: {Kind} in {Ms} ms: {Message}", generation, isNew ? "" : " (drift repair)", run.Kind, watch.ElapsedMilliseconds, run.Message);
 
@@ -210,11 +224,14 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
                 if (d.Repaired < d.Detected)
                 {
                     d.Repaired++;
-                    metrics.DriftRepaired.WithLabels(k.Knob).Inc();
+                    metrics.DriftRepaired.WithLabels(AgentMetrics.KindOf(k.Knob)).Inc();
                 }
             }
         }
         StatusBuilder.ApplyConditions(conditions, run, generation, DateTime.UtcNow);
+        StatusBuilder.IrqAffinityCondition(conditions, run.Plan, generation, DateTime.UtcNow);
+        if (run.Plan?.IrqBalance is { } irqbalance && isNew)
+            log.LogWarning("irqbalance (pid {Pid}) runs on this node: {Count} IRQs left to it, see the {Condition} condition", irqbalance.Pid, irqbalance.UnbannedIrqs.Count, IrqAffinityConditions.Type);
         // Hugepages count as applied once pods can get them: when the node's capacity shows them.
         var kubeletSees = run.Kind != RunKind.Applied || spec.Hugepages is not { Count: > 0 } || run.Host is null
             || await GateOnKubeletAsync(run.Host, spec, conditions, generation, ct).ConfigureAwait(false);
@@ -225,6 +242,31 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         _appliedGeneration = generation;
         _lastKnobs = [.. run.Knobs];
         await WriteStatusAsync(status, conditions, generation, run, published).ConfigureAwait(false);
+        await SetTunedAsync(run.Kind == RunKind.Applied && kubeletSees, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The Node's <see cref="NodeLabels.Tuned"/> label follows whether this boot has the tuning applied; it is written
+    /// only when that changes (and once at start, to clear a label the previous boot left).
+    /// </summary>
+    private async Task SetTunedAsync(bool tuned, CancellationToken ct)
+    {
+        if (_tunedLabel == tuned) return;
+        try
+        {
+            await api.SetNodeLabelAsync(NodeLabels.Tuned, tuned ? NodeLabels.TunedValue : null, ct).ConfigureAwait(false);
+        }
+        catch (k8s.Autorest.HttpOperationException e)
+        {
+            // Tuning goes on without readiness (an RBAC without patch on nodes, the Node gone): said in the log, tried
+            // again at the next run, never a stuck agent.
+            log.LogWarning("cannot {Action} label {Label} on node {Node}: {Status} {Error}", tuned ? "set" : "remove", NodeLabels.Tuned, options.NodeName,
+                (int)e.Response.StatusCode, e.Response.Content);
+            _tunedLabel = null;
+            return;
+        }
+        _tunedLabel = tuned;
+        log.LogInformation("node {Node}: label {Label} {Action}", options.NodeName, NodeLabels.Tuned, tuned ? "set" : "removed");
     }
 
     private async Task RecheckKubeletAsync(NodeStateSpec spec, NodeStateStatus status, List<V1Condition> conditions, long generation, CancellationToken ct)

@@ -53,6 +53,8 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             var cpu25 = dry.Status.Topology.Cpus.Single(c => c.Id == 25);
             Assert.Equal((1, 1, "9,25"), (cpu25.Package, cpu25.Core, cpu25.ThreadSiblings));
             TreeAssert.Same(original, host.TreeImage());
+            // The label the Node had (from a boot this agent has not applied) is gone: nothing is tuned yet.
+            await WaitForTunedLabelAsync(node, present: false, agent);
 
             // Apply.
             await PatchSpecAsync(node, new { dryRun = false });
@@ -62,6 +64,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Assert.All(applied.Status.Knobs!, k => Assert.Equal(KnobOutcome.Applied, k.Result));
             Assert.Equal("65535", host.Read("proc/sys/net/core/somaxconn"));
             Assert.Equal("4", applied.Status.Topology!.Nics!.Single(n => n.Name == "eth1").Channels!.Combined.ToString());
+            await WaitForTunedLabelAsync(node, present: true, agent);
 
             // Applied only once the node's capacity showed the new hugepages: the agent restarted the (stand-in) kubelet once.
             var kubelet = Condition(applied, ConditionTypes.KubeletRestartRequired)!;
@@ -79,7 +82,8 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             {
                 var metrics = await http.GetStringAsync("/metrics");
                 Assert.Contains("nettune_agent_numa_nodes 2", metrics);
-                Assert.Contains("nettune_agent_drift_repaired_total{knob=\"sysctl/net.core.somaxconn\"}", metrics);
+                Assert.Contains("nettune_agent_drift_repaired_total{knob=\"sysctl\"}", metrics);
+                Assert.DoesNotContain("knob=\"sysctl/", metrics);
                 Assert.Contains("nettune_agent_hugepages{numa_node=\"1\",size=\"2Mi\",state=\"total\"} 1024", metrics);
                 Assert.Contains("nettune_agent_knob_changes_total{kind=\"channels\",result=\"Applied\"}", metrics);
                 Assert.Contains("nettune_agent_irq_cpu{irq=\"101\",nic=\"eth1\",queue=\"0\"} 9", metrics);
@@ -103,6 +107,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Assert.Equal(ConditionReasons.Reverted, Condition(reverted, ConditionTypes.Applied)!.Reason);
             Assert.All(reverted.Status!.Knobs!, k => Assert.Equal(KnobOutcome.Reverted, k.Result));
             TreeAssert.Same(original, host.TreeImage());
+            await WaitForTunedLabelAsync(node, present: false, agent);
 
             await agent.StopAsync(TimeSpan.FromSeconds(20));
             Assert.True(agent.HasExited);
@@ -240,6 +245,106 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
             await client.CoreV1.DeleteNodeAsync(node);
         }
+    }
+
+    [Fact]
+    public async Task AfterAReboot_TheTunedLabelIsGone_UntilTheAgentHasAppliedAgain()
+    {
+        const string node = "agent-node-reboot";
+        using var host = FixtureHost.ThisVm();
+        var client = Cluster.Client;
+        await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
+        var spec = new NodeStateSpec { NodeName = node, Sysctls = new() { ["net.core.netdev_max_backlog"] = "16384" } };
+        await client.CustomObjects.CreateClusterCustomObjectAsync(
+            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+        ChildProcess Start(string log) => ChildProcess.Start("agent", "dotnet",
+            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
+             "--metrics-port", $"{FreePort()}", "--drift-interval", "30s", "--channel-backend", "Fixture"], Path.Join(host.Dir, log));
+        var first = Start("first.log");
+        ChildProcess? second = null;
+        try
+        {
+            await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, first);
+            await WaitForTunedLabelAsync(node, present: true, first);
+            await first.StopAsync(TimeSpan.FromSeconds(20));
+
+            // The reboot: a new boot id, the kernel's default back. The spec is held in dry run so the new agent
+            // shows what it does before applying: it takes the label away.
+            host.Write(NetTune.Agent.Core.Topology.TopologyDiscovery.BootIdPath, "3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a");
+            host.Write("proc/sys/net/core/netdev_max_backlog", "1000");
+            Assert.Equal(NodeLabels.TunedValue, (await client.CoreV1.ReadNodeAsync(node)).Metadata.Labels?[NodeLabels.Tuned]);
+            await PatchSpecAsync(node, new { dryRun = true });
+            second = Start("second.log");
+            await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Reason == ConditionReasons.DryRun && s.Status!.ObservedGeneration == s.Metadata.Generation, second);
+            await WaitForTunedLabelAsync(node, present: false, second);
+
+            await PatchSpecAsync(node, new { dryRun = false });
+            await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, second);
+            await WaitForTunedLabelAsync(node, present: true, second);
+            Assert.Equal("16384", host.Read("proc/sys/net/core/netdev_max_backlog"));
+            Assert.Contains("after a reboot", File.ReadAllText(Path.Join(host.Dir, "second.log")));
+        }
+        finally
+        {
+            await first.DisposeAsync();
+            if (second is not null) await second.DisposeAsync();
+            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
+            await client.CoreV1.DeleteNodeAsync(node);
+        }
+    }
+
+    [Fact]
+    public async Task AKnobSomethingElseKeepsChanging_IsLeftAloneAfterThreeRepairs()
+    {
+        const string node = "agent-node-backoff";
+        using var host = FixtureHost.ThisVm();
+        var client = Cluster.Client;
+        await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
+        var spec = new NodeStateSpec { NodeName = node, Sysctls = new() { ["net.core.somaxconn"] = "8192", ["vm.swappiness"] = "10" } };
+        await client.CustomObjects.CreateClusterCustomObjectAsync(
+            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+        var agent = ChildProcess.Start("agent", "dotnet",
+            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
+             "--metrics-port", $"{FreePort()}", "--drift-interval", "1s", "--channel-backend", "Fixture"], Path.Join(host.Dir, "agent.log"));
+        try
+        {
+            await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True, agent);
+            // Someone (a sysctl job, TuneD) sets it back each time the agent repairs it.
+            for (var round = 1; round <= 2; round++)
+            {
+                host.Write("proc/sys/net/core/somaxconn", "4096");
+                await WaitForAsync(node, s => s.Status!.Drift?.Any(d => d.Knob == "sysctl/net.core.somaxconn" && d.Repaired >= round) == true, agent);
+            }
+            host.Write("proc/sys/net/core/somaxconn", "4096");
+            var held = await WaitForAsync(node, s => s.Status!.Knobs?.Any(k => k.Knob == "sysctl/net.core.somaxconn" && k.Result == KnobOutcome.Skipped) == true, agent);
+            Assert.Contains("backs off until", held.Status!.Knobs!.Single(k => k.Knob == "sysctl/net.core.somaxconn").Message);
+            Assert.Equal("4096", host.Read("proc/sys/net/core/somaxconn"));
+            // The other knob is still repaired.
+            host.Write("proc/sys/vm/swappiness", "60");
+            await WaitForAsync(node, s => s.Status!.Drift?.Any(d => d.Knob == "sysctl/vm.swappiness" && d.Repaired >= 1) == true, agent);
+            Assert.Equal("10", host.Read("proc/sys/vm/swappiness"));
+            Assert.Equal("4096", host.Read("proc/sys/net/core/somaxconn"));
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
+            await client.CoreV1.DeleteNodeAsync(node);
+        }
+    }
+
+    private async Task WaitForTunedLabelAsync(string node, bool present, ChildProcess agent)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (DateTime.UtcNow < deadline)
+        {
+            var labels = (await Cluster.Client.CoreV1.ReadNodeAsync(node)).Metadata.Labels;
+            var value = labels is not null && labels.TryGetValue(NodeLabels.Tuned, out var v) ? v : null;
+            if (present ? value == NodeLabels.TunedValue : value is null) return;
+            Assert.False(agent.HasExited, "the agent exited:\n" + agent.Tail());
+            await Task.Delay(200);
+        }
+        Assert.Fail($"the Node's {NodeLabels.Tuned} label never became {(present ? "present" : "absent")}\nagent log:\n{agent.Tail(40)}");
     }
 
     private static V1Condition? Condition(NetworkTuningNodeState s, string type) => s.Status?.Conditions?.FirstOrDefault(c => c.Type == type);

@@ -27,6 +27,8 @@ public sealed class FixtureHost : IDisposable
     public static FixtureHost TwoSocket() => Create(FixtureHosts.WriteTwoSocket);
     public static FixtureHost Cpu256() => Create(FixtureHosts.WriteCpu256);
     public static FixtureHost ThisVm() => Create(FixtureHosts.WriteThisVm);
+    public static FixtureHost DriverZoo() => Create(FixtureHosts.WriteDriverZoo);
+    public static FixtureHost Mlx5Bond() => Create(FixtureHosts.WriteMlx5Bond);
 
     private static FixtureHost Create(Action<string> write) =>
         new(Directory.CreateTempSubdirectory("nettune-agent-fixture-").FullName, write);

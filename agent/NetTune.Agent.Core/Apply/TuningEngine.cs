@@ -12,6 +12,9 @@ public enum RunKind { Applied, Failed, DryRun, InvalidSpec, JournalCorrupt, Reve
 /// <summary>What one apply or revert did.</summary>
 public sealed record RunReport(RunKind Kind, HostSnapshot? Host, TuningPlan? Plan, IReadOnlyList<KnobResult> Knobs, string? Message)
 {
+    /// <summary>The journal came from another boot: the kernel had its defaults again and the tuning was applied anew.</summary>
+    public bool AfterReboot { get; init; }
+
     public bool Succeeded => Kind is RunKind.Applied or RunKind.DryRun or RunKind.Reverted;
 }
 
@@ -27,6 +30,7 @@ public sealed class TuningEngine
     private readonly JournalStore _journal;
     private readonly KnobWriter _writer;
     private readonly HugepagesRaiseOptions _hugepagesRaise = new();
+    private IReadOnlyDictionary<string, DateTime> _hold = new Dictionary<string, DateTime>();
 
     public TuningEngine(IHostFileSystem fs, IChannelControl channels, JournalStore journal, bool planOnly = false)
     {
@@ -42,6 +46,9 @@ public sealed class TuningEngine
     /// agent pointed at a host nobody wants changed (the demo's own machine).
     /// </summary>
     public bool PlanOnly { get; }
+
+    /// <summary>How long a NIC whose link was up may take to come back after its channels change before the change is undone.</summary>
+    public TimeSpan LinkWait { get; init; } = TimeSpan.FromSeconds(15);
 
     public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels).Discover();
 
@@ -82,8 +89,11 @@ public sealed class TuningEngine
     private HostSnapshot WithNetNamespaceMode(HostSnapshot host) =>
         TuneOwnNetNamespace ? host with { NetNamespace = new(true, "net sysctls go to the agent's own network namespace (--net-namespace own)") } : host;
 
-    public RunReport Apply(NodeStateSpec spec, Action<HostSnapshot, TuningPlan>? planned = null)
+
+    /// <param name="hold">Knobs not to set back until the given time (drift back-off): reported Skipped.</param>
+    public RunReport Apply(NodeStateSpec spec, Action<HostSnapshot, TuningPlan>? planned = null, IReadOnlyDictionary<string, DateTime>? hold = null)
     {
+        _hold = hold ?? new Dictionary<string, DateTime>();
         TuningJournal journal;
         try
         {
@@ -102,47 +112,41 @@ public sealed class TuningEngine
         if (spec.DryRun) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (dry run)");
         if (PlanOnly) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (the agent runs with --plan-only)");
 
+        // A journal from another boot: the kernel starts from its defaults again. Its originals stay (they are the
+        // values from before the agent's first change, which a reboot does not make any truer), and every later save
+        // says this boot, with the tuning not yet applied in it until this run succeeds.
+        var boot = host.BootId;
+        var afterReboot = journal.BootId is not null && boot is not null && journal.BootId != boot;
+        journal = journal with { BootId = boot ?? journal.BootId, AppliedBootId = afterReboot || boot is null ? null : journal.AppliedBootId };
+
         var results = new List<KnobResult>();
         var restored = results.Count;
         journal = RestoreNoLongerWanted(journal, host, plan, results);
         // Channels put back rebuild the queues: plan against what is there now, so queue originals are read afresh.
-        if (results.Skip(restored).Any(r => r.Knob.EndsWith("/channels", StringComparison.Ordinal))) (host, plan) = PlanNow(spec);
+        if (results.Skip(restored).Any(r => r.Knob.EndsWith("/channels", StringComparison.Ordinal) && r.Result == KnobOutcome.Reverted)) (host, plan) = PlanNow(spec);
 
-        var channelsChanged = false;
         for (var phase = 0; phase <= 4; phase++)
         {
-            if (phase == 1 && channelsChanged)
+            if (phase == 0)
             {
-                // The kernel rebuilt the queues (and drivers may have reallocated IRQs): plan the rest against what is there now.
-                (host, plan) = PlanNow(spec);
+                var channelResult = ApplyChannels(spec, journal, host, plan, results);
+                if (channelResult.Failed is not null) return channelResult.Failed;
+                (journal, host, plan) = (channelResult.Journal, channelResult.Host, channelResult.Plan);
+                continue;
             }
             var knobs = plan.Desired.Where(d => d.Phase == phase).ToArray();
-            var recordable = knobs.Where(d => d.NeedsChange && d.Current is not null && !journal.Contains(d.Knob))
+            var recordable = knobs.Where(d => d.NeedsChange && d.Current is not null && !journal.Contains(JournalKeys.Of(d)))
                 .Select(d => new JournalEntry(d.Knob, d.Kind, d.Path, d.Current!, d.Identity)).ToList();
-            if (phase == 0) recordable.AddRange(QueueSettingsLostToChannels(host, knobs));
-            if (recordable.Count > 0)
-            {
-                journal = journal.With(recordable);
-                try
-                {
-                    _journal.Save(journal);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    // Without its original on disk a knob must not change: stop here, with what is done so far.
-                    results.Add(new KnobResult { Knob = "journal", Result = KnobOutcome.Failed, Message = $"cannot save the journal {_journal.FilePath}: {e.Message}" });
-                    return new RunReport(RunKind.Failed, Discover(), plan, results, $"cannot save the journal {_journal.FilePath}: {e.Message}; no further knob was changed");
-                }
-            }
+            if (recordable.Count > 0 && SaveOrFail(journal = journal.With(recordable), plan, results) is { } saveFailed) return saveFailed;
             foreach (var d in knobs)
             {
                 KnobResult r;
                 if (!d.NeedsChange) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current };
+                else if (Held(d) is { } held) r = held;
                 else if (d.Current is null && d.Phase == 1 && !_fs.Exists(d.Path))
                     r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Skipped, Message = $"{d.Path} does not exist: the NIC does not have the channels this queue needs" };
                 else if (d.Current is null) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Failed, Message = $"cannot read {d.Path}; left unchanged since its original could not be journaled" };
                 else r = _writer.Write(d.Knob, d.Kind, d.Path, d.Target, d.Identity);
-                if (d.Kind == KnobKind.Channels && d.NeedsChange && r.Result == KnobOutcome.Applied) channelsChanged = true;
                 results.Add(r);
             }
         }
@@ -151,10 +155,46 @@ public sealed class TuningEngine
             results.Add(new KnobResult { Knob = note.Knob, Result = note.Outcome, Message = note.Message });
 
         var failed = results.Where(r => r.Result is KnobOutcome.Failed or KnobOutcome.Shortfall).ToArray();
+        StampBoot(boot, failed.Length == 0 ? boot : null);
         var finalHost = Discover();
+        var rebootNote = afterReboot ? $"; applied again after a reboot (boot {journal.BootId}), originals from before the first change kept" : "";
         return failed.Length == 0
-            ? new RunReport(RunKind.Applied, finalHost, plan, results, $"{results.Count(r => r.Result == KnobOutcome.Applied)} knobs at their targets")
-            : new RunReport(RunKind.Failed, finalHost, plan, results, $"{failed.Length} knobs failed: " + string.Join("; ", failed.Take(5).Select(f => $"{f.Knob}: {f.Message}")));
+            ? new RunReport(RunKind.Applied, finalHost, plan, results, $"{results.Count(r => r.Result == KnobOutcome.Applied)} knobs at their targets{rebootNote}") { AfterReboot = afterReboot }
+            : new RunReport(RunKind.Failed, finalHost, plan, results, $"{failed.Length} knobs failed: " + string.Join("; ", failed.Take(5).Select(f => $"{f.Knob}: {f.Message}")) + rebootNote) { AfterReboot = afterReboot };
+    }
+
+    /// <summary>Records in the journal whether this boot has the tuning applied; a journal without entries is not kept, so it says nothing.</summary>
+    private void StampBoot(string? boot, string? appliedBoot)
+    {
+        var onDisk = _journal.Load();
+        var stamped = onDisk with { BootId = boot ?? onDisk.BootId, AppliedBootId = appliedBoot };
+        if (onDisk.Entries.Count == 0 || (onDisk.BootId == stamped.BootId && onDisk.AppliedBootId == appliedBoot)) return;
+        try
+        {
+            _journal.Save(stamped);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Only readiness after an agent restart depends on it: the next apply stamps it again.
+        }
+    }
+
+    /// <summary>
+    /// Whether the current boot has this node's tuning applied, as the journal last said: false after a reboot (a new
+    /// boot id), after a failed apply, and when there is no journal (a fresh agent proves it by applying).
+    /// </summary>
+    public bool TunedThisBoot()
+    {
+        try
+        {
+            var journal = _journal.Load();
+            var boot = new TopologyDiscovery(_fs, _channels).BootId();
+            return journal.Entries.Count > 0 && boot is not null && journal.AppliedBootId == boot;
+        }
+        catch (JournalCorruptException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Puts back every journaled original, channels first so the queues exist again before their settings return.</summary>
@@ -187,7 +227,7 @@ public sealed class TuningEngine
             {
                 var r = RestoreEntry(e, queueMustExist: false);
                 results.Add(r);
-                if (r.Result != KnobOutcome.Failed) done.Add(e.Knob);
+                if (r.Result != KnobOutcome.Failed) done.Add(e.Key);
             }
             journal = journal.Without(done);
             try
@@ -215,7 +255,20 @@ public sealed class TuningEngine
             // The queue went with a channel change the agent did not make; its setting went with it.
             return new KnobResult { Knob = e.Knob, Result = queueMustExist ? KnobOutcome.Failed : KnobOutcome.Reverted, Message = $"{e.Path} no longer exists" };
         }
-        var r = _writer.Write(e.Knob, e.Kind, e.Path, e.Original, e.Identity);
+        if (e.Kind == KnobKind.Channels)
+        {
+            var nic = e.Path["ethtool:".Length..];
+            var operBefore = OperState(nic);
+            var c = _writer.Write(e.Knob, e.Kind, e.Path, e.Original, e.Identity);
+            if (c.Result != KnobOutcome.Applied) return c;
+            // One NIC at a time here too: the next one changes only once this link is back (or the wait ran out).
+            return WaitForLink(nic, operBefore)
+                ? new KnobResult { Knob = e.Knob, Result = KnobOutcome.Reverted, Value = c.Value }
+                : new KnobResult { Knob = e.Knob, Result = KnobOutcome.Reverted, Value = c.Value, Message = $"restored, but the link of {nic} did not come back within {LinkWait.TotalSeconds:0.#} s" };
+        }
+        // An IRQ is found by its name: the driver may have given it a new number when the channels changed back.
+        var path = ResolveIrqPath(e) ?? e.Path;
+        var r = _writer.Write(e.Knob, e.Kind, path, e.Original, e.Identity);
         return r.Result == KnobOutcome.Applied ? new KnobResult { Knob = e.Knob, Result = KnobOutcome.Reverted, Value = r.Value, Message = r.Message } : r;
     }
 
@@ -263,53 +316,193 @@ public sealed class TuningEngine
     /// <summary>Knobs an earlier spec changed that this one no longer wants go back to their originals.</summary>
     private TuningJournal RestoreNoLongerWanted(TuningJournal journal, HostSnapshot host, TuningPlan plan, List<KnobResult> results)
     {
-        var wanted = plan.Desired.Select(d => d.Knob).Concat(plan.Notes.Select(n => n.Knob)).ToHashSet(StringComparer.Ordinal);
-        // A queue setting journaled because a channel change removed its queue waits for the channels' own revert,
-        // as long as the agent still holds that NIC's channels (someone else may have grown them back meanwhile).
-        var stale = journal.Entries.Where(e => !wanted.Contains(e.Knob) && !WaitsForChannelRevert(e, journal, wanted))
-            .OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
+        var wanted = plan.Desired.Select(JournalKeys.Of).Concat(plan.Notes.Select(n => n.Kind is { } k ? JournalKeys.Of(k, n.Knob, n.Identity) : n.Knob)).ToHashSet(StringComparer.Ordinal);
+        var stale = journal.Entries.Where(e => !wanted.Contains(e.Key)).OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
         if (stale.Length == 0) return journal;
         var done = new List<string>();
         foreach (var e in stale)
         {
+            var hold = HeldForChannelRevert(e, journal, wanted);
+            if (hold == Hold.Wait) continue;
+            if (hold == Hold.RestoreAndKeep)
+            {
+                // Restored now, and kept: the channel revert resets it again on drivers such as mlx5, and must restore it after.
+                if (ResolveIrqPath(e) is { } p && !KnobValues.Same(e.Kind, new TopologyDiscovery(_fs, _channels).Value(p), e.Original))
+                    results.Add(RestoreEntry(e, queueMustExist: false));
+                continue;
+            }
             var r = RestoreEntry(e, queueMustExist: false);
             results.Add(r);
-            if (r.Result != KnobOutcome.Failed) done.Add(e.Knob);
+            if (r.Result != KnobOutcome.Failed) done.Add(e.Key);
         }
+        if (done.Count == 0) return journal;
         journal = journal.Without(done);
         if (journal.Entries.Count > 0) _journal.Save(journal);
         else _journal.Delete();
         return journal;
     }
 
-    private bool WaitsForChannelRevert(JournalEntry e, TuningJournal journal, HashSet<string> wanted)
+    private enum Hold { No, Wait, RestoreAndKeep }
+
+    /// <summary>
+    /// Whether an entry the spec no longer wants must stay for the channel revert: as long as the agent still holds
+    /// the NIC's channels, settings of queues or IRQs the change removed wait for it (someone else may have grown
+    /// them back meanwhile), and settings read before the change are restored now but kept.
+    /// </summary>
+    private Hold HeldForChannelRevert(JournalEntry e, TuningJournal journal, HashSet<string> wanted)
     {
-        if (KnobValues.Phase(e.Kind) != 1) return false;
-        if (!_fs.Exists(e.Path)) return true;
-        if (e.LostWithChannels != true) return false;
-        var parts = e.Knob.Split('/');
-        var channels = parts.Length > 1 ? $"nic/{parts[1]}/channels" : "";
-        return journal.Contains(channels) && wanted.Contains(channels);
+        var phase = KnobValues.Phase(e.Kind);
+        if (phase is not (1 or 2)) return Hold.No;
+        var nicName = e.Nic ?? (phase == 1 && e.Knob.Split('/') is { Length: > 1 } parts ? parts[1] : null);
+        var channels = nicName is null ? null : $"nic/{nicName}/channels";
+        var held = channels is not null && journal.Contains(channels) && wanted.Contains(channels);
+        var exists = phase == 1 ? _fs.Exists(e.Path) : ResolveIrqPath(e) is not null && _fs.Exists(ResolveIrqPath(e)!);
+        if (!exists) return phase == 1 || held ? Hold.Wait : Hold.No;
+        if (e.LostWithChannels == true) return held ? Hold.Wait : Hold.No;
+        if (e.BeforeChannels == true && held) return Hold.RestoreAndKeep;
+        return Hold.No;
+    }
+
+    private KnobResult? Held(DesiredKnob d) => _hold.TryGetValue(d.Knob, out var until)
+        ? new KnobResult
+        {
+            Knob = d.Knob, Result = KnobOutcome.Skipped, Value = d.Current,
+            Message = $"not set back to {d.Target}: something else keeps changing it; the agent backs off until {until:yyyy-MM-ddTHH:mm:ssZ}",
+        }
+        : null;
+
+    private RunReport? SaveOrFail(TuningJournal journal, TuningPlan plan, List<KnobResult> results)
+    {
+        try
+        {
+            _journal.Save(journal);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Without its original on disk a knob must not change: stop here, with what is done so far.
+            results.Add(new KnobResult { Knob = "journal", Result = KnobOutcome.Failed, Message = $"cannot save the journal {_journal.FilePath}: {e.Message}" });
+            return new RunReport(RunKind.Failed, Discover(), plan, results, $"cannot save the journal {_journal.FilePath}: {e.Message}; no further knob was changed");
+        }
+    }
+
+    private sealed record ChannelPhase(TuningJournal Journal, HostSnapshot Host, TuningPlan Plan, RunReport? Failed);
+
+    /// <summary>
+    /// Channel changes, one NIC at a time: journal every queue setting and queue IRQ affinity of the NIC first (drivers
+    /// reset them on a channel change), change, wait for a link that was up to come back within <see cref="LinkWait"/>
+    /// (or put the original count back), and plan again against what the driver rebuilt before the next NIC. Members of
+    /// one bond are therefore never changed together, and after one fails to come back the others are left alone.
+    /// </summary>
+    private ChannelPhase ApplyChannels(NodeStateSpec spec, TuningJournal journal, HostSnapshot host, TuningPlan plan, List<KnobResult> results)
+    {
+        var failedBonds = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var knob in plan.Desired.Where(d => d.Phase == 0).Select(d => d.Knob).ToArray())
+        {
+            // Each NIC's change may have moved IRQs or queues: take this one's knob from the latest plan.
+            var d = plan.Desired.FirstOrDefault(x => x.Knob == knob);
+            if (d is null) continue;
+            if (!d.NeedsChange)
+            {
+                results.Add(new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current });
+                continue;
+            }
+            if (Held(d) is { } held)
+            {
+                results.Add(held);
+                continue;
+            }
+            var nic = host.Nics.First(n => $"nic/{n.Name}/channels" == d.Knob);
+            var bond = BondOf(nic.Name);
+            if (bond is not null && failedBonds.TryGetValue(bond, out var peer))
+            {
+                results.Add(new KnobResult
+                {
+                    Knob = d.Knob, Result = KnobOutcome.Failed, Value = d.Current,
+                    Message = $"left unchanged: {peer}, another member of {bond}, did not come back after its channel change",
+                });
+                continue;
+            }
+            var recordable = new List<JournalEntry>();
+            if (!journal.Contains(d.Knob)) recordable.Add(new JournalEntry(d.Knob, d.Kind, d.Path, d.Current!, d.Identity, Nic: nic.Name));
+            if (ChannelCounts.TryParse(d.Target, out var target))
+                recordable.AddRange(SnapshotBeforeChannels(nic, target).Where(e => !journal.Contains(e.Key)));
+            if (recordable.Count > 0 && SaveOrFail(journal = journal.With(recordable), plan, results) is { } failed)
+                return new ChannelPhase(journal, host, plan, failed);
+
+            var operBefore = OperState(nic.Name);
+            var r = _writer.Write(d.Knob, d.Kind, d.Path, d.Target, d.Identity);
+            if (r.Result == KnobOutcome.Applied && !WaitForLink(nic.Name, operBefore))
+            {
+                // A link that does not come back may be the node's way out: undo at once, then say so.
+                var back = _writer.Write(d.Knob, d.Kind, d.Path, d.Current!, d.Identity);
+                var up = WaitForLink(nic.Name, operBefore);
+                r = new KnobResult
+                {
+                    Knob = d.Knob, Result = KnobOutcome.Failed, Value = back.Value,
+                    Message = $"the link of {nic.Name} did not come back within {LinkWait.TotalSeconds:0.#} s after {d.Target}; " +
+                              (back.Result == KnobOutcome.Applied ? $"put back to {d.Current}" : $"putting back {d.Current} failed too: {back.Message}") +
+                              (up ? "" : $", and the link is still {OperState(nic.Name) ?? "unknown"}"),
+                };
+                if (bond is not null) failedBonds[bond] = nic.Name;
+            }
+            results.Add(r);
+            // The driver rebuilt queues and maybe IRQs: whatever it did, plan the rest (and the next NIC) against it.
+            (host, plan) = PlanNow(spec);
+        }
+        return new ChannelPhase(journal, host, plan, null);
+    }
+
+    private string? OperState(string nic) => new TopologyDiscovery(_fs, _channels).Value($"sys/class/net/{nic}/operstate");
+
+    private string? BondOf(string nic) =>
+        _fs.ResolveLink($"sys/class/net/{nic}/master") is { } master ? Path.GetFileName(master) : null;
+
+    private bool WaitForLink(string nic, string? operBefore)
+    {
+        if (operBefore != "up") return true;
+        var deadline = DateTime.UtcNow + LinkWait;
+        while (true)
+        {
+            if (OperState(nic) == "up") return true;
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero) return false;
+            Thread.Sleep(left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100));
+        }
     }
 
     /// <summary>
-    /// A channel change that shrinks a NIC takes the settings of the removed queues with it; journal them too, so a
-    /// revert that grows the NIC back can restore them exactly.
+    /// Everything a channel change may take or reset on <paramref name="nic"/>: each queue's rps_cpus, rps_flow_cnt and
+    /// xps_cpus and each queue IRQ's affinity (keyed by its name), as they are before the change. Queues the new counts
+    /// remove are marked <see cref="JournalEntry.LostWithChannels"/>; the rest <see cref="JournalEntry.BeforeChannels"/>.
     /// </summary>
-    private static IEnumerable<JournalEntry> QueueSettingsLostToChannels(HostSnapshot host, IEnumerable<DesiredKnob> channelKnobs)
+    private static IEnumerable<JournalEntry> SnapshotBeforeChannels(Nic nic, ChannelCounts target)
     {
-        foreach (var k in channelKnobs.Where(k => k.Kind == KnobKind.Channels && k.NeedsChange))
+        var dir = $"sys/class/net/{nic.Name}/queues";
+        foreach (var q in nic.RxQueues)
         {
-            var nic = host.Nics.FirstOrDefault(n => $"nic/{n.Name}/channels" == k.Knob);
-            if (nic is null || !ChannelCounts.TryParse(k.Target, out var target)) continue;
-            var dir = $"sys/class/net/{nic.Name}/queues";
-            foreach (var q in nic.RxQueues.Where(q => q.Index >= target.Combined + target.Rx))
-            {
-                if (q.RpsCpus is not null) yield return new JournalEntry($"nic/{nic.Name}/rx-{q.Index}/rps_cpus", KnobKind.RpsCpus, $"{dir}/rx-{q.Index}/rps_cpus", q.RpsCpus, LostWithChannels: true);
-                if (q.RpsFlowCnt is not null) yield return new JournalEntry($"nic/{nic.Name}/rx-{q.Index}/rps_flow_cnt", KnobKind.RpsFlowCount, $"{dir}/rx-{q.Index}/rps_flow_cnt", q.RpsFlowCnt, LostWithChannels: true);
-            }
-            foreach (var q in nic.TxQueues.Where(q => q.Index >= target.Combined + target.Tx && q.XpsCpus is not null))
-                yield return new JournalEntry($"nic/{nic.Name}/tx-{q.Index}/xps_cpus", KnobKind.XpsCpus, $"{dir}/tx-{q.Index}/xps_cpus", q.XpsCpus!, LostWithChannels: true);
+            bool? lost = q.Index >= target.Combined + target.Rx ? true : null;
+            bool? kept = lost is null ? true : null;
+            if (q.RpsCpus is not null) yield return new JournalEntry($"nic/{nic.Name}/rx-{q.Index}/rps_cpus", KnobKind.RpsCpus, $"{dir}/rx-{q.Index}/rps_cpus", q.RpsCpus, null, lost, nic.Name, kept);
+            if (q.RpsFlowCnt is not null) yield return new JournalEntry($"nic/{nic.Name}/rx-{q.Index}/rps_flow_cnt", KnobKind.RpsFlowCount, $"{dir}/rx-{q.Index}/rps_flow_cnt", q.RpsFlowCnt, null, lost, nic.Name, kept);
         }
+        foreach (var q in nic.TxQueues.Where(q => q.XpsCpus is not null))
+        {
+            bool? lost = q.Index >= target.Combined + target.Tx ? true : null;
+            yield return new JournalEntry($"nic/{nic.Name}/tx-{q.Index}/xps_cpus", KnobKind.XpsCpus, $"{dir}/tx-{q.Index}/xps_cpus", q.XpsCpus!, null, lost, nic.Name, lost is null ? true : null);
+        }
+        foreach (var irq in nic.Irqs.Where(i => !i.Managed && i.AffinityList is not null))
+            yield return new JournalEntry($"irq/{irq.Irq}/affinity", KnobKind.IrqAffinity, $"proc/irq/{irq.Irq}/smp_affinity_list", irq.AffinityList!, irq.Name, null, nic.Name, true);
+    }
+
+    /// <summary>Where an IRQ journaled by name is now: drivers that reallocate vectors give the same name a new number.</summary>
+    private string? ResolveIrqPath(JournalEntry e)
+    {
+        if (e.Kind != KnobKind.IrqAffinity || e.Identity is null) return e.Path;
+        var dir = Path.GetDirectoryName(e.Path)!;
+        if (_fs.Exists($"{dir}/{e.Identity}")) return e.Path;
+        foreach (var irq in _fs.List("proc/irq"))
+            if (int.TryParse(irq, out _) && _fs.Exists($"proc/irq/{irq}/{e.Identity}")) return $"proc/irq/{irq}/smp_affinity_list";
+        return null;
     }
 }

@@ -28,6 +28,7 @@ public sealed class SimulatedChannelControl(IHostFileSystem fs) : IChannelContro
         var write = fs.Write(StatePath(ifName), $"{counts} max {max}");
         if (!write.Ok) return write.Errno;
         ResizeQueues(fs, ifName, counts.Combined + counts.Rx, counts.Combined + counts.Tx);
+        SimulatedDriver.OnChannelsChanged(fs, ifName, counts);
         return 0;
     }
 

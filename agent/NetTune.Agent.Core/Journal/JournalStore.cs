@@ -18,10 +18,15 @@ public sealed class JournalCorruptException(string path, string reason) : Except
 /// The journal on the host's disk: a header line with a SHA-256 of the body, then the body as JSON. Saved atomically
 /// (write a temp file, fsync, rename over the journal, fsync the folder), so after a crash or power loss the journal
 /// is either the old or the new one, never a mix; a checksum mismatch means damage, reported as such.
+/// The header line stays the same across body formats (<see cref="TuningJournal.FormatVersion"/>): a body of an
+/// older format is migrated when read, one of a newer format is read as far as it is understood, so an agent
+/// upgrade or downgrade never takes the journal for damage. Each save first keeps the journal it replaces, when it
+/// is good, as <see cref="PreviousFileName"/>: the last good copy of the previous format after an upgrade.
 /// </summary>
 public sealed class JournalStore
 {
     public const string FileName = "journal.json";
+    public const string PreviousFileName = "journal.previous.json";
     private const string Magic = "nettune-journal v1 sha256=";
 
     private static readonly JsonSerializerOptions Json = new()
@@ -42,6 +47,7 @@ public sealed class JournalStore
 
     public string Directory { get; }
     public string FilePath => Path.Join(Directory, FileName);
+    public string PreviousPath => Path.Join(Directory, PreviousFileName);
     private string TempPath => FilePath + ".tmp";
 
     /// <summary>The journal, or <see cref="TuningJournal.Empty"/> when there is none. Throws <see cref="JournalCorruptException"/>.</summary>
@@ -50,10 +56,21 @@ public sealed class JournalStore
         // A temp file is a save that never reached its rename: the journal it was to replace is still the truth.
         if (!File.Exists(FilePath)) return TuningJournal.Empty;
         var bytes = File.ReadAllBytes(FilePath);
-        return Decode(bytes, FilePath);
+        try
+        {
+            return Decode(bytes, FilePath);
+        }
+        catch (JournalCorruptException e) when (File.Exists(PreviousPath))
+        {
+            // Still damage, and never replaced by a guess: but the operator learns where the last good copy is.
+            throw new JournalCorruptException(FilePath, $"{e.Reason}; the journal it replaced is kept as {PreviousPath} (it lacks the originals of the last save)");
+        }
     }
 
-    public static TuningJournal Decode(byte[] bytes, string path)
+    public static TuningJournal Decode(byte[] bytes, string path) => Migrate(DecodeAsWritten(bytes, path));
+
+    /// <summary>The journal in the format it was written in, not migrated.</summary>
+    private static TuningJournal DecodeAsWritten(byte[] bytes, string path)
     {
         var text = Encoding.UTF8.GetString(bytes);
         var newline = text.IndexOf('\n');
@@ -77,15 +94,23 @@ public sealed class JournalStore
         }
     }
 
+    /// <summary>
+    /// Format 1 had entries only: nothing of it changes meaning, it gains the version (and no boot: the first save in
+    /// this boot records one). A newer format is kept as read: its additions are optional fields this agent ignores.
+    /// </summary>
+    private static TuningJournal Migrate(TuningJournal journal) =>
+        journal.FormatVersion is null or < 2 ? journal with { FormatVersion = 2 } : journal;
+
     public static byte[] Encode(TuningJournal journal)
     {
-        var body = JsonSerializer.Serialize(journal, Json) + "\n";
+        var body = JsonSerializer.Serialize(journal with { FormatVersion = TuningJournal.CurrentFormat }, Json) + "\n";
         return Encoding.UTF8.GetBytes(Magic + Hash(body) + "\n" + body);
     }
 
     public void Save(TuningJournal journal)
     {
         System.IO.Directory.CreateDirectory(Directory);
+        KeepPreviousGoodCopy();
         using (var fs = new FileStream(TempPath, FileMode.Create, FileAccess.Write, FileShare.None))
         {
             fs.Write(Encode(journal));
@@ -97,11 +122,49 @@ public sealed class JournalStore
         FsyncDirectory();
     }
 
+    private void KeepPreviousGoodCopy()
+    {
+        if (!File.Exists(FilePath)) return;
+        var bytes = File.ReadAllBytes(FilePath);
+        int format;
+        try
+        {
+            format = DecodeAsWritten(bytes, FilePath).FormatVersion ?? 1;
+        }
+        catch (JournalCorruptException)
+        {
+            return; // a damaged journal is never saved over (apply stops first); nothing good to keep
+        }
+        // The last copy in an older format, kept at the upgrade, stays until the journal is done with: it is what
+        // an agent of that version would need.
+        if (File.Exists(PreviousPath) && PreviousFormat() is { } previous && previous < format) return;
+        var temp = PreviousPath + ".tmp";
+        using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            fs.Write(bytes);
+            fs.Flush(flushToDisk: true);
+        }
+        File.Move(temp, PreviousPath, overwrite: true);
+    }
+
+    private int? PreviousFormat()
+    {
+        try
+        {
+            return DecodeAsWritten(File.ReadAllBytes(PreviousPath), PreviousPath).FormatVersion ?? 1;
+        }
+        catch (JournalCorruptException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Removes the journal once every original is back.</summary>
     public void Delete()
     {
         if (!System.IO.Directory.Exists(Directory)) return;
         File.Delete(TempPath);
+        File.Delete(PreviousPath);
         if (!File.Exists(FilePath)) return;
         File.Delete(FilePath);
         FsyncDirectory();

@@ -4,8 +4,11 @@ using NetTune.Agent.Core.Planning;
 namespace NetTune.Agent.Core.Journal;
 
 /// <summary>
-/// The original value of one knob, recorded before the agent first changed it. <see cref="LostWithChannels"/> marks
-/// the setting of a queue that the agent's channel change removed: it comes back only when the channels are reverted.
+/// The original value of one knob, recorded before the agent first changed it. <see cref="Nic"/> names the NIC a
+/// queue or IRQ setting belongs to. Settings read just before the agent changed that NIC's channels carry
+/// <see cref="BeforeChannels"/>: drivers such as mlx5 reset every queue setting and IRQ affinity on a channel change,
+/// so these values are what a channel revert must restore. <see cref="LostWithChannels"/> marks the setting of a queue
+/// (or IRQ) that the channel change removed: it comes back only when the channels are reverted.
 /// </summary>
 public sealed record JournalEntry(
     [property: JsonPropertyName("knob")] string Knob,
@@ -13,14 +16,51 @@ public sealed record JournalEntry(
     [property: JsonPropertyName("path")] string Path,
     [property: JsonPropertyName("original")] string Original,
     [property: JsonPropertyName("identity")] string? Identity = null,
-    [property: JsonPropertyName("lostWithChannels")] bool? LostWithChannels = null);
+    [property: JsonPropertyName("lostWithChannels")] bool? LostWithChannels = null,
+    [property: JsonPropertyName("nic")] string? Nic = null,
+    [property: JsonPropertyName("beforeChannels")] bool? BeforeChannels = null)
+{
+    /// <summary>What identifies the knob across runs: an IRQ by its action name (numbers change when drivers reallocate vectors), anything else by knob.</summary>
+    [JsonIgnore]
+    public string Key => JournalKeys.Of(Kind, Knob, Identity);
+}
 
-/// <summary>Every original value the agent must restore on revert, in the order they were recorded.</summary>
+public static class JournalKeys
+{
+    public static string Of(KnobKind kind, string knob, string? identity) =>
+        kind == KnobKind.IrqAffinity && identity is not null ? $"irq-name/{identity}" : knob;
+
+    public static string Of(DesiredKnob d) => Of(d.Kind, d.Knob, d.Identity);
+}
+
+/// <summary>
+/// Every original value the agent must restore on revert, in the order they were recorded, and the boots they belong
+/// to: <see cref="BootId"/> is the boot of the last save, <see cref="AppliedBootId"/> the boot in which the last apply
+/// succeeded (null after a failed one). A reboot puts the kernel back to its defaults, so a journal from another boot
+/// means the tuning must be applied again; its originals stay the true ones, from before the agent's first change.
+/// </summary>
 public sealed record TuningJournal([property: JsonPropertyName("entries")] IReadOnlyList<JournalEntry> Entries)
 {
-    public static readonly TuningJournal Empty = new([]);
+    /// <summary>
+    /// 1: entries only. 2: boot ids, and the nic / beforeChannels entry fields. Changes are additive (new optional
+    /// fields), so an older agent reads a newer journal, ignoring what it does not know.
+    /// </summary>
+    public const int CurrentFormat = 2;
 
-    public bool Contains(string knob) => Entries.Any(e => e.Knob == knob);
+    public static readonly TuningJournal Empty = new([]) { FormatVersion = CurrentFormat };
+
+    /// <summary>The body's format; null in journals written before formats were numbered (format 1).</summary>
+    [JsonPropertyName("formatVersion")]
+    public int? FormatVersion { get; init; }
+
+    [JsonPropertyName("bootId")]
+    public string? BootId { get; init; }
+
+    [JsonPropertyName("appliedBootId")]
+    public string? AppliedBootId { get; init; }
+
+    /// <summary>Whether an original is recorded under this key (<see cref="JournalEntry.Key"/>).</summary>
+    public bool Contains(string key) => Entries.Any(e => e.Key == key);
 
     public JournalEntry? Find(string knob) => Entries.FirstOrDefault(e => e.Knob == knob);
 
@@ -29,13 +69,14 @@ public sealed record TuningJournal([property: JsonPropertyName("entries")] IRead
     {
         var list = Entries.ToList();
         foreach (var e in entries)
-            if (!list.Any(x => x.Knob == e.Knob)) list.Add(e);
-        return new TuningJournal(list);
+            if (!list.Any(x => x.Key == e.Key)) list.Add(e);
+        return this with { Entries = list };
     }
 
-    public TuningJournal Without(IEnumerable<string> knobs)
+    /// <summary>The journal less the entries with these keys.</summary>
+    public TuningJournal Without(IEnumerable<string> keys)
     {
-        var drop = knobs.ToHashSet(StringComparer.Ordinal);
-        return new TuningJournal(Entries.Where(e => !drop.Contains(e.Knob)).ToArray());
+        var drop = keys.ToHashSet(StringComparer.Ordinal);
+        return this with { Entries = Entries.Where(e => !drop.Contains(e.Key)).ToArray() };
     }
 }

@@ -34,7 +34,15 @@ public static class IrqAffinityPlanner
         var reserved = CpuList.TryParse(spec.ReservedCpus, out var r) ? r : [];
         var allowed = AllowedCpus(host, nic, spec.Policy, reserved, housekeeping);
         var irqs = nic.Irqs.Where(i => i.Queue < (i.Role == IrqRole.Tx ? txQueues : rxQueues)).OrderBy(i => i.Queue).ThenBy(i => i.Role).ToArray();
-        if (irqs.Length == 0) return new(knobs, notes, cpuByQueue);
+        if (irqs.Length == 0)
+        {
+            // Never a silent success: a selected NIC whose interrupts cannot be found is not tuned, and status says so.
+            notes.Add(nic.IsVirtual
+                ? new PlanNote($"nic/{nic.Name}/irqs", KnobOutcome.Skipped, $"{nic.Name} is a virtual device (no device behind it): it has no interrupts to place")
+                : new PlanNote($"nic/{nic.Name}/irqs", KnobOutcome.Failed,
+                    $"no queue interrupt of {nic.Name} (driver {nic.Driver ?? "unknown"}) found: neither a /proc/interrupts name the agent knows nor MSI vectors in its device's msi_irqs; its interrupts are not placed"));
+            return new(knobs, notes, cpuByQueue);
+        }
         if (allowed.Count == 0)
         {
             notes.Add(new PlanNote($"nic/{nic.Name}/irqs", KnobOutcome.Failed,

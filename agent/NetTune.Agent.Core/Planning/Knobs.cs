@@ -17,12 +17,24 @@ public sealed record DesiredKnob(string Knob, KnobKind Kind, string Path, string
     public int Phase => KnobValues.Phase(Kind);
 }
 
-/// <summary>Something the planner could not plan, with the outcome it means for the knob.</summary>
-public sealed record PlanNote(string Knob, KnobOutcome Outcome, string Message);
+/// <summary>
+/// Something the planner could not plan, with the outcome it means for the knob. <see cref="Kind"/> and
+/// <see cref="Identity"/> are set when the note stands for a knob the agent may have journaled (an IRQ left to irqbalance).
+/// </summary>
+public sealed record PlanNote(string Knob, KnobOutcome Outcome, string Message, KnobKind? Kind = null, string? Identity = null);
+
+/// <summary>irqbalance runs and would move these IRQs back: the agent leaves their affinity alone.</summary>
+public sealed record IrqBalanceConflict(int Pid, IReadOnlyList<int> UnbannedIrqs, string CommandLine);
 
 /// <summary>The plan: every knob the spec wants (changed or already right), and what it could not plan.</summary>
 public sealed record TuningPlan(IReadOnlyList<DesiredKnob> Desired, IReadOnlyList<PlanNote> Notes)
 {
+    /// <summary>Set when the spec asks for IRQ affinity and irqbalance would fight it.</summary>
+    public IrqBalanceConflict? IrqBalance { get; init; }
+
+    /// <summary>Whether the spec asks the agent to place IRQs at all.</summary>
+    public bool ManagesIrqs { get; init; }
+
     /// <summary>The knobs to change, in apply order: channels, then queue settings (lost when channels change), IRQs, hugepages, sysctls.</summary>
     public IReadOnlyList<DesiredKnob> Changes => Desired.Where(d => d.NeedsChange).OrderBy(d => d.Phase).ToArray();
 }

@@ -10,6 +10,8 @@ public static class TuningPlanner
     {
         var desired = new List<DesiredKnob>();
         var notes = new List<PlanNote>();
+        var unbanned = new List<int>();
+        var managesIrqs = false;
         if (spec.Nic is { } nicSpec)
         {
             var housekeeping = HousekeepingCpus.Of(host, nicSpec);
@@ -23,11 +25,18 @@ public static class TuningPlanner
                 IReadOnlyDictionary<int, int> irqCpus = new Dictionary<int, int>();
                 if (nicSpec.IrqAffinity is { Policy: not IrqAffinityPolicy.Unmanaged } irqSpec)
                 {
+                    managesIrqs = true;
                     var irq = ManagementInterfaceGuard.Irqs(host, nic,
                         IrqAffinityPlanner.Plan(host, nic, irqSpec, channels.RxQueues, channels.TxQueues, housekeeping));
-                    desired.AddRange(irq.Knobs);
                     notes.AddRange(irq.Notes);
-                    irqCpus = irq.CpuByRxQueue;
+                    var (kept, leftAlone) = LeaveToIrqBalance(host.IrqBalance, irq.Knobs);
+                    desired.AddRange(kept);
+                    notes.AddRange(leftAlone.Select(k => new PlanNote(k.Knob, KnobOutcome.Skipped,
+                        $"not placed: irqbalance (pid {host.IrqBalance!.Pid}) runs and would move {k.Identity} back within seconds; ban it there (--banirq) or stop irqbalance",
+                        KnobKind.IrqAffinity, k.Identity)));
+                    unbanned.AddRange(leftAlone.Select(k => int.Parse(k.Knob.Split('/')[1], System.Globalization.CultureInfo.InvariantCulture)));
+                    // XPS follows the IRQs the agent places; IRQs left to irqbalance are followed where they are.
+                    irqCpus = leftAlone.Count == 0 ? irq.CpuByRxQueue : new Dictionary<int, int>();
                 }
                 var queues = RpsXpsPlanner.Plan(host, nic, nicSpec.Rps, nicSpec.Xps, channels.RxQueues, channels.TxQueues, irqCpus, housekeeping);
                 desired.AddRange(queues.Knobs);
@@ -43,7 +52,23 @@ public static class TuningPlanner
 
         // Two matching NICs cannot share an IRQ, but keep the first of any duplicate knob so a plan never writes one twice.
         var unique = desired.GroupBy(d => d.Knob, StringComparer.Ordinal).Select(g => g.First()).OrderBy(d => d.Phase).ToArray();
-        return new TuningPlan(unique, notes);
+        return new TuningPlan(unique, notes)
+        {
+            ManagesIrqs = managesIrqs,
+            IrqBalance = unbanned.Count > 0 ? new IrqBalanceConflict(host.IrqBalance!.Pid, unbanned.Order().ToArray(), host.IrqBalance.CommandLine) : null,
+        };
+    }
+
+    /// <summary>
+    /// Never fight irqbalance: an IRQ it balances is left alone (it would move it back every 10 s, and the agent's
+    /// drift repair would move it again, forever). IRQs its command line bans stay the agent's.
+    /// </summary>
+    private static (IReadOnlyList<DesiredKnob> Kept, IReadOnlyList<DesiredKnob> LeftAlone) LeaveToIrqBalance(IrqBalanceProcess? irqbalance, IReadOnlyList<DesiredKnob> irqKnobs)
+    {
+        if (irqbalance is null) return (irqKnobs, []);
+        var banned = irqbalance.BannedIrqs.ToHashSet();
+        var left = irqKnobs.Where(k => !banned.Contains(int.Parse(k.Knob.Split('/')[1], System.Globalization.CultureInfo.InvariantCulture))).ToArray();
+        return (irqKnobs.Except(left).ToArray(), left);
     }
 
     /// <summary>The CPUs that will handle a NIC's queues: its interrupts' CPUs when the spec places them, else its local housekeeping CPUs.</summary>

@@ -139,6 +139,33 @@ public static class StatusBuilder
         }
     }
 
+    /// <summary>
+    /// IrqAffinityManaged: absent when the spec places no IRQs; False with irqbalance's pid, the IRQs it would move back
+    /// and how to fix it; True otherwise.
+    /// </summary>
+    public static void IrqAffinityCondition(List<V1Condition> conditions, TuningPlan? plan, long generation, DateTime now)
+    {
+        if (plan is null) return;
+        if (!plan.ManagesIrqs)
+        {
+            conditions.RemoveAll(c => c.Type == IrqAffinityConditions.Type);
+            return;
+        }
+        if (plan.IrqBalance is not { } ib)
+        {
+            SetCondition(conditions, IrqAffinityConditions.Type, ConditionStatus.True, IrqAffinityConditions.Managed, "the agent places the IRQs the spec asks for", generation, now);
+            return;
+        }
+        var irqs = string.Join(",", ib.UnbannedIrqs.Take(32)) + (ib.UnbannedIrqs.Count > 32 ? $",… ({ib.UnbannedIrqs.Count} in all)" : "");
+        SetCondition(conditions, IrqAffinityConditions.Type, ConditionStatus.False, IrqAffinityConditions.IrqBalanceRunning,
+            $"irqbalance (pid {ib.Pid}: {ib.CommandLine}) runs on this node and rewrites IRQ affinity about every 10 s, so the agent leaves " +
+            $"IRQs {irqs} where they are rather than fight it (it could only ban them with a restart: --banirq and " +
+            "IRQBALANCE_BANNED_CPUS are read at start). To let the agent place them: stop and disable irqbalance " +
+            "(systemctl disable --now irqbalance), or add --banirq=N for each of these IRQs to IRQBALANCE_ARGS in " +
+            "/etc/default/irqbalance (/etc/sysconfig/irqbalance) and restart it; IRQ numbers can change at reboot, so stopping it is the lasting fix",
+            generation, now);
+    }
+
     private static int Order(string type) => type switch { ConditionTypes.Applied => 0, ConditionTypes.Degraded => 1, _ => 2 };
 
     private static string Truncate(string s, int max) => s.Length <= max ? s : s[..max];

@@ -19,6 +19,12 @@ public sealed record HostSnapshot
     /// <summary>Current raw values of the allow-listed sysctls; a key missing here does not exist on this kernel.</summary>
     public required IReadOnlyDictionary<string, string> Sysctls { get; init; }
 
+    /// <summary>irqbalance, when it runs on the host: it rewrites IRQ affinities every 10 s unless told to leave an IRQ alone.</summary>
+    public IrqBalanceProcess? IrqBalance { get; init; }
+
+    /// <summary>The kernel's boot id (proc/sys/kernel/random/boot_id): a new one at every boot; null when unreadable.</summary>
+    public string? BootId { get; init; }
+
     public NumaNode? Node(int id) => NumaNodes.FirstOrDefault(n => n.Id == id);
 
     /// <summary>nohz_full CPUs (no tick, no housekeeping).</summary>
@@ -64,6 +70,10 @@ public sealed record Nic
     /// <summary>Why channels are unknown (the ethtool errno), when they are.</summary>
     public string? ChannelsError { get; init; }
     public required IReadOnlyList<QueueIrq> Irqs { get; init; }
+    /// <summary>How <see cref="Irqs"/> were found: by name, by the device's MSI vectors, or not at all.</summary>
+    public IrqSource IrqSource { get; init; }
+    /// <summary>No device behind the netdev (veth, bond, dummy): it has no interrupts of its own.</summary>
+    public bool IsVirtual { get; init; }
 }
 
 public sealed record RxQueue(int Index, string? RpsCpus, string? RpsFlowCnt);
@@ -75,3 +85,6 @@ public enum IrqRole { Rx, Tx, Combined }
 
 /// <summary>An interrupt that serves one queue of a NIC.</summary>
 public sealed record QueueIrq(int Irq, string Name, int Queue, IrqRole Role, string? AffinityList, bool Managed);
+
+/// <summary>A running irqbalance and the IRQs its command line bans from balancing (--banirq / -i).</summary>
+public sealed record IrqBalanceProcess(int Pid, IReadOnlyList<int> BannedIrqs, string CommandLine);

@@ -29,12 +29,19 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
             Cpus = online.Select(DiscoverCpu).ToArray(),
             Nics = fs.List("sys/class/net").Where(n => n != "lo" && fs.Exists($"sys/class/net/{n}/queues"))
                 .Select(n => DiscoverNic(n, interrupts)).ToArray(),
+            BootId = BootId(),
+            IrqBalance = FindIrqBalance(),
             Sysctls = SysctlAllowList.Keys
                 .Select(k => (k, v: Value(SysctlAllowList.ProcPath(k))))
                 .Where(x => x.v is not null)
                 .ToDictionary(x => x.k, x => x.v!, StringComparer.Ordinal),
         };
     }
+
+    public const string BootIdPath = "proc/sys/kernel/random/boot_id";
+
+    /// <summary>The current boot's id, or null when the host root does not show one.</summary>
+    public string? BootId() => Value(BootIdPath)?.Trim() is { Length: > 0 } id ? id : null;
 
     /// <summary>The file's text without its trailing newline, or null when it cannot be read.</summary>
     public string? Value(string path)
@@ -46,6 +53,40 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
     public static string StripNewline(string text) => text.EndsWith('\n') ? text[..^1] : text;
 
     private static IReadOnlyList<int> ParseCpuList(string? text) => CpuList.TryParse(text, out var cpus) ? cpus : [];
+
+    /// <summary>irqbalance among the host's processes (its procfs: /host/proc in the DaemonSet), or null.</summary>
+    private IrqBalanceProcess? FindIrqBalance()
+    {
+        foreach (var entry in fs.List("proc"))
+        {
+            if (!int.TryParse(entry, NumberStyles.None, CultureInfo.InvariantCulture, out var pid)) continue;
+            if (Value($"proc/{pid}/comm") != "irqbalance") continue;
+            var argv = (fs.Read($"proc/{pid}/cmdline").Text ?? "").Split('\0', StringSplitOptions.RemoveEmptyEntries);
+            // A one-shot run places the IRQs once and exits: it does not fight anyone.
+            if (argv.Any(a => a is "--oneshot" or "-o")) continue;
+            return new IrqBalanceProcess(pid, ParseBannedIrqs(argv), string.Join(' ', argv));
+        }
+        return null;
+    }
+
+    /// <summary>The IRQs of irqbalance's --banirq=N, --banirq N, -i N and -iN arguments.</summary>
+    public static IReadOnlyList<int> ParseBannedIrqs(IReadOnlyList<string> argv)
+    {
+        var banned = new SortedSet<int>();
+        for (var i = 0; i < argv.Count; i++)
+        {
+            var a = argv[i];
+            string? value = a switch
+            {
+                "--banirq" or "-i" when i + 1 < argv.Count => argv[++i],
+                _ when a.StartsWith("--banirq=", StringComparison.Ordinal) => a["--banirq=".Length..],
+                _ when a.StartsWith("-i", StringComparison.Ordinal) && a.Length > 2 && char.IsDigit(a[2]) => a[2..],
+                _ => null,
+            };
+            if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var irq)) banned.Add(irq);
+        }
+        return banned.ToArray();
+    }
 
     private IReadOnlyList<NumaNode> DiscoverNodes(IReadOnlyList<int> online)
     {
@@ -144,6 +185,7 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
         }
 
         var (info, errno) = channels.Get(name);
+        var (irqs, irqSource) = DiscoverIrqs(name, device, pciDir, interrupts);
         return new Nic
         {
             Name = name,
@@ -155,49 +197,49 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
             TxQueues = tx.OrderBy(q => q.Index).ToArray(),
             Channels = info,
             ChannelsError = info is null ? Errnos.Describe(errno) : null,
-            Irqs = DiscoverIrqs(name, device, pciDir, interrupts),
+            Irqs = irqs,
+            IrqSource = irqSource,
+            IsVirtual = device is null,
         };
     }
 
-    private IReadOnlyList<QueueIrq> DiscoverIrqs(string ifName, string? device, string? pciDir, IReadOnlyDictionary<int, string> interrupts)
+    private (IReadOnlyList<QueueIrq> Irqs, IrqSource Source) DiscoverIrqs(string ifName, string? device, string? pciDir, IReadOnlyDictionary<int, string> interrupts)
     {
         // The device's MSI vectors narrow the search when sysfs lists them; /proc/interrupts names say which queue each serves.
         IEnumerable<int> candidates = interrupts.Keys;
+        int[] msi = [];
         if (pciDir is not null)
         {
-            var msi = fs.List($"{pciDir}/msi_irqs").Select(e => int.TryParse(e, out var v) ? v : -1).Where(v => v >= 0).ToArray();
+            msi = fs.List($"{pciDir}/msi_irqs").Select(e => int.TryParse(e, out var v) ? v : -1).Where(v => v >= 0).Order().ToArray();
             if (msi.Length > 0) candidates = msi;
         }
         var virtioName = device is not null && VirtioDev().IsMatch(Path.GetFileName(device)) ? Path.GetFileName(device) : null;
-        var irqs = new List<QueueIrq>();
+        var pciAddress = pciDir is null ? null : Path.GetFileName(pciDir);
+        var named = new List<(int Irq, string Name, int Queue, IrqRole Role)>();
         foreach (var irq in candidates.Order())
         {
             if (!interrupts.TryGetValue(irq, out var irqName)) continue;
-            if (ClassifyIrqName(irqName, ifName, virtioName, pciDir is null ? null : Path.GetFileName(pciDir)) is not { } cls) continue;
-            irqs.Add(new QueueIrq(irq, irqName, cls.Queue, cls.Role, Value($"proc/irq/{irq}/smp_affinity_list"), IsManaged(irq)));
+            if (QueueIrqNames.Classify(irqName, ifName, virtioName, pciAddress) is not { } cls) continue;
+            named.Add((irq, irqName, cls.Queue, cls.Role));
         }
-        return irqs;
+        named = QueueIrqNames.SplitGveBlocks(named);
+        var source = named.Count > 0 ? IrqSource.Names : IrqSource.None;
+        if (named.Count == 0 && virtioName is null && msi.Length > 0)
+        {
+            // A driver whose names we do not know: its MSI-X vectors, less the ones named as admin/async/misc, serve
+            // its queues in vector order (every driver above allocates queue vectors in queue order).
+            var queueVectors = msi.Where(v => !interrupts.TryGetValue(v, out var n) || !QueueIrqNames.IsNonQueue(n, ifName)).ToArray();
+            for (var q = 0; q < queueVectors.Length; q++)
+                named.Add((queueVectors[q], interrupts.GetValueOrDefault(queueVectors[q]) ?? $"msi-{queueVectors[q]}", q, IrqRole.Combined));
+            if (named.Count > 0) source = IrqSource.MsiVectors;
+        }
+        var irqs = named.Select(n => new QueueIrq(n.Irq, n.Name, n.Queue, n.Role, Value($"proc/irq/{n.Irq}/smp_affinity_list"), IsManaged(n.Irq))).ToArray();
+        return (irqs, source);
     }
 
-    /// <summary>Which queue an interrupt serves, from its name: virtio2-input.3, eth1-TxRx-3, i40e-eth1-TxRx-3, eth1-rx-0, mlx5_comp3@pci:0000:3b:00.0.</summary>
-    public static (int Queue, IrqRole Role)? ClassifyIrqName(string irqName, string ifName, string? virtioName, string? pciAddress)
-    {
-        if (virtioName is not null)
-        {
-            var v = VirtioQueue().Match(irqName);
-            if (v.Success && v.Groups[1].Value == virtioName)
-                return (int.Parse(v.Groups[3].Value, CultureInfo.InvariantCulture), v.Groups[2].Value == "input" ? IrqRole.Rx : IrqRole.Tx);
-            return null;
-        }
-        var mlx = MlxComp().Match(irqName);
-        if (mlx.Success)
-            return pciAddress is not null && mlx.Groups[2].Value == pciAddress
-                ? (int.Parse(mlx.Groups[1].Value, CultureInfo.InvariantCulture), IrqRole.Combined) : null;
-        var vendor = VendorQueue().Match(irqName);
-        if (!vendor.Success || vendor.Groups[1].Value != ifName) return null;
-        var role = vendor.Groups[2].Value.ToLowerInvariant() switch { "rx" => IrqRole.Rx, "tx" => IrqRole.Tx, _ => IrqRole.Combined };
-        return (int.Parse(vendor.Groups[3].Value, CultureInfo.InvariantCulture), role);
-    }
+    /// <summary>Which queue an interrupt serves, from its name (see <see cref="QueueIrqNames"/>).</summary>
+    public static (int Queue, IrqRole Role)? ClassifyIrqName(string irqName, string ifName, string? virtioName, string? pciAddress) =>
+        QueueIrqNames.Classify(irqName, ifName, virtioName, pciAddress);
 
     private bool IsManaged(int irq)
     {
@@ -226,7 +268,4 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
     [GeneratedRegex(@"MemTotal:\s+(\d+) kB")] private static partial Regex MemTotal();
     [GeneratedRegex(@"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")] private static partial Regex PciAddress();
     [GeneratedRegex(@"^virtio\d+$")] private static partial Regex VirtioDev();
-    [GeneratedRegex(@"^(virtio\d+)-(input|output)\.(\d+)$")] private static partial Regex VirtioQueue();
-    [GeneratedRegex(@"^mlx5_comp(\d+)@pci:(.+)$")] private static partial Regex MlxComp();
-    [GeneratedRegex(@"^(?:[A-Za-z0-9_]+-)?(.+)-(TxRx|rx|tx)-(\d+)$", RegexOptions.IgnoreCase)] private static partial Regex VendorQueue();
 }

@@ -1,0 +1,205 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using NetTune.Agent.Core.Apply;
+using NetTune.Agent.Core.Journal;
+using NetTune.Agent.Core.Topology;
+using NetTune.Api.V1Alpha1;
+
+namespace NetTune.Agent.Tests;
+
+/// <summary>The journal across reboots (a new boot id, kernel values back to their defaults) and across agent versions.</summary>
+public sealed class BootJournalTests
+{
+    private const string SecondBoot = "0e9d8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c6b";
+
+    /// <summary>
+    /// A reboot: every file back to what the kernel and drivers give at boot (<paramref name="bootImage"/>), a new boot
+    /// id, and eth1's vectors under new numbers (+50), as a different probe order gives them.
+    /// </summary>
+    private static void Reboot(FixtureHost host, SortedDictionary<string, string> bootImage)
+    {
+        Directory.Delete(host.Root, recursive: true);
+        foreach (var (rel, v) in bootImage)
+        {
+            var full = Path.Join(host.Root, rel);
+            if (rel.EndsWith('/')) Directory.CreateDirectory(full);
+            else if (v.StartsWith("-> ", StringComparison.Ordinal))
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+                File.CreateSymbolicLink(full, v[3..]);
+            }
+            else
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+                File.WriteAllBytes(full, Convert.FromBase64String(v));
+            }
+        }
+        host.Write(TopologyDiscovery.BootIdPath, SecondBoot);
+        var interrupts = host.Read("proc/interrupts").Split('\n');
+        for (var irq = 116; irq >= 101; irq--)
+        {
+            Directory.Move(Path.Join(host.Root, $"proc/irq/{irq}"), Path.Join(host.Root, $"proc/irq/{irq + 50}"));
+            File.Move(Path.Join(host.Root, $"sys/devices/pci0000:af/0000:af:00.0/msi_irqs/{irq}"), Path.Join(host.Root, $"sys/devices/pci0000:af/0000:af:00.0/msi_irqs/{irq + 50}"));
+            for (var i = 0; i < interrupts.Length; i++)
+                if (interrupts[i].StartsWith($" {irq}:", StringComparison.Ordinal)) interrupts[i] = $" {irq + 50}:" + interrupts[i][(irq.ToString().Length + 2)..];
+        }
+        host.Write("proc/interrupts", string.Join('\n', interrupts));
+    }
+
+    [Fact]
+    public void AfterAReboot_TheNodeIsNotTunedUntilReapplied_AndTheTrueOriginalsAreKept()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var bootImage = host.TreeImage();
+        var firstBoot = host.Read(TopologyDiscovery.BootIdPath);
+        host.Write("proc/sys/net/core/somaxconn", "1024"); // the admin's own run-time value, not the boot default
+        var engine = host.Engine();
+        Assert.False(engine.TunedThisBoot());
+        var first = engine.Apply(Specs.Full());
+        Assert.True(first.Kind == RunKind.Applied, first.Message);
+        Assert.False(first.AfterReboot);
+        Assert.True(engine.TunedThisBoot());
+        var journal = new JournalStore(host.JournalDir).Load();
+        Assert.Equal((firstBoot, firstBoot), (journal.BootId, journal.AppliedBootId));
+        var originals = journal.Entries.ToDictionary(e => e.Key, e => e.Original);
+
+        Reboot(host, bootImage);
+        var afterBoot = host.Engine(); // a new agent process in the new boot
+        Assert.False(afterBoot.TunedThisBoot());
+        Assert.Equal("4096", host.Read("proc/sys/net/core/somaxconn"));
+
+        var again = afterBoot.Apply(Specs.Full());
+        Assert.True(again.Kind == RunKind.Applied, again.Message);
+        Assert.True(again.AfterReboot);
+        Assert.Contains("after a reboot", again.Message);
+        Assert.True(afterBoot.TunedThisBoot());
+        Assert.Equal("9", host.Read("proc/irq/151/smp_affinity_list")); // eth1-TxRx-0 under its new number
+        journal = new JournalStore(host.JournalDir).Load();
+        Assert.Equal((SecondBoot, SecondBoot), (journal.BootId, journal.AppliedBootId));
+        // The same originals, under the same keys: IRQs by name survive their renumbering, nothing re-read from the rebooted kernel.
+        Assert.Equal(originals, journal.Entries.ToDictionary(e => e.Key, e => e.Original));
+        Assert.Equal("1024", journal.Find("sysctl/net.core.somaxconn")!.Original);
+
+        var revert = afterBoot.Revert();
+        Assert.True(revert.Kind == RunKind.Reverted, revert.Message);
+        Assert.Equal("1024", host.Read("proc/sys/net/core/somaxconn"));
+        Assert.Equal("0-31", host.Read("proc/irq/151/smp_affinity_list"));
+        Assert.Equal("00000006", host.Read("sys/class/net/eth1/queues/rx-12/rps_cpus"));
+        Assert.False(afterBoot.TunedThisBoot());
+    }
+
+    [Fact]
+    public void AFailedApply_LeavesTheBootUntuned()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var engine = host.Engine();
+        Assert.Equal(RunKind.Applied, engine.Apply(Specs.Full()).Kind);
+        var spec = Specs.Full();
+        spec.Nic!.Channels = new ChannelsSpec { Combined = 64 };
+        Assert.Equal(RunKind.Failed, engine.Apply(spec).Kind);
+        Assert.False(engine.TunedThisBoot());
+        Assert.Null(new JournalStore(host.JournalDir).Load().AppliedBootId);
+    }
+
+    private static byte[] Envelope(string body) =>
+        Encoding.UTF8.GetBytes("nettune-journal v1 sha256=" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(body))) + "\n" + body);
+
+    [Fact]
+    public void AFormat1Journal_IsMigrated_AndKeptAsThePreviousGoodCopyByTheFirstSave()
+    {
+        using var host = FixtureHost.ThisVm();
+        // What the agent wrote before bodies had a format number or boots.
+        const string v1 = """
+            {
+              "entries": [
+                {
+                  "knob": "sysctl/vm.swappiness",
+                  "kind": "Sysctl",
+                  "path": "proc/sys/vm/swappiness",
+                  "original": "60"
+                }
+              ]
+            }
+
+            """;
+        Directory.CreateDirectory(host.JournalDir);
+        var store = new JournalStore(host.JournalDir);
+        File.WriteAllBytes(store.FilePath, Envelope(v1));
+        host.Write("proc/sys/vm/swappiness", "10");
+
+        var loaded = store.Load();
+        Assert.Equal(2, loaded.FormatVersion);
+        Assert.Null(loaded.BootId);
+        Assert.Equal("60", Assert.Single(loaded.Entries).Original);
+
+        var report = host.Engine().Apply(new NodeStateSpec { NodeName = "n", Sysctls = new() { ["vm.swappiness"] = "10", ["net.core.somaxconn"] = "8192" } });
+        Assert.True(report.Kind == RunKind.Applied, report.Message);
+        Assert.Equal(Envelope(v1), File.ReadAllBytes(store.PreviousPath));
+        var saved = store.Load();
+        Assert.Equal(TuningJournal.CurrentFormat, saved.FormatVersion);
+        Assert.Equal(host.Read(TopologyDiscovery.BootIdPath), saved.BootId);
+        Assert.Contains("\"formatVersion\": 2", File.ReadAllText(store.FilePath));
+        Assert.Equal("60", saved.Find("sysctl/vm.swappiness")!.Original);
+
+        Assert.Equal(RunKind.Reverted, host.Engine().Revert().Kind);
+        Assert.Equal("60", host.Read("proc/sys/vm/swappiness"));
+        Assert.False(File.Exists(store.PreviousPath));
+    }
+
+    // The journal types of the agent before format 2, as they were: what a downgraded agent reads with.
+    private sealed record V1Entry(
+        [property: JsonPropertyName("knob")] string Knob, [property: JsonPropertyName("kind")] string Kind,
+        [property: JsonPropertyName("path")] string Path, [property: JsonPropertyName("original")] string Original,
+        [property: JsonPropertyName("identity")] string? Identity = null, [property: JsonPropertyName("lostWithChannels")] bool? LostWithChannels = null);
+
+    private sealed record V1Journal([property: JsonPropertyName("entries")] IReadOnlyList<V1Entry> Entries);
+
+    [Fact]
+    public void AFormat2Journal_KeepsTheFormat1HeaderAndFields_SoADowngradedAgentReadsIt()
+    {
+        using var host = FixtureHost.Mlx5Bond();
+        var spec = new NodeStateSpec { NodeName = "n", Nic = new NicSpec { Interfaces = new InterfaceSelector { Names = ["ens1f0np0"] }, Channels = new ChannelsSpec { Combined = 4 } } };
+        Assert.Equal(RunKind.Applied, host.Engine().Apply(spec).Kind);
+        var text = File.ReadAllText(new JournalStore(host.JournalDir).FilePath);
+        Assert.StartsWith("nettune-journal v1 sha256=", text);
+        var body = text[(text.IndexOf('\n') + 1)..];
+        var old = JsonSerializer.Deserialize<V1Journal>(body)!;
+        var current = new JournalStore(host.JournalDir).Load();
+        Assert.Equal(current.Entries.Select(e => (e.Knob, e.Kind.ToString(), e.Path, e.Original, e.Identity)), old.Entries.Select(e => (e.Knob, e.Kind, e.Path, e.Original, e.Identity)));
+        Assert.Contains(current.Entries, e => e.BeforeChannels == true && e.Nic == "ens1f0np0");
+    }
+
+    [Fact]
+    public void ANewerFormat_IsReadAsFarAsUnderstood_NotTakenForDamage()
+    {
+        using var host = FixtureHost.ThisVm();
+        Directory.CreateDirectory(host.JournalDir);
+        var store = new JournalStore(host.JournalDir);
+        File.WriteAllBytes(store.FilePath, Envelope("""
+            {"formatVersion":3,"bootId":"x","somethingNew":{"a":1},
+             "entries":[{"knob":"sysctl/vm.swappiness","kind":"Sysctl","path":"proc/sys/vm/swappiness","original":"60","addedLater":true}]}
+            """));
+        var journal = store.Load();
+        Assert.Equal(3, journal.FormatVersion);
+        Assert.Equal("60", Assert.Single(journal.Entries).Original);
+    }
+
+    [Fact]
+    public void Damage_IsStillReported_NamingThePreviousGoodCopy()
+    {
+        using var host = FixtureHost.ThisVm();
+        var engine = host.Engine();
+        Assert.Equal(RunKind.Applied, engine.Apply(new NodeStateSpec { NodeName = "n", Sysctls = new() { ["vm.swappiness"] = "10" } }).Kind);
+        Assert.Equal(RunKind.Applied, engine.Apply(new NodeStateSpec { NodeName = "n", Sysctls = new() { ["vm.swappiness"] = "10", ["net.core.somaxconn"] = "8192" } }).Kind);
+        var store = new JournalStore(host.JournalDir);
+        var bytes = File.ReadAllBytes(store.FilePath);
+        bytes[^5] ^= 0x20;
+        File.WriteAllBytes(store.FilePath, bytes);
+        var report = engine.Apply(new NodeStateSpec { NodeName = "n" });
+        Assert.Equal(RunKind.JournalCorrupt, report.Kind);
+        Assert.Contains(store.PreviousPath, report.Message);
+        Assert.Equal("10", host.Read("proc/sys/vm/swappiness"));
+    }
+}
