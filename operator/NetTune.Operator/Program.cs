@@ -212,9 +212,17 @@ root.SetAction(async (parsed, invocationToken) =>
 
     await host.StartAsync(CancellationToken.None);
     log.LogInformation("operator {Identity} started (namespace {Namespace}, events in {EventNamespace}, leader election {LeaderElect})", options.Identity, options.Namespace, options.EventNamespace, options.LeaderElect);
-    try { await Task.Delay(Timeout.Infinite, ct); }
-    catch (OperationCanceledException) { }
-    // SIGTERM: stop taking work, let running reconciles finish, then close the endpoints.
+    var signalled = Task.Delay(Timeout.Infinite, ct);
+    if (await Task.WhenAny(signalled, host.LeadershipLost) == host.LeadershipLost)
+    {
+        // As controller-runtime does: a replica whose renewals failed may be partitioned with work in flight, so it
+        // neither goes on nor campaigns again; the kubelet restarts it as a fresh candidate.
+        log.LogCritical("leadership lost; exiting");
+        await host.StopAsync();
+        if (web is not null) await web.StopAsync(CancellationToken.None);
+        return 1;
+    }
+    // SIGTERM: stop taking work, let running reconciles finish, release the Lease, then close the endpoints.
     log.LogInformation("shutting down");
     await host.StopAsync();
     if (web is not null) await web.StopAsync(CancellationToken.None);
