@@ -32,6 +32,9 @@ public sealed record OperatorOptions
     /// <summary>The agent DaemonSet's settings other than namespace and image (log level, port, resources, placement).</summary>
     public AgentOptions Agent { get; init; } = new("", "");
 
+    /// <summary>Images, host paths and ports the tunings' data planes may use (the webhook refuses others too).</summary>
+    public DataPlanePolicy DataPlanePolicy { get; init; } = DataPlanePolicy.Any;
+
     public AgentOptions AgentOptions => Agent with { Namespace = Namespace, Image = AgentImage };
-    public PlannerSettings PlannerSettings => new(new DataPlaneOptions(Namespace, DataPlaneMemory), RevertTimeout);
+    public PlannerSettings PlannerSettings => new(new DataPlaneOptions(Namespace, DataPlaneMemory) { Policy = DataPlanePolicy }, RevertTimeout);
 }

@@ -5,7 +5,11 @@ using NetTune.Api.V1Alpha1;
 namespace NetTune.Operator.Core.Builders;
 
 /// <param name="MemoryPerSocket">Memory request and limit of each pod (equal, for Guaranteed QoS).</param>
-public sealed record DataPlaneOptions(string Namespace, string MemoryPerSocket = "512Mi");
+public sealed record DataPlaneOptions(string Namespace, string MemoryPerSocket = "512Mi")
+{
+    /// <summary>Images, host paths and ports a tuning's data plane may use; a refused one gets no pods.</summary>
+    public DataPlanePolicy Policy { get; init; } = DataPlanePolicy.Any;
+}
 
 /// <summary>
 /// One data-plane pod per NUMA socket of a tuned node: bound to the node by nodeName, Guaranteed QoS with as many whole
@@ -33,11 +37,34 @@ public static class DataPlanePodBuilder
         return cpus.Where(c => !skip.Contains(c)).ToList();
     }
 
+    /// <summary>The data plane's user: not root, no group of the host's (the "nonroot" id of distroless images).</summary>
+    public const long RunAsUser = 65532;
+
+    // The Pod Security "restricted" profile: non-root, no privilege escalation, no capabilities, the runtime's
+    // seccomp profile. Nothing the data plane does needs more: ports >= 1024 (DataPlanePolicy), its own affinity
+    // and memory policy, io_uring, hugepage mmap of its emptyDir. A read-only root; /tmp is an emptyDir.
+    private static V1PodSecurityContext RestrictedPod => new()
+    {
+        RunAsNonRoot = true,
+        RunAsUser = RunAsUser,
+        RunAsGroup = RunAsUser,
+        SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
+    };
+
+    private static V1SecurityContext RestrictedContainer => new()
+    {
+        AllowPrivilegeEscalation = false,
+        ReadOnlyRootFilesystem = true,
+        Capabilities = new V1Capabilities { Drop = ["ALL"] },
+    };
+
     public static IReadOnlyList<V1Pod> Build(NetworkTuning tuning, string node, NodeTopology? topology, DataPlaneOptions options)
     {
         var pods = new List<V1Pod>();
         var dp = tuning.Spec.DataPlane;
         if (dp is null || !dp.Enabled || topology?.NumaNodes is null) return pods;
+        // The admission webhook refuses such tunings; this catches those admitted before the lists changed.
+        if (options.Policy.Refusal(dp) is not null) return pods;
         foreach (var numa in topology.NumaNodes.OrderBy(n => n.Id))
         {
             var cpus = SocketCpus(numa, tuning.Spec.Nic?.IrqAffinity?.ReservedCpus);
@@ -127,8 +154,10 @@ public static class DataPlanePodBuilder
                 PeriodSeconds = 10,
                 FailureThreshold = 3,
             },
-            VolumeMounts = mounts.Count == 0 ? null : mounts,
+            VolumeMounts = [.. mounts, new V1VolumeMount { Name = "tmp", MountPath = "/tmp" }],
+            SecurityContext = RestrictedContainer,
         };
+        volumes.Add(new V1Volume { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("16Mi") } });
 
         var pod = new V1Pod
         {
@@ -157,7 +186,10 @@ public static class DataPlanePodBuilder
                 TerminationGracePeriodSeconds = 30,
                 Tolerations = [new V1Toleration { OperatorProperty = "Exists" }],
                 Containers = [container],
-                Volumes = volumes.Count == 0 ? null : volumes,
+                Volumes = volumes,
+                // The data plane never talks to the API server: no token to steal from a host-network pod.
+                AutomountServiceAccountToken = false,
+                SecurityContext = RestrictedPod,
             },
         };
         pod.Metadata.Annotations = new Dictionary<string, string> { [Names.SpecHashAnnotation] = Names.Hash(pod.Spec) };
