@@ -276,4 +276,33 @@ root.SetAction(async (parsed, invocationToken) =>
     return 0;
 });
 
+var uninstallTimeout = new Option<double>("--timeout-seconds")
+{
+    Description = "How long to wait for every node to revert and NetTune's objects to go; then exit 1 naming what is left",
+    DefaultValueFactory = _ => 600,
+};
+var uninstall = new Command("uninstall", "Delete every NetworkTuning and wait (bounded) until the nodes reverted and the agents and data-plane pods are gone; the chart's pre-delete hook")
+{
+    kubeconfig, ns, uninstallTimeout,
+};
+uninstall.SetAction(async (parsed, ct) =>
+{
+    KubernetesClientConfiguration config;
+    try
+    {
+        var path = parsed.GetValue(kubeconfig);
+        config = path is not null ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path)
+            : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()
+            : KubernetesClientConfiguration.BuildConfigFromConfigFile();
+    }
+    catch (Exception e)
+    {
+        Console.Error.WriteLine($"no usable cluster configuration: {e.Message}");
+        return 2;
+    }
+    using var client = new Kubernetes(config);
+    return await new Uninstaller(client, parsed.GetValue(ns)!, Console.Out).RunAsync(TimeSpan.FromSeconds(parsed.GetValue(uninstallTimeout)), ct);
+});
+root.Subcommands.Add(uninstall);
+
 return await root.Parse(args).InvokeAsync();

@@ -27,7 +27,8 @@ public sealed class WebhookTests(ClusterFixture fx, ITestOutputHelper output)
     {
         await using var bed = await TestBed.StartAsync(fx.Cluster, output);
         var admin = bed.Client;
-        var (node1, node2) = ((await bed.CreateNodesAsync(2))[0], bed.NodeName(2));
+        var nodes = await bed.CreateNodesAsync(2);
+        var (node1, node2) = (nodes[0], nodes[1]);
         // The NodeStates of this test only carry the label the test's webhook registration selects, so other tests
         // sharing the cluster never reach this webhook.
         var selectLabel = ("nettune-webhook-test", bed.Id);
