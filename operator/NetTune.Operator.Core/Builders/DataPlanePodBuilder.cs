@@ -37,8 +37,8 @@ public static class DataPlanePodBuilder
         return cpus.Where(c => !skip.Contains(c)).ToList();
     }
 
-    /// <summary>The data plane's user: not root, no group of the host's (the "nonroot" id of distroless images).</summary>
-    public const long RunAsUser = 65532;
+    /// <summary>The data plane's user: the image's own non-root "app" user (images/dataplane), stated so the kubelet checks it.</summary>
+    public const long RunAsUser = 1654;
 
     // The Pod Security "restricted" profile: non-root, no privilege escalation, no capabilities, the runtime's
     // seccomp profile. Nothing the data plane does needs more: ports >= 1024 (DataPlanePolicy), its own affinity
