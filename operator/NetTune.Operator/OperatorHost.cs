@@ -1,6 +1,4 @@
 using k8s;
-using k8s.LeaderElection;
-using k8s.LeaderElection.ResourceLock;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
 using NetTune.Api;
@@ -24,6 +22,7 @@ public sealed class OperatorHost : IAsyncDisposable
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stopping = new();
     private readonly object _sessionLock = new();
+    private readonly TaskCompletionSource<LeaseOutcome> _lost = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _main;
     private Session? _session;
 
@@ -41,6 +40,12 @@ public sealed class OperatorHost : IAsyncDisposable
     public string Identity => _options.Identity;
 
     public bool IsLeader { get; private set; }
+
+    /// <summary>
+    /// Completes when the leadership was lost (a renewal did not succeed within the renew deadline): the host has
+    /// stopped reconciling and will not campaign again; the executable exits so that a fresh process campaigns.
+    /// </summary>
+    public Task LeadershipLost => _lost.Task;
 
     /// <summary>Ready: a standby that is campaigning, or a leader whose caches have synced.</summary>
     public bool IsReady
@@ -81,50 +86,46 @@ public sealed class OperatorHost : IAsyncDisposable
 
     private async Task CampaignAsync(CancellationToken ct)
     {
-        var lease = new LeaseLock(_client, _options.Namespace, _options.LeaseName, _options.Identity);
-        var config = new LeaderElectionConfig(lease)
+        var elector = new LeaseElector(_client, new LeaseElectorOptions
         {
+            Namespace = _options.Namespace,
+            Name = _options.LeaseName,
+            Identity = _options.Identity,
             LeaseDuration = _options.LeaseDuration,
             RenewDeadline = _options.RenewDeadline,
             RetryPeriod = _options.RetryPeriod,
-        };
-        using var elector = new LeaderElector(config);
-        elector.OnStartedLeading += () =>
+        }, _loggers.CreateLogger("leader"));
+        elector.LeaderObserved += leader => _log.LogInformation("the leader is {Leader}", leader ?? "nobody (released)");
+        var outcome = await elector.RunAsync(async term =>
         {
             _log.LogInformation("{Identity} became the leader", _options.Identity);
             IsLeader = true;
             Metrics.Leader.Set(1);
-            _ = StartSession();
-        };
-        elector.OnStoppedLeading += () =>
-        {
-            _log.LogWarning("{Identity} lost the leadership; stopping the controllers", _options.Identity);
-            IsLeader = false;
-            Metrics.Leader.Set(0);
-            Session? session;
-            lock (_sessionLock)
+            var session = StartSession(term);
+            try { await session.ConfigureAwait(false); }
+            finally
             {
-                session = _session;
-                _session = null;
+                IsLeader = false;
+                Metrics.Leader.Set(0);
             }
-            _ = session?.StopAsync();
-        };
-        elector.OnNewLeader += leader => _log.LogInformation("the leader is {Leader}", leader);
-        try
-        {
-            await elector.RunAndTryToHoldLeadershipForeverAsync(ct).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+        }, ct).ConfigureAwait(false);
+        if (outcome != LeaseOutcome.Lost) return;
+        IsLeader = false;
+        Metrics.Leader.Set(0);
+        _log.LogError("{Identity} lost the leadership; stopped reconciling and will not campaign again", _options.Identity);
+        _lost.TrySetResult(outcome);
     }
 
-    private Task StartSession()
+    private Task StartSession() => StartSession(_stopping.Token);
+
+    private Task StartSession(CancellationToken term)
     {
         if (!_options.LeaderElect)
         {
             IsLeader = true;
             Metrics.Leader.Set(1);
         }
-        var session = new Session(_client, _options, _loggers, Metrics, _stopping.Token);
+        var session = new Session(_client, _options, _loggers, Metrics, term);
         lock (_sessionLock)
         {
             if (_stopping.IsCancellationRequested) return Task.CompletedTask;

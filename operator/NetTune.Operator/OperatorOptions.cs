@@ -47,12 +47,16 @@ public sealed record OperatorOptions
 
     private static readonly IDataPlaneProbe SharedProbe = new HttpDataPlaneProbe();
 
+    /// <summary>Images, host paths and ports the tunings' data planes may use (the webhook refuses others too).</summary>
+    public DataPlanePolicy DataPlanePolicy { get; init; } = DataPlanePolicy.Any;
+
     public AgentOptions AgentOptions => Agent with { Namespace = Namespace, Image = AgentImage };
 
     public PlannerSettings PlannerSettings => new(new DataPlaneOptions(Namespace, DataPlaneMemory)
     {
         AgentCpuMillis = Agent.Resources.Requests?.TryGetValue("cpu", out var cpu) == true ? (int)decimal.Ceiling(cpu.ToDecimal() * 1000m) : 0,
         RequiredNodeLabel = DataPlaneRequiredNodeLabel,
+        Policy = DataPlanePolicy,
     }, RevertTimeout)
     {
         PodBackoff = PodBackoff,

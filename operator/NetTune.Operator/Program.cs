@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using NetTune.Operator;
+using NetTune.Operator.Admission;
 using NetTune.Operator.Core.Builders;
 using Prometheus;
 
@@ -105,11 +106,33 @@ var agentNodeSelector = new Option<string?>("--agent-node-selector")
     DefaultValueFactory = _ => Env("NETTUNE_AGENT_NODE_SELECTOR"),
 };
 
+var webhookPort = new Option<int>("--webhook-port")
+{
+    Description = "HTTPS port of the admission webhooks ($NETTUNE_WEBHOOK_PORT); 0 disables",
+    DefaultValueFactory = _ => int.TryParse(Env("NETTUNE_WEBHOOK_PORT"), out var p) ? p : 0,
+};
+var webhookCertDir = new Option<string>("--webhook-cert-dir")
+{
+    Description = "Folder with the webhooks' tls.crt and tls.key, read again when they change ($NETTUNE_WEBHOOK_CERT_DIR)",
+    DefaultValueFactory = _ => Env("NETTUNE_WEBHOOK_CERT_DIR") ?? "/etc/nettune/webhook",
+};
+var allowedImages = new Option<string?>("--dataplane-allowed-images")
+{
+    Description = "Comma-separated image patterns ('*' matches anything) a NetworkTuning's data plane may use ($NETTUNE_DATAPLANE_ALLOWED_IMAGES); default: any",
+    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_IMAGES"),
+};
+var allowedHostPaths = new Option<string?>("--dataplane-allowed-host-paths")
+{
+    Description = "Comma-separated absolute folders below which a data plane may serve staticFiles.hostPath ($NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS); default: any",
+    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS"),
+};
+
 var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects into the agent DaemonSet, per-node NodeStates and data-plane pods")
 {
     kubeconfig, ns, agentImage, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
     revertTimeout, resync, workers, dataPlaneMemory, dataPlaneNodeLabel, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
-    agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector,
+    agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector, webhookPort, webhookCertDir,
+    allowedImages, allowedHostPaths,
 };
 
 root.SetAction(async (parsed, invocationToken) =>
@@ -147,6 +170,11 @@ root.SetAction(async (parsed, invocationToken) =>
     // anywhere else each one is refused with 422 "involvedObject.namespace does not match event.namespace".
     if (parsed.GetValue(eventNamespace) is { } events && events != "default")
         settingErrors.Add($"--event-namespace: '{events}': the API server accepts Events about cluster-scoped objects such as NetworkTuning only in namespace default");
+    static List<string> Split(string? list) => [.. (list ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+    var policy = new DataPlanePolicy(Split(parsed.GetValue(allowedImages)), Split(parsed.GetValue(allowedHostPaths)));
+    foreach (var path in policy.HostPaths.Where(p => !p.StartsWith('/')))
+        settingErrors.Add($"--dataplane-allowed-host-paths: '{path}' is not an absolute path");
+    if (parsed.GetValue(webhookPort) is < 0 or > 65535) settingErrors.Add($"--webhook-port: {parsed.GetValue(webhookPort)} is not a port");
     if (settingErrors.Count > 0)
     {
         foreach (var error in settingErrors) Console.Error.WriteLine(error);
@@ -194,6 +222,7 @@ root.SetAction(async (parsed, invocationToken) =>
         PodDeleteGraceSeconds = parsed.GetValue(podGrace),
         EventNamespace = parsed.GetValue(eventNamespace)!,
         Agent = agent,
+        DataPlanePolicy = policy,
     };
     await using var host = new OperatorHost(client, options, loggers, metrics);
 
@@ -216,15 +245,70 @@ root.SetAction(async (parsed, invocationToken) =>
         log.LogInformation("serving /metrics, /healthz and /readyz on port {Port}", port);
     }
 
+    WebhookServer? webhooks = null;
+    if (parsed.GetValue(webhookPort) is > 0 and var hookPort)
+    {
+        var dir = parsed.GetValue(webhookCertDir)!;
+        var certificate = new CertificateFiles(Path.Combine(dir, "tls.crt"), Path.Combine(dir, "tls.key"));
+        try { certificate.Current(); }
+        catch (Exception e)
+        {
+            log.LogCritical("no usable webhook certificate in {Dir}: {Error}", dir, e.Message);
+            return 2;
+        }
+        webhooks = await WebhookServer.StartAsync(System.Net.IPAddress.Any, hookPort, certificate.Current,
+            new NodeStateAdmission(client, options.Namespace), policy, loggers.CreateLogger("webhook"));
+        log.LogInformation("serving the admission webhooks on port {Port}", hookPort);
+    }
+
     await host.StartAsync(CancellationToken.None);
     log.LogInformation("operator {Identity} started (namespace {Namespace}, events in {EventNamespace}, leader election {LeaderElect})", options.Identity, options.Namespace, options.EventNamespace, options.LeaderElect);
-    try { await Task.Delay(Timeout.Infinite, ct); }
-    catch (OperationCanceledException) { }
-    // SIGTERM: stop taking work, let running reconciles finish, then close the endpoints.
+    var signalled = Task.Delay(Timeout.Infinite, ct);
+    if (await Task.WhenAny(signalled, host.LeadershipLost) == host.LeadershipLost)
+    {
+        // As controller-runtime does: a replica whose renewals failed may be partitioned with work in flight, so it
+        // neither goes on nor campaigns again; the kubelet restarts it as a fresh candidate.
+        log.LogCritical("leadership lost; exiting");
+        await host.StopAsync();
+        if (web is not null) await web.StopAsync(CancellationToken.None);
+        if (webhooks is not null) await webhooks.DisposeAsync();
+        return 1;
+    }
+    // SIGTERM: stop taking work, let running reconciles finish, release the Lease, then close the endpoints.
     log.LogInformation("shutting down");
     await host.StopAsync();
     if (web is not null) await web.StopAsync(CancellationToken.None);
+    if (webhooks is not null) await webhooks.DisposeAsync();
     return 0;
 });
+
+var uninstallTimeout = new Option<double>("--timeout-seconds")
+{
+    Description = "How long to wait for every node to revert and NetTune's objects to go; then exit 1 naming what is left",
+    DefaultValueFactory = _ => 600,
+};
+var uninstall = new Command("uninstall", "Delete every NetworkTuning and wait (bounded) until the nodes reverted and the agents and data-plane pods are gone; the chart's pre-delete hook")
+{
+    kubeconfig, ns, uninstallTimeout,
+};
+uninstall.SetAction(async (parsed, ct) =>
+{
+    KubernetesClientConfiguration config;
+    try
+    {
+        var path = parsed.GetValue(kubeconfig);
+        config = path is not null ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path)
+            : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()
+            : KubernetesClientConfiguration.BuildConfigFromConfigFile();
+    }
+    catch (Exception e)
+    {
+        Console.Error.WriteLine($"no usable cluster configuration: {e.Message}");
+        return 2;
+    }
+    using var client = new Kubernetes(config);
+    return await new Uninstaller(client, parsed.GetValue(ns)!, Console.Out).RunAsync(TimeSpan.FromSeconds(parsed.GetValue(uninstallTimeout)), ct);
+});
+root.Subcommands.Add(uninstall);
 
 return await root.Parse(args).InvokeAsync();

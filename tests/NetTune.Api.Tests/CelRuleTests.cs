@@ -7,9 +7,10 @@ public class CelRuleTests
     [Fact]
     public void EveryCelRuleIdHasItsCSharpTwinAndNoTwinIsOrphaned()
     {
-        var ids = ApiTypes.CelRules().Select(r => r.Id).ToList();
-        Assert.Equal(ids.Count, ids.Distinct().Count());
-        Assert.Equal(NetworkTuningValidator.RuleIds.Order(StringComparer.Ordinal), ids.Order(StringComparer.Ordinal));
+        // An id may sit on several places (NetworkTuning and NodeState share rules) but always names one rule.
+        var rules = ApiTypes.CelRules().GroupBy(r => r.Id).ToList();
+        Assert.All(rules, g => Assert.Single(g.Select(r => (r.Rule, r.Message)).Distinct()));
+        Assert.Equal(NetworkTuningValidator.RuleIds.Order(StringComparer.Ordinal), rules.Select(g => g.Key).Order(StringComparer.Ordinal));
     }
 
     [Fact]

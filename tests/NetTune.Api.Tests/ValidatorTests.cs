@@ -7,7 +7,7 @@ namespace NetTune.Api.Tests;
 public class ValidatorTests
 {
     /// <summary>A spec that uses every section and passes; each test breaks one thing.</summary>
-    private static NetworkTuningSpec Valid() => new()
+    internal static NetworkTuningSpec Valid() => new()
     {
         NodeSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["nettune.io/role"] = "web" } },
         Priority = 10,

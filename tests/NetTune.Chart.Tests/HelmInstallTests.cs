@@ -95,8 +95,10 @@ public sealed class HelmInstallTests(BareClusterFixture fixture, ITestOutputHelp
         Assert.Equal(1, deployment.Spec.Replicas);
         Assert.False(await PdbExistsAsync(ns, $"{fullname}-operator"));
 
-        // Uninstall: nothing of the release is left but the CRDs (Helm never deletes those).
-        output.WriteLine(await HelmAsync(major, "uninstall", release, "-n", ns));
+        // Uninstall: nothing of the release is left but the CRDs (Helm never deletes those). No kubelet runs the
+        // pre-delete Job here (helm would wait for it until its timeout); the operator's UninstallTests run its
+        // command against a live operator, and the real-node suite runs the hook itself.
+        output.WriteLine(await HelmAsync(major, "uninstall", release, "-n", ns, "--no-hooks"));
         await ClusterSupport.WaitUntilAsync(async () =>
             (await ClusterSupport.NamespaceObjectsAsync(Cluster, ns)).All(ClusterSupport.IsNamespaceFurniture), $"namespace {ns} to be empty");
         Assert.Empty(await ClusterSupport.LabelledObjectsAsync(Cluster, $"app.kubernetes.io/instance={release}"));

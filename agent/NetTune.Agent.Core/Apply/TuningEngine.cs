@@ -288,8 +288,12 @@ public sealed class TuningEngine
 
         var journal = _journal.Load();
         // A NIC whose channels changed got new queues: every queue setting journaled for it goes back too.
-        var queuesOf = written.Where(p => p.StartsWith("ethtool:", StringComparison.Ordinal)).Select(p => $"sys/class/net/{p["ethtool:".Length..]}/queues/").ToArray();
-        var undo = journal.Entries.Where(e => written.Contains(e.Path) || (KnobValues.Phase(e.Kind) == 1 && queuesOf.Any(q => e.Path.StartsWith(q, StringComparison.Ordinal))))
+        var changedNics = written.Where(p => p.StartsWith("ethtool:", StringComparison.Ordinal)).Select(p => p["ethtool:".Length..]).ToHashSet(StringComparer.Ordinal);
+        var queuesOf = changedNics.Select(n => $"sys/class/net/{n}/queues/").ToArray();
+        // ...and so does everything journaled of it before its channels changed (its IRQs too: the driver reset them).
+        var undo = journal.Entries.Where(e => written.Contains(e.Path)
+                || (KnobValues.Phase(e.Kind) == 1 && queuesOf.Any(q => e.Path.StartsWith(q, StringComparison.Ordinal)))
+                || (e.BeforeChannels == true && e.Nic is { } nic && changedNics.Contains(nic)))
             .OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
         var done = new List<JournalEntry>();
         var undone = new List<KnobResult>();

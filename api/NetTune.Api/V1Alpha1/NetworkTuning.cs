@@ -257,8 +257,9 @@ public enum IoEngine
 }
 
 [Description("The data plane: one pod per NUMA socket, pinned to its CPUs and memory.")]
-[CelRule("dataplane-image", "!self.enabled || (has(self.image) && size(self.image) > 0)", "dataPlane.image is required when enabled")]
-[CelRule("dataplane-static-root", "!self.enabled || self.mode != 'StaticFiles' || (has(self.staticFiles) && has(self.staticFiles.hostPath))", "dataPlane.staticFiles.hostPath is required in StaticFiles mode")]
+// \S: a blank image is no image (the twin uses IsNullOrWhiteSpace); size() > 0 let "  " through.
+[CelRule("dataplane-image", "!self.enabled || (has(self.image) && self.image.matches('\\\\S'))", "dataPlane.image is required when enabled")]
+[CelRule("dataplane-static-root", "!self.enabled || self.mode != 'StaticFiles' || (has(self.staticFiles) && has(self.staticFiles.hostPath) && size(self.staticFiles.hostPath) > 0)", "dataPlane.staticFiles.hostPath is required in StaticFiles mode")]
 [CelRule("dataplane-proxy-upstreams", "!self.enabled || self.mode != 'Proxy' || (has(self.proxy) && has(self.proxy.upstreams) && size(self.proxy.upstreams) > 0)", "dataPlane.proxy.upstreams is required in Proxy mode")]
 public sealed class DataPlaneSpec
 {

@@ -69,10 +69,13 @@ public sealed class NodeStateSpec
     public NicSpec? Nic { get; set; }
 
     [Items(0, 2)]
+    // The same rules as on NetworkTuningSpec: the twin checks NodeStates too, so the CRD must as well.
+    [CelRule("hugepages-unique-size", "self.all(x, self.exists_one(y, y.size == x.size))", "each hugepage size may appear once")]
     [Description("Hugepages per NUMA node, one entry per page size.")]
     public List<HugepagesSpec>? Hugepages { get; set; }
 
     [Items(0, 64)]
+    [CelRule("sysctls-allowed", SysctlAllowList.CelRule, SysctlAllowList.CelMessage)]
     [Description("Sysctls to set.")]
     public Dictionary<string, string>? Sysctls { get; set; }
 }

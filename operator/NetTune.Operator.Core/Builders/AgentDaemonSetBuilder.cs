@@ -76,6 +76,7 @@ public static class AgentDaemonSetBuilder
                 new V1VolumeMount { Name = "host-sys", MountPath = "/host/sys" },
                 new V1VolumeMount { Name = "host-proc", MountPath = "/host/proc" },
                 new V1VolumeMount { Name = "journal", MountPath = "/var/lib/nettune" },
+                PodBoundToken.Mount,
             ],
             Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MetricsPort }],
             LivenessProbe = new V1Probe
@@ -92,6 +93,7 @@ public static class AgentDaemonSetBuilder
             Spec = new V1PodSpec
             {
                 ServiceAccountName = Names.AgentServiceAccount,
+                AutomountServiceAccountToken = false,
                 HostNetwork = true,
                 DnsPolicy = "ClusterFirstWithHostNet",
                 // The agent holds the node's tuning and its revert: it must neither be preempted nor evicted first.
@@ -105,6 +107,7 @@ public static class AgentDaemonSetBuilder
                     new V1Volume { Name = "host-sys", HostPath = new V1HostPathVolumeSource { Path = "/sys", Type = "Directory" } },
                     new V1Volume { Name = "host-proc", HostPath = new V1HostPathVolumeSource { Path = "/proc", Type = "Directory" } },
                     new V1Volume { Name = "journal", HostPath = new V1HostPathVolumeSource { Path = options.JournalHostPath, Type = "DirectoryOrCreate" } },
+                    PodBoundToken.Volume,
                 ],
             },
         };

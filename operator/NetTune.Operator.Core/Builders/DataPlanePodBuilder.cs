@@ -18,6 +18,9 @@ public sealed record DataPlaneOptions(string Namespace, string MemoryPerSocket =
     /// current boot; null or empty: none.
     /// </summary>
     public string? RequiredNodeLabel { get; init; } = Names.NodeTunedLabel;
+
+    /// <summary>Images, host paths and ports a tuning's data plane may use; a refused one gets no pods.</summary>
+    public DataPlanePolicy Policy { get; init; } = DataPlanePolicy.Any;
 }
 
 /// <summary>What a socket of a node gets: its pod, or why it has none yet.</summary>
@@ -54,6 +57,27 @@ public static class DataPlanePodBuilder
         var skip = reserved.ToHashSet();
         return cpus.Where(c => !skip.Contains(c)).ToList();
     }
+
+    /// <summary>The data plane's user: the image's own non-root "app" user (images/dataplane), stated so the kubelet checks it.</summary>
+    public const long RunAsUser = 1654;
+
+    // The Pod Security "restricted" profile: non-root, no privilege escalation, no capabilities, the runtime's
+    // seccomp profile. Nothing the data plane does needs more: ports >= 1024 (DataPlanePolicy), its own affinity
+    // and memory policy, io_uring, hugepage mmap of its emptyDir. A read-only root; /tmp is an emptyDir.
+    private static V1PodSecurityContext RestrictedPod => new()
+    {
+        RunAsNonRoot = true,
+        RunAsUser = RunAsUser,
+        RunAsGroup = RunAsUser,
+        SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
+    };
+
+    private static V1SecurityContext RestrictedContainer => new()
+    {
+        AllowPrivilegeEscalation = false,
+        ReadOnlyRootFilesystem = true,
+        Capabilities = new V1Capabilities { Drop = ["ALL"] },
+    };
 
     /// <summary>
     /// Whole CPUs the node's allocatable CPU leaves to each socket's pod: allocatable less the agent's request, in whole
@@ -96,6 +120,8 @@ public static class DataPlanePodBuilder
         var result = new List<SocketPod>();
         var dp = tuning.Spec.DataPlane;
         if (dp is null || !dp.Enabled || topology?.NumaNodes is null) return result;
+        // The admission webhook refuses such tunings; this catches those admitted before the lists changed.
+        if (options.Policy.Refusal(dp) is not null) return result;
         var reserved = tuning.Spec.Nic?.IrqAffinity?.ReservedCpus;
         var sockets = topology.NumaNodes.Where(n => SocketCpus(n, reserved).Count > 0).OrderBy(n => n.Id).ToList();
         var share = AllocatableShare(nodeObject, sockets.Count, options);
@@ -235,8 +261,10 @@ public static class DataPlanePodBuilder
                 PeriodSeconds = 10,
                 FailureThreshold = 3,
             },
-            VolumeMounts = mounts.Count == 0 ? null : mounts,
+            VolumeMounts = [.. mounts, new V1VolumeMount { Name = "tmp", MountPath = "/tmp" }],
+            SecurityContext = RestrictedContainer,
         };
+        volumes.Add(new V1Volume { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("16Mi") } });
 
         var pod = new V1Pod
         {
@@ -265,7 +293,10 @@ public static class DataPlanePodBuilder
                 RestartPolicy = "Always",
                 TerminationGracePeriodSeconds = 30,
                 Containers = [container],
-                Volumes = volumes.Count == 0 ? null : volumes,
+                Volumes = volumes,
+                // The data plane never talks to the API server: no token to steal from a host-network pod.
+                AutomountServiceAccountToken = false,
+                SecurityContext = RestrictedPod,
             },
         };
         pod.Metadata.Annotations = new Dictionary<string, string> { [Names.SpecHashAnnotation] = Names.Hash(pod.Spec) };

@@ -39,6 +39,10 @@ public sealed class ExecutableTests(ClusterFixture fx, ITestOutputHelper output)
         await op.Process.WaitForExitAsync(exit.Token);
         Assert.Equal(0, op.Process.ExitCode);
         Assert.Contains(op.Logs, l => l.Contains("shutting down"));
+        // The Lease was released on the way out: a successor need not wait out its duration.
+        var lease = await bed.Client.CoordinationV1.ReadNamespacedLeaseAsync("exe-" + bed.Id, bed.Namespace);
+        Assert.True(string.IsNullOrEmpty(lease.Spec.HolderIdentity), $"the Lease is still held by {lease.Spec.HolderIdentity}");
+        Assert.Equal(1, lease.Spec.LeaseDurationSeconds);
     }
 
     [Fact]

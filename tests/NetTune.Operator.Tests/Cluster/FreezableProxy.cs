@@ -14,6 +14,7 @@ public sealed class FreezableProxy : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<(TcpClient Client, TcpClient Upstream, CancellationTokenSource Frozen)> _connections = [];
     private readonly Task _accept;
+    private readonly List<TcpClient> _held = [];
 
     public FreezableProxy(Uri target)
     {
@@ -25,6 +26,21 @@ public sealed class FreezableProxy : IAsyncDisposable
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
     public int Frozen { get; private set; }
+
+    private volatile bool _partitioned;
+
+    /// <summary>
+    /// A network partition: the open connections freeze, and new ones are accepted but never reach the API server
+    /// (until <see cref="Heal"/>), so the client cannot get through by reconnecting either.
+    /// </summary>
+    public void Partition()
+    {
+        _partitioned = true;
+        FreezeOpenConnections();
+    }
+
+    /// <summary>New connections relay again; the frozen ones stay silent.</summary>
+    public void Heal() => _partitioned = false;
 
     /// <summary>Stops the bytes of every connection open now.</summary>
     public void FreezeOpenConnections()
@@ -45,6 +61,12 @@ public sealed class FreezableProxy : IAsyncDisposable
             try { client = await _listener.AcceptTcpClientAsync(_stop.Token); }
             catch (OperationCanceledException) { return; }
             catch (SocketException) { return; }
+            if (_partitioned)
+            {
+                // Accepted and left silent: the client's connect succeeds and its TLS handshake hangs.
+                lock (_connections) _held.Add(client);
+                continue;
+            }
             var upstream = new TcpClient();
             try { await upstream.ConnectAsync(_target, _stop.Token); }
             catch (Exception) { client.Dispose(); upstream.Dispose(); continue; }
@@ -83,6 +105,7 @@ public sealed class FreezableProxy : IAsyncDisposable
         lock (_connections)
         {
             foreach (var c in _connections) { c.Client.Dispose(); c.Upstream.Dispose(); }
+            foreach (var c in _held) c.Dispose();
         }
     }
 }

@@ -119,7 +119,7 @@ public sealed class LeaderElectionTests(ClusterFixture fx, ITestOutputHelper out
         Assert.Equal(1, leader.Metrics.Leader.Value);
         Assert.Equal(0, standby.Metrics.Leader.Value);
 
-        // The leader dies without handing over; the standby takes the Lease once it expires.
+        // The leader stops; the standby takes the Lease (released on the way out, or expired).
         await leader.StopAsync();
         await TestBed.EventuallyAsync(() => Task.FromResult(standby.IsLeader), "the standby leads", TimeSpan.FromSeconds(20));
         var lease = await bed.Client.CoordinationV1.ReadNamespacedLeaseAsync("nettune-" + bed.Id, bed.Namespace);
@@ -128,6 +128,112 @@ public sealed class LeaderElectionTests(ClusterFixture fx, ITestOutputHelper out
         await bed.UpdateTuningAsync(name, s => s.Sysctls!["net.core.somaxconn"] = "4096");
         await Specs.ConvergedAsync(bed, name, 2, 2);
         Assert.True(standby.Metrics.Reconciles.WithLabels("NetworkTuning", "success").Value > 0);
+    }
+}
+
+[Collection("cluster")]
+public sealed class LeaseHandOverTests(ClusterFixture fx, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task AStoppingLeaderReleasesTheLeaseSoTheStandbyTakesOverBeforeItWouldExpire()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        await bed.CreateNodesAsync(2);
+        var leaseName = "handover-" + bed.Id;
+        // A lease longer than the test's patience: only a released Lease can change hands within it.
+        OperatorOptions Elect(string identity) => bed.FastOptions(identity) with
+        {
+            LeaderElect = true,
+            LeaseName = leaseName,
+            LeaseDuration = TimeSpan.FromSeconds(120),
+            RenewDeadline = TimeSpan.FromSeconds(60),
+            RetryPeriod = TimeSpan.FromMilliseconds(500),
+        };
+        var a = await bed.StartOperatorAsync(Elect("handover-a"));
+        await TestBed.EventuallyAsync(() => Task.FromResult(a.IsLeader), "a leads");
+        var b = await bed.StartOperatorAsync(Elect("handover-b"));
+        bed.StartAgents();
+        var name = (await bed.CreateTuningAsync("handover", Specs.Somaxconn(bed, "1024"))).Metadata.Name;
+        await Specs.ConvergedAsync(bed, name, 1, 2);
+
+        await a.StopAsync();
+        var released = await bed.Client.CoordinationV1.ReadNamespacedLeaseAsync(leaseName, bed.Namespace);
+        Assert.True(string.IsNullOrEmpty(released.Spec.HolderIdentity), $"still held by {released.Spec.HolderIdentity}");
+        Assert.Equal(1, released.Spec.LeaseDurationSeconds);
+
+        await TestBed.EventuallyAsync(() => Task.FromResult(b.IsLeader), "the standby leads");
+        Assert.Equal("handover-b", (await bed.Client.CoordinationV1.ReadNamespacedLeaseAsync(leaseName, bed.Namespace)).Spec.HolderIdentity);
+        await bed.UpdateTuningAsync(name, s => s.Sysctls!["net.core.somaxconn"] = "2048");
+        await Specs.ConvergedAsync(bed, name, 2, 2);
+    }
+
+    [Fact]
+    public async Task APartitionedLeaderStopsAtItsRenewDeadlineNeverCampaignsAgainAndNeverWritesBesideItsSuccessor()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        await bed.CreateNodesAsync(2);
+        var leaseName = "partition-" + bed.Id;
+        OperatorOptions Elect(string identity) => bed.FastOptions(identity) with
+        {
+            LeaderElect = true,
+            LeaseName = leaseName,
+            LeaseDuration = TimeSpan.FromSeconds(6),
+            RenewDeadline = TimeSpan.FromSeconds(4),
+            RetryPeriod = TimeSpan.FromMilliseconds(500),
+        };
+        // The first replica reaches the API server only through the proxy, and every write it sends is recorded.
+        await using var proxy = new FreezableProxy(fx.Cluster.ApiServerUrl);
+        var config = KubernetesClientConfiguration.BuildConfigFromConfigFile(fx.Cluster.KubeconfigPath);
+        config.Host = $"https://127.0.0.1:{proxy.Port}";
+        config.WithKeepAlivePings(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2));
+        var writes = new WriteRecorder();
+        var a = await bed.StartOperatorAsync(Elect("partition-a"), new Kubernetes(config, writes));
+        await TestBed.EventuallyAsync(() => Task.FromResult(a.IsLeader), "a leads");
+        var b = await bed.StartOperatorAsync(Elect("partition-b"));
+        bed.StartAgents();
+        var name = (await bed.CreateTuningAsync("partition", Specs.Somaxconn(bed, "1024"))).Metadata.Name;
+        await Specs.ConvergedAsync(bed, name, 1, 2);
+        Assert.NotEmpty(writes.Since(DateTime.MinValue));
+
+        proxy.Partition();
+        // Work for a leader: only the successor can do it.
+        await bed.UpdateTuningAsync(name, s => s.Sysctls!["net.core.somaxconn"] = "2048");
+        await a.LeadershipLost.WaitAsync(TestBed.Timeout);
+        var lostAt = DateTime.UtcNow;
+        Assert.False(a.IsLeader);
+        await TestBed.EventuallyAsync(() => Task.FromResult(b.IsLeader), "the successor leads");
+        await Specs.ConvergedAsync(bed, name, 2, 2);
+        var lease = await bed.Client.CoordinationV1.ReadNamespacedLeaseAsync(leaseName, bed.Namespace);
+        Assert.Equal("partition-b", lease.Spec.HolderIdentity);
+        var successorSince = lease.Spec.AcquireTime!.Value;
+
+        // The partition heals: the old leader neither campaigns nor writes again.
+        proxy.Heal();
+        await bed.UpdateTuningAsync(name, s => s.Sysctls!["net.core.somaxconn"] = "4096");
+        await Specs.ConvergedAsync(bed, name, 3, 2);
+        Assert.Equal("partition-b", (await bed.Client.CoordinationV1.ReadNamespacedLeaseAsync(leaseName, bed.Namespace)).Spec.HolderIdentity);
+        Assert.False(a.IsLeader);
+        Assert.Empty(writes.Since(successorSince));
+        Assert.Empty(writes.Since(lostAt));
+    }
+
+    /// <summary>Every request that changes something, other than the Lease itself, with the time it was sent.</summary>
+    private sealed class WriteRecorder : DelegatingHandler
+    {
+        private readonly List<(DateTime At, string What)> _writes = [];
+
+        public IReadOnlyList<string> Since(DateTime t)
+        {
+            lock (_writes) return [.. _writes.Where(w => w.At >= t).Select(w => $"{w.At:O} {w.What}")];
+        }
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+        {
+            if (request.Method != HttpMethod.Get && request.RequestUri?.AbsolutePath.Contains("/leases/", StringComparison.Ordinal) != true
+                && request.RequestUri?.AbsolutePath.EndsWith("/leases", StringComparison.Ordinal) != true)
+                lock (_writes) _writes.Add((DateTime.UtcNow, $"{request.Method} {request.RequestUri?.AbsolutePath}"));
+            return base.SendAsync(request, ct);
+        }
     }
 }
 

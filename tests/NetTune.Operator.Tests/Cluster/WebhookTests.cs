@@ -1,0 +1,260 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Microsoft.Extensions.Logging.Abstractions;
+using NetTune.Api;
+using NetTune.Api.V1Alpha1;
+using NetTune.Operator.Admission;
+using NetTune.Operator.Core.Builders;
+using NetTune.Testing.Cluster;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace NetTune.Operator.Tests.Cluster;
+
+/// <summary>
+/// The admission webhooks as the real API server calls them: over TLS, registered with a
+/// ValidatingWebhookConfiguration, with the caller's identity as the server authenticated it.
+/// </summary>
+[Collection("cluster")]
+public sealed class WebhookTests(ClusterFixture fx, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task AnAgentsPodBoundTokenMayChangeOnlyItsOwnNodesNodeState()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        var admin = bed.Client;
+        var nodes = await bed.CreateNodesAsync(2);
+        var (node1, node2) = (nodes[0], nodes[1]);
+        // The NodeStates of this test only carry the label the test's webhook registration selects, so other tests
+        // sharing the cluster never reach this webhook.
+        var selectLabel = ("nettune-webhook-test", bed.Id);
+        foreach (var node in new[] { node1, node2 })
+            await admin.CustomObjects.CreateClusterCustomObjectAsync(new NetworkTuningNodeState
+            {
+                Metadata = new V1ObjectMeta { Name = node, Labels = new Dictionary<string, string> { [selectLabel.Item1] = selectLabel.Item2 } },
+                Spec = new NodeStateSpec { NodeName = node },
+            }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+
+        // The agent's ServiceAccount with the chart's agent rights: status of every NodeState, so RBAC alone lets it
+        // write other nodes' status; only the webhook stops that.
+        await admin.CoreV1.CreateNamespacedServiceAccountAsync(new V1ServiceAccount { Metadata = new V1ObjectMeta { Name = Names.AgentServiceAccount } }, bed.Namespace);
+        var role = "nettune-agent-" + bed.Id;
+        await admin.RbacAuthorizationV1.CreateClusterRoleAsync(new V1ClusterRole
+        {
+            Metadata = new V1ObjectMeta { Name = role },
+            Rules =
+            [
+                new V1PolicyRule { ApiGroups = [ApiGroup.Name], Resources = ["networktuningnodestates"], Verbs = ["get", "list", "watch"] },
+                new V1PolicyRule { ApiGroups = [ApiGroup.Name], Resources = ["networktuningnodestates/status"], Verbs = ["get", "update", "patch"] },
+            ],
+        });
+        await admin.RbacAuthorizationV1.CreateClusterRoleBindingAsync(new V1ClusterRoleBinding
+        {
+            Metadata = new V1ObjectMeta { Name = role },
+            RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "ClusterRole", Name = role },
+            Subjects = [new Rbacv1Subject { Kind = "ServiceAccount", Name = Names.AgentServiceAccount, NamespaceProperty = bed.Namespace }],
+        });
+
+        // Agent pods as the DaemonSet controller makes them: one per node, run as the agent ServiceAccount.
+        var pods = new Dictionary<string, V1Pod>();
+        foreach (var node in new[] { node1, node2 })
+            pods[node] = await admin.CoreV1.CreateNamespacedPodAsync(new V1Pod
+            {
+                Metadata = new V1ObjectMeta { Name = "agent-" + node },
+                Spec = new V1PodSpec
+                {
+                    NodeName = node,
+                    ServiceAccountName = Names.AgentServiceAccount,
+                    AutomountServiceAccountToken = false,
+                    Containers = [new V1Container { Name = "agent", Image = "nettune/agent:test" }],
+                },
+            }, bed.Namespace);
+
+        using var certificate = SelfSignedLoopbackCertificate();
+        await using var server = await WebhookServer.StartAsync(IPAddress.Loopback, 0, () => certificate,
+            new NodeStateAdmission(admin, bed.Namespace), DataPlanePolicy.Any, NullLogger.Instance);
+        var hook = "nettune-nodestates-" + bed.Id;
+        await admin.AdmissionregistrationV1.CreateValidatingWebhookConfigurationAsync(new V1ValidatingWebhookConfiguration
+        {
+            Metadata = new V1ObjectMeta { Name = hook },
+            Webhooks =
+            [
+                new V1ValidatingWebhook
+                {
+                    Name = "nodestates.nettune.io",
+                    ClientConfig = new Admissionregistrationv1WebhookClientConfig
+                    {
+                        Url = $"https://127.0.0.1:{server.Port}{WebhookServer.NodeStatesPath}",
+                        CaBundle = System.Text.Encoding.ASCII.GetBytes(certificate.ExportCertificatePem()),
+                    },
+                    Rules =
+                    [
+                        new V1RuleWithOperations
+                        {
+                            ApiGroups = [ApiGroup.Name], ApiVersions = [ApiGroup.Version],
+                            Resources = ["networktuningnodestates", "networktuningnodestates/status"],
+                            Operations = ["CREATE", "UPDATE", "DELETE"],
+                        },
+                    ],
+                    ObjectSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { [selectLabel.Item1] = selectLabel.Item2 } },
+                    FailurePolicy = "Fail",
+                    SideEffects = "None",
+                    AdmissionReviewVersions = ["v1"],
+                    TimeoutSeconds = 10,
+                },
+            ],
+        });
+        try
+        {
+            var agent1 = ClientFor(await TokenAsync(admin, bed.Namespace, pods[node1]));
+            // The API server needs a moment before it calls a new webhook: wait until the agent is refused once.
+            await TestBed.EventuallyAsync(async () => await WriteStatusAsync(agent1, node2) is HttpStatusCode.Forbidden, "the webhook refuses node1's agent on node2");
+
+            Assert.Equal(HttpStatusCode.OK, await WriteStatusAsync(agent1, node1));
+            var refusal = await Assert.ThrowsAsync<HttpOperationException>(() => WriteStatusOrThrowAsync(agent1, node2));
+            Assert.Contains($"runs on node {node1} and may not change the NetworkTuningNodeState of node {node2}", refusal.Response.Content);
+            Assert.Null((await bed.GetNodeStateAsync(node2))!.Status?.AgentVersion);
+
+            // The other agent, the other way round.
+            var agent2 = ClientFor(await TokenAsync(admin, bed.Namespace, pods[node2]));
+            Assert.Equal(HttpStatusCode.OK, await WriteStatusAsync(agent2, node2));
+            Assert.Equal(HttpStatusCode.Forbidden, await WriteStatusAsync(agent2, node1));
+
+            // A token of the agent's ServiceAccount that names no pod (as a legacy Secret token) names no node either.
+            var unbound = ClientFor(await TokenAsync(admin, bed.Namespace, pod: null));
+            var noPod = await Assert.ThrowsAsync<HttpOperationException>(() => WriteStatusOrThrowAsync(unbound, node1));
+            Assert.Contains("must use a pod-bound ServiceAccount token", noPod.Response.Content);
+
+            // Others (the operator, people) are RBAC's business only.
+            Assert.Equal(HttpStatusCode.OK, await WriteStatusAsync(admin, node2));
+        }
+        finally
+        {
+            // Before the server stops: a registration whose server is gone would refuse these objects' deletion.
+            await admin.AdmissionregistrationV1.DeleteValidatingWebhookConfigurationAsync(hook);
+            await admin.RbacAuthorizationV1.DeleteClusterRoleBindingAsync(role);
+            await admin.RbacAuthorizationV1.DeleteClusterRoleAsync(role);
+        }
+    }
+
+    [Fact]
+    public async Task TheTuningWebhookRefusesInvalidSpecsAndDataPlanesOutsideTheAllowListsWithTheReason()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        using var certificate = SelfSignedLoopbackCertificate();
+        var policy = new DataPlanePolicy(["nettune/dataplane:*"], ["/srv/www"]);
+        await using var server = await WebhookServer.StartAsync(IPAddress.Loopback, 0, () => certificate,
+            new NodeStateAdmission(bed.Client, bed.Namespace), policy, NullLogger.Instance);
+        var hook = "nettune-tunings-" + bed.Id;
+        var selectLabel = ("nettune-webhook-test", bed.Id);
+        await bed.Client.AdmissionregistrationV1.CreateValidatingWebhookConfigurationAsync(new V1ValidatingWebhookConfiguration
+        {
+            Metadata = new V1ObjectMeta { Name = hook },
+            Webhooks =
+            [
+                new V1ValidatingWebhook
+                {
+                    Name = "networktunings.nettune.io",
+                    ClientConfig = new Admissionregistrationv1WebhookClientConfig
+                    {
+                        Url = $"https://127.0.0.1:{server.Port}{WebhookServer.NetworkTuningsPath}",
+                        CaBundle = System.Text.Encoding.ASCII.GetBytes(certificate.ExportCertificatePem()),
+                    },
+                    Rules = [new V1RuleWithOperations { ApiGroups = [ApiGroup.Name], ApiVersions = [ApiGroup.Version], Resources = ["networktunings"], Operations = ["CREATE", "UPDATE"] }],
+                    ObjectSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { [selectLabel.Item1] = selectLabel.Item2 } },
+                    FailurePolicy = "Fail",
+                    SideEffects = "None",
+                    AdmissionReviewVersions = ["v1"],
+                },
+            ],
+        });
+        try
+        {
+            async Task<string?> CreateAsync(string name, DataPlaneSpec dp, Dictionary<string, string>? sysctls = null)
+            {
+                try
+                {
+                    await bed.Client.CustomObjects.CreateClusterCustomObjectAsync(new NetworkTuning
+                    {
+                        Metadata = new V1ObjectMeta { Name = $"{bed.Id}-{name}", Labels = new Dictionary<string, string> { [selectLabel.Item1] = selectLabel.Item2 } },
+                        Spec = new NetworkTuningSpec { NodeSelector = bed.Selector(), Sysctls = sysctls, DataPlane = dp },
+                    }, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural);
+                    await bed.Client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, $"{bed.Id}-{name}");
+                    return null;
+                }
+                catch (HttpOperationException e) { return e.Response.Content; }
+            }
+            DataPlaneSpec Static(string image, string path, int port = 8080) => new() { Enabled = true, Image = image, Mode = DataPlaneMode.StaticFiles, StaticFiles = new StaticFilesSpec { HostPath = path }, Port = port };
+
+            await TestBed.EventuallyAsync(async () => await CreateAsync("probe", Static("evil/miner:1", "/srv/www")) is not null, "the webhook is called");
+            Assert.Null(await CreateAsync("allowed", Static("nettune/dataplane:0.1.0", "/srv/www/site")));
+            Assert.Contains("image 'evil/miner:1' is not in the data-plane image allow-list", await CreateAsync("image", Static("evil/miner:1", "/srv/www")));
+            Assert.Contains("hostPath '/etc' is not below an allowed folder", await CreateAsync("etc", Static("nettune/dataplane:0.1.0", "/etc")));
+            Assert.Contains("hostPath '/srv/www/../../etc' is not below", await CreateAsync("climb", Static("nettune/dataplane:0.1.0", "/srv/www/../../etc")));
+            Assert.Contains("ports below 1024", await CreateAsync("port", Static("nettune/dataplane:0.1.0", "/srv/www", port: 80)));
+            // The CEL rules' twins: a v1.20 server ignores the CRD's rules, the webhook does not.
+            Assert.Contains("sysctls may only set keys of the allow-list; refused: kernel.panic",
+                await CreateAsync("sysctl", Static("nettune/dataplane:0.1.0", "/srv/www"), new Dictionary<string, string> { ["kernel.panic"] = "1" }));
+        }
+        finally
+        {
+            await bed.Client.AdmissionregistrationV1.DeleteValidatingWebhookConfigurationAsync(hook);
+        }
+    }
+
+    private static async Task<HttpStatusCode> WriteStatusAsync(IKubernetes client, string node)
+    {
+        try
+        {
+            await WriteStatusOrThrowAsync(client, node);
+            return HttpStatusCode.OK;
+        }
+        catch (HttpOperationException e) { return e.Response.StatusCode; }
+    }
+
+    /// <summary>What an agent does: report its node's status (here: as Applied, whichever node it is told).</summary>
+    private static async Task WriteStatusOrThrowAsync(IKubernetes client, string node)
+    {
+        var state = TestBed.Parse<NetworkTuningNodeState>(await client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node));
+        state.Status = TestBed.AgentStatus(state, "Applied", null, null);
+        await client.CustomObjects.ReplaceClusterCustomObjectStatusAsync(state, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
+    }
+
+    /// <summary>A token for the agent ServiceAccount, bound to <paramref name="pod"/> as the kubelet asks for a projected one.</summary>
+    private static async Task<string> TokenAsync(IKubernetes admin, string ns, V1Pod? pod)
+    {
+        var request = new Authenticationv1TokenRequest
+        {
+            Spec = new V1TokenRequestSpec
+            {
+                ExpirationSeconds = 600,
+                BoundObjectRef = pod is null ? null : new V1BoundObjectReference { ApiVersion = "v1", Kind = "Pod", Name = pod.Metadata.Name, Uid = pod.Metadata.Uid },
+            },
+        };
+        var issued = await admin.CoreV1.CreateNamespacedServiceAccountTokenAsync(request, Names.AgentServiceAccount, ns);
+        return issued.Status.Token;
+    }
+
+    private IKubernetes ClientFor(string token)
+    {
+        var config = KubernetesClientConfiguration.BuildConfigFromConfigFile(fx.Cluster.KubeconfigPath);
+        config.AccessToken = token;
+        return new Kubernetes(config);
+    }
+
+    private static X509Certificate2 SelfSignedLoopbackCertificate()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=nettune-webhook-test", key, HashAlgorithmName.SHA256);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(san.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+        return X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pkcs12), null);
+    }
+}

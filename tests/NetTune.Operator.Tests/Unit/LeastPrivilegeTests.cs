@@ -1,0 +1,87 @@
+using NetTune.Api.V1Alpha1;
+using NetTune.Operator.Core.Builders;
+using Xunit;
+using static NetTune.Operator.Tests.Unit.Fixtures;
+
+namespace NetTune.Operator.Tests.Unit;
+
+/// <summary>What the operator's pods may do: the data plane's restricted context, the agent's pod-bound token, the allow-lists.</summary>
+public sealed class LeastPrivilegeTests
+{
+    private static NetworkTuning StaticTuning(string image = "nettune/dataplane:1", string path = "/srv/www/site", int port = 8080)
+    {
+        var t = Tuning("web");
+        t.Spec.DataPlane = new DataPlaneSpec
+        {
+            Enabled = true, Image = image, Port = port, AdminPort = 9180, Mode = DataPlaneMode.StaticFiles,
+            StaticFiles = new StaticFilesSpec { HostPath = path },
+        };
+        return t;
+    }
+
+    private static readonly NodeTopology OneSocket = new() { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-3" }] };
+
+    [Fact]
+    public void DataPlanePodsRunRestrictedWithoutAServiceAccountToken()
+    {
+        var pod = DataPlanePodBuilder.Build(StaticTuning(), "node-a", null, OneSocket, new DataPlaneOptions("ns")).Single();
+        Assert.False(pod.Spec.AutomountServiceAccountToken);
+        Assert.True(pod.Spec.SecurityContext.RunAsNonRoot);
+        Assert.Equal(DataPlanePodBuilder.RunAsUser, pod.Spec.SecurityContext.RunAsUser);
+        Assert.NotEqual(0, pod.Spec.SecurityContext.RunAsGroup);
+        Assert.Equal("RuntimeDefault", pod.Spec.SecurityContext.SeccompProfile.Type);
+        var c = pod.Spec.Containers.Single().SecurityContext;
+        Assert.False(c.AllowPrivilegeEscalation);
+        Assert.True(c.ReadOnlyRootFilesystem);
+        Assert.Equal(["ALL"], c.Capabilities.Drop);
+        Assert.Null(c.Capabilities.Add);
+        Assert.NotEqual(true, c.Privileged);
+        // A read-only root needs somewhere to write temporary files; the static root stays read-only.
+        var mounts = pod.Spec.Containers.Single().VolumeMounts;
+        Assert.Contains(mounts, m => m.MountPath == "/tmp" && pod.Spec.Volumes.Single(v => v.Name == m.Name).EmptyDir is not null);
+        Assert.True(mounts.Single(m => m.MountPath == DataPlanePodBuilder.StaticRoot).ReadOnlyProperty);
+    }
+
+    [Fact]
+    public void TheAgentGetsAPodBoundTokenWhereTheServiceAccountsWouldBe()
+    {
+        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "nettune/agent:1"), [Tuning("web")])!;
+        var pod = ds.Spec.Template.Spec;
+        Assert.False(pod.AutomountServiceAccountToken);
+        var mount = pod.Containers.Single().VolumeMounts.Single(m => m.MountPath == "/var/run/secrets/kubernetes.io/serviceaccount");
+        Assert.True(mount.ReadOnlyProperty);
+        var sources = pod.Volumes.Single(v => v.Name == mount.Name).Projected.Sources;
+        Assert.Equal("token", sources.Single(s => s.ServiceAccountToken is not null).ServiceAccountToken.Path);
+        Assert.Equal("ca.crt", sources.Single(s => s.ConfigMap is not null).ConfigMap.Items.Single().Path);
+        Assert.Equal("metadata.namespace", sources.Single(s => s.DownwardAPI is not null).DownwardAPI.Items.Single().FieldRef.FieldPath);
+    }
+
+    [Theory]
+    [InlineData("nettune/dataplane:1", "/srv/www/site", 8080, null)]
+    [InlineData("registry.example.com/nettune/dataplane@sha256:ab", "/srv/www", 8080, null)]
+    [InlineData("evil/miner:1", "/srv/www", 8080, "image 'evil/miner:1' is not in the data-plane image allow-list")]
+    [InlineData("nettune/dataplane-evil:1", "/srv/www", 8080, "is not in the data-plane image allow-list")]
+    [InlineData("nettune/dataplane:1", "/etc", 8080, "hostPath '/etc' is not below an allowed folder (/srv/www/)")]
+    [InlineData("nettune/dataplane:1", "/srv/wwwx", 8080, "is not below an allowed folder")]
+    [InlineData("nettune/dataplane:1", "/srv/www/../../etc", 8080, "is not below an allowed folder")]
+    [InlineData("nettune/dataplane:1", "/srv/www", 443, "ports below 1024")]
+    public void TheAllowListsJudgeImagesHostPathsAndPorts(string image, string path, int port, string? refusal)
+    {
+        var policy = new DataPlanePolicy(["nettune/dataplane:*", "registry.example.com/nettune/dataplane@*"], ["/srv/www/"]);
+        var tuning = StaticTuning(image, path, port);
+        var verdict = policy.Refusal(tuning.Spec.DataPlane);
+        if (refusal is null) Assert.Null(verdict);
+        else Assert.Contains(refusal, verdict);
+        // The builder makes no pods for what the lists refuse (a tuning admitted before the lists changed).
+        var pods = DataPlanePodBuilder.Build(tuning, "node-a", null, OneSocket, new DataPlaneOptions("ns") { Policy = policy });
+        Assert.Equal(refusal is null ? 1 : 0, pods.Count);
+    }
+
+    [Fact]
+    public void EmptyListsAllowAnyImageAndPathButNotPrivilegedPorts()
+    {
+        Assert.Null(DataPlanePolicy.Any.Refusal(StaticTuning("anything:1", "/anywhere").Spec.DataPlane));
+        Assert.Contains("ports below 1024", DataPlanePolicy.Any.Refusal(StaticTuning(port: 80).Spec.DataPlane));
+        Assert.Null(DataPlanePolicy.Any.Refusal(new DataPlaneSpec { Enabled = false, Port = 80 }));
+    }
+}
