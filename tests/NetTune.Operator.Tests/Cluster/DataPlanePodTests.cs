@@ -216,7 +216,8 @@ public sealed class DataPlanePodTests(ClusterFixture fx, ITestOutputHelper outpu
         var nodes = await bed.CreateNodesAsync(2);
         // The agent reserved the pages, but the kubelets have not counted them yet (they read them at start).
         foreach (var n in nodes) await bed.SetAllocatableAsync(n, ("cpu", "4"), ("hugepages-2Mi", "0"));
-        await bed.StartOperatorAsync();
+        // No resync within the test: the node updates alone (allocatable, cordon) must bring the pods.
+        await bed.StartOperatorAsync(bed.FastOptions() with { ResyncPeriod = TimeSpan.FromMinutes(10) });
         bed.StartAgents(_ => Sockets(1, 2));
         var spec = Spec(bed);
         spec.Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 32 }];
