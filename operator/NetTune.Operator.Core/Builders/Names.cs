@@ -20,11 +20,8 @@ public static class Names
     public const string AgentDaemonSet = "nettune-agent";
     public const string AgentServiceAccount = "nettune-agent";
 
-    /// <summary>
-    /// Set by the node's agent while the current boot has the node's tuning applied; the data-plane pods require it.
-    /// (Stands in for the agent's own constant in NetTune.Api until that lands: they must be the same string.)
-    /// </summary>
-    public const string NodeTunedLabel = "nettune.io/tuned";
+    /// <summary>Set by the node's agent while the current boot has the node's tuning applied; the data-plane pods require it.</summary>
+    public const string NodeTunedLabel = NetTune.Api.V1Alpha1.NodeLabels.Tuned;
 
     /// <summary>The operator sets it on every node that needs an agent and removes it only once the node reported Reverted.</summary>
     public const string AgentNodeLabel = "nettune.io/agent";
