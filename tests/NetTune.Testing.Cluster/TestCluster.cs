@@ -163,7 +163,7 @@ public sealed class TestCluster : IAsyncDisposable
         _controllerManager = ChildProcess.Start("kube-controller-manager", Path.Combine(_assets, "kube-controller-manager"),
         [
             $"--kubeconfig={KubeconfigPath}",
-            "--controllers=garbagecollector,namespace,daemonset,serviceaccount,serviceaccount-token",
+            "--controllers=garbagecollector,namespace,daemonset,serviceaccount,serviceaccount-token,root-ca-cert-publisher",
             $"--service-account-private-key-file={_pki.ServiceAccountKey}",
             $"--root-ca-file={_pki.CaCert}",
             "--leader-elect=false",
