@@ -146,11 +146,14 @@ public sealed class KubeCluster : IAsyncDisposable
             $"--service-account-key-file={_pki.ServiceAccountPub}",
             $"--service-account-signing-key-file={_pki.ServiceAccountKey}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            "--service-cluster-ip-range=10.96.0.0/24",
+            $"--service-cluster-ip-range={LocalNode.ServiceSubnet}",
             "--allow-privileged=true",
             // For logs, exec and port-forward through the real node's kubelet, which has no name DNS resolves.
             $"--kubelet-client-certificate={_pki.KubeletClientCert}", $"--kubelet-client-key={_pki.KubeletClientKey}",
             "--kubelet-preferred-address-types=InternalIP",
+            // Webhooks are called at their Service's endpoints (pod IPs on the node's bridge), not its ClusterIP: with
+            // no kube-proxy a ClusterIP leads nowhere here (and must never be sent off the machine).
+            "--enable-aggregator-routing=true",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             $"--cert-dir={Path.Combine(_dir, "apiserver-certs")}",
@@ -198,7 +201,7 @@ public sealed class KubeCluster : IAsyncDisposable
             $"--kubeconfig={KubeconfigPath}",
             // With a real node also what runs workloads there (Deployments, Jobs such as Helm hooks) and the node
             // lifecycle; without one these would mark the tests' API-only Nodes unreachable or leave pods Pending.
-            "--controllers=garbagecollector,namespace,daemonset,serviceaccount,serviceaccount-token" +
+            "--controllers=garbagecollector,namespace,daemonset,serviceaccount,serviceaccount-token,root-ca-cert-publisher" +
                 (_options.Node is null ? "" : ",nodelifecycle,deployment,replicaset,job,podgc,endpoint"),
             $"--service-account-private-key-file={_pki.ServiceAccountKey}",
             $"--root-ca-file={_pki.CaCert}",

@@ -24,6 +24,9 @@ public sealed class LocalNode : IAsyncDisposable
     /// <summary>The `kubernetes` Service's ClusterIP in the cluster's service range, relayed to the apiserver.</summary>
     public static readonly IPAddress KubernetesServiceIp = IPAddress.Parse("10.96.0.1");
 
+    /// <summary>The cluster's service range (the apiserver's --service-cluster-ip-range).</summary>
+    public const string ServiceSubnet = "10.96.0.0/24";
+
     public const int KubeletPort = 10250;
     public const int KubeletHealthzPort = 10248;
 
@@ -144,6 +147,8 @@ public sealed class LocalNode : IAsyncDisposable
         await RunAsync("ip", "addr", "add", $"{_options.NodeIp}/{_options.PodSubnetPrefix}", "dev", Bridge).ConfigureAwait(false);
         await RunAsync("ip", "addr", "add", $"{KubernetesServiceIp}/32", "dev", Bridge).ConfigureAwait(false);
         await RunAsync("ip", "link", "set", Bridge, "up").ConfigureAwait(false);
+        // Every other ClusterIP goes nowhere (no kube-proxy): dropped here rather than routed off the machine.
+        await RunAsync("ip", "route", "add", "blackhole", ServiceSubnet).ConfigureAwait(false);
         WriteCniConfig();
         _relay = new ServiceRelay(new IPEndPoint(KubernetesServiceIp, 443), new IPEndPoint(IPAddress.Loopback, cluster.ApiServerUrl.Port));
         Took("bridge");
@@ -194,6 +199,7 @@ public sealed class LocalNode : IAsyncDisposable
             .Distinct();
         File.WriteAllText(Path.Combine(RunDir, "baseline.env"), string.Join('\n',
             $"BRIDGE={Bridge}",
+            $"SERVICE_SUBNET={ServiceSubnet}",
             $"SYSCTLS=\"{string.Join(' ', sysctls)}\"",
             $"HUGEPAGES=\"{string.Join(' ', hugepages)}\"",
             $"CGROUPS_BEFORE=\"{string.Join(' ', cgroups)}\"",

@@ -70,6 +70,7 @@ if [[ -d /sys/class/net/$BRIDGE ]]; then
   for port in /sys/class/net/"$BRIDGE"/brif/*; do [[ -e $port ]] && ip link del "$(basename "$port")" 2>/dev/null; done
   ip link del "$BRIDGE" 2>/dev/null
 fi
+[[ -n ${SERVICE_SUBNET:-} ]] && ip route del blackhole "$SERVICE_SUBNET" 2>/dev/null
 
 # 5. Kernel settings the kubelet and the bridge plugin change and cannot be told not to.
 for kv in ${SYSCTLS:-}; do
@@ -89,4 +90,6 @@ for d in ${ABSENT_BEFORE:-}; do
   rm -rf "$d"
 done
 rm -rf "$STATE" "$RUN"
+# The lock goes too: its holder is gone (dying released it), or is this very teardown's owner about to release it.
+rm -f "$RUN.lock"
 log "host restored"

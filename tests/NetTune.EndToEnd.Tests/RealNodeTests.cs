@@ -143,6 +143,23 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         Assert.Equal(assigned, allowed);
         output.WriteLine($"kubelet assigned CPUs {assigned}; the data plane's Cpus_allowed_list is {allowed}");
 
+        // The data plane reports where it runs (/readyz) and the operator writes that into the tuning's status.
+        using (var ready = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{Port(pod, "metrics")}/readyz")))
+            Assert.Equal(assigned, string.Join(',', ready.RootElement.GetProperty("workers").EnumerateArray().Select(w => w.GetProperty("cpu").GetInt32())));
+        NetworkTuning status = null!;
+        await Eventually.TrueAsync(async () =>
+        {
+            status = await ReadTuningAsync(tuning);
+            return status.Status?.DataPlane?.Pods?.SingleOrDefault()?.Cpus is not null
+                && status.Status.Conditions?.Any(c => c.Type == ConditionTypes.DataPlaneAvailable && c.Status == ConditionStatus.True) == true
+                && status.Status.Conditions.Any(c => c.Type == ConditionTypes.Ready && c.Status == ConditionStatus.True);
+        }, "the tuning's status to show the data plane", Patience, fixture.DescribePodsAsync);
+        var reported = status.Status!.DataPlane!.Pods!.Single();
+        Assert.Equal(assigned, reported.Cpus);
+        Assert.Equal(0, reported.NumaNode);
+        Assert.True(reported.ExclusiveCpus);
+        Assert.Equal((1, 1), (status.Status.DataPlane.DesiredPods, status.Status.DataPlane.ReadyPods));
+
         // Prometheus scrapes the agent's and the data plane's pod endpoints (their pod IPs and declared ports).
         var agent = await SinglePodAsync("app.kubernetes.io/name=nettune-agent");
         var targets = new[] { Endpoint(agent, "metrics"), Endpoint(pod, "metrics") };
@@ -155,18 +172,100 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             "the data-plane pod to be removed", Patience, fixture.DescribePodsAsync);
     }
 
-    [Fact, Order(9)]
-    public async Task HelmUninstallLeavesNoPodAndNoHostChange()
+    [Fact, Order(4)]
+    public async Task HugepagesReachTheDataPlanePodOnceTheKubeletSeesThem()
     {
+        var pages = "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages";
+        var before = File.ReadAllText(pages).Trim();
+        var www = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "nettune-e2e-hp-" + _id)).FullName;
+        _folders.Add(www);
+        File.WriteAllText(Path.Combine(www, "index.txt"), "hugepages\n");
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 8 }],
+            DataPlane = new DataPlaneSpec
+            {
+                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = 18481,
+                StaticFiles = new StaticFilesSpec { HostPath = www },
+            },
+        });
+
+        // The kernel holds the pages, the kubelet (which counts them at its start only) does not: the agent says a
+        // kubelet restart is needed, and the operator makes no pod that would sit Pending.
+        await WaitForNodeStateAsync(s => HasCondition(s.Status?.Conditions, ConditionTypes.KubeletRestartRequired, ConditionStatus.True),
+            "NodeState KubeletRestartRequired=True");
+        Assert.Equal("8", File.ReadAllText(pages).Trim());
+        await Eventually.TrueAsync(async () => HasCondition((await ReadTuningAsync(tuning)).Status?.Conditions,
+            ConditionTypes.DataPlaneAvailable, ConditionStatus.False, ConditionReasons.HugepagesNotAllocatable),
+            "DataPlaneAvailable=False HugepagesNotAllocatable", Patience, fixture.DescribePodsAsync);
+        Assert.Empty((await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items);
+
+        // What the condition tells an admin to do: restart the kubelet. Then the pages show, and the pod runs with them.
+        await fixture.Node.RestartKubeletAsync(fixture.Cluster);
+        await WaitForNodeStateAsync(Applied, "NodeState Applied once the kubelet sees the pages");
+        V1Pod pod = null!;
+        await Eventually.TrueAsync(async () =>
+        {
+            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items;
+            pod = pods.FirstOrDefault()!;
+            return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true;
+        }, "the data-plane pod with hugepages to be Ready", Patience, fixture.DescribePodsAsync);
+        Assert.Equal("16Mi", pod.Spec.Containers[0].Resources.Limits["hugepages-2Mi"].ToString());
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        Assert.Equal("hugepages\n", await http.GetStringAsync("http://127.0.0.1:18481/index.txt"));
+
+        await DeleteTuningAsync(tuning);
+        await Eventually.TrueAsync(() => Task.FromResult(File.ReadAllText(pages).Trim() == before),
+            "the hugepages to go back once the pod released them", Patience, fixture.DescribePodsAsync);
+    }
+
+    [Fact, Order(5)]
+    public async Task ANodeRelabelledOutIsRevertedBeforeItsAgentGoes()
+    {
+        var before = HostValues.Read();
+        var somaxconn = (int.Parse(before["/proc/sys/net/core/somaxconn"], CultureInfo.InvariantCulture) + 7).ToString(CultureInfo.InvariantCulture);
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec { Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = somaxconn } });
+        await WaitForNodeStateAsync(Applied, "NodeState Applied");
+        Assert.Equal(somaxconn, File.ReadAllText("/proc/sys/net/core/somaxconn").Trim());
+
+        // The node leaves the selector: the agent must stay until it has put the host back.
+        await Client.CoreV1.PatchNodeAsync(new V1Patch("{\"metadata\":{\"labels\":{\"nettune-e2e\":null}}}", V1Patch.PatchType.MergePatch), RealNodeFixture.NodeName);
+        var revertedWhileAgentRan = false;
+        await Eventually.TrueAsync(async () =>
+        {
+            var agents = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: "app.kubernetes.io/name=nettune-agent")).Items;
+            var reverted = File.ReadAllText("/proc/sys/net/core/somaxconn").Trim() == before["/proc/sys/net/core/somaxconn"];
+            if (reverted && agents.Any(a => a.Status?.Phase == "Running" && a.Metadata.DeletionTimestamp is null)) revertedWhileAgentRan = true;
+            return agents.Count == 0;
+        }, "the agent pod to go after the revert", Patience, fixture.DescribePodsAsync);
+        Assert.True(revertedWhileAgentRan, "the host value was not back while the agent still ran");
+        Assert.Empty(before.DifferencesTo(HostValues.Read(), "journal:"));
+        await DeleteTuningAsync(tuning);
+    }
+
+    [Fact, Order(9)]
+    public async Task HelmUninstallRevertsWhatIsStillTunedAndLeavesOnlyTheCrds()
+    {
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec { Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "4099" } });
+        await WaitForNodeStateAsync(Applied, "NodeState Applied");
+        Assert.Equal("4099", File.ReadAllText("/proc/sys/net/core/somaxconn").Trim());
+
+        // The chart's pre-delete hook deletes the tunings and waits for their revert before the operator goes.
         var uninstall = await Tool.HelmRunAsync("3", "uninstall", RealNodeFixture.Release, "--namespace", RealNodeFixture.Namespace,
-            "--kubeconfig", fixture.Cluster.KubeconfigPath, "--wait", "--timeout", "3m");
-        Assert.True(uninstall.ExitCode == 0, uninstall.Output);
+            "--kubeconfig", fixture.Cluster.KubeconfigPath, "--wait", "--timeout", "5m");
+        Assert.True(uninstall.ExitCode == 0, uninstall.Output + await fixture.DescribePodsAsync());
         fixture.Installed = false;
+        _tunings.Remove(tuning);
         await Eventually.TrueAsync(async () =>
             (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace)).Items.Count == 0,
             "every NetTune pod to go", Patience, fixture.DescribePodsAsync);
         Assert.Empty((await Client.AppsV1.ListNamespacedDaemonSetAsync(RealNodeFixture.Namespace)).Items);
-        Assert.Empty(fixture.Baseline.DifferencesTo(HostValues.Read(), EmptyJournalFolder()));
+        var tunings = await Client.CustomObjects.ListClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural);
+        Assert.Empty(((JsonElement)tunings).GetProperty("items").EnumerateArray());
+        var states = await Client.CustomObjects.ListClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+        Assert.Empty(((JsonElement)states).GetProperty("items").EnumerateArray());
+        // ip_forward is the node's (its bridge plugin sets it with the first pod; the node's teardown puts it back).
+        Assert.Empty(fixture.Baseline.DifferencesTo(HostValues.Read(), EmptyJournalFolder(), "/proc/sys/net/ipv4/ip_forward"));
     }
 
     /// <summary>
@@ -234,10 +333,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
     {
         await Eventually.TrueAsync(async () =>
         {
-            var json = await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version,
-                NetworkTuningNodeState.Plural, RealNodeFixture.NodeName);
-            var state = KubernetesJson.Deserialize<NetworkTuningNodeState>(JsonSerializer.Serialize(json));
-            return condition(state);
+            return condition(await ReadNodeStateAsync());
         }, what, Patience, fixture.DescribePodsAsync);
     }
 
@@ -248,11 +344,25 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         return Assert.Single(pods);
     }
 
-    private static string Endpoint(V1Pod pod, string portName)
+    private static int Port(V1Pod pod, string portName) =>
+        pod.Spec.Containers.SelectMany(c => c.Ports ?? []).Single(p => p.Name == portName).ContainerPort;
+
+    private static string Endpoint(V1Pod pod, string portName) => $"{pod.Status.PodIP}:{Port(pod, portName)}";
+
+    private async Task<NetworkTuning> ReadTuningAsync(string name)
     {
-        var port = pod.Spec.Containers.SelectMany(c => c.Ports ?? []).Single(p => p.Name == portName).ContainerPort;
-        return $"{pod.Status.PodIP}:{port}";
+        var json = await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
+        return KubernetesJson.Deserialize<NetworkTuning>(JsonSerializer.Serialize(json));
     }
+
+    private async Task<NetworkTuningNodeState> ReadNodeStateAsync()
+    {
+        var json = await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, RealNodeFixture.NodeName);
+        return KubernetesJson.Deserialize<NetworkTuningNodeState>(JsonSerializer.Serialize(json));
+    }
+
+    private static bool HasCondition(IEnumerable<V1Condition>? conditions, string type, string status, string? reason = null) =>
+        conditions?.Any(c => c.Type == type && c.Status == status && (reason is null || c.Reason == reason)) == true;
 
     /// <summary>The CPU set the kubelet's static CPU manager recorded for the pod's container (its checkpoint file).</summary>
     private static string KubeletAssignedCpus(V1Pod pod)

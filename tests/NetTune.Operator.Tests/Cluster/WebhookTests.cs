@@ -119,6 +119,10 @@ public sealed class WebhookTests(ClusterFixture fx, ITestOutputHelper output)
             Assert.Contains($"runs on node {node1} and may not change the NetworkTuningNodeState of node {node2}", refusal.Response.Content);
             Assert.Null((await bed.GetNodeStateAsync(node2))!.Status?.AgentVersion);
 
+            // The agent DaemonSet's projected token takes the CA from this ConfigMap (root-ca-cert-publisher).
+            await TestBed.EventuallyAsync(async () => (await admin.CoreV1.ReadNamespacedConfigMapAsync("kube-root-ca.crt", bed.Namespace)).Data.ContainsKey("ca.crt"),
+                "kube-root-ca.crt in the agent namespace");
+
             // The other agent, the other way round.
             var agent2 = ClientFor(await TokenAsync(admin, bed.Namespace, pods[node2]));
             Assert.Equal(HttpStatusCode.OK, await WriteStatusAsync(agent2, node2));
