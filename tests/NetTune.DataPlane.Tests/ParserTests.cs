@@ -280,6 +280,7 @@ public class OptionsTests
     [InlineData("--cpus", "a", "not a CPU number")]
     [InlineData("--io-engine", "kqueue", "--io-engine must be")]
     [InlineData("--bogus", "1", "unknown option")]
+    [InlineData("--proxy-splice-min-bytes", "-1", "--proxy-splice-min-bytes must be an integer >= 0")]
     public void BadFlagsGiveClearErrors(string flag, string value, string message)
     {
         var e = Assert.Throws<OptionsException>(() => ServerOptions.Parse(["--root", "/srv", flag, value]));
@@ -298,6 +299,8 @@ public class OptionsTests
         Assert.Equal(new[] { "10.0.0.1:80", "app:8080", "[::1]:81" }, o.Upstreams);
         Assert.Equal(4, o.Workers);
         Assert.Equal(1000, o.Limits.MaxBodyBytes);
+        Assert.Equal(16384, o.ProxySpliceMinBytes);
+        Assert.Equal(0, ServerOptions.Parse(["--upstream", "a:1", "--proxy-splice-min-bytes", "0"]).ProxySpliceMinBytes);
         // The static server reads no bodies, whatever the flag says.
         Assert.Equal(0, ServerOptions.Parse(["--root", "/srv", "--max-body-bytes", "1000"]).Limits.MaxBodyBytes);
     }
