@@ -1,3 +1,4 @@
+using NetTune.Http.Proxy;
 using System.Text;
 using Xunit;
 
@@ -120,5 +121,45 @@ public class ProxyConformanceTests(ProxiesInFront proxies) : IClassFixture<Proxi
             Assert.Equal(413, r.Status);
             Assert.Equal("close", r.Header("Connection"));
         }
+    }
+}
+
+public class ChunkDecodingTests
+{
+    private const string Body = "5;ext=1\r\nhello\r\n1\r\n \r\nC\r\nworld, again\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+
+    [Fact]
+    public void DecodingInPlaceGivesThePayloadForEverySplit()
+    {
+        var wire = Encoding.ASCII.GetBytes(Body);
+        int end = Body.IndexOf("NEXT", StringComparison.Ordinal);
+        for (int split = 0; split <= wire.Length; split++)
+        {
+            var buffer = (byte[])wire.Clone();
+            var reader = new ChunkedBodyReader();
+            var payload = new List<byte>();
+            int consumed = 0;
+            foreach (var (start, length) in new[] { (0, split), (split, wire.Length - split) })
+            {
+                if (reader.IsDone || length == 0) continue;
+                int used = reader.Decode(buffer.AsSpan(start, length), out int decoded);
+                Assert.True(used >= 0, $"split {split}");
+                payload.AddRange(buffer.AsSpan(start, decoded).ToArray());
+                consumed += used;
+            }
+            Assert.True(reader.IsDone, $"split {split}");
+            Assert.Equal(end, consumed);
+            Assert.Equal("hello world, again", Encoding.ASCII.GetString(payload.ToArray()));
+            Assert.Equal(18, reader.DeclaredBytes);
+        }
+    }
+
+    [Fact]
+    public void TheDeclaredSizeIsKnownAtTheSizeLine()
+    {
+        var reader = new ChunkedBodyReader();
+        Assert.Equal(6, reader.Consume("10\r\nab"u8));
+        Assert.Equal(2, reader.PayloadBytes);
+        Assert.Equal(16, reader.DeclaredBytes);
     }
 }
