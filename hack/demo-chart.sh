@@ -4,7 +4,7 @@
 #
 #   hack/demo-chart.sh install KUBECONFIG NAMESPACE DIR     helm upgrade --install (operator.enabled=false: no Deployment);
 #                                                          writes DIR/operator.kubeconfig (the operator's ServiceAccount)
-#   hack/demo-chart.sh install-operator KUBECONFIG NAMESPACE
+#   hack/demo-chart.sh install-operator KUBECONFIG NAMESPACE [ALLOWED_HOST_PATH]
 #                                                          helm upgrade --install with the operator Deployment on (one
 #                                                          replica), waiting for it; for a cluster with a real node
 #   hack/demo-chart.sh agent-kubeconfig KUBECONFIG NAMESPACE DIR
@@ -76,11 +76,11 @@ install() {
 }
 
 install_operator() {
-  local admin=$1 ns=$2 helm
+  local admin=$1 ns=$2 www=${3:-} helm
   helm=$(helm_bin)
   log "helm upgrade --install $RELEASE charts/nettune -n $ns (the operator Deployment runs on the node)"
   "$helm" upgrade --install "$RELEASE" "$CHART" --kubeconfig "$admin" -n "$ns" --create-namespace \
-    --set operator.replicas=1 --set operator.logFormat=text --wait --timeout 5m >&2
+    --set operator.replicas=1 --set operator.logFormat=text ${www:+--set "dataPlane.allowedHostPaths[0]=$www"} --wait --timeout 5m >&2
   echo "$RELEASE"
 }
 
@@ -175,7 +175,7 @@ uninstall() {
 cmd=${1:-}; shift || true
 case "$cmd" in
   install) [[ $# -eq 3 ]] || { log "usage: $0 install KUBECONFIG NAMESPACE DIR"; exit 2; }; install "$@" ;;
-  install-operator) [[ $# -eq 2 ]] || { log "usage: $0 install-operator KUBECONFIG NAMESPACE"; exit 2; }; install_operator "$@" ;;
+  install-operator) [[ $# -ge 2 ]] || { log "usage: $0 install-operator KUBECONFIG NAMESPACE [ALLOWED_HOST_PATH]"; exit 2; }; install_operator "$@" ;;
   agent-kubeconfig) [[ $# -eq 3 ]] || { log "usage: $0 agent-kubeconfig KUBECONFIG NAMESPACE DIR"; exit 2; }; agent_kubeconfig "$@" ;;
   prometheus) [[ $# -eq 5 ]] || { log "usage: $0 prometheus DIR PORT OPERATOR AGENTS DATAPLANES"; exit 2; }; prometheus "$@" ;;
   stop) [[ $# -eq 1 ]] || { log "usage: $0 stop DIR"; exit 2; }; stop "$@" ;;

@@ -86,7 +86,7 @@ up() {
 
   step "3/6 helm install nettune charts/nettune (CRDs, RBAC, the operator Deployment)"
   kctl apply --validate=false -f crds/ >/dev/null
-  bash hack/demo-chart.sh install-operator "$ADMIN" "$NS" >/dev/null
+  bash hack/demo-chart.sh install-operator "$ADMIN" "$NS" "$DEMO/www" >/dev/null
   kctl -n "$NS" get pods -o wide | sed 's/^/    /'
 
   step "4/6 a NetworkTuning for what the demo owns: veth $VETH (2 queues), a sysctl, the data plane serving $DEMO/www"

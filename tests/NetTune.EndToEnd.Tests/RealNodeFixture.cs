@@ -22,6 +22,9 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
     public const string Release = "nettune";
     public const string NodeName = "nettune-e2e";
 
+    /// <summary>The one folder the chart's allow-list lets data planes serve from, in this suite.</summary>
+    public static readonly string WwwRoot = Path.Combine(Path.GetTempPath(), "nettune-e2e-www");
+
     private KubeCluster? _cluster;
     private readonly Stopwatch _clock = new();
     private bool _journalDirWasAbsent;
@@ -68,9 +71,10 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
 
     public async Task HelmInstallAsync()
     {
+        Directory.CreateDirectory(WwwRoot);
         var install = await Tool.HelmRunAsync("3", "install", Release, Tool.ChartDir, "--namespace", Namespace, "--create-namespace",
             "--kubeconfig", Cluster.KubeconfigPath, "--skip-crds", "--wait", "--timeout", "3m",
-            "--set", "operator.logFormat=text");
+            "--set", "operator.logFormat=text", "--set", "dataPlane.allowedHostPaths[0]=" + WwwRoot);
         Assert.True(install.ExitCode == 0, $"helm install failed:\n{install.Output}\n{await DescribePodsAsync()}");
         Installed = true;
         await Eventually.TrueAsync(async () =>
@@ -85,7 +89,10 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
     {
         var (_, pods, _) = await Cluster.KubectlAsync("get", "pods", "-A", "-o", "wide");
         var (_, events, _) = await Cluster.KubectlAsync("get", "events", "-A", "--sort-by=.lastTimestamp");
-        return $"pods:\n{pods}\nevents:\n{string.Join('\n', events.Split('\n').TakeLast(25))}";
+        var (_, operatorLog, _) = await Cluster.KubectlAsync("logs", "-n", Namespace, "-l", "app.kubernetes.io/name=nettune-operator", "--tail=15");
+        var (_, agentLog, _) = await Cluster.KubectlAsync("logs", "-n", Namespace, "-l", "app.kubernetes.io/name=nettune-agent", "--tail=10");
+        return $"pods:\n{pods}\nevents:\n{string.Join('\n', events.Split('\n').Where(l => !l.Contains("MissingClusterDNS", StringComparison.Ordinal)).TakeLast(25))}" +
+            $"\noperator log:\n{operatorLog}\nagent log:\n{agentLog}";
     }
 
     public async Task DisposeAsync()
@@ -95,6 +102,7 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
             await Tool.HelmRunAsync("3", "uninstall", Release, "--namespace", Namespace, "--kubeconfig", Cluster.KubeconfigPath, "--wait");
         _clock.Restart();
         await _cluster.DisposeAsync();
+        try { Directory.Delete(WwwRoot, recursive: true); } catch (IOException) { }
         // The kubelet made the agent's (empty) journal folder for its hostPath volume; the host had none.
         if (_journalDirWasAbsent && Directory.Exists(HostValues.JournalDir) && !Directory.EnumerateFileSystemEntries(HostValues.JournalDir).Any())
             Directory.Delete(HostValues.JournalDir);
