@@ -113,6 +113,8 @@ namespace NetTune.Agent
             builder.Logging.ClearProviders();
             builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
             builder.Logging.SetMinimumLevel(options.LogLevel);
+            // Kestrel logs every kubelet probe and scrape at Information; only its warnings are worth a line.
+            builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
             builder.WebHost.UseKestrel(k => k.ListenAnyIP(options.MetricsPort));
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(25));
 
