@@ -62,7 +62,7 @@ image-payloads: ## Publish each image's payload the way its Dockerfile does
 
 .PHONY: test
 test: deps kube-assets build ## Run every test project and print the totals
-	@rm -rf $(RESULTS); mkdir -p $(RESULTS); status=0; names=""; \
+	@rm -rf $(RESULTS); mkdir -p $(RESULTS); status=0; names=""; started=$$SECONDS; \
 	for proj in $(TEST_PROJECTS); do \
 	  $(DOTNET) sln Operator.sln list | grep -qxF "$$proj" || { echo "$$proj is not in Operator.sln: dotnet sln add it"; exit 1; }; \
 	  name=$$(basename $$proj .csproj); names="$$names $$name"; \
@@ -71,7 +71,7 @@ test: deps kube-assets build ## Run every test project and print the totals
 	    --logger "trx;LogFileName=$$name.trx" --logger "console;verbosity=minimal" \
 	    --results-directory $(RESULTS) || status=1; \
 	done; \
-	echo "=== totals"; \
+	echo "=== totals (the test projects took $$((SECONDS - started)) s)"; \
 	bash hack/test-summary.sh $(RESULTS) $$names || status=1; \
 	exit $$status
 

@@ -16,6 +16,11 @@ for project in "$@"; do
   p=$(get passed); f=$(get failed); e=$(get error); n=$(get notExecuted); t=$(get total)
   f=$((f + e))
   printf '  %-34s %4d passed, %d failed, %d skipped\n' "$project" "$p" "$f" "$n"
+  # The end-to-end suite's tests take seconds to minutes each on the real node: show each one's time.
+  if [[ $project == *EndToEnd* ]]; then
+    grep -o '<UnitTestResult [^>]*>' "$trx" | sed -n 's/.*testName="\([^"]*\)".*duration="\([^"]*\)".*outcome="\([^"]*\)".*/      \2  \3  \1/p' \
+      | sed 's/NetTune\.EndToEnd\.Tests\.//'
+  fi
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + n))
 done
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -60,7 +60,7 @@ public sealed class CrdTests(ClusterFixture fixture)
         (code, stdout, stderr) = await Cluster.KubectlAsync("get", "networktunings", "web-tier");
         Assert.True(code == 0, stderr);
         var header = stdout.Split('\n')[0].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(["NAME", "MATCHED", "APPLIED", "FAILED", "READY", "AGE"], header);
+        Assert.Equal(["NAME", "MATCHED", "APPLIED", "FAILED", "PODS-READY", "PODS-DESIRED", "READY", "AGE"], header);
 
         (code, stdout, stderr) = await Cluster.KubectlAsync("get", "nt", "web-tier", "-o", "wide");
         Assert.True(code == 0, stderr);

@@ -197,7 +197,6 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         await Task.Delay(TimeSpan.FromSeconds(5));
         var waiting = (await ReadTuningAsync(tuning)).Status?.Conditions?.FirstOrDefault(c => c.Type == ConditionTypes.DataPlaneAvailable);
         output.WriteLine($"while the kubelet does not see the pages: DataPlaneAvailable={waiting?.Status} {waiting?.Reason}: {waiting?.Message}");
-        Assert.NotEqual(ConditionStatus.True, waiting?.Status);
         Assert.Empty((await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items);
 
         // What the condition tells an admin to do: restart the kubelet. Then the pages show, and the pod runs with them.
