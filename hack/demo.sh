@@ -87,6 +87,10 @@ up() {
   step "3/6 helm install nettune charts/nettune (CRDs, RBAC, the operator Deployment)"
   kctl apply --validate=false -f crds/ >/dev/null
   bash hack/demo-chart.sh install-operator "$ADMIN" "$NS" "$DEMO/www" >/dev/null
+  # NetworkTunings go through the operator's admission webhook: wait until a Ready operator pod serves it.
+  kctl -n "$NS" rollout status deploy/nettune-operator --timeout=180s >/dev/null
+  wait_for "the operator's webhook endpoint" 60 bash -c \
+    "kubectl --kubeconfig '$ADMIN' -n '$NS' get endpoints nettune-operator-webhook -o jsonpath='{.subsets[0].addresses[0].ip}' | grep -q ."
   kctl -n "$NS" get pods -o wide | sed 's/^/    /'
 
   step "4/6 a NetworkTuning for what the demo owns: veth $VETH (2 queues), a sysctl, the data plane serving $DEMO/www"
