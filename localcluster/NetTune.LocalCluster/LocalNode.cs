@@ -41,7 +41,8 @@ public sealed class LocalNode : IAsyncDisposable
     /// <summary>Host folders the kubelet and containerd use whatever their root and state folders say.</summary>
     private static readonly string[] FixedHostFolders =
     [
-        "/var/lib/kubelet", "/var/log/pods", "/var/log/containers", "/run/containerd", "/var/lib/cni",
+        "/var/lib/kubelet", "/var/lib/kubelet/device-plugins", "/var/log/pods", "/var/log/containers",
+        "/run/containerd", "/run/containerd/s", "/var/lib/cni",
     ];
 
     private static readonly string[] RequiredHostBinaries = ["/usr/bin/containerd", "/usr/bin/ctr", "/usr/sbin/runc", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback"];
@@ -193,10 +194,7 @@ public sealed class LocalNode : IAsyncDisposable
         var cgroups = Directory.Exists("/sys/fs/cgroup")
             ? Directory.EnumerateDirectories("/sys/fs/cgroup").Select(c => Path.Combine(c, "kubepods")).Where(Directory.Exists)
             : [];
-        var absent = FixedHostFolders.Where(d => !Directory.Exists(d))
-            .Append(Path.Combine("/run/containerd", "s"))
-            .Append(Path.Combine("/var/lib/kubelet", "device-plugins"))
-            .Distinct();
+        var absent = FixedHostFolders.Where(d => !Directory.Exists(d));
         File.WriteAllText(Path.Combine(RunDir, "baseline.env"), string.Join('\n',
             $"BRIDGE={Bridge}",
             $"SERVICE_SUBNET={ServiceSubnet}",
