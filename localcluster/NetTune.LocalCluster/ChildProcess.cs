@@ -64,6 +64,32 @@ public sealed class ChildProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Polls <paramref name="ready"/> until it says yes, failing at once (with the log's end) when the process exits
+    /// and after <paramref name="timeout"/>; connection errors while the process comes up count as "not yet".
+    /// </summary>
+    public async Task WaitUntilReadyAsync(string what, Func<Task<bool>> ready, TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        Exception? last = null;
+        while (deadline.Elapsed < timeout)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (HasExited)
+                throw new InvalidOperationException($"{Name} exited while waiting for {what}; its log ends:\n{Tail()}");
+            try
+            {
+                if (await ready().ConfigureAwait(false)) return;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException or k8s.Autorest.HttpOperationException)
+            {
+                last = e;
+            }
+            await Task.Delay(200, ct).ConfigureAwait(false);
+        }
+        throw new TimeoutException($"timed out after {timeout.TotalSeconds:0}s waiting for {what} ({last?.Message}); {Name}'s log ends:\n{Tail()}");
+    }
+
     /// <summary>SIGTERM, then SIGKILL of the whole tree after <paramref name="grace"/>.</summary>
     public async Task StopAsync(TimeSpan? grace = null)
     {

@@ -124,7 +124,7 @@ public sealed class KubeCluster : IAsyncDisposable
             "--log-level=warn",
         ], Path.Combine(_dir, "etcd.log"));
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        await WaitUntilAsync("etcd", _etcd, async () =>
+        await _etcd.WaitUntilReadyAsync("etcd", async () =>
         {
             var health = await http.GetStringAsync($"{client}/health", ct).ConfigureAwait(false);
             return health.Contains("\"health\":\"true\"", StringComparison.Ordinal);
@@ -179,7 +179,7 @@ public sealed class KubeCluster : IAsyncDisposable
         };
         using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(5) };
         http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminToken);
-        await WaitUntilAsync("kube-apiserver", _apiServer, async () =>
+        await _apiServer.WaitUntilReadyAsync("kube-apiserver", async () =>
         {
             using var response = await http.GetAsync(new Uri(ApiServerUrl, "/readyz"), ct).ConfigureAwait(false);
             return response.StatusCode == HttpStatusCode.OK;
@@ -320,28 +320,6 @@ public sealed class KubeCluster : IAsyncDisposable
             try { Directory.Delete(_dir, recursive: true); }
             catch (IOException) { }
         }
-    }
-
-    private static async Task WaitUntilAsync(string what, ChildProcess process, Func<Task<bool>> ready, TimeSpan timeout, CancellationToken ct)
-    {
-        var deadline = Stopwatch.StartNew();
-        Exception? last = null;
-        while (deadline.Elapsed < timeout)
-        {
-            ct.ThrowIfCancellationRequested();
-            if (process.HasExited)
-                throw new InvalidOperationException($"{what} exited during start-up; its log ends:\n{process.Tail()}");
-            try
-            {
-                if (await ready().ConfigureAwait(false)) return;
-            }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
-            {
-                last = e;
-            }
-            await Task.Delay(200, ct).ConfigureAwait(false);
-        }
-        throw new TimeoutException($"{what} was not ready after {timeout.TotalSeconds:0}s ({last?.Message}); its log ends:\n{process.Tail()}");
     }
 
     private static int FreePort()

@@ -156,7 +156,7 @@ public sealed class LocalNode : IAsyncDisposable
 
         var containerdConfig = WriteContainerdConfig();
         _containerd = ChildProcess.Start("containerd", "/usr/bin/containerd", ["--config", containerdConfig], ContainerdLog);
-        await WaitAsync("containerd", _containerd, async () =>
+        await _containerd.WaitUntilReadyAsync("containerd", async () =>
             File.Exists(ContainerdSocket) && (await CtrAsync("version").ConfigureAwait(false)).ExitCode == 0,
             TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
         Took("containerd");
@@ -170,7 +170,7 @@ public sealed class LocalNode : IAsyncDisposable
         var kubeletArgs = WriteKubeletFiles(cluster);
         _kubelet = ChildProcess.Start("kubelet", Path.Combine(_assets, "kubelet"), kubeletArgs, KubeletLog);
         var client = cluster.Client;
-        await WaitAsync("the kubelet's Node to be Ready and untainted", _kubelet, async () =>
+        await _kubelet.WaitUntilReadyAsync("the kubelet's Node to be Ready and untainted", async () =>
         {
             var n = await client.CoreV1.ReadNodeAsync(Name, cancellationToken: ct).ConfigureAwait(false);
             var ready = n.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true;
@@ -373,28 +373,6 @@ public sealed class LocalNode : IAsyncDisposable
         return (p.ExitCode, output);
     }
 
-    private static async Task WaitAsync(string what, ChildProcess process, Func<Task<bool>> ready, TimeSpan timeout, CancellationToken ct)
-    {
-        var deadline = Stopwatch.StartNew();
-        Exception? last = null;
-        while (deadline.Elapsed < timeout)
-        {
-            ct.ThrowIfCancellationRequested();
-            if (process.HasExited)
-                throw new InvalidOperationException($"{process.Name} exited while waiting for {what}; its log ends:\n{process.Tail()}");
-            try
-            {
-                if (await ready().ConfigureAwait(false)) return;
-            }
-            catch (Exception e) when (e is k8s.Autorest.HttpOperationException or HttpRequestException or IOException)
-            {
-                last = e;
-            }
-            await Task.Delay(250, ct).ConfigureAwait(false);
-        }
-        throw new TimeoutException($"timed out after {timeout.TotalSeconds:0}s waiting for {what} ({last?.Message}); {process.Name}'s log ends:\n{process.Tail()}");
-    }
-
     /// <summary>
     /// Deletes every pod bound to this node through the API and waits (bounded) for the kubelet to tear them down:
     /// containerd keeps containers running when it exits, so the kubelet has to stop them while both still run.
@@ -426,7 +404,7 @@ public sealed class LocalNode : IAsyncDisposable
     {
         if (_kubelet is not null) await _kubelet.DisposeAsync().ConfigureAwait(false);
         _kubelet = ChildProcess.Start("kubelet", Path.Combine(_assets, "kubelet"), WriteKubeletFiles(cluster), KubeletLog);
-        await WaitAsync("the kubelet to report its Node again", _kubelet, async () =>
+        await _kubelet.WaitUntilReadyAsync("the kubelet to report its Node again", async () =>
         {
             var n = await cluster.Client.CoreV1.ReadNodeAsync(Name, cancellationToken: ct).ConfigureAwait(false);
             var ready = n.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready");
