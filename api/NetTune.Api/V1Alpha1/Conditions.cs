@@ -50,6 +50,8 @@ public static class ConditionReasons
     public const string PodApiError = "PodApiError";
     public const string HugepagesNotAllocatable = "HugepagesNotAllocatable";
     public const string NoAllocatableCpu = "NoAllocatableCpu";
+    /// <summary>A selected node has not reported Applied yet, so its data-plane pods are not made.</summary>
+    public const string NodeNotTuned = "NodeNotTuned";
     public const string SocketShared = "SocketShared";
     public const string NotExclusivelyPinned = "NotExclusivelyPinned";
 }

@@ -64,19 +64,34 @@ public static class DataPlanePlanner
         foreach (var node in rollout.Nodes)
         {
             var existing = podsByNode.TryGetValue(node.Node, out var onNode) ? onNode : [];
+            snapshot.NodeStates.TryGetValue(node.Node, out var state);
+            nodesByName.TryGetValue(node.Node, out var nodeObject);
+            var sockets = DataPlanePodBuilder.Plan(tuning, node.Node, nodeObject, state?.Status?.Topology, settings.DataPlane);
             if (node.Progress != NodeProgress.Applied)
             {
-                // Nodes still applying keep their pods as they are until they report Applied.
+                // Nodes still applying keep their pods as they are until they report Applied. A node without its pods
+                // yet still owes them: the data plane is not available while its node is being tuned.
                 foreach (var have in existing)
                 {
                     desiredCount++;
                     entries.Add(Observe(have, SocketOf(have), 0, previous.GetValueOrDefault(have.Metadata.Name), snapshot));
                 }
+                if (existing.Count == 0)
+                {
+                    var message = $"node {node.Node} is not tuned yet ({node.Progress}{(node.Message is { Length: > 0 } why ? ": " + why : "")}); its data-plane pods start once its agent reports Applied";
+                    var owed = sockets.Count > 0 ? sockets.Select(s => Carry(s, node.Node, previous.GetValueOrDefault(s.Name))).ToList()
+                        : [new DataPlanePodStatus { Name = DataPlanePodBuilder.PodName(tuning.Metadata.Name, node.Node, 0), Node = node.Node }];
+                    foreach (var entry in owed)
+                    {
+                        desiredCount++;
+                        entry.Phase = Waiting;
+                        entry.Message = message;
+                        entries.Add(entry);
+                    }
+                    waitReasons.Add((ConditionReasons.NodeNotTuned, message));
+                }
                 continue;
             }
-            snapshot.NodeStates.TryGetValue(node.Node, out var state);
-            nodesByName.TryGetValue(node.Node, out var nodeObject);
-            var sockets = DataPlanePodBuilder.Plan(tuning, node.Node, nodeObject, state?.Status?.Topology, settings.DataPlane);
             var names = sockets.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
             deletes.AddRange(existing.Where(p => p.Metadata.DeletionTimestamp is null && !names.Contains(p.Metadata.Name)));
             var cordoned = nodeObject?.Spec?.Unschedulable == true;
@@ -202,7 +217,7 @@ public static class DataPlanePlanner
         var failed = entries.Where(e => e.Phase == Failed || (e.Phase == Waiting && e.Recreations > 0 && e.LastFailureTime is not null)).ToList();
         if (failed.Count > 0)
             return new(ConditionStatus.False, ConditionReasons.PodFailed, $"{counts}; {Listed(failed, e => $"{e.Name}: {e.Message}")}");
-        foreach (var reason in new[] { ConditionReasons.HugepagesNotAllocatable, ConditionReasons.NoAllocatableCpu })
+        foreach (var reason in new[] { ConditionReasons.HugepagesNotAllocatable, ConditionReasons.NoAllocatableCpu, ConditionReasons.NodeNotTuned })
         {
             var these = waits.Where(w => w.Reason == reason).Select(w => w.Message).Distinct().ToList();
             if (these.Count > 0) return new(ConditionStatus.False, reason, $"{counts}; {Listed(these, m => m)}");

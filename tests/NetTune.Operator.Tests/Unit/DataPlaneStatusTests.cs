@@ -104,6 +104,31 @@ public sealed class DataPlaneStatusTests
     }
 
     [Fact]
+    public void ANodeNotTunedYetOwesItsPods_TheDataPlaneIsNotAvailable()
+    {
+        // The agent holds Applied back (here: the kubelet does not show the hugepages yet): no pod is made, and the
+        // tuning must not read "0 of 0 data-plane pods ready" as available.
+        var (t, snapshot) = OneNode(null);
+        var state = snapshot.NodeStates["n1"];
+        state.Status!.Conditions = [new V1Condition { Type = ConditionTypes.Applied, Status = "False", Reason = ConditionReasons.KubeletRestartRequired,
+            Message = "hugepages-2Mi: the kernel holds 16Mi, the node's capacity shows 0", LastTransitionTime = Now }];
+        state.Status.LastAppliedGeneration = null;
+        var plan = TuningPlanner.Plan(t, snapshot, Settings, Now);
+        Assert.Empty(plan.PodCreates);
+        var available = plan.Status!.Conditions!.Single(c => c.Type == ConditionTypes.DataPlaneAvailable);
+        Assert.Equal(("False", ConditionReasons.NodeNotTuned), (available.Status, available.Reason));
+        Assert.Contains("0 of 1 data-plane pods ready", available.Message);
+        Assert.Contains("node n1 is not tuned yet", available.Message);
+        Assert.Equal((1, 0), (plan.Status.DataPlane!.DesiredPods, plan.Status.DataPlane.ReadyPods));
+        Assert.Equal(("t-dp-n1-numa0", DataPlanePlanner.Waiting), (plan.Status.DataPlane.Pods!.Single().Name, plan.Status.DataPlane.Pods!.Single().Phase));
+        Assert.NotEqual("True", plan.Status.Conditions!.Single(c => c.Type == ConditionTypes.Ready).Status);
+
+        // Once Applied, the pod is made.
+        var (applied, appliedSnapshot) = OneNode(null);
+        Assert.Single(TuningPlanner.Plan(applied, appliedSnapshot, Settings, Now).PodCreates);
+    }
+
+    [Fact]
     public void PodErrorsFromTheApiServerGoIntoStatus()
     {
         var (t, snapshot) = OneNode(null);
