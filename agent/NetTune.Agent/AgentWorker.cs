@@ -279,6 +279,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         status.LastAppliedGeneration = generation;
         log.LogInformation("the node's capacity shows the hugepages now: generation {Generation} applied", generation);
         await WriteStatusAsync(status, conditions, generation, new RunReport(RunKind.Applied, host, null, _lastKnobs, null), status.PlannedChanges).ConfigureAwait(false);
+        // The label was held back while pods could not get the pages; without it they would stay unschedulable.
+        await SetTunedAsync(true, ct).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -191,12 +191,16 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Assert.Equal(ConditionStatus.False, Condition(waiting, ConditionTypes.Degraded)!.Status);
             Assert.Null(waiting.Status!.LastAppliedGeneration);
             Assert.Equal(KnobOutcome.Applied, waiting.Status.Knobs!.Single(k => k.Knob == "hugepages/node0/2Mi").Result);
+            // Pods that need the pages must not land yet: the node is not marked tuned.
+            await WaitForTunedLabelAsync(node, present: false, agent);
 
             // Someone restarts the kubelet: the capacity shows the pages, and the next drift tick reports Applied.
             await client.CoreV1.PatchNodeStatusAsync(new V1Patch("""{"status":{"capacity":{"hugepages-2Mi":"16Mi"},"allocatable":{"hugepages-2Mi":"16Mi"}}}""", V1Patch.PatchType.MergePatch), node);
             var done = await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, agent);
             Assert.Equal((ConditionStatus.False, ConditionReasons.KubeletSeesHugepages),
                 (Condition(done, ConditionTypes.KubeletRestartRequired)!.Status, Condition(done, ConditionTypes.KubeletRestartRequired)!.Reason));
+            // And the data-plane pods, which require the tuned label, may now be scheduled.
+            await WaitForTunedLabelAsync(node, present: true, agent);
         }
         finally
         {
