@@ -102,7 +102,8 @@ archives() {
     rm -f "$out/payload-$c/libcoreclrtraceptprovider.so"
     case $c in
       operator) dotnet "$cli" image "nettune/operator:$tag" /app/nettune-operator "$out/operator.oci.tar" "$out/payload-$c" "${ssl[@]}" --user 1654:1654 >&2 ;;
-      agent) dotnet "$cli" image "nettune/agent:$tag" /app/NetTune.Agent "$out/agent.oci.tar" "$out/payload-$c" "${ssl[@]}" --user 0:0 >&2 ;;
+      # nsenter: the agent's kubelet restart command (chart agent.kubeletRestart.mode=command) enters the host's PID 1.
+      agent) dotnet "$cli" image "nettune/agent:$tag" /app/NetTune.Agent "$out/agent.oci.tar" "$out/payload-$c" "${ssl[@]}" --file "$(command -v nsenter)" --user 0:0 >&2 ;;
       dataplane) dotnet "$cli" image "nettune/dataplane:$tag" /app/dataplane "$out/dataplane.oci.tar" "$out/payload-$c" --user 1654:1654 >&2 ;;
     esac
     rm -rf "$out/payload-$c"

@@ -20,6 +20,8 @@ public sealed record AgentOptions
     public NetNamespaceMode NetNamespace { get; init; } = NetNamespaceMode.Host;
     /// <summary>Run (no shell) when the node's capacity lacks hugepages the kernel holds; null: only report KubeletRestartRequired.</summary>
     public string? KubeletRestartCommand { get; init; }
+    /// <summary>Written when the kubelet must restart, for a host-side watcher (used when no command is given); null: none.</summary>
+    public string? KubeletRestartRequestFile { get; init; }
     /// <summary>How long after the restart command the node's capacity may take to show the hugepages.</summary>
     public TimeSpan KubeletRestartTimeout { get; init; } = TimeSpan.FromMinutes(2);
     /// <summary>How long the API server may stay unreachable after NIC changes before they are rolled back; zero: no check.</summary>

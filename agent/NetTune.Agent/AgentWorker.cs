@@ -25,7 +25,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private bool? _tunedLabel;
     private readonly DriftBackoff _backoff = new();
     private List<KnobResult> _lastKnobs = [];
-    private readonly KubeletRestarter? _restarter = options.KubeletRestartCommand is { Length: > 0 } command ? new KubeletRestarter(command) : null;
+    private readonly KubeletRestarter? _restarter = KubeletRestarter.From(options.KubeletRestartCommand, options.KubeletRestartRequestFile);
     // The last apply left hugepages the node's capacity does not show yet: each drift tick looks again.
     private bool _kubeletPending;
     // The kernel's hugepages the kubelet was last restarted for: one restart per change of the pools, never a loop.
@@ -294,12 +294,12 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         {
             if (_restartedFor == check.Signature)
             {
-                check = check with { State = KubeletHugepagesState.RestartFailed, Message = $"the kubelet was restarted once already for these pages ({_restarter.Command}); {check.Message}" };
+                check = check with { State = KubeletHugepagesState.RestartFailed, Message = $"the kubelet was restarted once already for these pages ({_restarter.Description}); {check.Message}" };
             }
             else
             {
                 _restartedFor = check.Signature;
-                var (ok, detail) = await _restarter.RunAsync(ct).ConfigureAwait(false);
+                var (ok, detail) = await _restarter.RunAsync(check.Signature, ct).ConfigureAwait(false);
                 log.LogWarning("restarted the kubelet for hugepages: {Detail}", detail);
                 var deadline = DateTime.UtcNow + options.KubeletRestartTimeout;
                 while (ok && check.State != KubeletHugepagesState.Visible && DateTime.UtcNow < deadline)

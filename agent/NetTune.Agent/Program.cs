@@ -28,7 +28,11 @@ var kubeletRestart = new Option<string?>("--kubelet-restart-command")
 {
     Description = "Command (split on spaces, no shell) that restarts this node's kubelet when its capacity lacks hugepages the agent reserved, e.g. 'nsenter --target 1 --mount --uts --ipc --net --pid -- systemctl restart kubelet'. Run once per change of the pools. Without it the agent only reports KubeletRestartRequired.",
 };
-var kubeletRestartTimeout = new Option<string>("--kubelet-restart-timeout") { Description = "How long the node's capacity may take to show the hugepages after the restart command.", DefaultValueFactory = _ => "2m" };
+var kubeletRestartRequestFile = new Option<string?>("--kubelet-restart-request-file")
+{
+    Description = "File (on a host folder the agent mounts) the agent writes a request to when the kubelet must restart to show hugepages the agent reserved, for a host-side watcher such as a systemd path unit. Ignored when --kubelet-restart-command is given.",
+};
+var kubeletRestartTimeout = new Option<string>("--kubelet-restart-timeout") { Description = "How long the node's capacity may take to show the hugepages after the restart command or request.", DefaultValueFactory = _ => "2m" };
 var connectivityTimeout = new Option<string>("--connectivity-timeout")
 {
     Description = "How long the API server may stay unreachable after NIC changes before the agent rolls them back from its journal; 0 disables the check.",
@@ -38,7 +42,7 @@ var channelBackend = new Option<ChannelBackend>("--channel-backend") { Descripti
 
 var root = new RootCommand("NetTune node agent: discovers the node's NUMA/NIC topology and applies its NetworkTuningNodeState.")
 {
-    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent, netNamespace, kubeletRestart, kubeletRestartTimeout, connectivityTimeout,
+    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent, netNamespace, kubeletRestart, kubeletRestartRequestFile, kubeletRestartTimeout, connectivityTimeout,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -78,6 +82,7 @@ root.SetAction(async (parse, ct) =>
         PlanOnly = parse.GetValue(planOnlyAgent),
         NetNamespace = parse.GetValue(netNamespace),
         KubeletRestartCommand = parse.GetValue(kubeletRestart),
+        KubeletRestartRequestFile = parse.GetValue(kubeletRestartRequestFile),
         KubeletRestartTimeout = restartTimeout,
         ConnectivityTimeout = connectivity,
     };

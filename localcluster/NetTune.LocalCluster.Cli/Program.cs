@@ -5,8 +5,9 @@ using NetTune.LocalCluster;
 //   Runs the local cluster until SIGTERM or Ctrl-C (for `make demo`): etcd, kube-apiserver, kube-controller-manager,
 //   and with --node one real node of this machine (kubelet, containerd, bridge CNI) and kube-scheduler. Writes an
 //   admin kubeconfig to KUBECONFIG_OUT once ready and removes it again on exit.
-// nettune-local-cluster image NAME ENTRYPOINT OUT PAYLOAD_DIR [--lib PATH]... [--env K=V]... [--user UID:GID]
-//   Writes an OCI image archive: PAYLOAD_DIR at /app, the libraries ldd lists, and the --lib ones (dlopen'ed).
+// nettune-local-cluster image NAME ENTRYPOINT OUT PAYLOAD_DIR [--lib PATH]... [--file PATH]... [--env K=V]... [--user UID:GID]
+//   Writes an OCI image archive: PAYLOAD_DIR at /app, the libraries ldd lists, the --lib ones (dlopen'ed) and the
+//   --file ones (host programs such as nsenter), each at its host path with the libraries it needs.
 return args.FirstOrDefault() switch
 {
     "up" when args.Length >= 2 => await UpAsync(args[1], args[2..]),
@@ -17,7 +18,7 @@ return args.FirstOrDefault() switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: nettune-local-cluster up KUBECONFIG_OUT [--node NAME] [--cpu-manager-policy static|none] [--label KEY=VALUE]...");
-    Console.Error.WriteLine("       nettune-local-cluster image NAME ENTRYPOINT OUT_ARCHIVE PAYLOAD_DIR [--lib PATH]... [--env KEY=VALUE]... [--user UID:GID]");
+    Console.Error.WriteLine("       nettune-local-cluster image NAME ENTRYPOINT OUT_ARCHIVE PAYLOAD_DIR [--lib PATH]... [--file PATH]... [--env KEY=VALUE]... [--user UID:GID]");
     return 2;
 }
 
@@ -82,7 +83,7 @@ static int Image(string name, string entrypoint, string archive, string payload,
     {
         switch (rest[i])
         {
-            case "--lib" when i + 1 < rest.Length:
+            case "--lib" or "--file" when i + 1 < rest.Length:
                 libs.Add(rest[++i]);
                 break;
             case "--user" when i + 1 < rest.Length:

@@ -412,6 +412,36 @@ public sealed class LocalNode : IAsyncDisposable
         }, TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Acts on the agent's kubelet restart requests (its --kubelet-restart-request-file, on the host) until cancelled:
+    /// each request file is removed and the kubelet restarted, as a systemd path unit does on a production node.
+    /// <paramref name="log"/> hears of each restart.
+    /// </summary>
+    public async Task ServeKubeletRestartRequestsAsync(KubeCluster cluster, string requestFile, Action<string> log, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                if (!File.Exists(requestFile)) continue;
+                var request = (await File.ReadAllTextAsync(requestFile, ct).ConfigureAwait(false)).Trim();
+                File.Delete(requestFile);
+                log($"kubelet restart requested ({request}): restarting it");
+                await RestartKubeletAsync(cluster, ct).ConfigureAwait(false);
+                log("kubelet restarted");
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is IOException or TimeoutException or InvalidOperationException)
+            {
+                log($"kubelet restart request not served: {e.Message}");
+            }
+        }
+    }
+
     private static async Task RunTeardownAsync()
     {
         if (File.Exists(TeardownScript)) await RunAsync("bash", [TeardownScript], check: false).ConfigureAwait(false);

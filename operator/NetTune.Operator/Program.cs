@@ -100,6 +100,11 @@ var agentTolerations = new Option<string?>("--agent-tolerations")
     Description = "The agent pods' tolerations as a JSON list ($NETTUNE_AGENT_TOLERATIONS); default: every taint ([{\"operator\":\"Exists\"}])",
     DefaultValueFactory = _ => Env("NETTUNE_AGENT_TOLERATIONS"),
 };
+var agentKubeletRestart = new Option<string>("--agent-kubelet-restart")
+{
+    Description = "How agents get their kubelet restarted when it does not show hugepages they reserved ($NETTUNE_AGENT_KUBELET_RESTART): none (report KubeletRestartRequired only), request-file (write kubelet-restart-request in the agent's host folder /var/lib/nettune for a host-side watcher) or command:COMMAND (run in the agent pod, which then gets the host's PID namespace)",
+    DefaultValueFactory = _ => Env("NETTUNE_AGENT_KUBELET_RESTART") ?? "none",
+};
 var agentNodeSelector = new Option<string?>("--agent-node-selector")
 {
     Description = "Labels every agent node must have, as a JSON object, on top of the tunings' selectors ($NETTUNE_AGENT_NODE_SELECTOR)",
@@ -131,7 +136,7 @@ var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects i
 {
     kubeconfig, ns, agentImage, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
     revertTimeout, resync, workers, dataPlaneMemory, dataPlaneNodeLabel, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
-    agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector, webhookPort, webhookCertDir,
+    agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector, agentKubeletRestart, webhookPort, webhookCertDir,
     allowedImages, allowedHostPaths,
 };
 
@@ -166,6 +171,8 @@ root.SetAction(async (parsed, invocationToken) =>
         if (AgentSettingsParser.TryParseNodeSelector(selectorJson, out var n, out var e)) agent = agent with { NodeSelector = n };
         else settingErrors.Add("--agent-node-selector: " + e);
     }
+    if (KubeletRestart.TryParse(parsed.GetValue(agentKubeletRestart)!, AgentDaemonSetBuilder.JournalDir, out var restart, out var restartError)) agent = agent with { KubeletRestart = restart };
+    else settingErrors.Add("--agent-kubelet-restart: " + restartError);
     // The API server accepts Events about cluster-scoped objects (every NetworkTuning) only in namespace default:
     // anywhere else each one is refused with 422 "involvedObject.namespace does not match event.namespace".
     if (parsed.GetValue(eventNamespace) is { } events && events != "default")

@@ -32,6 +32,8 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
     public KubeCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster has not started");
     public IKubernetes Client => Cluster.Client;
     public LocalNode Node => Cluster.Node!;
+    private readonly CancellationTokenSource _stopRestarts = new();
+    private Task? _restarts;
     public bool Installed { get; set; }
 
     /// <summary>Host values before the chart was installed: `helm uninstall` must leave them so.</summary>
@@ -62,6 +64,9 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
             await Node.ImportImageAsync(Path.Combine(archives, $"{image}.oci.tar"));
         Took("images imported into the node's containerd");
 
+        // The agents ask for kubelet restarts by a request file (chart agent.kubeletRestart.mode=requestFile); the node
+        // acts on it as a systemd path unit would on a production node.
+        _restarts = Node.ServeKubeletRestartRequestsAsync(Cluster, Path.Combine(HostValues.JournalDir, "kubelet-restart-request"), Log, _stopRestarts.Token);
         await Cluster.InstallCrdsAsync();
         _journalDirWasAbsent = !Directory.Exists(HostValues.JournalDir);
         Baseline = HostValues.Read();
@@ -74,7 +79,8 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
         Directory.CreateDirectory(WwwRoot);
         var install = await Tool.HelmRunAsync("3", "install", Release, Tool.ChartDir, "--namespace", Namespace, "--create-namespace",
             "--kubeconfig", Cluster.KubeconfigPath, "--skip-crds", "--wait", "--timeout", "3m",
-            "--set", "operator.logFormat=text", "--set", "dataPlane.allowedHostPaths[0]=" + WwwRoot);
+            "--set", "operator.logFormat=text", "--set", "dataPlane.allowedHostPaths[0]=" + WwwRoot,
+            "--set", "agent.kubeletRestart.mode=requestFile");
         Assert.True(install.ExitCode == 0, $"helm install failed:\n{install.Output}\n{await DescribePodsAsync()}");
         Installed = true;
         await Eventually.TrueAsync(async () =>
@@ -101,6 +107,8 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
         if (Installed)
             await Tool.HelmRunAsync("3", "uninstall", Release, "--namespace", Namespace, "--kubeconfig", Cluster.KubeconfigPath, "--wait");
         _clock.Restart();
+        await _stopRestarts.CancelAsync();
+        if (_restarts is not null) await _restarts;
         await _cluster.DisposeAsync();
         try { Directory.Delete(WwwRoot, recursive: true); } catch (IOException) { }
         // The kubelet made the agent's (empty) journal folder for its hostPath volume; the host had none.

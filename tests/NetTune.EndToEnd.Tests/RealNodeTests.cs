@@ -171,7 +171,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             "the data-plane pod to be removed", Patience, fixture.DescribePodsAsync);
     }
 
-    [Fact(Skip = "known bug, open in issues 11/12: after the kubelet restart the agent reports Applied, but the data-plane pod with hugepages stays Pending, unscheduled"), Order(4)]
+    [Fact, Order(4)]
     public async Task HugepagesReachTheDataPlanePodOnceTheKubeletSeesThem()
     {
         var pages = "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages";
@@ -189,19 +189,33 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             },
         });
 
-        // The kernel holds the pages, the kubelet (which counts them at its start only) does not: the agent says a
-        // kubelet restart is needed, and the operator makes no pod that would sit Pending.
-        await WaitForNodeStateAsync(s => HasCondition(s.Status?.Conditions, ConditionTypes.KubeletRestartRequired, ConditionStatus.True),
-            "NodeState KubeletRestartRequired=True");
+        // The kernel holds the pages, the kubelet (which counts them at its start only) does not: the agent asks for a
+        // kubelet restart through its request file (the fixture's node acts on it as a systemd path unit would), and
+        // reports Applied once the node's capacity shows the pages. Until then the operator makes no pod that would
+        // sit Pending, and does not call the data plane available.
+        var seen = new List<string>();
+        using var watching = new CancellationTokenSource();
+        var watcher = Task.Run(async () =>
+        {
+            while (!watching.IsCancellationRequested)
+            {
+                var t = await ReadTuningAsync(tuning);
+                var available = t.Status?.Conditions?.FirstOrDefault(c => c.Type == ConditionTypes.DataPlaneAvailable);
+                var node = await Client.CoreV1.ReadNodeAsync(RealNodeFixture.NodeName);
+                var shown = node.Status?.Allocatable?.TryGetValue("hugepages-2Mi", out var q) == true ? q.ToString() : "0";
+                var podCount = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count;
+                seen.Add($"{shown}|{available?.Status}|{available?.Reason}|{podCount}");
+                await Task.Delay(250);
+            }
+        });
+        var applied = await WaitForNodeStateAsync(s => Applied(s) && HasCondition(s.Status?.Conditions, ConditionTypes.KubeletRestartRequired, ConditionStatus.False, ConditionReasons.KubeletSeesHugepages),
+            "NodeState Applied once the restarted kubelet shows the pages");
         Assert.Equal("8", File.ReadAllText(pages).Trim());
-        await Task.Delay(TimeSpan.FromSeconds(5));
-        var waiting = (await ReadTuningAsync(tuning)).Status?.Conditions?.FirstOrDefault(c => c.Type == ConditionTypes.DataPlaneAvailable);
-        output.WriteLine($"while the kubelet does not see the pages: DataPlaneAvailable={waiting?.Status} {waiting?.Reason}: {waiting?.Message}");
-        Assert.Empty((await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items);
+        var kubelet = applied.Status!.Conditions!.Single(c => c.Type == ConditionTypes.KubeletRestartRequired);
+        output.WriteLine($"KubeletRestartRequired={kubelet.Status} {kubelet.Reason}: {kubelet.Message}");
+        Assert.Contains("kubelet restart request", kubelet.Message);
+        Assert.Equal("16Mi", (await Client.CoreV1.ReadNodeAsync(RealNodeFixture.NodeName)).Status.Capacity["hugepages-2Mi"].ToString());
 
-        // What the condition tells an admin to do: restart the kubelet. Then the pages show, and the pod runs with them.
-        await fixture.Node.RestartKubeletAsync(fixture.Cluster);
-        await WaitForNodeStateAsync(Applied, "NodeState Applied once the kubelet sees the pages");
         V1Pod pod = null!;
         await Eventually.TrueAsync(async () =>
         {
@@ -209,9 +223,20 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             pod = pods.FirstOrDefault()!;
             return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true;
         }, "the data-plane pod with hugepages to be Ready", Patience, fixture.DescribePodsAsync);
+        await watching.CancelAsync();
+        await watcher;
+        output.WriteLine("allocatable hugepages-2Mi | DataPlaneAvailable | reason | pods, as seen: " + string.Join(", ", seen.Distinct()));
+        // Before the kubelet showed the pages: no pod, and never available.
+        var early = seen.Where(o => o.StartsWith("0|", StringComparison.Ordinal)).ToList();
+        Assert.All(early, o => Assert.EndsWith("|0", o));
+        Assert.DoesNotContain(early, o => o.Contains("|True|", StringComparison.Ordinal));
         Assert.Equal("16Mi", pod.Spec.Containers[0].Resources.Limits["hugepages-2Mi"].ToString());
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         Assert.Equal("hugepages\n", await http.GetStringAsync("http://127.0.0.1:18481/index.txt"));
+        // Its buffers are on the pod's hugepages: the data plane's mappings include 2 MiB pages it has touched.
+        var hugeKb = HugepageRssKb(pod.Spec.Containers[0].Args!);
+        output.WriteLine($"data-plane hugepage-backed memory: {hugeKb} kB");
+        Assert.True(hugeKb >= 2048, $"the data plane maps no touched 2 MiB page ({hugeKb} kB)");
 
         await DeleteTuningAsync(tuning);
         await Eventually.TrueAsync(() => Task.FromResult(File.ReadAllText(pages).Trim() == before),
@@ -323,12 +348,11 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         state.Status?.Conditions?.Any(c => c.Type == ConditionTypes.Applied && c.Status == ConditionStatus.True) == true
         && state.Status.LastAppliedGeneration == state.Metadata.Generation;
 
-    private async Task WaitForNodeStateAsync(Func<NetworkTuningNodeState, bool> condition, string what)
+    private async Task<NetworkTuningNodeState> WaitForNodeStateAsync(Func<NetworkTuningNodeState, bool> condition, string what)
     {
-        await Eventually.TrueAsync(async () =>
-        {
-            return condition(await ReadNodeStateAsync());
-        }, what, Patience, fixture.DescribePodsAsync);
+        NetworkTuningNodeState state = null!;
+        await Eventually.TrueAsync(async () => condition(state = await ReadNodeStateAsync()), what, Patience, fixture.DescribePodsAsync);
+        return state;
     }
 
     private async Task<V1Pod> SinglePodAsync(string selector)
@@ -353,6 +377,30 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
     {
         var json = await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, RealNodeFixture.NodeName);
         return KubernetesJson.Deserialize<NetworkTuningNodeState>(JsonSerializer.Serialize(json));
+    }
+
+    /// <summary>
+    /// Resident kB in 2 MiB pages of the data-plane process started with these args (read from the host's /proc).
+    /// </summary>
+    private static long HugepageRssKb(IList<string> args)
+    {
+        var wanted = "/app/dataplane\0" + string.Join('\0', args) + "\0";
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            string cmdline;
+            try { cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")); } catch (IOException) { continue; } catch (UnauthorizedAccessException) { continue; }
+            if (cmdline != wanted) continue;
+            long total = 0;
+            var huge = false;
+            foreach (var line in File.ReadLines(Path.Combine(dir, "smaps")))
+            {
+                if (line.StartsWith("KernelPageSize:", StringComparison.Ordinal)) huge = line.Contains("2048 kB", StringComparison.Ordinal);
+                else if (huge && line.StartsWith("Private_Hugetlb:", StringComparison.Ordinal))
+                    total += long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+            }
+            return total;
+        }
+        throw new InvalidOperationException("no data-plane process with args " + string.Join(' ', args));
     }
 
     private static bool HasCondition(IEnumerable<V1Condition>? conditions, string type, string status, string? reason = null) =>

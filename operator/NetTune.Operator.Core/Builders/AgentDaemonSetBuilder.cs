@@ -17,11 +17,48 @@ public sealed record AgentOptions(string Namespace, string Image, string Journal
     /// <summary>Labels every agent node must have, on top of the tunings' selectors; null or empty: none.</summary>
     public IDictionary<string, string>? NodeSelector { get; init; }
 
+    /// <summary>How the agents get their kubelet restarted for hugepages; by default they only report KubeletRestartRequired.</summary>
+    public KubeletRestart KubeletRestart { get; init; } = KubeletRestart.None;
+
     public static V1ResourceRequirements DefaultResources() => new()
     {
         Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("20m"), ["memory"] = new("64Mi") },
         Limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("500m"), ["memory"] = new("256Mi") },
     };
+}
+
+/// <summary>
+/// How an agent gets its node's kubelet restarted once the kernel holds hugepages the kubelet (which counts them at its
+/// start only) does not show: not at all (the KubeletRestartRequired condition tells an admin), by a request file in the
+/// agent's host folder that a host-side watcher acts on, or by a command run in the agent pod with the host's PID
+/// namespace (nsenter into PID 1, systemctl).
+/// </summary>
+/// <param name="RequestFile">The file, inside the agent's journal folder (the same path on the host).</param>
+public sealed record KubeletRestart(string? RequestFile, string? Command)
+{
+    public const string RequestFileName = "kubelet-restart-request";
+
+    public static readonly KubeletRestart None = new(null, null);
+
+    /// <summary>Parses none, request-file or command:COMMAND.</summary>
+    public static bool TryParse(string text, string journalDir, out KubeletRestart restart, out string? error)
+    {
+        restart = None;
+        error = null;
+        if (text is "" or "none") return true;
+        if (text == "request-file")
+        {
+            restart = new KubeletRestart(journalDir.TrimEnd('/') + "/" + RequestFileName, null);
+            return true;
+        }
+        if (text.StartsWith("command:", StringComparison.Ordinal) && text["command:".Length..].Trim() is { Length: > 0 } command)
+        {
+            restart = new KubeletRestart(null, command);
+            return true;
+        }
+        error = $"'{text}' is none, request-file or command:COMMAND (e.g. command:nsenter --target 1 --mount --uts --ipc --net --pid -- systemctl restart kubelet)";
+        return false;
+    }
 }
 
 /// <summary>
@@ -40,6 +77,17 @@ public static class AgentDaemonSetBuilder
     /// </summary>
     public static IReadOnlyList<NetworkTuning> ServedTunings(IEnumerable<NetworkTuning> tunings) =>
         tunings.Where(t => t.Metadata.DeletionTimestamp is null || (t.Metadata.Finalizers?.Contains(Names.Finalizer) ?? false)).ToList();
+
+    public const string JournalDir = "/var/lib/nettune";
+
+    private static List<string> Args(AgentOptions options)
+    {
+        var args = new List<string> { "--host-root", "/host", "--journal-dir", JournalDir, "--metrics-port", options.MetricsPort.ToString() };
+        if (options.LogLevel is { } level) args.AddRange(["--log-level", level]);
+        if (options.KubeletRestart.Command is { } command) args.AddRange(["--kubelet-restart-command", command]);
+        else if (options.KubeletRestart.RequestFile is { } file) args.AddRange(["--kubelet-restart-request-file", file]);
+        return args;
+    }
 
     public static V1DaemonSet Build(AgentOptions options, IReadOnlyList<NetworkTuning> tunings)
     {
@@ -62,9 +110,7 @@ public static class AgentDaemonSetBuilder
             Image = options.Image,
             ImagePullPolicy = "IfNotPresent",
             // The agent reads NODE_NAME; the journal folder and metrics port go by flags it shares with its issue.
-            Args = options.LogLevel is { } level
-                ? ["--host-root", "/host", "--journal-dir", "/var/lib/nettune", "--metrics-port", options.MetricsPort.ToString(), "--log-level", level]
-                : ["--host-root", "/host", "--journal-dir", "/var/lib/nettune", "--metrics-port", options.MetricsPort.ToString()],
+            Args = Args(options),
             Env =
             [
                 new V1EnvVar { Name = "NODE_NAME", ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "spec.nodeName" } } },
@@ -75,7 +121,7 @@ public static class AgentDaemonSetBuilder
             [
                 new V1VolumeMount { Name = "host-sys", MountPath = "/host/sys" },
                 new V1VolumeMount { Name = "host-proc", MountPath = "/host/proc" },
-                new V1VolumeMount { Name = "journal", MountPath = "/var/lib/nettune" },
+                new V1VolumeMount { Name = "journal", MountPath = JournalDir },
                 PodBoundToken.Mount,
             ],
             Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MetricsPort }],
@@ -93,6 +139,8 @@ public static class AgentDaemonSetBuilder
             Spec = new V1PodSpec
             {
                 ServiceAccountName = Names.AgentServiceAccount,
+                // A restart command reaches the kubelet through the host's PID 1 (nsenter); nothing else needs it.
+                HostPID = options.KubeletRestart.Command is not null ? true : null,
                 AutomountServiceAccountToken = false,
                 HostNetwork = true,
                 DnsPolicy = "ClusterFirstWithHostNet",
