@@ -47,7 +47,8 @@ public sealed class ChartRenderTests
         // Events about cluster-scoped objects are accepted only in default; the agents get the operator's defaults.
         Assert.Contains("--event-namespace=default", container.Args);
         Assert.Contains("--agent-metrics-port=9101", container.Args);
-        Assert.DoesNotContain(container.Args, a => a.StartsWith("--agent-log-level", StringComparison.Ordinal) || a.StartsWith("--agent-node-selector", StringComparison.Ordinal));
+        Assert.DoesNotContain(container.Args, a => a.StartsWith("--agent-log-level", StringComparison.Ordinal) || a.StartsWith("--agent-node-selector", StringComparison.Ordinal)
+            || a.StartsWith("--agent-kubelet-restart", StringComparison.Ordinal));
         Assert.True(AgentSettingsParser.TryParseResources(Flag(container, "--agent-resources"), out var agentResources, out var error), error);
         Assert.Equal(AgentOptions.DefaultResources().Limits.ToDictionary(kv => kv.Key, kv => kv.Value.ToString()),
             agentResources.Limits.ToDictionary(kv => kv.Key, kv => kv.Value.ToString()));
@@ -130,6 +131,8 @@ public sealed class ChartRenderTests
         Assert.Equal(("dedicated", "network"), (Assert.Single(agentTolerations).Key, agentTolerations[0].Value));
         Assert.True(AgentSettingsParser.TryParseNodeSelector(Flag(container, "--agent-node-selector"), out var agentNodes, out error), error);
         Assert.Equal("linux", agentNodes["kubernetes.io/os"]);
+        Assert.True(KubeletRestart.TryParse(Flag(container, "--agent-kubelet-restart"), "/var/lib/nettune", out var restart, out error), error);
+        Assert.Equal(new KubeletRestart(null, "nsenter --target 1 --mount -- systemctl restart kubelet.service"), restart);
         Assert.Equal(9201, objects.Single<V1Service>(s => s.Spec.ClusterIP == "None").Spec.Ports.Single().Port);
         var leaseRule = objects.All<V1Role>().SelectMany(r => r.Rules).Single(r => r.Resources.Contains("leases") && r.ResourceNames is not null);
         Assert.Equal(["edge-leader"], leaseRule.ResourceNames);

@@ -42,6 +42,39 @@ public sealed class AgentSettingsTests
         Assert.Equal("Exists", Assert.Single(plain.Spec.Template.Spec.Tolerations).OperatorProperty);
     }
 
+    [Fact]
+    public void AKubeletRestartReachesTheAgentAsAFlag_ACommandAlsoGetsTheHostPidNamespace()
+    {
+        var tunings = new[] { Tuning("a") };
+        var plain = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "agent:1"), tunings).Spec.Template.Spec;
+        Assert.DoesNotContain(plain.Containers[0].Args, a => a.StartsWith("--kubelet-restart", StringComparison.Ordinal));
+        Assert.Null(plain.HostPID);
+
+        Assert.True(KubeletRestart.TryParse("request-file", AgentDaemonSetBuilder.JournalDir, out var file, out _));
+        var byFile = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "agent:1") { KubeletRestart = file }, tunings).Spec.Template.Spec;
+        var args = byFile.Containers[0].Args.ToList();
+        Assert.Equal("/var/lib/nettune/kubelet-restart-request", args[args.IndexOf("--kubelet-restart-request-file") + 1]);
+        // The file lies in the journal folder, which is the same path on the host.
+        Assert.Equal("/var/lib/nettune", byFile.Volumes.Single(v => v.Name == "journal").HostPath.Path);
+        Assert.Null(byFile.HostPID);
+
+        Assert.True(KubeletRestart.TryParse("command:nsenter --target 1 --mount -- systemctl restart kubelet", AgentDaemonSetBuilder.JournalDir, out var command, out _));
+        var byCommand = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "agent:1") { KubeletRestart = command }, tunings).Spec.Template.Spec;
+        args = byCommand.Containers[0].Args.ToList();
+        Assert.Equal("nsenter --target 1 --mount -- systemctl restart kubelet", args[args.IndexOf("--kubelet-restart-command") + 1]);
+        Assert.True(byCommand.HostPID);
+    }
+
+    [Theory]
+    [InlineData("restart")]
+    [InlineData("command:")]
+    [InlineData("command:   ")]
+    public void ABadKubeletRestartIsRefusedWithTheForms(string text)
+    {
+        Assert.False(KubeletRestart.TryParse(text, "/var/lib/nettune", out _, out var error));
+        Assert.Contains("none, request-file or command:COMMAND", error);
+    }
+
     [Theory]
     [InlineData("""{"requests":{"cpu":"lots"}}""", "requests.cpu")]
     [InlineData("""{"request":{"cpu":"1"}}""", "'request'")]
