@@ -402,13 +402,16 @@ public sealed class LocalNode : IAsyncDisposable
     /// <summary>Restarts the kubelet (as an admin does after changing hugepages: it reads their capacity at start).</summary>
     public async Task RestartKubeletAsync(KubeCluster cluster, CancellationToken ct = default)
     {
+        // Heartbeats have whole seconds: one later than the second the old kubelet stopped is the new one's.
+        var stopped = DateTime.UtcNow;
         if (_kubelet is not null) await _kubelet.DisposeAsync().ConfigureAwait(false);
+        stopped = stopped.AddTicks(-(stopped.Ticks % TimeSpan.TicksPerSecond));
         _kubelet = ChildProcess.Start("kubelet", Path.Combine(_assets, "kubelet"), WriteKubeletFiles(cluster), KubeletLog);
-        await _kubelet.WaitUntilReadyAsync("the kubelet to report its Node again", async () =>
+        await _kubelet.WaitUntilReadyAsync("the restarted kubelet to report its Node", async () =>
         {
             var n = await cluster.Client.CoreV1.ReadNodeAsync(Name, cancellationToken: ct).ConfigureAwait(false);
             var ready = n.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready");
-            return ready?.Status == "True" && ready.LastHeartbeatTime > DateTime.UtcNow.AddSeconds(-3);
+            return ready?.Status == "True" && ready.LastHeartbeatTime > stopped;
         }, TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
     }
 
