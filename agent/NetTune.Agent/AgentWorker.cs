@@ -300,7 +300,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             {
                 _restartedFor = check.Signature;
                 var (ok, detail) = await _restarter.RunAsync(check.Signature, ct).ConfigureAwait(false);
-                log.LogWarning("restarted the kubelet for hugepages: {Detail}", detail);
+                log.LogWarning("kubelet restart for hugepages: {Detail}", detail);
                 var deadline = DateTime.UtcNow + options.KubeletRestartTimeout;
                 while (ok && check.State != KubeletHugepagesState.Visible && DateTime.UtcNow < deadline)
                 {
