@@ -37,55 +37,7 @@ require_free_ports $UP_PORT $PROXY_PORT $ADMIN_PORT
 prepare
 command -v perf >/dev/null || { echo "installing linux-perf" >&2; apt-get install -y linux-perf >/dev/null; }
 
-WWW="$WORK/www"
-mkdir -p "$WWW"
-head -c 1024 /dev/urandom >"$WWW/1k.bin"
-head -c 65536 /dev/urandom >"$WWW/64k.bin"
-chmod -R a+rX "$WWW"
-mask() { local m=1 i; for ((i = 0; i < $1; i++)); do m="${m}0"; done; echo "$m"; }
-mkdir -p "$WORK/upstream/logs" "$WORK/proxy/logs"
-cat >"$WORK/upstream/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity $(mask "$UPSTREAM_CPU");
-pid $WORK/upstream/nginx.pid;
-error_log $WORK/upstream/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    sendfile on; tcp_nopush on; tcp_nodelay on;
-    keepalive_requests 1000000;
-    access_log off;
-    open_file_cache max=10000 inactive=60s;
-    open_file_cache_valid 60s;
-    open_file_cache_min_uses 1;
-    default_type application/octet-stream;
-    server { listen 127.0.0.1:$UP_PORT reuseport; root $WWW; }
-}
-CONF
-# The same nginx proxy_pass as proxy.sh.
-cat >"$WORK/proxy/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity $(mask "$SERVER_CPU");
-pid $WORK/proxy/nginx.pid;
-error_log $WORK/proxy/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    tcp_nodelay on;
-    keepalive_requests 1000000;
-    access_log off;
-    upstream up { server 127.0.0.1:$UP_PORT; keepalive 512; keepalive_requests 1000000; }
-    server {
-        listen 127.0.0.1:$PROXY_PORT reuseport;
-        location / {
-            proxy_pass http://up;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffer_size 16k;
-            proxy_buffers 8 16k;
-            proxy_max_temp_file_size 0;
-        }
-    }
-}
-CONF
+write_proxy_fixtures "$PROXY_PORT"
 
 taskset -c "$UPSTREAM_CPU" "$NGINX" -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -g 'daemon off;' >"$WORK/upstream.out" 2>&1 &
 PIDS+=("$!")

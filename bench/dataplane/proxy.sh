@@ -34,58 +34,7 @@ mkdir -p "$OUT"
 require_free_ports $UP_PORT $NGINX_PORT $OURS_PORT
 prepare
 
-WWW="$WORK/www"
-mkdir -p "$WWW"
-head -c 1024 /dev/urandom >"$WWW/1k.bin"
-head -c 65536 /dev/urandom >"$WWW/64k.bin"
-chmod -R a+rX "$WWW"
-
-# nginx's worker_cpu_affinity is a binary mask, lowest CPU last: CPU 1 is "10".
-mask() { local m=1 i; for ((i = 0; i < $1; i++)); do m="${m}0"; done; echo "$m"; }
-mkdir -p "$WORK/upstream/logs" "$WORK/proxy/logs"
-cat >"$WORK/upstream/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity $(mask "$UPSTREAM_CPU");
-pid $WORK/upstream/nginx.pid;
-error_log $WORK/upstream/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    sendfile on; tcp_nopush on; tcp_nodelay on;
-    keepalive_requests 1000000;
-    access_log off;
-    open_file_cache max=10000 inactive=60s;
-    open_file_cache_valid 60s;
-    open_file_cache_min_uses 1;
-    default_type application/octet-stream;
-    server { listen 127.0.0.1:$UP_PORT reuseport; root $WWW; }
-}
-CONF
-# nginx as a proxy at its best: HTTP/1.1 and a keepalive pool to the upstream, buffers that hold a
-# 64 KiB response in memory (no temp files), no access log.
-cat >"$WORK/proxy/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity $(mask "$SERVER_CPU");
-pid $WORK/proxy/nginx.pid;
-error_log $WORK/proxy/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    tcp_nodelay on;
-    keepalive_requests 1000000;
-    access_log off;
-    upstream up { server 127.0.0.1:$UP_PORT; keepalive 512; keepalive_requests 1000000; }
-    server {
-        listen 127.0.0.1:$NGINX_PORT reuseport;
-        location / {
-            proxy_pass http://up;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffer_size 16k;
-            proxy_buffers 8 16k;
-            proxy_max_temp_file_size 0;
-        }
-    }
-}
-CONF
+write_proxy_fixtures "$NGINX_PORT"
 
 start_nginx() { # $1 = config dir, $2 = CPU, $3 = port
   taskset -c "$2" "$NGINX" -p "$WORK/$1" -c "$WORK/$1/nginx.conf" -g 'daemon off;' >"$WORK/$1.out" 2>&1 &
