@@ -33,15 +33,12 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         var spec = Specs.Full();
         spec.NodeName = node;
         spec.DryRun = true;
-        await client.CustomObjects.CreateClusterCustomObjectAsync(
-            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+        await CreateNodeStateAsync(node, spec);
 
         var port = FreePort();
         var logPath = Path.Join(host.Dir, "agent.log");
         var restartKubelet = NetTune.Fixtures.Hosts.FixtureHosts.WriteKubeletRestartScript(host.Root, Cluster.KubeconfigPath, node);
-        var agent = ChildProcess.Start("agent", "dotnet",
-            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
-             "--metrics-port", $"{port}", "--drift-interval", "1s", "--channel-backend", "Fixture", "--kubelet-restart-command", restartKubelet], logPath);
+        var agent = StartAgent(host, node, logPath, "1s", port, extraArgs: ["--kubelet-restart-command", restartKubelet]);
         try
         {
             // Dry run: the plan is published, nothing on the host changes.
@@ -116,8 +113,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         finally
         {
             await agent.DisposeAsync();
-            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
-            await client.CoreV1.DeleteNodeAsync(node);
+            await DeleteNodeAndStateAsync(node);
         }
     }
 
@@ -135,11 +131,8 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Nic = new NicSpec { Interfaces = new InterfaceSelector { Drivers = ["virtio_net"] }, IrqAffinity = new IrqAffinitySpec { ReservedCpus = "0" }, Rps = new RpsSpec { Enabled = true } },
             Sysctls = new() { ["net.core.netdev_max_backlog"] = "16384" },
         };
-        await client.CustomObjects.CreateClusterCustomObjectAsync(
-            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
-        ChildProcess Start(string log) => ChildProcess.Start("agent", "dotnet",
-            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
-             "--metrics-port", $"{FreePort()}", "--drift-interval", "30s", "--channel-backend", "Fixture"], Path.Join(host.Dir, log));
+        await CreateNodeStateAsync(node, spec);
+        ChildProcess Start(string log) => StartAgent(host, node, Path.Join(host.Dir, log), "30s");
         var first = Start("first.log");
         ChildProcess? second = null;
         try
@@ -160,8 +153,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         {
             await first.DisposeAsync();
             if (second is not null) await second.DisposeAsync();
-            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
-            await client.CoreV1.DeleteNodeAsync(node);
+            await DeleteNodeAndStateAsync(node);
         }
     }
 
@@ -174,11 +166,8 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
         await client.CoreV1.PatchNodeStatusAsync(new V1Patch("""{"status":{"capacity":{"hugepages-2Mi":"0"},"allocatable":{"hugepages-2Mi":"0"}}}""", V1Patch.PatchType.MergePatch), node);
         var spec = new NodeStateSpec { NodeName = node, Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 8 }] };
-        await client.CustomObjects.CreateClusterCustomObjectAsync(
-            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
-        var agent = ChildProcess.Start("agent", "dotnet",
-            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
-             "--metrics-port", $"{FreePort()}", "--drift-interval", "1s", "--channel-backend", "Fixture"], Path.Join(host.Dir, "agent.log"));
+        await CreateNodeStateAsync(node, spec);
+        var agent = StartAgent(host, node, Path.Join(host.Dir, "agent.log"), "1s");
         try
         {
             var waiting = await WaitForAsync(node, s => Condition(s, ConditionTypes.KubeletRestartRequired)?.Status == ConditionStatus.True, agent);
@@ -205,8 +194,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         finally
         {
             await agent.DisposeAsync();
-            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
-            await client.CoreV1.DeleteNodeAsync(node);
+            await DeleteNodeAndStateAsync(node);
         }
     }
 
@@ -221,11 +209,8 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         var spec = Specs.Full();
         spec.NodeName = node;
         Assert.False(spec.DryRun); // the NodeState asks for a real apply
-        await client.CustomObjects.CreateClusterCustomObjectAsync(
-            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
-        var agent = ChildProcess.Start("agent", "dotnet",
-            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
-             "--metrics-port", $"{FreePort()}", "--drift-interval", "1s", "--channel-backend", "Fixture", "--plan-only"], Path.Join(host.Dir, "agent.log"));
+        await CreateNodeStateAsync(node, spec);
+        var agent = StartAgent(host, node, Path.Join(host.Dir, "agent.log"), "1s", extraArgs: ["--plan-only"]);
         try
         {
             var planned = await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Reason == ConditionReasons.DryRun && s.Status!.ObservedGeneration == s.Metadata.Generation, agent);
@@ -246,8 +231,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         finally
         {
             await agent.DisposeAsync();
-            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
-            await client.CoreV1.DeleteNodeAsync(node);
+            await DeleteNodeAndStateAsync(node);
         }
     }
 
@@ -259,11 +243,8 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         var client = Cluster.Client;
         await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
         var spec = new NodeStateSpec { NodeName = node, Sysctls = new() { ["net.core.netdev_max_backlog"] = "16384" } };
-        await client.CustomObjects.CreateClusterCustomObjectAsync(
-            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
-        ChildProcess Start(string log) => ChildProcess.Start("agent", "dotnet",
-            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
-             "--metrics-port", $"{FreePort()}", "--drift-interval", "30s", "--channel-backend", "Fixture"], Path.Join(host.Dir, log));
+        await CreateNodeStateAsync(node, spec);
+        ChildProcess Start(string log) => StartAgent(host, node, Path.Join(host.Dir, log), "30s");
         var first = Start("first.log");
         ChildProcess? second = null;
         try
@@ -292,8 +273,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         {
             await first.DisposeAsync();
             if (second is not null) await second.DisposeAsync();
-            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
-            await client.CoreV1.DeleteNodeAsync(node);
+            await DeleteNodeAndStateAsync(node);
         }
     }
 
@@ -305,11 +285,8 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         var client = Cluster.Client;
         await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
         var spec = new NodeStateSpec { NodeName = node, Sysctls = new() { ["net.core.somaxconn"] = "8192", ["vm.swappiness"] = "10" } };
-        await client.CustomObjects.CreateClusterCustomObjectAsync(
-            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
-        var agent = ChildProcess.Start("agent", "dotnet",
-            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
-             "--metrics-port", $"{FreePort()}", "--drift-interval", "1s", "--channel-backend", "Fixture"], Path.Join(host.Dir, "agent.log"));
+        await CreateNodeStateAsync(node, spec);
+        var agent = StartAgent(host, node, Path.Join(host.Dir, "agent.log"), "1s");
         try
         {
             await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True, agent);
@@ -332,10 +309,26 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         finally
         {
             await agent.DisposeAsync();
-            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
-            await client.CoreV1.DeleteNodeAsync(node);
+            await DeleteNodeAndStateAsync(node);
         }
     }
+
+    private Task CreateNodeStateAsync(string node, NodeStateSpec spec) =>
+        Cluster.Client.CustomObjects.CreateClusterCustomObjectAsync(
+            new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+
+    private async Task DeleteNodeAndStateAsync(string node)
+    {
+        await Cluster.Client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
+        await Cluster.Client.CoreV1.DeleteNodeAsync(node);
+    }
+
+    /// <summary>The agent as a process against the cluster, on a fixture host, logging to <paramref name="logPath"/>.</summary>
+    private ChildProcess StartAgent(FixtureHost host, string node, string logPath, string driftInterval, int? port = null, string[]? extraArgs = null) =>
+        ChildProcess.Start("agent", "dotnet",
+            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
+             "--metrics-port", $"{port ?? FreePort()}", "--drift-interval", driftInterval, "--channel-backend", "Fixture", .. extraArgs ?? []],
+            logPath);
 
     private async Task WaitForTunedLabelAsync(string node, bool present, ChildProcess agent)
     {
