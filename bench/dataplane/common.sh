@@ -132,6 +132,36 @@ measure() {
   echo "$round,$label,$row,$conns,$rps,$mib,$p50,$p99,$reqs,$cpu_us,$client,$errors" | tee -a "$RAW"
 }
 
+# nginx_conf DIR PORT CPU "OUTPUT DIRECTIVES": a static-file nginx serving WWW, one worker on CPU, open_file_cache,
+# no access log; its configuration in $WORK/DIR.
+nginx_conf() {
+  mkdir -p "$WORK/$1/logs"
+  cat >"$WORK/$1/nginx.conf" <<CONF
+worker_processes 1;
+worker_cpu_affinity $(mask "$3");
+pid $WORK/$1/nginx.pid;
+error_log $WORK/$1/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    $4
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    access_log off;
+    open_file_cache max=10000 inactive=60s;
+    open_file_cache_valid 60s;
+    open_file_cache_min_uses 1;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$2 reuseport;
+        root $WWW;
+    }
+}
+CONF
+}
+
+# nginx's worker_cpu_affinity is a binary mask, lowest CPU last: CPU 1 is "10".
+mask() { local m=1 i; for ((i = 0; i < $1; i++)); do m="${m}0"; done; echo "$m"; }
+
 # The proxy benchmarks' files and nginx configurations: $WORK/www (1k.bin, 64k.bin); an nginx upstream serving it
 # on UP_PORT, pinned to UPSTREAM_CPU ($WORK/upstream); and nginx as a proxy at its best on port $1, pinned to
 # SERVER_CPU ($WORK/proxy): HTTP/1.1 and a keepalive pool to the upstream, buffers that hold a 64 KiB response in
@@ -143,26 +173,8 @@ write_proxy_fixtures() { # $1 = the nginx proxy's port
   head -c 65536 /dev/urandom >"$WWW/64k.bin"
   chmod -R a+rX "$WWW"
 
-  # nginx's worker_cpu_affinity is a binary mask, lowest CPU last: CPU 1 is "10".
-  mask() { local m=1 i; for ((i = 0; i < $1; i++)); do m="${m}0"; done; echo "$m"; }
-  mkdir -p "$WORK/upstream/logs" "$WORK/proxy/logs"
-  cat >"$WORK/upstream/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity $(mask "$UPSTREAM_CPU");
-pid $WORK/upstream/nginx.pid;
-error_log $WORK/upstream/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    sendfile on; tcp_nopush on; tcp_nodelay on;
-    keepalive_requests 1000000;
-    access_log off;
-    open_file_cache max=10000 inactive=60s;
-    open_file_cache_valid 60s;
-    open_file_cache_min_uses 1;
-    default_type application/octet-stream;
-    server { listen 127.0.0.1:$UP_PORT reuseport; root $WWW; }
-}
-CONF
+  nginx_conf upstream "$UP_PORT" "$UPSTREAM_CPU" "sendfile on; tcp_nopush on;"
+  mkdir -p "$WORK/proxy/logs"
   cat >"$WORK/proxy/nginx.conf" <<CONF
 worker_processes 1;
 worker_cpu_affinity $(mask "$SERVER_CPU");

@@ -47,42 +47,15 @@ head -c 65536 /dev/urandom >"$WWW/64k.bin"
 head -c 10485760 /dev/urandom >"$WWW/10m.bin"
 chmod -R a+rX "$WWW"
 
-# nginx_conf DIR PORT "OUTPUT DIRECTIVES": one worker on SERVER_CPU, open_file_cache, no access log.
-nginx_conf() {
-  mkdir -p "$WORK/$1/logs"
-  cat >"$WORK/$1/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity $(mask "$SERVER_CPU");
-pid $WORK/$1/nginx.pid;
-error_log $WORK/$1/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    $3
-    tcp_nodelay on;
-    keepalive_requests 1000000;
-    access_log off;
-    open_file_cache max=10000 inactive=60s;
-    open_file_cache_valid 60s;
-    open_file_cache_min_uses 1;
-    default_type application/octet-stream;
-    server {
-        listen 127.0.0.1:$2 reuseport;
-        root $WWW;
-    }
-}
-CONF
-}
-# nginx's worker_cpu_affinity is a binary mask, lowest CPU last: CPU 1 is "10".
-mask() { local m=1 i; for ((i = 0; i < $1; i++)); do m="${m}0"; done; echo "$m"; }
 
 # nginx at its best for one request per write (issue 5): sendfile + nopush.
-nginx_conf nginx $NGINX_PORT "sendfile on; tcp_nopush on;"
+nginx_conf nginx $NGINX_PORT "$SERVER_CPU" "sendfile on; tcp_nopush on;"
 # nginx at its best for pipelined small files: with sendfile + nopush each response of a pipelined
 # batch waits for the cork (measured: ~18k responses/s, p99 ~44 ms); copying, without nopush and
 # without postponing output, it answers a batch at once. The sendfile configuration runs beside it
 # in the server-bound row (nginx-sendfile), so the choice is re-measured every run.
-nginx_conf nginx-pipe $NGINX_PIPE_PORT "sendfile off; tcp_nopush off; postpone_output 0;"
-nginx_conf nginx-sendfile $NGINX_SENDFILE_PORT "sendfile on; tcp_nopush on;"
+nginx_conf nginx-pipe $NGINX_PIPE_PORT "$SERVER_CPU" "sendfile off; tcp_nopush off; postpone_output 0;"
+nginx_conf nginx-sendfile $NGINX_SENDFILE_PORT "$SERVER_CPU" "sendfile on; tcp_nopush on;"
 
 start_nginx() { # $1 config dir, $2 port; sets NGINX_PID
   taskset -c "$SERVER_CPU" "$NGINX" -p "$WORK/$1" -c "$WORK/$1/nginx.conf" -g 'daemon off;' >"$WORK/$1.out" 2>&1 &
