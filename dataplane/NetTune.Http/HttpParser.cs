@@ -12,6 +12,10 @@ namespace NetTune.Http;
 public static class HttpParser
 {
     // RFC 9110 tchar: the only bytes allowed in methods and header names.
+    // Controls other than HTAB, and DEL (RFC 9110 §5.5): one vectorized scan of each value instead of three.
+    private static readonly SearchValues<byte> InvalidValueBytes = SearchValues.Create(
+        [.. Enumerable.Range(0, 0x20).Where(b => b != '\t').Select(b => (byte)b), (byte)0x7f]);
+
     private static readonly SearchValues<byte> TokenChars = SearchValues.Create(
         "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
 
@@ -106,7 +110,7 @@ public static class HttpParser
             int lead = rawValue.IndexOfAnyExcept((byte)' ', (byte)'\t');
             if (lead < 0) lead = rawValue.Length;
             var value = rawValue[lead..].TrimEnd(" \t"u8);
-            if (value.IndexOfAnyInRange((byte)0, (byte)0x08) >= 0 || value.IndexOfAnyInRange((byte)0x0a, (byte)0x1f) >= 0 || value.Contains((byte)0x7f))
+            if (value.IndexOfAny(InvalidValueBytes) >= 0)
                 return Fail(ref request, 400);
             var slice = new TextSlice(headerStart + colon + 1 + lead, value.Length);
 

@@ -55,6 +55,13 @@ public class ParserTests
         Assert.Equal(keepAlive, r.KeepAlive);
     }
 
+    [Fact]
+    public void AHeaderValueMayHoldTabsAndObsText()
+    {
+        // HTAB inside a value and bytes 0x80-0xff (obs-text) are field content; only other controls and DEL are not.
+        Assert.Equal(ParseStatus.Complete, Parse("GET / HTTP/1.1\r\nHost: h\r\nX: a\tb\u00e9\u00ff\r\n\r\n", out _));
+    }
+
     [Theory]
     [InlineData("garbage\r\n\r\n", 400)]
     [InlineData("GET /\r\n\r\n", 400)]
@@ -64,6 +71,12 @@ public class ParserTests
     [InlineData("GET / HTTP/1.1\r\nHost : h\r\n\r\n", 400)]
     [InlineData("GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n", 400)]
     [InlineData("GET /a\u0001b HTTP/1.1\r\nHost: h\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: h\r\nX: a\u0000b\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: h\r\nX: a\u0008b\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: h\r\nX: a\u000bb\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: h\r\nX: a\u001fb\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: h\r\nX: a\u007fb\r\n\r\n", 400)]
     [InlineData("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: abc\r\n\r\n", 400)]
     [InlineData("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400)]
     [InlineData("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400)]
