@@ -16,8 +16,6 @@ internal sealed unsafe class BlockPool(int blockSize, bool hugePages)
 
     public int BlockSize { get; } = blockSize;
     public long MappedBytes { get; private set; }
-    /// <summary>The part of <see cref="MappedBytes"/> on hugepages.</summary>
-    public long HugepageBytes { get; private set; }
 
     public byte* Rent()
     {
@@ -37,7 +35,6 @@ internal sealed unsafe class BlockPool(int blockSize, bool hugePages)
             p = Libc.mmap(null, (nuint)slab, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_HUGETLB, -1, 0);
             // No reserved hugepages is normal; fall back for good rather than retrying every slab.
             if (p == Libc.MAP_FAILED) _hugePagesFailed = true;
-            else HugepageBytes += slab;
         }
         if (p == Libc.MAP_FAILED)
             p = Libc.mmap(null, (nuint)slab, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);

@@ -11,11 +11,11 @@ namespace NetTune.Http;
 /// </summary>
 public static class HttpParser
 {
-    // RFC 9110 tchar: the only bytes allowed in methods and header names.
     // Controls other than HTAB, and DEL (RFC 9110 §5.5): one vectorized scan of each value instead of three.
     private static readonly SearchValues<byte> InvalidValueBytes = SearchValues.Create(
         [.. Enumerable.Range(0, 0x20).Where(b => b != '\t').Select(b => (byte)b), (byte)0x7f]);
 
+    // RFC 9110 tchar: the only bytes allowed in methods and header names.
     private static readonly SearchValues<byte> TokenChars = SearchValues.Create(
         "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
 

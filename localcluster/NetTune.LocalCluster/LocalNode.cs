@@ -402,10 +402,10 @@ public sealed class LocalNode : IAsyncDisposable
     /// <summary>Restarts the kubelet (as an admin does after changing hugepages: it reads their capacity at start).</summary>
     public async Task RestartKubeletAsync(KubeCluster cluster, CancellationToken ct = default)
     {
-        // Heartbeats have whole seconds: one later than the second the old kubelet stopped is the new one's.
-        var stopped = DateTime.UtcNow;
         if (_kubelet is not null) await _kubelet.DisposeAsync().ConfigureAwait(false);
-        stopped = stopped.AddTicks(-(stopped.Ticks % TimeSpan.TicksPerSecond));
+        // Heartbeats have whole seconds: one later than the second the old kubelet was gone in is the new one's.
+        var now = DateTime.UtcNow;
+        var stopped = now.AddTicks(-(now.Ticks % TimeSpan.TicksPerSecond));
         _kubelet = ChildProcess.Start("kubelet", Path.Combine(_assets, "kubelet"), WriteKubeletFiles(cluster), KubeletLog);
         await _kubelet.WaitUntilReadyAsync("the restarted kubelet to report its Node", async () =>
         {

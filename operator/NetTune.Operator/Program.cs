@@ -171,7 +171,7 @@ root.SetAction(async (parsed, invocationToken) =>
         if (AgentSettingsParser.TryParseNodeSelector(selectorJson, out var n, out var e)) agent = agent with { NodeSelector = n };
         else settingErrors.Add("--agent-node-selector: " + e);
     }
-    if (KubeletRestart.TryParse(parsed.GetValue(agentKubeletRestart)!, AgentDaemonSetBuilder.JournalDir, out var restart, out var restartError)) agent = agent with { KubeletRestart = restart };
+    if (KubeletRestart.TryParse(parsed.GetValue(agentKubeletRestart)!, out var restart, out var restartError)) agent = agent with { KubeletRestart = restart };
     else settingErrors.Add("--agent-kubelet-restart: " + restartError);
     // The API server accepts Events about cluster-scoped objects (every NetworkTuning) only in namespace default:
     // anywhere else each one is refused with 422 "involvedObject.namespace does not match event.namespace".

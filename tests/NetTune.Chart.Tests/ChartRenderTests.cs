@@ -131,7 +131,7 @@ public sealed class ChartRenderTests
         Assert.Equal(("dedicated", "network"), (Assert.Single(agentTolerations).Key, agentTolerations[0].Value));
         Assert.True(AgentSettingsParser.TryParseNodeSelector(Flag(container, "--agent-node-selector"), out var agentNodes, out error), error);
         Assert.Equal("linux", agentNodes["kubernetes.io/os"]);
-        Assert.True(KubeletRestart.TryParse(Flag(container, "--agent-kubelet-restart"), "/var/lib/nettune", out var restart, out error), error);
+        Assert.True(KubeletRestart.TryParse(Flag(container, "--agent-kubelet-restart"), out var restart, out error), error);
         Assert.Equal(new KubeletRestart(null, "nsenter --target 1 --mount -- systemctl restart kubelet.service"), restart);
         Assert.Equal(9201, objects.Single<V1Service>(s => s.Spec.ClusterIP == "None").Spec.Ports.Single().Port);
         var leaseRule = objects.All<V1Role>().SelectMany(r => r.Rules).Single(r => r.Resources.Contains("leases") && r.ResourceNames is not null);

@@ -33,7 +33,7 @@ public sealed record AgentOptions(string Namespace, string Image, string Journal
 /// agent's host folder that a host-side watcher acts on, or by a command run in the agent pod with the host's PID
 /// namespace (nsenter into PID 1, systemctl).
 /// </summary>
-/// <param name="RequestFile">The file, inside the agent's journal folder (the same path on the host).</param>
+/// <param name="RequestFile">The file, inside the agent's journal folder (on the host: in the journal's hostPath).</param>
 public sealed record KubeletRestart(string? RequestFile, string? Command)
 {
     public const string RequestFileName = "kubelet-restart-request";
@@ -41,14 +41,14 @@ public sealed record KubeletRestart(string? RequestFile, string? Command)
     public static readonly KubeletRestart None = new(null, null);
 
     /// <summary>Parses none, request-file or command:COMMAND.</summary>
-    public static bool TryParse(string text, string journalDir, out KubeletRestart restart, out string? error)
+    public static bool TryParse(string text, out KubeletRestart restart, out string? error)
     {
         restart = None;
         error = null;
         if (text is "" or "none") return true;
         if (text == "request-file")
         {
-            restart = new KubeletRestart(journalDir.TrimEnd('/') + "/" + RequestFileName, null);
+            restart = new KubeletRestart(AgentDaemonSetBuilder.JournalDir + "/" + RequestFileName, null);
             return true;
         }
         if (text.StartsWith("command:", StringComparison.Ordinal) && text["command:".Length..].Trim() is { Length: > 0 } command)

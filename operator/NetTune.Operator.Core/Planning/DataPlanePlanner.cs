@@ -66,7 +66,7 @@ public static class DataPlanePlanner
             var existing = podsByNode.TryGetValue(node.Node, out var onNode) ? onNode : [];
             snapshot.NodeStates.TryGetValue(node.Node, out var state);
             nodesByName.TryGetValue(node.Node, out var nodeObject);
-            var sockets = DataPlanePodBuilder.Plan(tuning, node.Node, nodeObject, state?.Status?.Topology, settings.DataPlane);
+            IReadOnlyList<SocketPod> PlanSockets() => DataPlanePodBuilder.Plan(tuning, node.Node, nodeObject, state?.Status?.Topology, settings.DataPlane);
             if (node.Progress != NodeProgress.Applied)
             {
                 // Nodes still applying keep their pods as they are until they report Applied. A node without its pods
@@ -78,8 +78,9 @@ public static class DataPlanePlanner
                 }
                 if (existing.Count == 0)
                 {
+                    var planned = PlanSockets();
                     var message = $"node {node.Node} is not tuned yet ({node.Progress}{(node.Message is { Length: > 0 } why ? ": " + why : "")}); its data-plane pods start once its agent reports Applied";
-                    var owed = sockets.Count > 0 ? sockets.Select(s => Carry(s, node.Node, previous.GetValueOrDefault(s.Name))).ToList()
+                    var owed = planned.Count > 0 ? planned.Select(s => Carry(s, node.Node, previous.GetValueOrDefault(s.Name))).ToList()
                         : [new DataPlanePodStatus { Name = DataPlanePodBuilder.PodName(tuning.Metadata.Name, node.Node, 0), Node = node.Node }];
                     foreach (var entry in owed)
                     {
@@ -92,6 +93,7 @@ public static class DataPlanePlanner
                 }
                 continue;
             }
+            var sockets = PlanSockets();
             var names = sockets.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
             deletes.AddRange(existing.Where(p => p.Metadata.DeletionTimestamp is null && !names.Contains(p.Metadata.Name)));
             var cordoned = nodeObject?.Spec?.Unschedulable == true;

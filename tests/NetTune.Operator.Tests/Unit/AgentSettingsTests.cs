@@ -50,7 +50,7 @@ public sealed class AgentSettingsTests
         Assert.DoesNotContain(plain.Containers[0].Args, a => a.StartsWith("--kubelet-restart", StringComparison.Ordinal));
         Assert.Null(plain.HostPID);
 
-        Assert.True(KubeletRestart.TryParse("request-file", AgentDaemonSetBuilder.JournalDir, out var file, out _));
+        Assert.True(KubeletRestart.TryParse("request-file", out var file, out _));
         var byFile = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "agent:1") { KubeletRestart = file }, tunings).Spec.Template.Spec;
         var args = byFile.Containers[0].Args.ToList();
         Assert.Equal("/var/lib/nettune/kubelet-restart-request", args[args.IndexOf("--kubelet-restart-request-file") + 1]);
@@ -58,7 +58,7 @@ public sealed class AgentSettingsTests
         Assert.Equal("/var/lib/nettune", byFile.Volumes.Single(v => v.Name == "journal").HostPath.Path);
         Assert.Null(byFile.HostPID);
 
-        Assert.True(KubeletRestart.TryParse("command:nsenter --target 1 --mount -- systemctl restart kubelet", AgentDaemonSetBuilder.JournalDir, out var command, out _));
+        Assert.True(KubeletRestart.TryParse("command:nsenter --target 1 --mount -- systemctl restart kubelet", out var command, out _));
         var byCommand = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "agent:1") { KubeletRestart = command }, tunings).Spec.Template.Spec;
         args = byCommand.Containers[0].Args.ToList();
         Assert.Equal("nsenter --target 1 --mount -- systemctl restart kubelet", args[args.IndexOf("--kubelet-restart-command") + 1]);
@@ -71,7 +71,7 @@ public sealed class AgentSettingsTests
     [InlineData("command:   ")]
     public void ABadKubeletRestartIsRefusedWithTheForms(string text)
     {
-        Assert.False(KubeletRestart.TryParse(text, "/var/lib/nettune", out _, out var error));
+        Assert.False(KubeletRestart.TryParse(text, out _, out var error));
         Assert.Contains("none, request-file or command:COMMAND", error);
     }
 
