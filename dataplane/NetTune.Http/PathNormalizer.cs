@@ -20,10 +20,18 @@ public static class PathNormalizer
     public static PathStatus Normalize(ReadOnlySpan<byte> target, Span<byte> destination, out int length)
     {
         length = 0;
-        int end = target.IndexOfAny((byte)'?', (byte)'#');
-        if (end >= 0) target = target[..end];
+        bool plain = ScanPath(target, out int end);
+        target = target[..end];
         if (target.IsEmpty || target[0] != '/') return PathStatus.BadRequest;
         if (destination.Length < target.Length) throw new ArgumentException("destination is shorter than the target", nameof(destination));
+
+        if (plain)
+        {
+            // Nothing to decode and no segment to drop: the path is the target without its leading slash.
+            target[1..].CopyTo(destination);
+            length = target.Length - 1;
+            return PathStatus.Ok;
+        }
 
         // Decode first, then split: "%2e%2e%2f" must be judged as the "../" it becomes.
         int decoded = 0;
@@ -63,6 +71,26 @@ public static class PathNormalizer
         if (write > 0 && path[^1] == '/') path[write++] = (byte)'/';
         length = write;
         return PathStatus.Ok;
+    }
+
+    /// <summary>
+    /// Where the path ends (at '?' or '#'), and whether it is plain: no percent-escape, NUL, empty segment or
+    /// segment starting with a dot ("." and ".." are among those). One pass; request targets are short.
+    /// </summary>
+    private static bool ScanPath(ReadOnlySpan<byte> target, out int end)
+    {
+        bool plain = true;
+        byte previous = 0;
+        int i = 0;
+        for (; i < target.Length; i++)
+        {
+            byte b = target[i];
+            if (b is (byte)'?' or (byte)'#') break;
+            if (b is (byte)'%' or 0 || previous == '/' && b is (byte)'/' or (byte)'.') plain = false;
+            previous = b;
+        }
+        end = i;
+        return plain;
     }
 
     private static int HexValue(byte c) => c switch

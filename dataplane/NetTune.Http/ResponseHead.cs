@@ -55,7 +55,8 @@ public static class ResponseHead
 
     /// <summary>
     /// Head for a file response. <paramref name="fileHeaders"/> is the per-file block (Content-Type,
-    /// Last-Modified, ETag, Accept-Ranges) built once when the file was cached.
+    /// Last-Modified, ETag, Accept-Ranges) built once when the file was cached. A 200 is
+    /// <see cref="WriteStart"/> followed by <see cref="WriteFullEnd"/>, which servers may keep per file.
     /// </summary>
     public static int WriteFile(Span<byte> d, ResponsePlan plan, long size, ReadOnlySpan<byte> date,
         ReadOnlySpan<byte> fileHeaders, ConnectionHeader connection)
@@ -67,11 +68,14 @@ public static class ResponseHead
             ResponseKind.NotModified => 304,
             _ => 416,
         };
-        var w = new SpanWriter(d);
-        w.Write(StatusLine(status));
-        w.Write("Server: nettune\r\nDate: "u8);
-        w.Write(date);
-        w.Write("\r\n"u8);
+        int start = WriteStart(d, status, date, connection);
+        if (start < 0) return -1;
+        if (plan.Kind == ResponseKind.Full)
+        {
+            int end = WriteFullEnd(d[start..], fileHeaders, plan.Length);
+            return end < 0 ? -1 : start + end;
+        }
+        var w = new SpanWriter(d[start..]);
         if (plan.Kind == ResponseKind.RangeNotSatisfiable)
         {
             var body = ErrorBody(416);
@@ -92,33 +96,52 @@ public static class ResponseHead
                 w.Write(plan.Start + plan.Length - 1);
                 w.Write((byte)'/');
                 w.Write(size);
-                w.Write("\r\n"u8);
-            }
-            if (plan.Kind != ResponseKind.NotModified)
-            {
-                w.Write("Content-Length: "u8);
+                w.Write("\r\nContent-Length: "u8);
                 w.Write(plan.Length);
                 w.Write("\r\n"u8);
             }
         }
-        WriteConnection(ref w, connection);
         w.Write("\r\n"u8);
-        return w.Failed ? -1 : w.Position;
+        return w.Failed ? -1 : start + w.Position;
     }
 
-    public static int WriteError(Span<byte> d, int status, ReadOnlySpan<byte> date, ConnectionHeader connection)
+    /// <summary>
+    /// What a response head starts with: the status line, Server, Date and the Connection header. It is all that
+    /// changes from one 200 of a file to the next (the date once a second), so it comes first.
+    /// </summary>
+    public static int WriteStart(Span<byte> d, int status, ReadOnlySpan<byte> date, ConnectionHeader connection)
     {
         var w = new SpanWriter(d);
         w.Write(StatusLine(status));
         w.Write("Server: nettune\r\nDate: "u8);
         w.Write(date);
-        w.Write("\r\nContent-Type: text/plain\r\nContent-Length: "u8);
+        w.Write("\r\n"u8);
+        WriteConnection(ref w, connection);
+        return w.Failed ? -1 : w.Position;
+    }
+
+    /// <summary>The rest of a 200 for a whole file: its header block, Content-Length and the blank line.</summary>
+    public static int WriteFullEnd(Span<byte> d, ReadOnlySpan<byte> fileHeaders, long length)
+    {
+        var w = new SpanWriter(d);
+        w.Write(fileHeaders);
+        w.Write("Content-Length: "u8);
+        w.Write(length);
+        w.Write("\r\n\r\n"u8);
+        return w.Failed ? -1 : w.Position;
+    }
+
+    public static int WriteError(Span<byte> d, int status, ReadOnlySpan<byte> date, ConnectionHeader connection)
+    {
+        int start = WriteStart(d, status, date, connection);
+        if (start < 0) return -1;
+        var w = new SpanWriter(d[start..]);
+        w.Write("Content-Type: text/plain\r\nContent-Length: "u8);
         w.Write(ErrorBody(status).Length);
         w.Write("\r\n"u8);
         if (status == 405) w.Write("Allow: GET, HEAD\r\n"u8);
-        WriteConnection(ref w, connection);
         w.Write("\r\n"u8);
-        return w.Failed ? -1 : w.Position;
+        return w.Failed ? -1 : start + w.Position;
     }
 
     private static void WriteConnection(ref SpanWriter w, ConnectionHeader connection)

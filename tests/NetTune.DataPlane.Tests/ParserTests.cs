@@ -86,11 +86,65 @@ public class ParserTests
     [InlineData("GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505)]
     [InlineData("G(T / HTTP/1.1\r\nHost: h\r\n\r\n", 400)]
     [InlineData("GET nohost HTTP/1.1\r\nHost: h\r\n\r\n", 400)]
+    [InlineData("GET  / HTTP/1.1\r\nHost: h\r\n\r\n", 400)]
+    [InlineData("GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n", 400)]
+    [InlineData("GET /\u00e9 HTTP/1.1\r\nHost: h\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: h\u0001\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: h:80a\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: h:80:81\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: [[::1]\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: h]\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nX@: v\r\nHost: h\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\n: v\r\nHost: h\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nNoColon\r\nHost: h\r\n\r\n", 400)]
+    [InlineData("GE\u0001T / HTTP/1.1\r\nHost: h\r\n\r\n", 400)]
     public void RejectsBadRequestsWithTheRightStatus(string text, int status)
     {
         Assert.Equal(ParseStatus.Error, Parse(text, out var r));
         Assert.Equal(status, r.ErrorStatus);
         Assert.False(r.KeepAlive);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("h")]
+    [InlineData("h:")]
+    [InlineData("127.0.0.1:18181")]
+    [InlineData("a.b-c~_%41!$&'()*+,;=")]
+    [InlineData("[::1]")]
+    [InlineData("[::1]:8080")]
+    [InlineData("[v1.fe80::a+en1]")]
+    public void AcceptsEveryFormOfHost(string host)
+    {
+        Assert.True(HttpParser.IsValidHost(Encoding.ASCII.GetBytes(host)));
+        Assert.Equal(ParseStatus.Complete, Parse($"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n", out _));
+    }
+
+    [Theory]
+    [InlineData("GET /x HTTP/1.1\r\nHost: h\r\n\r\n", HttpMethodKind.Get, "GET")]
+    [InlineData("HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n", HttpMethodKind.Head, "HEAD")]
+    [InlineData("GETS /x HTTP/1.1\r\nHost: h\r\n\r\n", HttpMethodKind.Other, "GETS")]
+    [InlineData("get /x HTTP/1.1\r\nHost: h\r\n\r\n", HttpMethodKind.Other, "get")]
+    [InlineData("HEADER /x HTTP/1.1\r\nHost: h\r\n\r\n", HttpMethodKind.Other, "HEADER")]
+    public void MethodsAreCaseSensitiveTokens(string text, HttpMethodKind kind, string token)
+    {
+        var bytes = Encoding.ASCII.GetBytes(text);
+        Assert.Equal(ParseStatus.Complete, HttpParser.TryParse(bytes, HttpLimits.Default, out var r));
+        Assert.Equal(kind, r.Method);
+        Assert.Equal(token, Encoding.ASCII.GetString(r.MethodToken.Of(bytes)));
+        Assert.Equal("/x", Encoding.ASCII.GetString(r.Target.Of(bytes)));
+    }
+
+    [Fact]
+    public void TheBlankLineCountsTowardsTheHeadLimit()
+    {
+        var head = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+        Assert.Equal(ParseStatus.Complete, Parse(head, out _, new HttpLimits(64, head.Length, 8)));
+        Assert.Equal(ParseStatus.Error, Parse(head, out var r, new HttpLimits(64, head.Length - 1, 8)));
+        Assert.Equal(431, r.ErrorStatus);
     }
 
     [Fact]
@@ -168,6 +222,12 @@ public class PathNormalizerTests
     [InlineData("/%41%62", "Ab")]
     [InlineData("/...", "...")]
     [InlineData("/a..b", "a..b")]
+    [InlineData("/.well-known/x", ".well-known/x")]
+    [InlineData("/a/.b/c", "a/.b/c")]
+    [InlineData("/a/b.c/", "a/b.c/")]
+    [InlineData("/a?x#y", "a")]
+    [InlineData("/a#y?x", "a")]
+    [InlineData("/a/b?", "a/b")]
     public void NormalisesHarmlessPaths(string target, string expected)
     {
         var (status, path) = Normalize(target);
@@ -371,5 +431,50 @@ public class StaticParserDetailsTests
         Assert.Equal(new DateTimeOffset(1977, 1, 1, 0, 0, 0, TimeSpan.Zero).ToUnixTimeSeconds(), seconds);
         Assert.True(HttpDate.TryParse("Saturday, 01-Jan-50 00:00:00 GMT"u8, 2026, out seconds));
         Assert.Equal(new DateTimeOffset(2050, 1, 1, 0, 0, 0, TimeSpan.Zero).ToUnixTimeSeconds(), seconds);
+    }
+}
+
+public class ResponseHeadTests
+{
+    private static readonly byte[] Date = Encoding.ASCII.GetBytes("Wed, 02 Dec 2026 18:00:00 GMT");
+    private static readonly byte[] FileHeaders = ResponseHead.BuildFileHeaders("text/html", 0, "\"0-400\""u8);
+
+    [Theory]
+    [InlineData(ConnectionHeader.None, "")]
+    [InlineData(ConnectionHeader.Close, "Connection: close\r\n")]
+    [InlineData(ConnectionHeader.KeepAlive, "Connection: keep-alive\r\n")]
+    public void AWholeFileHeadIsItsStartAndItsPrebuiltEnd(ConnectionHeader connection, string connectionLine)
+    {
+        var whole = new byte[512];
+        int n = ResponseHead.WriteFile(whole, new ResponsePlan(ResponseKind.Full, 0, 1024), 1024, Date, FileHeaders, connection);
+        var parts = new byte[512];
+        int start = ResponseHead.WriteStart(parts, 200, Date, connection);
+        int end = ResponseHead.WriteFullEnd(parts.AsSpan(start), FileHeaders, 1024);
+        Assert.Equal(Encoding.ASCII.GetString(whole, 0, n), Encoding.ASCII.GetString(parts, 0, start + end));
+        Assert.Equal(
+            "HTTP/1.1 200 OK\r\nServer: nettune\r\nDate: Wed, 02 Dec 2026 18:00:00 GMT\r\n" + connectionLine +
+            "Content-Type: text/html\r\nLast-Modified: Thu, 01 Jan 1970 00:00:00 GMT\r\nETag: \"0-400\"\r\nAccept-Ranges: bytes\r\n" +
+            "Content-Length: 1024\r\n\r\n",
+            Encoding.ASCII.GetString(whole, 0, n));
+    }
+
+    [Fact]
+    public void HeadsThatDoNotFitFail()
+    {
+        var small = new byte[100];
+        Assert.Equal(-1, ResponseHead.WriteFile(small, new ResponsePlan(ResponseKind.Full, 0, 1024), 1024, Date, FileHeaders, ConnectionHeader.None));
+        Assert.Equal(-1, ResponseHead.WriteFullEnd(small.AsSpan(0, 20), FileHeaders, 1024));
+        Assert.Equal(-1, ResponseHead.WriteStart(small.AsSpan(0, 20), 200, Date, ConnectionHeader.None));
+    }
+
+    [Fact]
+    public void APartialHeadHasItsRangeAndLength()
+    {
+        var d = new byte[512];
+        int n = ResponseHead.WriteFile(d, new ResponsePlan(ResponseKind.Partial, 10, 5), 1024, Date, FileHeaders, ConnectionHeader.Close);
+        var text = Encoding.ASCII.GetString(d, 0, n);
+        Assert.StartsWith("HTTP/1.1 206 Partial Content\r\n", text);
+        Assert.Contains("Connection: close\r\nContent-Type: text/html\r\n", text);
+        Assert.EndsWith("Content-Range: bytes 10-14/1024\r\nContent-Length: 5\r\n\r\n", text);
     }
 }
