@@ -19,7 +19,13 @@ internal sealed unsafe class FileEntry
     public ulong Inode;
     public required byte[] Etag;
     public required byte[] HeaderBlock;
-    /// <summary>The whole file in native memory, or null when it is streamed from <see cref="Fd"/>.</summary>
+    /// <summary>
+    /// The end of this file's 200 head (<see cref="ResponseHead.WriteFullEnd"/>), built once, in native memory
+    /// right before <see cref="Content"/>: a whole cached file's head end and body leave as one iovec.
+    /// </summary>
+    public byte* FullHeadEnd;
+    public int FullHeadEndLength;
+    /// <summary>The whole file in native memory (at <see cref="FullHeadEnd"/> + its length), or null when it is streamed from <see cref="Fd"/>.</summary>
     public byte* Content;
     public long CheckedAtMs;
     private int _refs = 1; // the cache's own reference
@@ -31,12 +37,9 @@ internal sealed unsafe class FileEntry
     public void Release()
     {
         if (--_refs > 0) return;
-        if (Content != null)
-        {
-            NativeMemory.Free(Content);
-            _owner?.ReturnBudget(Size);
-            Content = null;
-        }
+        if (Content != null) _owner?.ReturnBudget(Size);
+        if (FullHeadEnd != null) NativeMemory.Free(FullHeadEnd);
+        FullHeadEnd = Content = null;
         if (Fd >= 0) Libc.close(Fd);
         Fd = -1;
     }
@@ -56,6 +59,11 @@ internal sealed unsafe class FileCache : IDisposable
     private readonly int _maxEntries;
     private readonly long _maxFileInMemory;
     private long _memoryBudget;
+    // The last request-target served and its entry: a hot file asked for again by the same target skips the
+    // path normaliser, the widening to chars and the string hash. Forgotten whenever the cache changes.
+    private readonly byte[] _recentTarget = new byte[256];
+    private int _recentTargetLength;
+    private FileEntry? _recentEntry;
 
     public FileCache(int rootFd, int validMs, int maxEntries, long maxFileInMemory, long memoryBudget)
     {
@@ -70,6 +78,22 @@ internal sealed unsafe class FileCache : IDisposable
     public int Count => _entries.Count;
 
     internal void ReturnBudget(long bytes) => _memoryBudget += bytes;
+
+    /// <summary>The entry last found for this request-target (<see cref="Remember"/>), while it needs no revalidation.</summary>
+    public bool TryRecent(ReadOnlySpan<byte> target, long nowMs, out FileEntry? entry)
+    {
+        entry = _recentEntry;
+        return entry != null && nowMs - entry.CheckedAtMs < _validMs && target.SequenceEqual(_recentTarget.AsSpan(0, _recentTargetLength));
+    }
+
+    /// <summary>Remembers what <see cref="Lookup"/> found for a request-target, for <see cref="TryRecent"/>.</summary>
+    public void Remember(ReadOnlySpan<byte> target, FileEntry entry)
+    {
+        if (target.Length > _recentTarget.Length) return;
+        target.CopyTo(_recentTarget);
+        _recentTargetLength = target.Length;
+        _recentEntry = entry;
+    }
 
     /// <summary>Finds or opens the file; returns 0 and a borrowed entry, or an HTTP status (403/404/500).</summary>
     public int Lookup(ReadOnlySpan<byte> relativePath, long nowMs, out FileEntry? entry)
@@ -165,13 +189,27 @@ internal sealed unsafe class FileCache : IDisposable
             CheckedAtMs = nowMs,
         };
         entry.Attach(this);
-        if (size > 0 && size <= _maxFileInMemory && size <= _memoryBudget && LoadIntoMemory(entry)) _memoryBudget -= size;
+        bool inMemory = size > 0 && size <= _maxFileInMemory && size <= _memoryBudget;
+        if (!AllocateFullHeadEnd(entry, inMemory ? size : 0)) return 0;
+        if (inMemory && LoadIntoMemory(entry)) _memoryBudget -= size;
         return 0;
+    }
+
+    /// <summary>The head end, with room for the body behind it when the file is to be cached.</summary>
+    private static bool AllocateFullHeadEnd(FileEntry entry, long bodyRoom)
+    {
+        Span<byte> end = stackalloc byte[entry.HeaderBlock.Length + 64];
+        int n = ResponseHead.WriteFullEnd(end, entry.HeaderBlock, entry.Size);
+        if (n < 0) return false;
+        entry.FullHeadEnd = (byte*)NativeMemory.Alloc((nuint)(n + bodyRoom));
+        entry.FullHeadEndLength = n;
+        end[..n].CopyTo(new Span<byte>(entry.FullHeadEnd, n));
+        return true;
     }
 
     private static bool LoadIntoMemory(FileEntry entry)
     {
-        byte* content = (byte*)NativeMemory.Alloc((nuint)entry.Size);
+        byte* content = entry.FullHeadEnd + entry.FullHeadEndLength;
         long done = 0;
         while (done < entry.Size)
         {
@@ -180,7 +218,6 @@ internal sealed unsafe class FileCache : IDisposable
             {
                 if (n < 0 && Libc.Errno == Libc.EINTR) continue;
                 // The file shrank or failed under us: serve it streamed; the stream path copes with errors.
-                NativeMemory.Free(content);
                 return false;
             }
             done += n;
@@ -223,6 +260,7 @@ internal sealed unsafe class FileCache : IDisposable
 
     private void Insert(FileEntry entry)
     {
+        _recentEntry = null;
         if (_entries.Count >= _maxEntries)
         {
             // Crude but bounded: drop everything. Entries still referenced by in-flight sends live on
@@ -235,12 +273,14 @@ internal sealed unsafe class FileCache : IDisposable
 
     private void Remove(FileEntry entry)
     {
+        _recentEntry = null;
         if (_entries.TryGetValue(entry.Key, out var current) && current == entry) _entries.Remove(entry.Key);
         entry.Release();
     }
 
     public void Dispose()
     {
+        _recentEntry = null;
         foreach (var e in _entries.Values) e.Release();
         _entries.Clear();
     }

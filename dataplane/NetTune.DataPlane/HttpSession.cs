@@ -336,22 +336,39 @@ internal sealed unsafe class HttpSession
             return;
         }
         var target = request.Target.Of(buffer);
-        Span<byte> path = stackalloc byte[target.Length];
-        var pathStatus = PathNormalizer.Normalize(target, path, out int pathLength);
-        if (pathStatus != PathStatus.Ok)
+        if (!worker.Files.TryRecent(target, worker.NowMs, out var file))
         {
-            QueueError(worker, pathStatus == PathStatus.Traversal ? 403 : 400, keepAlive, !head);
-            return;
-        }
-        int lookup = worker.Files.Lookup(path[..pathLength], worker.NowMs, out var file);
-        if (lookup != 0)
-        {
-            QueueError(worker, lookup, keepAlive, !head);
-            return;
+            Span<byte> path = stackalloc byte[target.Length];
+            var pathStatus = PathNormalizer.Normalize(target, path, out int pathLength);
+            if (pathStatus != PathStatus.Ok)
+            {
+                QueueError(worker, pathStatus == PathStatus.Traversal ? 403 : 400, keepAlive, !head);
+                return;
+            }
+            int lookup = worker.Files.Lookup(path[..pathLength], worker.NowMs, out file);
+            if (lookup != 0)
+            {
+                QueueError(worker, lookup, keepAlive, !head);
+                return;
+            }
+            worker.Files.Remember(target, file!);
         }
 
         var plan = ResponsePlanner.Plan(buffer, in request, file!.Etag, file.MtimeSeconds, file.Size);
         var connection = !keepAlive ? ConnectionHeader.Close : request.IsHttp11 ? ConnectionHeader.None : ConnectionHeader.KeepAlive;
+        worker.Stats.CountStatus(plan.Kind switch
+        {
+            ResponseKind.Full => 200,
+            ResponseKind.Partial => 206,
+            ResponseKind.NotModified => 304,
+            _ => 416,
+        });
+        if (!keepAlive) CloseAfterFlush = true;
+        if (plan.Kind == ResponseKind.Full && file.FullHeadEnd != null)
+        {
+            QueueFull(worker, file, connection, head);
+            return;
+        }
         var area = new Span<byte>(_head + _headUsed, HeadAreaBytes - _headUsed);
         int n = ResponseHead.WriteFile(area, plan, file.Size, worker.Date, file.HeaderBlock, connection);
         if (n < 0)
@@ -361,14 +378,6 @@ internal sealed unsafe class HttpSession
         }
         Queue(_head + _headUsed, n);
         _headUsed += n;
-        worker.Stats.CountStatus(plan.Kind switch
-        {
-            ResponseKind.Full => 200,
-            ResponseKind.Partial => 206,
-            ResponseKind.NotModified => 304,
-            _ => 416,
-        });
-        if (!keepAlive) CloseAfterFlush = true;
         if (head) return;
 
         if (plan.Kind == ResponseKind.RangeNotSatisfiable)
@@ -377,32 +386,76 @@ internal sealed unsafe class HttpSession
             return;
         }
         if (plan.Kind is not (ResponseKind.Full or ResponseKind.Partial) || plan.Length == 0) return;
+        QueueBody(file, plan.Start, plan.Length, BodySourceOf(worker, file, plan.Length), headEndBefore: 0);
+    }
 
-        file.AddRef();
+    /// <summary>
+    /// A 200 for a whole file: the start of the head (the same for every file this second) is copied into the head
+    /// area, and the file's prebuilt head end goes out with the cached body as one piece, or is copied too.
+    /// </summary>
+    private void QueueFull(Worker worker, FileEntry file, ConnectionHeader connection, bool head)
+    {
+        var area = new Span<byte>(_head + _headUsed, HeadAreaBytes - _headUsed);
+        int n;
+        if (connection == ConnectionHeader.None)
+        {
+            worker.OkStart.CopyTo(area);
+            n = worker.OkStart.Length;
+        }
+        else n = ResponseHead.WriteStart(area, 200, worker.Date, connection);
+        Queue(_head + _headUsed, n);
+        _headUsed += n;
+        var body = head || file.Size == 0 ? BodySource.None : BodySourceOf(worker, file, file.Size);
+        if (body is BodySource.Memory or BodySource.MemoryZeroCopySend)
+        {
+            QueueBody(file, 0, file.Size, body, headEndBefore: file.FullHeadEndLength);
+            return;
+        }
+        // Adjacent to the start just queued, so the two merge into one iovec.
+        new ReadOnlySpan<byte>(file.FullHeadEnd, file.FullHeadEndLength).CopyTo(area[n..]);
+        Queue(_head + _headUsed, file.FullHeadEndLength);
+        _headUsed += file.FullHeadEndLength;
+        if (body != BodySource.None) QueueBody(file, 0, file.Size, body, headEndBefore: 0);
+    }
+
+    private enum BodySource : byte { None, Memory, MemoryZeroCopySend, FileCopied, FileZeroCopy }
+
+    private BodySource BodySourceOf(Worker worker, FileEntry file, long length)
+    {
+        var options = worker.Options;
+        // A cached body the kernel can take without copying beats splicing it from the page cache.
+        if (file.Content != null && CanZeroCopySend && length >= options.ZeroCopySendMinBytes) return BodySource.MemoryZeroCopySend;
         // Zero-copy (sendfile/splice) is chosen per response. Measured here over loopback: for 64 KiB
         // bodies splice/sendfile beat copying from memory, but for multi-MiB streams read+send is faster
         // (the receiver copies anyway and drains linear data quicker), so auto copies those on loopback.
-        bool zeroCopy = plan.Length >= worker.Options.ZeroCopyMinBytes && worker.Options.ZeroCopy switch
+        bool zeroCopy = length >= options.ZeroCopyMinBytes && options.ZeroCopy switch
         {
             ZeroCopyMode.On => true,
             ZeroCopyMode.Off => false,
-            _ => !PeerIsLoopback || plan.Length < worker.Options.LoopbackCopyMinBytes,
+            _ => !PeerIsLoopback || length < options.LoopbackCopyMinBytes,
         };
-        // A cached body the kernel can take without copying beats splicing it from the page cache.
-        bool sendZeroCopy = CanZeroCopySend && file.Content != null && plan.Length >= worker.Options.ZeroCopySendMinBytes;
-        if (file.Content != null && (sendZeroCopy || !zeroCopy))
+        if (zeroCopy) return BodySource.FileZeroCopy;
+        return file.Content != null ? BodySource.Memory : BodySource.FileCopied;
+    }
+
+    /// <summary>
+    /// Queues a body: from the memory cache by iovec (with the <paramref name="headEndBefore"/> bytes of head that sit
+    /// right before it), or as a stream from the file.
+    /// </summary>
+    private void QueueBody(FileEntry file, long start, long length, BodySource source, int headEndBefore)
+    {
+        file.AddRef();
+        if (source is BodySource.Memory or BodySource.MemoryZeroCopySend)
         {
             _pinned[_pinnedCount++] = file;
-            Queue(file.Content + plan.Start, (int)plan.Length);
-            if (sendZeroCopy) _zeroCopyBodies++;
+            Queue(file.Content + start - headEndBefore, (int)length + headEndBefore);
+            if (source == BodySource.MemoryZeroCopySend) _zeroCopyBodies++;
+            return;
         }
-        else
-        {
-            StreamFile = file;
-            StreamOffset = plan.Start;
-            StreamRemaining = plan.Length;
-            StreamZeroCopy = zeroCopy;
-        }
+        StreamFile = file;
+        StreamOffset = start;
+        StreamRemaining = length;
+        StreamZeroCopy = source == BodySource.FileZeroCopy;
     }
 
     /// <summary>Whether the queued output is only the head of a zero-copy body that follows it.</summary>

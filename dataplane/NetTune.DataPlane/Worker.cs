@@ -26,6 +26,9 @@ internal abstract unsafe class Worker
     private readonly Thread _thread;
     private readonly byte[] _date = GC.AllocateArray<byte>(HttpDate.Length, pinned: true);
     private long _dateSecond = -1;
+    // The start of every keep-alive HTTP/1.1 200 (status, Server, Date) for this second, copied whole into heads.
+    private readonly byte[] _okStart = new byte[128];
+    private int _okStartLength;
 
     /// <summary>Proxy mode: the upstreams (shared, read-only) and this worker's own choice among them.</summary>
     public IReadOnlyList<UpstreamAddress>? Upstreams { get; init; }
@@ -43,6 +46,7 @@ internal abstract unsafe class Worker
     public int ActiveSessions { get; private set; }
 
     public ReadOnlySpan<byte> Date => _date;
+    public ReadOnlySpan<byte> OkStart => _okStart.AsSpan(0, _okStartLength);
     public long NowMs;
     private volatile bool _drainRequested;
     public bool Draining { get; private set; }
@@ -162,6 +166,7 @@ internal abstract unsafe class Worker
         {
             _dateSecond = second;
             HttpDate.Format(DateTimeOffset.UtcNow, _date);
+            _okStartLength = ResponseHead.WriteStart(_okStart, 200, _date, ConnectionHeader.None);
         }
         if (_drainRequested && !Draining)
         {

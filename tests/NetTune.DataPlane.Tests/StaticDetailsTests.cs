@@ -52,6 +52,41 @@ public class StaticDetailsTests(BothEngines servers) : IClassFixture<BothEngines
     }
 
     [Theory, MemberData(nameof(Engines))]
+    public void PipelinedRequestsForDifferentFilesEachGetTheirOwnHeadAndBody(string engine)
+    {
+        // One write, so the answers leave together: whole-file heads are pieced from the per-second start and each
+        // file's prebuilt end, and the file cache's memory of the last lookup must switch files correctly.
+        using var c = new RawClient(servers[engine].Port);
+        c.Send("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n" + "GET /64k.bin HTTP/1.1\r\nHost: x\r\n\r\n" +
+               "HEAD /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n" + "GET /empty.txt HTTP/1.1\r\nHost: x\r\n\r\n" +
+               "GET /1k.bin HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + "GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n" +
+               "GET /1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        var small = c.Read();
+        Assert.Equal(servers.Root.Small, small.Body);
+        Assert.Equal("application/octet-stream", small.Header("Content-Type"));
+        Assert.Equal("", small.Header("Connection"));
+        var medium = c.Read();
+        Assert.Equal(servers.Root.Medium, medium.Body);
+        Assert.NotEqual(small.Header("ETag"), medium.Header("ETag"));
+        var head = c.Read(head: true);
+        Assert.Equal("1024", head.Header("Content-Length"));
+        Assert.Equal(small.Header("ETag"), head.Header("ETag"));
+        var empty = c.Read();
+        Assert.Equal("0", empty.Header("Content-Length"));
+        Assert.Empty(empty.Body);
+        var http10 = c.Read();
+        Assert.Equal("keep-alive", http10.Header("Connection"));
+        Assert.Equal(servers.Root.Small, http10.Body);
+        var css = c.Read();
+        Assert.Equal("text/css; charset=utf-8", css.Header("Content-Type"));
+        Assert.Equal("body{}\n"u8.ToArray(), css.Body);
+        var last = c.Read();
+        Assert.Equal("close", last.Header("Connection"));
+        Assert.Equal(servers.Root.Small, last.Body);
+        Assert.True(c.ReadsEof());
+    }
+
+    [Theory, MemberData(nameof(Engines))]
     public void Http12IsServedAs11(string engine)
     {
         using var c = new RawClient(servers[engine].Port);
