@@ -1,7 +1,10 @@
 // The floor peer of the data-plane benchmarks: the least an io_uring HTTP/1.1 responder on this machine
 // can do per response. It answers every request head (anything ending in CRLF CRLF) with one fixed
-// response, the file given on the command line preceded by a minimal head; it never parses, never looks
-// at paths, never touches a file after start. One thread, one ring (SINGLE_ISSUER + DEFER_TASKRUN),
+// response, the file given on the command line preceded by the head a static server sends for it (Server,
+// Date, Content-Type, Last-Modified, ETag, Accept-Ranges, Content-Length: the headers nginx and the data
+// plane send), so that the client and the kernel handle the same bytes per response as with the servers
+// measured against it; its Date is the time it started. It never parses, never looks at paths, never
+// touches a file after start. One thread, one ring (SINGLE_ISSUER + DEFER_TASKRUN),
 // multishot accept, one recv per connection at a time, pipelined requests answered by a single sendmsg
 // of as many copies of the response as heads arrived. Pin it with taskset.
 //
@@ -20,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CONNS 4096
@@ -84,10 +88,14 @@ int main(int argc, char **argv) {
     if (!f) { perror(argv[2]); return 1; }
     struct stat st;
     fstat(fileno(f), &st);
-    char head[256];
+    char now[64], mtime[64], head[512];
+    time_t t = time(NULL);
+    strftime(now, sizeof now, "%a, %d %b %Y %H:%M:%S GMT", gmtime(&t));
+    strftime(mtime, sizeof mtime, "%a, %d %b %Y %H:%M:%S GMT", gmtime(&st.st_mtime));
     int head_len = snprintf(head, sizeof head,
-        "HTTP/1.1 200 OK\r\nServer: floor\r\nContent-Type: application/octet-stream\r\nContent-Length: %lld\r\n\r\n",
-        (long long)st.st_size);
+        "HTTP/1.1 200 OK\r\nServer: floor\r\nDate: %s\r\nContent-Type: application/octet-stream\r\n"
+        "Last-Modified: %s\r\nETag: \"%llx-%llx\"\r\nAccept-Ranges: bytes\r\nContent-Length: %lld\r\n\r\n",
+        now, mtime, (unsigned long long)st.st_mtime, (unsigned long long)st.st_size, (long long)st.st_size);
     response_len = (size_t)head_len + (size_t)st.st_size;
     response = malloc(response_len);
     memcpy(response, head, (size_t)head_len);
