@@ -225,15 +225,16 @@ public static class HttpParser
             if (close < 0) return false;
             foreach (byte b in host[1..close])
                 if (b != ':' && (ByteClass[b] & RegNameChar) == 0) return false;
-            return close + 1 == host.Length || host[close + 1] == ':' && IsPort(host[(close + 2)..]);
+            return close + 1 == host.Length || host[close + 1] == ':' && OnlyDigits(host[(close + 2)..]);
         }
         // reg-name or IPv4, then an optional ":" and digits.
         int i = 0;
         while (i < host.Length && (ByteClass[host[i]] & RegNameChar) != 0) i++;
-        return i == host.Length || host[i] == ':' && IsPort(host[(i + 1)..]);
+        return i == host.Length || host[i] == ':' && OnlyDigits(host[(i + 1)..]);
     }
 
-    private static bool IsPort(ReadOnlySpan<byte> port) => port.IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0;
+    // A port may be empty (RFC 3986 §3.2.3: port = *DIGIT).
+    private static bool OnlyDigits(ReadOnlySpan<byte> s) => s.IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0;
 
     private static bool AllOfClass(ReadOnlySpan<byte> s, byte cls)
     {
@@ -251,7 +252,7 @@ public static class HttpParser
         return false;
     }
 
-    private static bool AllDigits(ReadOnlySpan<byte> s) => !s.IsEmpty && s.IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0;
+    private static bool AllDigits(ReadOnlySpan<byte> s) => !s.IsEmpty && OnlyDigits(s);
 
     private static bool IsDigit(byte b) => b is >= (byte)'0' and <= (byte)'9';
 
