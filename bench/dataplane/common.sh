@@ -22,19 +22,21 @@ need() {
 
 # Installs wrk, nginx, cc and liburing-dev if missing, builds the floor peer and the server under test
 # (unless DATAPLANE names one): NativeAOT if it builds, otherwise a framework-dependent Release build.
-# Sets NGINX, FLOOR, DATAPLANE and BUILD.
+# Sets NGINX, FLOOR, FLOOR_PROXY, DATAPLANE and BUILD.
 prepare() {
   need wrk wrk
   need nginx nginx-light
   need cc gcc
   NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-  # The floor peer (bench/floor/floor.c) is built from Debian's liburing.
+  # The floor peers (bench/floor/floor.c, floor-proxy.c) are built from Debian's liburing.
   if [ ! -e /usr/include/liburing.h ]; then
     echo "installing liburing-dev" >&2
     apt-get install -y liburing-dev >/dev/null || { apt-get update >/dev/null && apt-get install -y liburing-dev >/dev/null; }
   fi
   FLOOR="$WORK/floor"
   cc -O2 -Wall -o "$FLOOR" "$REPO/bench/floor/floor.c" -luring
+  FLOOR_PROXY="$WORK/floor-proxy"
+  cc -O2 -Wall -o "$FLOOR_PROXY" "$REPO/bench/floor/floor-proxy.c" -luring
 
   if [ -z "${DATAPLANE:-}" ]; then
     if dotnet publish "$REPO/dataplane/NetTune.DataPlane/NetTune.DataPlane.csproj" -c Release -r linux-x64 \

@@ -9,11 +9,11 @@
 #   bench/dataplane/proxy-profile.sh                      # nginx, iouring, epoll at 1 KiB and 64 KiB
 #   PROXIES="iouring" FILES=64k.bin bench/dataplane/proxy-profile.sh
 #
-# Environment: PROXIES ("nginx iouring epoll"), FILES ("1k.bin 64k.bin"), DURATION (8), CONNS (50),
+# Environment: PROXIES ("nginx floor iouring epoll"; floor: bench/floor/floor-proxy.c), FILES ("1k.bin 64k.bin"), DURATION (8), CONNS (50),
 # SERVER_CPU (0), CLIENT_CPU (1), DATAPLANE, OUT (bench/dataplane/results-profile), EXTRA (flags for ours).
 set -euo pipefail
 
-PROXIES=${PROXIES:-"nginx iouring epoll"}
+PROXIES=${PROXIES:-"nginx floor iouring epoll"}
 FILES=${FILES:-"1k.bin 64k.bin"}
 DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
@@ -29,11 +29,12 @@ WORK=$(mktemp -d /tmp/nettune-proxy-profile.XXXXXX)
 chmod 755 "$WORK"
 UP_PORT=${UP_PORT:-18090}
 PROXY_PORT=${PROXY_PORT:-18081}
+FLOOR_PORT=${FLOOR_PORT:-18082}
 ADMIN_PORT=${ADMIN_PORT:-18089}
 mkdir -p "$OUT"
 # shellcheck source=common.sh
 . "$HERE/common.sh"
-require_free_ports $UP_PORT $PROXY_PORT $ADMIN_PORT
+require_free_ports $UP_PORT $PROXY_PORT $FLOOR_PORT $ADMIN_PORT
 prepare
 command -v perf >/dev/null || { echo "installing linux-perf" >&2; apt-get install -y linux-perf >/dev/null; }
 
@@ -43,7 +44,7 @@ taskset -c "$UPSTREAM_CPU" "$NGINX" -p "$WORK/upstream" -c "$WORK/upstream/nginx
 PIDS+=("$!")
 wait_port $UP_PORT
 
-metric() { curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk -v k="$1" 'index($0, k) == 1 { s += $2 } END { print s + 0 }'; }
+metric() { curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk -v k="$1" 'index($0, k) == 1 { s += $2 } END { printf "%.0f\n", s }'; }
 EVENTS=raw_syscalls:sys_enter,context-switches,io_uring:io_uring_submit_req,io_uring:io_uring_poll_arm,io_uring:io_uring_task_add
 
 # Folds perf samples into coarse buckets by the innermost symbol that names one.
@@ -76,9 +77,13 @@ echo "dataplane build: $BUILD" | tee "$OUT/build.txt"
 : >"$REPORT"
 for file in $FILES; do
   for proxy in $PROXIES; do
+    port=$PROXY_PORT
     if [ "$proxy" = nginx ]; then
       taskset -c "$SERVER_CPU" "$NGINX" -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" -g 'daemon off;' >"$WORK/proxy.out" 2>&1 &
       P=$!
+    elif [ "$proxy" = floor ]; then
+      taskset -c "$SERVER_CPU" "$FLOOR_PROXY" $FLOOR_PORT $UP_PORT >"$WORK/floor-proxy.out" 2>&1 &
+      P=$! port=$FLOOR_PORT
     else
       # shellcheck disable=SC2086
       "$DATAPLANE" --upstream "127.0.0.1:$UP_PORT" --address 127.0.0.1 --port $PROXY_PORT --cpus "$SERVER_CPU" \
@@ -86,12 +91,12 @@ for file in $FILES; do
       P=$!
     fi
     PIDS+=("$P")
-    wait_port $PROXY_PORT
-    url="http://127.0.0.1:$PROXY_PORT/$file"
+    wait_port $port
+    url="http://127.0.0.1:$port/$file"
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null
     workers=$(if [ "$proxy" = nginx ]; then pgrep -P "$P"; else echo "$P"; fi | paste -sd,)
     copied0=0 zero0=0
-    if [ "$proxy" != nginx ]; then
+    if [ "$proxy" != nginx ] && [ "$proxy" != floor ]; then
       copied0=$(metric 'nettune_dataplane_sent_bytes_total{path="copy"}'); zero0=$(metric 'nettune_dataplane_sent_bytes_total{path="zerocopy"}')
     fi
     before=$(cpu_ticks "$P")
@@ -104,7 +109,7 @@ for file in $FILES; do
     after=$(cpu_ticks "$P")
     reqs=$(awk '/requests in/{print $1}' <<<"$out")
     copied=0 zero=0
-    if [ "$proxy" != nginx ]; then
+    if [ "$proxy" != nginx ] && [ "$proxy" != floor ]; then
       copied=$(( $(metric 'nettune_dataplane_sent_bytes_total{path="copy"}') - copied0 ))
       zero=$(( $(metric 'nettune_dataplane_sent_bytes_total{path="zerocopy"}') - zero0 ))
     fi
@@ -112,7 +117,7 @@ for file in $FILES; do
       echo "### $proxy, $file, -c$CONNS ($(awk '/^Requests\/sec:/{print $2}' <<<"$out") req/s, p99 $(awk '$1=="99%"{print $2}' <<<"$out"), load $(cut -d' ' -f1-3 /proc/loadavg))"
       awk -v d=$((after - before)) -v t="$CLK_TCK" -v n="$reqs" 'BEGIN{ printf "- CPU per request: %.2f µs\n", d / t * 1e6 / n }'
       awk -F, -v n="$reqs" '$1 ~ /^[0-9]/ { printf "- %s per request: %.3f\n", $3, $1 / n }' "$WORK/stat"
-      if [ "$proxy" != nginx ]; then
+      if [ "$proxy" != nginx ] && [ "$proxy" != floor ]; then
         awk -v c="$copied" -v z="$zero" -v n="$reqs" 'BEGIN{ printf "- bytes to the client per request: %.0f copied, %.0f spliced\n", c / n, z / n }'
       fi
       echo "- where the time goes (perf cpu-clock samples):"

@@ -28,10 +28,11 @@ chmod 755 "$WORK"
 UP_PORT=${UP_PORT:-18090}
 NGINX_PORT=${NGINX_PORT:-18080}
 OURS_PORT=${OURS_PORT:-18081}
+FLOOR_PORT=${FLOOR_PORT:-18082}
 mkdir -p "$OUT"
 # shellcheck source=common.sh
 . "$HERE/common.sh"
-require_free_ports $UP_PORT $NGINX_PORT $OURS_PORT
+require_free_ports $UP_PORT $NGINX_PORT $OURS_PORT $FLOOR_PORT
 prepare
 
 write_proxy_fixtures "$NGINX_PORT"
@@ -61,6 +62,12 @@ for round in $(seq 1 "$ROUNDS"); do
   for conns in $CONNS; do
     for file in $FILES; do
       measure "$round" nginx $NGINX_PORT "$file" "$conns" "$NGINX_PROXY_PID"
+      taskset -c "$SERVER_CPU" "$FLOOR_PROXY" $FLOOR_PORT $UP_PORT >"$WORK/floor-proxy.out" 2>&1 &
+      FLOOR_PID=$!
+      PIDS+=("$FLOOR_PID")
+      wait_port $FLOOR_PORT
+      measure "$round" floor $FLOOR_PORT "$file" "$conns" "$FLOOR_PID"
+      stop_floor
       for engine in iouring epoll; do
         start_ours $engine
         measure "$round" $engine $OURS_PORT "$file" "$conns" "$OURS_PID"

@@ -126,11 +126,23 @@ internal sealed unsafe partial class EpollWorker
                 case ProxyIo.SendClient or ProxyIo.SendUpstream:
                 {
                     bool upstream = io == ProxyIo.SendUpstream;
-                    var message = s.PrepareSend();
-                    nint n = Libc.sendmsg(upstream ? s.UpstreamFd : s.ClientFd, message, Libc.MSG_NOSIGNAL);
+                    int fd = upstream ? s.UpstreamFd : s.ClientFd;
+                    nint n;
+                    long wanted;
+                    if (s.SingleBuffer(out byte* data, out int length))
+                    {
+                        n = Libc.send(fd, data, (nuint)length, Libc.MSG_NOSIGNAL);
+                        wanted = length;
+                    }
+                    else
+                    {
+                        var message = s.PrepareSend();
+                        n = Libc.sendmsg(fd, message, Libc.MSG_NOSIGNAL);
+                        wanted = TotalLength(message);
+                    }
                     int errno = n < 0 ? Libc.Errno : 0;
                     // A short write means the send buffer is full: wait for the edge that frees space.
-                    if (errno is Libc.EAGAIN or Libc.EINTR || n >= 0 && n < TotalLength(message))
+                    if (errno is Libc.EAGAIN or Libc.EINTR || n >= 0 && n < wanted)
                     {
                         if (upstream) s.UpstreamWritable = false;
                         else s.ClientWritable = false;

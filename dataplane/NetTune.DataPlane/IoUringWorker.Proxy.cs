@@ -41,9 +41,18 @@ internal sealed unsafe partial class IoUringWorker
                     break;
                 case ProxyIo.SendClient or ProxyIo.SendUpstream:
                     sqe = _ring.GetSqe();
-                    sqe->Opcode = IoUringOp.Sendmsg;
                     sqe->Fd = io == ProxyIo.SendClient ? s.ClientFd : s.UpstreamFd;
-                    sqe->Addr = (ulong)s.PrepareSend();
+                    if (s.SingleBuffer(out byte* data, out int length))
+                    {
+                        sqe->Opcode = IoUringOp.Send;
+                        sqe->Addr = (ulong)data;
+                        sqe->Len = (uint)length;
+                    }
+                    else
+                    {
+                        sqe->Opcode = IoUringOp.Sendmsg;
+                        sqe->Addr = (ulong)s.PrepareSend();
+                    }
                     sqe->OpFlags = (uint)(Libc.MSG_NOSIGNAL | Libc.MSG_WAITALL);
                     if (pollFirst) sqe->IoPrio = RecvSendPollFirst;
                     break;

@@ -72,7 +72,7 @@ internal sealed unsafe partial class IoUringWorker(int index, int cpu, ServerOpt
             // SQEs the kernel left behind (a short submit) or completions it holds back (CQ overflow): no sleeping.
             if (leftBehind || _ring.CqOverflowed) batch = 0;
             int waitMs = _acceptResumeMs > NowMs ? (int)Math.Min(_acceptResumeMs - NowMs, 1000) : 1000;
-            _ring.SubmitAndWait(batch, waitMs, Options.BatchWaitUsec);
+            _ring.SubmitAndWait(batch, waitMs, Options.EffectiveBatchWaitUsec);
             leftBehind = _ring.PendingSubmissions > 0;
             Stats.EnterCalls = _ring.EnterCalls;
             Stats.SubmittedSqes = _ring.SubmittedSqes;

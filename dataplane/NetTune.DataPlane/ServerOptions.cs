@@ -83,8 +83,17 @@ public sealed record ServerOptions
     /// IORING_OP_SPLICE, which the kernel always runs on an io-wq thread (false).
     /// </summary>
     public bool IoUringInlineSendfile { get; init; } = true;
-    /// <summary>io_uring: how long (µs) a busy worker may wait to reap completions in a batch (0 = wake for each).</summary>
-    public uint BatchWaitUsec { get; init; } = 200;
+    /// <summary>
+    /// io_uring: how long (µs) a busy worker may wait to reap completions in a batch (0 = wake for each); null = the
+    /// mode's default, <see cref="EffectiveBatchWaitUsec"/>.
+    /// </summary>
+    public uint? BatchWaitUsec { get; init; }
+    /// <summary>
+    /// 200 µs for the static server; 0 for the proxy, whose every request waits on the ring several times in a row
+    /// (client, upstream, upstream, client, and the splices' readiness): a bounded wait at each step piles up. Measured
+    /// at 64 KiB, -c50: a p99 of 17–23 ms with 200 µs against 4.5 ms without, and no CPU saved.
+    /// </summary>
+    public uint EffectiveBatchWaitUsec => BatchWaitUsec ?? (IsProxy ? 0u : 200u);
     public int StreamChunkBytes { get; init; } = 256 * 1024;
     public HttpLimits Limits { get; init; } = HttpLimits.Default;
     /// <summary>
@@ -139,7 +148,7 @@ public sealed record ServerOptions
           --memory-cache-bytes N     memory cache budget per worker (default 67108864)
           --hugepages                back buffers with 2 MiB hugepages when available
           --io-uring-recv multishot|single  multishot recv over a provided-buffer ring (default) or one recv per request
-          --io-uring-batch-usec N    wait up to N µs to reap completions in batches (default 200; 0 = off; Linux 6.12+)
+          --io-uring-batch-usec N    wait up to N µs to reap completions in batches (default 200, proxy 0; 0 = off; Linux 6.12+)
           --io-uring-taskrun defer|coop  completion mode: DEFER_TASKRUN+SINGLE_ISSUER (default) or COOP_TASKRUN
           --io-uring-zero-copy sendfile|splice  zero-copy bodies by sendfile on the worker thread (default) or by
                                      IORING_OP_SPLICE (runs on io-wq kernel threads: a context switch per response)

@@ -377,6 +377,15 @@ public class OptionsTests
         // The static server reads no bodies, whatever the flag says.
         Assert.Equal(0, ServerOptions.Parse(["--root", "/srv", "--max-body-bytes", "1000"]).Limits.MaxBodyBytes);
     }
+
+    [Fact]
+    public void TheRingWaitsForBatchesOnlyInStaticModeUnlessTold()
+    {
+        Assert.Equal(200u, ServerOptions.Parse(["--root", "/srv"]).EffectiveBatchWaitUsec);
+        Assert.Equal(0u, ServerOptions.Parse(["--upstream", "a:1"]).EffectiveBatchWaitUsec);
+        Assert.Equal(50u, ServerOptions.Parse(["--upstream", "a:1", "--io-uring-batch-usec", "50"]).EffectiveBatchWaitUsec);
+        Assert.Equal(0u, ServerOptions.Parse(["--root", "/srv", "--io-uring-batch-usec", "0"]).EffectiveBatchWaitUsec);
+    }
 }
 
 public class StaticParserDetailsTests

@@ -107,6 +107,37 @@ public static class ProxyHeadWriter
         return w.Failed ? -1 : w.Position;
     }
 
+    /// <summary>
+    /// As <see cref="WriteResponse(ReadOnlySpan{byte}, Span{byte}, ConnectionHeader, bool)"/>, for a head
+    /// <see cref="UpstreamResponseParser"/> parsed into <paramref name="response"/>: in the common case (at most two
+    /// hop-by-hop lines, no Transfer-Encoding, no headers named in Connection, nothing to decode) the lines to drop
+    /// are known from the parse, and the head is copied in at most three pieces around them instead of being
+    /// searched again line by line. Otherwise it takes the general way.
+    /// </summary>
+    public static int WriteResponse(in UpstreamResponse response, ReadOnlySpan<byte> head, Span<byte> destination,
+        ConnectionHeader connection, bool dechunk = false)
+    {
+        if (dechunk || response.HasTransferEncoding || response.ConnectionNamesHeaders || response.HopByHopLines > 2)
+            return WriteResponse(head, destination, connection, dechunk);
+        var w = new SpanWriter(destination);
+        int end = head.Length - 2; // the blank line
+        if (response.HopByHopLines == 0) w.Write(head[..end]);
+        else
+        {
+            w.Write(head[..response.Drop0Start]);
+            if (response.HopByHopLines == 1) w.Write(head[response.Drop0End..end]);
+            else
+            {
+                w.Write(head[response.Drop0End..response.Drop1Start]);
+                w.Write(head[response.Drop1End..end]);
+            }
+        }
+        if (connection == ConnectionHeader.Close) w.Write("Connection: close\r\n"u8);
+        else if (connection == ConnectionHeader.KeepAlive) w.Write("Connection: keep-alive\r\n"u8);
+        w.Write("\r\n"u8);
+        return w.Failed ? -1 : w.Position;
+    }
+
     private static bool Has(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> wanted)
     {
         while (!headers.IsEmpty)
@@ -158,7 +189,7 @@ public static class ProxyHeadWriter
     /// Connection-scoped headers. Transfer-Encoding is hop-by-hop in principle, but the proxy relays
     /// chunked bodies unchanged, so it stays with them.
     /// </summary>
-    private static bool IsHopByHop(ReadOnlySpan<byte> name) => name.Length switch
+    internal static bool IsHopByHop(ReadOnlySpan<byte> name) => name.Length switch
     {
         2 => Ascii.EqualsIgnoreCase(name, "TE"u8),
         7 => Ascii.EqualsIgnoreCase(name, "Upgrade"u8),

@@ -23,58 +23,84 @@ public struct UpstreamResponse
     public long ContentLength;
     /// <summary>Whether the upstream connection may carry another request after this response.</summary>
     public bool Reusable;
+
+    // What the head rewrite needs to know, found by the same pass (see ProxyHeadWriter.WriteResponse).
+    /// <summary>A Transfer-Encoding header is present (a Content-Length beside it is dropped).</summary>
+    public bool HasTransferEncoding;
+    /// <summary>A Connection header names more than close / keep-alive: those headers are dropped too.</summary>
+    public bool ConnectionNamesHeaders;
+    /// <summary>How many lines are hop-by-hop by name (TE, Upgrade, Connection, Keep-Alive, Proxy-Connection).</summary>
+    public int HopByHopLines;
+    /// <summary>The first two of those lines, [start, end) with their CRLF, in the head.</summary>
+    public int Drop0Start, Drop0End, Drop1Start, Drop1End;
 }
 
 /// <summary>
 /// Parses the status line and headers an upstream sent. Stateless, like <see cref="HttpParser"/>: the
 /// head is re-parsed from the start of the buffer until it is complete. Upstreams are trusted to speak
 /// HTTP but not to be well-behaved, so conflicting framing is an error (502), never a guess.
+/// One pass over the head: each line ends at its first CR or LF, which must be a CRLF (a bare CR or LF,
+/// RFC 9112 §2.2, would be relayed for the client to split differently, so it is refused).
 /// </summary>
 public static class UpstreamResponseParser
 {
-    private static bool HasBareCr(ReadOnlySpan<byte> head)
+    /// <summary>Where the line starting at <paramref name="start"/> ends (its CR), -1 if not yet known, -2 if it ends badly.</summary>
+    private static int LineEnd(ReadOnlySpan<byte> buffer, int start)
     {
-        for (int i = head.IndexOf((byte)'\r'); i >= 0; )
-        {
-            if (i + 1 >= head.Length || head[i + 1] != '\n') return true;
-            int next = head[(i + 1)..].IndexOf((byte)'\r');
-            i = next < 0 ? -1 : i + 1 + next;
-        }
-        return false;
+        int i = buffer[start..].IndexOfAny((byte)'\r', (byte)'\n');
+        if (i < 0) return -1;
+        i += start;
+        if (buffer[i] == '\n') return -2;
+        if (i + 1 == buffer.Length) return -1;
+        return buffer[i + 1] == '\n' ? i : -2;
+    }
+
+    private static ReadOnlySpan<byte> TrimOws(ReadOnlySpan<byte> value)
+    {
+        int a = 0, b = value.Length;
+        while (a < b && value[a] is (byte)' ' or (byte)'\t') a++;
+        while (b > a && value[b - 1] is (byte)' ' or (byte)'\t') b--;
+        return value[a..b];
     }
 
     public static ParseStatus TryParse(ReadOnlySpan<byte> buffer, int maxHeadBytes, bool requestWasHead, out UpstreamResponse response)
     {
         response = default;
-        int end = buffer.IndexOf("\r\n\r\n"u8);
-        if (end < 0) return buffer.Length >= maxHeadBytes ? ParseStatus.Error : ParseStatus.Incomplete;
-        if (end + 4 > maxHeadBytes) return ParseStatus.Error;
-        response.HeadLength = end + 4;
-
-        int lineEnd = buffer.IndexOf("\r\n"u8);
+        var incomplete = buffer.Length >= maxHeadBytes ? ParseStatus.Error : ParseStatus.Incomplete;
+        int lineEnd = LineEnd(buffer, 0);
+        if (lineEnd == -1) return incomplete;
+        if (lineEnd < 0) return ParseStatus.Error;
         var line = buffer[..lineEnd];
-        // A CR not followed by LF (RFC 9112 §2.2) would be relayed for the client to split differently: refuse it.
-        if (HasBareCr(buffer[..(end + 2)])) return ParseStatus.Error;
         // "HTTP/1.x SSS" optionally followed by " reason".
         if (line.Length < 12 || !line.StartsWith("HTTP/1."u8) || line[8] != ' ' || (line.Length > 12 && line[12] != ' ')) return ParseStatus.Error;
         bool http11 = line[7] == '1';
         if (!http11 && line[7] != '0') return ParseStatus.Error;
         if (!Utf8Parser.TryParse(line.Slice(9, 3), out int status, out int used) || used != 3 || status < 100) return ParseStatus.Error;
-        response.Status = status;
 
         bool close = false, keepAlive = false, chunked = false, otherCoding = false;
         long contentLength = -1;
-        var headers = buffer[(lineEnd + 2)..(end + 2)];
-        while (!headers.IsEmpty)
+        int at = lineEnd + 2;
+        while (true)
         {
-            int nl = headers.IndexOf("\r\n"u8);
-            var header = headers[..nl];
-            headers = headers[(nl + 2)..];
+            lineEnd = LineEnd(buffer, at);
+            if (lineEnd == -1) return incomplete;
+            if (lineEnd < 0) return ParseStatus.Error;
+            if (lineEnd == at) break; // the blank line
+            var header = buffer[at..lineEnd];
+            int lineStart = at;
+            at = lineEnd + 2;
             int colon = header.IndexOf((byte)':');
             // obs-fold (a line starting with SP/HTAB continues the previous one, RFC 9112 §5.2): refused rather than relayed.
-            if (colon <= 0 || header.IndexOf((byte)'\n') >= 0 || header[0] is (byte)' ' or (byte)'\t') return ParseStatus.Error;
+            if (colon <= 0 || header[0] is (byte)' ' or (byte)'\t') return ParseStatus.Error;
             var name = header[..colon];
-            var value = header[(colon + 1)..].Trim(" \t"u8);
+            if (ProxyHeadWriter.IsHopByHop(name))
+            {
+                if (response.HopByHopLines == 0) (response.Drop0Start, response.Drop0End) = (lineStart, at);
+                else if (response.HopByHopLines == 1) (response.Drop1Start, response.Drop1End) = (lineStart, at);
+                response.HopByHopLines++;
+            }
+            if (name.Length is not (14 or 17 or 10)) continue;
+            var value = TrimOws(header[(colon + 1)..]);
             if (name.Length == 14 && Ascii.EqualsIgnoreCase(name, "Content-Length"u8))
             {
                 if (value.IsEmpty || value.IndexOfAnyExceptInRange((byte)'0', (byte)'9') >= 0
@@ -84,10 +110,11 @@ public static class UpstreamResponseParser
             }
             else if (name.Length == 17 && Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8))
             {
+                response.HasTransferEncoding = true;
                 // Only a final "chunked" frames the body; anything after it means the body runs to close.
                 foreach (var range in value.Split((byte)','))
                 {
-                    var coding = value[range].Trim(" \t"u8);
+                    var coding = TrimOws(value[range]);
                     if (coding.IsEmpty) continue;
                     if (Ascii.EqualsIgnoreCase(coding, "chunked"u8)) { chunked = true; otherCoding = false; }
                     else otherCoding = true;
@@ -97,12 +124,16 @@ public static class UpstreamResponseParser
             {
                 foreach (var range in value.Split((byte)','))
                 {
-                    var token = value[range].Trim(" \t"u8);
+                    var token = TrimOws(value[range]);
                     if (Ascii.EqualsIgnoreCase(token, "close"u8)) close = true;
                     else if (Ascii.EqualsIgnoreCase(token, "keep-alive"u8)) keepAlive = true;
+                    else if (!token.IsEmpty) response.ConnectionNamesHeaders = true;
                 }
             }
         }
+        response.HeadLength = at + 2;
+        if (response.HeadLength > maxHeadBytes) return ParseStatus.Error;
+        response.Status = status;
 
         response.Reusable = http11 ? !close : keepAlive && !close;
         if (requestWasHead || status < 200 || status == 204 || status == 304)
