@@ -28,13 +28,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "floor-common.h"
+
 #define MAX_CONNS 4096
 #define IN_BYTES 16384
 #define HEAD_READ_BYTES 4096
 #define OUT_BYTES 65536
 #define SPLICE_MIN_BYTES 16384
 
-enum { OP_ACCEPT = 1, OP_RECV_CLIENT, OP_SEND_UPSTREAM, OP_RECV_UPSTREAM, OP_SEND_CLIENT, OP_POLL_UPSTREAM, OP_POLL_CLIENT };
+enum { OP_ACCEPT = FLOOR_OP_ACCEPT, OP_RECV_CLIENT, OP_SEND_UPSTREAM, OP_RECV_UPSTREAM, OP_SEND_CLIENT, OP_POLL_UPSTREAM, OP_POLL_CLIENT };
 
 struct conn {
     int fd, up;
@@ -52,19 +54,8 @@ static struct conn *conns[MAX_CONNS];
 static struct sockaddr_in upstream;
 static struct io_uring ring;
 
-static inline unsigned long long tag(int op, int fd) { return (unsigned long long)fd << 8 | (unsigned)op; }
-
-static struct io_uring_sqe *sqe_of(void) {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-    if (!sqe) {
-        io_uring_submit(&ring);
-        sqe = io_uring_get_sqe(&ring);
-    }
-    return sqe;
-}
-
 static void post(int op, struct conn *c, int fd, void *buf, unsigned len, int poll_first) {
-    struct io_uring_sqe *sqe = sqe_of();
+    struct io_uring_sqe *sqe = sqe_of(&ring);
     if (op == OP_RECV_CLIENT || op == OP_RECV_UPSTREAM) io_uring_prep_recv(sqe, fd, buf, len, 0);
     else io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL | MSG_WAITALL);
     if (poll_first) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
@@ -72,7 +63,7 @@ static void post(int op, struct conn *c, int fd, void *buf, unsigned len, int po
 }
 
 static void post_poll(int op, struct conn *c, int fd, unsigned events) {
-    struct io_uring_sqe *sqe = sqe_of();
+    struct io_uring_sqe *sqe = sqe_of(&ring);
     io_uring_prep_poll_add(sqe, fd, events);
     io_uring_sqe_set_data64(sqe, tag(op, c->fd));
 }
@@ -83,19 +74,6 @@ static void close_conn(struct conn *c) {
     if (c->pipe_r >= 0) { close(c->pipe_r); close(c->pipe_w); }
     conns[c->fd] = NULL;
     free(c);
-}
-
-static int count_heads(struct conn *c, const char *p, int n) {
-    static const char end[4] = {'\r', '\n', '\r', '\n'};
-    int heads = 0;
-    for (int i = 0; i < n; i++) {
-        if (p[i] == end[c->match]) {
-            if (++c->match == 4) { heads++; c->match = 0; }
-        } else {
-            c->match = p[i] == '\r' ? 1 : 0;
-        }
-    }
-    return heads;
 }
 
 static void next_request(struct conn *c) {
@@ -185,12 +163,14 @@ static void on_accept(int fd) {
     next_request(c);
 }
 
-static void on_completion(int op, struct conn *c, int res) {
+static void on_completion(int op, int fd, int res) {
+    struct conn *c = conns[fd];
+    if (!c) return;
     switch (op) {
     case OP_RECV_CLIENT:
         if (res <= 0) { close_conn(c); return; }
         c->in_len += res;
-        if (count_heads(c, c->in + c->in_len - res, res) == 0) {
+        if (count_heads(&c->match, c->in + c->in_len - res, res) == 0) {
             if (c->in_len >= IN_BYTES) { close_conn(c); return; }
             post(OP_RECV_CLIENT, c, c->fd, c->in + c->in_len, (unsigned)(IN_BYTES - c->in_len), 0);
             return;
@@ -228,39 +208,6 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     upstream = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[2])),
                                      .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[1])),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) || listen(lfd, 4096)) { perror("listen"); return 1; }
-
-    struct io_uring_params p = { .flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE,
-                                 .cq_entries = 16384 };
-    int r = io_uring_queue_init_params(4096, &ring, &p);
-    if (r < 0) { fprintf(stderr, "io_uring_queue_init: %s\n", strerror(-r)); return 1; }
-    struct io_uring_sqe *sqe = sqe_of();
-    io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, tag(OP_ACCEPT, lfd));
-
-    while (1) {
-        io_uring_submit_and_wait(&ring, 1);
-        struct io_uring_cqe *cqe;
-        unsigned head_idx, seen = 0;
-        io_uring_for_each_cqe(&ring, head_idx, cqe) {
-            seen++;
-            int op = (int)(cqe->user_data & 0xff), fd = (int)(cqe->user_data >> 8);
-            if (op == OP_ACCEPT) {
-                if (!(cqe->flags & IORING_CQE_F_MORE)) {
-                    sqe = sqe_of();
-                    io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
-                    io_uring_sqe_set_data64(sqe, tag(OP_ACCEPT, lfd));
-                }
-                if (cqe->res >= 0) on_accept(cqe->res);
-                continue;
-            }
-            if (conns[fd]) on_completion(op, conns[fd], cqe->res);
-        }
-        io_uring_cq_advance(&ring, seen);
-    }
+    int lfd = listen_and_ring(argv[1], &ring);
+    run_ring(&ring, lfd, on_accept, on_completion);
 }

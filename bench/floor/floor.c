@@ -26,11 +26,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "floor-common.h"
+
 #define MAX_CONNS 4096
 #define RECV_BYTES 16384
 #define MAX_BATCH 64
 
-enum { OP_ACCEPT = 1, OP_RECV, OP_SEND };
+enum { OP_ACCEPT = FLOOR_OP_ACCEPT, OP_RECV, OP_SEND };
 
 struct conn {
     int fd;
@@ -41,19 +43,9 @@ struct conn {
 };
 
 static struct conn *conns[MAX_CONNS];
+static struct io_uring ring;
 static char *response;
 static size_t response_len;
-
-static inline unsigned long long tag(int op, int fd) { return (unsigned long long)fd << 8 | (unsigned)op; }
-
-static struct io_uring_sqe *sqe_of(struct io_uring *ring) {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-    if (!sqe) {
-        io_uring_submit(ring);
-        sqe = io_uring_get_sqe(ring);
-    }
-    return sqe;
-}
 
 static void post_recv(struct io_uring *ring, struct conn *c) {
     struct io_uring_sqe *sqe = sqe_of(ring);
@@ -67,18 +59,39 @@ static void close_conn(struct conn *c) {
     free(c);
 }
 
-// Counts the request heads that end in these bytes.
-static int count_heads(struct conn *c, const char *p, int n) {
-    static const char end[4] = {'\r', '\n', '\r', '\n'};
-    int heads = 0;
-    for (int i = 0; i < n; i++) {
-        if (p[i] == end[c->match]) {
-            if (++c->match == 4) { heads++; c->match = 0; }
-        } else {
-            c->match = p[i] == '\r' ? 1 : 0;
+static void on_accept(int fd) {
+    int one = 1;
+    if (fd >= MAX_CONNS) { close(fd); return; }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct conn *c = calloc(1, sizeof *c);
+    c->fd = fd;
+    conns[fd] = c;
+    post_recv(&ring, c);
+}
+
+static void on_completion(int op, int fd, int res) {
+    struct conn *c = conns[fd];
+    if (!c) return;
+    if (op == OP_RECV) {
+        if (res <= 0) { close_conn(c); return; }
+        int heads = count_heads(&c->match, c->buf, res);
+        if (heads == 0) { post_recv(&ring, c); return; }
+        if (heads > MAX_BATCH) heads = MAX_BATCH; // more than this in one read is not a load we make
+        for (int i = 0; i < heads; i++) {
+            c->iov[i].iov_base = response;
+            c->iov[i].iov_len = response_len;
         }
+        memset(&c->msg, 0, sizeof c->msg);
+        c->msg.msg_iov = c->iov;
+        c->msg.msg_iovlen = (size_t)heads;
+        struct io_uring_sqe *sqe = sqe_of(&ring);
+        // MSG_WAITALL: the ring retries a short send itself, so a completion means all of it went.
+        io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL | MSG_WAITALL);
+        io_uring_sqe_set_data64(sqe, tag(OP_SEND, c->fd));
+    } else if (op == OP_SEND) {
+        if (res < 0) { close_conn(c); return; }
+        post_recv(&ring, c);
     }
-    return heads;
 }
 
 int main(int argc, char **argv) {
@@ -102,67 +115,6 @@ int main(int argc, char **argv) {
     if (fread(response + head_len, 1, (size_t)st.st_size, f) != (size_t)st.st_size) { perror("read"); return 1; }
     fclose(f);
 
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[1])),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) || listen(lfd, 4096)) { perror("listen"); return 1; }
-
-    struct io_uring ring;
-    struct io_uring_params p = { .flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE,
-                                 .cq_entries = 16384 };
-    int r = io_uring_queue_init_params(4096, &ring, &p);
-    if (r < 0) { fprintf(stderr, "io_uring_queue_init: %s\n", strerror(-r)); return 1; }
-    struct io_uring_sqe *sqe = sqe_of(&ring);
-    io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, tag(OP_ACCEPT, lfd));
-
-    while (1) {
-        io_uring_submit_and_wait(&ring, 1);
-        struct io_uring_cqe *cqe;
-        unsigned head_idx, seen = 0;
-        io_uring_for_each_cqe(&ring, head_idx, cqe) {
-            seen++;
-            int op = (int)(cqe->user_data & 0xff), fd = (int)(cqe->user_data >> 8), res = cqe->res;
-            if (op == OP_ACCEPT) {
-                if (!(cqe->flags & IORING_CQE_F_MORE)) {
-                    sqe = sqe_of(&ring);
-                    io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
-                    io_uring_sqe_set_data64(sqe, tag(OP_ACCEPT, lfd));
-                }
-                if (res < 0) continue;
-                if (res >= MAX_CONNS) { close(res); continue; }
-                setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                struct conn *c = calloc(1, sizeof *c);
-                c->fd = res;
-                conns[res] = c;
-                post_recv(&ring, c);
-                continue;
-            }
-            struct conn *c = conns[fd];
-            if (!c) continue;
-            if (op == OP_RECV) {
-                if (res <= 0) { close_conn(c); continue; }
-                int heads = count_heads(c, c->buf, res);
-                if (heads == 0) { post_recv(&ring, c); continue; }
-                if (heads > MAX_BATCH) heads = MAX_BATCH; // more than this in one read is not a load we make
-                for (int i = 0; i < heads; i++) {
-                    c->iov[i].iov_base = response;
-                    c->iov[i].iov_len = response_len;
-                }
-                memset(&c->msg, 0, sizeof c->msg);
-                c->msg.msg_iov = c->iov;
-                c->msg.msg_iovlen = (size_t)heads;
-                sqe = sqe_of(&ring);
-                // MSG_WAITALL: the ring retries a short send itself, so a completion means all of it went.
-                io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL | MSG_WAITALL);
-                io_uring_sqe_set_data64(sqe, tag(OP_SEND, c->fd));
-            } else if (op == OP_SEND) {
-                if (res < 0) { close_conn(c); continue; }
-                post_recv(&ring, c);
-            }
-        }
-        io_uring_cq_advance(&ring, seen);
-    }
+    int lfd = listen_and_ring(argv[1], &ring);
+    run_ring(&ring, lfd, on_accept, on_completion);
 }
