@@ -79,6 +79,12 @@ public class ProxyProtocolTests
     [InlineData("HTTP/1.1 abc OK\r\n\r\n")]
     [InlineData("garbage\r\n\r\n")]
     [InlineData("HTTP/1.1 200 OK\r\nno colon\r\n\r\n")]
+    // A bare LF or CR anywhere in the head, the status line included, would split differently downstream.
+    [InlineData("HTTP/1.1 200 OK\nX-A: 1\r\nContent-Length: 0\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\rX-A: 1\r\nContent-Length: 0\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nX-A: 1\nX-B: 2\r\nContent-Length: 0\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nX-A: 1\rX-B: 2\r\nContent-Length: 0\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\n")]
     public void BrokenUpstreamHeadsAreErrors(string head) =>
         Assert.Equal(ParseStatus.Error, UpstreamResponseParser.TryParse(Encoding.ASCII.GetBytes(head), 4096, false, out _));
 
