@@ -101,10 +101,7 @@ public static class ProxyHeadWriter
             if (dechunk && name.Length == 17 && Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8)) continue;
             w.Write(line);
         }
-        if (connection == ConnectionHeader.Close) w.Write("Connection: close\r\n"u8);
-        else if (connection == ConnectionHeader.KeepAlive) w.Write("Connection: keep-alive\r\n"u8);
-        w.Write("\r\n"u8);
-        return w.Failed ? -1 : w.Position;
+        return EndResponse(ref w, connection);
     }
 
     /// <summary>
@@ -132,6 +129,12 @@ public static class ProxyHeadWriter
                 w.Write(head[response.Drop1End..end]);
             }
         }
+        return EndResponse(ref w, connection);
+    }
+
+    /// <summary>The proxy's own Connection header and the blank line; the head's length, or -1 if it did not fit.</summary>
+    private static int EndResponse(ref SpanWriter w, ConnectionHeader connection)
+    {
         if (connection == ConnectionHeader.Close) w.Write("Connection: close\r\n"u8);
         else if (connection == ConnectionHeader.KeepAlive) w.Write("Connection: keep-alive\r\n"u8);
         w.Write("\r\n"u8);

@@ -55,14 +55,6 @@ public static class UpstreamResponseParser
         return buffer[i + 1] == '\n' ? i : -2;
     }
 
-    private static ReadOnlySpan<byte> TrimOws(ReadOnlySpan<byte> value)
-    {
-        int a = 0, b = value.Length;
-        while (a < b && value[a] is (byte)' ' or (byte)'\t') a++;
-        while (b > a && value[b - 1] is (byte)' ' or (byte)'\t') b--;
-        return value[a..b];
-    }
-
     public static ParseStatus TryParse(ReadOnlySpan<byte> buffer, int maxHeadBytes, bool requestWasHead, out UpstreamResponse response)
     {
         response = default;
@@ -100,7 +92,7 @@ public static class UpstreamResponseParser
                 response.HopByHopLines++;
             }
             if (name.Length is not (14 or 17 or 10)) continue;
-            var value = TrimOws(header[(colon + 1)..]);
+            var value = header[(colon + 1)..].Trim(" \t"u8);
             if (name.Length == 14 && Ascii.EqualsIgnoreCase(name, "Content-Length"u8))
             {
                 if (value.IsEmpty || value.IndexOfAnyExceptInRange((byte)'0', (byte)'9') >= 0
@@ -114,7 +106,7 @@ public static class UpstreamResponseParser
                 // Only a final "chunked" frames the body; anything after it means the body runs to close.
                 foreach (var range in value.Split((byte)','))
                 {
-                    var coding = TrimOws(value[range]);
+                    var coding = value[range].Trim(" \t"u8);
                     if (coding.IsEmpty) continue;
                     if (Ascii.EqualsIgnoreCase(coding, "chunked"u8)) { chunked = true; otherCoding = false; }
                     else otherCoding = true;
@@ -124,7 +116,7 @@ public static class UpstreamResponseParser
             {
                 foreach (var range in value.Split((byte)','))
                 {
-                    var token = TrimOws(value[range]);
+                    var token = value[range].Trim(" \t"u8);
                     if (Ascii.EqualsIgnoreCase(token, "close"u8)) close = true;
                     else if (Ascii.EqualsIgnoreCase(token, "keep-alive"u8)) keepAlive = true;
                     else if (!token.IsEmpty) response.ConnectionNamesHeaders = true;
