@@ -52,7 +52,6 @@ public class ProxyProtocolTests
     [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, BodyFraming.Chunked, 0, true)]
     [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, BodyFraming.Chunked, 0, true)]
     [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false, BodyFraming.UntilClose, 0, false)]
-    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", false, BodyFraming.Chunked, 0, false)]
     [InlineData("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", false, BodyFraming.UntilClose, 0, false)]
     [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", true, BodyFraming.None, 0, true)]
     [InlineData("HTTP/1.1 204 No Content\r\n\r\n", false, BodyFraming.None, 0, true)]
@@ -85,6 +84,21 @@ public class ProxyProtocolTests
     [InlineData("HTTP/1.1 200 OK\r\nX-A: 1\nX-B: 2\r\nContent-Length: 0\r\n\r\n")]
     [InlineData("HTTP/1.1 200 OK\r\nX-A: 1\rX-B: 2\r\nContent-Length: 0\r\n\r\n")]
     [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\n")]
+    // RFC 9110 §5.5: NUL in a field value is refused like CR and LF.
+    [InlineData("HTTP/1.1 200 OK\r\nX-A: 1\0X-B: 2\r\nContent-Length: 0\r\n\r\n")]
+    // RFC 9112 §5.1: whitespace before the colon; a lenient client would frame by "Content-Length : 5".
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length\t: 5\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nX(A): 1\r\nContent-Length: 0\r\n\r\n")]
+    // RFC 9112 §6.3 (and nginx): both framing headers, in either order.
+    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")]
+    // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0; an empty coding list.
+    [InlineData("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\n\r\n")]
+    // RFC 9110 §7.6.1: a Connection that names a framing header the body is still framed by.
+    [InlineData("HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nConnection: keep-alive, transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n")]
     public void BrokenUpstreamHeadsAreErrors(string head) =>
         Assert.Equal(ParseStatus.Error, UpstreamResponseParser.TryParse(Encoding.ASCII.GetBytes(head), 4096, false, out _));
 
@@ -129,7 +143,7 @@ public class ProxyProtocolTests
     [InlineData("HTTP/1.0 200 OK\r\nProxy-Connection: x\r\nContent-Length: 0\r\nTE: trailers\r\n\r\n")]
     [InlineData("HTTP/1.1 200 OK\r\nTE: a\r\nUpgrade: b\r\nConnection: keep-alive\r\nX-A: 1\r\n\r\n")]
     [InlineData("HTTP/1.1 200 OK\r\nConnection: X-Secret, close\r\nX-Secret: 1\r\nX-A: 1\r\n\r\n")]
-    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nConnection: keep-alive\r\n\r\n")]
     public void ResponseRewriteFromTheParseEqualsTheGeneralRewrite(string head)
     {
         var bytes = Encoding.ASCII.GetBytes(head);
@@ -179,7 +193,7 @@ public class ProxyProtocolTests
     public void RandomAndMutatedUpstreamBytesNeverThrowAndStayInBounds()
     {
         var rng = new Random(5);
-        var validHead = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"u8.ToArray();
+        var validHead = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"u8.ToArray();
         // What nginx answers a kept-alive request with: one hop-by-hop line, so the rewrite takes the parse's way.
         var relayedHead = "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nAccept-Ranges: bytes\r\n\r\n"u8.ToArray();
         int completeRelayed = 0;
