@@ -41,6 +41,20 @@ public class ProxyConformanceTests(ProxiesInFront proxies) : IClassFixture<Proxi
     }
 
     [Theory, MemberData(nameof(Engines))]
+    public void AnHttp10ClientsExpectIsIgnored(string engine)
+    {
+        // RFC 9110 §10.1.1: a server MUST ignore 100-continue from an HTTP/1.0 client, which would not understand a 100.
+        var marker = Guid.NewGuid().ToString("N");
+        using var c = new RawClient(proxies[engine].Port);
+        c.Send($"POST /echo?m={marker} HTTP/1.0\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+        Thread.Sleep(300);
+        c.Send("hello");
+        var r = c.Read();
+        Assert.Equal(200, r.Status);
+        Assert.Equal("hello"u8.ToArray(), Received(marker).Body);
+    }
+
+    [Theory, MemberData(nameof(Engines))]
     public void HeadersNamedInConnectionAreDroppedBothWays(string engine)
     {
         var marker = Guid.NewGuid().ToString("N");

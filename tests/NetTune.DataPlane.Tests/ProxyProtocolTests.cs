@@ -40,11 +40,24 @@ public class ProxyProtocolTests
     [InlineData("3\nabc\r\n")]                  // bare LF
     [InlineData("1000000000000000\r\n")]        // absurd size
     [InlineData("0\r\nbad\ntrailer\r\n\r\n")]   // bare LF in a trailer
+    [InlineData("ADD /x HTTP/1.1\r\n")]         // whitespace after the size not followed by ";" (RFC 9112 §7.1.1)
+    [InlineData("5 x\r\nhello\r\n")]
     public void ChunkedReaderRefusesBrokenFraming(string text)
     {
         var reader = new ChunkedBodyReader();
         Assert.Equal(-1, reader.Consume(Encoding.ASCII.GetBytes(text)));
         Assert.True(reader.IsInvalid);
+    }
+
+    [Theory]
+    [InlineData("5 ;a=b\r\nhello\r\n0\r\n\r\n")]
+    [InlineData("5\t\r\nhello\r\n0\r\n\r\n")]
+    [InlineData("5;a=\" b c\"\r\nhello\r\n0\r\n\r\n")]
+    public void ChunkedReaderTakesWhitespaceBeforeAnExtensionOrTheLineEnd(string text)
+    {
+        var reader = new ChunkedBodyReader();
+        Assert.Equal(text.Length, reader.Consume(Encoding.ASCII.GetBytes(text)));
+        Assert.True(reader.IsDone);
     }
 
     [Theory]
@@ -187,6 +200,9 @@ public class ProxyProtocolTests
         Assert.Equal(400, r.ErrorStatus);
         Assert.Equal(ParseStatus.Error, HttpParser.TryParse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"u8, proxyLimits, out r));
         Assert.Equal(501, r.ErrorStatus);
+        // RFC 9110 §10.1.1: an HTTP/1.0 client's 100-continue is ignored, it would not understand a 100.
+        Assert.Equal(ParseStatus.Complete, HttpParser.TryParse("POST / HTTP/1.0\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"u8, proxyLimits, out r));
+        Assert.False(r.ExpectsContinue);
     }
 
     [Fact]
