@@ -9,21 +9,7 @@ namespace NetTune.DataPlane.Tests;
 /// lenient upstream that frames requests by Content-Length alone: what a smuggled request reaches when the
 /// proxy forwards a body without the header that framed it.
 /// </summary>
-public sealed class ProxiesInFrontOfALenientUpstream : PerEngine
-{
-    public ScriptedUpstream Upstream { get; }
-
-    public ProxiesInFrontOfALenientUpstream() : this(new ScriptedUpstream(contentLengthOnly: true)) { }
-
-    private ProxiesInFrontOfALenientUpstream(ScriptedUpstream upstream) : base(engine => ServerProcess.StartProxy(upstream.Address, engine,
-        "--cpus", "0", "--upstream-timeout", "2", "--max-body-bytes", (1 << 20).ToString())) => Upstream = upstream;
-
-    public override void Dispose()
-    {
-        base.Dispose();
-        Upstream.Dispose();
-    }
-}
+public sealed class ProxiesInFrontOfALenientUpstream() : ProxiesInFront(new ScriptedUpstream(contentLengthOnly: true));
 
 /// <summary>
 /// Raw-socket attacks on the reverse proxy, on both engines: request smuggling and response splitting through

@@ -91,11 +91,35 @@ public sealed class ScriptedUpstream : IDisposable
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
     }
 
+    /// <summary>
+    /// Whole answers (head and body) whose framing a proxy and its client could read differently; the connection
+    /// stays open after each, so a proxy that reuses it would be seen to.
+    /// </summary>
+    private static readonly Dictionary<string, byte[]> SplittingAnswers = new()
+    {
+        // Both framings (RFC 9112 §6.3): a client that frames by the length reads "hel" and takes the rest as the next response.
+        ["/length-and-chunked"] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"u8.ToArray(),
+        // The body is framed by a header the same head calls hop-by-hop (RFC 9110 §7.6.1).
+        ["/connection-names-length"] = "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello"u8.ToArray(),
+        ["/connection-names-chunked"] = "HTTP/1.1 200 OK\r\nConnection: keep-alive, Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"u8.ToArray(),
+        ["/two-lengths"] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 48\r\n\r\nhello"u8.ToArray(),
+        // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
+        ["/chunked-http10"] = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"u8.ToArray(),
+        // Framed by the length; a lenient client would take the first line as Transfer-Encoding (RFC 9112 §5.1).
+        ["/space-before-colon"] = "HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\nhello"u8.ToArray(),
+        ["/nul-in-value"] = "HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 5\r\n\r\nhello"u8.ToArray(),
+    };
+
     /// <summary>Answers by path; false when the connection should end.</summary>
     private async Task<bool> Respond(Socket socket, ReceivedRequest r)
     {
         var path = r.Target.Split('?')[0];
         bool head = r.Method == "HEAD";
+        if (SplittingAnswers.TryGetValue(path, out var answer))
+        {
+            await socket.SendAsync(answer);
+            return true;
+        }
         switch (path)
         {
             case "/echo":
@@ -141,32 +165,6 @@ public sealed class ScriptedUpstream : IDisposable
                 await socket.SendAsync("ld!\r\n0\r\nX-Checksum: 42\r\n\r\n"u8.ToArray());
                 return true;
             }
-            case "/length-and-chunked":
-                // Both framings (RFC 9112 §6.3): a client that frames by the length reads "hel" and takes the rest as
-                // the next response.
-                await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"u8.ToArray());
-                return true;
-            case "/connection-names-length":
-                // The body is framed by a Content-Length the same head calls hop-by-hop (RFC 9110 §7.6.1).
-                await socket.SendAsync("HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello"u8.ToArray());
-                return true;
-            case "/connection-names-chunked":
-                await socket.SendAsync("HTTP/1.1 200 OK\r\nConnection: keep-alive, Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"u8.ToArray());
-                return true;
-            case "/two-lengths":
-                await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 48\r\n\r\nhello"u8.ToArray());
-                return true;
-            case "/chunked-http10":
-                // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
-                await socket.SendAsync("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"u8.ToArray());
-                return true;
-            case "/space-before-colon":
-                // We frame by the length; a lenient client would take the first line as Transfer-Encoding (RFC 9112 §5.1).
-                await socket.SendAsync("HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\nhello"u8.ToArray());
-                return true;
-            case "/nul-in-value":
-                await socket.SendAsync("HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 5\r\n\r\nhello"u8.ToArray());
-                return true;
             case "/bare-cr":
                 await socket.SendAsync("HTTP/1.1 200 OK\r\nX-Split: a\rX-Injected: b\r\nContent-Length: 2\r\n\r\nok"u8.ToArray());
                 return false;
