@@ -33,6 +33,9 @@ public static class HttpParser
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
 
+    /// <summary>RFC 9110 §5.6.2 tchar (as <see cref="ByteClass"/>'s Tchar), for checking a header name found by its colon with one search.</summary>
+    public static readonly SearchValues<byte> Tchars = SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
+
     /// <summary>Values this long or longer are checked by <see cref="InvalidValueBytes"/>, shorter ones byte by byte.</summary>
     private const int VectorValueBytes = 32;
 
@@ -131,7 +134,9 @@ public static class HttpParser
 
             // Obsolete line folding and whitespace before the colon are request-smuggling vectors (RFC 9112 §5):
             // the name is tchars up to the colon, nothing else.
-            int colon = TokenLength(header);
+            var classes = ByteClass;
+            int colon = 0;
+            while (colon < header.Length && (classes[header[colon]] & Tchar) != 0) colon++;
             if (colon == 0 || colon == header.Length || header[colon] != ':') return Fail(ref request, 400);
             var name = header[..colon];
             int lead = colon + 1, end = header.Length;
@@ -255,15 +260,6 @@ public static class HttpParser
         int i = 0;
         while (i < host.Length && (ByteClass[host[i]] & RegNameChar) != 0) i++;
         return i == host.Length || host[i] == ':' && OnlyDigits(host[(i + 1)..]);
-    }
-
-    /// <summary>How many bytes at the start of <paramref name="s"/> are tchars (RFC 9110 §5.6.2): a header name's length when a colon follows.</summary>
-    public static int TokenLength(ReadOnlySpan<byte> s)
-    {
-        var classes = ByteClass;
-        int i = 0;
-        while (i < s.Length && (classes[s[i]] & Tchar) != 0) i++;
-        return i;
     }
 
     // A port may be empty (RFC 3986 §3.2.3: port = *DIGIT).

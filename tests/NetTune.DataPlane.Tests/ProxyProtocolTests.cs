@@ -116,6 +116,20 @@ public class ProxyProtocolTests
         Assert.Equal(ParseStatus.Error, UpstreamResponseParser.TryParse(Encoding.ASCII.GetBytes(head), 4096, false, out _));
 
     [Fact]
+    public void UpstreamAndClientHeaderNamesAreTheSameTokens()
+    {
+        // Both directions take a header name as tchars up to the colon (RFC 9110 §5.6.2, RFC 9112 §5.1), every byte alike.
+        for (int b = 0; b < 256; b++)
+        {
+            var name = new byte[] { (byte)'X', (byte)b, (byte)'Y' };
+            var request = "GET / HTTP/1.1\r\nHost: h\r\n"u8.ToArray().Concat(name).Concat(": 1\r\n\r\n"u8.ToArray()).ToArray();
+            var response = "HTTP/1.1 204 No Content\r\n"u8.ToArray().Concat(name).Concat(": 1\r\n\r\n"u8.ToArray()).ToArray();
+            Assert.True(HttpParser.TryParse(request, HttpLimits.Default, out _) == UpstreamResponseParser.TryParse(response, 4096, false, out _),
+                $"byte 0x{b:x2}");
+        }
+    }
+
+    [Fact]
     public void UpstreamHeadsAreIncompleteUntilTheBlankLineAndBounded()
     {
         var head = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"u8.ToArray();

@@ -86,8 +86,8 @@ public static class UpstreamResponseParser
             // The name is tchars up to the colon, nothing else: obs-fold (a line starting with SP/HTAB continues the
             // previous one, RFC 9112 §5.2) and whitespace before the colon (§5.1: "Content-Length : 5", which we
             // would relay as an unknown header and a lenient client would frame by) are refused rather than relayed.
-            int colon = HttpParser.TokenLength(header);
-            if (colon == 0 || colon == header.Length || header[colon] != ':') return ParseStatus.Error;
+            int colon = header.IndexOf((byte)':');
+            if (colon <= 0 || header[..colon].ContainsAnyExcept(HttpParser.Tchars)) return ParseStatus.Error;
             var name = header[..colon];
             if (ProxyHeadWriter.IsHopByHop(name))
             {
