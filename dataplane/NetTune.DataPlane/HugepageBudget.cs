@@ -32,11 +32,11 @@ internal static class HugepageBudget
         var limit = long.MaxValue;
         foreach (var (max, current) in Candidates(root))
         {
-            var text = TryRead(max);
+            var text = KernelFiles.TryRead(max);
             if (text is null) continue;
             if (text == "max") return long.MaxValue;
             if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var bytes)) continue;
-            var used = long.TryParse(TryRead(current), NumberStyles.None, CultureInfo.InvariantCulture, out var u) ? u : 0;
+            var used = long.TryParse(KernelFiles.TryRead(current), NumberStyles.None, CultureInfo.InvariantCulture, out var u) ? u : 0;
             limit = Math.Max(0, bytes - used);
             break;
         }
@@ -48,7 +48,7 @@ internal static class HugepageBudget
     {
         var fs = Path.Combine(root, "sys/fs/cgroup");
         string? unified = null, v1 = null;
-        foreach (var line in TryReadLines(Path.Combine(root, "proc/self/cgroup")))
+        foreach (var line in KernelFiles.TryReadLines(Path.Combine(root, "proc/self/cgroup")))
         {
             var parts = line.Split(':', 3);
             if (parts.Length != 3) continue;
@@ -65,17 +65,5 @@ internal static class HugepageBudget
             if (unified is { Length: > 0 }) yield return (Path.Combine(v2, unified, "hugetlb.2MB.max"), Path.Combine(v2, unified, "hugetlb.2MB.current"));
             yield return (Path.Combine(v2, "hugetlb.2MB.max"), Path.Combine(v2, "hugetlb.2MB.current"));
         }
-    }
-
-    private static string? TryRead(string path)
-    {
-        try { return File.ReadAllText(path).Trim(); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
-    }
-
-    private static IEnumerable<string> TryReadLines(string path)
-    {
-        try { return File.ReadAllLines(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
     }
 }

@@ -55,6 +55,13 @@ namespace NetTune.DataPlane
             // Each worker's memory goes to its own CPU's node unless --numa-node names one for all.
             var workerNodes = NumaTopology.NodesFor(workerCpus, options.NumaNode,
                 options.NumaNode >= 0 ? new Dictionary<int, int>() : NumaTopology.ReadNodeOfCpus(options.SysfsRoot));
+            // Connections and caches fit the memory the process may use: the flags given, the rest from the budget.
+            var cgroupLimit = options.MemoryLimitRequested is null ? CgroupMemory.ReadLimit("/") : null;
+            options = options.WithMemoryBudget(cgroupLimit, workerCpus.Length);
+            var budget = options.MemoryLimitRequested is { } given ? (given == 0 ? "unlimited (--memory-limit 0)" : $"{given >> 20} MiB (--memory-limit)")
+                : cgroupLimit is { } limit ? $"{limit >> 20} MiB (cgroup)" : "unlimited (no cgroup limit)";
+            Console.WriteLine($"dataplane: memory {budget}: per worker {options.MaxConnectionsPerWorker} connections"
+                + (options.IsProxy ? $", {options.UpstreamConnectionsPerWorker} upstream connections" : $", {options.MemoryCacheBytesPerWorker >> 20} MiB file cache"));
             long openFiles = Platform.RaiseOpenFilesLimit();
             long fdsPerConnection = options.IsProxy ? 2 : 1;
             if (openFiles > 0 && (long)options.MaxConnectionsPerWorker * workerCpus.Length * fdsPerConnection > openFiles)

@@ -57,7 +57,19 @@ public sealed record ServerOptions
     public IoEngineKind Engine { get; init; } = IoEngineKind.Auto;
     public int AdminPort { get; init; } = -1;
     public string AdminAddress { get; init; } = "0.0.0.0";
-    public int MaxConnectionsPerWorker { get; init; } = 16384;
+    /// <summary>--max-connections as given; null: from the memory budget (see <see cref="WithMemoryBudget"/>).</summary>
+    public int? MaxConnectionsRequested { get; init; }
+    /// <summary>--memory-cache-bytes as given; null: from the memory budget.</summary>
+    public long? MemoryCacheBytesRequested { get; init; }
+    /// <summary>--upstream-max-connections as given; null: from the memory budget.</summary>
+    public int? UpstreamConnectionsRequested { get; init; }
+    /// <summary>--memory-limit: the budget in bytes instead of the cgroup's limit; 0: unlimited.</summary>
+    public long? MemoryLimitRequested { get; init; }
+    /// <summary>The limits in force: the flags given, the rest derived from the memory budget at start-up.</summary>
+    public MemoryLimits Memory { get; init; } = MemoryBudget.Derive(null, 1, 1, proxy: false);
+    public int MaxConnectionsPerWorker => Memory.MaxConnectionsPerWorker;
+    public long MemoryCacheBytesPerWorker => Memory.MemoryCacheBytesPerWorker;
+    public int UpstreamConnectionsPerWorker => Memory.UpstreamConnectionsPerWorker;
     public int HeaderTimeoutSeconds { get; init; } = 10;
     public int KeepAliveTimeoutSeconds { get; init; } = 75;
     public int SendTimeoutSeconds { get; init; } = 60;
@@ -72,7 +84,6 @@ public sealed record ServerOptions
     public int FileCacheValidMs { get; init; } = 1000;
     public int FileCacheMaxEntries { get; init; } = 10000;
     public long MemoryCacheMaxFileBytes { get; init; } = 256 * 1024;
-    public long MemoryCacheBytesPerWorker { get; init; } = 64L << 20;
     public bool HugePages { get; init; }
     /// <summary>io_uring task running: DEFER_TASKRUN+SINGLE_ISSUER (true) or COOP_TASKRUN (false).</summary>
     public bool DeferTaskrun { get; init; } = true;
@@ -129,7 +140,14 @@ public sealed record ServerOptions
           --io-engine auto|iouring|epoll   (default auto: io_uring when the kernel allows it)
           --admin-port N             /metrics, /healthz, /readyz (default: off; 0 = ephemeral)
           --admin-address IP         (default 0.0.0.0)
-          --max-connections N        per worker (default 16384)
+          --max-connections N        client connections per worker; more are closed at accept (default: from the
+                                     memory budget, below; 16384 without a memory limit)
+          --memory-limit N           the memory budget in bytes (default: this process's cgroup limit, v1
+                                     memory.limit_in_bytes or v2 memory.max; 0 = unlimited). Connections, file cache
+                                     and upstream connections not given by their flags are derived from it
+          --upstream-max-connections N  proxy: upstream connections each worker keeps open, pooled ones included;
+                                     at the cap an idle one is reused or closed, else the request gets 503 (default:
+                                     half of --max-connections, at most 1024)
           --header-timeout S         seconds to receive a request head (default 10)
           --keepalive-timeout S      idle keep-alive seconds (default 75)
           --drain-timeout S          seconds to finish in-flight requests after SIGTERM (default 25)
@@ -145,7 +163,8 @@ public sealed record ServerOptions
           --zero-copy-send-min-bytes N  smallest cached body sent zero-copy (default 16384)
           --file-cache-valid-ms N    how long file metadata is trusted before re-checking (default 1000)
           --memory-cache-max-file N  largest file kept in memory (default 262144; 0 disables)
-          --memory-cache-bytes N     memory cache budget per worker (default 67108864)
+          --memory-cache-bytes N     memory cache budget per worker (default: from the memory budget; 67108864
+                                     without a memory limit)
           --hugepages                back buffers with 2 MiB hugepages when available
           --io-uring-recv multishot|single  multishot recv over a provided-buffer ring (default) or one recv per request
           --io-uring-batch-usec N    wait up to N µs to reap completions in batches (default 200, proxy 0; 0 = off; Linux 6.12+)
@@ -155,6 +174,26 @@ public sealed record ServerOptions
           --max-header-bytes N       request head limit (default 16384)
           --max-request-line N       request line limit (default 8192)
         """;
+
+    /// <summary>
+    /// Fills the limits not given by flags from <paramref name="limitBytes"/> (the cgroup's limit, unless --memory-limit
+    /// named one) for <paramref name="workers"/> workers; the flags given always win.
+    /// </summary>
+    public ServerOptions WithMemoryBudget(long? limitBytes, int workers)
+    {
+        var limit = MemoryLimitRequested is { } requested ? (requested == 0 ? null : requested) : limitBytes;
+        int block = IsProxy ? ProxySession.BlockSizeFor(Limits, ProxyBufferBytes) : HttpSession.BlockSizeFor(Limits);
+        var derived = MemoryBudget.Derive(limit, workers, block, IsProxy);
+        int connections = MaxConnectionsRequested ?? derived.MaxConnectionsPerWorker;
+        return this with
+        {
+            Memory = new MemoryLimits(
+                connections,
+                MemoryCacheBytesRequested ?? derived.MemoryCacheBytesPerWorker,
+                // An explicit --max-connections below the derived cap lowers the cap with it.
+                UpstreamConnectionsRequested ?? Math.Min(derived.UpstreamConnectionsPerWorker, Math.Max(1, connections / 2))),
+        };
+    }
 
     /// <summary>Parses flags; throws <see cref="OptionsException"/> with a message fit for the user.</summary>
     public static ServerOptions Parse(IReadOnlyList<string> args)
@@ -209,7 +248,7 @@ public sealed record ServerOptions
                     break;
                 case "--admin-port": o = o with { AdminPort = Int(flag, Value(), 0, 65535) }; break;
                 case "--admin-address": o = o with { AdminAddress = Value() }; break;
-                case "--max-connections": o = o with { MaxConnectionsPerWorker = Int(flag, Value(), 1, 1_000_000) }; break;
+                case "--max-connections": o = o with { MaxConnectionsRequested = Int(flag, Value(), 1, 1_000_000) }; break;
                 case "--header-timeout": o = o with { HeaderTimeoutSeconds = Int(flag, Value(), 1, 3600) }; break;
                 case "--keepalive-timeout": o = o with { KeepAliveTimeoutSeconds = Int(flag, Value(), 1, 86400) }; break;
                 case "--drain-timeout": o = o with { DrainTimeoutSeconds = Int(flag, Value(), 0, 3600) }; break;
@@ -242,7 +281,9 @@ public sealed record ServerOptions
                 case "--zero-copy-send-min-bytes": o = o with { ZeroCopySendMinBytes = Long(flag, Value(), 1) }; break;
                 case "--file-cache-valid-ms": o = o with { FileCacheValidMs = Int(flag, Value(), 0, 86_400_000) }; break;
                 case "--memory-cache-max-file": o = o with { MemoryCacheMaxFileBytes = Long(flag, Value(), 0) }; break;
-                case "--memory-cache-bytes": o = o with { MemoryCacheBytesPerWorker = Long(flag, Value(), 0) }; break;
+                case "--memory-cache-bytes": o = o with { MemoryCacheBytesRequested = Long(flag, Value(), 0) }; break;
+                case "--memory-limit": o = o with { MemoryLimitRequested = Long(flag, Value(), 0) }; break;
+                case "--upstream-max-connections": o = o with { UpstreamConnectionsRequested = Int(flag, Value(), 1, 1 << 20) }; break;
                 case "--hugepages": o = o with { HugePages = true }; break;
                 case "--io-uring-batch-usec": o = o with { BatchWaitUsec = (uint)Int(flag, Value(), 0, 10_000) }; break;
                 case "--io-uring-recv":
