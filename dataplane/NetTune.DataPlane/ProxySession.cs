@@ -138,6 +138,9 @@ internal sealed unsafe class ProxySession
         _msg = (MsgHdr*)((byte*)_iov + MaxIov * sizeof(IoVec));
     }
 
+    /// <summary>The start of the session's native block.</summary>
+    public byte* Block => _clientIn;
+
     /// <summary>The pending receive is the first of a response head: the upstream is still answering, nothing is there yet.</summary>
     public bool AwaitsAnswer => Pending == ProxyIo.RecvUpstream && _phase == Phase.RecvResponseHead && _upstreamLen == 0;
 

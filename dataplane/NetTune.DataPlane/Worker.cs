@@ -36,13 +36,13 @@ internal abstract unsafe class Worker
     public UpstreamConnectionPool? IdleUpstreams { get; private set; }
     protected bool IsProxy => Upstreams is { Count: > 0 };
     protected readonly List<ProxySession> ProxySessions = new();
-    private readonly Stack<ProxySession> _freeProxySessions = new();
+    private readonly IdleStack<ProxySession> _freeProxySessions = new();
 
     public FileCache Files { get; private set; } = null!;
     public BlockPool ChunkPool { get; private set; } = null!;
     protected BlockPool SessionPool { get; private set; } = null!;
     protected readonly List<HttpSession> Sessions = new();
-    private readonly Stack<HttpSession> _freeSessions = new();
+    private readonly IdleStack<HttpSession> _freeSessions = new();
     public int ActiveSessions { get; private set; }
 
     public ReadOnlySpan<byte> Date => _date;
@@ -168,6 +168,11 @@ internal abstract unsafe class Worker
             HttpDate.Format(DateTimeOffset.UtcNow, _date);
             _okStartLength = ResponseHead.WriteStart(_okStart, 200, _date, ConnectionHeader.None);
         }
+        if (NowMs >= _nextTrimMs)
+        {
+            _nextTrimMs = NowMs + IdleTrimPeriodMs;
+            TrimIdleMemory();
+        }
         if (_drainRequested && !Draining)
         {
             Draining = true;
@@ -175,6 +180,25 @@ internal abstract unsafe class Worker
             BeginDrain();
         }
         return newSecond;
+    }
+
+    /// <summary>How often memory unused since the last look is given back: a flood's sessions return within two periods.</summary>
+    public const long IdleTrimPeriodMs = 10_000;
+    /// <summary>Free sessions kept faulted in for the next connections, so steady churn does not fault.</summary>
+    private const int WarmSessions = 32;
+    private long _nextTrimMs;
+
+    /// <summary>
+    /// Session blocks and stream chunks that lay free for a whole period give their pages back to the kernel; the
+    /// objects stay pooled and fault their pages in again when next used.
+    /// </summary>
+    private void TrimIdleMemory()
+    {
+        var (from, to) = _freeSessions.MarkUnusedCold(WarmSessions);
+        for (int i = from; i < to; i++) SessionPool.Discard(_freeSessions[i].Recv);
+        (from, to) = _freeProxySessions.MarkUnusedCold(WarmSessions);
+        for (int i = from; i < to; i++) SessionPool.Discard(_freeProxySessions[i].Block);
+        ChunkPool?.TrimUnused(keepWarm: 2);
     }
 
     /// <summary>Stop accepting; idle connections are closed by the engine, busy ones after their response.</summary>

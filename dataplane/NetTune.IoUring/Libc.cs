@@ -48,7 +48,7 @@ public static unsafe partial class Libc
     public static int madvise(void* addr, nuint length, int advice) => TmdsLibC.madvise(addr, length.Size(), advice);
 
     public const int PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20,
-        MAP_POPULATE = 0x8000, MAP_HUGETLB = 0x40000;
+        MAP_POPULATE = 0x8000, MAP_HUGETLB = 0x40000, MADV_DONTNEED = 4;
     public static readonly void* MAP_FAILED = TmdsLibC.MAP_FAILED;
 
     public static int socket(int domain, int type, int protocol) => TmdsLibC.socket(domain, type, protocol);
