@@ -51,7 +51,7 @@ internal sealed class AdminServer : IDisposable
             "Completion notices of zero-copy sends, by what the kernel did: zerocopy, or copied (it does over loopback).", "result");
         var active = factory.CreateGauge("nettune_dataplane_active_connections", "Open client connections.", "worker");
         var accepts = factory.CreateCounter("nettune_dataplane_accepts_total", "Connections accepted.", "worker");
-        var rejected = factory.CreateCounter("nettune_dataplane_rejected_connections_total", "Connections closed at accept: per-worker cap reached.", "worker");
+        var rejected = factory.CreateCounter("nettune_dataplane_rejected_connections_total", "Connections closed at accept: the worker had --max-connections open (by default from the memory budget).", "worker");
         var acceptErrors = factory.CreateCounter("nettune_dataplane_accept_errors_total",
             "Accepts that failed for want of file descriptors (EMFILE/ENFILE); each pauses that worker's accepting for 100 ms.", "worker");
         var enters = factory.CreateCounter("nettune_dataplane_ring_enter_calls_total", "io_uring_enter calls.", "worker");
@@ -68,6 +68,10 @@ internal sealed class AdminServer : IDisposable
             "Proxy mode: requests resent on a fresh upstream connection after a kept-alive one failed before answering.", "worker");
         var poolHits = factory.CreateCounter("nettune_dataplane_upstream_pool_hits_total",
             "Proxy mode: requests that took an idle kept-alive upstream connection left by an earlier client instead of connecting.", "worker");
+        var capRefusals = factory.CreateCounter("nettune_dataplane_upstream_cap_refusals_total",
+            "Proxy mode: requests answered 503 because the worker had --upstream-max-connections open and none idle to give way.", "worker");
+        var upstreamConnections = factory.CreateGauge("nettune_dataplane_upstream_connections",
+            "Proxy mode: upstream connections the worker holds open, busy or idle in its pool (at most --upstream-max-connections).", "worker");
         var collections = factory.CreateGauge("nettune_dataplane_gc_collections", "GC collections in the process.", "generation");
         var duration = factory.CreateHistogram("nettune_dataplane_request_duration_seconds",
             "Time from the receive that delivered a request's first byte to its response fully handed to the kernel " +
@@ -127,6 +131,8 @@ internal sealed class AdminServer : IDisposable
                 connectFailures.WithLabels(id).IncTo(w.Stats.UpstreamConnectFailures);
                 retries.WithLabels(id).IncTo(w.Stats.UpstreamRetries);
                 poolHits.WithLabels(id).IncTo(w.Stats.UpstreamPoolHits);
+                capRefusals.WithLabels(id).IncTo(w.Stats.UpstreamCapRefusals);
+                upstreamConnections.WithLabels(id).Set(w.Stats.UpstreamConnections);
             }
             draining.Set(_draining() ? 1 : 0);
             for (int g = 0; g <= GC.MaxGeneration; g++) collections.WithLabels(g.ToString()).Set(GC.CollectionCount(g));

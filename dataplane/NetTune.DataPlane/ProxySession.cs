@@ -121,8 +121,12 @@ internal sealed unsafe class ProxySession
         (limits.MaxHeaderBytes * 2 + HeadSlack + upstreamBufferBytes + limits.MaxHeaderBytes + HeadSlack
          + ClientAddressBytes + MaxIov * sizeof(IoVec) + 64 + 4095) & ~4095;
 
-    public ProxySession(int slot, byte* block, HttpLimits limits, int upstreamBufferBytes)
+    /// <summary>The worker that owns this session for its life and counts its upstream connection.</summary>
+    private readonly Worker _worker;
+
+    public ProxySession(Worker worker, int slot, byte* block, HttpLimits limits, int upstreamBufferBytes)
     {
+        _worker = worker;
         Slot = slot;
         _clientIn = block;
         _clientCap = limits.MaxHeaderBytes;
@@ -169,6 +173,7 @@ internal sealed unsafe class ProxySession
     /// </summary>
     public void Reset(Worker worker)
     {
+        if (UpstreamFd >= 0) worker.SessionUpstreams--;
         if (UpstreamFd >= 0 && _upstreamIdle && worker.IdleUpstreams is { } pool && pool.TryPark(UpstreamIndex, UpstreamFd, worker.NowMs))
             worker.OnUpstreamParked(UpstreamFd);
         else if (UpstreamFd >= 0)
@@ -205,7 +210,17 @@ internal sealed unsafe class ProxySession
     }
 
     /// <summary>Marks an upstream connection the engine just created for the pending connect.</summary>
-    public void AttachUpstream(int fd) => UpstreamFd = fd;
+    public void AttachUpstream(int fd)
+    {
+        UpstreamFd = fd;
+        _worker.SessionUpstreams++;
+    }
+
+    /// <summary>A client between requests keeps its idle upstream connection: taken from it when the worker is at its cap.</summary>
+    public bool HoldsIdleUpstream => UpstreamFd >= 0 && _upstreamIdle && !Closing && _phase == Phase.ReadHead;
+
+    /// <summary>Gives up the idle upstream connection so another client's request can have one; the next request here connects anew.</summary>
+    public void DropIdleUpstream() => CloseUpstream();
 
     public UpstreamAddress Upstream(Worker worker) => worker.Upstreams![UpstreamIndex];
 
@@ -381,9 +396,15 @@ internal sealed unsafe class ProxySession
             {
                 // Kept alive by an earlier client: it may still have been closed in between, which the retry covers.
                 UpstreamFd = pooled;
+                worker.SessionUpstreams++;
                 _upstreamReused = true;
                 worker.Stats.UpstreamPoolHits++;
                 worker.OnUpstreamAdopted(this);
+            }
+            else if (!worker.MakeRoomForUpstream(this))
+            {
+                // At the worker's cap with nothing idle to give way: refused at once rather than piling up connections.
+                return Error(worker, 503, close: !_bodyDone);
             }
             else
             {
@@ -748,7 +769,11 @@ internal sealed unsafe class ProxySession
 
     private void CloseUpstream()
     {
-        if (UpstreamFd >= 0) Libc.close(UpstreamFd);
+        if (UpstreamFd >= 0)
+        {
+            Libc.close(UpstreamFd);
+            _worker.SessionUpstreams--;
+        }
         UpstreamFd = -1;
         _upstreamIdle = false;
         ConnectPending = false;

@@ -16,6 +16,9 @@ internal sealed unsafe class UpstreamConnectionPool
     private readonly long[][] _sinceMs;
     private readonly int[] _count;
 
+    /// <summary>Idle connections held, over all upstreams.</summary>
+    public int Count { get; private set; }
+
     public UpstreamConnectionPool(int upstreams, int maxPerUpstream)
     {
         _fds = new int[upstreams][];
@@ -36,6 +39,7 @@ internal sealed unsafe class UpstreamConnectionPool
         _fds[upstream][n] = fd;
         _sinceMs[upstream][n] = nowMs;
         _count[upstream] = n + 1;
+        Count++;
         return true;
     }
 
@@ -45,6 +49,7 @@ internal sealed unsafe class UpstreamConnectionPool
         while (_count[upstream] > 0)
         {
             int top = --_count[upstream];
+            Count--;
             int fd = _fds[upstream][top];
             if (nowMs - _sinceMs[upstream][top] <= IdleLimitMs && StillOpen(fd)) return fd;
             Libc.close(fd);
@@ -63,7 +68,23 @@ internal sealed unsafe class UpstreamConnectionPool
             Array.Copy(_fds[u], expired, _fds[u], 0, n - expired);
             Array.Copy(_sinceMs[u], expired, _sinceMs[u], 0, n - expired);
             _count[u] = n - expired;
+            Count -= expired;
         }
+    }
+
+    /// <summary>Closes the connection idle longest, over all upstreams, to make room for another; false when none is held.</summary>
+    public bool CloseOldest()
+    {
+        int oldest = -1;
+        for (int u = 0; u < _count.Length; u++)
+            if (_count[u] > 0 && (oldest < 0 || _sinceMs[u][0] < _sinceMs[oldest][0])) oldest = u;
+        if (oldest < 0) return false;
+        Libc.close(_fds[oldest][0]);
+        int n = --_count[oldest];
+        Array.Copy(_fds[oldest], 1, _fds[oldest], 0, n);
+        Array.Copy(_sinceMs[oldest], 1, _sinceMs[oldest], 0, n);
+        Count--;
+        return true;
     }
 
     public void CloseAll()
@@ -73,6 +94,7 @@ internal sealed unsafe class UpstreamConnectionPool
             for (int i = 0; i < _count[u]; i++) Libc.close(_fds[u][i]);
             _count[u] = 0;
         }
+        Count = 0;
     }
 
     /// <summary>An idle HTTP connection has nothing to read: EOF means the upstream closed it, bytes mean it is confused.</summary>

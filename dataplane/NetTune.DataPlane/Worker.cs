@@ -160,6 +160,7 @@ internal abstract unsafe class Worker
         NowMs = Environment.TickCount64;
         Stats.HeartbeatMs = NowMs;
         Stats.AllocatedBytes = GC.GetAllocatedBytesForCurrentThread();
+        Stats.UpstreamConnections = SessionUpstreams + (IdleUpstreams?.Count ?? 0);
         long second = NowMs / 1000;
         bool newSecond = second != _dateSecond;
         if (newSecond)
@@ -238,7 +239,7 @@ internal abstract unsafe class Worker
         }
         if (!_freeProxySessions.TryPop(out var session))
         {
-            session = new ProxySession(ProxySessions.Count, SessionPool.Rent(), Options.Limits, Options.ProxyBufferBytes);
+            session = new ProxySession(this, ProxySessions.Count, SessionPool.Rent(), Options.Limits, Options.ProxyBufferBytes);
             ProxySessions.Add(session);
         }
         ActiveSessions++;
@@ -253,6 +254,28 @@ internal abstract unsafe class Worker
         Span<byte> address = stackalloc byte[64];
         int length = Platform.FormatPeerAddress(fd, address);
         return session.Open(this, fd, address[..length]);
+    }
+
+    /// <summary>Proxy mode: upstream connections held by sessions (connecting, busy, or idle between a client's requests).</summary>
+    public int SessionUpstreams;
+
+    /// <summary>
+    /// Whether a new upstream connection may be opened under --upstream-max-connections (sessions' and pooled ones
+    /// count). At the cap the pooled connection idle longest is closed, or else one a client holds idle between
+    /// requests; with neither the request is refused (counted). <paramref name="requester"/> has none of its own.
+    /// </summary>
+    public bool MakeRoomForUpstream(ProxySession requester)
+    {
+        if (SessionUpstreams + (IdleUpstreams?.Count ?? 0) < Options.UpstreamConnectionsPerWorker) return true;
+        if (IdleUpstreams?.CloseOldest() == true) return true;
+        foreach (var s in ProxySessions)
+        {
+            if (s == requester || !s.HoldsIdleUpstream) continue;
+            s.DropIdleUpstream();
+            return true;
+        }
+        Stats.UpstreamCapRefusals++;
+        return false;
     }
 
     /// <summary>An idle upstream connection went into the pool: the engine stops watching it for its old session.</summary>

@@ -23,6 +23,10 @@ internal sealed class WorkerStats
     public long UpstreamConnectFailures, UpstreamRetries;
     /// <summary>Proxy mode: requests that found an idle pooled upstream connection instead of connecting.</summary>
     public long UpstreamPoolHits;
+    /// <summary>Proxy mode: requests answered 503 because the worker had --upstream-max-connections open and none idle.</summary>
+    public long UpstreamCapRefusals;
+    /// <summary>Proxy mode: upstream connections open (sessions' and pooled), as of the last loop turn.</summary>
+    public long UpstreamConnections;
     /// <summary>Bytes the worker thread has allocated on the managed heap: flat in steady state.</summary>
     public long AllocatedBytes;
     /// <summary>Environment.TickCount64 of the last loop iteration, for /healthz.</summary>
