@@ -1,4 +1,10 @@
+// One source, two assemblies: the operator compiles this file too (NetTune.Operator.Core.csproj links it), so the
+// limits it passes to a pod are the ones the data plane would derive from that pod's memory limit.
+#if NETTUNE_OPERATOR
+namespace NetTune.Operator.Core.Builders;
+#else
 namespace NetTune.DataPlane;
+#endif
 
 /// <summary>Per-worker limits that keep the process inside a memory budget.</summary>
 /// <param name="MaxConnectionsPerWorker">Client connections a worker serves at once; more are closed at accept.</param>
@@ -29,6 +35,13 @@ public static class MemoryBudget
     public const long ConnectionOverheadBytes = 8L << 10;
     /// <summary>A worker serves at least this many connections, however small the limit (a start-up warning says so).</summary>
     public const int MinConnections = 16;
+
+    /// <summary>
+    /// A session's block at the default --max-header-bytes (and --proxy-buffer-bytes), as HttpSession.BlockSizeFor and
+    /// ProxySession.BlockSizeFor lay it out (a data-plane test pins them): what the operator budgets with.
+    /// </summary>
+    public const int DefaultStaticSessionBytes = 28 << 10;
+    public const int DefaultProxySessionBytes = 116 << 10;
 
     /// <summary>Limits at or above this are no limit (cgroup v1 writes "unlimited" as LONG_MAX rounded down to a page).</summary>
     public const long UnlimitedBytes = 1L << 62;

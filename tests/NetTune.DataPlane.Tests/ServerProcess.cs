@@ -36,6 +36,10 @@ public sealed partial class ServerProcess : IDisposable
     public static ServerProcess StartProxy(string upstreams, string engine, params string[] extra) =>
         Launch(["--upstream", upstreams], engine, extra);
 
+    /// <summary>Proxy mode started through <paramref name="prefix"/> (a command that sets something up and execs the server).</summary>
+    public static ServerProcess StartProxyWith(string[] prefix, string upstreams, string engine, params string[] extra) =>
+        Launch(["--upstream", upstreams], engine, extra, prefix);
+
     /// <summary>Static mode with the process's CPU affinity set to <paramref name="cpuList"/> (taskset), as a kubelet's CPU manager does.</summary>
     public static ServerProcess StartWithAffinity(string cpuList, string root, string engine, params string[] extra) =>
         Launch(["--root", root], engine, extra, ["taskset", "-c", cpuList]);

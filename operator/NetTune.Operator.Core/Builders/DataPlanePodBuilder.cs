@@ -221,6 +221,7 @@ public static class DataPlanePodBuilder
             "--io-engine", dp.IoEngine switch { IoEngine.IoUring => "iouring", IoEngine.Epoll => "epoll", _ => "auto" },
         ]);
         if (dp.WorkersPerSocket is { } workers) args.AddRange(["--workers", workers.ToString(CultureInfo.InvariantCulture)]);
+        args.AddRange(MemoryFlags(new ResourceQuantity(options.MemoryPerSocket), dp.WorkersPerSocket ?? cpus, dp.Mode == DataPlaneMode.Proxy));
         if (hugepages) args.Add("--hugepages");
         var env = new List<V1EnvVar>
         {
@@ -301,6 +302,21 @@ public static class DataPlanePodBuilder
         };
         pod.Metadata.Annotations = new Dictionary<string, string> { [Names.SpecHashAnnotation] = Names.Hash(pod.Spec) };
         return pod;
+    }
+
+    /// <summary>
+    /// The connection, file-cache and upstream limits for a pod with <paramref name="memory"/> as its limit and
+    /// <paramref name="workers"/> workers, computed with the data plane's own budget (MemoryBudget) at its default
+    /// session sizes: passed as flags, so the pod's numbers are visible in its spec and need no cgroup reading.
+    /// </summary>
+    public static IReadOnlyList<string> MemoryFlags(ResourceQuantity memory, int workers, bool proxy)
+    {
+        var limits = MemoryBudget.Derive((long)memory.ToDecimal(), Math.Max(1, workers),
+            proxy ? MemoryBudget.DefaultProxySessionBytes : MemoryBudget.DefaultStaticSessionBytes, proxy);
+        var flags = new List<string> { "--max-connections", limits.MaxConnectionsPerWorker.ToString(CultureInfo.InvariantCulture) };
+        if (proxy) flags.AddRange(["--upstream-max-connections", limits.UpstreamConnectionsPerWorker.ToString(CultureInfo.InvariantCulture)]);
+        else flags.AddRange(["--memory-cache-bytes", limits.MemoryCacheBytesPerWorker.ToString(CultureInfo.InvariantCulture)]);
+        return flags;
     }
 
     /// <summary>

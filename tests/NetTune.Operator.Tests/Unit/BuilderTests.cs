@@ -110,6 +110,36 @@ public sealed class BuilderTests
         Assert.DoesNotContain(pod.Spec.Volumes ?? [], v => v.Name == "static-root");
     }
 
+    [Theory]
+    [InlineData(DataPlaneMode.StaticFiles, null)]
+    [InlineData(DataPlaneMode.Proxy, null)]
+    [InlineData(DataPlaneMode.StaticFiles, 3)]
+    [InlineData(DataPlaneMode.Proxy, 4)]
+    public void MemoryFlagsAreWhatTheDataPlaneDerivesFromThePodsLimit(DataPlaneMode mode, int? workersPerSocket)
+    {
+        foreach (var memory in new[] { "512Mi", "1Gi", "192Mi" })
+        {
+            var t = DataPlaneTuning();
+            t.Spec.DataPlane!.Mode = mode;
+            t.Spec.DataPlane.WorkersPerSocket = workersPerSocket;
+            if (mode == DataPlaneMode.Proxy) t.Spec.DataPlane.Proxy = new ProxySpec { Upstreams = ["10.0.0.5:8080"] };
+            var pod = DataPlanePodBuilder.Build(t, "node-a", WithPages, TwoSockets(), Options with { MemoryPerSocket = memory })[0];
+            var container = pod.Spec.Containers[0];
+            var limit = (long)container.Resources.Limits["memory"].ToDecimal();
+            var workers = workersPerSocket ?? (int)container.Resources.Limits["cpu"].ToDecimal();
+            var args = container.Args.ToList();
+            var given = NetTune.DataPlane.ServerOptions.Parse(args).WithMemoryBudget(null, workers);
+
+            // The data plane in that pod, told nothing, would read the limit from its cgroup and derive the same.
+            var memoryFlags = new[] { "--max-connections", "--memory-cache-bytes", "--upstream-max-connections" };
+            var bare = args.Where((a, i) => !memoryFlags.Contains(a) && (i == 0 || !memoryFlags.Contains(args[i - 1]))).ToList();
+            Assert.Equal(args.Count - 4, bare.Count);
+            var derived = NetTune.DataPlane.ServerOptions.Parse(bare).WithMemoryBudget(limit, workers);
+            Assert.Equal(derived.Memory, given.Memory);
+            Assert.True(given.MaxConnectionsPerWorker < 16384, $"{memory}: {given.MaxConnectionsPerWorker} connections per worker");
+        }
+    }
+
     [Fact]
     public void EachSocketDeclaresItsOwnAdminPortAsMetricsAndNoDataPort()
     {
