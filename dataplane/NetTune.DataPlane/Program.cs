@@ -35,6 +35,8 @@ namespace NetTune.DataPlane
         {
             if (!options.IsProxy && !Directory.Exists(options.Root)) throw new StartupException($"--root '{options.Root}' is not a directory");
             if (!IPAddress.TryParse(options.Address, out var address)) throw new StartupException($"--address '{options.Address}' is not an IP address");
+            if (options.AdminPort >= 0 && !IPAddress.TryParse(options.AdminAddress, out _))
+                throw new StartupException($"--admin-address '{options.AdminAddress}' is not an IP address");
 
             var allowed = Platform.AllowedCpus();
             var cpus = options.Cpus.Count > 0 ? options.Cpus : allowed;

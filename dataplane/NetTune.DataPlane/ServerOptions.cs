@@ -56,7 +56,8 @@ public sealed record ServerOptions
     public string SysfsRoot { get; init; } = "/sys";
     public IoEngineKind Engine { get; init; } = IoEngineKind.Auto;
     public int AdminPort { get; init; } = -1;
-    public string AdminAddress { get; init; } = "0.0.0.0";
+    /// <summary>Loopback unless told: the admin port answers whoever reaches it, so it is opened only where asked.</summary>
+    public string AdminAddress { get; init; } = "127.0.0.1";
     public int MaxConnectionsPerWorker { get; init; } = 16384;
     public int HeaderTimeoutSeconds { get; init; } = 10;
     public int KeepAliveTimeoutSeconds { get; init; } = 75;
@@ -128,7 +129,8 @@ public sealed record ServerOptions
           --sysfs-root DIR           where sysfs is mounted (default /sys)
           --io-engine auto|iouring|epoll   (default auto: io_uring when the kernel allows it)
           --admin-port N             /metrics, /healthz, /readyz (default: off; 0 = ephemeral)
-          --admin-address IP         (default 0.0.0.0)
+          --admin-address IP         where the admin port listens (default 127.0.0.1: this host only; give the
+                                     address probes and scrapers reach, e.g. the pod IP)
           --max-connections N        per worker (default 16384)
           --header-timeout S         seconds to receive a request head (default 10)
           --keepalive-timeout S      idle keep-alive seconds (default 75)
