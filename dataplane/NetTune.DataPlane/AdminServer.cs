@@ -84,6 +84,8 @@ internal sealed class AdminServer : IDisposable
             "Proxy mode: requests resent on a fresh upstream connection after a kept-alive one failed before answering.", "worker");
         var poolHits = factory.CreateCounter("nettune_dataplane_upstream_pool_hits_total",
             "Proxy mode: requests that took an idle kept-alive upstream connection left by an earlier client instead of connecting.", "worker");
+        var slowAborts = factory.CreateCounter("nettune_dataplane_slow_response_aborts_total",
+            "Connections reset because the client took a response more slowly than --min-response-rate.", "worker");
         var adminEvicted = factory.CreateCounter("nettune_dataplane_admin_evicted_connections_total",
             $"Admin connections closed unanswered because {MaxConnections} were open and this one was the oldest.");
         var collections = factory.CreateGauge("nettune_dataplane_gc_collections", "GC collections in the process.", "generation");
@@ -145,6 +147,7 @@ internal sealed class AdminServer : IDisposable
                 connectFailures.WithLabels(id).IncTo(w.Stats.UpstreamConnectFailures);
                 retries.WithLabels(id).IncTo(w.Stats.UpstreamRetries);
                 poolHits.WithLabels(id).IncTo(w.Stats.UpstreamPoolHits);
+                slowAborts.WithLabels(id).IncTo(w.Stats.SlowResponseAborts);
             }
             draining.Set(_draining() ? 1 : 0);
             adminEvicted.IncTo(Interlocked.Read(ref _evicted));

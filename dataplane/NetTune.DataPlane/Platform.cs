@@ -156,6 +156,26 @@ internal static unsafe class Platform
         if (flags >= 0) Libc.fcntl(fd, Libc.F_SETFL, flags | Libc.O_NONBLOCK);
     }
 
+    /// <summary>
+    /// Bytes of this connection the peer has acknowledged (TCP_INFO's tcpi_bytes_acked, Linux 4.1+): what a client
+    /// really took, not what sits in our send buffer. -1 when the kernel does not say.
+    /// </summary>
+    public static long BytesAcked(int fd)
+    {
+        const int TcpInfo = 11, BytesAckedOffset = 120, Needed = BytesAckedOffset + 8;
+        byte* info = stackalloc byte[256];
+        uint length = 256;
+        if (Libc.getsockopt(fd, Libc.IPPROTO_TCP, TcpInfo, info, &length) != 0 || length < Needed) return -1;
+        return *(long*)(info + BytesAckedOffset);
+    }
+
+    /// <summary>Makes the coming close() reset the connection and drop what is still queued for the peer.</summary>
+    public static void ResetOnClose(int fd)
+    {
+        int* linger = stackalloc int[2] { 1, 0 };
+        Libc.setsockopt(fd, Libc.SOL_SOCKET, Libc.SO_LINGER, linger, 8);
+    }
+
     public static void SetNoDelay(int fd)
     {
         int one = 1;

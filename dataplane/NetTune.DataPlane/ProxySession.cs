@@ -81,6 +81,8 @@ internal sealed unsafe class ProxySession
     private Phase _phase;
     public long PhaseSinceMs;
     private long _firstByteTicks;
+    /// <summary>How fast the client takes the responses (see --min-response-rate).</summary>
+    private ResponseRateWindow _responseRate;
     /// <summary>
     /// When the head being read got its first byte (or, for pipelined leftovers, when reading it began): the
     /// header timeout counts from here, as nginx's client_header_timeout does, not from the last receive, or a
@@ -155,6 +157,7 @@ internal sealed unsafe class ProxySession
         _clientConnection = ConnectionHeader.None;
         _firstByteTicks = Stopwatch.GetTimestamp();
         _headStartMs = worker.NowMs;
+        _responseRate.Reset();
         _clientAddressLen = Math.Min(clientAddress.Length, ClientAddressBytes);
         clientAddress[.._clientAddressLen].CopyTo(new Span<byte>(_clientAddress, ClientAddressBytes));
         return ReadHead(worker);
@@ -254,7 +257,7 @@ internal sealed unsafe class ProxySession
             Phase.SpliceResponseBody when Pending == ProxyIo.AwaitUpstreamReadable => o.UpstreamTimeoutSeconds * 1000L,
             _ => o.SendTimeoutSeconds * 1000L,
         };
-        if (waited <= limitMs) return ProxyTimeout.None;
+        if (waited <= limitMs) return ClientTooSlow(worker) ? ProxyTimeout.Close : ProxyTimeout.None;
         if (_phase is Phase.Connect or Phase.RecvResponseHead)
         {
             // The client still deserves an answer: cancel the upstream operation, which completes with an
@@ -263,6 +266,15 @@ internal sealed unsafe class ProxySession
             return ProxyTimeout.CancelUpstream;
         }
         return ProxyTimeout.Close;
+    }
+
+    /// <summary>--min-response-rate: only time spent waiting for the client to take bytes counts against it.</summary>
+    private bool ClientTooSlow(Worker worker)
+    {
+        if (_phase == Phase.ReadHead) _responseRate.Reset();
+        else if (Pending is ProxyIo.SendClient or ProxyIo.AwaitClientWritable) return worker.ResponseTooSlow(ref _responseRate, ClientFd);
+        else _responseRate.Pause(worker.NowMs);
+        return false;
     }
 
     private ProxyIo ReadHead(Worker worker)

@@ -62,6 +62,9 @@ public sealed record ServerOptions
     public int HeaderTimeoutSeconds { get; init; } = 10;
     public int KeepAliveTimeoutSeconds { get; init; } = 75;
     public int SendTimeoutSeconds { get; init; } = 60;
+    /// <summary>Kestrel's MinResponseDataRate default: 240 bytes/s, after a 5 s grace, in each 5 s a response waits on its client (0: off).</summary>
+    public int MinResponseBytesPerSecond { get; init; } = 240;
+    public int MinResponseRatePeriodSeconds { get; init; } = 5;
     public int DrainTimeoutSeconds { get; init; } = 25;
     public ZeroCopyMode ZeroCopy { get; init; } = ZeroCopyMode.Auto;
     public long ZeroCopyMinBytes { get; init; } = 64 * 1024;
@@ -134,6 +137,10 @@ public sealed record ServerOptions
           --max-connections N        per worker (default 16384)
           --header-timeout S         seconds to receive a request head (default 10)
           --keepalive-timeout S      idle keep-alive seconds (default 75)
+          --min-response-rate N      bytes per second a client must take a response at, in every period of
+                                     --min-response-rate-period seconds the response waits on it (default 240,
+                                     as Kestrel's MinResponseDataRate; 0 = off); slower clients are reset
+          --min-response-rate-period S  the grace and the measuring period of the rate (default 5)
           --drain-timeout S          seconds to finish in-flight requests after SIGTERM (default 25)
           --zero-copy off|on|auto    splice (io_uring) / sendfile (epoll) for bodies of at least
                                      --zero-copy-min-bytes (default auto: as on, except that loopback
@@ -214,6 +221,8 @@ public sealed record ServerOptions
                 case "--max-connections": o = o with { MaxConnectionsPerWorker = Int(flag, Value(), 1, 1_000_000) }; break;
                 case "--header-timeout": o = o with { HeaderTimeoutSeconds = Int(flag, Value(), 1, 3600) }; break;
                 case "--keepalive-timeout": o = o with { KeepAliveTimeoutSeconds = Int(flag, Value(), 1, 86400) }; break;
+                case "--min-response-rate": o = o with { MinResponseBytesPerSecond = Int(flag, Value(), 0, 1 << 30) }; break;
+                case "--min-response-rate-period": o = o with { MinResponseRatePeriodSeconds = Int(flag, Value(), 1, 3600) }; break;
                 case "--drain-timeout": o = o with { DrainTimeoutSeconds = Int(flag, Value(), 0, 3600) }; break;
                 case "--zero-copy":
                     o = o with

@@ -23,6 +23,8 @@ internal sealed class WorkerStats
     public long UpstreamConnectFailures, UpstreamRetries;
     /// <summary>Proxy mode: requests that found an idle pooled upstream connection instead of connecting.</summary>
     public long UpstreamPoolHits;
+    /// <summary>Connections reset because their client took a response more slowly than --min-response-rate.</summary>
+    public long SlowResponseAborts;
     /// <summary>Bytes the worker thread has allocated on the managed heap: flat in steady state.</summary>
     public long AllocatedBytes;
     /// <summary>Environment.TickCount64 of the last loop iteration, for /healthz.</summary>

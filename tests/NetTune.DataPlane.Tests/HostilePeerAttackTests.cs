@@ -13,6 +13,10 @@ namespace NetTune.DataPlane.Tests;
 public class HostilePeerAttackTests(TestRoot root, ITestOutputHelper output) : IClassFixture<TestRoot>
 {
     public static TheoryData<string> Engines => new() { "iouring", "epoll" };
+    public static TheoryData<string, string> ModesAndEngines => new()
+    {
+        { "static", "iouring" }, { "static", "epoll" }, { "proxy", "iouring" }, { "proxy", "epoll" },
+    };
 
     /// <summary>
     /// The kubelet's probe (1 s timeout) against clients that trickle a byte at a time into the admin port, more of
@@ -72,6 +76,63 @@ public class HostilePeerAttackTests(TestRoot root, ITestOutputHelper output) : I
         {
             foreach (var s in tricklers) s.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Kestrel's MinResponseDataRate (240 bytes/s after a 5 s grace, the defaults here too): a client with a small
+    /// receive buffer that takes a byte a second of a response larger than every socket buffer between us. Before,
+    /// only the 60 s send timeout between progress events bounded it, and a byte a minute kept it forever.
+    /// </summary>
+    [Theory, MemberData(nameof(ModesAndEngines))]
+    public async Task ASlowReaderBelowTheMinimumResponseRateIsReset(string mode, string engine)
+    {
+        using var upstream = new ScriptedUpstream();
+        using var server = mode == "static"
+            ? ServerProcess.Start(root.Path, engine, "--cpus", "0")
+            : ServerProcess.StartProxy(upstream.Address, engine, "--cpus", "0");
+        long size = mode == "static" ? root.Large.Length : ScriptedUpstream.HugeBodyBytes;
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096, ReceiveTimeout = 2000 };
+        s.Connect("127.0.0.1", server.Port);
+        s.Send(Encoding.ASCII.GetBytes($"GET {(mode == "static" ? "/10m.bin" : "/huge")} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        var sw = Stopwatch.StartNew();
+        var one = new byte[1];
+        long got = 0;
+        bool ended = false;
+        while (!ended && sw.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            Thread.Sleep(1000);
+            // The server's reset (or FIN) shows in our socket's state even while our receive queue still holds bytes.
+            ended = TcpState(s) != TcpEstablished;
+            if (ended) break;
+            try
+            {
+                int n = s.Receive(one);
+                ended = n == 0;
+                got += n;
+            }
+            catch (SocketException) { ended = true; }
+        }
+        output.WriteLine($"{mode}/{engine}: connection ended={ended} after {sw.Elapsed.TotalSeconds:F1} s, {got} of {size} bytes read");
+        Assert.True(ended, $"a client reading a byte a second still held its response after {sw.Elapsed.TotalSeconds:F0} s");
+        Assert.True(got < size);
+
+        using var admin = new HttpClient();
+        var metrics = MetricsTests.Parse(await admin.GetStringAsync($"http://127.0.0.1:{server.AdminPort}/metrics"));
+        Assert.Equal(1, metrics.Where(kv => kv.Key.StartsWith("nettune_dataplane_slow_response_aborts_total{", StringComparison.Ordinal)).Sum(kv => kv.Value));
+        // The server goes on serving the clients that read.
+        using var c = new RawClient(server.Port);
+        c.Send("GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(mode == "static" ? 200 : 404, c.Read().Status);
+    }
+
+    private const int TcpEstablished = 1;
+
+    /// <summary>tcpi_state, the first byte of TCP_INFO.</summary>
+    private static int TcpState(Socket s)
+    {
+        var info = new byte[256];
+        s.GetRawSocketOption(6 /* IPPROTO_TCP */, 11 /* TCP_INFO */, info);
+        return info[0];
     }
 
     /// <summary>One GET on a fresh connection: the status and the milliseconds from connect to the end of the answer.</summary>

@@ -41,6 +41,9 @@ public sealed class ScriptedUpstream : IDisposable
     /// <summary>The body of /large-then-more: past the proxy's splice threshold, within one loopback segment.</summary>
     public const int ThenMoreBodyBytes = 40_000;
 
+    /// <summary>The body of /huge: 16 copies of <see cref="LargeBody"/>(7).</summary>
+    public const long HugeBodyBytes = 16L << 20;
+
     /// <summary>A 1 MiB body whose bytes depend on the seed, for byte-exact checks of large responses.</summary>
     public static byte[] LargeBody(int seed)
     {
@@ -97,6 +100,14 @@ public sealed class ScriptedUpstream : IDisposable
             }
             case "/large":
                 return await Send(socket, 200, LargeBody(7), head);
+            case "/huge":
+            {
+                // More than the proxy's socket buffers hold, so a client that does not read keeps the proxy sending.
+                var piece = LargeBody(7);
+                await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {HugeBodyBytes}\r\n\r\n"));
+                for (long sent = 0; sent < HugeBodyBytes; sent += piece.Length) await socket.SendAsync(piece);
+                return true;
+            }
             case "/large-then-more":
             {
                 // More than announced: a whole second response right behind the body, as if to answer the next
