@@ -342,10 +342,10 @@ internal sealed unsafe class HttpSession
         if (!worker.Files.TryRecent(target, worker.NowMs, out var file))
         {
             Span<byte> path = stackalloc byte[target.Length];
-            var pathStatus = PathNormalizer.Normalize(target, path, out int pathLength);
+            var pathStatus = PathNormalizer.Normalize(target, path, out int pathLength, worker.Options.AllowDotfiles);
             if (pathStatus != PathStatus.Ok)
             {
-                QueueError(worker, pathStatus == PathStatus.Traversal ? 403 : 400, keepAlive, !head);
+                QueueError(worker, pathStatus switch { PathStatus.Traversal => 403, PathStatus.Hidden => 404, _ => 400 }, keepAlive, !head);
                 return;
             }
             int lookup = worker.Files.Lookup(path[..pathLength], worker.NowMs, out file);

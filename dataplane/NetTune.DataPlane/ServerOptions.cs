@@ -78,6 +78,8 @@ public sealed record ServerOptions
     public long MemoryCacheMaxFileBytes { get; init; } = 256 * 1024;
     public long MemoryCacheBytesPerWorker { get; init; } = 64L << 20;
     public bool HugePages { get; init; }
+    /// <summary>Static mode: serve names starting with a dot (.env, .git/); by default they are 404.</summary>
+    public bool AllowDotfiles { get; init; }
     /// <summary>io_uring task running: DEFER_TASKRUN+SINGLE_ISSUER (true) or COOP_TASKRUN (false).</summary>
     public bool DeferTaskrun { get; init; } = true;
     /// <summary>io_uring: one multishot receive per connection over a provided-buffer ring, instead of one recv per request.</summary>
@@ -155,6 +157,9 @@ public sealed record ServerOptions
           --file-cache-valid-ms N    how long file metadata is trusted before re-checking (default 1000)
           --memory-cache-max-file N  largest file kept in memory (default 262144; 0 disables)
           --memory-cache-bytes N     memory cache budget per worker (default 67108864)
+          --allow-dotfiles           static mode: serve paths with a segment starting with a dot (/.env,
+                                     /.git/config, /.well-known/...); by default they are 404, percent-encoded
+                                     dots included
           --hugepages                back buffers with 2 MiB hugepages when available
           --io-uring-recv multishot|single  multishot recv over a provided-buffer ring (default) or one recv per request
           --io-uring-batch-usec N    wait up to N µs to reap completions in batches (default 200, proxy 0; 0 = off; Linux 6.12+)
@@ -255,6 +260,7 @@ public sealed record ServerOptions
                 case "--memory-cache-max-file": o = o with { MemoryCacheMaxFileBytes = Long(flag, Value(), 0) }; break;
                 case "--memory-cache-bytes": o = o with { MemoryCacheBytesPerWorker = Long(flag, Value(), 0) }; break;
                 case "--hugepages": o = o with { HugePages = true }; break;
+                case "--allow-dotfiles": o = o with { AllowDotfiles = true }; break;
                 case "--io-uring-batch-usec": o = o with { BatchWaitUsec = (uint)Int(flag, Value(), 0, 10_000) }; break;
                 case "--io-uring-recv":
                     o = o with

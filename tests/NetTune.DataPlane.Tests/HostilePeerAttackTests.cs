@@ -125,6 +125,59 @@ public class HostilePeerAttackTests(TestRoot root, ITestOutputHelper output) : I
         Assert.Equal(mode == "static" ? 200 : 404, c.Read().Status);
     }
 
+    /// <summary>
+    /// Dotfiles, as nginx setups deny them (location ~ /\. { deny all; }) and Caddy's file_server hides them: a
+    /// deployed tree often carries .env, .git/ or .htpasswd. Refused as not there (404) by default, whatever the
+    /// spelling, since the check runs on the decoded path; --allow-dotfiles serves them.
+    /// </summary>
+    [Theory, MemberData(nameof(Engines))]
+    public void DotfilesAreNotServedUnlessAllowed(string engine)
+    {
+        var www = Directory.CreateTempSubdirectory("nettune-dotfiles-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(www, ".env"), "SECRET=1\n");
+            Directory.CreateDirectory(Path.Combine(www, ".git"));
+            File.WriteAllText(Path.Combine(www, ".git", "config"), "[core]\n");
+            Directory.CreateDirectory(Path.Combine(www, "a", ".hidden"));
+            File.WriteAllText(Path.Combine(www, "a", ".hidden", "b"), "hidden\n");
+            File.WriteAllText(Path.Combine(www, "visible.txt"), "visible\n");
+            var attacks = new Dictionary<string, string>
+            {
+                ["/.env"] = "SECRET=1\n", ["/.git/config"] = "[core]\n", ["/a/.hidden/b"] = "hidden\n",
+                ["/%2eenv"] = "SECRET=1\n", ["/%2Egit/config"] = "[core]\n", ["/a/%2ehidden/b"] = "hidden\n",
+                ["/a%2f.hidden%2fb"] = "hidden\n", ["//./.env"] = "SECRET=1\n", ["/.env?x=1"] = "SECRET=1\n",
+            };
+            using (var server = ServerProcess.Start(www, engine, "--cpus", "0"))
+            using (var c = new RawClient(server.Port))
+            {
+                foreach (var target in attacks.Keys)
+                {
+                    c.Send($"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+                    var r = c.Read();
+                    Assert.True(r.Status == 404, $"{target}: {r.Status} {Encoding.ASCII.GetString(r.Body)}");
+                }
+                // A plain file still comes, on the same kept-alive connection.
+                c.Send("GET /visible.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+                Assert.Equal("visible\n", Encoding.ASCII.GetString(c.Read().Body));
+            }
+            using (var server = ServerProcess.Start(www, engine, "--cpus", "0", "--allow-dotfiles"))
+            using (var c = new RawClient(server.Port))
+            {
+                foreach (var (target, body) in attacks)
+                {
+                    c.Send($"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+                    var r = c.Read();
+                    Assert.Equal((target, 200, body), (target, r.Status, Encoding.ASCII.GetString(r.Body)));
+                }
+            }
+        }
+        finally
+        {
+            Directory.Delete(www, recursive: true);
+        }
+    }
+
     private const int TcpEstablished = 1;
 
     /// <summary>tcpi_state, the first byte of TCP_INFO.</summary>
