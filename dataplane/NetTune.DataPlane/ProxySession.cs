@@ -207,7 +207,8 @@ internal sealed unsafe class ProxySession
     /// <summary>Marks an upstream connection the engine just created for the pending connect.</summary>
     public void AttachUpstream(int fd) => UpstreamFd = fd;
 
-    public UpstreamAddress Upstream(Worker worker) => worker.Upstreams![UpstreamIndex];
+    /// <summary>Where to connect for the upstream chosen: its address as last resolved.</summary>
+    public UpstreamEndpoint Upstream(Worker worker) => worker.Upstreams![UpstreamIndex].Current;
 
     /// <summary>The result of the pending intent: bytes moved, 0 for a completed connect, or -errno.</summary>
     public ProxyIo Complete(Worker worker, int result)
@@ -419,6 +420,7 @@ internal sealed unsafe class ProxySession
         CloseUpstream();
         // Refused or too slow to answer a connect, alike: skip it for a while (nginx's proxy_next_upstream error timeout).
         worker.Balancer!.MarkDown(UpstreamIndex, worker.NowMs);
+        worker.Upstreams![UpstreamIndex].RequestResolve();
         worker.Stats.UpstreamConnectFailures++;
         bool timedOut = _timedOut;
         // Another upstream may take it, as long as there is one we have not tried for this request.

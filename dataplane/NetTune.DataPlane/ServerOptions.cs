@@ -37,6 +37,10 @@ public sealed record ServerOptions
     /// <summary>Workers to run (pinned round robin over the CPUs); 0 = one per CPU.</summary>
     public int Workers { get; init; }
     public int UpstreamConnectTimeoutSeconds { get; init; } = 5;
+    /// <summary>Seconds between lookups of upstream names (0: only at start-up and after failed connects).</summary>
+    public int UpstreamResolveIntervalSeconds { get; init; } = 10;
+    /// <summary>A file in /etc/hosts format consulted before the system resolver for upstream names, re-read at each lookup.</summary>
+    public string? HostsFile { get; init; }
     public int UpstreamTimeoutSeconds { get; init; } = 60;
     /// <summary>Per connection: how much of an upstream response is held at once.</summary>
     public int ProxyBufferBytes { get; init; } = 64 * 1024;
@@ -116,6 +120,11 @@ public sealed record ServerOptions
                                      for several: round robin, skipping one that refused a connect for 10 s)
           --workers N                workers to run, pinned round robin over --cpus (default: one per CPU)
           --upstream-connect-timeout S  seconds to connect to an upstream before trying the next (default 5)
+          --upstream-resolve-interval S  look upstream names up again every S seconds, and after a connect to one
+                                     fails (default 10; 0 = only after failures); a lookup that fails keeps the
+                                     last address, as nginx's resolve
+          --hosts-file PATH          /etc/hosts-format file consulted first for upstream names, re-read at every
+                                     lookup (default: none; the system resolver only)
           --upstream-timeout S       seconds to wait for upstream response bytes before 504 (default 60)
           --proxy-buffer-bytes N     per-connection buffer for upstream responses (default 65536); upstream heads may
                                      be as large as --max-header-bytes
@@ -199,6 +208,8 @@ public sealed record ServerOptions
                     break;
                 case "--workers": o = o with { Workers = Int(flag, Value(), 1, 4096) }; break;
                 case "--upstream-connect-timeout": o = o with { UpstreamConnectTimeoutSeconds = Int(flag, Value(), 1, 3600) }; break;
+                case "--upstream-resolve-interval": o = o with { UpstreamResolveIntervalSeconds = Int(flag, Value(), 0, 86400) }; break;
+                case "--hosts-file": o = o with { HostsFile = Value() }; break;
                 case "--upstream-timeout": o = o with { UpstreamTimeoutSeconds = Int(flag, Value(), 1, 86400) }; break;
                 case "--proxy-buffer-bytes": o = o with { ProxyBufferBytes = Int(flag, Value(), 4096, 16 << 20) }; break;
                 case "--max-body-bytes": maxBody = Long(flag, Value(), 1); break;

@@ -178,6 +178,67 @@ public class HostilePeerAttackTests(TestRoot root, ITestOutputHelper output) : I
         }
     }
 
+    /// <summary>
+    /// nginx's <c>server name resolve</c>: an upstream name that moves (a Service's endpoints) is followed, on a
+    /// period and after a failed connect, instead of being pinned to its start-up address for the process's life.
+    /// The name lives in a real hosts-format file the data plane reads (--hosts-file); the two upstreams are real
+    /// servers on 127.0.0.1:P and 127.0.0.2:P.
+    /// </summary>
+    [Theory, MemberData(nameof(Engines))]
+    public void UpstreamNamesAreResolvedAgainOnAPeriodAndAfterAFailedConnect(string engine)
+    {
+        const string name = "moving.upstream.test";
+        var hosts = Path.Combine(Directory.CreateTempSubdirectory("nettune-hosts-").FullName, "hosts");
+        using var first = new ScriptedUpstream();
+        using var second = new ScriptedUpstream(System.Net.IPAddress.Parse("127.0.0.2"), first.Port);
+        File.WriteAllText(hosts, $"# test hosts\n127.0.0.1 {name}\n");
+        // Without pooled upstream connections every client's request connects, so it shows where the name points.
+        using (var proxy = ServerProcess.StartProxy($"{name}:{first.Port}", engine, "--cpus", "0", "--upstream-keepalive", "0",
+                   "--hosts-file", hosts, "--upstream-resolve-interval", "1"))
+        {
+            Assert.Equal(200, Get(proxy.Port));
+            Assert.Single(first.Requests);
+
+            File.WriteAllText(hosts, $"127.0.0.2 {name} # moved\n");
+            Assert.True(Eventually(() => Get(proxy.Port) == 200 && !second.Requests.IsEmpty, TimeSpan.FromSeconds(10)),
+                $"the name moved to 127.0.0.2 but no request reached it; {first.Requests.Count} went to 127.0.0.1\n{proxy.Output}");
+        }
+
+        // A period long past the test: only the failed connect can make it look again.
+        File.WriteAllText(hosts, $"127.0.0.1 {name}\n");
+        using var third = new ScriptedUpstream(System.Net.IPAddress.Parse("127.0.0.3"), first.Port);
+        using (var proxy = ServerProcess.StartProxy($"{name}:{first.Port}", engine, "--cpus", "0", "--upstream-keepalive", "0",
+                   "--hosts-file", hosts, "--upstream-resolve-interval", "3600"))
+        {
+            int before = first.Requests.Count;
+            Assert.Equal(200, Get(proxy.Port));
+            Assert.Equal(before + 1, first.Requests.Count);
+            File.WriteAllText(hosts, $"127.0.0.3 {name}\n");
+            first.Dispose(); // 127.0.0.1:P now refuses
+            Assert.True(Eventually(() => Get(proxy.Port) == 200 && !third.Requests.IsEmpty, TimeSpan.FromSeconds(10)),
+                $"127.0.0.1 refused and the name points to 127.0.0.3, but no request reached it\n{proxy.Output}");
+        }
+        Directory.Delete(Path.GetDirectoryName(hosts)!, recursive: true);
+    }
+
+    private static int Get(int port)
+    {
+        using var c = new RawClient(port);
+        c.Send("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+        return c.Read().Status;
+    }
+
+    private static bool Eventually(Func<bool> condition, TimeSpan patience)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < patience)
+        {
+            if (condition()) return true;
+            Thread.Sleep(200);
+        }
+        return false;
+    }
+
     private const int TcpEstablished = 1;
 
     /// <summary>tcpi_state, the first byte of TCP_INFO.</summary>

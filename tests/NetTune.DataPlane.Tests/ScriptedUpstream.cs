@@ -21,7 +21,7 @@ public sealed record ReceivedRequest(int Connection, string Method, string Targe
 /// </summary>
 public sealed class ScriptedUpstream : IDisposable
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentBag<Socket> _sockets = new();
     private int _connections;
@@ -29,10 +29,14 @@ public sealed class ScriptedUpstream : IDisposable
     public ConcurrentQueue<ReceivedRequest> Requests { get; } = new();
     public int Port { get; }
     public int Connections => Volatile.Read(ref _connections);
-    public string Address => $"127.0.0.1:{Port}";
+    public string Address => $"{((IPEndPoint)_listener.LocalEndpoint).Address}:{Port}";
 
-    public ScriptedUpstream()
+    public ScriptedUpstream() : this(IPAddress.Loopback, 0) { }
+
+    /// <summary>On a given loopback address and port: two upstreams on 127.0.0.1:P and 127.0.0.2:P stand for one name that moves.</summary>
+    public ScriptedUpstream(IPAddress address, int port)
     {
+        _listener = new TcpListener(address, port);
         _listener.Start(128);
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
         _ = AcceptLoop();
