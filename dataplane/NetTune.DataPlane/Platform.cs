@@ -125,18 +125,22 @@ internal static unsafe class Platform
         return (sa.Address & 0xff) == 127;
     }
 
-    /// <summary>The peer's IPv4 address as text (for X-Forwarded-For); returns the bytes written, "unknown" if there is none.</summary>
-    public static int FormatPeerAddress(int fd, Span<byte> destination)
+    /// <summary>
+    /// The peer's IPv4 address as text (for X-Forwarded-For); returns the bytes written, "unknown" if there is none.
+    /// <paramref name="address"/> is the address as it sits in the sockaddr (network order), 0 when unknown.
+    /// </summary>
+    public static int FormatPeerAddress(int fd, Span<byte> destination, out uint address)
     {
         SockAddrIn sa;
         uint len = (uint)sizeof(SockAddrIn);
+        address = 0;
         if (Libc.getpeername(fd, &sa, &len) != 0 || sa.Family != Libc.AF_INET)
         {
             "unknown"u8.CopyTo(destination);
             return 7;
         }
         int n = 0;
-        uint a = sa.Address;
+        uint a = address = sa.Address;
         for (int i = 0; i < 4; i++)
         {
             if (i > 0) destination[n++] = (byte)'.';

@@ -74,6 +74,8 @@ internal sealed unsafe class ProxySession
     private readonly int _responseHeadCap;
     private readonly byte* _clientAddress;
     private int _clientAddressLen;
+    /// <summary>The client is a proxy in --trusted-proxies: its X-Forwarded-* headers are carried on.</summary>
+    private bool _trustedPeer;
     private readonly IoVec* _iov;
     private readonly MsgHdr* _msg;
     private int _iovStart, _iovEnd;
@@ -146,8 +148,9 @@ internal sealed unsafe class ProxySession
     /// <summary>Which socket the pending intent uses: true for the upstream.</summary>
     public bool PendingOnUpstream => Pending is ProxyIo.Connect or ProxyIo.SendUpstream or ProxyIo.RecvUpstream or ProxyIo.AwaitUpstreamReadable;
 
-    public ProxyIo Open(Worker worker, int clientFd, ReadOnlySpan<byte> clientAddress)
+    public ProxyIo Open(Worker worker, int clientFd, ReadOnlySpan<byte> clientAddress, bool trustedPeer)
     {
+        _trustedPeer = trustedPeer;
         ClientFd = clientFd;
         UpstreamFd = UpstreamIndex = -1;
         InFlight = ConnectPending = Closing = false;
@@ -365,7 +368,7 @@ internal sealed unsafe class ProxySession
         var host = request.Authority.IsPresent ? request.Authority.Of(buffer)
             : request.HasHost ? default : worker.Upstreams![0].Authority;
         _requestHeadLen = ProxyHeadWriter.WriteRequest(buffer[..request.HeadLength],
-            new Span<byte>(_requestHead, _requestHeadCap), new ReadOnlySpan<byte>(_clientAddress, _clientAddressLen), originTarget, host);
+            new Span<byte>(_requestHead, _requestHeadCap), new ReadOnlySpan<byte>(_clientAddress, _clientAddressLen), originTarget, host, _trustedPeer);
         if (_requestHeadLen < 0) return Error(worker, 431, close: true);
 
         if (request.ExpectsContinue && !_bodyDone)

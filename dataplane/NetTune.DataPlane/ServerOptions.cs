@@ -37,6 +37,8 @@ public sealed record ServerOptions
     /// <summary>Workers to run (pinned round robin over the CPUs); 0 = one per CPU.</summary>
     public int Workers { get; init; }
     public int UpstreamConnectTimeoutSeconds { get; init; } = 5;
+    /// <summary>Proxy mode: peers whose X-Forwarded-* headers are carried on; everyone else's are replaced or dropped.</summary>
+    public TrustedProxies TrustedProxies { get; init; } = TrustedProxies.None;
     /// <summary>Seconds between lookups of upstream names (0: only at start-up and after failed connects).</summary>
     public int UpstreamResolveIntervalSeconds { get; init; } = 10;
     /// <summary>A file in /etc/hosts format consulted before the system resolver for upstream names, re-read at each lookup.</summary>
@@ -120,6 +122,10 @@ public sealed record ServerOptions
                                      for several: round robin, skipping one that refused a connect for 10 s)
           --workers N                workers to run, pinned round robin over --cpus (default: one per CPU)
           --upstream-connect-timeout S  seconds to connect to an upstream before trying the next (default 5)
+          --trusted-proxies CIDRS    proxy mode: peers (comma-separated CIDRs or addresses) whose X-Forwarded-For
+                                     gets the peer appended and whose X-Forwarded-Host/-Proto and Forwarded pass;
+                                     from any other peer X-Forwarded-For is replaced by the peer's address and the
+                                     others dropped (default: none, as nginx's set_real_ip_from)
           --upstream-resolve-interval S  look upstream names up again every S seconds, and after a connect to one
                                      fails (default 10; 0 = only after failures); a lookup that fails keeps the
                                      last address, as nginx's resolve
@@ -208,6 +214,7 @@ public sealed record ServerOptions
                     break;
                 case "--workers": o = o with { Workers = Int(flag, Value(), 1, 4096) }; break;
                 case "--upstream-connect-timeout": o = o with { UpstreamConnectTimeoutSeconds = Int(flag, Value(), 1, 3600) }; break;
+                case "--trusted-proxies": o = o with { TrustedProxies = TrustedProxies.Parse(Value()) }; break;
                 case "--upstream-resolve-interval": o = o with { UpstreamResolveIntervalSeconds = Int(flag, Value(), 0, 86400) }; break;
                 case "--hosts-file": o = o with { HostsFile = Value() }; break;
                 case "--upstream-timeout": o = o with { UpstreamTimeoutSeconds = Int(flag, Value(), 1, 86400) }; break;

@@ -227,8 +227,9 @@ internal abstract unsafe class Worker
     protected ProxyIo OpenProxySession(ProxySession session, int fd)
     {
         Span<byte> address = stackalloc byte[64];
-        int length = Platform.FormatPeerAddress(fd, address);
-        return session.Open(this, fd, address[..length]);
+        int length = Platform.FormatPeerAddress(fd, address, out uint peer);
+        bool trusted = !Options.TrustedProxies.IsEmpty && peer != 0 && Options.TrustedProxies.Contains(new ReadOnlySpan<byte>(&peer, 4));
+        return session.Open(this, fd, address[..length], trusted);
     }
 
     /// <summary>An idle upstream connection went into the pool: the engine stops watching it for its old session.</summary>

@@ -221,6 +221,46 @@ public class HostilePeerAttackTests(TestRoot root, ITestOutputHelper output) : I
         Directory.Delete(Path.GetDirectoryName(hosts)!, recursive: true);
     }
 
+    /// <summary>
+    /// nginx's realip module (set_real_ip_from) and Envoy's xff_num_trusted_hops: a client that claims to be someone
+    /// else in X-Forwarded-For (or claims a host or scheme in X-Forwarded-Host/-Proto, Forwarded) must not reach the
+    /// upstream with that claim unless it is a proxy we were told to trust.
+    /// </summary>
+    [Theory, MemberData(nameof(Engines))]
+    public void ForgedForwardingHeadersAreReplacedUnlessThePeerIsATrustedProxy(string engine)
+    {
+        using var upstream = new ScriptedUpstream();
+        const string forged = "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\nX-Forwarded-Host: bank.example\r\n" +
+                              "X-Forwarded-Proto: https\r\nForwarded: for=6.6.6.6;proto=https\r\n";
+        ReceivedRequest Send(ServerProcess proxy, string marker)
+        {
+            using var c = new RawClient(proxy.Port);
+            c.Send($"GET /echo?m={marker} HTTP/1.1\r\nHost: app\r\n{forged}\r\n");
+            Assert.Equal(200, c.Read().Status);
+            return upstream.Requests.Single(r => r.Target.EndsWith(marker, StringComparison.Ordinal));
+        }
+
+        // By default, and when the peer is outside the trusted list, the peer's own address replaces the claim.
+        foreach (var extra in new[] { Array.Empty<string>(), ["--trusted-proxies", "10.0.0.0/8,192.168.0.1"] })
+        {
+            using var proxy = ServerProcess.StartProxy(upstream.Address, engine, ["--cpus", "0", .. extra]);
+            var r = Send(proxy, $"untrusted{extra.Length}");
+            Assert.Equal("127.0.0.1", Assert.Single(r.Values("X-Forwarded-For")));
+            Assert.Null(r.Header("X-Forwarded-Host"));
+            Assert.Null(r.Header("X-Forwarded-Proto"));
+            Assert.Null(r.Header("Forwarded"));
+        }
+        // A trusted proxy's list goes on with its address appended, and its other claims pass.
+        using (var proxy = ServerProcess.StartProxy(upstream.Address, engine, "--cpus", "0", "--trusted-proxies", "10.0.0.0/8, 127.0.0.0/8"))
+        {
+            var r = Send(proxy, "trusted");
+            Assert.Equal("6.6.6.6, 7.7.7.7, 127.0.0.1", Assert.Single(r.Values("X-Forwarded-For")));
+            Assert.Equal("bank.example", r.Header("X-Forwarded-Host"));
+            Assert.Equal("https", r.Header("X-Forwarded-Proto"));
+            Assert.Equal("for=6.6.6.6;proto=https", r.Header("Forwarded"));
+        }
+    }
+
     private static int Get(int port)
     {
         using var c = new RawClient(port);
