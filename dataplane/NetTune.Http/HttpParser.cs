@@ -33,6 +33,9 @@ public static class HttpParser
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
 
+    /// <summary>RFC 9110 §5.6.2 tchar (as <see cref="ByteClass"/>'s Tchar), for checking a header name found by its colon with one search.</summary>
+    public static readonly SearchValues<byte> Tchars = SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
+
     /// <summary>Values this long or longer are checked by <see cref="InvalidValueBytes"/>, shorter ones byte by byte.</summary>
     private const int VectorValueBytes = 32;
 
@@ -102,7 +105,7 @@ public static class HttpParser
         }
         request.Target = new TextSlice(targetStart, target.Length);
 
-        bool connectionClose = false, connectionKeepAlive = false;
+        bool connectionClose = false, connectionKeepAlive = false, chunkedLast = false;
         int hostCount = 0, headerCount = 0;
         long contentLength = -1;
         int pos = start + lineEnd + 1;
@@ -160,7 +163,7 @@ public static class HttpParser
                     request.IfRange = slice;
                     break;
                 case 10 when Ascii.EqualsIgnoreCase(name, "Connection"u8):
-                    ScanConnectionTokens(value, ref connectionClose, ref connectionKeepAlive);
+                    if (!ScanConnectionTokens(value, ref connectionClose, ref connectionKeepAlive)) return Fail(ref request, 400);
                     break;
                 case 13 when Ascii.EqualsIgnoreCase(name, "If-None-Match"u8):
                     request.IfNoneMatch = slice;
@@ -178,10 +181,14 @@ public static class HttpParser
                     // Only "chunked" alone is framed by us; any other coding (or chunked twice) is refused below.
                     request.IsChunked = !request.HasTransferEncoding && Ascii.EqualsIgnoreCase(value, "chunked"u8);
                     request.HasTransferEncoding = true;
+                    // RFC 9112 §6.3: when chunked is not the final coding (of all Transfer-Encoding lines together)
+                    // the body's length cannot be known: 400 and close, not 501, whatever comes before it.
+                    chunkedLast = EndsWithChunked(value);
                     break;
                 case 6 when Ascii.EqualsIgnoreCase(name, "Expect"u8):
                     if (!Ascii.EqualsIgnoreCase(value, "100-continue"u8)) return Fail(ref request, 417);
-                    request.ExpectsContinue = true;
+                    // RFC 9110 §10.1.1: an HTTP/1.0 client's 100-continue is ignored (it would not understand 100).
+                    request.ExpectsContinue = request.IsHttp11;
                     break;
             }
         }
@@ -191,28 +198,50 @@ public static class HttpParser
         request.ContentLength = contentLength < 0 ? 0 : contentLength;
         if (request.IsHttp11 && hostCount != 1) return Fail(ref request, 400);
         if (hostCount > 1) return Fail(ref request, 400);
-        // Both framing headers at once is the classic smuggling shape; refuse it outright.
-        if (request.HasTransferEncoding && contentLength >= 0) return Fail(ref request, 400);
-        // With MaxBodyBytes 0 (a static-file server) the caller decides what a body means for its method.
-        if (request.HasTransferEncoding || request.ContentLength > 0)
+        if (request.HasTransferEncoding)
         {
-            if (limits.MaxBodyBytes > 0 && request.ContentLength > limits.MaxBodyBytes) return Fail(ref request, 413);
-            if (request.HasTransferEncoding && !request.IsChunked) return Fail(ref request, 501);
-            if (request.IsChunked && !request.IsHttp11) return Fail(ref request, 400);
+            // Both framing headers at once is the classic smuggling shape (RFC 9112 §6.3, §11.2); refuse it outright,
+            // as nginx does. So is Transfer-Encoding in HTTP/1.0, whose framing RFC 9112 §6.1 calls faulty; and a
+            // chunked that is not the final coding leaves the length unknown (§6.3: 400 and close).
+            if (contentLength >= 0 || !request.IsHttp11 || !chunkedLast) return Fail(ref request, 400);
+            // chunked last but after another coding (or twice): a coding we do not implement (RFC 9112 §6.1).
+            if (!request.IsChunked) return Fail(ref request, 501);
         }
+        // With MaxBodyBytes 0 (a static-file server) the caller decides what a body means for its method.
+        if (limits.MaxBodyBytes > 0 && request.ContentLength > limits.MaxBodyBytes) return Fail(ref request, 413);
 
         request.KeepAlive = request.IsHttp11 ? !connectionClose : connectionKeepAlive && !connectionClose;
         return ParseStatus.Complete;
     }
 
-    private static void ScanConnectionTokens(ReadOnlySpan<byte> value, ref bool close, ref bool keepAlive)
+    /// <summary>
+    /// Notes close / keep-alive; false when the list names a header whose meaning cannot be hop-by-hop. A proxy drops
+    /// the headers named in Connection (RFC 9110 §7.6.1) but frames the body by Content-Length / Transfer-Encoding
+    /// and routes by Host: forwarding the body without its framing header makes the upstream read it as a new
+    /// request (smuggling), so such a request is refused instead.
+    /// </summary>
+    private static bool ScanConnectionTokens(ReadOnlySpan<byte> value, ref bool close, ref bool keepAlive)
     {
         foreach (var range in value.Split((byte)','))
         {
             var token = value[range].Trim(" \t"u8);
             if (Ascii.EqualsIgnoreCase(token, "close"u8)) close = true;
             else if (Ascii.EqualsIgnoreCase(token, "keep-alive"u8)) keepAlive = true;
+            else if (NamesFramingHeader(token) || token.Length == 4 && Ascii.EqualsIgnoreCase(token, "Host"u8)) return false;
         }
+        return true;
+    }
+
+    /// <summary>Whether a Connection token is Content-Length or Transfer-Encoding, which say where a message ends.</summary>
+    public static bool NamesFramingHeader(ReadOnlySpan<byte> token) =>
+        token.Length == 14 && Ascii.EqualsIgnoreCase(token, "Content-Length"u8)
+        || token.Length == 17 && Ascii.EqualsIgnoreCase(token, "Transfer-Encoding"u8);
+
+    /// <summary>Whether the last coding of a Transfer-Encoding list is chunked (later lines continue the list).</summary>
+    private static bool EndsWithChunked(ReadOnlySpan<byte> value)
+    {
+        int comma = value.LastIndexOf((byte)',');
+        return Ascii.EqualsIgnoreCase(value[(comma + 1)..].Trim(" \t"u8), "chunked"u8);
     }
 
     /// <summary>Whether a Host value (or an absolute-form authority) is uri-host [":" port]; empty is allowed (RFC 9112 §3.2).</summary>

@@ -81,7 +81,17 @@ public class ParserTests
     [InlineData("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400)]
     [InlineData("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400)]
     [InlineData("GET / HTTP/1.1\r\nHost: h\r\nExpect: something-else\r\n\r\n", 417)]
-    [InlineData("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501)]
+    [InlineData("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501)]
+    // RFC 9112 §6.3: chunked not the final coding (on one line or over several) leaves the length unknown: 400.
+    [InlineData("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400)]
+    [InlineData("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400)]
+    [InlineData("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n", 400)]
+    // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing, whatever the coding.
+    [InlineData("POST / HTTP/1.0\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400)]
+    // RFC 9110 §7.6.1: a Connection that names a header the message is framed or routed by.
+    [InlineData("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nConnection: Content-Length\r\n\r\nx", 400)]
+    [InlineData("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, transfer-encoding\r\n\r\n", 400)]
+    [InlineData("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nConnection: HOST\r\n\r\n", 400)]
     [InlineData("GET / HTTP/0.9\r\nHost: h\r\n\r\n", 505)]
     [InlineData("GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505)]
     [InlineData("G(T / HTTP/1.1\r\nHost: h\r\n\r\n", 400)]

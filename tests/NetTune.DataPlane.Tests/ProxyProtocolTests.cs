@@ -40,6 +40,8 @@ public class ProxyProtocolTests
     [InlineData("3\nabc\r\n")]                  // bare LF
     [InlineData("1000000000000000\r\n")]        // absurd size
     [InlineData("0\r\nbad\ntrailer\r\n\r\n")]   // bare LF in a trailer
+    [InlineData("ADD /x HTTP/1.1\r\n")]         // whitespace after the size not followed by ";" (RFC 9112 §7.1.1)
+    [InlineData("5 x\r\nhello\r\n")]
     public void ChunkedReaderRefusesBrokenFraming(string text)
     {
         var reader = new ChunkedBodyReader();
@@ -48,11 +50,21 @@ public class ProxyProtocolTests
     }
 
     [Theory]
+    [InlineData("5 ;a=b\r\nhello\r\n0\r\n\r\n")]
+    [InlineData("5\t\r\nhello\r\n0\r\n\r\n")]
+    [InlineData("5;a=\" b c\"\r\nhello\r\n0\r\n\r\n")]
+    public void ChunkedReaderTakesWhitespaceBeforeAnExtensionOrTheLineEnd(string text)
+    {
+        var reader = new ChunkedBodyReader();
+        Assert.Equal(text.Length, reader.Consume(Encoding.ASCII.GetBytes(text)));
+        Assert.True(reader.IsDone);
+    }
+
+    [Theory]
     [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", false, BodyFraming.ContentLength, 12, true)]
     [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, BodyFraming.Chunked, 0, true)]
     [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, BodyFraming.Chunked, 0, true)]
     [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false, BodyFraming.UntilClose, 0, false)]
-    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", false, BodyFraming.Chunked, 0, false)]
     [InlineData("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", false, BodyFraming.UntilClose, 0, false)]
     [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", true, BodyFraming.None, 0, true)]
     [InlineData("HTTP/1.1 204 No Content\r\n\r\n", false, BodyFraming.None, 0, true)]
@@ -85,8 +97,37 @@ public class ProxyProtocolTests
     [InlineData("HTTP/1.1 200 OK\r\nX-A: 1\nX-B: 2\r\nContent-Length: 0\r\n\r\n")]
     [InlineData("HTTP/1.1 200 OK\r\nX-A: 1\rX-B: 2\r\nContent-Length: 0\r\n\r\n")]
     [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\n")]
+    // RFC 9110 §5.5: NUL in a field value is refused like CR and LF.
+    [InlineData("HTTP/1.1 200 OK\r\nX-A: 1\0X-B: 2\r\nContent-Length: 0\r\n\r\n")]
+    // RFC 9112 §5.1: whitespace before the colon; a lenient client would frame by "Content-Length : 5".
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length\t: 5\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nX(A): 1\r\nContent-Length: 0\r\n\r\n")]
+    // RFC 9112 §6.3 (and nginx): both framing headers, in either order.
+    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")]
+    // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0; an empty coding list.
+    [InlineData("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\n\r\n")]
+    // RFC 9110 §7.6.1: a Connection that names a framing header the body is still framed by.
+    [InlineData("HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nConnection: keep-alive, transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n")]
     public void BrokenUpstreamHeadsAreErrors(string head) =>
         Assert.Equal(ParseStatus.Error, UpstreamResponseParser.TryParse(Encoding.ASCII.GetBytes(head), 4096, false, out _));
+
+    [Fact]
+    public void UpstreamAndClientHeaderNamesAreTheSameTokens()
+    {
+        // Both directions take a header name as tchars up to the colon (RFC 9110 §5.6.2, RFC 9112 §5.1), every byte alike.
+        for (int b = 0; b < 256; b++)
+        {
+            var name = new byte[] { (byte)'X', (byte)b, (byte)'Y' };
+            var request = "GET / HTTP/1.1\r\nHost: h\r\n"u8.ToArray().Concat(name).Concat(": 1\r\n\r\n"u8.ToArray()).ToArray();
+            var response = "HTTP/1.1 204 No Content\r\n"u8.ToArray().Concat(name).Concat(": 1\r\n\r\n"u8.ToArray()).ToArray();
+            Assert.True(HttpParser.TryParse(request, HttpLimits.Default, out _) == UpstreamResponseParser.TryParse(response, 4096, false, out _),
+                $"byte 0x{b:x2}");
+        }
+    }
 
     [Fact]
     public void UpstreamHeadsAreIncompleteUntilTheBlankLineAndBounded()
@@ -135,7 +176,7 @@ public class ProxyProtocolTests
     [InlineData("HTTP/1.0 200 OK\r\nProxy-Connection: x\r\nContent-Length: 0\r\nTE: trailers\r\n\r\n")]
     [InlineData("HTTP/1.1 200 OK\r\nTE: a\r\nUpgrade: b\r\nConnection: keep-alive\r\nX-A: 1\r\n\r\n")]
     [InlineData("HTTP/1.1 200 OK\r\nConnection: X-Secret, close\r\nX-Secret: 1\r\nX-A: 1\r\n\r\n")]
-    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nConnection: keep-alive\r\n\r\n")]
     public void ResponseRewriteFromTheParseEqualsTheGeneralRewrite(string head)
     {
         var bytes = Encoding.ASCII.GetBytes(head);
@@ -179,13 +220,16 @@ public class ProxyProtocolTests
         Assert.Equal(400, r.ErrorStatus);
         Assert.Equal(ParseStatus.Error, HttpParser.TryParse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"u8, proxyLimits, out r));
         Assert.Equal(501, r.ErrorStatus);
+        // RFC 9110 §10.1.1: an HTTP/1.0 client's 100-continue is ignored, it would not understand a 100.
+        Assert.Equal(ParseStatus.Complete, HttpParser.TryParse("POST / HTTP/1.0\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"u8, proxyLimits, out r));
+        Assert.False(r.ExpectsContinue);
     }
 
     [Fact]
     public void RandomAndMutatedUpstreamBytesNeverThrowAndStayInBounds()
     {
         var rng = new Random(5);
-        var validHead = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"u8.ToArray();
+        var validHead = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"u8.ToArray();
         // What nginx answers a kept-alive request with: one hop-by-hop line, so the rewrite takes the parse's way.
         var relayedHead = "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nAccept-Ranges: bytes\r\n\r\n"u8.ToArray();
         int completeRelayed = 0;

@@ -6,13 +6,13 @@ using Xunit;
 namespace NetTune.DataPlane.Tests;
 
 /// <summary>One scripted upstream and a proxy per engine in front of it, shared by the proxy tests.</summary>
-public sealed class ProxiesInFront : PerEngine
+public class ProxiesInFront : PerEngine
 {
     public ScriptedUpstream Upstream { get; }
 
     public ProxiesInFront() : this(new ScriptedUpstream()) { }
 
-    private ProxiesInFront(ScriptedUpstream upstream) : base(engine => ServerProcess.StartProxy(upstream.Address, engine, "--cpus", "0",
+    protected ProxiesInFront(ScriptedUpstream upstream) : base(engine => ServerProcess.StartProxy(upstream.Address, engine, "--cpus", "0",
         "--upstream-timeout", "2", "--max-body-bytes", (4 << 20).ToString())) => Upstream = upstream;
 
     public override void Dispose()
@@ -371,7 +371,7 @@ public class ProxyTests(ProxiesInFront proxies) : IClassFixture<ProxiesInFront>
         }
         using (var c = new RawClient(proxies[engine].Port))
         {
-            c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n");
+            c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
             Assert.Equal(501, c.Read().Status);
         }
         using (var c = new RawClient(proxies[engine].Port))

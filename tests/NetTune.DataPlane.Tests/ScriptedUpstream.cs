@@ -18,9 +18,13 @@ public sealed record ReceivedRequest(int Connection, string Method, string Targe
 /// A real HTTP/1.1 upstream on 127.0.0.1 whose answers are chosen by path, to drive the proxy into
 /// each framing and failure it must handle. It parses requests independently of the code under test
 /// (its own Content-Length and chunked decoding) and records what arrived.
+/// Made <c>contentLengthOnly</c>, it frames request bodies by Content-Length alone, ignoring
+/// Transfer-Encoding, and takes any line of three space-separated words as a request line: the lenient
+/// backend a smuggled request reaches when a proxy forwards a body without the header that framed it.
 /// </summary>
 public sealed class ScriptedUpstream : IDisposable
 {
+    private readonly bool _contentLengthOnly;
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentBag<Socket> _sockets = new();
@@ -31,11 +35,12 @@ public sealed class ScriptedUpstream : IDisposable
     public int Connections => Volatile.Read(ref _connections);
     public string Address => $"{((IPEndPoint)_listener.LocalEndpoint).Address}:{Port}";
 
-    public ScriptedUpstream() : this(IPAddress.Loopback, 0) { }
+    public ScriptedUpstream(bool contentLengthOnly = false) : this(IPAddress.Loopback, 0, contentLengthOnly) { }
 
     /// <summary>On a given loopback address and port: two upstreams on 127.0.0.1:P and 127.0.0.2:P stand for one name that moves.</summary>
-    public ScriptedUpstream(IPAddress address, int port)
+    public ScriptedUpstream(IPAddress address, int port, bool contentLengthOnly = false)
     {
+        _contentLengthOnly = contentLengthOnly;
         _listener = new TcpListener(address, port);
         _listener.Start(128);
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
@@ -73,7 +78,7 @@ public sealed class ScriptedUpstream : IDisposable
     private async Task Serve(Socket socket, int id)
     {
         using var _ = socket;
-        var reader = new Reader(socket);
+        var reader = new Reader(socket, _contentLengthOnly);
         try
         {
             while (true)
@@ -81,17 +86,47 @@ public sealed class ScriptedUpstream : IDisposable
                 var request = await reader.ReadRequest(id);
                 if (request == null) return;
                 Requests.Enqueue(request);
+                if (request.Target.Length == 0)
+                {
+                    // Not a request line: what a real server answers, and the end of that connection.
+                    await socket.SendAsync("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray());
+                    return;
+                }
                 if (!await Respond(socket, request)) return;
             }
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
     }
 
+    /// <summary>
+    /// Whole answers (head and body) whose framing a proxy and its client could read differently; the connection
+    /// stays open after each, so a proxy that reuses it would be seen to.
+    /// </summary>
+    private static readonly Dictionary<string, byte[]> SplittingAnswers = new()
+    {
+        // Both framings (RFC 9112 §6.3): a client that frames by the length reads "hel" and takes the rest as the next response.
+        ["/length-and-chunked"] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"u8.ToArray(),
+        // The body is framed by a header the same head calls hop-by-hop (RFC 9110 §7.6.1).
+        ["/connection-names-length"] = "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello"u8.ToArray(),
+        ["/connection-names-chunked"] = "HTTP/1.1 200 OK\r\nConnection: keep-alive, Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"u8.ToArray(),
+        ["/two-lengths"] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 48\r\n\r\nhello"u8.ToArray(),
+        // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
+        ["/chunked-http10"] = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"u8.ToArray(),
+        // Framed by the length; a lenient client would take the first line as Transfer-Encoding (RFC 9112 §5.1).
+        ["/space-before-colon"] = "HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\nhello"u8.ToArray(),
+        ["/nul-in-value"] = "HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 5\r\n\r\nhello"u8.ToArray(),
+    };
+
     /// <summary>Answers by path; false when the connection should end.</summary>
     private async Task<bool> Respond(Socket socket, ReceivedRequest r)
     {
         var path = r.Target.Split('?')[0];
         bool head = r.Method == "HEAD";
+        if (SplittingAnswers.TryGetValue(path, out var answer))
+        {
+            await socket.SendAsync(answer);
+            return true;
+        }
         switch (path)
         {
             case "/echo":
@@ -145,10 +180,6 @@ public sealed class ScriptedUpstream : IDisposable
                 await socket.SendAsync("ld!\r\n0\r\nX-Checksum: 42\r\n\r\n"u8.ToArray());
                 return true;
             }
-            case "/length-and-chunked":
-                // Both framings: chunked wins (RFC 9112 §6.3), and the Content-Length must not reach the client.
-                await socket.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"u8.ToArray());
-                return false;
             case "/bare-cr":
                 await socket.SendAsync("HTTP/1.1 200 OK\r\nX-Split: a\rX-Injected: b\r\nContent-Length: 2\r\n\r\nok"u8.ToArray());
                 return false;
@@ -200,7 +231,7 @@ public sealed class ScriptedUpstream : IDisposable
     }
 
     /// <summary>Buffered request reading with its own framing logic.</summary>
-    private sealed class Reader(Socket socket)
+    private sealed class Reader(Socket socket, bool contentLengthOnly)
     {
         private readonly byte[] _buffer = new byte[1 << 16];
         private int _start, _end;
@@ -208,8 +239,11 @@ public sealed class ScriptedUpstream : IDisposable
         public async Task<ReceivedRequest?> ReadRequest(int connection)
         {
             var line = await ReadLine();
+            // RFC 9112 §2.2: empty lines before a request line are ignored.
+            while (line == "") line = await ReadLine();
             if (line == null) return null;
             var parts = line.Split(' ');
+            if (parts.Length != 3) return new ReceivedRequest(connection, line, "", [], []);
             var headers = new List<KeyValuePair<string, string>>();
             string? header;
             while (!string.IsNullOrEmpty(header = await ReadLine()))
@@ -218,7 +252,7 @@ public sealed class ScriptedUpstream : IDisposable
                 headers.Add(new(header[..colon], header[(colon + 1)..].Trim()));
             }
             var body = new MemoryStream();
-            var te = headers.FirstOrDefault(h => h.Key.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase)).Value;
+            var te = contentLengthOnly ? null : headers.FirstOrDefault(h => h.Key.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase)).Value;
             var cl = headers.FirstOrDefault(h => h.Key.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)).Value;
             if (te != null)
             {

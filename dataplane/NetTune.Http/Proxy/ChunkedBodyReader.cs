@@ -7,7 +7,7 @@ namespace NetTune.Http.Proxy;
 /// </summary>
 public struct ChunkedBodyReader
 {
-    private enum State : byte { Size, Extension, SizeLf, Data, DataCr, DataLf, TrailerStart, TrailerLine, TrailerLf, FinalLf, Done, Invalid }
+    private enum State : byte { Size, ExtensionStart, Extension, SizeLf, Data, DataCr, DataLf, TrailerStart, TrailerLine, TrailerLf, FinalLf, Done, Invalid }
 
     /// <summary>Chunk sizes over 2^60 are refused: nothing legitimate is that big, and it keeps the arithmetic safe.</summary>
     private const int MaxSizeDigits = 15;
@@ -61,9 +61,18 @@ public struct ChunkedBodyReader
                         _remaining = _remaining << 4 | (uint)hex;
                     }
                     else if (_digits == 0) return Invalid();
-                    else if (b == ';' || b == ' ' || b == '\t') _state = State.Extension;
+                    else if (b == ';') _state = State.Extension;
+                    else if (b == ' ' || b == '\t') _state = State.ExtensionStart;
                     else if (b == '\r') _state = State.SizeLf;
                     else return Invalid();
+                    i++;
+                    break;
+                case State.ExtensionStart:
+                    // Whitespace after the size leads to an extension (RFC 9112 §7.1.1: BWS ";" ...) or the line's end,
+                    // nothing else: "ADD /x HTTP/1.1" is not a chunk-size line, however a lenient reader takes it.
+                    if (b == ';') _state = State.Extension;
+                    else if (b == '\r') _state = State.SizeLf;
+                    else if (b != ' ' && b != '\t') return Invalid();
                     i++;
                     break;
                 case State.Extension:

@@ -91,9 +91,10 @@ public static class ProxyHeadWriter
 
     /// <summary>
     /// The upstream's status line and end-to-end headers, then the proxy's own Connection header. Headers the
-    /// upstream named in Connection are dropped; so is a Content-Length beside Transfer-Encoding (RFC 9112 §6.3
-    /// makes the intermediary remove it). With <paramref name="dechunk"/> (a chunked body relayed decoded to an
-    /// HTTP/1.0 client, delimited by the close) both framing headers go.
+    /// upstream named in Connection are dropped (never a framing header: <see cref="UpstreamResponseParser"/> refuses
+    /// such a head, as it does Content-Length beside Transfer-Encoding). With <paramref name="dechunk"/> (a chunked
+    /// body relayed decoded to an HTTP/1.0 client, delimited by the close) both framing headers go, and Trailer too:
+    /// the trailer fields it announces are not relayed.
     /// </summary>
     public static int WriteResponse(ReadOnlySpan<byte> head, Span<byte> destination, ConnectionHeader connection, bool dechunk = false)
     {
@@ -103,7 +104,6 @@ public static class ProxyHeadWriter
         w.Write(head[..(lineEnd + 2)]);
         var headers = head[(lineEnd + 2)..^2];
         bool connectionNames = HasConnectionNames(headers);
-        bool transferEncoding = Has(headers, "Transfer-Encoding"u8);
         var rest = headers;
         while (!rest.IsEmpty)
         {
@@ -112,8 +112,7 @@ public static class ProxyHeadWriter
             rest = rest[(nl + 2)..];
             var name = line[..line.IndexOf((byte)':')];
             if (IsHopByHop(name) || connectionNames && NamedInConnection(headers, name)) continue;
-            if ((transferEncoding || dechunk) && name.Length == 14 && Ascii.EqualsIgnoreCase(name, "Content-Length"u8)) continue;
-            if (dechunk && name.Length == 17 && Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8)) continue;
+            if (dechunk && (HttpParser.NamesFramingHeader(name) || name.Length == 7 && Ascii.EqualsIgnoreCase(name, "Trailer"u8))) continue;
             w.Write(line);
         }
         return EndResponse(ref w, connection);
@@ -122,14 +121,14 @@ public static class ProxyHeadWriter
     /// <summary>
     /// As <see cref="WriteResponse(ReadOnlySpan{byte}, Span{byte}, ConnectionHeader, bool)"/>, for a head
     /// <see cref="UpstreamResponseParser"/> parsed into <paramref name="response"/>: in the common case (at most two
-    /// hop-by-hop lines, no Transfer-Encoding, no headers named in Connection, nothing to decode) the lines to drop
+    /// hop-by-hop lines, no headers named in Connection, nothing to decode) the lines to drop
     /// are known from the parse, and the head is copied in at most three pieces around them instead of being
     /// searched again line by line. Otherwise it takes the general way.
     /// </summary>
     public static int WriteResponse(in UpstreamResponse response, ReadOnlySpan<byte> head, Span<byte> destination,
         ConnectionHeader connection, bool dechunk = false)
     {
-        if (dechunk || response.HasTransferEncoding || response.ConnectionNamesHeaders || response.HopByHopLines > 2)
+        if (dechunk || response.ConnectionNamesHeaders || response.HopByHopLines > 2)
             return WriteResponse(head, destination, connection, dechunk);
         var w = new SpanWriter(destination);
         int end = head.Length - 2; // the blank line
@@ -154,19 +153,6 @@ public static class ProxyHeadWriter
         else if (connection == ConnectionHeader.KeepAlive) w.Write("Connection: keep-alive\r\n"u8);
         w.Write("\r\n"u8);
         return w.Failed ? -1 : w.Position;
-    }
-
-    private static bool Has(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> wanted)
-    {
-        while (!headers.IsEmpty)
-        {
-            int nl = headers.IndexOf("\r\n"u8);
-            var line = headers[..nl];
-            headers = headers[(nl + 2)..];
-            int colon = line.IndexOf((byte)':');
-            if (colon == wanted.Length && Ascii.EqualsIgnoreCase(line[..colon], wanted)) return true;
-        }
-        return false;
     }
 
     /// <summary>Whether some Connection header names more than close / keep-alive (both handled already).</summary>

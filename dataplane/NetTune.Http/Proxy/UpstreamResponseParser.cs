@@ -25,8 +25,6 @@ public struct UpstreamResponse
     public bool Reusable;
 
     // What the head rewrite needs to know, found by the same pass (see ProxyHeadWriter.WriteResponse).
-    /// <summary>A Transfer-Encoding header is present (a Content-Length beside it is dropped).</summary>
-    public bool HasTransferEncoding;
     /// <summary>A Connection header names more than close / keep-alive: those headers are dropped too.</summary>
     public bool ConnectionNamesHeaders;
     /// <summary>How many lines are hop-by-hop by name (TE, Upgrade, Connection, Keep-Alive, Proxy-Connection).</summary>
@@ -44,13 +42,17 @@ public struct UpstreamResponse
 /// </summary>
 public static class UpstreamResponseParser
 {
-    /// <summary>Where the line starting at <paramref name="start"/> ends (its CR), -1 if not yet known, -2 if it ends badly.</summary>
+    /// <summary>
+    /// Where the line starting at <paramref name="start"/> ends (its CR), -1 if not yet known, -2 if it ends badly.
+    /// A NUL ends it badly too: RFC 9110 §5.5 makes a recipient refuse (or blank) CR, LF and NUL in a field value,
+    /// and finding it is free in the same vectorized search.
+    /// </summary>
     private static int LineEnd(ReadOnlySpan<byte> buffer, int start)
     {
-        int i = buffer[start..].IndexOfAny((byte)'\r', (byte)'\n');
+        int i = buffer[start..].IndexOfAny((byte)'\r', (byte)'\n', (byte)0);
         if (i < 0) return -1;
         i += start;
-        if (buffer[i] == '\n') return -2;
+        if (buffer[i] != '\r') return -2;
         if (i + 1 == buffer.Length) return -1;
         return buffer[i + 1] == '\n' ? i : -2;
     }
@@ -69,7 +71,7 @@ public static class UpstreamResponseParser
         if (!http11 && line[7] != '0') return ParseStatus.Error;
         if (!Utf8Parser.TryParse(line.Slice(9, 3), out int status, out int used) || used != 3 || status < 100) return ParseStatus.Error;
 
-        bool close = false, keepAlive = false, chunked = false, otherCoding = false;
+        bool close = false, keepAlive = false, transferEncoding = false, chunked = false, otherCoding = false;
         long contentLength = -1;
         int at = lineEnd + 2;
         while (true)
@@ -81,9 +83,11 @@ public static class UpstreamResponseParser
             var header = buffer[at..lineEnd];
             int lineStart = at;
             at = lineEnd + 2;
+            // The name is tchars up to the colon, nothing else: obs-fold (a line starting with SP/HTAB continues the
+            // previous one, RFC 9112 §5.2) and whitespace before the colon (§5.1: "Content-Length : 5", which we
+            // would relay as an unknown header and a lenient client would frame by) are refused rather than relayed.
             int colon = header.IndexOf((byte)':');
-            // obs-fold (a line starting with SP/HTAB continues the previous one, RFC 9112 §5.2): refused rather than relayed.
-            if (colon <= 0 || header[0] is (byte)' ' or (byte)'\t') return ParseStatus.Error;
+            if (colon <= 0 || header[..colon].ContainsAnyExcept(HttpParser.Tchars)) return ParseStatus.Error;
             var name = header[..colon];
             if (ProxyHeadWriter.IsHopByHop(name))
             {
@@ -102,7 +106,7 @@ public static class UpstreamResponseParser
             }
             else if (name.Length == 17 && Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8))
             {
-                response.HasTransferEncoding = true;
+                transferEncoding = true;
                 // Only a final "chunked" frames the body; anything after it means the body runs to close.
                 foreach (var range in value.Split((byte)','))
                 {
@@ -119,10 +123,18 @@ public static class UpstreamResponseParser
                     var token = value[range].Trim(" \t"u8);
                     if (Ascii.EqualsIgnoreCase(token, "close"u8)) close = true;
                     else if (Ascii.EqualsIgnoreCase(token, "keep-alive"u8)) keepAlive = true;
+                    // Dropping a framing header the body is still framed by would hand the client a body it splits
+                    // differently from us (RFC 9110 §7.6.1, RFC 9112 §11.2): such an upstream is not believed at all.
+                    else if (HttpParser.NamesFramingHeader(token)) return ParseStatus.Error;
                     else if (!token.IsEmpty) response.ConnectionNamesHeaders = true;
                 }
             }
         }
+        // Both framing headers: RFC 9112 §6.3 calls it a likely smuggling or splitting attempt "ought to be handled as
+        // an error"; nginx answers 502 ("upstream sent Content-Length and Transfer-Encoding headers at the same
+        // time"), and so do we. Transfer-Encoding in HTTP/1.0 is faulty framing (RFC 9112 §6.1), whatever it says.
+        // An empty coding list frames nothing anyone agrees on either.
+        if (transferEncoding && (contentLength >= 0 || !http11 || !chunked && !otherCoding)) return ParseStatus.Error;
         response.HeadLength = at + 2;
         if (response.HeadLength > maxHeadBytes) return ParseStatus.Error;
         response.Status = status;
@@ -135,8 +147,7 @@ public static class UpstreamResponseParser
         else if (chunked || otherCoding)
         {
             response.Framing = chunked && !otherCoding ? BodyFraming.Chunked : BodyFraming.UntilClose;
-            // A Content-Length beside Transfer-Encoding is ignored, but such an upstream is not trusted again.
-            if (contentLength >= 0 || otherCoding) response.Reusable = false;
+            if (otherCoding) response.Reusable = false;
         }
         else if (contentLength >= 0)
         {
