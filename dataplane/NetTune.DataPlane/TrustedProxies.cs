@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Sockets;
 
 namespace NetTune.DataPlane;
 
@@ -25,7 +26,9 @@ public sealed class TrustedProxies
         foreach (var entry in list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
         {
             int slash = entry.IndexOf('/');
-            if (!IPAddress.TryParse(slash < 0 ? entry : entry[..slash], out var ip))
+            var text = slash < 0 ? entry : entry[..slash];
+            // IPAddress also takes inet_aton's short forms ("10.0.0" is 10.0.0.0): a CIDR list is written out in full.
+            if (!IPAddress.TryParse(text, out var ip) || ip.AddressFamily == AddressFamily.InterNetwork && text.Count(c => c == '.') != 3)
                 throw new OptionsException($"--trusted-proxies: '{entry}' is not an IP address or CIDR");
             var bytes = ip.GetAddressBytes();
             int bits = bytes.Length * 8;

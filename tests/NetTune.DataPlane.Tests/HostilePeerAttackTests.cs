@@ -41,7 +41,7 @@ public class HostilePeerAttackTests(TestRoot root, ITestOutputHelper output) : I
             }
             var latencies = new List<double>();
             var trickle = Encoding.ASCII.GetBytes("ET /metrics HTTP/1.1\r\nHost: x\r\n");
-            for (int round = 0; round < 6; round++)
+            for (int round = 0; round < 7; round++)
             {
                 // Each live trickler sends its next byte, as a client keeping a per-read timeout alive would.
                 foreach (var s in tricklers)
@@ -55,7 +55,12 @@ public class HostilePeerAttackTests(TestRoot root, ITestOutputHelper output) : I
                 latencies.Add(ms);
             }
             output.WriteLine($"/healthz under {tricklers.Count} trickling clients: {string.Join(", ", latencies.Select(l => $"{l:F1} ms"))}");
-            Assert.All(latencies, l => Assert.True(l < 100, $"/healthz took {l:F1} ms while clients trickled"));
+            // Typically a few ms; the bound on every probe is the kubelet's own 1 s timeout, since a machine busy with
+            // other tests can delay any one answer by some 100 ms (before the fix each waited out the 5 s receive
+            // timeout of the client in front of it). The median shows the answer is not merely under the timeout.
+            Assert.All(latencies, l => Assert.True(l < 1000, $"/healthz took {l:F1} ms while clients trickled: a kubelet probe would fail"));
+            var median = latencies.Order().ElementAt(latencies.Count / 2);
+            Assert.True(median < 100, $"median /healthz {median:F1} ms while clients trickled");
 
             // The deadline is for the whole request, from the accept: a trickler that keeps sending is still cut.
             var last = tricklers[^1];
