@@ -39,9 +39,8 @@ internal sealed class UpstreamResolver : IDisposable
     private readonly IReadOnlyList<UpstreamAddress> _upstreams;
     private readonly HostsFile? _hosts;
     private readonly long _intervalMs;
-    private readonly Thread _thread;
     private readonly ManualResetEventSlim _stop = new();
-    /// <summary>Every address published so far, by upstream and end point: each is made once and lives on (see <see cref="UpstreamEndpoint"/>).</summary>
+    /// <summary>Every address published so far: each is made once and lives on (see <see cref="UpstreamEndpoint"/>).</summary>
     private readonly Dictionary<IPEndPoint, UpstreamEndpoint> _interned = new();
 
     public UpstreamResolver(IReadOnlyList<UpstreamAddress> upstreams, HostsFile? hosts, int intervalSeconds)
@@ -50,8 +49,7 @@ internal sealed class UpstreamResolver : IDisposable
         _hosts = hosts;
         _intervalMs = intervalSeconds * 1000L;
         foreach (var u in upstreams) _interned[u.Current.EndPoint] = u.Current;
-        _thread = new Thread(Run) { Name = "dataplane-resolver", IsBackground = true };
-        _thread.Start();
+        new Thread(Run) { Name = "dataplane-resolver", IsBackground = true }.Start();
     }
 
     private void Run()
@@ -92,10 +90,6 @@ internal sealed class UpstreamResolver : IDisposable
         u.Publish(endpoint);
     }
 
-    public void Dispose()
-    {
-        _stop.Set();
-        _thread.Join();
-        _stop.Dispose();
-    }
+    /// <summary>Stops the lookups; does not wait for one in progress (a slow DNS server must not hold up the exit).</summary>
+    public void Dispose() => _stop.Set();
 }
