@@ -156,7 +156,7 @@ Ready in $((SECONDS - STARTED))s. The demo keeps running. Look at:
   kubectl get networktuningnodestate $NODE -o yaml     # topology and every knob's result
   kubectl get events -A
   curl -i http://127.0.0.1:$DATAPLANE_PORT/            # the data-plane pod (also /1k.bin, /64k.bin)
-  curl http://127.0.0.1:$DATAPLANE_ADMIN/metrics       # its metrics; the agent's: http://$agent:9101/metrics
+  curl http://$agent:$DATAPLANE_ADMIN/metrics    # its metrics (admin port on the node IP only); the agent's: http://$agent:9101/metrics
   http://127.0.0.1:$PROMETHEUS_PORT/targets and /alerts
 Logs: $DEMO/*.log, the node's in /var/lib/nettune-node/{kubelet,containerd}.log. Stop and revert everything: make demo-down
 MSG

@@ -6,7 +6,8 @@ using Prometheus;
 namespace NetTune.DataPlane;
 
 /// <summary>
-/// /metrics, /healthz and /readyz on a separate port and thread, so scraping never touches a worker.
+/// /metrics, /healthz and /readyz on a separate port, served off the workers' threads, so scraping never touches a
+/// worker. Connections are served concurrently, each within one deadline, and capped: no client can make a probe wait.
 /// Worker counters are plain fields; they are copied into prometheus-net metrics just before each scrape.
 /// </summary>
 internal sealed class AdminServer : IDisposable
@@ -15,8 +16,19 @@ internal sealed class AdminServer : IDisposable
     private readonly IReadOnlyList<Worker> _workers;
     private readonly Func<bool> _draining;
     private readonly CollectorRegistry _registry = Metrics.NewCustomRegistry();
-    private readonly Thread _thread;
+    private readonly SemaphoreSlim _scrape = new(1, 1);
+    /// <summary>Open admin connections, oldest first.</summary>
+    private readonly LinkedList<Socket> _open = new();
+    private long _evicted;
     private volatile bool _stopped;
+
+    /// <summary>Admin connections served at once; the next one evicts the oldest.</summary>
+    public const int MaxConnections = 32;
+    /// <summary>
+    /// Time from the accept for the whole exchange, request and answer: the kubelet's probes wait 1 s by default,
+    /// Prometheus 10 s, and a connection that has not asked within this has nothing to do with either.
+    /// </summary>
+    public const int RequestDeadlineMs = 3000;
 
     public int Port { get; }
 
@@ -24,20 +36,24 @@ internal sealed class AdminServer : IDisposable
     {
         _workers = workers;
         _draining = draining;
-        _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var ip = IPAddress.Parse(address);
+        _listener = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            _listener.Bind(new IPEndPoint(IPAddress.Parse(address), port));
+            _listener.Bind(new IPEndPoint(ip, port));
         }
         catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
         {
             throw new StartupException($"admin port {port} on {address} is already in use");
         }
-        _listener.Listen(64);
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressNotAvailable)
+        {
+            throw new StartupException($"--admin-address {address} is not an address of this host");
+        }
+        _listener.Listen(256);
         Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
         RegisterMetrics();
-        _thread = new Thread(Serve) { Name = "dataplane-admin", IsBackground = true };
-        _thread.Start();
+        _ = Task.Run(AcceptLoop);
     }
 
     private void RegisterMetrics()
@@ -72,6 +88,10 @@ internal sealed class AdminServer : IDisposable
             "Proxy mode: requests answered 503 because the worker had --upstream-max-connections open and none idle to give way.", "worker");
         var upstreamConnections = factory.CreateGauge("nettune_dataplane_upstream_connections",
             "Proxy mode: upstream connections the worker holds open, busy or idle in its pool (at most --upstream-max-connections).", "worker");
+        var slowAborts = factory.CreateCounter("nettune_dataplane_slow_response_aborts_total",
+            "Connections reset because the client took a response more slowly than --min-response-rate.", "worker");
+        var adminEvicted = factory.CreateCounter("nettune_dataplane_admin_evicted_connections_total",
+            $"Admin connections closed unanswered because {MaxConnections} were open and this one was the oldest.");
         var collections = factory.CreateGauge("nettune_dataplane_gc_collections", "GC collections in the process.", "generation");
         var duration = factory.CreateHistogram("nettune_dataplane_request_duration_seconds",
             "Time from the receive that delivered a request's first byte to its response fully handed to the kernel " +
@@ -133,8 +153,10 @@ internal sealed class AdminServer : IDisposable
                 poolHits.WithLabels(id).IncTo(w.Stats.UpstreamPoolHits);
                 capRefusals.WithLabels(id).IncTo(w.Stats.UpstreamCapRefusals);
                 upstreamConnections.WithLabels(id).Set(w.Stats.UpstreamConnections);
+                slowAborts.WithLabels(id).IncTo(w.Stats.SlowResponseAborts);
             }
             draining.Set(_draining() ? 1 : 0);
+            adminEvicted.IncTo(Interlocked.Read(ref _evicted));
             for (int g = 0; g <= GC.MaxGeneration; g++) collections.WithLabels(g.ToString()).Set(GC.CollectionCount(g));
         });
     }
@@ -149,29 +171,63 @@ internal sealed class AdminServer : IDisposable
         }
     }
 
-    private void Serve()
+    /// <summary>
+    /// Accepts without ever waiting on a client: each connection is served on its own, so a client that trickles
+    /// bytes holds only its own connection, never the kubelet's probe behind it.
+    /// </summary>
+    private async Task AcceptLoop()
     {
         while (!_stopped)
         {
             Socket client;
-            try { client = _listener.Accept(); }
+            try { client = await _listener.AcceptAsync().ConfigureAwait(false); }
             catch (SocketException) { if (_stopped) return; continue; }
             catch (ObjectDisposedException) { return; }
-            try { Handle(client); }
-            catch (Exception e) when (e is SocketException or IOException) { }
-            finally { client.Dispose(); }
+            LinkedListNode<Socket> node;
+            lock (_open)
+            {
+                // At the cap the oldest connection goes: a probe sends its request at once and is done in
+                // milliseconds, so only connections that dawdle are ever old enough to be the one evicted.
+                if (_open.Count >= MaxConnections)
+                {
+                    var oldest = _open.First!;
+                    _open.RemoveFirst();
+                    oldest.Value.Dispose();
+                    Interlocked.Increment(ref _evicted);
+                }
+                node = _open.AddLast(client);
+            }
+            _ = ServeConnection(node);
         }
     }
 
-    private void Handle(Socket client)
+    private async Task ServeConnection(LinkedListNode<Socket> node)
     {
-        client.ReceiveTimeout = 5000;
-        client.SendTimeout = 5000;
+        var client = node.Value;
+        // One deadline for the whole exchange, from the accept: reading the request and sending the answer.
+        using var deadline = new CancellationTokenSource(RequestDeadlineMs);
+        try
+        {
+            await Handle(client, deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException) { }
+        finally
+        {
+            lock (_open)
+            {
+                if (node.List != null) _open.Remove(node);
+            }
+            client.Dispose();
+        }
+    }
+
+    private async Task Handle(Socket client, CancellationToken ct)
+    {
         var buf = new byte[4096];
         int len = 0;
         while (len < buf.Length)
         {
-            int n = client.Receive(buf, len, buf.Length - len, SocketFlags.None);
+            int n = await client.ReceiveAsync(buf.AsMemory(len), SocketFlags.None, ct).ConfigureAwait(false);
             if (n == 0) break;
             len += n;
             if (buf.AsSpan(0, len).IndexOf("\r\n\r\n"u8) >= 0) break;
@@ -188,9 +244,7 @@ internal sealed class AdminServer : IDisposable
         {
             status = 200;
             type = "text/plain; version=0.0.4; charset=utf-8";
-            using var ms = new MemoryStream();
-            _registry.CollectAndExportAsTextAsync(ms).GetAwaiter().GetResult();
-            body = ms.ToArray();
+            body = await CollectMetrics(ct).ConfigureAwait(false);
         }
         else if (path == "/healthz")
         {
@@ -209,8 +263,27 @@ internal sealed class AdminServer : IDisposable
 
         string reason = status switch { 200 => "OK", 404 => "Not Found", 405 => "Method Not Allowed", _ => "Service Unavailable" };
         var head = Encoding.ASCII.GetBytes($"HTTP/1.1 {status} {reason}\r\nContent-Type: {type}\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n");
-        client.Send(head);
-        if (parts[0] != "HEAD") client.Send(body);
+        await client.SendAsync(head, SocketFlags.None, ct).ConfigureAwait(false);
+        if (parts[0] != "HEAD") await client.SendAsync(body, SocketFlags.None, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// One scrape at a time: the before-collect callback feeds the histogram what is new since the last scrape,
+    /// which two concurrent scrapes would both count.
+    /// </summary>
+    private async Task<byte[]> CollectMetrics(CancellationToken ct)
+    {
+        await _scrape.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            using var ms = new MemoryStream();
+            await _registry.CollectAndExportAsTextAsync(ms, ct).ConfigureAwait(false);
+            return ms.ToArray();
+        }
+        finally
+        {
+            _scrape.Release();
+        }
     }
 
     /// <summary>
@@ -246,5 +319,10 @@ internal sealed class AdminServer : IDisposable
     {
         _stopped = true;
         _listener.Dispose();
+        lock (_open)
+        {
+            foreach (var client in _open) client.Dispose();
+            _open.Clear();
+        }
     }
 }

@@ -408,8 +408,7 @@ internal sealed unsafe partial class EpollWorker(int index, int cpu, ServerOptio
     /// </summary>
     private void Abort(HttpSession s)
     {
-        var linger = stackalloc int[2] { 1, 0 };
-        Libc.setsockopt(s.Fd, Libc.SOL_SOCKET, Libc.SO_LINGER, linger, 8);
+        Platform.ResetOnClose(s.Fd);
         Release(s);
     }
 

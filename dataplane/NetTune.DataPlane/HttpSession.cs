@@ -97,6 +97,8 @@ internal sealed unsafe class HttpSession
     public bool PeerClosed;
     public SessionNext Waiting;
     public long HeadStartMs, IdleSinceMs, LastProgressMs;
+    /// <summary>How fast the client takes the responses (see --min-response-rate).</summary>
+    public ResponseRateWindow ResponseRate;
     /// <summary>Stopwatch time of the receive that delivered the oldest unparsed byte in <see cref="Recv"/>; bytes appended later share it.</summary>
     private long _firstByteTicks;
     /// <summary>Responses queued by the last parse and not yet fully handed to the kernel, and when their requests arrived.</summary>
@@ -146,6 +148,7 @@ internal sealed unsafe class HttpSession
         _unsentResponses = 0;
         Waiting = SessionNext.Recv;
         IdleSinceMs = LastProgressMs = HeadStartMs = nowMs;
+        ResponseRate.Reset();
     }
 
     /// <summary>Prepares <see cref="Msg"/> to send everything queued.</summary>
@@ -339,10 +342,10 @@ internal sealed unsafe class HttpSession
         if (!worker.Files.TryRecent(target, worker.NowMs, out var file))
         {
             Span<byte> path = stackalloc byte[target.Length];
-            var pathStatus = PathNormalizer.Normalize(target, path, out int pathLength);
+            var pathStatus = PathNormalizer.Normalize(target, path, out int pathLength, worker.Options.AllowDotfiles);
             if (pathStatus != PathStatus.Ok)
             {
-                QueueError(worker, pathStatus == PathStatus.Traversal ? 403 : 400, keepAlive, !head);
+                QueueError(worker, pathStatus switch { PathStatus.Traversal => 403, PathStatus.Hidden => 404, _ => 400 }, keepAlive, !head);
                 return;
             }
             int lookup = worker.Files.Lookup(path[..pathLength], worker.NowMs, out file);

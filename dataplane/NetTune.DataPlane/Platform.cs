@@ -125,18 +125,22 @@ internal static unsafe class Platform
         return (sa.Address & 0xff) == 127;
     }
 
-    /// <summary>The peer's IPv4 address as text (for X-Forwarded-For); returns the bytes written, "unknown" if there is none.</summary>
-    public static int FormatPeerAddress(int fd, Span<byte> destination)
+    /// <summary>
+    /// The peer's IPv4 address as text (for X-Forwarded-For); returns the bytes written, "unknown" if there is none.
+    /// <paramref name="address"/> is the address as it sits in the sockaddr (network order), 0 when unknown.
+    /// </summary>
+    public static int FormatPeerAddress(int fd, Span<byte> destination, out uint address)
     {
         SockAddrIn sa;
         uint len = (uint)sizeof(SockAddrIn);
+        address = 0;
         if (Libc.getpeername(fd, &sa, &len) != 0 || sa.Family != Libc.AF_INET)
         {
             "unknown"u8.CopyTo(destination);
             return 7;
         }
         int n = 0;
-        uint a = sa.Address;
+        uint a = address = sa.Address;
         for (int i = 0; i < 4; i++)
         {
             if (i > 0) destination[n++] = (byte)'.';
@@ -154,6 +158,26 @@ internal static unsafe class Platform
     {
         int flags = Libc.fcntl(fd, Libc.F_GETFL, 0);
         if (flags >= 0) Libc.fcntl(fd, Libc.F_SETFL, flags | Libc.O_NONBLOCK);
+    }
+
+    /// <summary>
+    /// Bytes of this connection the peer has acknowledged (TCP_INFO's tcpi_bytes_acked, Linux 4.1+): what a client
+    /// really took, not what sits in our send buffer. -1 when the kernel does not say.
+    /// </summary>
+    public static long BytesAcked(int fd)
+    {
+        const int TcpInfo = 11, BytesAckedOffset = 120, Needed = BytesAckedOffset + 8;
+        byte* info = stackalloc byte[256];
+        uint length = 256;
+        if (Libc.getsockopt(fd, Libc.IPPROTO_TCP, TcpInfo, info, &length) != 0 || length < Needed) return -1;
+        return *(long*)(info + BytesAckedOffset);
+    }
+
+    /// <summary>Makes the coming close() reset the connection and drop what is still queued for the peer.</summary>
+    public static void ResetOnClose(int fd)
+    {
+        int* linger = stackalloc int[2] { 1, 0 };
+        Libc.setsockopt(fd, Libc.SOL_SOCKET, Libc.SO_LINGER, linger, 8);
     }
 
     public static void SetNoDelay(int fd)

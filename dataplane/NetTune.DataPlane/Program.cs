@@ -35,6 +35,8 @@ namespace NetTune.DataPlane
         {
             if (!options.IsProxy && !Directory.Exists(options.Root)) throw new StartupException($"--root '{options.Root}' is not a directory");
             if (!IPAddress.TryParse(options.Address, out var address)) throw new StartupException($"--address '{options.Address}' is not an IP address");
+            if (options.AdminPort >= 0 && !IPAddress.TryParse(options.AdminAddress, out _))
+                throw new StartupException($"--admin-address '{options.AdminAddress}' is not an IP address");
 
             var allowed = Platform.AllowedCpus();
             var cpus = options.Cpus.Count > 0 ? options.Cpus : allowed;
@@ -43,8 +45,13 @@ namespace NetTune.DataPlane
                 throw new StartupException($"--cpus {string.Join(',', outside)} outside this process's allowed CPUs ({string.Join(',', allowed)})");
 
             int rootFd = options.IsProxy ? -1 : OpenRoot(options);
-            // Resolved once, before any worker starts: a name that does not resolve is a start-up error, not a 502 storm.
-            var upstreams = options.IsProxy ? options.Upstreams.Select(UpstreamAddress.Resolve).ToArray() : null;
+            // Resolved before any worker starts: a name that does not resolve is a start-up error, not a 502 storm.
+            // Later the resolver follows the names (on a period and after failed connects) off the workers' threads.
+            var hosts = options.HostsFile is { } hostsPath ? new HostsFile(hostsPath) : null;
+            var upstreams = options.IsProxy ? options.Upstreams.Select(u => UpstreamAddress.Resolve(u, hosts)).ToArray() : null;
+            using var resolver = upstreams != null && upstreams.Any(u => !u.IsLiteral)
+                ? new UpstreamResolver(upstreams, hosts, options.UpstreamResolveIntervalSeconds)
+                : null;
 
             var engine = ChooseEngine(options.Engine);
 
@@ -99,7 +106,7 @@ namespace NetTune.DataPlane
 
             Console.WriteLine($"dataplane listening on {address}:{port} engine={workers[0].EngineName} workers={workers.Count} cpus={string.Join(',', cpus)}"
                 + $" numa={string.Join(',', workerNodes.Distinct())}"
-                + (upstreams != null ? $" mode=proxy upstreams={string.Join(',', upstreams.Select(u => u.EndPoint))}" : " mode=static")
+                + (upstreams != null ? $" mode=proxy upstreams={string.Join(',', upstreams.Select(u => u.Current.EndPoint))}" : " mode=static")
                 + (admin != null ? $" admin={options.AdminAddress}:{admin.Port}" : ""));
             Console.Out.Flush();
 

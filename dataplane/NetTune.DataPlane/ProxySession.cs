@@ -74,6 +74,8 @@ internal sealed unsafe class ProxySession
     private readonly int _responseHeadCap;
     private readonly byte* _clientAddress;
     private int _clientAddressLen;
+    /// <summary>The client is a proxy in --trusted-proxies: its X-Forwarded-* headers are carried on.</summary>
+    private bool _trustedPeer;
     private readonly IoVec* _iov;
     private readonly MsgHdr* _msg;
     private int _iovStart, _iovEnd;
@@ -81,6 +83,8 @@ internal sealed unsafe class ProxySession
     private Phase _phase;
     public long PhaseSinceMs;
     private long _firstByteTicks;
+    /// <summary>How fast the client takes the responses (see --min-response-rate).</summary>
+    private ResponseRateWindow _responseRate;
     /// <summary>
     /// When the head being read got its first byte (or, for pipelined leftovers, when reading it began): the
     /// header timeout counts from here, as nginx's client_header_timeout does, not from the last receive, or a
@@ -151,8 +155,9 @@ internal sealed unsafe class ProxySession
     /// <summary>Which socket the pending intent uses: true for the upstream.</summary>
     public bool PendingOnUpstream => Pending is ProxyIo.Connect or ProxyIo.SendUpstream or ProxyIo.RecvUpstream or ProxyIo.AwaitUpstreamReadable;
 
-    public ProxyIo Open(Worker worker, int clientFd, ReadOnlySpan<byte> clientAddress)
+    public ProxyIo Open(Worker worker, int clientFd, ReadOnlySpan<byte> clientAddress, bool trustedPeer)
     {
+        _trustedPeer = trustedPeer;
         ClientFd = clientFd;
         UpstreamFd = UpstreamIndex = -1;
         InFlight = ConnectPending = Closing = false;
@@ -162,6 +167,7 @@ internal sealed unsafe class ProxySession
         _clientConnection = ConnectionHeader.None;
         _firstByteTicks = Stopwatch.GetTimestamp();
         _headStartMs = worker.NowMs;
+        _responseRate.Reset();
         _clientAddressLen = Math.Min(clientAddress.Length, ClientAddressBytes);
         clientAddress[.._clientAddressLen].CopyTo(new Span<byte>(_clientAddress, ClientAddressBytes));
         return ReadHead(worker);
@@ -222,7 +228,8 @@ internal sealed unsafe class ProxySession
     /// <summary>Gives up the idle upstream connection so another client's request can have one; the next request here connects anew.</summary>
     public void DropIdleUpstream() => CloseUpstream();
 
-    public UpstreamAddress Upstream(Worker worker) => worker.Upstreams![UpstreamIndex];
+    /// <summary>Where to connect for the upstream chosen: its address as last resolved.</summary>
+    public UpstreamEndpoint Upstream(Worker worker) => worker.Upstreams![UpstreamIndex].Current;
 
     /// <summary>The result of the pending intent: bytes moved, 0 for a completed connect, or -errno.</summary>
     public ProxyIo Complete(Worker worker, int result)
@@ -272,7 +279,7 @@ internal sealed unsafe class ProxySession
             Phase.SpliceResponseBody when Pending == ProxyIo.AwaitUpstreamReadable => o.UpstreamTimeoutSeconds * 1000L,
             _ => o.SendTimeoutSeconds * 1000L,
         };
-        if (waited <= limitMs) return ProxyTimeout.None;
+        if (waited <= limitMs) return ClientTooSlow(worker) ? ProxyTimeout.Close : ProxyTimeout.None;
         if (_phase is Phase.Connect or Phase.RecvResponseHead)
         {
             // The client still deserves an answer: cancel the upstream operation, which completes with an
@@ -281,6 +288,15 @@ internal sealed unsafe class ProxySession
             return ProxyTimeout.CancelUpstream;
         }
         return ProxyTimeout.Close;
+    }
+
+    /// <summary>--min-response-rate: only time spent waiting for the client to take bytes counts against it.</summary>
+    private bool ClientTooSlow(Worker worker)
+    {
+        if (_phase == Phase.ReadHead) _responseRate.Reset();
+        else if (Pending is ProxyIo.SendClient or ProxyIo.AwaitClientWritable) return worker.ResponseTooSlow(ref _responseRate, ClientFd);
+        else _responseRate.Pause(worker.NowMs);
+        return false;
     }
 
     private ProxyIo ReadHead(Worker worker)
@@ -370,7 +386,7 @@ internal sealed unsafe class ProxySession
         var host = request.Authority.IsPresent ? request.Authority.Of(buffer)
             : request.HasHost ? default : worker.Upstreams![0].Authority;
         _requestHeadLen = ProxyHeadWriter.WriteRequest(buffer[..request.HeadLength],
-            new Span<byte>(_requestHead, _requestHeadCap), new ReadOnlySpan<byte>(_clientAddress, _clientAddressLen), originTarget, host);
+            new Span<byte>(_requestHead, _requestHeadCap), new ReadOnlySpan<byte>(_clientAddress, _clientAddressLen), originTarget, host, _trustedPeer);
         if (_requestHeadLen < 0) return Error(worker, 431, close: true);
 
         if (request.ExpectsContinue && !_bodyDone)
@@ -431,6 +447,7 @@ internal sealed unsafe class ProxySession
         CloseUpstream();
         // Refused or too slow to answer a connect, alike: skip it for a while (nginx's proxy_next_upstream error timeout).
         worker.Balancer!.MarkDown(UpstreamIndex, worker.NowMs);
+        worker.Upstreams![UpstreamIndex].RequestResolve();
         worker.Stats.UpstreamConnectFailures++;
         bool timedOut = _timedOut;
         // Another upstream may take it, as long as there is one we have not tried for this request.

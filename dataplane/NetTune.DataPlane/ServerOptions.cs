@@ -37,6 +37,12 @@ public sealed record ServerOptions
     /// <summary>Workers to run (pinned round robin over the CPUs); 0 = one per CPU.</summary>
     public int Workers { get; init; }
     public int UpstreamConnectTimeoutSeconds { get; init; } = 5;
+    /// <summary>Proxy mode: peers whose X-Forwarded-* headers are carried on; everyone else's are replaced or dropped.</summary>
+    public TrustedProxies TrustedProxies { get; init; } = TrustedProxies.None;
+    /// <summary>Seconds between lookups of upstream names (0: only at start-up and after failed connects).</summary>
+    public int UpstreamResolveIntervalSeconds { get; init; } = 10;
+    /// <summary>A file in /etc/hosts format consulted before the system resolver for upstream names, re-read at each lookup.</summary>
+    public string? HostsFile { get; init; }
     public int UpstreamTimeoutSeconds { get; init; } = 60;
     /// <summary>Per connection: how much of an upstream response is held at once.</summary>
     public int ProxyBufferBytes { get; init; } = 64 * 1024;
@@ -56,7 +62,8 @@ public sealed record ServerOptions
     public string SysfsRoot { get; init; } = "/sys";
     public IoEngineKind Engine { get; init; } = IoEngineKind.Auto;
     public int AdminPort { get; init; } = -1;
-    public string AdminAddress { get; init; } = "0.0.0.0";
+    /// <summary>Loopback unless told: the admin port answers whoever reaches it, so it is opened only where asked.</summary>
+    public string AdminAddress { get; init; } = "127.0.0.1";
     /// <summary>--max-connections as given; null: from the memory budget (see <see cref="WithMemoryBudget"/>).</summary>
     public int? MaxConnectionsRequested { get; init; }
     /// <summary>--memory-cache-bytes as given; null: from the memory budget.</summary>
@@ -73,6 +80,9 @@ public sealed record ServerOptions
     public int HeaderTimeoutSeconds { get; init; } = 10;
     public int KeepAliveTimeoutSeconds { get; init; } = 75;
     public int SendTimeoutSeconds { get; init; } = 60;
+    /// <summary>Kestrel's MinResponseDataRate default: 240 bytes/s, after a 5 s grace, in each 5 s a response waits on its client (0: off).</summary>
+    public int MinResponseBytesPerSecond { get; init; } = 240;
+    public int MinResponseRatePeriodSeconds { get; init; } = 5;
     public int DrainTimeoutSeconds { get; init; } = 25;
     public ZeroCopyMode ZeroCopy { get; init; } = ZeroCopyMode.Auto;
     public long ZeroCopyMinBytes { get; init; } = 64 * 1024;
@@ -85,6 +95,8 @@ public sealed record ServerOptions
     public int FileCacheMaxEntries { get; init; } = 10000;
     public long MemoryCacheMaxFileBytes { get; init; } = 256 * 1024;
     public bool HugePages { get; init; }
+    /// <summary>Static mode: serve names starting with a dot (.env, .git/); by default they are 404.</summary>
+    public bool AllowDotfiles { get; init; }
     /// <summary>io_uring task running: DEFER_TASKRUN+SINGLE_ISSUER (true) or COOP_TASKRUN (false).</summary>
     public bool DeferTaskrun { get; init; } = true;
     /// <summary>io_uring: one multishot receive per connection over a provided-buffer ring, instead of one recv per request.</summary>
@@ -121,6 +133,15 @@ public sealed record ServerOptions
                                      for several: round robin, skipping one that refused a connect for 10 s)
           --workers N                workers to run, pinned round robin over --cpus (default: one per CPU)
           --upstream-connect-timeout S  seconds to connect to an upstream before trying the next (default 5)
+          --trusted-proxies CIDRS    proxy mode: peers (comma-separated CIDRs or addresses) whose X-Forwarded-For
+                                     gets the peer appended and whose X-Forwarded-Host/-Proto and Forwarded pass;
+                                     from any other peer X-Forwarded-For is replaced by the peer's address and the
+                                     others dropped (default: none, as nginx's set_real_ip_from)
+          --upstream-resolve-interval S  look upstream names up again every S seconds, and after a connect to one
+                                     fails (default 10; 0 = only after failures); a lookup that fails keeps the
+                                     last address, as nginx's resolve
+          --hosts-file PATH          /etc/hosts-format file consulted first for upstream names, re-read at every
+                                     lookup (default: none; the system resolver only)
           --upstream-timeout S       seconds to wait for upstream response bytes before 504 (default 60)
           --proxy-buffer-bytes N     per-connection buffer for upstream responses (default 65536); upstream heads may
                                      be as large as --max-header-bytes
@@ -139,7 +160,8 @@ public sealed record ServerOptions
           --sysfs-root DIR           where sysfs is mounted (default /sys)
           --io-engine auto|iouring|epoll   (default auto: io_uring when the kernel allows it)
           --admin-port N             /metrics, /healthz, /readyz (default: off; 0 = ephemeral)
-          --admin-address IP         (default 0.0.0.0)
+          --admin-address IP         where the admin port listens (default 127.0.0.1: this host only; give the
+                                     address probes and scrapers reach, e.g. the pod IP)
           --max-connections N        client connections per worker; more are closed at accept (default: from the
                                      memory budget, below; 16384 without a memory limit)
           --memory-limit N           the memory budget in bytes (default: this process's cgroup limit, v1
@@ -150,6 +172,10 @@ public sealed record ServerOptions
                                      half of --max-connections, at most 1024)
           --header-timeout S         seconds to receive a request head (default 10)
           --keepalive-timeout S      idle keep-alive seconds (default 75)
+          --min-response-rate N      bytes per second a client must take a response at, in every period of
+                                     --min-response-rate-period seconds the response waits on it (default 240,
+                                     as Kestrel's MinResponseDataRate; 0 = off); slower clients are reset
+          --min-response-rate-period S  the grace and the measuring period of the rate (default 5)
           --drain-timeout S          seconds to finish in-flight requests after SIGTERM (default 25)
           --zero-copy off|on|auto    splice (io_uring) / sendfile (epoll) for bodies of at least
                                      --zero-copy-min-bytes (default auto: as on, except that loopback
@@ -165,6 +191,9 @@ public sealed record ServerOptions
           --memory-cache-max-file N  largest file kept in memory (default 262144; 0 disables)
           --memory-cache-bytes N     memory cache budget per worker (default: from the memory budget; 67108864
                                      without a memory limit)
+          --allow-dotfiles           static mode: serve paths with a segment starting with a dot (/.env,
+                                     /.git/config, /.well-known/...); by default they are 404, percent-encoded
+                                     dots included
           --hugepages                back buffers with 2 MiB hugepages when available
           --io-uring-recv multishot|single  multishot recv over a provided-buffer ring (default) or one recv per request
           --io-uring-batch-usec N    wait up to N µs to reap completions in batches (default 200, proxy 0; 0 = off; Linux 6.12+)
@@ -224,6 +253,9 @@ public sealed record ServerOptions
                     break;
                 case "--workers": o = o with { Workers = Int(flag, Value(), 1, 4096) }; break;
                 case "--upstream-connect-timeout": o = o with { UpstreamConnectTimeoutSeconds = Int(flag, Value(), 1, 3600) }; break;
+                case "--trusted-proxies": o = o with { TrustedProxies = TrustedProxies.Parse(Value()) }; break;
+                case "--upstream-resolve-interval": o = o with { UpstreamResolveIntervalSeconds = Int(flag, Value(), 0, 86400) }; break;
+                case "--hosts-file": o = o with { HostsFile = Value() }; break;
                 case "--upstream-timeout": o = o with { UpstreamTimeoutSeconds = Int(flag, Value(), 1, 86400) }; break;
                 case "--proxy-buffer-bytes": o = o with { ProxyBufferBytes = Int(flag, Value(), 4096, 16 << 20) }; break;
                 case "--max-body-bytes": maxBody = Long(flag, Value(), 1); break;
@@ -251,6 +283,8 @@ public sealed record ServerOptions
                 case "--max-connections": o = o with { MaxConnectionsRequested = Int(flag, Value(), 1, 1_000_000) }; break;
                 case "--header-timeout": o = o with { HeaderTimeoutSeconds = Int(flag, Value(), 1, 3600) }; break;
                 case "--keepalive-timeout": o = o with { KeepAliveTimeoutSeconds = Int(flag, Value(), 1, 86400) }; break;
+                case "--min-response-rate": o = o with { MinResponseBytesPerSecond = Int(flag, Value(), 0, 1 << 30) }; break;
+                case "--min-response-rate-period": o = o with { MinResponseRatePeriodSeconds = Int(flag, Value(), 1, 3600) }; break;
                 case "--drain-timeout": o = o with { DrainTimeoutSeconds = Int(flag, Value(), 0, 3600) }; break;
                 case "--zero-copy":
                     o = o with
@@ -285,6 +319,7 @@ public sealed record ServerOptions
                 case "--memory-limit": o = o with { MemoryLimitRequested = Long(flag, Value(), 0) }; break;
                 case "--upstream-max-connections": o = o with { UpstreamConnectionsRequested = Int(flag, Value(), 1, 1 << 20) }; break;
                 case "--hugepages": o = o with { HugePages = true }; break;
+                case "--allow-dotfiles": o = o with { AllowDotfiles = true }; break;
                 case "--io-uring-batch-usec": o = o with { BatchWaitUsec = (uint)Int(flag, Value(), 0, 10_000) }; break;
                 case "--io-uring-recv":
                     o = o with

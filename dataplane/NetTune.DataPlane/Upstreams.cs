@@ -5,22 +5,21 @@ using System.Runtime.InteropServices;
 
 namespace NetTune.DataPlane;
 
-/// <summary>One upstream server, resolved once at start-up into the socket address connect() takes.</summary>
-internal sealed unsafe class UpstreamAddress
+/// <summary>
+/// One resolved address of an upstream, as the native sockaddr connect() takes. Immutable and never freed: io_uring
+/// reads it asynchronously, so it must not move or change while a connect may still use it; the resolver interns
+/// them, so an upstream that moves among a few addresses makes only a few.
+/// </summary>
+internal sealed unsafe class UpstreamEndpoint
 {
-    public string Name { get; }
-    /// <summary>The name as configured (host:port), for the Host header of requests that came without one.</summary>
-    public byte[] Authority { get; }
     public IPEndPoint EndPoint { get; }
     public int Family { get; }
-    /// <summary>A native sockaddr_in or sockaddr_in6: io_uring reads it asynchronously, so it must not move.</summary>
+    /// <summary>A native sockaddr_in or sockaddr_in6.</summary>
     public byte* SockAddr { get; }
     public int SockAddrLength { get; }
 
-    public UpstreamAddress(string name, IPEndPoint endPoint)
+    public UpstreamEndpoint(IPEndPoint endPoint)
     {
-        Name = name;
-        Authority = System.Text.Encoding.ASCII.GetBytes(name);
         EndPoint = endPoint;
         bool v6 = endPoint.AddressFamily == AddressFamily.InterNetworkV6;
         Family = v6 ? 10 : 2; // AF_INET6 : AF_INET
@@ -38,6 +37,49 @@ internal sealed unsafe class UpstreamAddress
         }
         else bytes.CopyTo(new Span<byte>(SockAddr + 4, 4));
     }
+}
+
+/// <summary>
+/// One upstream server as configured (host:port). A name is resolved at start-up, and again by the
+/// <see cref="UpstreamResolver"/> on a period and after a failed connect, so that the address workers connect to
+/// follows the name (a Service's endpoints that move), as nginx's <c>server ... resolve</c> does.
+/// </summary>
+internal sealed class UpstreamAddress
+{
+    private volatile UpstreamEndpoint _current;
+    private volatile bool _resolveRequested;
+
+    public string Name { get; }
+    public string Host { get; }
+    public int Port { get; }
+    /// <summary>The host is an IP literal: nothing to re-resolve.</summary>
+    public bool IsLiteral { get; }
+    /// <summary>The name as configured (host:port), for the Host header of requests that came without one.</summary>
+    public byte[] Authority { get; }
+    /// <summary>The address workers connect to now; replaced whole when the name resolves elsewhere.</summary>
+    public UpstreamEndpoint Current => _current;
+
+    private UpstreamAddress(string name, string host, int port, bool literal, UpstreamEndpoint endpoint)
+    {
+        Name = name;
+        Host = host;
+        Port = port;
+        IsLiteral = literal;
+        Authority = System.Text.Encoding.ASCII.GetBytes(name);
+        _current = endpoint;
+    }
+
+    public void Publish(UpstreamEndpoint endpoint) => _current = endpoint;
+
+    /// <summary>A worker's connect failed: the resolver looks the name up again soon (workers never block on it).</summary>
+    public void RequestResolve() => _resolveRequested = true;
+
+    public bool TakeResolveRequest()
+    {
+        if (!_resolveRequested) return false;
+        _resolveRequested = false;
+        return true;
+    }
 
     /// <summary>Splits "host:port" or "[v6]:port"; false unless the port is 1–65535 and the host is not empty.</summary>
     public static bool TrySplit(string spec, out string host, out int port)
@@ -52,27 +94,44 @@ internal sealed unsafe class UpstreamAddress
     }
 
     /// <summary>Parses "host:port" or "[v6]:port" and resolves the host; errors read as start-up messages.</summary>
-    public static UpstreamAddress Resolve(string spec)
+    public static UpstreamAddress Resolve(string spec, HostsFile? hosts)
     {
         if (!TrySplit(spec, out var host, out int port))
             throw new StartupException($"upstream '{spec}' is not host:port");
-        if (!IPAddress.TryParse(host, out var ip))
+        if (IPAddress.TryParse(host, out var ip))
+            return new UpstreamAddress(spec, host, port, literal: true, new UpstreamEndpoint(new IPEndPoint(ip, port)));
+        var found = Lookup(host, hosts, out var error)
+            ?? throw new StartupException($"upstream '{spec}': {error}");
+        return new UpstreamAddress(spec, host, port, literal: false, new UpstreamEndpoint(new IPEndPoint(found, port)));
+    }
+
+    /// <summary>
+    /// The address a name has now: from the hosts file when it lists the name, else from the system resolver
+    /// (getaddrinfo: /etc/hosts, then DNS). Null, with the reason, when it has none.
+    /// </summary>
+    public static IPAddress? Lookup(string host, HostsFile? hosts, out string error)
+    {
+        error = "";
+        IPAddress[] found;
+        try
         {
-            IPAddress[] found;
-            try
-            {
-                found = Dns.GetHostAddresses(host);
-            }
-            catch (SocketException e)
-            {
-                throw new StartupException($"upstream '{spec}': cannot resolve '{host}' ({e.SocketErrorCode})");
-            }
-            // Prefer IPv4: the common case on host networks, and what "localhost" should mean to an IPv4 listener's peer.
-            ip = found.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
-                 ?? found.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetworkV6)
-                 ?? throw new StartupException($"upstream '{spec}': '{host}' has no IP address");
+            found = hosts?.Addresses(host) is { Length: > 0 } listed ? listed : Dns.GetHostAddresses(host);
         }
-        return new UpstreamAddress(spec, new IPEndPoint(ip, port));
+        catch (SocketException e)
+        {
+            error = $"cannot resolve '{host}' ({e.SocketErrorCode})";
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            error = $"cannot read the hosts file to resolve '{host}' ({e.Message})";
+            return null;
+        }
+        // Prefer IPv4: the common case on host networks, and what "localhost" should mean to an IPv4 listener's peer.
+        var ip = found.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
+                 ?? found.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetworkV6);
+        if (ip == null) error = $"'{host}' has no IP address";
+        return ip;
     }
 }
 

@@ -252,8 +252,9 @@ internal abstract unsafe class Worker
     protected ProxyIo OpenProxySession(ProxySession session, int fd)
     {
         Span<byte> address = stackalloc byte[64];
-        int length = Platform.FormatPeerAddress(fd, address);
-        return session.Open(this, fd, address[..length]);
+        int length = Platform.FormatPeerAddress(fd, address, out uint peer);
+        bool trusted = !Options.TrustedProxies.IsEmpty && peer != 0 && Options.TrustedProxies.Contains(new ReadOnlySpan<byte>(&peer, 4));
+        return session.Open(this, fd, address[..length], trusted);
     }
 
     /// <summary>Proxy mode: upstream connections held by sessions (connecting, busy, or idle between a client's requests).</summary>
@@ -304,12 +305,27 @@ internal abstract unsafe class Worker
     protected bool TimedOut(HttpSession s)
     {
         if (s.Lingering) return NowMs - s.LingerSinceMs > HttpSession.LingeringTimeoutMs;
+        if (s.Waiting == SessionNext.Recv) s.ResponseRate.Reset();
         return s.Waiting switch
         {
             SessionNext.Recv when s.RecvLength > 0 => NowMs - s.HeadStartMs > Options.HeaderTimeoutSeconds * 1000L,
             SessionNext.Recv => NowMs - s.IdleSinceMs > (Draining ? 0 : Options.KeepAliveTimeoutSeconds * 1000L),
-            _ => NowMs - s.LastProgressMs > Options.SendTimeoutSeconds * 1000L,
+            _ => NowMs - s.LastProgressMs > Options.SendTimeoutSeconds * 1000L || ResponseTooSlow(ref s.ResponseRate, s.Fd),
         };
+    }
+
+    /// <summary>
+    /// Checked once a second while a response waits on its client: below --min-response-rate the connection is
+    /// marked to be reset at its close, as Kestrel aborts it, dropping what the client would never have taken.
+    /// </summary>
+    public bool ResponseTooSlow(ref ResponseRateWindow window, int clientFd)
+    {
+        if (Options.MinResponseBytesPerSecond == 0) return false;
+        long acked = Platform.BytesAcked(clientFd);
+        if (acked < 0 || !window.Below(acked, NowMs, Options.MinResponseBytesPerSecond, Options.MinResponseRatePeriodSeconds * 1000L)) return false;
+        Stats.SlowResponseAborts++;
+        Platform.ResetOnClose(clientFd);
+        return true;
     }
 
     /// <summary>

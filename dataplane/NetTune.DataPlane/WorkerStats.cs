@@ -27,6 +27,8 @@ internal sealed class WorkerStats
     public long UpstreamCapRefusals;
     /// <summary>Proxy mode: upstream connections open (sessions' and pooled), as of the last loop turn.</summary>
     public long UpstreamConnections;
+    /// <summary>Connections reset because their client took a response more slowly than --min-response-rate.</summary>
+    public long SlowResponseAborts;
     /// <summary>Bytes the worker thread has allocated on the managed heap: flat in steady state.</summary>
     public long AllocatedBytes;
     /// <summary>Environment.TickCount64 of the last loop iteration, for /healthz.</summary>

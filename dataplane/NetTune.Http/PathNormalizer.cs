@@ -7,6 +7,11 @@ public enum PathStatus : byte
     BadRequest,
     /// <summary>A ".." segment (after decoding). Answer 403: we never resolve upwards.</summary>
     Traversal,
+    /// <summary>
+    /// A segment that starts with a dot (after decoding): ".env", ".git", ".htpasswd". Answer 404, as if it were not
+    /// there, unless hidden names are allowed.
+    /// </summary>
+    Hidden,
 }
 
 /// <summary>
@@ -17,7 +22,8 @@ public enum PathStatus : byte
 public static class PathNormalizer
 {
     /// <param name="destination">At least <paramref name="target"/>.Length bytes; decoding only shrinks.</param>
-    public static PathStatus Normalize(ReadOnlySpan<byte> target, Span<byte> destination, out int length)
+    /// <param name="allowHidden">Serve names that start with a dot; otherwise they are <see cref="PathStatus.Hidden"/>.</param>
+    public static PathStatus Normalize(ReadOnlySpan<byte> target, Span<byte> destination, out int length, bool allowHidden = false)
     {
         length = 0;
         bool plain = ScanPath(target, out int end);
@@ -59,6 +65,7 @@ public static class PathNormalizer
             int segEnd = slash < 0 ? path.Length : read + slash;
             var segment = path[read..segEnd];
             if (segment.Length == 2 && segment[0] == '.' && segment[1] == '.') return PathStatus.Traversal;
+            if (segment.Length > 1 && segment[0] == '.' && !allowHidden) return PathStatus.Hidden;
             if (!segment.IsEmpty && !(segment.Length == 1 && segment[0] == '.'))
             {
                 if (write > 0) path[write++] = (byte)'/';

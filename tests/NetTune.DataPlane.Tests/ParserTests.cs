@@ -213,11 +213,11 @@ public class ParserTests
 
 public class PathNormalizerTests
 {
-    private static (PathStatus, string) Normalize(string target)
+    private static (PathStatus, string) Normalize(string target, bool allowHidden = true)
     {
         var input = Encoding.Latin1.GetBytes(target);
         var dest = new byte[input.Length];
-        var status = PathNormalizer.Normalize(input, dest, out int len);
+        var status = PathNormalizer.Normalize(input, dest, out int len, allowHidden);
         return (status, Encoding.Latin1.GetString(dest, 0, len));
     }
 
@@ -262,6 +262,29 @@ public class PathNormalizerTests
     [InlineData("noslash")]
     [InlineData("?q")]
     public void RefusesMalformedPaths(string target) => Assert.Equal(PathStatus.BadRequest, Normalize(target).Item1);
+
+    [Theory]
+    [InlineData("/.env")]
+    [InlineData("/.git/config")]
+    [InlineData("/a/.hidden/b")]
+    [InlineData("/%2egit/config")]
+    [InlineData("/a/%2Ehidden")]
+    [InlineData("/a%2f.env")]
+    [InlineData("/...")]
+    [InlineData("//.env")]
+    [InlineData("/./.env")]
+    public void RefusesHiddenNamesUnlessAllowed(string target)
+    {
+        Assert.Equal(PathStatus.Hidden, Normalize(target, allowHidden: false).Item1);
+        Assert.Equal(PathStatus.Ok, Normalize(target, allowHidden: true).Item1);
+    }
+
+    [Theory]
+    [InlineData("/a/./b", "a/b")]
+    [InlineData("/a/.", "a")]
+    [InlineData("/a.b/c.", "a.b/c.")]
+    public void DotsThatNameNothingHiddenStayAllowed(string target, string expected) =>
+        Assert.Equal((PathStatus.Ok, expected), Normalize(target, allowHidden: false));
 }
 
 public class RangeAndConditionalTests

@@ -142,10 +142,16 @@ public class ProxyProtocolTests
     {
         var head = "\r\nPOST /a?b=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\n" +
                    "Proxy-Connection: x\r\nExpect: 100-continue\r\nX-Forwarded-For: 1.2.3.4\r\nx-forwarded-for: 5.6.7.8\r\n" +
-                   "Content-Length: 3\r\nX-Keep: yes\r\n\r\n";
+                   "Content-Length: 3\r\nX-Forwarded-Host: a\r\nx-forwarded-proto: https\r\nForwarded: for=1.1.1.1\r\nX-Keep: yes\r\n\r\n";
         var dest = new byte[1024];
-        int n = ProxyHeadWriter.WriteRequest(Encoding.ASCII.GetBytes(head), dest, "9.9.9.9"u8);
-        Assert.Equal("POST /a?b=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX-Keep: yes\r\nX-Forwarded-For: 5.6.7.8, 9.9.9.9\r\n\r\n",
+        // From a trusted proxy: its list goes on, with its own address last.
+        int n = ProxyHeadWriter.WriteRequest(Encoding.ASCII.GetBytes(head), dest, "9.9.9.9"u8, trustForwarded: true);
+        Assert.Equal("POST /a?b=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX-Forwarded-Host: a\r\nx-forwarded-proto: https\r\n" +
+                     "Forwarded: for=1.1.1.1\r\nX-Keep: yes\r\nX-Forwarded-For: 1.2.3.4, 5.6.7.8, 9.9.9.9\r\n\r\n",
+            Encoding.ASCII.GetString(dest, 0, n));
+        // From anyone else: only its own address, and none of its forwarding claims.
+        n = ProxyHeadWriter.WriteRequest(Encoding.ASCII.GetBytes(head), dest, "9.9.9.9"u8);
+        Assert.Equal("POST /a?b=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX-Keep: yes\r\nX-Forwarded-For: 9.9.9.9\r\n\r\n",
             Encoding.ASCII.GetString(dest, 0, n));
         Assert.Equal(-1, ProxyHeadWriter.WriteRequest(Encoding.ASCII.GetBytes(head), new byte[20], "9.9.9.9"u8));
     }

@@ -25,7 +25,7 @@ public sealed record ReceivedRequest(int Connection, string Method, string Targe
 public sealed class ScriptedUpstream : IDisposable
 {
     private readonly bool _contentLengthOnly;
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentBag<Socket> _sockets = new();
     private int _connections;
@@ -33,11 +33,15 @@ public sealed class ScriptedUpstream : IDisposable
     public ConcurrentQueue<ReceivedRequest> Requests { get; } = new();
     public int Port { get; }
     public int Connections => Volatile.Read(ref _connections);
-    public string Address => $"127.0.0.1:{Port}";
+    public string Address => $"{((IPEndPoint)_listener.LocalEndpoint).Address}:{Port}";
 
-    public ScriptedUpstream(bool contentLengthOnly = false)
+    public ScriptedUpstream(bool contentLengthOnly = false) : this(IPAddress.Loopback, 0, contentLengthOnly) { }
+
+    /// <summary>On a given loopback address and port: two upstreams on 127.0.0.1:P and 127.0.0.2:P stand for one name that moves.</summary>
+    public ScriptedUpstream(IPAddress address, int port, bool contentLengthOnly = false)
     {
         _contentLengthOnly = contentLengthOnly;
+        _listener = new TcpListener(address, port);
         _listener.Start(128);
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
         _ = AcceptLoop();
@@ -45,6 +49,9 @@ public sealed class ScriptedUpstream : IDisposable
 
     /// <summary>The body of /large-then-more: past the proxy's splice threshold, within one loopback segment.</summary>
     public const int ThenMoreBodyBytes = 40_000;
+
+    /// <summary>The body of /huge: 16 copies of <see cref="LargeBody"/>(7).</summary>
+    public const long HugeBodyBytes = 16L << 20;
 
     /// <summary>A 1 MiB body whose bytes depend on the seed, for byte-exact checks of large responses.</summary>
     public static byte[] LargeBody(int seed)
@@ -132,6 +139,14 @@ public sealed class ScriptedUpstream : IDisposable
             }
             case "/large":
                 return await Send(socket, 200, LargeBody(7), head);
+            case "/huge":
+            {
+                // More than the proxy's socket buffers hold, so a client that does not read keeps the proxy sending.
+                var piece = LargeBody(7);
+                await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {HugeBodyBytes}\r\n\r\n"));
+                for (long sent = 0; sent < HugeBodyBytes; sent += piece.Length) await socket.SendAsync(piece);
+                return true;
+            }
             case "/large-then-more":
             {
                 // More than announced: a whole second response right behind the body, as if to answer the next

@@ -143,7 +143,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         output.WriteLine($"kubelet assigned CPUs {assigned}; the data plane's Cpus_allowed_list is {allowed}");
 
         // The data plane reports where it runs (/readyz) and the operator writes that into the tuning's status.
-        using (var ready = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{Port(pod, "metrics")}/readyz")))
+        using (var ready = JsonDocument.Parse(await http.GetStringAsync($"http://{Endpoint(pod, "metrics")}/readyz")))
             Assert.Equal(assigned, string.Join(',', ready.RootElement.GetProperty("workers").EnumerateArray().Select(w => w.GetProperty("cpu").GetInt32())));
         NetworkTuning status = null!;
         await Eventually.TrueAsync(async () =>

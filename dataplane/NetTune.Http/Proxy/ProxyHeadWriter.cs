@@ -11,14 +11,16 @@ public static class ProxyHeadWriter
 {
     /// <summary>
     /// The request as the upstream sees it: the client's request line and end-to-end headers, then
-    /// <c>X-Forwarded-For</c> with the client's address appended to any the client sent. Headers the client named
+    /// <c>X-Forwarded-For</c> with the client's address: appended to any the client sent when
+    /// <paramref name="trustForwarded"/> (a trusted proxy's), else alone, and then the client's X-Forwarded-Host,
+    /// X-Forwarded-Proto and Forwarded are dropped too, so an untrusted client cannot forge them. Headers the client named
     /// in <c>Connection</c> are hop-by-hop too (RFC 9110 §7.6.1). With <paramref name="originTarget"/> (the path of an
     /// absolute-form target) the request line carries that instead (RFC 9112 §3.2.2); with <paramref name="host"/> the
     /// client's Host lines are replaced by that one (the absolute-form's authority, or the upstream's name for an
     /// HTTP/1.0 request that had none).
     /// </summary>
     public static int WriteRequest(ReadOnlySpan<byte> head, Span<byte> destination, ReadOnlySpan<byte> clientAddress,
-        ReadOnlySpan<byte> originTarget = default, ReadOnlySpan<byte> host = default)
+        ReadOnlySpan<byte> originTarget = default, ReadOnlySpan<byte> host = default, bool trustForwarded = false)
     {
         int lineEnd = head.IndexOf("\r\n"u8);
         if (lineEnd < 0 || head.Length < lineEnd + 4) return -1;
@@ -36,7 +38,7 @@ public static class ProxyHeadWriter
             w.Write(requestLine[sp2..]);
         }
         w.Write("\r\n"u8);
-        ReadOnlySpan<byte> forwardedFor = default;
+        bool forwardedList = false;
         var headers = head[(lineEnd + 2)..^2];
         bool connectionNames = HasConnectionNames(headers);
         var rest = headers;
@@ -51,10 +53,10 @@ public static class ProxyHeadWriter
             if (!host.IsEmpty && name.Length == 4 && Ascii.EqualsIgnoreCase(name, "Host"u8)) continue;
             if (name.Length == 15 && Ascii.EqualsIgnoreCase(name, "X-Forwarded-For"u8))
             {
-                // Several X-Forwarded-For lines form one list; the last one carries it on.
-                forwardedFor = line[(name.Length + 1)..^2].Trim(" \t"u8);
+                forwardedList |= trustForwarded;
                 continue;
             }
+            if (!trustForwarded && IsForwardedDetail(name)) continue;
             w.Write(line);
         }
         if (!host.IsEmpty)
@@ -64,15 +66,28 @@ public static class ProxyHeadWriter
             w.Write("\r\n"u8);
         }
         w.Write("X-Forwarded-For: "u8);
-        if (!forwardedFor.IsEmpty)
+        // A trusted proxy's list goes on: several lines form one list, in order (RFC 9110 §5.3).
+        for (var list = forwardedList ? headers : default; !list.IsEmpty;)
         {
-            w.Write(forwardedFor);
+            int nl = list.IndexOf("\r\n"u8);
+            var line = list[..nl];
+            list = list[(nl + 2)..];
+            int colon = line.IndexOf((byte)':');
+            if (colon != 15 || !Ascii.EqualsIgnoreCase(line[..colon], "X-Forwarded-For"u8)) continue;
+            var value = line[(colon + 1)..].Trim(" \t"u8);
+            if (value.IsEmpty) continue;
+            w.Write(value);
             w.Write(", "u8);
         }
         w.Write(clientAddress);
         w.Write("\r\n\r\n"u8);
         return w.Failed ? -1 : w.Position;
     }
+
+    private static bool IsForwardedDetail(ReadOnlySpan<byte> name) =>
+        name.Length == 16 && Ascii.EqualsIgnoreCase(name, "X-Forwarded-Host"u8)
+        || name.Length == 17 && Ascii.EqualsIgnoreCase(name, "X-Forwarded-Proto"u8)
+        || name.Length == 9 && Ascii.EqualsIgnoreCase(name, "Forwarded"u8);
 
     /// <summary>
     /// The upstream's status line and end-to-end headers, then the proxy's own Connection header. Headers the

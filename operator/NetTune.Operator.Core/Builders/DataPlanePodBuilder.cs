@@ -41,6 +41,9 @@ public static class DataPlanePodBuilder
 {
     public const string StaticRoot = "/srv/www";
 
+    /// <summary>The environment variable holding the pod's IP (downward API), which the admin address is set to.</summary>
+    public const string PodIpVariable = "POD_IP";
+
     /// <summary>Name of the declared admin port; the chart's PodMonitor scrapes /metrics on it.</summary>
     public const string MetricsPortName = "metrics";
 
@@ -218,6 +221,10 @@ public static class DataPlanePodBuilder
         [
             "--port", dp.Port.ToString(CultureInfo.InvariantCulture),
             "--admin-port", adminPort.ToString(CultureInfo.InvariantCulture),
+            // The admin port listens on the pod IP only (the node's address: host network), where the kubelet's
+            // probes (no host: set), the PodMonitor's scrape and the operator's /readyz read all go; not on 0.0.0.0,
+            // which would open it on every other interface of the node too. The kubelet expands $(POD_IP).
+            "--admin-address", $"$({PodIpVariable})",
             "--io-engine", dp.IoEngine switch { IoEngine.IoUring => "iouring", IoEngine.Epoll => "epoll", _ => "auto" },
         ]);
         if (dp.WorkersPerSocket is { } workers) args.AddRange(["--workers", workers.ToString(CultureInfo.InvariantCulture)]);
@@ -228,6 +235,7 @@ public static class DataPlanePodBuilder
             new() { Name = "NETTUNE_SOCKET", Value = numaNode.ToString(CultureInfo.InvariantCulture) },
             new() { Name = "NETTUNE_MODE", Value = dp.Mode.ToString() },
             new() { Name = "NODE_NAME", Value = node },
+            new() { Name = PodIpVariable, ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "status.podIP" } } },
         };
         if (dp.Mode == DataPlaneMode.StaticFiles && dp.StaticFiles?.HostPath is { } hostPath)
         {

@@ -64,6 +64,11 @@ public sealed class BuilderTests
         Assert.DoesNotContain(c.Env, e => e.Name is "NETTUNE_CPUS" or "NETTUNE_NUMA_NODE");
         Assert.Equal("iouring", args[args.IndexOf("--io-engine") + 1]);
         Assert.Equal("9181", args[args.IndexOf("--admin-port") + 1]);
+        // The admin port binds the pod IP (the node's, host network), where probes, scrapes and the operator go.
+        Assert.Equal("$(POD_IP)", args[args.IndexOf("--admin-address") + 1]);
+        Assert.Equal("status.podIP", Assert.Single(c.Env, e => e.Name == "POD_IP").ValueFrom.FieldRef.FieldPath);
+        Assert.Null(c.ReadinessProbe.HttpGet.Host);
+        Assert.Null(c.LivenessProbe.HttpGet.Host);
         Assert.Contains("--hugepages", args);
 
         // Guaranteed QoS: whole CPUs, requests equal limits.
