@@ -61,6 +61,21 @@ public sealed class LeastPrivilegeChartTests
     }
 
     [Theory, MemberData(nameof(Helms))]
+    public async Task CertificateLifetimesThatCannotRotateAreRefused(string major)
+    {
+        foreach (var (set, message) in new[]
+                 {
+                     ("operator.webhook.certificate.renewBeforeDays=90", "renewBeforeDays must be below validityDays"),
+                     ("operator.webhook.certificate.caValidityDays=100", "caValidityDays must be at least twice validityDays"),
+                 })
+        {
+            var result = await Tool.HelmRunAsync(major, "template", "nettune", Tool.ChartDir, "--set", set);
+            Assert.NotEqual(0, result.ExitCode);
+            Assert.Contains(message, result.Stderr);
+        }
+    }
+
+    [Theory, MemberData(nameof(Helms))]
     public async Task TheOperatorMayReadAndUpdateOnlyItsCertificateSecretAndPatchOnlyItsWebhookConfiguration(string major)
     {
         var objects = await TheChart.RenderAsync(major);
