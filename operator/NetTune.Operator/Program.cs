@@ -210,7 +210,11 @@ root.SetAction(async (parsed, invocationToken) =>
         TimeSpan.FromSeconds(parsed.GetValue(webhookCaValidity)), Split(parsed.GetValue(webhookCertHosts)));
     var certCheck = TimeSpan.FromSeconds(parsed.GetValue(webhookCertCheck));
     if (parsed.GetValue(webhookPort) > 0 && parsed.GetValue(webhookCertSecret) is { Length: > 0 })
+    {
         settingErrors.AddRange(certPolicy.Problems(certCheck).Select(p => "--webhook-cert-*: " + p));
+        if (Split(parsed.GetValue(webhookConfigurations)).Count == 0)
+            settingErrors.Add("--webhook-configurations: --webhook-cert-secret needs the webhook configurations whose caBundle to keep");
+    }
     if (settingErrors.Count > 0)
     {
         foreach (var error in settingErrors) Console.Error.WriteLine(error);

@@ -69,11 +69,14 @@ public sealed class CertificateSet
             var cas = new X509Certificate2Collection();
             cas.ImportFromPem(Encoding.ASCII.GetString(bundle));
             if (cas.Count == 0) return null;
+            // CopyWithPrivateKey throws when a key is not the certificate's.
             var caKeyPem = Encoding.ASCII.GetString(caKey);
-            using (var caWithKey = cas[0].CopyWithPrivateKey(LoadKey(caKeyPem))) { }
+            using (var k = LoadKey(caKeyPem))
+            using (cas[0].CopyWithPrivateKey(k)) { }
             var servingKeyPem = Encoding.ASCII.GetString(key);
             var serving = X509Certificate2.CreateFromPem(Encoding.ASCII.GetString(cert));
-            using (var servingWithKey = serving.CopyWithPrivateKey(LoadKey(servingKeyPem))) { }
+            using (var k = LoadKey(servingKeyPem))
+            using (serving.CopyWithPrivateKey(k)) { }
             return new CertificateSet([.. cas], caKeyPem, serving, servingKeyPem);
         }
         catch (Exception e) when (e is CryptographicException or ArgumentException)
