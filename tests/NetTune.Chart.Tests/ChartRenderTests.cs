@@ -98,6 +98,12 @@ public sealed class ChartRenderTests
         Assert.Contains("--log-format=text", container.Args);
         Assert.Contains("--workers=4", container.Args);
         Assert.Contains("--lease-name=edge-leader", container.Args);
+        Assert.Contains("--webhook-port=10443", container.Args);
+        Assert.Contains("--webhook-cert-secret=edge-operator-webhook-certs", container.Args);
+        Assert.Contains("--webhook-configurations=edge", container.Args);
+        Assert.Contains($"--webhook-cert-validity-seconds={30 * 86400}", container.Args);
+        Assert.Contains($"--webhook-cert-renew-before-seconds={10 * 86400}", container.Args);
+        Assert.Contains($"--webhook-ca-validity-seconds={120 * 86400}", container.Args);
         Assert.Contains("--lease-duration-seconds=30", container.Args);
         Assert.Contains("--revert-timeout-seconds=60", container.Args);
         Assert.Contains("--dataplane-memory=1Gi", container.Args);
