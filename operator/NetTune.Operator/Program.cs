@@ -118,9 +118,32 @@ var webhookPort = new Option<int>("--webhook-port")
 };
 var webhookCertDir = new Option<string>("--webhook-cert-dir")
 {
-    Description = "Folder with the webhooks' tls.crt and tls.key, read again when they change ($NETTUNE_WEBHOOK_CERT_DIR)",
+    Description = "Without --webhook-cert-secret: folder with the webhooks' tls.crt and tls.key (e.g. cert-manager's Secret), read again when they change ($NETTUNE_WEBHOOK_CERT_DIR)",
     DefaultValueFactory = _ => Env("NETTUNE_WEBHOOK_CERT_DIR") ?? "/etc/nettune/webhook",
 };
+var webhookCertSecret = new Option<string?>("--webhook-cert-secret")
+{
+    Description = "Secret in --namespace in which the operator keeps its own webhook CA and serving certificate, renewing them and the webhook configurations' caBundle ($NETTUNE_WEBHOOK_CERT_SECRET); it must exist (the chart makes it empty); unset: read --webhook-cert-dir",
+    DefaultValueFactory = _ => Env("NETTUNE_WEBHOOK_CERT_SECRET"),
+};
+var webhookConfigurations = new Option<string?>("--webhook-configurations")
+{
+    Description = "Comma-separated ValidatingWebhookConfigurations whose caBundle the operator keeps with --webhook-cert-secret ($NETTUNE_WEBHOOK_CONFIGURATIONS)",
+    DefaultValueFactory = _ => Env("NETTUNE_WEBHOOK_CONFIGURATIONS"),
+};
+var webhookCertHosts = new Option<string?>("--webhook-cert-hosts")
+{
+    Description = "Comma-separated DNS names (the webhook Service's) or IP addresses of the serving certificate with --webhook-cert-secret ($NETTUNE_WEBHOOK_CERT_HOSTS)",
+    DefaultValueFactory = _ => Env("NETTUNE_WEBHOOK_CERT_HOSTS"),
+};
+var webhookCertValidity = new Option<double>("--webhook-cert-validity-seconds") { DefaultValueFactory = _ => TimeSpan.FromDays(90).TotalSeconds, Description = "Lifetime of a serving certificate the operator makes" };
+var webhookCertRenewBefore = new Option<double>("--webhook-cert-renew-before-seconds") { DefaultValueFactory = _ => TimeSpan.FromDays(30).TotalSeconds, Description = "Renew the serving certificate when it has less than this left" };
+var webhookCaValidity = new Option<double>("--webhook-ca-validity-seconds")
+{
+    DefaultValueFactory = _ => TimeSpan.FromDays(365).TotalSeconds,
+    Description = "Lifetime of the webhook CA; it is replaced (old and new trusted side by side) when it can no longer sign a full serving certificate",
+};
+var webhookCertCheck = new Option<double>("--webhook-cert-check-seconds") { DefaultValueFactory = _ => 60, Description = "How often every replica reads the certificate Secret (and the leader renews)" };
 var allowedImages = new Option<string?>("--dataplane-allowed-images")
 {
     Description = "Comma-separated image patterns ('*' matches anything) a NetworkTuning's data plane may use ($NETTUNE_DATAPLANE_ALLOWED_IMAGES); default: any",
@@ -137,6 +160,7 @@ var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects i
     kubeconfig, ns, agentImage, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
     revertTimeout, resync, workers, dataPlaneMemory, dataPlaneNodeLabel, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
     agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector, agentKubeletRestart, webhookPort, webhookCertDir,
+    webhookCertSecret, webhookConfigurations, webhookCertHosts, webhookCertValidity, webhookCertRenewBefore, webhookCaValidity, webhookCertCheck,
     allowedImages, allowedHostPaths,
 };
 
@@ -182,6 +206,15 @@ root.SetAction(async (parsed, invocationToken) =>
     foreach (var path in policy.HostPaths.Where(p => !p.StartsWith('/')))
         settingErrors.Add($"--dataplane-allowed-host-paths: '{path}' is not an absolute path");
     if (parsed.GetValue(webhookPort) is < 0 or > 65535) settingErrors.Add($"--webhook-port: {parsed.GetValue(webhookPort)} is not a port");
+    var certPolicy = new CertificatePolicy(TimeSpan.FromSeconds(parsed.GetValue(webhookCertValidity)), TimeSpan.FromSeconds(parsed.GetValue(webhookCertRenewBefore)),
+        TimeSpan.FromSeconds(parsed.GetValue(webhookCaValidity)), Split(parsed.GetValue(webhookCertHosts)));
+    var certCheck = TimeSpan.FromSeconds(parsed.GetValue(webhookCertCheck));
+    if (parsed.GetValue(webhookPort) > 0 && parsed.GetValue(webhookCertSecret) is { Length: > 0 })
+    {
+        settingErrors.AddRange(certPolicy.Problems(certCheck).Select(p => "--webhook-cert-*: " + p));
+        if (Split(parsed.GetValue(webhookConfigurations)).Count == 0)
+            settingErrors.Add("--webhook-configurations: --webhook-cert-secret needs the webhook configurations whose caBundle to keep");
+    }
     if (settingErrors.Count > 0)
     {
         foreach (var error in settingErrors) Console.Error.WriteLine(error);
@@ -233,6 +266,11 @@ root.SetAction(async (parsed, invocationToken) =>
     };
     await using var host = new OperatorHost(client, options, loggers, metrics);
 
+    CertificateRotator? rotator = null;
+    if (parsed.GetValue(webhookPort) > 0 && parsed.GetValue(webhookCertSecret) is { Length: > 0 } secretName)
+        rotator = new CertificateRotator(client, options.Namespace, secretName, Split(parsed.GetValue(webhookConfigurations)), certPolicy, certCheck,
+            () => host.IsLeader, loggers.CreateLogger("certificates"));
+
     WebApplication? web = null;
     var port = parsed.GetValue(metricsPort);
     if (port > 0)
@@ -247,7 +285,10 @@ root.SetAction(async (parsed, invocationToken) =>
             await metrics.Registry.CollectAndExportAsTextAsync(http.Response.Body, http.RequestAborted);
         });
         web.MapGet("/healthz", () => Results.Text("ok"));
-        web.MapGet("/readyz", () => host.IsReady ? Results.Text("ok") : Results.Text("caches not synced", statusCode: 503));
+        // The webhook Service sends calls only to ready replicas: one without a certificate yet would fail them.
+        web.MapGet("/readyz", () => !host.IsReady ? Results.Text("caches not synced", statusCode: 503)
+            : rotator is { Loaded.IsCompleted: false } ? Results.Text("no webhook certificate yet", statusCode: 503)
+            : Results.Text("ok"));
         await web.StartAsync(CancellationToken.None);
         log.LogInformation("serving /metrics, /healthz and /readyz on port {Port}", port);
     }
@@ -255,20 +296,28 @@ root.SetAction(async (parsed, invocationToken) =>
     WebhookServer? webhooks = null;
     if (parsed.GetValue(webhookPort) is > 0 and var hookPort)
     {
-        var dir = parsed.GetValue(webhookCertDir)!;
-        var certificate = new CertificateFiles(Path.Combine(dir, "tls.crt"), Path.Combine(dir, "tls.key"));
-        try { certificate.Current(); }
-        catch (Exception e)
+        Func<System.Security.Cryptography.X509Certificates.X509Certificate2?> certificate;
+        if (rotator is not null) certificate = rotator.Current;
+        else
         {
-            log.LogCritical("no usable webhook certificate in {Dir}: {Error}", dir, e.Message);
-            return 2;
+            var dir = parsed.GetValue(webhookCertDir)!;
+            var files = new CertificateFiles(Path.Combine(dir, "tls.crt"), Path.Combine(dir, "tls.key"));
+            try { files.Current(); }
+            catch (Exception e)
+            {
+                log.LogCritical("no usable webhook certificate in {Dir}: {Error}", dir, e.Message);
+                return 2;
+            }
+            certificate = files.Current;
         }
-        webhooks = await WebhookServer.StartAsync(System.Net.IPAddress.Any, hookPort, certificate.Current,
+        webhooks = await WebhookServer.StartAsync(System.Net.IPAddress.Any, hookPort, certificate,
             new NodeStateAdmission(client, options.Namespace), policy, loggers.CreateLogger("webhook"));
         log.LogInformation("serving the admission webhooks on port {Port}", hookPort);
     }
 
     await host.StartAsync(CancellationToken.None);
+    using var stopRotator = new CancellationTokenSource();
+    var rotating = rotator is null ? Task.CompletedTask : Task.Run(() => rotator.RunAsync(stopRotator.Token), CancellationToken.None);
     log.LogInformation("operator {Identity} started (namespace {Namespace}, events in {EventNamespace}, leader election {LeaderElect})", options.Identity, options.Namespace, options.EventNamespace, options.LeaderElect);
     var signalled = Task.Delay(Timeout.Infinite, ct);
     if (await Task.WhenAny(signalled, host.LeadershipLost) == host.LeadershipLost)
@@ -276,6 +325,8 @@ root.SetAction(async (parsed, invocationToken) =>
         // As controller-runtime does: a replica whose renewals failed may be partitioned with work in flight, so it
         // neither goes on nor campaigns again; the kubelet restarts it as a fresh candidate.
         log.LogCritical("leadership lost; exiting");
+        await stopRotator.CancelAsync();
+        await rotating;
         await host.StopAsync();
         if (web is not null) await web.StopAsync(CancellationToken.None);
         if (webhooks is not null) await webhooks.DisposeAsync();
@@ -283,6 +334,8 @@ root.SetAction(async (parsed, invocationToken) =>
     }
     // SIGTERM: stop taking work, let running reconciles finish, release the Lease, then close the endpoints.
     log.LogInformation("shutting down");
+    await stopRotator.CancelAsync();
+    await rotating;
     await host.StopAsync();
     if (web is not null) await web.StopAsync(CancellationToken.None);
     if (webhooks is not null) await webhooks.DisposeAsync();

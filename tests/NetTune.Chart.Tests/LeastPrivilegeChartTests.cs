@@ -1,5 +1,3 @@
-using System.Security.Cryptography.X509Certificates;
-using System.Text;
 using k8s.Models;
 using NetTune.Chart.Tests.Support;
 
@@ -28,7 +26,7 @@ public sealed class LeastPrivilegeChartTests
             Assert.Equal(["v1"], w.AdmissionReviewVersions);
         });
 
-        // The Service reaches the operator pods' webhook port, which the operator serves with the mounted Secret.
+        // The Service reaches the operator pods' webhook port, which the operator serves with the certificate it keeps.
         var deployment = objects.Single<V1Deployment>();
         var container = deployment.Spec.Template.Spec.Containers.Single();
         var service = objects.Single<V1Service>(s => s.Metadata.Name == nodeStates.ClientConfig.Service.Name);
@@ -38,21 +36,97 @@ public sealed class LeastPrivilegeChartTests
         Assert.Equal(8443, container.Ports.Single(p => p.Name == "webhook").ContainerPort);
         Assert.Contains("--webhook-port=8443", container.Args);
         Assert.Equal(deployment.Spec.Selector.MatchLabels, service.Spec.Selector);
+
+        // Nothing generated at render time: an empty Secret the operator fills, no caBundle the operator does not set.
+        var secret = objects.Single<V1Secret>();
+        Assert.Null(secret.Data);
+        Assert.Null(secret.StringData);
+        Assert.All(config.Webhooks, w => Assert.Null(w.ClientConfig.CaBundle));
+        Assert.Contains($"--webhook-cert-secret={secret.Metadata.Name}", container.Args);
+        Assert.Contains($"--webhook-configurations={config.Metadata.Name}", container.Args);
+        var hosts = container.Args.Single(a => a.StartsWith("--webhook-cert-hosts=", StringComparison.Ordinal))["--webhook-cert-hosts=".Length..].Split(',');
+        Assert.Contains($"{service.Metadata.Name}.{TheChart.Namespace}.svc", hosts);
+        Assert.Contains("--webhook-cert-validity-seconds=7776000", container.Args);
+        Assert.Contains("--webhook-cert-renew-before-seconds=2592000", container.Args);
+        Assert.DoesNotContain(container.Args, a => a.StartsWith("--webhook-cert-dir", StringComparison.Ordinal));
+        Assert.DoesNotContain(deployment.Spec.Template.Spec.Volumes, v => v.Secret is not null);
+    }
+
+    [Theory, MemberData(nameof(Helms))]
+    public async Task RendersTheSameObjectsEveryTime(string major)
+    {
+        // What Argo CD and Flux do on every sync: render again. Any generated value (a CA, a key) would differ.
+        foreach (var values in new[] { Array.Empty<string>(), ["-f", TheChart.NonDefaultValues], ["--set", "operator.webhook.certificate.source=certManager"] })
+            Assert.Equal(await TheChart.TemplateAsync(major, values), await TheChart.TemplateAsync(major, values));
+    }
+
+    [Theory, MemberData(nameof(Helms))]
+    public async Task CertificateLifetimesThatCannotRotateAreRefused(string major)
+    {
+        foreach (var (set, message) in new[]
+                 {
+                     ("operator.webhook.certificate.renewBeforeDays=90", "renewBeforeDays must be below validityDays"),
+                     ("operator.webhook.certificate.caValidityDays=100", "caValidityDays must be at least twice validityDays"),
+                 })
+        {
+            var result = await Tool.HelmRunAsync(major, "template", "nettune", Tool.ChartDir, "--set", set);
+            Assert.NotEqual(0, result.ExitCode);
+            Assert.Contains(message, result.Stderr);
+        }
+    }
+
+    [Theory, MemberData(nameof(Helms))]
+    public async Task TheOperatorMayReadAndUpdateOnlyItsCertificateSecretAndPatchOnlyItsWebhookConfiguration(string major)
+    {
+        var objects = await TheChart.RenderAsync(major);
+        var secret = objects.Single<V1Secret>();
+        var config = objects.Single<V1ValidatingWebhookConfiguration>();
+        var operatorName = objects.Single<V1Deployment>().Metadata.Name;
+        var secretRules = objects.Single<V1Role>(r => r.Metadata.Name == operatorName).Rules.Where(r => r.Resources.Contains("secrets")).ToList();
+        var secretRule = Assert.Single(secretRules);
+        Assert.Equal([secret.Metadata.Name], secretRule.ResourceNames);
+        Assert.Equal(["get", "update"], secretRule.Verbs);
+        var hookRule = Assert.Single(objects.Single<V1ClusterRole>(r => r.Metadata.Name == operatorName).Rules, r => r.Resources.Contains("validatingwebhookconfigurations"));
+        Assert.Equal([config.Metadata.Name], hookRule.ResourceNames);
+        Assert.Equal(["get", "patch"], hookRule.Verbs);
+
+        // With cert-manager the operator only reads the mounted files: no such rights.
+        var withCertManager = await TheChart.RenderAsync(major, "--set", "operator.webhook.certificate.source=certManager");
+        Assert.DoesNotContain(withCertManager.All<V1Role>().SelectMany(r => r.Rules), r => r.Resources.Contains("secrets"));
+        Assert.DoesNotContain(withCertManager.All<V1ClusterRole>().SelectMany(r => r.Rules), r => r.Resources.Contains("validatingwebhookconfigurations"));
+    }
+
+    [Theory, MemberData(nameof(Helms))]
+    public async Task WithCertManagerACertificateServesTheWebhooksAndTheCainjectorSetsTheirCaBundle(string major)
+    {
+        var objects = await TheChart.RenderAsync(major, "--set", "operator.webhook.certificate.source=certManager");
+        var certificate = objects.Single<Certificate>();
+        var config = objects.Single<V1ValidatingWebhookConfiguration>();
+        Assert.Equal($"{TheChart.Namespace}/{certificate.Metadata.Name}", config.Metadata.Annotations["cert-manager.io/inject-ca-from"]);
+        Assert.All(config.Webhooks, w => Assert.Null(w.ClientConfig.CaBundle));
+        var service = objects.Single<V1Service>(s => s.Metadata.Name == config.Webhooks[0].ClientConfig.Service.Name);
+        Assert.Contains($"{service.Metadata.Name}.{TheChart.Namespace}.svc", certificate.Spec.DnsNames!);
+        Assert.Equal("2160h", certificate.Spec.Duration);
+        Assert.Equal("720h", certificate.Spec.RenewBefore);
+        // Without an issuer of the user's, a self-signed one the chart makes.
+        var issuer = objects.Single<Issuer>();
+        Assert.NotNull(issuer.Spec.SelfSigned);
+        Assert.Equal((issuer.Metadata.Name, "Issuer"), (certificate.Spec.IssuerRef.Name, certificate.Spec.IssuerRef.Kind));
+
+        // The operator serves the Secret cert-manager writes, mounted, and no Secret of the chart's own.
+        Assert.Empty(objects.All<V1Secret>());
+        var deployment = objects.Single<V1Deployment>();
+        var container = deployment.Spec.Template.Spec.Containers.Single();
         var mount = container.VolumeMounts.Single(m => m.Name == "webhook-cert");
         Assert.Contains($"--webhook-cert-dir={mount.MountPath}", container.Args);
-        var secret = objects.Single<V1Secret>();
-        Assert.Equal(secret.Metadata.Name, deployment.Spec.Template.Spec.Volumes.Single(v => v.Name == "webhook-cert").Secret.SecretName);
+        Assert.Equal(certificate.Spec.SecretName, deployment.Spec.Template.Spec.Volumes.Single(v => v.Name == "webhook-cert").Secret.SecretName);
+        Assert.DoesNotContain(container.Args, a => a.StartsWith("--webhook-cert-secret", StringComparison.Ordinal));
 
-        // The serving certificate names the Service's DNS name and chains to the CA bundle of both webhooks.
-        Assert.All(config.Webhooks, w => Assert.Equal(secret.Data["ca.crt"], w.ClientConfig.CaBundle));
-        using var ca = X509Certificate2.CreateFromPem(Encoding.ASCII.GetString(secret.Data["ca.crt"]));
-        using var serving = X509Certificate2.CreateFromPem(Encoding.ASCII.GetString(secret.Data["tls.crt"]), Encoding.ASCII.GetString(secret.Data["tls.key"]));
-        Assert.True(serving.MatchesHostname($"{service.Metadata.Name}.{TheChart.Namespace}.svc"));
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.CustomTrustStore.Add(ca);
-        Assert.True(chain.Build(serving), string.Join("; ", chain.ChainStatus.Select(s => s.StatusInformation)));
+        // The user's own issuer.
+        var own = await TheChart.RenderAsync(major, "--set", "operator.webhook.certificate.source=certManager",
+            "--set", "operator.webhook.certificate.certManagerIssuer.name=corp-ca", "--set", "operator.webhook.certificate.certManagerIssuer.kind=ClusterIssuer");
+        Assert.Empty(own.All<Issuer>());
+        Assert.Equal(("corp-ca", "ClusterIssuer"), (own.Single<Certificate>().Spec.IssuerRef.Name, own.Single<Certificate>().Spec.IssuerRef.Kind));
     }
 
     [Theory, MemberData(nameof(Helms))]

@@ -35,6 +35,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-operator" (include "nettune.fullname" .) -}}
 {{- end -}}
 
+{{- /* The webhook serving certificate's Secret: the operator's own, or the one cert-manager writes. */ -}}
+{{- define "nettune.webhook.certSecret" -}}
+{{- printf "%s-webhook-%s" (include "nettune.operator.name" .) (ternary "certs" "tls" (eq .Values.operator.webhook.certificate.source "operator")) -}}
+{{- end -}}
+
 {{- define "nettune.operator.serviceAccountName" -}}
 {{- if .Values.operator.serviceAccount.create -}}
 {{- default (include "nettune.operator.name" .) .Values.operator.serviceAccount.name -}}

@@ -30,8 +30,9 @@ public sealed class WebhookServer : IAsyncDisposable
 
     private WebhookServer(WebApplication web) => _web = web;
 
-    /// <param name="certificate">Asked for the serving certificate on every TLS handshake, so a renewed one is used at once.</param>
-    public static async Task<WebhookServer> StartAsync(IPAddress address, int port, Func<X509Certificate2> certificate, NodeStateAdmission nodeStates,
+    /// <param name="certificate">Asked for the serving certificate on every TLS handshake, so a renewed one is used at once
+    /// (null: none yet, the handshake fails).</param>
+    public static async Task<WebhookServer> StartAsync(IPAddress address, int port, Func<X509Certificate2?> certificate, NodeStateAdmission nodeStates,
         DataPlanePolicy policy, ILogger log)
     {
         var builder = WebApplication.CreateSlimBuilder();

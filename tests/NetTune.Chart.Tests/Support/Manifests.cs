@@ -35,6 +35,8 @@ public static class Manifests
         ["monitoring.coreos.com/v1/ServiceMonitor"] = typeof(ServiceMonitor),
         ["monitoring.coreos.com/v1/PodMonitor"] = typeof(PodMonitor),
         ["monitoring.coreos.com/v1/PrometheusRule"] = typeof(PrometheusRule),
+        ["cert-manager.io/v1/Certificate"] = typeof(Certificate),
+        ["cert-manager.io/v1/Issuer"] = typeof(Issuer),
     };
 
     /// <summary>

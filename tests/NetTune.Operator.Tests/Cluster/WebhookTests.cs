@@ -210,6 +210,136 @@ public sealed class WebhookTests(ClusterFixture fx, ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Two operator executables (leader and standby) on the chart's empty Secret and a webhook configuration without a
+    /// caBundle: the leader makes the certificates and sets the bundle, both serve them, and with certificates that
+    /// live a minute every NodeState write through both replicas' webhooks keeps succeeding while the serving
+    /// certificate is renewed several times and the CA once, each replica switching without a restart.
+    /// </summary>
+    [Fact]
+    public async Task TheOperatorMakesAndRotatesItsOwnCertificateWhileEveryWriteThroughTheWebhookSucceeds()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        var admin = bed.Client;
+        var node = (await bed.CreateNodesAsync(1))[0];
+        var selectLabel = ("nettune-webhook-test", bed.Id);
+        await admin.CustomObjects.CreateClusterCustomObjectAsync(new NetworkTuningNodeState
+        {
+            Metadata = new V1ObjectMeta { Name = node, Labels = new Dictionary<string, string> { [selectLabel.Item1] = selectLabel.Item2 } },
+            Spec = new NodeStateSpec { NodeName = node },
+        }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+        var secretName = "webhook-certs-" + bed.Id;
+        await admin.CoreV1.CreateNamespacedSecretAsync(new V1Secret { Metadata = new V1ObjectMeta { Name = secretName } }, bed.Namespace);
+
+        var ports = new[] { FreePort(), FreePort() };
+        var hook = "nettune-rotation-" + bed.Id;
+        await admin.AdmissionregistrationV1.CreateValidatingWebhookConfigurationAsync(new V1ValidatingWebhookConfiguration
+        {
+            Metadata = new V1ObjectMeta { Name = hook },
+            Webhooks = [.. ports.Select((port, i) => new V1ValidatingWebhook
+            {
+                Name = $"replica{i}.nodestates.nettune.io",
+                ClientConfig = new Admissionregistrationv1WebhookClientConfig { Url = $"https://127.0.0.1:{port}{WebhookServer.NodeStatesPath}" },
+                Rules = [new V1RuleWithOperations { ApiGroups = [ApiGroup.Name], ApiVersions = [ApiGroup.Version], Resources = ["networktuningnodestates", "networktuningnodestates/status"], Operations = ["CREATE", "UPDATE"] }],
+                ObjectSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { [selectLabel.Item1] = selectLabel.Item2 } },
+                FailurePolicy = "Fail",
+                SideEffects = "None",
+                AdmissionReviewVersions = ["v1"],
+                TimeoutSeconds = 5,
+            })],
+        });
+        var replicas = new List<OperatorProcess>();
+        try
+        {
+            // Nobody serves yet and the configuration trusts no CA: the API server refuses the write (it does call).
+            var before = await Assert.ThrowsAsync<HttpOperationException>(() => WriteStatusOrThrowAsync(admin, node));
+            Assert.Contains("failed calling webhook", before.Response.Content);
+
+            OperatorProcess Start(int i) => OperatorProcess.Start(fx.Cluster.KubeconfigPath, bed.Namespace,
+                "--leader-elect", "--lease-name", "certs-" + bed.Id, "--identity", $"replica{i}-{bed.Id}", "--log-format", "text",
+                "--webhook-port", ports[i].ToString(), "--webhook-cert-secret", secretName, "--webhook-configurations", hook,
+                "--webhook-cert-hosts", "127.0.0.1", "--webhook-cert-validity-seconds", "60", "--webhook-cert-renew-before-seconds", "40",
+                "--webhook-ca-validity-seconds", "120", "--webhook-cert-check-seconds", "2");
+            replicas.Add(Start(0));
+            await TestBed.EventuallyAsync(replicas[0].ReadyAsync, "the first replica is ready (leader, with a certificate)");
+            replicas.Add(Start(1));
+            await TestBed.EventuallyAsync(replicas[1].ReadyAsync, "the second replica is ready (standby, with the Secret's certificate)");
+            var pids = replicas.Select(r => r.Process.Id).ToList();
+
+            var first = await CertificatesAsync(admin, bed.Namespace, secretName);
+            var config = await admin.AdmissionregistrationV1.ReadValidatingWebhookConfigurationAsync(hook);
+            Assert.All(config.Webhooks, w => Assert.Equal(first.CaBundle, w.ClientConfig.CaBundle));
+            await TestBed.EventuallyAsync(async () => await WriteStatusAsync(admin, node) == HttpStatusCode.OK, "a write through both webhooks succeeds");
+
+            // Writes in a loop until the CA was replaced and both replicas serve a certificate the new CA signed.
+            var writes = 0;
+            var failures = new List<string>();
+            var servingSeen = new HashSet<string>();
+            var casSeen = new HashSet<string> { first.Ca.Thumbprint };
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(150);
+            var done = false;
+            while (!done && DateTime.UtcNow < deadline)
+            {
+                try
+                {
+                    await WriteStatusOrThrowAsync(admin, node);
+                    writes++;
+                }
+                catch (HttpOperationException e) when (e.Response.StatusCode != HttpStatusCode.Conflict)
+                {
+                    failures.Add($"{DateTime.UtcNow:HH:mm:ss.fff} {e.Response.StatusCode}: {e.Response.Content}");
+                }
+                catch (HttpOperationException) { }
+                var now = await CertificatesAsync(admin, bed.Namespace, secretName);
+                casSeen.Add(now.Ca.Thumbprint);
+                var served = new[] { await ServedAsync(ports[0]), await ServedAsync(ports[1]) };
+                foreach (var t in served) servingSeen.Add(t);
+                done = now.Ca.Thumbprint != first.Ca.Thumbprint && now.ServingSignedBy(now.Ca)
+                       && served.All(t => t == now.Serving.Thumbprint) && servingSeen.Count >= 4;
+                await Task.Delay(200);
+            }
+            output.WriteLine($"{writes} writes, {failures.Count} failed; {servingSeen.Count} serving certificates and {casSeen.Count} CAs seen");
+            Assert.True(done, $"no CA rotation served by both replicas within 150 s: {servingSeen.Count} serving certificates, {casSeen.Count} CAs seen");
+            Assert.Empty(failures);
+            Assert.True(writes > 100, $"only {writes} writes");
+            // Both switched certificates in place: still the processes the test started.
+            Assert.Equal(pids, replicas.Select(r => r.Process.HasExited ? -1 : r.Process.Id));
+            var last = await CertificatesAsync(admin, bed.Namespace, secretName);
+            config = await admin.AdmissionregistrationV1.ReadValidatingWebhookConfigurationAsync(hook);
+            Assert.All(config.Webhooks, w => Assert.Equal(last.CaBundle, w.ClientConfig.CaBundle));
+        }
+        finally
+        {
+            await admin.AdmissionregistrationV1.DeleteValidatingWebhookConfigurationAsync(hook);
+            foreach (var r in replicas)
+            {
+                foreach (var line in r.Logs.Where(l => l.Contains("certificat", StringComparison.OrdinalIgnoreCase))) output.WriteLine(line);
+                r.Dispose();
+            }
+        }
+    }
+
+    private static async Task<CertificateSet> CertificatesAsync(IKubernetes client, string ns, string name) =>
+        CertificateSet.FromSecretData((await client.CoreV1.ReadNamespacedSecretAsync(name, ns)).Data)
+        ?? throw new InvalidOperationException($"the Secret {ns}/{name} holds no certificates");
+
+    /// <summary>The thumbprint of the certificate a replica's webhook port presents now.</summary>
+    private static async Task<string> ServedAsync(int port)
+    {
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, port);
+        await using var tls = new System.Net.Security.SslStream(tcp.GetStream(), false, (_, _, _, _) => true);
+        await tls.AuthenticateAsClientAsync("127.0.0.1");
+        return tls.RemoteCertificate!.GetCertHashString();
+    }
+
+    private static int FreePort()
+    {
+        using var l = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
     private static async Task<HttpStatusCode> WriteStatusAsync(IKubernetes client, string node)
     {
         try

@@ -345,4 +345,39 @@ public sealed class BuilderTests
         var served = AgentDaemonSetBuilder.ServedTunings([live, reverting, finalized, otherFinalizer, fresh]);
         Assert.Equal(["live", "reverting", "fresh"], served.Select(t => t.Metadata.Name));
     }
+
+    /// <summary>
+    /// What the operator creates (the agent DaemonSet and ServiceAccount, data-plane pods) is an object of the current
+    /// Kubernetes API (<see cref="NetTune.Testing.Cluster.CurrentKubernetesApi.Release"/>), not only of the v1.20 test cluster's.
+    /// </summary>
+    [Fact]
+    public void WhatTheOperatorBuildsIsOfTheCurrentKubernetesApi()
+    {
+        var tuning = DataPlaneTuning();
+        var agent = new AgentOptions("nettune-system", "nettune/agent:1")
+        {
+            NodeSelector = new Dictionary<string, string> { ["pool"] = "edge" },
+            KubeletRestart = KubeletRestart.TryParse("command:systemctl restart kubelet", out var restart, out _) ? restart : KubeletRestart.None,
+        };
+        var objects = new List<(string, object)>
+        {
+            ("agent DaemonSet", AgentDaemonSetBuilder.Build(agent, [tuning])),
+            ("agent DaemonSet, defaults", AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"), [tuning])),
+            ("agent ServiceAccount", AgentDaemonSetBuilder.BuildServiceAccount(agent, [tuning])),
+        };
+        var pods = DataPlanePodBuilder.Build(tuning, "node-a", WithPages, TwoSockets(), Options);
+        Assert.NotEmpty(pods);
+        objects.AddRange(pods.Select((p, i) => ($"data-plane pod {i}", (object)p)));
+        // Where a builder leaves apiVersion and kind to the client, the client sends these.
+        foreach (var (_, o) in objects)
+            if (o is k8s.IKubernetesObject { ApiVersion: null } k)
+                (k.ApiVersion, k.Kind) = k switch
+                {
+                    V1DaemonSet => ("apps/v1", "DaemonSet"),
+                    V1ServiceAccount => ("v1", "ServiceAccount"),
+                    _ => ("v1", "Pod"),
+                };
+        var problems = NetTune.Testing.Cluster.CurrentKubernetesApi.Check(objects).Where(p => p.Value.Count > 0).Select(p => $"{p.Key}: {string.Join("; ", p.Value)}").ToList();
+        Assert.Empty(problems);
+    }
 }
