@@ -112,12 +112,24 @@ public sealed class TuningEngine
         if (spec.DryRun) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (dry run)");
         if (PlanOnly) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (the agent runs with --plan-only)");
 
-        // A journal from another boot: the kernel starts from its defaults again. Its originals stay (they are the
-        // values from before the agent's first change, which a reboot does not make any truer), and every later save
-        // says this boot, with the tuning not yet applied in it until this run succeeds.
+        // A journal from another boot: none of the knobs survives a reboot, so every one of them is at the value this
+        // boot began with (its kernel command line, its boot scripts), and that is what a revert must give back, not
+        // the previous boot's. The old originals go; this run records the current values as it changes them.
         var boot = host.BootId;
-        var afterReboot = journal.BootId is not null && boot is not null && journal.BootId != boot;
-        journal = journal with { BootId = boot ?? journal.BootId, AppliedBootId = afterReboot || boot is null ? null : journal.AppliedBootId };
+        var afterReboot = IsFromAnotherBoot(journal, boot);
+        if (afterReboot)
+        {
+            journal = TuningJournal.Empty;
+            try
+            {
+                _journal.Delete();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return new RunReport(RunKind.Failed, host, plan, [], $"cannot drop the previous boot's journal {_journal.FilePath}: {e.Message}; nothing was changed");
+            }
+        }
+        journal = journal with { BootId = boot ?? journal.BootId, AppliedBootId = boot is null ? null : journal.AppliedBootId };
 
         var results = new List<KnobResult>();
         var restored = results.Count;
@@ -157,11 +169,19 @@ public sealed class TuningEngine
         var failed = results.Where(r => r.Result is KnobOutcome.Failed or KnobOutcome.Shortfall).ToArray();
         StampBoot(boot, failed.Length == 0 ? boot : null);
         var finalHost = Discover();
-        var rebootNote = afterReboot ? $"; applied again after a reboot (boot {journal.BootId}), originals from before the first change kept" : "";
+        var rebootNote = afterReboot ? $"; applied again after a reboot (boot {boot}), with this boot's values as the originals to restore" : "";
         return failed.Length == 0
             ? new RunReport(RunKind.Applied, finalHost, plan, results, $"{results.Count(r => r.Result == KnobOutcome.Applied)} knobs at their targets{rebootNote}") { AfterReboot = afterReboot }
             : new RunReport(RunKind.Failed, finalHost, plan, results, $"{failed.Length} knobs failed: " + string.Join("; ", failed.Take(5).Select(f => $"{f.Knob}: {f.Message}")) + rebootNote) { AfterReboot = afterReboot };
     }
+
+    /// <summary>
+    /// Whether the journal was last saved in another boot than <paramref name="boot"/>. Every change is journaled (with
+    /// the boot) before it is made, so such a journal holds nothing this boot changed. Unknown boots (a format-1
+    /// journal, a host without a boot id) count as this one: the originals are then all there is.
+    /// </summary>
+    private static bool IsFromAnotherBoot(TuningJournal journal, string? boot) =>
+        journal.BootId is not null && boot is not null && journal.BootId != boot;
 
     /// <summary>Records in the journal whether this boot has the tuning applied; a journal without entries is not kept, so it says nothing.</summary>
     private void StampBoot(string? boot, string? appliedBoot)
@@ -208,6 +228,23 @@ public sealed class TuningEngine
         catch (JournalCorruptException e)
         {
             return new RunReport(RunKind.JournalCorrupt, null, null, [], e.Message);
+        }
+        if (journal.Entries.Count > 0 && IsFromAnotherBoot(journal, new TopologyDiscovery(_fs, _channels).BootId()))
+        {
+            // The reboot already put every knob back to what this boot began with; the previous boot's originals
+            // would undo this boot's own settings (hugepages reserved at boot, say).
+            if (PlanOnly)
+                return new RunReport(RunKind.Reverted, Discover(), null, [], "nothing to restore: the journal is from a previous boot and this boot was never tuned");
+            try
+            {
+                _journal.Delete();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return new RunReport(RunKind.RevertFailed, Discover(), null, [], $"cannot remove the previous boot's journal {_journal.FilePath}: {e.Message}");
+            }
+            return new RunReport(RunKind.Reverted, Discover(), null, [],
+                $"nothing to restore: the journal's {journal.Entries.Count} originals are from a previous boot (boot {journal.BootId}); this boot was never tuned, every knob has the value it began with");
         }
         if (PlanOnly)
         {
