@@ -237,8 +237,9 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             || await GateOnKubeletAsync(run.Host, spec, conditions, generation, ct).ConfigureAwait(false);
         _kubeletPending = !kubeletSees;
         if (run.Kind == RunKind.Applied && kubeletSees) status.LastAppliedGeneration = generation;
-        // A rollback is not retried: the same NIC changes would cut the node off again.
-        _lastApplyFailed = run.Kind is RunKind.Failed;
+        // A rollback is not retried (the same NIC changes would cut the node off again), unless the API server was
+        // down whatever the changes did: then they are made once it answers.
+        _lastApplyFailed = run.Retry;
         _appliedGeneration = generation;
         _lastKnobs = [.. run.Knobs];
         await WriteStatusAsync(status, conditions, generation, run, published).ConfigureAwait(false);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using k8s;
 using Microsoft.Extensions.Logging;
 using NetTune.Agent;
+using NetTune.Agent.Core.Apply;
 using Prometheus;
 
 var hostRoot = new Option<string>("--host-root") { Description = "Folder the host's /sys and /proc are under (/host in the DaemonSet).", DefaultValueFactory = _ => "/" };

@@ -15,6 +15,15 @@ public sealed record RunReport(RunKind Kind, HostSnapshot? Host, TuningPlan? Pla
     /// <summary>The journal came from another boot: the kernel had its defaults again and the tuning was applied anew.</summary>
     public bool AfterReboot { get; init; }
 
+    /// <summary>
+    /// The API server did not answer before this run's NIC changes, or still did not after they were rolled back: an
+    /// outage that was not the change's doing. The NIC knobs were not changed (or were put back) and are tried again.
+    /// </summary>
+    public bool ApiServerOutage { get; init; }
+
+    /// <summary>Whether the whole apply is worth another try at the next drift interval: failed knobs, or an outage that held NIC changes back.</summary>
+    public bool Retry => Kind == RunKind.Failed || ApiServerOutage;
+
     public bool Succeeded => Kind is RunKind.Applied or RunKind.DryRun or RunKind.Reverted;
 }
 
@@ -75,6 +84,9 @@ public sealed class TuningEngine
     /// <summary>How long the API server may stay unreachable after NIC changes before they are rolled back.</summary>
     public TimeSpan ConnectivityBound { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>How long the API server may take to answer before a run's NIC changes; when it does not, they wait for the next run.</summary>
+    public TimeSpan ConnectivityPrecheckBound { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Step size and free-memory floor for raising hugepage pools.</summary>
     public HugepagesRaiseOptions HugepagesRaise
     {
@@ -131,14 +143,34 @@ public sealed class TuningEngine
         }
         journal = journal with { BootId = boot ?? journal.BootId, AppliedBootId = boot is null ? null : journal.AppliedBootId };
 
+        // The rollback below tells "this change cut the node off" by the API server not answering after it; that
+        // means nothing when it did not answer before either. NIC changes then wait until it answers again.
+        string? unreachableBefore = null;
+        if (Connectivity is not null && ChangesNics(journal, plan))
+        {
+            var (reachable, detail) = Connectivity.WaitUntilReachable(ConnectivityPrecheckBound);
+            if (!reachable) unreachableBefore = detail;
+        }
+
         var results = new List<KnobResult>();
         var restored = results.Count;
-        journal = RestoreNoLongerWanted(journal, host, plan, results);
+        journal = RestoreNoLongerWanted(journal, host, plan, results, nics: unreachableBefore is null);
         // Channels put back rebuild the queues: plan against what is there now, so queue originals are read afresh.
         if (results.Skip(restored).Any(r => r.Knob.EndsWith("/channels", StringComparison.Ordinal) && r.Result == KnobOutcome.Reverted)) (host, plan) = PlanNow(spec);
 
         for (var phase = 0; phase <= 4; phase++)
         {
+            if (unreachableBefore is not null && phase <= NicPhase)
+            {
+                results.AddRange(plan.Desired.Where(d => d.Phase == phase).Select(d => d.NeedsChange
+                    ? new KnobResult
+                    {
+                        Knob = d.Knob, Result = KnobOutcome.Failed, Value = d.Current,
+                        Message = $"not changed yet: the API server did not answer before the change ({unreachableBefore}), so a rollback could not tell whether the change cut the node off; changed once it answers",
+                    }
+                    : new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current }));
+                continue;
+            }
             if (phase == 0)
             {
                 var channelResult = ApplyChannels(spec, journal, host, plan, results);
@@ -170,6 +202,10 @@ public sealed class TuningEngine
         StampBoot(boot, failed.Length == 0 ? boot : null);
         var finalHost = Discover();
         var rebootNote = afterReboot ? $"; applied again after a reboot (boot {boot}), with this boot's values as the originals to restore" : "";
+        if (unreachableBefore is not null)
+            return new RunReport(RunKind.Failed, finalHost, plan, results,
+                $"the API server did not answer before the NIC changes ({unreachableBefore}): {failed.Length} NIC knobs wait until it does, so that a rollback can tell whether a change cut the node off; the other knobs were applied{rebootNote}")
+                { AfterReboot = afterReboot, ApiServerOutage = true };
         return failed.Length == 0
             ? new RunReport(RunKind.Applied, finalHost, plan, results, $"{results.Count(r => r.Result == KnobOutcome.Applied)} knobs at their targets{rebootNote}") { AfterReboot = afterReboot }
             : new RunReport(RunKind.Failed, finalHost, plan, results, $"{failed.Length} knobs failed: " + string.Join("; ", failed.Take(5).Select(f => $"{f.Knob}: {f.Message}")) + rebootNote) { AfterReboot = afterReboot };
@@ -347,18 +383,37 @@ public sealed class TuningEngine
         var undoneKnobs = undone.Select(u => u.Knob).ToHashSet(StringComparer.Ordinal);
         var report = results.Where(r => !undoneKnobs.Contains(r.Knob)).Concat(undone).ToList();
         var failed = undone.Count(u => u.Result == KnobOutcome.Failed);
-        return new RunReport(RunKind.RolledBack, Discover(), plan, report,
-            $"the API server was unreachable for {ConnectivityBound.TotalSeconds:0} s after {written.Count} NIC changes ({detail}); " +
-            $"rolled them back from the journal ({done.Count} knobs{(failed > 0 ? $", {failed} could not be restored" : "")}; hugepages and sysctls are kept); " +
-            (back ? "the API server is reachable again" : $"the API server is still unreachable ({afterDetail})") +
-            "; this generation is not applied again until the spec changes");
+        var rolledBack = $"the API server was unreachable for {ConnectivityBound.TotalSeconds:0} s after {written.Count} NIC changes ({detail}); " +
+            $"rolled them back from the journal ({done.Count} knobs{(failed > 0 ? $", {failed} could not be restored" : "")}; hugepages and sysctls are kept); ";
+        // Answering again once the changes are undone is what convicts them. Still silent after the rollback, the API
+        // server went down by itself (it answered before the changes): they are made again once it answers.
+        return back
+            ? new RunReport(RunKind.RolledBack, Discover(), plan, report, rolledBack + "the API server is reachable again; this generation is not applied again until the spec changes")
+            : new RunReport(RunKind.RolledBack, Discover(), plan, report, rolledBack +
+                $"the API server is still unreachable without them ({afterDetail}), so they are not taken for the cause: they are made again once it answers")
+                { ApiServerOutage = true };
     }
 
-    /// <summary>Knobs an earlier spec changed that this one no longer wants go back to their originals.</summary>
-    private TuningJournal RestoreNoLongerWanted(TuningJournal journal, HostSnapshot host, TuningPlan plan, List<KnobResult> results)
+    /// <summary>NIC knobs (channels, queue settings, IRQ affinity) come before hugepages and sysctls; only they can cut the node off.</summary>
+    private const int NicPhase = 2;
+
+    /// <summary>Whether this run would write a NIC knob: a planned change, or one the spec no longer wants going back.</summary>
+    private static bool ChangesNics(TuningJournal journal, TuningPlan plan)
     {
-        var wanted = plan.Desired.Select(JournalKeys.Of).Concat(plan.Notes.Select(n => n.Kind is { } k ? JournalKeys.Of(k, n.Knob, n.Identity) : n.Knob)).ToHashSet(StringComparer.Ordinal);
-        var stale = journal.Entries.Where(e => !wanted.Contains(e.Key)).OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
+        if (plan.Desired.Any(d => d.Phase <= NicPhase && d.NeedsChange)) return true;
+        var wanted = Wanted(plan);
+        return journal.Entries.Any(e => KnobValues.Phase(e.Kind) <= NicPhase && !wanted.Contains(e.Key));
+    }
+
+    /// <summary>The journal keys of every knob the plan holds on to, changed or not.</summary>
+    private static HashSet<string> Wanted(TuningPlan plan) =>
+        plan.Desired.Select(JournalKeys.Of).Concat(plan.Notes.Select(n => n.Kind is { } k ? JournalKeys.Of(k, n.Knob, n.Identity) : n.Knob)).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>Knobs an earlier spec changed that this one no longer wants go back to their originals (NIC knobs only when <paramref name="nics"/>).</summary>
+    private TuningJournal RestoreNoLongerWanted(TuningJournal journal, HostSnapshot host, TuningPlan plan, List<KnobResult> results, bool nics)
+    {
+        var wanted = Wanted(plan);
+        var stale = journal.Entries.Where(e => !wanted.Contains(e.Key) && (nics || KnobValues.Phase(e.Kind) > NicPhase)).OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
         if (stale.Length == 0) return journal;
         var done = new List<string>();
         foreach (var e in stale)
