@@ -28,6 +28,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private readonly KubeletRestarter? _restarter = KubeletRestarter.From(options.KubeletRestartCommand, options.KubeletRestartRequestFile);
     // The last apply left hugepages the node's capacity does not show yet: each drift tick looks again.
     private bool _kubeletPending;
+    // Since when this node has had no NodeState while the journal held changes.
+    private DateTime? _orphanedSince;
     // The kernel's hugepages the kubelet was last restarted for: one restart per change of the pools, never a loop.
     private string? _restartedFor;
 
@@ -139,9 +141,10 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         var state = await api.GetAsync(ct).ConfigureAwait(false);
         if (state is null)
         {
-            log.LogDebug("no NetworkTuningNodeState {Node} yet", options.NodeName);
+            await WithoutNodeStateAsync(ct).ConfigureAwait(false);
             return;
         }
+        _orphanedSince = null;
         var generation = state.Metadata.Generation ?? 0;
         var spec = state.Spec;
         var status = state.Status ?? new NodeStateStatus();
@@ -244,6 +247,55 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         _lastKnobs = [.. run.Knobs];
         await WriteStatusAsync(status, conditions, generation, run, published).ConfigureAwait(false);
         await SetTunedAsync(run.Kind == RunKind.Applied && kubeletSees, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// No NetworkTuningNodeState: none was made for this node yet, or it was deleted (by hand, or with its Node, which
+    /// owns it) while changes were applied. Nobody would ever ask this agent to revert them, so once the journal has held
+    /// changes for longer than the grace period without a NodeState, the agent reverts from the journal and says so in
+    /// its log, an Event on the Node and a metric. A NodeState that comes back within the grace period resumes as usual.
+    /// </summary>
+    private async Task WithoutNodeStateAsync(CancellationToken ct)
+    {
+        var journaled = engine.JournaledChanges();
+        if (journaled == 0 || options.OrphanGrace <= TimeSpan.Zero)
+        {
+            _orphanedSince = null;
+            log.LogDebug("no NetworkTuningNodeState {Node}", options.NodeName);
+            return;
+        }
+        var now = DateTime.UtcNow;
+        if (_orphanedSince is null)
+        {
+            _orphanedSince = now;
+            log.LogWarning("no NetworkTuningNodeState {Node}, but the journal holds {Count} changed knobs: reverting them from the journal at {At:O} unless it comes back",
+                options.NodeName, journaled, now + options.OrphanGrace);
+        }
+        if (now - _orphanedSince < options.OrphanGrace) return;
+
+        var sw = Stopwatch.StartNew();
+        var report = await Task.Run(engine.Revert, ct).ConfigureAwait(false);
+        metrics.Observe(report, "revert", sw.Elapsed);
+        metrics.OrphanReverts.WithLabels(report.Kind.ToString()).Inc();
+        var message = $"no NetworkTuningNodeState {options.NodeName} for {(now - _orphanedSince.Value).TotalSeconds:0} s while the journal held changes: reverted from the journal: {report.Kind}: {report.Message}";
+        if (report.Kind == RunKind.Reverted) log.LogWarning("{Message}", message);
+        else log.LogError("{Message}", message);
+        try
+        {
+            await api.RecordNodeEventAsync("Warning",
+                report.Kind == RunKind.Reverted ? "RevertedWithoutNodeState" : "RevertWithoutNodeStateFailed", message, ct).ConfigureAwait(false);
+        }
+        catch (k8s.Autorest.HttpOperationException e)
+        {
+            log.LogWarning("could not record the Event about node {Node}: {Status} {Error}", options.NodeName, (int)e.Response.StatusCode, e.Response.Content);
+        }
+        // A failed revert is tried again at the next run; a done one leaves nothing journaled, so nothing happens until a NodeState comes.
+        _orphanedSince = report.Kind == RunKind.Reverted ? null : _orphanedSince;
+        _appliedGeneration = null;
+        _revertedGeneration = null;
+        _kubeletPending = false;
+        _lastKnobs = [.. report.Knobs];
+        await SetTunedAsync(false, ct).ConfigureAwait(false);
     }
 
     /// <summary>

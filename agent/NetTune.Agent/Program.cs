@@ -39,11 +39,16 @@ var connectivityTimeout = new Option<string>("--connectivity-timeout")
     Description = "How long the API server may stay unreachable after NIC changes before the agent rolls them back from its journal; 0 disables the check.",
     DefaultValueFactory = _ => "60s",
 };
+var orphanGrace = new Option<string>("--orphan-revert-after")
+{
+    Description = "How long the journal may hold changes while this node has no NetworkTuningNodeState (deleted, or its Node deleted with it) before the agent reverts them from the journal; 0 never does.",
+    DefaultValueFactory = _ => "10m",
+};
 var channelBackend = new Option<ChannelBackend>("--channel-backend") { Description = "Ethtool (SIOCETHTOOL) on a real host; Fixture for fixture host roots.", DefaultValueFactory = _ => ChannelBackend.Ethtool };
 
 var root = new RootCommand("NetTune node agent: discovers the node's NUMA/NIC topology and applies its NetworkTuningNodeState.")
 {
-    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent, netNamespace, kubeletRestart, kubeletRestartRequestFile, kubeletRestartTimeout, connectivityTimeout,
+    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent, netNamespace, kubeletRestart, kubeletRestartRequestFile, kubeletRestartTimeout, connectivityTimeout, orphanGrace,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -70,6 +75,13 @@ root.SetAction(async (parse, ct) =>
         Console.Error.WriteLine($"--connectivity-timeout '{connectivityText}' is not a duration such as 60s (or 0)");
         return 2;
     }
+    var orphanText = parse.GetValue(orphanGrace);
+    var orphan = TimeSpan.Zero;
+    if (orphanText != "0" && !DurationParser.TryParse(orphanText, out orphan))
+    {
+        Console.Error.WriteLine($"--orphan-revert-after '{orphanText}' is not a duration such as 10m (or 0)");
+        return 2;
+    }
     var options = new AgentOptions
     {
         HostRoot = parse.GetValue(hostRoot)!,
@@ -86,6 +98,7 @@ root.SetAction(async (parse, ct) =>
         KubeletRestartRequestFile = parse.GetValue(kubeletRestartRequestFile),
         KubeletRestartTimeout = restartTimeout,
         ConnectivityTimeout = connectivity,
+        OrphanGrace = orphan,
     };
     return await AgentHost.RunAsync(options, ct);
 });

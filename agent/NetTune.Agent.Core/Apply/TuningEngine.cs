@@ -253,6 +253,19 @@ public sealed class TuningEngine
         }
     }
 
+    /// <summary>How many originals the journal holds: knobs changed and not yet restored (0 without a journal; a damaged one counts as -1).</summary>
+    public int JournaledChanges()
+    {
+        try
+        {
+            return _journal.Load().Entries.Count;
+        }
+        catch (JournalCorruptException)
+        {
+            return -1;
+        }
+    }
+
     /// <summary>Puts back every journaled original, channels first so the queues exist again before their settings return.</summary>
     public RunReport Revert()
     {
