@@ -42,6 +42,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         if (netns.SameAsHost == true) log.LogInformation("{Detail}", netns.Detail);
         else log.LogWarning("{Detail}: net sysctls will be refused (run the agent with hostNetwork)", netns.Detail);
         var watch = Task.Run(() => WatchLoopAsync(stop), stop);
+        var kubeletCpus = Task.Run(() => WatchKubeletCpusAsync(stop), stop);
         var notifications = options.ChannelBackend == ChannelBackend.Ethtool
             ? Task.Factory.StartNew(() => ListenForEthtoolChanges(stop), stop, TaskCreationOptions.LongRunning, TaskScheduler.Default)
             : Task.CompletedTask;
@@ -90,9 +91,36 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         log.LogInformation("agent stopping");
         try { await watch.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await notifications.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        try { await kubeletCpus.ConfigureAwait(false); } catch (OperationCanceledException) { }
     }
 
     private int _driftRequested;
+    private int _cpuAssignmentChanged;
+
+    /// <summary>
+    /// A Guaranteed pod that starts or ends changes which CPUs the kubelet gave containers exclusively, and with them
+    /// the CPUs interrupts, RPS and XPS may use: the checkpoint is read every <see cref="AgentOptions.KubeletCpuPollInterval"/>
+    /// (one small file), and a change plans and applies again at once.
+    /// </summary>
+    private async Task WatchKubeletCpusAsync(CancellationToken stop)
+    {
+        var last = engine.KubeletCpus();
+        if (last.Found && last.Error is null) log.LogInformation("{Detail}", last.Describe());
+        else log.LogWarning("{Detail}", last.Describe());
+        while (!stop.IsCancellationRequested)
+        {
+            await Task.Delay(options.KubeletCpuPollInterval, stop).ConfigureAwait(false);
+            var now = engine.KubeletCpus();
+            if (now.Found == last.Found && now.ExclusiveCpus.SequenceEqual(last.ExclusiveCpus)) continue;
+            log.LogInformation("the kubelet's exclusive CPUs changed from {Before} to {After}: planning again", Cpus(last), Cpus(now));
+            last = now;
+            Interlocked.Exchange(ref _cpuAssignmentChanged, 1);
+            Interlocked.Exchange(ref _driftRequested, 1);
+            _wake.Writer.TryWrite(true);
+        }
+
+        static string Cpus(Core.Topology.KubeletCpuAssignment a) => a.ExclusiveCpus.Count == 0 ? "none" : NetTune.Api.V1Alpha1.CpuList.Format(a.ExclusiveCpus);
+    }
 
     /// <summary>A channels notification from the kernel means someone may have undone the agent's work: look now.</summary>
     private void ListenForEthtoolChanges(CancellationToken stop)
@@ -150,6 +178,9 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         var status = state.Status ?? new NodeStateStatus();
         var conditions = status.Conditions?.ToList() ?? [];
         var step = NextStep.Decide(state, _appliedGeneration, _revertedGeneration, driftTick, _lastApplyFailed);
+        // A changed CPU assignment moves the targets, not the knobs: applied again, not counted as drift.
+        var cpusChanged = step is AgentStep.CheckDrift or AgentStep.Apply && Interlocked.Exchange(ref _cpuAssignmentChanged, 0) == 1;
+        if (cpusChanged) step = AgentStep.Apply;
         if (step == AgentStep.Nothing) return;
 
         if (step == AgentStep.Revert)
@@ -217,7 +248,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             api.PatchStatusAsync(planning, ct).GetAwaiter().GetResult();
         }, hold), ct).ConfigureAwait(false);
         metrics.Observe(run, isNew ? "apply" : "repair", watch.Elapsed);
-        log.LogInformation("apply of generation {Generation}{Drift}: {Kind} in {Ms} ms: {Message}", generation, isNew ? "" : " (drift repair)", run.Kind, watch.ElapsedMilliseconds, run.Message);
+        log.LogInformation("apply of generation {Generation}{Drift}: {Kind} in {Ms} ms: {Message}", generation,
+            isNew ? "" : cpusChanged ? " (the kubelet's exclusive CPUs changed)" : " (drift repair)", run.Kind, watch.ElapsedMilliseconds, run.Message);
 
         if (!isNew)
         {

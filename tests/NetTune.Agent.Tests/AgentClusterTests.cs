@@ -378,6 +378,63 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task AGuaranteedPodsExclusiveCpu_LosesInterruptsAndRpsWithinSeconds_AndGetsThemBackWhenThePodGoes()
+    {
+        const string node = "agent-node-exclusive";
+        const string kubeletRoot = "var/lib/nettune-test-kubelet"; // a kubelet run with --root-dir elsewhere
+        using var host = FixtureHost.ThisVm();
+        Directory.CreateDirectory(Path.Join(host.Root, kubeletRoot));
+        var checkpoint = $"{kubeletRoot}/cpu_manager_state";
+        host.Write(checkpoint, """{"policyName":"static","defaultCpuSet":"0-1","checksum":1}""");
+        var client = Cluster.Client;
+        await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
+        var spec = new NodeStateSpec
+        {
+            NodeName = node,
+            Nic = new NicSpec { Interfaces = new InterfaceSelector { Drivers = ["virtio_net"] }, IrqAffinity = new IrqAffinitySpec(), Rps = new RpsSpec { Enabled = true } },
+        };
+        await CreateNodeStateAsync(node, spec);
+        // A drift interval far longer than the test: only the watch of the kubelet's assignment can move anything.
+        var agent = StartAgent(host, node, Path.Join(host.Dir, "agent.log"), "10m", extraArgs: ["--kubelet-root-dir", "/" + kubeletRoot]);
+        try
+        {
+            await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, agent);
+            Assert.Equal(("0", "0", "3"), (host.Read("proc/irq/38/smp_affinity_list"), host.Read("proc/irq/39/smp_affinity_list"), host.Read("sys/class/net/eth0/queues/rx-0/rps_cpus")));
+
+            // A Guaranteed pod is admitted: the static policy gives it CPU 0.
+            host.Write(checkpoint, """{"policyName":"static","defaultCpuSet":"1","entries":{"8a6b1f0e-0000-4000-8000-000000000002":{"dataplane":"0"}},"checksum":2}""");
+            await WaitForHostAsync(host, () => (host.Read("proc/irq/38/smp_affinity_list"), host.Read("proc/irq/39/smp_affinity_list"), host.Read("sys/class/net/eth0/queues/rx-0/rps_cpus")) == ("1", "1", "2"),
+                "interrupts and RPS off CPU 0", agent);
+            var pinned = await WaitForAsync(node, s => s.Status!.Knobs?.Any(k => k.Knob == "nic/eth0/rx-0/rps_cpus" && k.Value == "2") == true, agent);
+            Assert.Null(pinned.Status!.Drift?.FirstOrDefault(d => d.Knob == "nic/eth0/rx-0/rps_cpus")); // new targets, not drift
+
+            // The pod ends: the kubelet drops the entry, CPU 0 serves the NIC again.
+            host.Write(checkpoint, """{"policyName":"static","defaultCpuSet":"0-1","checksum":3}""");
+            await WaitForHostAsync(host, () => (host.Read("proc/irq/38/smp_affinity_list"), host.Read("sys/class/net/eth0/queues/rx-0/rps_cpus")) == ("0", "3"),
+                "interrupts and RPS back on CPU 0", agent);
+            Assert.Contains("exclusive CPUs changed from none to 0: planning again", File.ReadAllText(Path.Join(host.Dir, "agent.log")));
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            await DeleteNodeAndStateAsync(node);
+        }
+    }
+
+    /// <summary>Polls the host until <paramref name="done"/> holds, for at most 10 s: the agent reads the kubelet's assignment every 2 s.</summary>
+    private static async Task WaitForHostAsync(FixtureHost host, Func<bool> done, string what, ChildProcess agent)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (done()) return;
+            Assert.False(agent.HasExited, "the agent exited:\n" + agent.Tail());
+            await Task.Delay(100);
+        }
+        Assert.Fail($"{what} never came within 10 s\nagent log:\n{agent.Tail(30)}");
+    }
+
     private Task CreateNodeStateAsync(string node, NodeStateSpec spec) =>
         Cluster.Client.CustomObjects.CreateClusterCustomObjectAsync(
             new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);

@@ -59,7 +59,13 @@ public sealed class TuningEngine
     /// <summary>How long a NIC whose link was up may take to come back after its channels change before the change is undone.</summary>
     public TimeSpan LinkWait { get; init; } = TimeSpan.FromSeconds(15);
 
-    public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels).Discover();
+    public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels) { KubeletRootDir = KubeletRootDir }.Discover();
+
+    /// <summary>The kubelet's root dir on the host (its CPU manager checkpoint tells which CPUs are containers' exclusively).</summary>
+    public string KubeletRootDir { get; init; } = KubeletCpuAssignment.DefaultKubeletRootDir;
+
+    /// <summary>The kubelet's exclusive CPU assignment as it is now: cheap (one small file), for watching it between runs.</summary>
+    public KubeletCpuAssignment KubeletCpus() => new HostFactsDiscovery(_fs).KubeletCpus(KubeletRootDir);
 
     /// <summary>Plans against the host as it is now, without changing anything (also the drift check).</summary>
     public (HostSnapshot Host, TuningPlan Plan) PlanNow(NodeStateSpec spec)
