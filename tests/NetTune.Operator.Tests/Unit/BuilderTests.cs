@@ -174,8 +174,8 @@ public sealed class BuilderTests
         var c = pod.Containers.Single();
         Assert.True(c.SecurityContext.Privileged);
         Assert.Equal("spec.nodeName", c.Env.Single(e => e.Name == "NODE_NAME").ValueFrom.FieldRef.FieldPath);
-        Assert.Equal(["/host/sys", "/host/proc", "/var/lib/nettune", PodBoundToken.MountPath], c.VolumeMounts.Select(m => m.MountPath));
-        Assert.Equal(["/sys", "/proc", "/var/lib/nettune"], pod.Volumes.Where(v => v.HostPath is not null).Select(v => v.HostPath.Path));
+        Assert.Equal(["/host/sys", "/host/proc", "/var/lib/nettune", "/host/var/lib/kubelet", PodBoundToken.MountPath], c.VolumeMounts.Select(m => m.MountPath));
+        Assert.Equal(["/sys", "/proc", "/var/lib/nettune", "/var/lib/kubelet"], pod.Volumes.Where(v => v.HostPath is not null).Select(v => v.HostPath.Path));
         Assert.NotNull(c.Resources.Requests["cpu"]);
         Assert.NotNull(c.Resources.Limits["memory"]);
         Assert.Contains(pod.Tolerations, t => t.OperatorProperty == "Exists");
@@ -184,6 +184,34 @@ public sealed class BuilderTests
         var narrowed = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img") { NodeSelector = new Dictionary<string, string> { ["pool"] = "edge" } }, [a]);
         Assert.Equal(["nettune.io/agent", "pool"], narrowed.Spec.Template.Spec.NodeSelector.Keys.Order());
     }
+
+    [Fact]
+    public void TheAgentReadsTheKubeletsCpuAssignmentFromItsRootDir_ReadOnly_WhereverTheKubeletKeepsIt()
+    {
+        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img") { KubeletRootDir = "/data/kubelet" }, [Tuning("a", selector: Labels(("zone", "a")))]);
+        var pod = ds.Spec.Template.Spec;
+        var c = pod.Containers.Single();
+        var mount = c.VolumeMounts.Single(m => m.MountPath == "/host/data/kubelet");
+        Assert.True(mount.ReadOnlyProperty);
+        var volume = pod.Volumes.Single(v => v.Name == mount.Name).HostPath;
+        Assert.Equal(("/data/kubelet", "Directory"), (volume.Path, volume.Type));
+        // The agent reads <host root><kubelet root>/cpu_manager_state.
+        var args = c.Args.ToList();
+        Assert.Equal("/data/kubelet", args[args.IndexOf("--kubelet-root-dir") + 1]);
+        Assert.Equal("/host", args[args.IndexOf("--host-root") + 1]);
+    }
+
+    [Theory]
+    [InlineData("/var/lib/kubelet", true)]
+    [InlineData("/data/k8s/kubelet", true)]
+    [InlineData("/", false)]
+    [InlineData("var/lib/kubelet", false)]
+    [InlineData("/var/lib/kubelet/", false)]
+    [InlineData("/var/../etc", false)]
+    [InlineData("/var//kubelet", false)]
+    [InlineData("/var/lib/kube:let", false)]
+    public void TheKubeletRootDirMustBeAnAbsoluteNormalFolder(string path, bool valid) =>
+        Assert.Equal(valid, AgentSettingsParser.IsHostDirectory(path));
 
     [Fact]
     public void ANodeKeepsItsAgentUntilItReportedReverted()
