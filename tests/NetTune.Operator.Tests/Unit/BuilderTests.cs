@@ -16,7 +16,8 @@ public sealed class BuilderTests
         t.Spec.Nic = new NicSpec
         {
             Interfaces = new InterfaceSelector { Names = ["eth*"] },
-            IrqAffinity = new IrqAffinitySpec { ReservedCpus = "0,8" },
+            IrqAffinity = new IrqAffinitySpec(),
+            HousekeepingCpus = "0,8",
         };
         t.Spec.Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 256, PerNumaNode = [new NumaNodePages { NumaNode = 1, Pages = 128 }] }];
         t.Spec.DataPlane = new DataPlaneSpec
@@ -297,11 +298,28 @@ public sealed class BuilderTests
         pods = DataPlanePodBuilder.Build(t, "node-a", null, smt, Options);
         Assert.Equal(["3", "3"], pods.Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
 
-        // More than a socket has outside reservedCpus: single-numa-node could not admit it, so it is not made.
+        // More than a socket has outside the housekeeping CPUs: single-numa-node could not admit it, so it is not made.
         t.Spec.DataPlane.CpusPerSocket = 8;
         var plan = DataPlanePodBuilder.Plan(t, "node-a", null, smt, Options);
         Assert.All(plan, s => Assert.Null(s.Pod));
-        Assert.Contains("has 7 CPUs outside reservedCpus", plan[0].WaitMessage);
+        Assert.Contains("has 7 CPUs outside the housekeeping CPUs", plan[0].WaitMessage);
+    }
+
+    [Fact]
+    public void TheDeprecatedIrqReservedCpus_StillCountAsHousekeepingForTheDataPlane_WhenNoHousekeepingCpusAreGiven()
+    {
+        var smt = TwoSockets();
+        smt.Cpus = Enumerable.Range(0, 16).Select(i => new CpuTopology { Id = i, Package = i / 8, Core = i % 4, ThreadSiblings = $"{i - i % 8 + i % 4},{i - i % 8 + i % 4 + 4}" }).ToList();
+        var current = DataPlaneTuning();
+        current.Spec.Hugepages = null;
+        var old = DataPlaneTuning();
+        old.Spec.Hugepages = null;
+        old.Spec.Nic!.HousekeepingCpus = null;
+        old.Spec.Nic.IrqAffinity!.ReservedCpus = "0,8"; // a v1alpha1 object written before housekeepingCpus was the one CPU set
+        Assert.Equal(DataPlanePodBuilder.Build(current, "node-a", null, smt, Options).Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()),
+            DataPlanePodBuilder.Build(old, "node-a", null, smt, Options).Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
+        old.Spec.Nic.IrqAffinity.ReservedCpus = null;
+        Assert.Equal(["8", "8"], DataPlanePodBuilder.Build(old, "node-a", null, smt, Options).Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
     }
 
     [Fact]
