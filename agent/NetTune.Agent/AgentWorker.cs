@@ -321,8 +321,9 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         {
             log.LogWarning("could not record the Event about node {Node}: {Status} {Error}", options.NodeName, (int)e.Response.StatusCode, e.Response.Content);
         }
-        // A failed revert is tried again at the next run; a done one leaves nothing journaled, so nothing happens until a NodeState comes.
-        _orphanedSince = report.Kind == RunKind.Reverted ? null : _orphanedSince;
+        // A failed revert (a damaged journal, a knob the kernel refuses) is tried again one grace period later, not at
+        // every run; a done one leaves nothing journaled, so nothing happens until a NodeState comes.
+        _orphanedSince = report.Kind == RunKind.Reverted ? null : now;
         _appliedGeneration = null;
         _revertedGeneration = null;
         _kubeletPending = false;

@@ -129,7 +129,9 @@ public static class AgentDaemonSetBuilder
                 new V1VolumeMount { Name = "host-proc", MountPath = "/host/proc" },
                 new V1VolumeMount { Name = "journal", MountPath = JournalDir },
                 // The file is replaced (written and renamed) on every change: its folder is mounted, not the file.
-                new V1VolumeMount { Name = "kubelet-root", MountPath = "/host" + options.KubeletRootDir, ReadOnlyProperty = true },
+                // HostToContainer: pod volumes the kubelet unmounts on the host go from the agent's copy too; a
+                // private copy would keep them busy and the kubelet could not remove the pods' folders.
+                new V1VolumeMount { Name = "kubelet-root", MountPath = "/host" + options.KubeletRootDir, ReadOnlyProperty = true, MountPropagation = "HostToContainer" },
                 PodBoundToken.Mount,
             ],
             Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MetricsPort }],

@@ -194,6 +194,7 @@ public sealed class BuilderTests
         var c = pod.Containers.Single();
         var mount = c.VolumeMounts.Single(m => m.MountPath == "/host/data/kubelet");
         Assert.True(mount.ReadOnlyProperty);
+        Assert.Equal("HostToContainer", mount.MountPropagation); // the kubelet's unmounts reach the agent's copy
         var volume = pod.Volumes.Single(v => v.Name == mount.Name).HostPath;
         Assert.Equal(("/data/kubelet", "Directory"), (volume.Path, volume.Type));
         // The agent reads <host root><kubelet root>/cpu_manager_state.
