@@ -23,7 +23,7 @@ public sealed class ScriptedConnectivity(params bool[] answers) : IConnectivityC
 /// <summary>Item 1 of issue 12: NIC changes that cut the node off from the API server undo themselves from the journal.</summary>
 public sealed class ConnectivityRollbackTests
 {
-    private static TuningEngine Engine(FixtureHost host, IConnectivityCheck check) =>
+    internal static TuningEngine Engine(FixtureHost host, IConnectivityCheck check) =>
         new(host.Fs, new SimulatedChannelControl(host.Fs), new JournalStore(host.JournalDir)) { Connectivity = check, ConnectivityBound = TimeSpan.FromSeconds(45) };
 
     [Fact]
@@ -57,7 +57,7 @@ public sealed class ConnectivityRollbackTests
     }
 
     /// <summary>Channels, queue folders and IRQ affinities: what a NIC change touches.</summary>
-    private static SortedDictionary<string, string> NicFiles(FixtureHost host) =>
+    internal static SortedDictionary<string, string> NicFiles(FixtureHost host) =>
         new(host.TreeImage().Where(kv => kv.Key.StartsWith(".fixture/", StringComparison.Ordinal) || kv.Key.Contains("/queues/", StringComparison.Ordinal)
             || kv.Key.StartsWith("proc/irq/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal);
 
@@ -83,8 +83,9 @@ public sealed class ConnectivityRollbackTests
 /// </summary>
 public sealed class ApiServerOutageTests
 {
-    private static TuningEngine Engine(FixtureHost host, IConnectivityCheck check) =>
-        new(host.Fs, new SimulatedChannelControl(host.Fs), new JournalStore(host.JournalDir)) { Connectivity = check, ConnectivityBound = TimeSpan.FromSeconds(45) };
+    private static TuningEngine Engine(FixtureHost host, IConnectivityCheck check) => ConnectivityRollbackTests.Engine(host, check);
+
+    private static SortedDictionary<string, string> NicFiles(FixtureHost host) => ConnectivityRollbackTests.NicFiles(host);
 
     [Fact]
     public void DownBeforeTheChange_NicKnobsWait_TheRestIsApplied_AndTheRunIsRetried()
@@ -122,10 +123,6 @@ public sealed class ApiServerOutageTests
         Assert.Contains("still unreachable without them", report.Message);
         Assert.Contains("made again once it answers", report.Message);
     }
-
-    private static SortedDictionary<string, string> NicFiles(FixtureHost host) =>
-        new(host.TreeImage().Where(kv => kv.Key.StartsWith(".fixture/", StringComparison.Ordinal) || kv.Key.Contains("/queues/", StringComparison.Ordinal)
-            || kv.Key.StartsWith("proc/irq/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal);
 }
 
 public sealed class KubeletHugepagesTests

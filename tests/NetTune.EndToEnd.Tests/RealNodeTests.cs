@@ -121,14 +121,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             },
         });
         await WaitForNodeStateAsync(Applied, "NodeState Applied for its generation");
-        V1Pod pod = null!;
-        await Eventually.TrueAsync(async () =>
-        {
-            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace,
-                labelSelector: $"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}")).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
-            pod = pods.Count == 1 ? pods[0] : null!;
-            return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true;
-        }, "the data-plane pod to be Ready", Patience, fixture.DescribePodsAsync);
+        var pod = await ReadyDataPlanePodAsync(tuning);
         Assert.Equal("Guaranteed", pod.Status.QosClass);
         Assert.Equal(RealNodeFixture.NodeName, pod.Spec.NodeName);
 
@@ -287,14 +280,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             },
         });
         await WaitForNodeStateAsync(Applied, "NodeState Applied for its generation");
-        V1Pod pod = null!;
-        await Eventually.TrueAsync(async () =>
-        {
-            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace,
-                labelSelector: $"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}")).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
-            pod = pods.Count == 1 ? pods[0] : null!;
-            return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true;
-        }, "the data-plane pod to be Ready", Patience, fixture.DescribePodsAsync);
+        var pod = await ReadyDataPlanePodAsync(tuning);
         var pinned = KubeletAssignedCpus(pod);
         Assert.Equal("1", pinned); // the static policy keeps CPU 0 shared (kubeReserved) and gives the pod CPU 1
         output.WriteLine($"the kubelet gave the data-plane pod CPU {pinned}");
@@ -366,6 +352,19 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         if (!Directory.Exists(HostValues.JournalDir)) return "journal:";
         Assert.Empty(Directory.EnumerateFileSystemEntries(HostValues.JournalDir));
         return "journal:";
+    }
+
+    private async Task<V1Pod> ReadyDataPlanePodAsync(string tuning)
+    {
+        V1Pod pod = null!;
+        await Eventually.TrueAsync(async () =>
+        {
+            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace,
+                labelSelector: $"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}")).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+            pod = pods.Count == 1 ? pods[0] : null!;
+            return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true;
+        }, "the data-plane pod to be Ready", Patience, fixture.DescribePodsAsync);
+        return pod;
     }
 
     private async Task<string> CreateVethAsync()
