@@ -20,6 +20,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CHART="$ROOT/charts/nettune"
 RELEASE=nettune
+# The local node's kubelet runs with --root-dir under its state folder (LocalNode.KubeletRootDir); the agents mount it
+# read-only for the CPU manager checkpoint.
+KUBELET_ROOT_DIR=${KUBELET_ROOT_DIR:-/var/lib/nettune-node/kubelet}
 log() { printf '[demo-chart] %s\n' "$*" >&2; }
 helm_bin() { bash "$ROOT/hack/helm.sh" 3 | tail -n 1; }
 
@@ -80,7 +83,8 @@ install_operator() {
   helm=$(helm_bin)
   log "helm upgrade --install $RELEASE charts/nettune -n $ns (the operator Deployment runs on the node)"
   "$helm" upgrade --install "$RELEASE" "$CHART" --kubeconfig "$admin" -n "$ns" --create-namespace \
-    --set operator.replicas=1 --set operator.logFormat=text ${www:+--set "dataPlane.allowedHostPaths[0]=$www"} --wait --timeout 5m >&2
+    --set operator.replicas=1 --set operator.logFormat=text ${www:+--set "dataPlane.allowedHostPaths[0]=$www"} \
+    --set agent.kubeletRootDir="$KUBELET_ROOT_DIR" --wait --timeout 5m >&2
   echo "$RELEASE"
 }
 

@@ -25,6 +25,9 @@ public sealed class AgentMetrics
         Hugepages = f.CreateGauge("nettune_agent_hugepages", "Hugepages per NUMA node, size and state (total, free).", new GaugeConfiguration { LabelNames = ["numa_node", "size", "state"] });
         IrqCpu = f.CreateGauge("nettune_agent_irq_cpu", "The first CPU of each NIC queue interrupt's affinity.", new GaugeConfiguration { LabelNames = ["irq", "nic", "queue"] });
         Runs = f.CreateCounter("nettune_agent_runs_total", "Apply and revert runs by outcome.", new CounterConfiguration { LabelNames = ["outcome"] });
+        OrphanReverts = f.CreateCounter("nettune_agent_orphan_reverts_total",
+            "Reverts from the journal because the node's NetworkTuningNodeState was gone for longer than the grace period, by outcome.",
+            new CounterConfiguration { LabelNames = ["outcome"] });
     }
 
     public CollectorRegistry Registry { get; }
@@ -38,6 +41,7 @@ public sealed class AgentMetrics
     public Gauge Hugepages { get; }
     public Gauge IrqCpu { get; }
     public Counter Runs { get; }
+    public Counter OrphanReverts { get; }
 
     public void Observe(RunReport report, string operation, TimeSpan duration)
     {

@@ -26,5 +26,11 @@ public sealed record AgentOptions
     public TimeSpan KubeletRestartTimeout { get; init; } = TimeSpan.FromMinutes(2);
     /// <summary>How long the API server may stay unreachable after NIC changes before they are rolled back; zero: no check.</summary>
     public TimeSpan ConnectivityTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>How long the journal may hold changes while this node has no NetworkTuningNodeState before the agent reverts them; zero: never.</summary>
+    public TimeSpan OrphanGrace { get; init; } = TimeSpan.FromMinutes(10);
+    /// <summary>The kubelet's root dir on the host; its CPU manager checkpoint says which CPUs are containers' exclusively.</summary>
+    public string KubeletRootDir { get; init; } = Core.Topology.KubeletCpuAssignment.DefaultKubeletRootDir;
+    /// <summary>How often the kubelet's CPU assignment is read for changes.</summary>
+    public TimeSpan KubeletCpuPollInterval { get; init; } = TimeSpan.FromSeconds(2);
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
 }

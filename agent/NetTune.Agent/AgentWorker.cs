@@ -28,6 +28,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private readonly KubeletRestarter? _restarter = KubeletRestarter.From(options.KubeletRestartCommand, options.KubeletRestartRequestFile);
     // The last apply left hugepages the node's capacity does not show yet: each drift tick looks again.
     private bool _kubeletPending;
+    // Since when this node has had no NodeState while the journal held changes.
+    private DateTime? _orphanedSince;
     // The kernel's hugepages the kubelet was last restarted for: one restart per change of the pools, never a loop.
     private string? _restartedFor;
 
@@ -40,6 +42,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         if (netns.SameAsHost == true) log.LogInformation("{Detail}", netns.Detail);
         else log.LogWarning("{Detail}: net sysctls will be refused (run the agent with hostNetwork)", netns.Detail);
         var watch = Task.Run(() => WatchLoopAsync(stop), stop);
+        var kubeletCpus = Task.Run(() => WatchKubeletCpusAsync(stop), stop);
         var notifications = options.ChannelBackend == ChannelBackend.Ethtool
             ? Task.Factory.StartNew(() => ListenForEthtoolChanges(stop), stop, TaskCreationOptions.LongRunning, TaskScheduler.Default)
             : Task.CompletedTask;
@@ -88,9 +91,36 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         log.LogInformation("agent stopping");
         try { await watch.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await notifications.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        try { await kubeletCpus.ConfigureAwait(false); } catch (OperationCanceledException) { }
     }
 
     private int _driftRequested;
+    private int _cpuAssignmentChanged;
+
+    /// <summary>
+    /// A Guaranteed pod that starts or ends changes which CPUs the kubelet gave containers exclusively, and with them
+    /// the CPUs interrupts, RPS and XPS may use: the checkpoint is read every <see cref="AgentOptions.KubeletCpuPollInterval"/>
+    /// (one small file), and a change plans and applies again at once.
+    /// </summary>
+    private async Task WatchKubeletCpusAsync(CancellationToken stop)
+    {
+        var last = engine.KubeletCpus();
+        if (last.Found && last.Error is null) log.LogInformation("{Detail}", last.Describe());
+        else log.LogWarning("{Detail}", last.Describe());
+        while (!stop.IsCancellationRequested)
+        {
+            await Task.Delay(options.KubeletCpuPollInterval, stop).ConfigureAwait(false);
+            var now = engine.KubeletCpus();
+            if (now.Found == last.Found && now.ExclusiveCpus.SequenceEqual(last.ExclusiveCpus)) continue;
+            log.LogInformation("the kubelet's exclusive CPUs changed from {Before} to {After}: planning again", Cpus(last), Cpus(now));
+            last = now;
+            Interlocked.Exchange(ref _cpuAssignmentChanged, 1);
+            Interlocked.Exchange(ref _driftRequested, 1);
+            _wake.Writer.TryWrite(true);
+        }
+
+        static string Cpus(Core.Topology.KubeletCpuAssignment a) => a.ExclusiveCpus.Count == 0 ? "none" : NetTune.Api.V1Alpha1.CpuList.Format(a.ExclusiveCpus);
+    }
 
     /// <summary>A channels notification from the kernel means someone may have undone the agent's work: look now.</summary>
     private void ListenForEthtoolChanges(CancellationToken stop)
@@ -139,14 +169,18 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         var state = await api.GetAsync(ct).ConfigureAwait(false);
         if (state is null)
         {
-            log.LogDebug("no NetworkTuningNodeState {Node} yet", options.NodeName);
+            await WithoutNodeStateAsync(ct).ConfigureAwait(false);
             return;
         }
+        _orphanedSince = null;
         var generation = state.Metadata.Generation ?? 0;
         var spec = state.Spec;
         var status = state.Status ?? new NodeStateStatus();
         var conditions = status.Conditions?.ToList() ?? [];
         var step = NextStep.Decide(state, _appliedGeneration, _revertedGeneration, driftTick, _lastApplyFailed);
+        // A changed CPU assignment moves the targets, not the knobs: applied again, not counted as drift.
+        var cpusChanged = step is AgentStep.CheckDrift or AgentStep.Apply && Interlocked.Exchange(ref _cpuAssignmentChanged, 0) == 1;
+        if (cpusChanged) step = AgentStep.Apply;
         if (step == AgentStep.Nothing) return;
 
         if (step == AgentStep.Revert)
@@ -214,7 +248,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             api.PatchStatusAsync(planning, ct).GetAwaiter().GetResult();
         }, hold), ct).ConfigureAwait(false);
         metrics.Observe(run, isNew ? "apply" : "repair", watch.Elapsed);
-        log.LogInformation("apply of generation {Generation}{Drift}: {Kind} in {Ms} ms: {Message}", generation, isNew ? "" : " (drift repair)", run.Kind, watch.ElapsedMilliseconds, run.Message);
+        log.LogInformation("apply of generation {Generation}{Drift}: {Kind} in {Ms} ms: {Message}", generation,
+            isNew ? "" : cpusChanged ? " (the kubelet's exclusive CPUs changed)" : " (drift repair)", run.Kind, watch.ElapsedMilliseconds, run.Message);
 
         if (!isNew)
         {
@@ -237,12 +272,63 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             || await GateOnKubeletAsync(run.Host, spec, conditions, generation, ct).ConfigureAwait(false);
         _kubeletPending = !kubeletSees;
         if (run.Kind == RunKind.Applied && kubeletSees) status.LastAppliedGeneration = generation;
-        // A rollback is not retried: the same NIC changes would cut the node off again.
-        _lastApplyFailed = run.Kind is RunKind.Failed;
+        // A rollback is not retried (the same NIC changes would cut the node off again), unless the API server was
+        // down whatever the changes did: then they are made once it answers.
+        _lastApplyFailed = run.Retry;
         _appliedGeneration = generation;
         _lastKnobs = [.. run.Knobs];
         await WriteStatusAsync(status, conditions, generation, run, published).ConfigureAwait(false);
         await SetTunedAsync(run.Kind == RunKind.Applied && kubeletSees, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// No NetworkTuningNodeState: none was made for this node yet, or it was deleted (by hand, or with its Node, which
+    /// owns it) while changes were applied. Nobody would ever ask this agent to revert them, so once the journal has held
+    /// changes for longer than the grace period without a NodeState, the agent reverts from the journal and says so in
+    /// its log, an Event on the Node and a metric. A NodeState that comes back within the grace period resumes as usual.
+    /// </summary>
+    private async Task WithoutNodeStateAsync(CancellationToken ct)
+    {
+        var journaled = engine.JournaledChanges();
+        if (journaled == 0 || options.OrphanGrace <= TimeSpan.Zero)
+        {
+            _orphanedSince = null;
+            log.LogDebug("no NetworkTuningNodeState {Node}", options.NodeName);
+            return;
+        }
+        var now = DateTime.UtcNow;
+        if (_orphanedSince is null)
+        {
+            _orphanedSince = now;
+            log.LogWarning("no NetworkTuningNodeState {Node}, but the journal holds {Count} changed knobs: reverting them from the journal at {At:O} unless it comes back",
+                options.NodeName, journaled, now + options.OrphanGrace);
+        }
+        if (now - _orphanedSince < options.OrphanGrace) return;
+
+        var sw = Stopwatch.StartNew();
+        var report = await Task.Run(engine.Revert, ct).ConfigureAwait(false);
+        metrics.Observe(report, "revert", sw.Elapsed);
+        metrics.OrphanReverts.WithLabels(report.Kind.ToString()).Inc();
+        var message = $"no NetworkTuningNodeState {options.NodeName} for {(now - _orphanedSince.Value).TotalSeconds:0} s while the journal held changes: reverted from the journal: {report.Kind}: {report.Message}";
+        if (report.Kind == RunKind.Reverted) log.LogWarning("{Message}", message);
+        else log.LogError("{Message}", message);
+        try
+        {
+            await api.RecordNodeEventAsync("Warning",
+                report.Kind == RunKind.Reverted ? "RevertedWithoutNodeState" : "RevertWithoutNodeStateFailed", message, ct).ConfigureAwait(false);
+        }
+        catch (k8s.Autorest.HttpOperationException e)
+        {
+            log.LogWarning("could not record the Event about node {Node}: {Status} {Error}", options.NodeName, (int)e.Response.StatusCode, e.Response.Content);
+        }
+        // A failed revert (a damaged journal, a knob the kernel refuses) is tried again one grace period later, not at
+        // every run; a done one leaves nothing journaled, so nothing happens until a NodeState comes.
+        _orphanedSince = report.Kind == RunKind.Reverted ? null : now;
+        _appliedGeneration = null;
+        _revertedGeneration = null;
+        _kubeletPending = false;
+        _lastKnobs = [.. report.Knobs];
+        await SetTunedAsync(false, ct).ConfigureAwait(false);
     }
 
     /// <summary>

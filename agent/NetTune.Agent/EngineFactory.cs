@@ -7,7 +7,7 @@ namespace NetTune.Agent;
 public static class EngineFactory
 {
     public static TuningEngine Create(string hostRoot, string journalDir, ChannelBackend backend, out HostFileSystem fs, bool planOnly = false, NetNamespaceMode netNamespace = NetNamespaceMode.Host,
-        IConnectivityCheck? connectivity = null, TimeSpan? connectivityBound = null)
+        IConnectivityCheck? connectivity = null, TimeSpan? connectivityBound = null, string kubeletRootDir = Core.Topology.KubeletCpuAssignment.DefaultKubeletRootDir)
     {
         fs = new HostFileSystem(hostRoot);
         IChannelControl channels = backend == ChannelBackend.Fixture ? new SimulatedChannelControl(fs) : new EthtoolChannelControl();
@@ -16,6 +16,7 @@ public static class EngineFactory
             TuneOwnNetNamespace = netNamespace == NetNamespaceMode.Own,
             Connectivity = connectivity,
             ConnectivityBound = connectivityBound ?? TimeSpan.FromSeconds(60),
+            KubeletRootDir = kubeletRootDir,
         };
     }
 }

@@ -46,6 +46,33 @@ public sealed class NodeStateClient(IKubernetes client, string nodeName)
         await client.CoreV1.PatchNodeAsync(patch, nodeName, cancellationToken: ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Records an Event about this agent's Node, in namespace default (the only one the API server takes Events about
+    /// cluster-scoped objects in). Events are for people: a refused one is the caller's to log, never a stop.
+    /// </summary>
+    public async Task RecordNodeEventAsync(string type, string reason, string message, CancellationToken ct)
+    {
+        var now = DateTime.UtcNow;
+        var ev = new Corev1Event
+        {
+            // The server shortens a long node name's prefix to fit and makes the name unique.
+            Metadata = new V1ObjectMeta { GenerateName = $"{nodeName}.", NamespaceProperty = EventNamespace },
+            InvolvedObject = new V1ObjectReference { ApiVersion = "v1", Kind = "Node", Name = nodeName },
+            Type = type,
+            Reason = reason,
+            Message = message,
+            Source = new V1EventSource { Component = "nettune-agent", Host = nodeName },
+            ReportingComponent = "nettune-agent",
+            ReportingInstance = nodeName,
+            FirstTimestamp = now,
+            LastTimestamp = now,
+            Count = 1,
+        };
+        await client.CoreV1.CreateNamespacedEventAsync(ev, EventNamespace, cancellationToken: ct).ConfigureAwait(false);
+    }
+
+    public const string EventNamespace = "default";
+
     /// <summary>Replaces the whole status through the status subresource (a merge patch of status with every field set).</summary>
     public async Task PatchStatusAsync(NodeStateStatus status, CancellationToken ct)
     {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using k8s;
 using Microsoft.Extensions.Logging;
 using NetTune.Agent;
+using NetTune.Agent.Core.Apply;
 using Prometheus;
 
 var hostRoot = new Option<string>("--host-root") { Description = "Folder the host's /sys and /proc are under (/host in the DaemonSet).", DefaultValueFactory = _ => "/" };
@@ -38,11 +39,21 @@ var connectivityTimeout = new Option<string>("--connectivity-timeout")
     Description = "How long the API server may stay unreachable after NIC changes before the agent rolls them back from its journal; 0 disables the check.",
     DefaultValueFactory = _ => "60s",
 };
+var orphanGrace = new Option<string>("--orphan-revert-after")
+{
+    Description = "How long the journal may hold changes while this node has no NetworkTuningNodeState (deleted, or its Node deleted with it) before the agent reverts them from the journal; 0 never does.",
+    DefaultValueFactory = _ => "10m",
+};
+var kubeletRootDir = new Option<string>("--kubelet-root-dir")
+{
+    Description = "The kubelet's root dir on the host (its --root-dir), read under --host-root: its cpu_manager_state tells which CPUs the static CPU manager gave containers exclusively; interrupts, RPS and XPS stay off them.",
+    DefaultValueFactory = _ => "/var/lib/kubelet",
+};
 var channelBackend = new Option<ChannelBackend>("--channel-backend") { Description = "Ethtool (SIOCETHTOOL) on a real host; Fixture for fixture host roots.", DefaultValueFactory = _ => ChannelBackend.Ethtool };
 
 var root = new RootCommand("NetTune node agent: discovers the node's NUMA/NIC topology and applies its NetworkTuningNodeState.")
 {
-    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent, netNamespace, kubeletRestart, kubeletRestartRequestFile, kubeletRestartTimeout, connectivityTimeout,
+    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent, netNamespace, kubeletRestart, kubeletRestartRequestFile, kubeletRestartTimeout, connectivityTimeout, orphanGrace, kubeletRootDir,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -69,6 +80,13 @@ root.SetAction(async (parse, ct) =>
         Console.Error.WriteLine($"--connectivity-timeout '{connectivityText}' is not a duration such as 60s (or 0)");
         return 2;
     }
+    var orphanText = parse.GetValue(orphanGrace);
+    var orphan = TimeSpan.Zero;
+    if (orphanText != "0" && !DurationParser.TryParse(orphanText, out orphan))
+    {
+        Console.Error.WriteLine($"--orphan-revert-after '{orphanText}' is not a duration such as 10m (or 0)");
+        return 2;
+    }
     var options = new AgentOptions
     {
         HostRoot = parse.GetValue(hostRoot)!,
@@ -85,6 +103,8 @@ root.SetAction(async (parse, ct) =>
         KubeletRestartRequestFile = parse.GetValue(kubeletRestartRequestFile),
         KubeletRestartTimeout = restartTimeout,
         ConnectivityTimeout = connectivity,
+        OrphanGrace = orphan,
+        KubeletRootDir = parse.GetValue(kubeletRootDir)!,
     };
     return await AgentHost.RunAsync(options, ct);
 });
@@ -130,7 +150,7 @@ namespace NetTune.Agent
             var metrics = new AgentMetrics(registry);
             var kubernetes = new Kubernetes(config);
             var engine = EngineFactory.Create(options.HostRoot, options.JournalDir, options.ChannelBackend, out _, options.PlanOnly, options.NetNamespace,
-                options.ConnectivityTimeout > TimeSpan.Zero ? new ApiServerReachability(kubernetes) : null, options.ConnectivityTimeout);
+                options.ConnectivityTimeout > TimeSpan.Zero ? new ApiServerReachability(kubernetes) : null, options.ConnectivityTimeout, options.KubeletRootDir);
             builder.Services.AddSingleton(options);
             builder.Services.AddSingleton<IKubernetes>(kubernetes);
             builder.Services.AddSingleton(sp => new NodeStateClient(sp.GetRequiredService<IKubernetes>(), options.NodeName));

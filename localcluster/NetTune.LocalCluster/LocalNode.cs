@@ -17,6 +17,8 @@ public sealed class LocalNode : IAsyncDisposable
 {
     public const string StateDir = "/var/lib/nettune-node";
     public const string RunDir = "/run/nettune-node";
+    /// <summary>The kubelet's --root-dir (its CPU manager checkpoint, pod volumes, the PodResources socket).</summary>
+    public const string KubeletRootDir = StateDir + "/kubelet";
     public const string LockPath = "/run/nettune-node.lock";
     public const string Bridge = "nettune0";
     public const string PauseImage = "nettune.local/pause:v1.20.2";
@@ -296,7 +298,7 @@ public sealed class LocalNode : IAsyncDisposable
 
     private List<string> WriteKubeletFiles(KubeCluster cluster)
     {
-        var dir = Path.Combine(StateDir, "kubelet");
+        var dir = KubeletRootDir;
         var kubeconfig = cluster.WriteKubeconfig(Path.Combine(StateDir, "kubelet.kubeconfig"), KubeCluster.NodeToken(Name), "system:node:" + Name);
         var config = Path.Combine(StateDir, "kubelet-config.yaml");
         File.WriteAllText(config, $"""

@@ -105,6 +105,11 @@ var agentKubeletRestart = new Option<string>("--agent-kubelet-restart")
     Description = "How agents get their kubelet restarted when it does not show hugepages they reserved ($NETTUNE_AGENT_KUBELET_RESTART): none (report KubeletRestartRequired only), request-file (write kubelet-restart-request in the agent's host folder /var/lib/nettune for a host-side watcher) or command:COMMAND (run in the agent pod, which then gets the host's PID namespace)",
     DefaultValueFactory = _ => Env("NETTUNE_AGENT_KUBELET_RESTART") ?? "none",
 };
+var agentKubeletRootDir = new Option<string>("--agent-kubelet-root-dir")
+{
+    Description = "The kubelet's root dir on the nodes (its --root-dir), mounted read-only into the agents for its CPU manager checkpoint: interrupts, RPS and XPS stay off CPUs it gave containers exclusively ($NETTUNE_AGENT_KUBELET_ROOT_DIR)",
+    DefaultValueFactory = _ => Env("NETTUNE_AGENT_KUBELET_ROOT_DIR") ?? "/var/lib/kubelet",
+};
 var agentNodeSelector = new Option<string?>("--agent-node-selector")
 {
     Description = "Labels every agent node must have, as a JSON object, on top of the tunings' selectors ($NETTUNE_AGENT_NODE_SELECTOR)",
@@ -159,7 +164,7 @@ var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects i
 {
     kubeconfig, ns, agentImage, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
     revertTimeout, resync, workers, dataPlaneMemory, dataPlaneNodeLabel, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
-    agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector, agentKubeletRestart, webhookPort, webhookCertDir,
+    agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector, agentKubeletRestart, agentKubeletRootDir, webhookPort, webhookCertDir,
     webhookCertSecret, webhookConfigurations, webhookCertHosts, webhookCertValidity, webhookCertRenewBefore, webhookCaValidity, webhookCertCheck,
     allowedImages, allowedHostPaths,
 };
@@ -195,6 +200,8 @@ root.SetAction(async (parsed, invocationToken) =>
         if (AgentSettingsParser.TryParseNodeSelector(selectorJson, out var n, out var e)) agent = agent with { NodeSelector = n };
         else settingErrors.Add("--agent-node-selector: " + e);
     }
+    if (parsed.GetValue(agentKubeletRootDir) is { } kubeletRoot && AgentSettingsParser.IsHostDirectory(kubeletRoot)) agent = agent with { KubeletRootDir = kubeletRoot };
+    else settingErrors.Add($"--agent-kubelet-root-dir: '{parsed.GetValue(agentKubeletRootDir)}' is not an absolute folder such as /var/lib/kubelet");
     if (KubeletRestart.TryParse(parsed.GetValue(agentKubeletRestart)!, out var restart, out var restartError)) agent = agent with { KubeletRestart = restart };
     else settingErrors.Add("--agent-kubelet-restart: " + restartError);
     // The API server accepts Events about cluster-scoped objects (every NetworkTuning) only in namespace default:

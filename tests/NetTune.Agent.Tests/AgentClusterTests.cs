@@ -313,6 +313,128 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task NodeDeletedWithItsNodeState_TheAgentRevertsFromItsJournalAfterTheGracePeriod_AndSaysSo()
+    {
+        const string node = "agent-node-orphan";
+        using var host = FixtureHost.ThisVm();
+        var original = host.TreeImage();
+        var client = Cluster.Client;
+        var created = await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
+        var spec = new NodeStateSpec
+        {
+            NodeName = node,
+            Nic = new NicSpec { Interfaces = new InterfaceSelector { Drivers = ["virtio_net"] }, Rps = new RpsSpec { Enabled = true } },
+            Sysctls = new() { ["net.core.netdev_max_backlog"] = "16384" },
+        };
+        // Owned by its Node, as the operator makes it: the garbage collector deletes it with the Node.
+        await client.CustomObjects.CreateClusterCustomObjectAsync(new NetworkTuningNodeState
+        {
+            Metadata = new V1ObjectMeta { Name = node, OwnerReferences = [new V1OwnerReference { ApiVersion = "v1", Kind = "Node", Name = node, Uid = created.Metadata.Uid }] },
+            Spec = spec,
+        }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+        var port = FreePort();
+        var agent = StartAgent(host, node, Path.Join(host.Dir, "agent.log"), "1s", port, extraArgs: ["--orphan-revert-after", "4s"]);
+        try
+        {
+            await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, agent);
+            Assert.Equal("16384", host.Read("proc/sys/net/core/netdev_max_backlog"));
+
+            // The Node is deleted (to be registered again, or for good); its NodeState goes with it, nobody asks for a revert.
+            var deleted = DateTime.UtcNow;
+            await client.CoreV1.DeleteNodeAsync(node);
+            var deadline = DateTime.UtcNow + Patience;
+            while (DateTime.UtcNow < deadline && host.Read("proc/sys/net/core/netdev_max_backlog") != "1000")
+            {
+                Assert.False(agent.HasExited, "the agent exited:\n" + agent.Tail());
+                await Task.Delay(200);
+            }
+            var after = DateTime.UtcNow - deleted;
+            TreeAssert.Same(original, host.TreeImage());
+            Assert.True(after >= TimeSpan.FromSeconds(4), $"reverted {after.TotalSeconds:0.0} s after the Node went, before the grace period ended");
+            Assert.False(File.Exists(Path.Join(host.JournalDir, NetTune.Agent.Core.Journal.JournalStore.FileName)));
+
+            // The Event follows the revert.
+            Corev1Event? ev = null;
+            while (DateTime.UtcNow < deadline && ev is null)
+            {
+                var events = await client.CoreV1.ListNamespacedEventAsync("default", fieldSelector: $"involvedObject.name={node}");
+                ev = events.Items.SingleOrDefault(e => e.Reason == "RevertedWithoutNodeState");
+                if (ev is null) await Task.Delay(200);
+            }
+            var log = File.ReadAllText(Path.Join(host.Dir, "agent.log"));
+            Assert.True(ev is not null, "no Event RevertedWithoutNodeState; agent log:\n" + agent.Tail(20));
+            Assert.Contains("reverting them from the journal at", log);
+            Assert.Contains("while the journal held changes: reverted from the journal: Reverted", log);
+            Assert.Equal(("Node", "Warning"), (ev.InvolvedObject.Kind, ev.Type));
+            Assert.Matches(@"^no NetworkTuningNodeState agent-node-orphan for \d+ s while the journal held changes: reverted from the journal: Reverted: [1-9]\d* knobs restored to their journaled originals$", ev.Message);
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            Assert.Contains("nettune_agent_orphan_reverts_total{outcome=\"Reverted\"} 1", await http.GetStringAsync("/metrics"));
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            try { await client.CoreV1.DeleteNodeAsync(node); } catch (k8s.Autorest.HttpOperationException) { }
+        }
+    }
+
+    [Fact]
+    public async Task AGuaranteedPodsExclusiveCpu_LosesInterruptsAndRpsWithinSeconds_AndGetsThemBackWhenThePodGoes()
+    {
+        const string node = "agent-node-exclusive";
+        const string kubeletRoot = "var/lib/nettune-test-kubelet"; // a kubelet run with --root-dir elsewhere
+        using var host = FixtureHost.ThisVm();
+        Directory.CreateDirectory(Path.Join(host.Root, kubeletRoot));
+        var checkpoint = $"{kubeletRoot}/cpu_manager_state";
+        host.Write(checkpoint, """{"policyName":"static","defaultCpuSet":"0-1","checksum":1}""");
+        var client = Cluster.Client;
+        await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
+        var spec = new NodeStateSpec
+        {
+            NodeName = node,
+            Nic = new NicSpec { Interfaces = new InterfaceSelector { Drivers = ["virtio_net"] }, IrqAffinity = new IrqAffinitySpec(), Rps = new RpsSpec { Enabled = true } },
+        };
+        await CreateNodeStateAsync(node, spec);
+        // A drift interval far longer than the test: only the watch of the kubelet's assignment can move anything.
+        var agent = StartAgent(host, node, Path.Join(host.Dir, "agent.log"), "10m", extraArgs: ["--kubelet-root-dir", "/" + kubeletRoot]);
+        try
+        {
+            await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, agent);
+            Assert.Equal(("0", "0", "3"), (host.Read("proc/irq/38/smp_affinity_list"), host.Read("proc/irq/39/smp_affinity_list"), host.Read("sys/class/net/eth0/queues/rx-0/rps_cpus")));
+
+            // A Guaranteed pod is admitted: the static policy gives it CPU 0.
+            host.Write(checkpoint, """{"policyName":"static","defaultCpuSet":"1","entries":{"8a6b1f0e-0000-4000-8000-000000000002":{"dataplane":"0"}},"checksum":2}""");
+            await WaitForHostAsync(host, () => (host.Read("proc/irq/38/smp_affinity_list"), host.Read("proc/irq/39/smp_affinity_list"), host.Read("sys/class/net/eth0/queues/rx-0/rps_cpus")) == ("1", "1", "2"),
+                "interrupts and RPS off CPU 0", agent);
+            var pinned = await WaitForAsync(node, s => s.Status!.Knobs?.Any(k => k.Knob == "nic/eth0/rx-0/rps_cpus" && k.Value == "2") == true, agent);
+            Assert.Null(pinned.Status!.Drift?.FirstOrDefault(d => d.Knob == "nic/eth0/rx-0/rps_cpus")); // new targets, not drift
+
+            // The pod ends: the kubelet drops the entry, CPU 0 serves the NIC again.
+            host.Write(checkpoint, """{"policyName":"static","defaultCpuSet":"0-1","checksum":3}""");
+            await WaitForHostAsync(host, () => (host.Read("proc/irq/38/smp_affinity_list"), host.Read("sys/class/net/eth0/queues/rx-0/rps_cpus")) == ("0", "3"),
+                "interrupts and RPS back on CPU 0", agent);
+            Assert.Contains("exclusive CPUs changed from none to 0: planning again", File.ReadAllText(Path.Join(host.Dir, "agent.log")));
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            await DeleteNodeAndStateAsync(node);
+        }
+    }
+
+    /// <summary>Polls the host until <paramref name="done"/> holds, for at most 10 s: the agent reads the kubelet's assignment every 2 s.</summary>
+    private static async Task WaitForHostAsync(FixtureHost host, Func<bool> done, string what, ChildProcess agent)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (done()) return;
+            Assert.False(agent.HasExited, "the agent exited:\n" + agent.Tail());
+            await Task.Delay(100);
+        }
+        Assert.Fail($"{what} never came within 10 s\nagent log:\n{agent.Tail(30)}");
+    }
+
     private Task CreateNodeStateAsync(string node, NodeStateSpec spec) =>
         Cluster.Client.CustomObjects.CreateClusterCustomObjectAsync(
             new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = node }, Spec = spec }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);

@@ -48,13 +48,23 @@ public sealed class BootJournalTests
         host.Write("proc/interrupts", string.Join('\n', interrupts));
     }
 
+    private const string Node0Pages2M = "sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages";
+
+    /// <summary>The second boot begins with 512 2 MiB pages on NUMA node 0 (hugepages= on its kernel command line).</summary>
+    private static void RebootWith512Pages(FixtureHost host, SortedDictionary<string, string> bootImage)
+    {
+        Reboot(host, bootImage);
+        host.Write(Node0Pages2M, "512");
+        host.Write("sys/devices/system/node/node0/hugepages/hugepages-2048kB/free_hugepages", "512");
+    }
+
     [Fact]
-    public void AfterAReboot_TheNodeIsNotTunedUntilReapplied_AndTheTrueOriginalsAreKept()
+    public void AfterAReboot_TheNodeIsNotTunedUntilReapplied_AndTheOriginalsAreThisBootsValues()
     {
         using var host = FixtureHost.TwoSocket();
         var bootImage = host.TreeImage();
         var firstBoot = host.Read(TopologyDiscovery.BootIdPath);
-        host.Write("proc/sys/net/core/somaxconn", "1024"); // the admin's own run-time value, not the boot default
+        host.Write("proc/sys/net/core/somaxconn", "1024"); // the admin's own run-time value, gone with the reboot
         var engine = host.Engine();
         Assert.False(engine.TunedThisBoot());
         var first = engine.Apply(Specs.Full());
@@ -63,31 +73,53 @@ public sealed class BootJournalTests
         Assert.True(engine.TunedThisBoot());
         var journal = new JournalStore(host.JournalDir).Load();
         Assert.Equal((firstBoot, firstBoot), (journal.BootId, journal.AppliedBootId));
-        var originals = journal.Entries.ToDictionary(e => e.Key, e => e.Original);
+        Assert.Equal("256", journal.Find("hugepages/node0/2Mi")!.Original);
 
-        Reboot(host, bootImage);
+        RebootWith512Pages(host, bootImage);
         var afterBoot = host.Engine(); // a new agent process in the new boot
         Assert.False(afterBoot.TunedThisBoot());
         Assert.Equal("4096", host.Read("proc/sys/net/core/somaxconn"));
 
-        var again = afterBoot.Apply(Specs.Full());
+        var spec = Specs.Full();
+        spec.Hugepages![0].PagesPerNumaNode = 768;
+        var again = afterBoot.Apply(spec);
         Assert.True(again.Kind == RunKind.Applied, again.Message);
         Assert.True(again.AfterReboot);
         Assert.Contains("after a reboot", again.Message);
         Assert.True(afterBoot.TunedThisBoot());
         Assert.Equal("9", host.Read("proc/irq/151/smp_affinity_list")); // eth1-TxRx-0 under its new number
+        Assert.Equal("768", host.Read(Node0Pages2M));
         journal = new JournalStore(host.JournalDir).Load();
         Assert.Equal((SecondBoot, SecondBoot), (journal.BootId, journal.AppliedBootId));
-        // The same originals, under the same keys: IRQs by name survive their renumbering, nothing re-read from the rebooted kernel.
-        Assert.Equal(originals, journal.Entries.ToDictionary(e => e.Key, e => e.Original));
-        Assert.Equal("1024", journal.Find("sysctl/net.core.somaxconn")!.Original);
+        // This boot's values, read before this boot's first change: nothing of the previous boot is left.
+        Assert.Equal("4096", journal.Find("sysctl/net.core.somaxconn")!.Original);
+        Assert.Equal("512", journal.Find("hugepages/node0/2Mi")!.Original);
+        Assert.Contains(journal.Entries, e => e.Path == "proc/irq/151/smp_affinity_list");
+        Assert.DoesNotContain(journal.Entries, e => e.Path == "proc/irq/101/smp_affinity_list");
 
         var revert = afterBoot.Revert();
         Assert.True(revert.Kind == RunKind.Reverted, revert.Message);
-        Assert.Equal("1024", host.Read("proc/sys/net/core/somaxconn"));
+        Assert.Equal("512", host.Read(Node0Pages2M));
+        Assert.Equal("4096", host.Read("proc/sys/net/core/somaxconn"));
         Assert.Equal("0-31", host.Read("proc/irq/151/smp_affinity_list"));
         Assert.Equal("00000006", host.Read("sys/class/net/eth1/queues/rx-12/rps_cpus"));
         Assert.False(afterBoot.TunedThisBoot());
+    }
+
+    [Fact]
+    public void ARevertInABootThatWasNeverTuned_RestoresNothing_AndDropsThePreviousBootsJournal()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var bootImage = host.TreeImage();
+        Assert.Equal(RunKind.Applied, host.Engine().Apply(Specs.Full()).Kind);
+
+        RebootWith512Pages(host, bootImage);
+        var before = host.TreeImage();
+        var revert = host.Engine().Revert();
+        Assert.True(revert.Kind == RunKind.Reverted, revert.Message);
+        Assert.Contains("previous boot", revert.Message);
+        Assert.Equal(before, host.TreeImage()); // not one file written: 512 pages stay 512
+        Assert.False(File.Exists(new JournalStore(host.JournalDir).FilePath));
     }
 
     [Fact]

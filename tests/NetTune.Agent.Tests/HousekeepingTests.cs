@@ -47,6 +47,23 @@ public sealed class HousekeepingTests
     }
 
     [Fact]
+    public void NoHousekeepingCpuLeft_NoRpsOrXpsAtAll_RatherThanEveryCpuIncludingTheExclusiveOnes()
+    {
+        using var host = FixtureHost.TwoSocket();
+        Directory.CreateDirectory(Path.Join(host.Root, "var/lib/kubelet"));
+        // The only housekeeping CPUs given are both a Guaranteed pod's.
+        host.Write("var/lib/kubelet/cpu_manager_state",
+            """{"policyName":"static","defaultCpuSet":"0-7,10-31","entries":{"6f1c2a4e-0000-4000-8000-000000000003":{"app":"8-9"}},"checksum":1}""");
+        var spec = Eth1("8-9");
+        spec.Nic!.IrqAffinity = null;
+        var plan = TuningPlanner.Plan(host.Discover(), spec);
+        Assert.DoesNotContain(plan.Desired, d => d.Kind is KnobKind.RpsCpus or KnobKind.XpsCpus);
+        var note = plan.Notes.Single(n => n.Knob == "nic/eth1/steering");
+        Assert.Equal(KnobOutcome.Failed, note.Outcome);
+        Assert.StartsWith("no CPU left for eth1's RPS and XPS", note.Message);
+    }
+
+    [Fact]
     public void WithoutAnythingIsolated_MatchLocalCpusCountsCoresNotHyperThreads()
     {
         using var host = FixtureHost.TwoSocket();

@@ -24,7 +24,7 @@ public sealed class ChartRenderTests
         var objects = await TheChart.RenderAsync(major);
         Assert.Equal(
             ["ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "Deployment",
-             "Job", "PodDisruptionBudget", "Role", "Role", "Role", "RoleBinding", "RoleBinding", "RoleBinding", "Secret", "Service", "Service", "Service",
+             "Job", "PodDisruptionBudget", "Role", "Role", "Role", "Role", "RoleBinding", "RoleBinding", "RoleBinding", "RoleBinding", "Secret", "Service", "Service", "Service",
              "ServiceAccount", "ServiceAccount", "ValidatingWebhookConfiguration"],
             objects.Select(o => o.Kind).Order(StringComparer.Ordinal));
         Assert.All(objects.Where(o => o.Kind is not ("ClusterRole" or "ClusterRoleBinding" or "ValidatingWebhookConfiguration")),
@@ -46,6 +46,7 @@ public sealed class ChartRenderTests
         // Events about cluster-scoped objects are accepted only in default; the agents get the operator's defaults.
         Assert.Contains("--event-namespace=default", container.Args);
         Assert.Contains("--agent-metrics-port=9101", container.Args);
+        Assert.Contains("--agent-kubelet-root-dir=/var/lib/kubelet", container.Args);
         Assert.DoesNotContain(container.Args, a => a.StartsWith("--agent-log-level", StringComparison.Ordinal) || a.StartsWith("--agent-node-selector", StringComparison.Ordinal)
             || a.StartsWith("--agent-kubelet-restart", StringComparison.Ordinal));
         Assert.True(AgentSettingsParser.TryParseResources(Flag(container, "--agent-resources"), out var agentResources, out var error), error);
@@ -126,10 +127,12 @@ public sealed class ChartRenderTests
         // The named ServiceAccount is the one the pods run as and the bindings name.
         Assert.Equal("edge-operator-sa", pod.ServiceAccountName);
         Assert.Equal("edge-operator-sa", objects.Single<V1ServiceAccount>(a => a.Metadata.Name != "edge-uninstall").Metadata.Name);
-        Assert.All(objects.All<V1RoleBinding>().Where(b => b.Metadata.Name != "edge-uninstall"), b => Assert.Equal("edge-operator-sa", Assert.Single(b.Subjects).Name));
+        Assert.All(objects.All<V1RoleBinding>().Where(b => b.Metadata.Name != "edge-uninstall" && b.Subjects.All(s => s.Name != Names.AgentServiceAccount)),
+            b => Assert.Equal("edge-operator-sa", Assert.Single(b.Subjects).Name));
         // The agent settings reach the operator's flags in the form it parses.
         Assert.Contains("--agent-log-level=Warning", container.Args);
         Assert.Contains("--agent-metrics-port=9201", container.Args);
+        Assert.Contains("--agent-kubelet-root-dir=/data/kubelet", container.Args);
         Assert.True(AgentSettingsParser.TryParseResources(Flag(container, "--agent-resources"), out var agentResources, out var error), error);
         Assert.Equal(("30m", "200Mi"), (agentResources.Requests["cpu"].ToString(), agentResources.Limits["memory"].ToString()));
         Assert.True(AgentSettingsParser.TryParseTolerations(Flag(container, "--agent-tolerations"), out var agentTolerations, out error), error);
@@ -199,6 +202,7 @@ public sealed class ChartRenderTests
             data.Add(major, "operator.webhook.certificateDays=3650", "certificateDays");
             data.Add(major, "dataPlane.allowedHostPaths={srv/www}", "allowedHostPaths");
             data.Add(major, "uninstall.timeoutSeconds=0", "timeoutSeconds");
+            data.Add(major, "agent.kubeletRootDir=var/lib/kubelet", "kubeletRootDir");
         }
         return data;
     }
@@ -275,6 +279,12 @@ public sealed class ChartRenderTests
              "nettune.io/networktuningnodestates/status:get", "nettune.io/networktuningnodestates/status:patch", "nettune.io/networktuningnodestates/status:update",
              "nettune.io/networktuningnodestates:get", "nettune.io/networktuningnodestates:list", "nettune.io/networktuningnodestates:watch"],
             grants);
+        // Namespaced: only Events, in default (about its Node, when it reverts without a NodeState).
+        var roleBinding = objects.Single<V1RoleBinding>(b => b.Subjects.Any(s => s.Name == Names.AgentServiceAccount));
+        Assert.Equal("default", roleBinding.Metadata.NamespaceProperty);
+        var eventRule = Assert.Single(objects.Single<V1Role>(r => r.Metadata.Name == roleBinding.RoleRef.Name).Rules);
+        Assert.Equal(["events"], eventRule.Resources);
+        Assert.Equal(["create"], eventRule.Verbs);
         // The agent pods the operator builds are the ones the agent metrics Service selects.
         var agentService = objects.Single<V1Service>(s => s.Spec.ClusterIP == "None");
         Assert.Equal(Names.AgentApp, agentService.Spec.Selector["app.kubernetes.io/name"]);

@@ -121,14 +121,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             },
         });
         await WaitForNodeStateAsync(Applied, "NodeState Applied for its generation");
-        V1Pod pod = null!;
-        await Eventually.TrueAsync(async () =>
-        {
-            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace,
-                labelSelector: $"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}")).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
-            pod = pods.Count == 1 ? pods[0] : null!;
-            return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true;
-        }, "the data-plane pod to be Ready", Patience, fixture.DescribePodsAsync);
+        var pod = await ReadyDataPlanePodAsync(tuning);
         Assert.Equal("Guaranteed", pod.Status.QosClass);
         Assert.Equal(RealNodeFixture.NodeName, pod.Spec.NodeName);
 
@@ -262,6 +255,69 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         await DeleteTuningAsync(tuning);
     }
 
+    [Fact, Order(6)]
+    public async Task TheDataPlanesExclusiveCpuGetsNoRpsOrXps_AndGetsThemBackWhenThePodGoes()
+    {
+        var device = await CreateVethAsync();
+        var before = HostValues.Read(device);
+        var www = Directory.CreateDirectory(Path.Combine(RealNodeFixture.WwwRoot, "www-" + _id)).FullName;
+        _folders.Add(www);
+        File.WriteAllText(Path.Combine(www, "index.txt"), "pinned\n");
+        // No housekeepingCpus: every online CPU would serve the veth, were it not for the kubelet's exclusive ones.
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            Nic = new NicSpec
+            {
+                Interfaces = new InterfaceSelector { Names = [device] },
+                IrqAffinity = new IrqAffinitySpec(),
+                Rps = new RpsSpec { Enabled = true },
+                Xps = new XpsSpec { Enabled = true },
+            },
+            DataPlane = new DataPlaneSpec
+            {
+                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = 18482,
+                StaticFiles = new StaticFilesSpec { HostPath = www },
+            },
+        });
+        await WaitForNodeStateAsync(Applied, "NodeState Applied for its generation");
+        var pod = await ReadyDataPlanePodAsync(tuning);
+        var pinned = KubeletAssignedCpus(pod);
+        Assert.Equal("1", pinned); // the static policy keeps CPU 0 shared (kubeReserved) and gives the pod CPU 1
+        output.WriteLine($"the kubelet gave the data-plane pod CPU {pinned}");
+
+        var masks = new[] { "rx-0/rps_cpus", "rx-1/rps_cpus", "tx-0/xps_cpus", "tx-1/xps_cpus" }.Select(q => $"/sys/class/net/{device}/queues/{q}").ToArray();
+        var started = Stopwatch.StartNew();
+        await Eventually.TrueAsync(() => Task.FromResult(masks.All(m => Mask(m) == 0b01)),
+            "RPS and XPS of the veth to leave the data plane's CPU 1 (mask 1)", TimeSpan.FromSeconds(30), () => Task.FromResult(MaskReport(masks)));
+        output.WriteLine($"RPS/XPS off CPU 1 {started.Elapsed.TotalSeconds:0.0} s after the pod was Ready: {MaskReport(masks)}");
+        // And they stay off it: the next drift checks find nothing to undo.
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        Assert.All(masks, m => Assert.Equal(0b01, Mask(m)));
+        // No interrupt the agent placed is on CPU 1 (a veth has none; every IRQ knob in the status would say so).
+        var state = await ReadNodeStateAsync();
+        Assert.All(state.Status!.Knobs!.Where(k => k.Knob.StartsWith("irq/", StringComparison.Ordinal) && k.Value is not null),
+            k => Assert.DoesNotContain(1, CpuList.TryParse(k.Value, out var cpus) ? cpus : []));
+        Assert.Contains(state.Status.Knobs!, k => k.Knob == $"nic/{device}/irqs" && k.Result == KnobOutcome.Skipped);
+
+        // The data plane is switched off: its pod goes, the kubelet drops the assignment, CPU 1 serves the veth again.
+        await Client.CustomObjects.PatchClusterCustomObjectAsync(new V1Patch("{\"spec\":{\"dataPlane\":{\"enabled\":false}}}", V1Patch.PatchType.MergePatch),
+            ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, tuning);
+        await Eventually.TrueAsync(async () =>
+            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count == 0,
+            "the data-plane pod to be removed", Patience, fixture.DescribePodsAsync);
+        started.Restart();
+        // RPS steers to both CPUs again; XPS gives each tx queue one CPU round-robin: tx-0 CPU 0, tx-1 CPU 1.
+        await Eventually.TrueAsync(() => Task.FromResult(masks.Select(Mask).SequenceEqual([0b11, 0b11, 0b01, 0b10])),
+            "RPS and XPS of the veth back on CPU 1", TimeSpan.FromSeconds(60), () => Task.FromResult(MaskReport(masks)));
+        output.WriteLine($"RPS/XPS back on CPU 1 {started.Elapsed.TotalSeconds:0.0} s after the pod was gone: {MaskReport(masks)}");
+
+        await DeleteTuningAsync(tuning);
+        Assert.Empty(before.DifferencesTo(HostValues.Read(device), "journal:"));
+
+        static int Mask(string path) => Convert.ToInt32(File.ReadAllText(path).Trim().Replace(",", "", StringComparison.Ordinal), 16);
+        static string MaskReport(string[] paths) => string.Join(", ", paths.Select(p => $"{p}={File.ReadAllText(p).Trim()}"));
+    }
+
     [Fact, Order(9)]
     public async Task HelmUninstallRevertsWhatIsStillTunedAndLeavesOnlyTheCrds()
     {
@@ -296,6 +352,19 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         if (!Directory.Exists(HostValues.JournalDir)) return "journal:";
         Assert.Empty(Directory.EnumerateFileSystemEntries(HostValues.JournalDir));
         return "journal:";
+    }
+
+    private async Task<V1Pod> ReadyDataPlanePodAsync(string tuning)
+    {
+        V1Pod pod = null!;
+        await Eventually.TrueAsync(async () =>
+        {
+            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace,
+                labelSelector: $"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}")).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+            pod = pods.Count == 1 ? pods[0] : null!;
+            return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true;
+        }, "the data-plane pod to be Ready", Patience, fixture.DescribePodsAsync);
+        return pod;
     }
 
     private async Task<string> CreateVethAsync()

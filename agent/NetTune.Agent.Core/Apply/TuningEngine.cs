@@ -15,6 +15,15 @@ public sealed record RunReport(RunKind Kind, HostSnapshot? Host, TuningPlan? Pla
     /// <summary>The journal came from another boot: the kernel had its defaults again and the tuning was applied anew.</summary>
     public bool AfterReboot { get; init; }
 
+    /// <summary>
+    /// The API server did not answer before this run's NIC changes, or still did not after they were rolled back: an
+    /// outage that was not the change's doing. The NIC knobs were not changed (or were put back) and are tried again.
+    /// </summary>
+    public bool ApiServerOutage { get; init; }
+
+    /// <summary>Whether the whole apply is worth another try at the next drift interval: failed knobs, or an outage that held NIC changes back.</summary>
+    public bool Retry => Kind == RunKind.Failed || ApiServerOutage;
+
     public bool Succeeded => Kind is RunKind.Applied or RunKind.DryRun or RunKind.Reverted;
 }
 
@@ -50,7 +59,13 @@ public sealed class TuningEngine
     /// <summary>How long a NIC whose link was up may take to come back after its channels change before the change is undone.</summary>
     public TimeSpan LinkWait { get; init; } = TimeSpan.FromSeconds(15);
 
-    public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels).Discover();
+    public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels) { KubeletRootDir = KubeletRootDir }.Discover();
+
+    /// <summary>The kubelet's root dir on the host (its CPU manager checkpoint tells which CPUs are containers' exclusively).</summary>
+    public string KubeletRootDir { get; init; } = KubeletCpuAssignment.DefaultKubeletRootDir;
+
+    /// <summary>The kubelet's exclusive CPU assignment as it is now: cheap (one small file), for watching it between runs.</summary>
+    public KubeletCpuAssignment KubeletCpus() => new HostFactsDiscovery(_fs).KubeletCpus(KubeletRootDir);
 
     /// <summary>Plans against the host as it is now, without changing anything (also the drift check).</summary>
     public (HostSnapshot Host, TuningPlan Plan) PlanNow(NodeStateSpec spec)
@@ -74,6 +89,9 @@ public sealed class TuningEngine
 
     /// <summary>How long the API server may stay unreachable after NIC changes before they are rolled back.</summary>
     public TimeSpan ConnectivityBound { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long the API server may take to answer before a run's NIC changes; when it does not, they wait for the next run.</summary>
+    public TimeSpan ConnectivityPrecheckBound { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Step size and free-memory floor for raising hugepage pools.</summary>
     public HugepagesRaiseOptions HugepagesRaise
@@ -112,21 +130,53 @@ public sealed class TuningEngine
         if (spec.DryRun) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (dry run)");
         if (PlanOnly) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (the agent runs with --plan-only)");
 
-        // A journal from another boot: the kernel starts from its defaults again. Its originals stay (they are the
-        // values from before the agent's first change, which a reboot does not make any truer), and every later save
-        // says this boot, with the tuning not yet applied in it until this run succeeds.
+        // A journal from another boot: none of the knobs survives a reboot, so every one of them is at the value this
+        // boot began with (its kernel command line, its boot scripts), and that is what a revert must give back, not
+        // the previous boot's. The old originals go; this run records the current values as it changes them.
         var boot = host.BootId;
-        var afterReboot = journal.BootId is not null && boot is not null && journal.BootId != boot;
-        journal = journal with { BootId = boot ?? journal.BootId, AppliedBootId = afterReboot || boot is null ? null : journal.AppliedBootId };
+        var afterReboot = IsFromAnotherBoot(journal, boot);
+        if (afterReboot)
+        {
+            journal = TuningJournal.Empty;
+            try
+            {
+                _journal.Delete();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return new RunReport(RunKind.Failed, host, plan, [], $"cannot drop the previous boot's journal {_journal.FilePath}: {e.Message}; nothing was changed");
+            }
+        }
+        journal = journal with { BootId = boot ?? journal.BootId, AppliedBootId = boot is null ? null : journal.AppliedBootId };
+
+        // The rollback below tells "this change cut the node off" by the API server not answering after it; that
+        // means nothing when it did not answer before either. NIC changes then wait until it answers again.
+        string? unreachableBefore = null;
+        if (Connectivity is not null && ChangesNics(journal, plan))
+        {
+            var (reachable, detail) = Connectivity.WaitUntilReachable(ConnectivityPrecheckBound);
+            if (!reachable) unreachableBefore = detail;
+        }
 
         var results = new List<KnobResult>();
         var restored = results.Count;
-        journal = RestoreNoLongerWanted(journal, host, plan, results);
+        journal = RestoreNoLongerWanted(journal, host, plan, results, nics: unreachableBefore is null);
         // Channels put back rebuild the queues: plan against what is there now, so queue originals are read afresh.
         if (results.Skip(restored).Any(r => r.Knob.EndsWith("/channels", StringComparison.Ordinal) && r.Result == KnobOutcome.Reverted)) (host, plan) = PlanNow(spec);
 
         for (var phase = 0; phase <= 4; phase++)
         {
+            if (unreachableBefore is not null && phase <= NicPhase)
+            {
+                results.AddRange(plan.Desired.Where(d => d.Phase == phase).Select(d => d.NeedsChange
+                    ? new KnobResult
+                    {
+                        Knob = d.Knob, Result = KnobOutcome.Failed, Value = d.Current,
+                        Message = $"not changed yet: the API server did not answer before the change ({unreachableBefore}), so a rollback could not tell whether the change cut the node off; changed once it answers",
+                    }
+                    : new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current }));
+                continue;
+            }
             if (phase == 0)
             {
                 var channelResult = ApplyChannels(spec, journal, host, plan, results);
@@ -157,11 +207,23 @@ public sealed class TuningEngine
         var failed = results.Where(r => r.Result is KnobOutcome.Failed or KnobOutcome.Shortfall).ToArray();
         StampBoot(boot, failed.Length == 0 ? boot : null);
         var finalHost = Discover();
-        var rebootNote = afterReboot ? $"; applied again after a reboot (boot {journal.BootId}), originals from before the first change kept" : "";
+        var rebootNote = afterReboot ? $"; applied again after a reboot (boot {boot}), with this boot's values as the originals to restore" : "";
+        if (unreachableBefore is not null)
+            return new RunReport(RunKind.Failed, finalHost, plan, results,
+                $"the API server did not answer before the NIC changes ({unreachableBefore}): {failed.Length} NIC knobs wait until it does, so that a rollback can tell whether a change cut the node off; the other knobs were applied{rebootNote}")
+                { AfterReboot = afterReboot, ApiServerOutage = true };
         return failed.Length == 0
             ? new RunReport(RunKind.Applied, finalHost, plan, results, $"{results.Count(r => r.Result == KnobOutcome.Applied)} knobs at their targets{rebootNote}") { AfterReboot = afterReboot }
             : new RunReport(RunKind.Failed, finalHost, plan, results, $"{failed.Length} knobs failed: " + string.Join("; ", failed.Take(5).Select(f => $"{f.Knob}: {f.Message}")) + rebootNote) { AfterReboot = afterReboot };
     }
+
+    /// <summary>
+    /// Whether the journal was last saved in another boot than <paramref name="boot"/>. Every change is journaled (with
+    /// the boot) before it is made, so such a journal holds nothing this boot changed. Unknown boots (a format-1
+    /// journal, a host without a boot id) count as this one: the originals are then all there is.
+    /// </summary>
+    private static bool IsFromAnotherBoot(TuningJournal journal, string? boot) =>
+        journal.BootId is not null && boot is not null && journal.BootId != boot;
 
     /// <summary>Records in the journal whether this boot has the tuning applied; a journal without entries is not kept, so it says nothing.</summary>
     private void StampBoot(string? boot, string? appliedBoot)
@@ -197,6 +259,19 @@ public sealed class TuningEngine
         }
     }
 
+    /// <summary>How many originals the journal holds: knobs changed and not yet restored (0 without a journal; a damaged one counts as -1).</summary>
+    public int JournaledChanges()
+    {
+        try
+        {
+            return _journal.Load().Entries.Count;
+        }
+        catch (JournalCorruptException)
+        {
+            return -1;
+        }
+    }
+
     /// <summary>Puts back every journaled original, channels first so the queues exist again before their settings return.</summary>
     public RunReport Revert()
     {
@@ -208,6 +283,23 @@ public sealed class TuningEngine
         catch (JournalCorruptException e)
         {
             return new RunReport(RunKind.JournalCorrupt, null, null, [], e.Message);
+        }
+        if (journal.Entries.Count > 0 && IsFromAnotherBoot(journal, new TopologyDiscovery(_fs, _channels).BootId()))
+        {
+            // The reboot already put every knob back to what this boot began with; the previous boot's originals
+            // would undo this boot's own settings (hugepages reserved at boot, say).
+            if (PlanOnly)
+                return new RunReport(RunKind.Reverted, Discover(), null, [], "nothing to restore: the journal is from a previous boot and this boot was never tuned");
+            try
+            {
+                _journal.Delete();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return new RunReport(RunKind.RevertFailed, Discover(), null, [], $"cannot remove the previous boot's journal {_journal.FilePath}: {e.Message}");
+            }
+            return new RunReport(RunKind.Reverted, Discover(), null, [],
+                $"nothing to restore: the journal's {journal.Entries.Count} originals are from a previous boot (boot {journal.BootId}); this boot was never tuned, every knob has the value it began with");
         }
         if (PlanOnly)
         {
@@ -310,18 +402,37 @@ public sealed class TuningEngine
         var undoneKnobs = undone.Select(u => u.Knob).ToHashSet(StringComparer.Ordinal);
         var report = results.Where(r => !undoneKnobs.Contains(r.Knob)).Concat(undone).ToList();
         var failed = undone.Count(u => u.Result == KnobOutcome.Failed);
-        return new RunReport(RunKind.RolledBack, Discover(), plan, report,
-            $"the API server was unreachable for {ConnectivityBound.TotalSeconds:0} s after {written.Count} NIC changes ({detail}); " +
-            $"rolled them back from the journal ({done.Count} knobs{(failed > 0 ? $", {failed} could not be restored" : "")}; hugepages and sysctls are kept); " +
-            (back ? "the API server is reachable again" : $"the API server is still unreachable ({afterDetail})") +
-            "; this generation is not applied again until the spec changes");
+        var rolledBack = $"the API server was unreachable for {ConnectivityBound.TotalSeconds:0} s after {written.Count} NIC changes ({detail}); " +
+            $"rolled them back from the journal ({done.Count} knobs{(failed > 0 ? $", {failed} could not be restored" : "")}; hugepages and sysctls are kept); ";
+        // Answering again once the changes are undone is what convicts them. Still silent after the rollback, the API
+        // server went down by itself (it answered before the changes): they are made again once it answers.
+        return back
+            ? new RunReport(RunKind.RolledBack, Discover(), plan, report, rolledBack + "the API server is reachable again; this generation is not applied again until the spec changes")
+            : new RunReport(RunKind.RolledBack, Discover(), plan, report, rolledBack +
+                $"the API server is still unreachable without them ({afterDetail}), so they are not taken for the cause: they are made again once it answers")
+                { ApiServerOutage = true };
     }
 
-    /// <summary>Knobs an earlier spec changed that this one no longer wants go back to their originals.</summary>
-    private TuningJournal RestoreNoLongerWanted(TuningJournal journal, HostSnapshot host, TuningPlan plan, List<KnobResult> results)
+    /// <summary>NIC knobs (channels, queue settings, IRQ affinity) come before hugepages and sysctls; only they can cut the node off.</summary>
+    private const int NicPhase = 2;
+
+    /// <summary>Whether this run would write a NIC knob: a planned change, or one the spec no longer wants going back.</summary>
+    private static bool ChangesNics(TuningJournal journal, TuningPlan plan)
     {
-        var wanted = plan.Desired.Select(JournalKeys.Of).Concat(plan.Notes.Select(n => n.Kind is { } k ? JournalKeys.Of(k, n.Knob, n.Identity) : n.Knob)).ToHashSet(StringComparer.Ordinal);
-        var stale = journal.Entries.Where(e => !wanted.Contains(e.Key)).OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
+        if (plan.Desired.Any(d => d.Phase <= NicPhase && d.NeedsChange)) return true;
+        var wanted = Wanted(plan);
+        return journal.Entries.Any(e => KnobValues.Phase(e.Kind) <= NicPhase && !wanted.Contains(e.Key));
+    }
+
+    /// <summary>The journal keys of every knob the plan holds on to, changed or not.</summary>
+    private static HashSet<string> Wanted(TuningPlan plan) =>
+        plan.Desired.Select(JournalKeys.Of).Concat(plan.Notes.Select(n => n.Kind is { } k ? JournalKeys.Of(k, n.Knob, n.Identity) : n.Knob)).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>Knobs an earlier spec changed that this one no longer wants go back to their originals (NIC knobs only when <paramref name="nics"/>).</summary>
+    private TuningJournal RestoreNoLongerWanted(TuningJournal journal, HostSnapshot host, TuningPlan plan, List<KnobResult> results, bool nics)
+    {
+        var wanted = Wanted(plan);
+        var stale = journal.Entries.Where(e => !wanted.Contains(e.Key) && (nics || KnobValues.Phase(e.Kind) > NicPhase)).OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
         if (stale.Length == 0) return journal;
         var done = new List<string>();
         foreach (var e in stale)

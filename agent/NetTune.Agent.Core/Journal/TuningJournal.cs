@@ -36,8 +36,9 @@ public static class JournalKeys
 /// <summary>
 /// Every original value the agent must restore on revert, in the order they were recorded, and the boots they belong
 /// to: <see cref="BootId"/> is the boot of the last save, <see cref="AppliedBootId"/> the boot in which the last apply
-/// succeeded (null after a failed one). A reboot puts the kernel back to its defaults, so a journal from another boot
-/// means the tuning must be applied again; its originals stay the true ones, from before the agent's first change.
+/// succeeded (null after a failed one). No knob survives a reboot: each is back at the value its boot began with, so
+/// a journal from another boot holds nothing to restore. The first apply of a new boot drops it and records that
+/// boot's values as the originals; a revert in a boot that was never tuned restores nothing.
 /// </summary>
 public sealed record TuningJournal([property: JsonPropertyName("entries")] IReadOnlyList<JournalEntry> Entries)
 {

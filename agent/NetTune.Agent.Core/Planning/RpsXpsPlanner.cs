@@ -18,6 +18,14 @@ public static class RpsXpsPlanner
         var notes = new List<PlanNote>();
         var local = LocalCpus(host, nic, housekeeping ?? HousekeepingCpus.Of(host, null));
         var dir = $"sys/class/net/{nic.Name}/queues";
+        if (local.Count == 0 && (rps?.Enabled == true || xps?.Enabled == true))
+        {
+            // Steering to every CPU would put packet work on the CPUs that must not have any: none is planned.
+            notes.Add(new PlanNote($"nic/{nic.Name}/steering", KnobOutcome.Failed,
+                $"no CPU left for {nic.Name}'s RPS and XPS: every online CPU is isolated, nohz_full, a container's exclusively or outside housekeepingCpus"));
+            rps = rps is null ? null : new RpsSpec { Enabled = false, FlowEntries = rps.FlowEntries };
+            xps = null;
+        }
 
         if (rps?.Enabled == true)
         {
@@ -54,12 +62,13 @@ public static class RpsXpsPlanner
 
     /// <summary>
     /// The NIC's local housekeeping CPUs: local_cpulist when the platform knows the NUMA node, else the node's (node 0
-    /// for -1), within the housekeeping set (the whole set when the NIC's node has no housekeeping CPU).
+    /// for -1), within the housekeeping set (the whole set when the NIC's node has no housekeeping CPU; none when the
+    /// node has no housekeeping CPU at all).
     /// </summary>
     public static IReadOnlyList<int> LocalCpus(HostSnapshot host, Nic nic, IReadOnlyList<int> housekeeping)
     {
         var cpus = nic.NumaNode >= 0 && nic.LocalCpus is { Count: > 0 } l ? l : IrqAffinityPlanner.NodeCpus(host, nic);
-        return housekeeping.Count > 0 ? HousekeepingCpus.Within(housekeeping, cpus) : host.OnlineCpus;
+        return housekeeping.Count > 0 ? HousekeepingCpus.Within(housekeeping, cpus) : [];
     }
 
     private static RxQueue? Rx(Nic nic, int q) => nic.RxQueues.FirstOrDefault(r => r.Index == q);

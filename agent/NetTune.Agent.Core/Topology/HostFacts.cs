@@ -118,27 +118,32 @@ public sealed class HostFactsDiscovery(IHostFileSystem fs)
     public IReadOnlyList<int> NohzFullCpus() => CpuList.TryParse(Value("sys/devices/system/cpu/nohz_full")?.Trim() is { Length: > 0 } t && t != "(null)" ? t : "", out var c) ? c : [];
 
     /// <summary>
-    /// CPUs the kubelet's static CPU manager gave containers exclusively (var/lib/kubelet/cpu_manager_state, when the
-    /// agent can see it): interrupts and packet steering there would land on a Guaranteed pod's dedicated core.
+    /// The kubelet's CPU manager checkpoint, <c>cpu_manager_state</c> in its root dir (under the host root: the DaemonSet
+    /// mounts the kubelet's root dir read-only at the same path below /host). Its entries are the CPUs the static
+    /// policy gave containers exclusively: interrupts and packet steering there would land on a Guaranteed pod's
+    /// dedicated core. The kubelet replaces the file (write and rename) whenever an assignment changes.
     /// </summary>
-    public IReadOnlyList<int> KubeletExclusiveCpus()
+    public KubeletCpuAssignment KubeletCpus(string kubeletRootDir)
     {
-        var text = Value("var/lib/kubelet/cpu_manager_state");
-        if (text is null) return [];
+        var path = $"{kubeletRootDir.Trim('/')}/{KubeletCpuAssignment.FileName}";
+        var text = Value(path);
+        if (text is null) return new KubeletCpuAssignment("/" + path, Found: false, Policy: null, ExclusiveCpus: []);
         try
         {
             using var doc = System.Text.Json.JsonDocument.Parse(text);
-            if (!doc.RootElement.TryGetProperty("entries", out var entries) || entries.ValueKind != System.Text.Json.JsonValueKind.Object) return [];
+            var root = doc.RootElement;
+            var policy = root.TryGetProperty("policyName", out var p) && p.ValueKind == System.Text.Json.JsonValueKind.String ? p.GetString() : null;
             var cpus = new SortedSet<int>();
-            foreach (var pod in entries.EnumerateObject())
-                foreach (var container in pod.Value.EnumerateObject())
-                    if (container.Value.ValueKind == System.Text.Json.JsonValueKind.String && CpuList.TryParse(container.Value.GetString(), out var set))
-                        cpus.UnionWith(set);
-            return cpus.ToArray();
+            if (root.TryGetProperty("entries", out var entries) && entries.ValueKind == System.Text.Json.JsonValueKind.Object)
+                foreach (var pod in entries.EnumerateObject().Where(e => e.Value.ValueKind == System.Text.Json.JsonValueKind.Object))
+                    foreach (var container in pod.Value.EnumerateObject())
+                        if (container.Value.ValueKind == System.Text.Json.JsonValueKind.String && CpuList.TryParse(container.Value.GetString(), out var set))
+                            cpus.UnionWith(set);
+            return new KubeletCpuAssignment("/" + path, Found: true, policy, cpus.ToArray());
         }
-        catch (System.Text.Json.JsonException)
+        catch (System.Text.Json.JsonException e)
         {
-            return [];
+            return new KubeletCpuAssignment("/" + path, Found: true, Policy: null, ExclusiveCpus: [], Error: e.Message);
         }
     }
 
@@ -156,4 +161,17 @@ public sealed class HostFactsDiscovery(IHostFileSystem fs)
         var r = fs.Read(path);
         return r.Ok ? r.Text!.Split('\n', StringSplitOptions.RemoveEmptyEntries) : [];
     }
+}
+
+/// <summary>What the kubelet's CPU manager checkpoint says: its policy and the CPUs given containers exclusively.</summary>
+/// <param name="Path">The checkpoint's path on the host.</param>
+public sealed record KubeletCpuAssignment(string Path, bool Found, string? Policy, IReadOnlyList<int> ExclusiveCpus, string? Error = null)
+{
+    public const string FileName = "cpu_manager_state";
+    public const string DefaultKubeletRootDir = "/var/lib/kubelet";
+
+    public string Describe() =>
+        !Found ? $"no kubelet CPU manager checkpoint at {Path}: no CPU is known to be a container's exclusively (mount the kubelet's root dir, --kubelet-root-dir)"
+        : Error is not null ? $"the kubelet CPU manager checkpoint {Path} is unreadable ({Error})"
+        : $"kubelet CPU manager policy {Policy ?? "unknown"} ({Path}): exclusive CPUs {(ExclusiveCpus.Count == 0 ? "none" : CpuList.Format(ExclusiveCpus))}";
 }

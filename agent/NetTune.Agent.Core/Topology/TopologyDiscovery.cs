@@ -8,6 +8,9 @@ namespace NetTune.Agent.Core.Topology;
 /// <summary>Reads NUMA, CPU and NIC topology and the current knob values from sysfs and procfs under the host root.</summary>
 public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelControl channels)
 {
+    /// <summary>The kubelet's root dir on the host, where its CPU manager checkpoint is.</summary>
+    public string KubeletRootDir { get; init; } = KubeletCpuAssignment.DefaultKubeletRootDir;
+
     public HostSnapshot Discover()
     {
         var online = ParseCpuList(Value("sys/devices/system/cpu/online"));
@@ -18,7 +21,7 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
         return new HostSnapshot
         {
             NohzFullCpus = facts.NohzFullCpus(),
-            KubeletExclusiveCpus = facts.KubeletExclusiveCpus(),
+            KubeletExclusiveCpus = facts.KubeletCpus(KubeletRootDir).ExclusiveCpus,
             ManagementInterfaces = facts.ManagementInterfaces(),
             NetNamespace = facts.NetNamespace(),
             AvailableCongestionControl = facts.AvailableCongestionControl(),

@@ -96,7 +96,7 @@ public sealed class NicSpec
 
     [Pattern(CpuList.Pattern)]
     [Length(0, 4096)]
-    [Description("The node's housekeeping CPUs as a cpulist (such as the kubelet's reservedSystemCPUs): the only CPUs queue interrupts, RPS and XPS use, and the ones matchLocalCpus counts. Default: every online CPU. Isolated (isolcpus) and nohz_full CPUs, and CPUs the kubelet's static CPU manager gave a container exclusively, are always left out.")]
+    [Description("The node's housekeeping CPUs as a cpulist: the CPUs kept for the system, which take the node's interrupts and packet steering (OpenShift PerformanceProfile's reserved CPUs; set the kubelet's reservedSystemCPUs to the same list). They are the only CPUs queue interrupts, RPS and XPS use, the ones matchLocalCpus counts, and the ones a data-plane pod's default CPU count leaves out. Default: every online CPU. CPUs the kubelet's static CPU manager gives a container exclusively (read from the kubelet as pods start and end), isolated (isolcpus) and nohz_full CPUs never get an interrupt, RPS or XPS.")]
     public string? HousekeepingCpus { get; set; }
 }
 
@@ -133,7 +133,7 @@ public sealed class ChannelsSpec
     [Description("Transmit-only channels.")]
     public int? Tx { get; set; }
 
-    [Description("Set as many channels as there are physical cores (SMT siblings counted once) among the housekeeping CPUs that serve the NIC (its NUMA node's, less reserved CPUs), capped at the device maximum.")]
+    [Description("Set as many channels as there are physical cores (SMT siblings counted once) among the housekeeping CPUs that serve the NIC (its NUMA node's), capped at the device maximum.")]
     public bool? MatchLocalCpus { get; set; }
 
     [Default(false)]
@@ -144,7 +144,7 @@ public sealed class ChannelsSpec
 [JsonConverter(typeof(JsonStringEnumConverter<IrqAffinityPolicy>))]
 public enum IrqAffinityPolicy
 {
-    /// <summary>Round-robin over the CPUs of the NIC's own NUMA node, minus reserved CPUs.</summary>
+    /// <summary>Round-robin over the housekeeping CPUs of the NIC's own NUMA node.</summary>
     NumaLocalSpread,
     /// <summary>Round-robin over every allowed CPU.</summary>
     Spread,
@@ -159,9 +159,10 @@ public sealed class IrqAffinitySpec
     [Description("NumaLocalSpread: round-robin over the CPUs of the NIC's NUMA node; Spread: over all allowed CPUs; Unmanaged: leave alone.")]
     public IrqAffinityPolicy Policy { get; set; } = IrqAffinityPolicy.NumaLocalSpread;
 
+    /// <summary>Deprecated: kept so v1alpha1 objects keep their meaning; nic.housekeepingCpus is the one CPU set.</summary>
     [Pattern(CpuList.Pattern)]
     [Length(0, 4096)]
-    [Description("CPUs never given a queue interrupt, as a cpulist such as 0-1,8.")]
+    [Description("Deprecated: use nic.housekeepingCpus. CPUs never given a queue interrupt, as a cpulist such as 0-1,8. Not the kubelet's reserved CPUs: those are the housekeeping CPUs, which should take the interrupts. Without housekeepingCpus these CPUs are also left out of a data-plane pod's default CPU count.")]
     public string? ReservedCpus { get; set; }
 }
 
@@ -296,7 +297,7 @@ public sealed class DataPlaneSpec
     public int? WorkersPerSocket { get; set; }
 
     [Range(1, 1024)]
-    [Description("Whole CPUs each socket's pod requests (Guaranteed QoS; the kubelet's CPU manager picks which). Default: the socket's CPUs less nic.irqAffinity.reservedCpus, capped by the node's allocatable CPU shared among its sockets and rounded down to whole cores; see the operator's README.")]
+    [Description("Whole CPUs each socket's pod requests (Guaranteed QoS; the kubelet's CPU manager picks which). Default: the socket's CPUs less nic.housekeepingCpus (the kubelet never hands those out), capped by the node's allocatable CPU shared among its sockets and rounded down to whole cores; see the operator's README.")]
     public int? CpusPerSocket { get; set; }
 
     [Length(0, 253)]

@@ -20,6 +20,12 @@ public sealed record AgentOptions(string Namespace, string Image, string Journal
     /// <summary>How the agents get their kubelet restarted for hugepages; by default they only report KubeletRestartRequired.</summary>
     public KubeletRestart KubeletRestart { get; init; } = KubeletRestart.None;
 
+    /// <summary>
+    /// The kubelet's root dir on the nodes (its --root-dir): mounted read-only into the agent at the same path below
+    /// /host, for the CPU manager checkpoint that says which CPUs containers hold exclusively.
+    /// </summary>
+    public string KubeletRootDir { get; init; } = "/var/lib/kubelet";
+
     public static V1ResourceRequirements DefaultResources() => new()
     {
         Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("20m"), ["memory"] = new("64Mi") },
@@ -82,7 +88,7 @@ public static class AgentDaemonSetBuilder
 
     private static List<string> Args(AgentOptions options)
     {
-        var args = new List<string> { "--host-root", "/host", "--journal-dir", JournalDir, "--metrics-port", options.MetricsPort.ToString() };
+        var args = new List<string> { "--host-root", "/host", "--journal-dir", JournalDir, "--metrics-port", options.MetricsPort.ToString(), "--kubelet-root-dir", options.KubeletRootDir };
         if (options.LogLevel is { } level) args.AddRange(["--log-level", level]);
         if (options.KubeletRestart.Command is { } command) args.AddRange(["--kubelet-restart-command", command]);
         else if (options.KubeletRestart.RequestFile is { } file) args.AddRange(["--kubelet-restart-request-file", file]);
@@ -122,6 +128,10 @@ public static class AgentDaemonSetBuilder
                 new V1VolumeMount { Name = "host-sys", MountPath = "/host/sys" },
                 new V1VolumeMount { Name = "host-proc", MountPath = "/host/proc" },
                 new V1VolumeMount { Name = "journal", MountPath = JournalDir },
+                // The file is replaced (written and renamed) on every change: its folder is mounted, not the file.
+                // HostToContainer: pod volumes the kubelet unmounts on the host go from the agent's copy too; a
+                // private copy would keep them busy and the kubelet could not remove the pods' folders.
+                new V1VolumeMount { Name = "kubelet-root", MountPath = "/host" + options.KubeletRootDir, ReadOnlyProperty = true, MountPropagation = "HostToContainer" },
                 PodBoundToken.Mount,
             ],
             Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MetricsPort }],
@@ -155,6 +165,9 @@ public static class AgentDaemonSetBuilder
                     new V1Volume { Name = "host-sys", HostPath = new V1HostPathVolumeSource { Path = "/sys", Type = "Directory" } },
                     new V1Volume { Name = "host-proc", HostPath = new V1HostPathVolumeSource { Path = "/proc", Type = "Directory" } },
                     new V1Volume { Name = "journal", HostPath = new V1HostPathVolumeSource { Path = options.JournalHostPath, Type = "DirectoryOrCreate" } },
+                    // Directory: a kubelet root that is not there is a misconfigured chart value, said by the pod's
+                    // events, rather than an agent that would put interrupts on Guaranteed pods' CPUs unknowingly.
+                    new V1Volume { Name = "kubelet-root", HostPath = new V1HostPathVolumeSource { Path = options.KubeletRootDir, Type = "Directory" } },
                     PodBoundToken.Volume,
                 ],
             },

@@ -24,6 +24,14 @@ public static class AgentSettingsParser
         return level.Length > 0;
     }
 
+    /// <summary>
+    /// An absolute, normalised host folder other than / (mounted below the agent's /host: "/" would hide its /host/sys
+    /// and /host/proc, and ".." would climb out of it).
+    /// </summary>
+    public static bool IsHostDirectory(string path) =>
+        path.Length is > 1 and <= 255 && path[0] == '/' && !path.EndsWith('/')
+        && path.Split('/').Skip(1).All(part => part is { Length: > 0 } and not ("." or "..") && !part.Any(c => char.IsControl(c) || c == ':' || c == ','));
+
     /// <summary>{"requests": {"cpu": "20m", ...}, "limits": {...}}.</summary>
     public static bool TryParseResources(string json, out V1ResourceRequirements resources, out string error)
     {

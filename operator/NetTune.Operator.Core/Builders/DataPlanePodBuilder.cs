@@ -52,11 +52,11 @@ public static class DataPlanePodBuilder
     /// <summary>The admin port of one socket's pod: spec.dataPlane.adminPort plus the NUMA id.</summary>
     public static int AdminPort(DataPlaneSpec dp, int numaNode) => dp.AdminPort + numaNode;
 
-    /// <summary>The CPUs of a socket that the data plane may get: the socket's, less the tuning's reserved CPUs.</summary>
-    public static IReadOnlyList<int> SocketCpus(NumaNodeInfo numa, string? reservedCpus)
+    /// <summary>The CPUs of a socket that the data plane may get: the socket's, less the housekeeping CPUs the kubelet keeps for the system.</summary>
+    public static IReadOnlyList<int> SocketCpus(NumaNodeInfo numa, string? housekeepingCpus)
     {
         CpuList.TryParse(numa.Cpus, out var cpus);
-        CpuList.TryParse(reservedCpus, out var reserved);
+        CpuList.TryParse(housekeepingCpus, out var reserved);
         var skip = reserved.ToHashSet();
         return cpus.Where(c => !skip.Contains(c)).ToList();
     }
@@ -125,7 +125,8 @@ public static class DataPlanePodBuilder
         if (dp is null || !dp.Enabled || topology?.NumaNodes is null) return result;
         // The admission webhook refuses such tunings; this catches those admitted before the lists changed.
         if (options.Policy.Refusal(dp) is not null) return result;
-        var reserved = tuning.Spec.Nic?.IrqAffinity?.ReservedCpus;
+        // The deprecated irqAffinity.reservedCpus keeps its old effect on the count when no housekeeping CPUs are given.
+        var reserved = tuning.Spec.Nic?.HousekeepingCpus ?? tuning.Spec.Nic?.IrqAffinity?.ReservedCpus;
         var sockets = topology.NumaNodes.Where(n => SocketCpus(n, reserved).Count > 0).OrderBy(n => n.Id).ToList();
         var share = AllocatableShare(nodeObject, sockets.Count, options);
         var planned = new List<(NumaNodeInfo Numa, int Cpus, int Free)>();
@@ -147,7 +148,7 @@ public static class DataPlanePodBuilder
                     $"node {node} has no whole CPU left for socket {numa.Id}'s pod (allocatable CPU less {options.AgentCpuMillis}m for the agent, shared by {sockets.Count} sockets)"));
             else if (cpus > free)
                 result.Add(new SocketPod(numa.Id, name, cpus, null, ConditionReasons.NoAllocatableCpu,
-                    $"dataPlane.cpusPerSocket is {cpus} but socket {numa.Id} of node {node} has {free} CPUs outside reservedCpus; single-numa-node cannot admit it"));
+                    $"dataPlane.cpusPerSocket is {cpus} but socket {numa.Id} of node {node} has {free} CPUs outside the housekeeping CPUs; single-numa-node cannot admit it"));
             else if (hugepagesShort is { } shortMessage)
                 result.Add(new SocketPod(numa.Id, name, cpus, null, ConditionReasons.HugepagesNotAllocatable, shortMessage));
             else

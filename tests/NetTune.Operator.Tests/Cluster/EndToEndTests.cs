@@ -56,8 +56,9 @@ public sealed class EndToEndTests(ClusterFixture fx, ITestOutputHelper output)
     {
         await using var bed = await TestBed.StartAsync(fx.Cluster, output);
         var nodes = await bed.CreateNodesAsync(2, ("nettune.io/role", "web"), ("kubernetes.io/os", "linux"));
-        // The kubelets counted the sample's hugepages (512 × 2 MiB per socket), and have 32 CPUs less 1 reserved.
-        foreach (var node in nodes) await bed.SetAllocatableAsync(node, ("cpu", "31"), ("hugepages-2Mi", "2Gi"));
+        // The kubelets counted the sample's hugepages (512 × 2 MiB per socket), and have 32 CPUs less the sample's 2
+        // housekeeping CPUs (their reservedSystemCPUs).
+        foreach (var node in nodes) await bed.SetAllocatableAsync(node, ("cpu", "30"), ("hugepages-2Mi", "2Gi"));
         var dir = Directory.CreateTempSubdirectory("nettune-e2e-");
         var agents = nodes.ToDictionary(n => n, n => StartAgent(fx.Cluster.KubeconfigPath, n, Path.Combine(dir.FullName, n)));
         try
@@ -89,14 +90,14 @@ public sealed class EndToEndTests(ClusterFixture fx, ITestOutputHelper output)
                 Assert.Equal(2, state.Status.Topology!.NumaNodes!.Count);
             }
 
-            // The data plane: one pod per socket, with the CPUs the agents discovered (less reserved CPU 0).
+            // The data plane: one pod per socket, with the CPUs the agents discovered (less housekeeping CPUs 0-1).
             var pods = await TestBed.EventuallyAsync(async () => (await bed.Client.CoreV1.ListNamespacedPodAsync(bed.Namespace, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items,
                 p => p.Count == 4, "4 data-plane pods");
             var socket0 = pods.First(p => p.Metadata.Name.EndsWith("-numa0", StringComparison.Ordinal)).Spec.Containers[0];
             var socket1 = pods.First(p => p.Metadata.Name.EndsWith("-numa1", StringComparison.Ordinal)).Spec.Containers[0];
-            // 1-7,16-23 (15 CPUs) on socket 0; whole cores on the fixture's SMT host: 14.
+            // 2-7,16-23 (14 CPUs) on socket 0; whole cores on the fixture's SMT host: 14.
             Assert.Equal("14", socket0.Resources.Requests["cpu"].ToString());
-            Assert.Equal("14", socket1.Resources.Requests["cpu"].ToString()); // 30 allocatable less the agent's share, halved: 15, whole cores: 14
+            Assert.Equal("14", socket1.Resources.Requests["cpu"].ToString()); // 30 allocatable less the agent's share, halved: 14
             Assert.Equal("1Gi", socket1.Resources.Requests["hugepages-2Mi"].ToString()); // 512 pages of 2 MiB
             Assert.Equal("False", TestBed.Condition(ready, ConditionTypes.DataPlaneAvailable)!.Status);
             Assert.Equal((4, 0), (ready.Status.DataPlane!.DesiredPods, ready.Status.DataPlane.ReadyPods));

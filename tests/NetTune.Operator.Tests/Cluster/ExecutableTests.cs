@@ -56,7 +56,7 @@ public sealed class ExecutableTests(ClusterFixture fx, ITestOutputHelper output)
             "--agent-log-level", "debug", "--agent-metrics-port", "9300",
             "--agent-resources", """{"requests":{"cpu":"30m","memory":"80Mi"},"limits":{"memory":"200Mi"}}""",
             "--agent-tolerations", """[{"key":"nettune.io/dedicated","operator":"Exists"}]""",
-            "--agent-node-selector", """{"kubernetes.io/os":"linux"}""");
+            "--agent-node-selector", """{"kubernetes.io/os":"linux"}""", "--agent-kubelet-root-dir", "/data/kubelet");
         await TestBed.EventuallyAsync(op.ReadyAsync, "/readyz answers 200");
         var name = (await bed.CreateTuningAsync("flags", Specs.Somaxconn(bed, "1024"))).Metadata.Name;
         await Specs.ConvergedAsync(bed, name, 1, 1);
@@ -64,7 +64,8 @@ public sealed class ExecutableTests(ClusterFixture fx, ITestOutputHelper output)
         var ds = await TestBed.EventuallyAsync(async () => (await bed.Client.AppsV1.ListNamespacedDaemonSetAsync(bed.Namespace)).Items, l => l.Count == 1, "the agent DaemonSet");
         var pod = ds[0].Spec.Template.Spec;
         var c = pod.Containers.Single();
-        Assert.Equal(["--metrics-port", "9300", "--log-level", "Debug"], c.Args.Skip(c.Args.IndexOf("--metrics-port")));
+        Assert.Equal(["--metrics-port", "9300", "--kubelet-root-dir", "/data/kubelet", "--log-level", "Debug"], c.Args.Skip(c.Args.IndexOf("--metrics-port")));
+        Assert.Equal("/data/kubelet", pod.Volumes.Single(v => v.Name == c.VolumeMounts.Single(m => m.MountPath == "/host/data/kubelet").Name).HostPath.Path);
         Assert.Equal(9300, c.Ports.Single().ContainerPort);
         Assert.Equal("30m", c.Resources.Requests["cpu"].ToString());
         Assert.Equal("200Mi", c.Resources.Limits["memory"].ToString());
@@ -82,6 +83,7 @@ public sealed class ExecutableTests(ClusterFixture fx, ITestOutputHelper output)
     [InlineData("--agent-resources", "{\"requests\":{\"cpu\":\"lots\"}}", "--agent-resources: resources: requests.cpu")]
     [InlineData("--event-namespace", "nettune-system", "only in namespace default")]
     [InlineData("--agent-tolerations", "[{\"operator\":\"Matches\"}]", "--agent-tolerations: tolerations: operator 'Matches'")]
+    [InlineData("--agent-kubelet-root-dir", "/", "--agent-kubelet-root-dir: '/' is not an absolute folder")]
     public async Task ABadFlagStopsTheOperatorWithTheReason(string flag, string value, string message)
     {
         using var op = OperatorProcess.Start(fx.Cluster.KubeconfigPath, "nettune-system", flag, value);

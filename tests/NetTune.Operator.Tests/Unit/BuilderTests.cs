@@ -16,7 +16,8 @@ public sealed class BuilderTests
         t.Spec.Nic = new NicSpec
         {
             Interfaces = new InterfaceSelector { Names = ["eth*"] },
-            IrqAffinity = new IrqAffinitySpec { ReservedCpus = "0,8" },
+            IrqAffinity = new IrqAffinitySpec(),
+            HousekeepingCpus = "0,8",
         };
         t.Spec.Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 256, PerNumaNode = [new NumaNodePages { NumaNode = 1, Pages = 128 }] }];
         t.Spec.DataPlane = new DataPlaneSpec
@@ -209,8 +210,8 @@ public sealed class BuilderTests
         var c = pod.Containers.Single();
         Assert.True(c.SecurityContext.Privileged);
         Assert.Equal("spec.nodeName", c.Env.Single(e => e.Name == "NODE_NAME").ValueFrom.FieldRef.FieldPath);
-        Assert.Equal(["/host/sys", "/host/proc", "/var/lib/nettune", PodBoundToken.MountPath], c.VolumeMounts.Select(m => m.MountPath));
-        Assert.Equal(["/sys", "/proc", "/var/lib/nettune"], pod.Volumes.Where(v => v.HostPath is not null).Select(v => v.HostPath.Path));
+        Assert.Equal(["/host/sys", "/host/proc", "/var/lib/nettune", "/host/var/lib/kubelet", PodBoundToken.MountPath], c.VolumeMounts.Select(m => m.MountPath));
+        Assert.Equal(["/sys", "/proc", "/var/lib/nettune", "/var/lib/kubelet"], pod.Volumes.Where(v => v.HostPath is not null).Select(v => v.HostPath.Path));
         Assert.NotNull(c.Resources.Requests["cpu"]);
         Assert.NotNull(c.Resources.Limits["memory"]);
         Assert.Contains(pod.Tolerations, t => t.OperatorProperty == "Exists");
@@ -219,6 +220,35 @@ public sealed class BuilderTests
         var narrowed = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img") { NodeSelector = new Dictionary<string, string> { ["pool"] = "edge" } }, [a]);
         Assert.Equal(["nettune.io/agent", "pool"], narrowed.Spec.Template.Spec.NodeSelector.Keys.Order());
     }
+
+    [Fact]
+    public void TheAgentReadsTheKubeletsCpuAssignmentFromItsRootDir_ReadOnly_WhereverTheKubeletKeepsIt()
+    {
+        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img") { KubeletRootDir = "/data/kubelet" }, [Tuning("a", selector: Labels(("zone", "a")))]);
+        var pod = ds.Spec.Template.Spec;
+        var c = pod.Containers.Single();
+        var mount = c.VolumeMounts.Single(m => m.MountPath == "/host/data/kubelet");
+        Assert.True(mount.ReadOnlyProperty);
+        Assert.Equal("HostToContainer", mount.MountPropagation); // the kubelet's unmounts reach the agent's copy
+        var volume = pod.Volumes.Single(v => v.Name == mount.Name).HostPath;
+        Assert.Equal(("/data/kubelet", "Directory"), (volume.Path, volume.Type));
+        // The agent reads <host root><kubelet root>/cpu_manager_state.
+        var args = c.Args.ToList();
+        Assert.Equal("/data/kubelet", args[args.IndexOf("--kubelet-root-dir") + 1]);
+        Assert.Equal("/host", args[args.IndexOf("--host-root") + 1]);
+    }
+
+    [Theory]
+    [InlineData("/var/lib/kubelet", true)]
+    [InlineData("/data/k8s/kubelet", true)]
+    [InlineData("/", false)]
+    [InlineData("var/lib/kubelet", false)]
+    [InlineData("/var/lib/kubelet/", false)]
+    [InlineData("/var/../etc", false)]
+    [InlineData("/var//kubelet", false)]
+    [InlineData("/var/lib/kube:let", false)]
+    public void TheKubeletRootDirMustBeAnAbsoluteNormalFolder(string path, bool valid) =>
+        Assert.Equal(valid, AgentSettingsParser.IsHostDirectory(path));
 
     [Fact]
     public void ANodeKeepsItsAgentUntilItReportedReverted()
@@ -304,11 +334,28 @@ public sealed class BuilderTests
         pods = DataPlanePodBuilder.Build(t, "node-a", null, smt, Options);
         Assert.Equal(["3", "3"], pods.Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
 
-        // More than a socket has outside reservedCpus: single-numa-node could not admit it, so it is not made.
+        // More than a socket has outside the housekeeping CPUs: single-numa-node could not admit it, so it is not made.
         t.Spec.DataPlane.CpusPerSocket = 8;
         var plan = DataPlanePodBuilder.Plan(t, "node-a", null, smt, Options);
         Assert.All(plan, s => Assert.Null(s.Pod));
-        Assert.Contains("has 7 CPUs outside reservedCpus", plan[0].WaitMessage);
+        Assert.Contains("has 7 CPUs outside the housekeeping CPUs", plan[0].WaitMessage);
+    }
+
+    [Fact]
+    public void TheDeprecatedIrqReservedCpus_StillCountAsHousekeepingForTheDataPlane_WhenNoHousekeepingCpusAreGiven()
+    {
+        var smt = TwoSockets();
+        smt.Cpus = Enumerable.Range(0, 16).Select(i => new CpuTopology { Id = i, Package = i / 8, Core = i % 4, ThreadSiblings = $"{i - i % 8 + i % 4},{i - i % 8 + i % 4 + 4}" }).ToList();
+        var current = DataPlaneTuning();
+        current.Spec.Hugepages = null;
+        var old = DataPlaneTuning();
+        old.Spec.Hugepages = null;
+        old.Spec.Nic!.HousekeepingCpus = null;
+        old.Spec.Nic.IrqAffinity!.ReservedCpus = "0,8"; // a v1alpha1 object written before housekeepingCpus was the one CPU set
+        Assert.Equal(DataPlanePodBuilder.Build(current, "node-a", null, smt, Options).Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()),
+            DataPlanePodBuilder.Build(old, "node-a", null, smt, Options).Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
+        old.Spec.Nic.IrqAffinity.ReservedCpus = null;
+        Assert.Equal(["8", "8"], DataPlanePodBuilder.Build(old, "node-a", null, smt, Options).Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
     }
 
     [Fact]

@@ -1,7 +1,5 @@
 using k8s;
-using NetTune.Agent.Core.Apply;
-
-namespace NetTune.Agent;
+namespace NetTune.Agent.Core.Apply;
 
 /// <summary>The node reaches the API server when GET /version answers, through the same client and route the agent uses.</summary>
 public sealed class ApiServerReachability(IKubernetes client) : IConnectivityCheck
