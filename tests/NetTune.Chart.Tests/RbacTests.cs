@@ -164,8 +164,24 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNamespacedSecretAsync(ns), "agent lists secrets in its namespace");
             await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListSecretForAllNamespacesAsync(), "agent lists all secrets");
             await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNodeAsync(), "agent lists nodes");
-            // The agent sets its Node's readiness label (nettune.io/tuned); RBAC cannot narrow patch to one node or label.
-            await agent.CoreV1.PatchNodeAsync(new V1Patch("{\"metadata\":{\"labels\":{\"nettune.io/tuned\":\"true\"}}}", V1Patch.PatchType.MergePatch), node);
+            // The agent writes no Node, not even its own readiness label (the operator sets that from the status):
+            // a stolen agent token can neither relabel nor untaint any node.
+            var tunedLabel = new V1Patch("{\"metadata\":{\"labels\":{\"nettune.io/tuned\":\"true\"}}}", V1Patch.PatchType.MergePatch);
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.PatchNodeAsync(tunedLabel, node), "agent labels its own Node");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.PatchNodeAsync(tunedLabel, other), "agent labels another Node");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.PatchNodeAsync(new V1Patch("{\"metadata\":{\"labels\":{\"nettune.io/role\":\"web\"}}}", V1Patch.PatchType.MergePatch), other),
+                "agent pulls another Node into a selector");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.PatchNodeAsync(new V1Patch("{\"spec\":{\"taints\":null,\"unschedulable\":false}}", V1Patch.PatchType.MergePatch), node),
+                "agent removes its Node's taints");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.PatchNodeStatusAsync(new V1Patch("{\"status\":{\"allocatable\":{\"cpu\":\"64\"}}}", V1Patch.PatchType.MergePatch), node),
+                "agent patches its Node's status");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.DeleteNodeAsync(other), "agent deletes a Node");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.CreateNamespacedEventAsync(new Corev1Event { Metadata = new V1ObjectMeta { Name = $"x-{id}" }, InvolvedObject = new V1ObjectReference() }, ns),
+                "agent creates an Event");
+            // The status the agent reported (Applied) is what the operator's token sets the label from.
+            await ClusterSupport.WaitUntilAsync(async () => (await admin.CoreV1.ReadNodeAsync(node)).Metadata.Labels.TryGetValue(NodeLabels.Tuned, out var tuned) && tuned == NodeLabels.TunedValue,
+                "the operator to set the node's tuned label from the NodeState's status");
+            Assert.False((await admin.CoreV1.ReadNodeAsync(other)).Metadata.Labels.ContainsKey(NodeLabels.Tuned));
             await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNamespacedPodAsync(ns), "agent lists pods");
             await ClusterSupport.ForbiddenAsync(() => agent.AppsV1.ListNamespacedDaemonSetAsync(ns), "agent lists DaemonSets");
 
@@ -180,6 +196,8 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             await ClusterSupport.WaitUntilAsync(async () =>
                 (await admin.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items.Count == 0,
                 "the operator to delete the data-plane pods");
+            // Asked to revert: the tuned label goes at once (the agent here never reports Reverted).
+            Assert.False((await admin.CoreV1.ReadNodeAsync(node)).Metadata.Labels.ContainsKey(NodeLabels.Tuned));
         }
         finally
         {

@@ -339,6 +339,9 @@ public static class TuningPlanner
         var deletes = new List<string>();
         var podDeletes = snapshot.Pods.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
         var waiting = new List<string>();
+        // Nodes whose revert waits for their pods to go; on timeout they get it anyway, so that their agent (kept
+        // until the node reported Reverted) reverts them whenever it runs again.
+        var heldByPods = new List<NodeStateWrite>();
         foreach (var (node, state) in snapshot.NodeStates.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             var hasTuning = state.Spec.Sources?.Any(s => s.Name == name) == true;
@@ -350,9 +353,10 @@ public static class TuningPlanner
             if (hasTuning)
             {
                 waiting.Add(node);
-                if (podsByNode.TryGetValue(node, out var pods) && pods.Count > 0) continue; // pods go before the revert
                 var merged = NodeSpecMerger.Merge(node, Contributions(nodeObject, state, live, admitted: null), state.Spec);
-                writes.Add(new NodeStateWrite(node, merged.Spec, state, RevertedFor: name));
+                var write = new NodeStateWrite(node, merged.Spec, state, RevertedFor: name);
+                if (podsByNode.TryGetValue(node, out var pods) && pods.Count > 0) heldByPods.Add(write); // pods go before the revert
+                else writes.Add(write);
                 continue;
             }
             // Written without this tuning: done once the agent confirms (Reverted, or Applied for the tunings that remain).
@@ -384,7 +388,7 @@ public static class TuningPlanner
             return new TuningPlan
             {
                 RemoveFinalizer = true,
-                NodeStateWrites = writes,
+                NodeStateWrites = [.. writes, .. heldByPods],
                 NodeStateDeletes = deletes,
                 PodDeletes = podDeletes,
                 Status = DeletionStatus(tuning, conditions, waiting),

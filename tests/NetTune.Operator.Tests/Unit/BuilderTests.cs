@@ -156,17 +156,16 @@ public sealed class BuilderTests
     }
 
     [Fact]
-    public void TheAgentDaemonSetRunsOnTheUnionOfTheSelectors()
+    public void TheAgentDaemonSetRunsOnTheOperatorsNodeLabel()
     {
-        var a = Tuning("a", selector: Labels(("zone", "a")));
-        var b = Tuning("b", selector: Labels(("role", "edge")));
-        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"), [b, a]);
+        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"));
 
         // Placed by the operator's node label, which outlives a node's leaving the selectors until its revert.
         Assert.Null(ds.Spec.Template.Spec.Affinity);
         Assert.Equal(new Dictionary<string, string> { [Names.AgentNodeLabel] = "true" }, ds.Spec.Template.Spec.NodeSelector);
         Assert.Equal("system-node-critical", ds.Spec.Template.Spec.PriorityClassName);
-        Assert.Equal(["a", "b"], ds.Metadata.OwnerReferences.Select(o => o.Name));
+        // Owned by nothing: the garbage collector would take the agents away with the last tuning.
+        Assert.Null(ds.Metadata.OwnerReferences);
 
         var pod = ds.Spec.Template.Spec;
         Assert.True(pod.HostNetwork);
@@ -181,7 +180,7 @@ public sealed class BuilderTests
         Assert.Contains(pod.Tolerations, t => t.OperatorProperty == "Exists");
 
         // The operator's own node selector is ANDed with the label.
-        var narrowed = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img") { NodeSelector = new Dictionary<string, string> { ["pool"] = "edge" } }, [a]);
+        var narrowed = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img") { NodeSelector = new Dictionary<string, string> { ["pool"] = "edge" } });
         Assert.Equal(["nettune.io/agent", "pool"], narrowed.Spec.Template.Spec.NodeSelector.Keys.Order());
     }
 

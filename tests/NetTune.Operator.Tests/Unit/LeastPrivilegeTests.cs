@@ -45,7 +45,7 @@ public sealed class LeastPrivilegeTests
     [Fact]
     public void TheAgentGetsAPodBoundTokenWhereTheServiceAccountsWouldBe()
     {
-        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "nettune/agent:1"), [Tuning("web")])!;
+        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "nettune/agent:1"))!;
         var pod = ds.Spec.Template.Spec;
         Assert.False(pod.AutomountServiceAccountToken);
         var mount = pod.Containers.Single().VolumeMounts.Single(m => m.MountPath == "/var/run/secrets/kubernetes.io/serviceaccount");
