@@ -294,12 +294,14 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         {
             var existing = write.Existing;
             var annotations = new Dictionary<string, string>(existing.Metadata.Annotations ?? new Dictionary<string, string>());
-            if (write.RevertedFor is { } tuning)
-            {
-                var names = (annotations.GetValueOrDefault(TuningPlanner.RevertedForAnnotation) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
-                names.Add(tuning);
-                annotations[TuningPlanner.RevertedForAnnotation] = string.Join(',', names.Order(StringComparer.Ordinal));
-            }
+            var names = (annotations.GetValueOrDefault(TuningPlanner.RevertedForAnnotation) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+            if (write.RevertedFor is { } tuning) names.Add(tuning);
+            // A tuning the node gets (again: deleted and made anew under its name) is not being reverted there.
+            names.ExceptWith((write.Spec.Sources ?? []).Where(source => source.Name != write.RevertedFor).Select(source => source.Name));
+            if (names.Count > 0) annotations[TuningPlanner.RevertedForAnnotation] = string.Join(',', names.Order(StringComparer.Ordinal));
+            else annotations.Remove(TuningPlanner.RevertedForAnnotation);
+            if (write.RevertStarted is { } started)
+                annotations[TuningPlanner.RevertStartedAnnotation] = started.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
             var body = new NetworkTuningNodeState
             {
                 Metadata = new V1ObjectMeta

@@ -111,10 +111,21 @@ public sealed class PlannerTests
         var pod = new V1Pod { Metadata = new V1ObjectMeta { Name = "t-dp-n1-numa0" }, Spec = new V1PodSpec { NodeName = "n1" } };
         var state = State("n1", 1, Having("t", 1, Somaxconn("1024")), "Applied");
 
+        // The node's turn: it is marked as reverting (spec unchanged) and its pods go; the revert waits for them.
         var withPod = TuningPlanner.Plan(t, Snapshot([t], [state], [pod]), Settings, Now);
         Assert.Equal([pod], withPod.PodDeletes);
-        Assert.Empty(withPod.NodeStateWrites);
+        var mark = Assert.Single(withPod.NodeStateWrites);
+        Assert.Same(state.Spec, mark.Spec);
+        Assert.Equal(("t", Now), (mark.RevertedFor, mark.RevertStarted));
         Assert.False(withPod.RemoveFinalizer);
+        var marked = State("n1", 1, state.Spec, "Applied");
+        marked.Metadata.Annotations = new Dictionary<string, string> { [TuningPlanner.RevertedForAnnotation] = "t" };
+        var terminating = new V1Pod { Metadata = new V1ObjectMeta { Name = pod.Metadata.Name, DeletionTimestamp = Now }, Spec = pod.Spec };
+        var stillGoing = TuningPlanner.Plan(t, Snapshot([t], [marked], [terminating]), Settings, Now);
+        Assert.Empty(stillGoing.NodeStateWrites);
+        Assert.Empty(stillGoing.PodDeletes);
+        Assert.Equal(["n1"], stillGoing.Status!.RevertingNodes);
+        Assert.True(Assert.Single(TuningPlanner.Plan(t, Snapshot([t], [marked]), Settings, Now).NodeStateWrites).Spec.Revert);
 
         var revert = TuningPlanner.Plan(t, Snapshot([t], [state]), Settings, Now);
         var write = Assert.Single(revert.NodeStateWrites);
