@@ -298,8 +298,8 @@ public sealed class OperatorHost : IAsyncDisposable
                 _queue.Add(OperatorReconciler.NodePrefix + (now ?? old)!.Metadata.Name);
                 foreach (var t in _caches.Tunings.List())
                 {
-                    if ((old is not null && LabelSelectorMatcher.Matches(t.Spec.NodeSelector, old.Metadata.Labels))
-                        || (now is not null && LabelSelectorMatcher.Matches(t.Spec.NodeSelector, now.Metadata.Labels)))
+                    if ((old is not null && NodeSelection.Selects(t.Spec, old.Metadata.Labels))
+                        || (now is not null && NodeSelection.Selects(t.Spec, now.Metadata.Labels)))
                         EnqueueTuning(t.Metadata.Name);
                 }
                 var state = _caches.NodeStates.Get((now ?? old)!.Metadata.Name);

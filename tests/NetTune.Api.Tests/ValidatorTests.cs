@@ -44,7 +44,25 @@ public class ValidatorTests
     public void AFullValidSpecPasses() => Assert.Empty(NetworkTuningValidator.Validate(Valid()));
 
     [Fact]
-    public void AnEmptySpecPasses() => Assert.Empty(NetworkTuningValidator.Validate(new NetworkTuningSpec()));
+    public void AnEmptySpecNeedsASelectorOrAllNodes()
+    {
+        Assert.Equal("selector-required", Single(new NetworkTuningSpec()).RuleId);
+        Assert.Empty(NetworkTuningValidator.Validate(new NetworkTuningSpec { AllNodes = true }));
+    }
+
+    [Fact]
+    public void AnEmptySelectorDoesNotSelectEveryNodeUnlessAllNodesSaysSo()
+    {
+        Assert.Equal("selector-required", Single(new NetworkTuningSpec { NodeSelector = new V1LabelSelector() }).RuleId);
+        Assert.Equal("selector-required", Single(new NetworkTuningSpec { NodeSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string>() } }).RuleId);
+        Assert.Equal("selector-required", Single(new NetworkTuningSpec { AllNodes = false }).RuleId);
+        Assert.Empty(NetworkTuningValidator.Validate(new NetworkTuningSpec
+        {
+            NodeSelector = new V1LabelSelector { MatchExpressions = [new V1LabelSelectorRequirement { Key = "pool", OperatorProperty = "Exists" }] },
+        }));
+        var both = Single(new NetworkTuningSpec { AllNodes = true, NodeSelector = Valid().NodeSelector });
+        Assert.Equal(("allnodes-excludes-selector", "spec.allNodes"), (both.RuleId, both.Field));
+    }
 
     // --- nic ---
 
@@ -456,6 +474,8 @@ public class ValidatorTests
         var s9 = Valid(); s9.DataPlane!.Image = ""; broken.Add(s9);
         var s10 = Valid(); s10.DataPlane!.StaticFiles = null; broken.Add(s10);
         var s11 = Valid(); s11.DataPlane!.Mode = DataPlaneMode.Proxy; broken.Add(s11);
+        var s12 = Valid(); s12.NodeSelector = null; broken.Add(s12);
+        var s13 = Valid(); s13.AllNodes = true; broken.Add(s13);
         var reported = broken.SelectMany(NetworkTuningValidator.Validate).Select(e => e.RuleId).OfType<string>().ToHashSet();
         Assert.Equal(NetworkTuningValidator.RuleIds.Order(StringComparer.Ordinal), reported.Order(StringComparer.Ordinal));
     }

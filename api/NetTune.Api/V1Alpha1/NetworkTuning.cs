@@ -45,10 +45,18 @@ public sealed class NetworkTuningList : IKubernetesObject<V1ListMeta>, IItems<Ne
 }
 
 [Description("The desired tuning of the selected nodes.")]
+[CelRule("selector-required", "(has(self.allNodes) && self.allNodes) || (has(self.nodeSelector) && ((has(self.nodeSelector.matchLabels) && size(self.nodeSelector.matchLabels) > 0) || (has(self.nodeSelector.matchExpressions) && size(self.nodeSelector.matchExpressions) > 0)))", "a nodeSelector with at least one label or expression is required; set allNodes: true to select every node")]
+[CelRule("allnodes-excludes-selector", "!(has(self.allNodes) && self.allNodes && has(self.nodeSelector))", "allNodes excludes nodeSelector")]
 public sealed class NetworkTuningSpec
 {
-    [Description("Selects the nodes to tune by their labels. An empty selector selects every node.")]
+    [Description("Selects the nodes to tune by their labels; required (with at least one label or expression) unless allNodes is true. Nodes labelled node-role.kubernetes.io/control-plane are left out unless includeControlPlane is true.")]
     public V1LabelSelector? NodeSelector { get; set; }
+
+    [Description("Select every node (instead of a nodeSelector), still without control-plane nodes unless includeControlPlane is true.")]
+    public bool? AllNodes { get; set; }
+
+    [Description("Also tune nodes labelled node-role.kubernetes.io/control-plane (or the older node-role.kubernetes.io/master) that the selector matches. Default false: they are left out and counted in status.skippedControlPlaneNodes.")]
+    public bool? IncludeControlPlane { get; set; }
 
     [Range(0, 1000)]
     [Default(0)]
@@ -339,6 +347,9 @@ public sealed class NetworkTuningStatus
 
     [Description("Nodes the selector matches.")]
     public int MatchedNodes { get; set; }
+
+    [Description("Control-plane nodes the selector matches that are left out because includeControlPlane is not true.")]
+    public int? SkippedControlPlaneNodes { get; set; }
 
     [Description("Matched nodes that applied the current generation.")]
     public int AppliedNodes { get; set; }

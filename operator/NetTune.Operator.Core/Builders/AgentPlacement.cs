@@ -17,7 +17,7 @@ public static class AgentPlacement
     public static bool NeedsAgent(V1Node node, IEnumerable<NetworkTuning> servedTunings, NetworkTuningNodeState? state)
     {
         if (node.Metadata.DeletionTimestamp is not null) return false;
-        if (servedTunings.Any(t => t.Metadata.DeletionTimestamp is null && LabelSelectorMatcher.Matches(t.Spec.NodeSelector, node.Metadata.Labels)))
+        if (servedTunings.Any(t => t.Metadata.DeletionTimestamp is null && NodeSelection.Selects(t.Spec, node)))
             return true;
         return state is not null && !Settled(state);
     }

@@ -108,7 +108,7 @@ public static class TuningPlanner
         }
 
         var live = snapshot.Tunings.Where(t => t.Metadata.DeletionTimestamp is null).ToList();
-        var matched = snapshot.Nodes.Where(n => LabelSelectorMatcher.Matches(tuning.Spec.NodeSelector, n.Metadata.Labels))
+        var matched = snapshot.Nodes.Where(n => NodeSelection.Selects(tuning.Spec, n))
             .Select(n => n.Metadata.Name).Order(StringComparer.Ordinal).ToList();
         var matchedSet = matched.ToHashSet(StringComparer.Ordinal);
         var rollout = RolloutPlanner.Plan(name, generation, tuning.Spec.Rollout, matched, snapshot.NodeStates);
@@ -185,6 +185,7 @@ public static class TuningPlanner
             ObservedGeneration = status.ObservedGeneration,
             Conditions = conditions.ToList(),
             MatchedNodes = status.MatchedNodes,
+            SkippedControlPlaneNodes = status.SkippedControlPlaneNodes,
             AppliedNodes = status.AppliedNodes,
             FailedNodes = status.FailedNodes,
             PendingNodes = status.PendingNodes,
@@ -213,7 +214,7 @@ public static class TuningPlanner
         var list = new List<Contribution>();
         foreach (var t in live)
         {
-            if (!LabelSelectorMatcher.Matches(t.Spec.NodeSelector, node.Metadata.Labels)) continue;
+            if (!NodeSelection.Selects(t.Spec, node)) continue;
             if (t.Metadata.Name == admitted) list.Add(Contribution.Current(t));
             else if (Contribution.Frozen(existing?.Spec, t.Metadata.Name, t.Spec.Rollout?.DryRun == true) is { } frozen) list.Add(frozen);
         }
@@ -227,9 +228,12 @@ public static class TuningPlanner
         var conditions = new ConditionList(tuning.Status?.Conditions, generation, now);
         var total = rollout.Nodes.Count;
         var progress = $"{rollout.Applied} of {total} nodes applied generation {generation}";
+        var skipped = snapshot.Nodes.Count(n => NodeSelection.LeftOutControlPlane(tuning.Spec, n));
         if (total == 0)
         {
-            conditions.Set(ConditionTypes.Ready, ConditionStatus.True, ConditionReasons.NoMatchingNodes, "the node selector matches no node")
+            conditions.Set(ConditionTypes.Ready, ConditionStatus.True, ConditionReasons.NoMatchingNodes, skipped == 0
+                    ? "the node selector matches no node"
+                    : $"the node selector matches only control-plane nodes ({skipped}), left out unless spec.includeControlPlane is true")
                 .Set(ConditionTypes.Progressing, ConditionStatus.False, ConditionReasons.NoMatchingNodes, "nothing to roll out");
         }
         else if (rollout.Complete)
@@ -285,6 +289,7 @@ public static class TuningPlanner
             ObservedGeneration = generation,
             Conditions = conditions.ToList(),
             MatchedNodes = total,
+            SkippedControlPlaneNodes = skipped == 0 ? null : skipped,
             AppliedNodes = rollout.Applied,
             FailedNodes = rollout.Failed,
             PendingNodes = rollout.Pending,

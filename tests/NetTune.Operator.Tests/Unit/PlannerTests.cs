@@ -2,6 +2,7 @@ using k8s.Models;
 using NetTune.Api.V1Alpha1;
 using NetTune.Operator.Core.Builders;
 using NetTune.Operator.Core.Planning;
+using NetTune.Operator.Core.Selection;
 using Xunit;
 using static NetTune.Operator.Tests.Unit.Fixtures;
 
@@ -95,6 +96,41 @@ public sealed class PlannerTests
         pending.Status = new NodeStateStatus { Topology = applied.Status.Topology };
         var plan = TuningPlanner.Plan(t, Snapshot([t], [applied, pending]), Settings, Now);
         Assert.Equal(["t-dp-n1-numa0"], plan.PodCreates.Select(p => p.Metadata.Name));
+    }
+
+    [Fact]
+    public void ControlPlaneNodesAreLeftOutUnlessTheTuningOptsIn()
+    {
+        V1Node[] nodes = [Node("cp", ("tune", "yes"), (NodeSelection.ControlPlaneLabel, "")), Node("old", ("tune", "yes"), (NodeSelection.LegacyMasterLabel, "")), Node("w", ("tune", "yes"))];
+        var t = Tuning("t", selector: Labels(("tune", "yes")), sysctls: Somaxconn("1024"), maxUnavailable: "100%");
+        var plan = TuningPlanner.Plan(t, new ClusterSnapshot([t], nodes, new Dictionary<string, NetworkTuningNodeState>(), []), Settings, Now);
+        Assert.Equal(["w"], plan.NodeStateWrites.Select(w => w.Node));
+        Assert.Equal((1, 2), (plan.Status!.MatchedNodes, plan.Status.SkippedControlPlaneNodes));
+
+        t.Spec.IncludeControlPlane = true;
+        plan = TuningPlanner.Plan(t, new ClusterSnapshot([t], nodes, new Dictionary<string, NetworkTuningNodeState>(), []), Settings, Now);
+        Assert.Equal(["cp", "old", "w"], plan.NodeStateWrites.Select(w => w.Node).Order());
+        Assert.Null(plan.Status!.SkippedControlPlaneNodes);
+
+        // Only control-plane nodes match: nothing is tuned, and Ready says why.
+        var onlyCp = Tuning("c", selector: Labels((NodeSelection.ControlPlaneLabel, "")), sysctls: Somaxconn("1024"));
+        var ready = TuningPlanner.Plan(onlyCp, new ClusterSnapshot([onlyCp], nodes, new Dictionary<string, NetworkTuningNodeState>(), []), Settings, Now).Status!.Conditions!.Single(c => c.Type == "Ready");
+        Assert.Contains("only control-plane nodes (1)", ready.Message);
+    }
+
+    [Fact]
+    public void ATuningWithoutSelectorOrAllNodesSelectsNothingAndIsInvalid()
+    {
+        var t = Tuning("t", sysctls: Somaxconn("1024"));
+        t.Spec.AllNodes = null;
+        var plan = TuningPlanner.Plan(t, Snapshot([t]), Settings, Now);
+        Assert.Empty(plan.NodeStateWrites);
+        Assert.Contains("nodeSelector", plan.Status!.Conditions!.Single(c => c.Type == "Degraded").Message);
+        Assert.False(NodeSelection.Selects(t.Spec, Nodes[0]));
+        t.Spec.NodeSelector = new V1LabelSelector();
+        Assert.False(NodeSelection.Selects(t.Spec, Nodes[0]));
+        Assert.True(AgentPlacement.NeedsAgent(Nodes[0], [Tuning("all")], null));
+        Assert.False(AgentPlacement.NeedsAgent(Nodes[0], [t], null));
     }
 
     private static NetworkTuning Deleting(string name, DateTime since)
