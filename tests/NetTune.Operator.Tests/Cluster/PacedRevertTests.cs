@@ -36,7 +36,7 @@ public sealed class PacedRevertTests(ClusterFixture fx, ITestOutputHelper output
         var asked = new Dictionary<string, DateTime>();
         var failedOnce = false;
         var most = 0;
-        var order = new List<string>();
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
         using var stop = new CancellationTokenSource();
         var agents = Task.Run(async () =>
         {
@@ -50,7 +50,7 @@ public sealed class PacedRevertTests(ClusterFixture fx, ITestOutputHelper output
                     if (!asked.TryGetValue(node, out var since))
                     {
                         asked[node] = DateTime.UtcNow;
-                        order.Add(node);
+                        order.Enqueue(node);
                         continue;
                     }
                     if (DateTime.UtcNow - since < TimeSpan.FromMilliseconds(600)) continue;
@@ -73,11 +73,12 @@ public sealed class PacedRevertTests(ClusterFixture fx, ITestOutputHelper output
             var paused = await bed.WaitForTuningAsync(name, t => TestBed.Condition(t, "Progressing")?.Reason == "RevertPaused", "the revert paused by the failed node");
             Assert.Contains(nodes[1], TestBed.Condition(paused, "Progressing")!.Message);
             // Paused: nobody else is asked while the failure stands (a node asked before the failure was known goes on).
-            var before = order.ToList();
+            static async Task<List<string>> AskedAsync(TestBed bed) => (await bed.NodeStatesAsync()).Values.Where(s => s.Spec.Revert).Select(s => s.Metadata.Name).Order().ToList();
+            var before = await AskedAsync(bed);
             Assert.True(before.Count < nodes.Count, $"every node was asked before the pause: {string.Join(", ", before)}");
             for (var look = 0; look < 20; look++)
             {
-                Assert.Equal(before, order);
+                Assert.Equal(before, await AskedAsync(bed));
                 await Task.Delay(100);
             }
 
