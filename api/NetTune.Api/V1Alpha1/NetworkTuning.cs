@@ -269,8 +269,12 @@ public enum IoEngine
 [CelRule("dataplane-image", "!self.enabled || (has(self.image) && self.image.matches('\\\\S'))", "dataPlane.image is required when enabled")]
 [CelRule("dataplane-static-root", "!self.enabled || self.mode != 'StaticFiles' || (has(self.staticFiles) && has(self.staticFiles.hostPath) && size(self.staticFiles.hostPath) > 0)", "dataPlane.staticFiles.hostPath is required in StaticFiles mode")]
 [CelRule("dataplane-proxy-upstreams", "!self.enabled || self.mode != 'Proxy' || (has(self.proxy) && has(self.proxy.upstreams) && size(self.proxy.upstreams) > 0)", "dataPlane.proxy.upstreams is required in Proxy mode")]
+[CelRule("dataplane-ports", "!self.enabled || self.port < self.adminPort || self.port >= self.adminPort + 64", "port must not be one of the admin ports: the pod of NUMA node N serves its admin endpoint on adminPort + N (N up to 63)")]
 public sealed class DataPlaneSpec
 {
+    /// <summary>The admin ports of NUMA nodes 0 to 63 (adminPort + id) are kept free of the data port.</summary>
+    public const int AdminPortSpan = 64;
+
     [Default(false)]
     [Description("Run the data plane on tuned nodes.")]
     public bool Enabled { get; set; }
@@ -290,7 +294,7 @@ public sealed class DataPlaneSpec
 
     [Range(1, 65535)]
     [Default(9180)]
-    [Description("TCP port of the admin endpoint (/metrics, /healthz, /readyz).")]
+    [Description("TCP port of the admin endpoint (/metrics, /healthz, /readyz) of the pod on NUMA node 0; the pod on NUMA node N uses adminPort + N, so port must not lie in [adminPort, adminPort + 63].")]
     public int AdminPort { get; set; } = 9180;
 
     [Description("StaticFiles mode settings.")]

@@ -45,7 +45,7 @@ public static partial class NetworkTuningValidator
     {
         "nic-interfaces-required", "interfaces-nonempty", "channels-combined-excludes-rxtx", "channels-match-excludes-counts",
         "channels-nonempty", "hugepages-unique-size", "hugepages-override-unique", "sysctls-allowed", "dataplane-image",
-        "dataplane-static-root", "dataplane-proxy-upstreams", "selector-required", "allnodes-excludes-selector",
+        "dataplane-static-root", "dataplane-proxy-upstreams", "selector-required", "allnodes-excludes-selector", "dataplane-ports",
     };
 
     /// <summary>An empty selector would select every node, control-plane nodes included: it must be asked for.</summary>
@@ -160,8 +160,9 @@ public static partial class NetworkTuningValidator
             errors.Add(new("dataplane-proxy-upstreams", path + ".proxy.upstreams", "dataPlane.proxy.upstreams is required in Proxy mode"));
         CheckRange(dp.Port, 1, 65535, path + ".port", errors);
         CheckRange(dp.AdminPort, 1, 65535, path + ".adminPort", errors);
-        if (dp.Port == dp.AdminPort)
-            errors.Add(new(null, path + ".adminPort", "adminPort must differ from port"));
+        if (dp.Port >= dp.AdminPort && dp.Port < dp.AdminPort + DataPlaneSpec.AdminPortSpan)
+            errors.Add(new("dataplane-ports", path + ".port",
+                "port must not be one of the admin ports: the pod of NUMA node N serves its admin endpoint on adminPort + N (N up to 63)"));
     }
 
     private static void CheckRange(long? value, long min, long max, string field, List<ValidationError> errors)

@@ -142,7 +142,28 @@ public static class TuningPlanner
             if (!NodeSpecMerger.SameSpec(merged.Spec, state.Spec)) writes.Add(new NodeStateWrite(node, merged.Spec, state));
         }
 
-        var dataPlane = DataPlanePlanner.Plan(tuning, rollout, matchedSet, snapshot, settings, now, podCreates, podDeletes);
+        // A node where an older tuning's data plane holds one of our ports gets no pod of ours (and loses any it has).
+        var portConflicts = new List<string>();
+        foreach (var node in matched)
+        {
+            snapshot.NodeStates.TryGetValue(node, out var state);
+            if (DataPlanePorts.Conflict(tuning, nodesByName[node], state?.Status?.Topology, snapshot.Tunings) is { } clash)
+                portConflicts.Add($"node {node}: port {clash.Port} is NetworkTuning {clash.Other}'s (older)");
+        }
+        var serving = portConflicts.Count == 0 ? rollout
+            : rollout with { Nodes = rollout.Nodes.Where(n => !portConflicts.Any(c => c.StartsWith($"node {n.Node}:", StringComparison.Ordinal))).ToList() };
+        var servingSet = serving.Nodes.Select(n => n.Node).ToHashSet(StringComparer.Ordinal);
+        var dataPlane = DataPlanePlanner.Plan(tuning, serving, servingSet, snapshot, settings, now, podCreates, podDeletes);
+        if (portConflicts.Count > 0)
+        {
+            var message = $"{portConflicts.Count} nodes run no data plane of this tuning: {string.Join("; ", portConflicts.Take(5))}{(portConflicts.Count > 5 ? "; ..." : "")}";
+            dataPlane = dataPlane with
+            {
+                Condition = new PlannedCondition(ConditionStatus.False, ConditionReasons.PortConflict, message),
+                Events = ConditionList.Find(previous?.Conditions, ConditionTypes.DataPlaneAvailable) is { Reason: ConditionReasons.PortConflict } before && before.Message == message
+                    ? dataPlane.Events : [.. dataPlane.Events, PlannedEvent.Warning(ConditionReasons.PortConflict, message)],
+            };
+        }
 
         var conflicts = ConflictDetector.Find(tuning, live, snapshot.Nodes);
         var status = BuildStatus(tuning, rollout, conflicts, leaving, snapshot, dataPlane, now);

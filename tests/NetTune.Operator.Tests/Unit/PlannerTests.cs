@@ -133,6 +133,39 @@ public sealed class PlannerTests
         Assert.False(AgentPlacement.NeedsAgent(Nodes[0], [t], null));
     }
 
+    [Fact]
+    public void TwoTuningsWhoseDataPlanesShareAPortOnANode_OnlyTheOlderServesThere()
+    {
+        NetworkTuning Serving(string name, int port, int adminPort, DateTime created)
+        {
+            var t = Tuning(name, selector: Labels(("tune", "yes")));
+            t.Metadata.CreationTimestamp = created;
+            t.Spec.DataPlane = new DataPlaneSpec { Enabled = true, Image = "img", Port = port, AdminPort = adminPort, StaticFiles = new StaticFilesSpec { HostPath = "/srv" } };
+            return t;
+        }
+        var topology = new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }, new NumaNodeInfo { Id = 1, Cpus = "2-3" }] };
+        NetworkTuningNodeState Applied(NetworkTuning t)
+        {
+            var state = State("n1", 1, Having(t.Metadata.Name, 1), "Applied");
+            state.Status!.Topology = topology;
+            return state;
+        }
+        var older = Serving("a", 8080, 9180, Now.AddHours(-1));
+        // Its own ports are fine, but 9181 is the older one's admin port on NUMA node 1.
+        var newer = Serving("b", 9181, 9300, Now);
+        var plan = TuningPlanner.Plan(newer, Snapshot([older, newer], [Applied(newer)]), Settings, Now);
+        Assert.Empty(plan.PodCreates);
+        var available = plan.Status!.Conditions!.Single(c => c.Type == "DataPlaneAvailable");
+        Assert.Equal(("False", ConditionReasons.PortConflict), (available.Status, available.Reason));
+        Assert.Contains("port 9181 is NetworkTuning a's", available.Message);
+        Assert.Contains(plan.Events, e => e.Reason == ConditionReasons.PortConflict);
+        Assert.Equal(2, TuningPlanner.Plan(older, Snapshot([older, newer], [Applied(older)]), Settings, Now).PodCreates.Count);
+
+        // Apart again: both serve.
+        newer.Spec.DataPlane!.Port = 8443;
+        Assert.Equal(2, TuningPlanner.Plan(newer, Snapshot([older, newer], [Applied(newer)]), Settings, Now).PodCreates.Count);
+    }
+
     private static NetworkTuning Deleting(string name, DateTime since)
     {
         var t = Tuning(name, sysctls: Somaxconn("1024"));
