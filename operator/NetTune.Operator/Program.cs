@@ -121,15 +121,27 @@ var webhookCertDir = new Option<string>("--webhook-cert-dir")
     Description = "Folder with the webhooks' tls.crt and tls.key, read again when they change ($NETTUNE_WEBHOOK_CERT_DIR)",
     DefaultValueFactory = _ => Env("NETTUNE_WEBHOOK_CERT_DIR") ?? "/etc/nettune/webhook",
 };
-var allowedImages = new Option<string?>("--dataplane-allowed-images")
+// The allow-lists: an empty value allows nothing; "*" (or "/" for folders) allows anything and is the default only
+// where an unset flag has always meant it (images, folders).
+var allowedImages = new Option<string>("--dataplane-allowed-images")
 {
-    Description = "Comma-separated image patterns ('*' matches anything) a NetworkTuning's data plane may use ($NETTUNE_DATAPLANE_ALLOWED_IMAGES); default: any",
-    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_IMAGES"),
+    Description = "Comma-separated image patterns ('*' matches anything) a NetworkTuning's data plane may use ($NETTUNE_DATAPLANE_ALLOWED_IMAGES); empty: none; default: *",
+    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_IMAGES") ?? DataPlanePolicy.AnyValue,
 };
-var allowedHostPaths = new Option<string?>("--dataplane-allowed-host-paths")
+var allowedHostPaths = new Option<string>("--dataplane-allowed-host-paths")
 {
-    Description = "Comma-separated absolute folders below which a data plane may serve staticFiles.hostPath ($NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS); default: any",
-    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS"),
+    Description = "Comma-separated absolute folders below which a data plane may serve staticFiles.hostPath ($NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS); empty: none; default: /",
+    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS") ?? "/",
+};
+var allowedPriorityClasses = new Option<string>("--dataplane-allowed-priority-classes")
+{
+    Description = "Comma-separated PriorityClass names (patterns, '*' for any) spec.dataPlane.priorityClassName may name ($NETTUNE_DATAPLANE_ALLOWED_PRIORITY_CLASSES); default: none",
+    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_PRIORITY_CLASSES") ?? "",
+};
+var allowedUpstreamNetworks = new Option<string>("--dataplane-allowed-upstream-networks")
+{
+    Description = "Comma-separated CIDRs ('*' for any) where proxy upstreams may be although loopback, link-local or unspecified ($NETTUNE_DATAPLANE_ALLOWED_UPSTREAM_NETWORKS); default: none",
+    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_UPSTREAM_NETWORKS") ?? "",
 };
 
 var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects into the agent DaemonSet, per-node NodeStates and data-plane pods")
@@ -137,7 +149,7 @@ var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects i
     kubeconfig, ns, agentImage, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
     revertTimeout, resync, workers, dataPlaneMemory, dataPlaneNodeLabel, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
     agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector, agentKubeletRestart, webhookPort, webhookCertDir,
-    allowedImages, allowedHostPaths,
+    allowedImages, allowedHostPaths, allowedPriorityClasses, allowedUpstreamNetworks,
 };
 
 root.SetAction(async (parsed, invocationToken) =>
@@ -178,9 +190,12 @@ root.SetAction(async (parsed, invocationToken) =>
     if (parsed.GetValue(eventNamespace) is { } events && events != "default")
         settingErrors.Add($"--event-namespace: '{events}': the API server accepts Events about cluster-scoped objects such as NetworkTuning only in namespace default");
     static List<string> Split(string? list) => [.. (list ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
-    var policy = new DataPlanePolicy(Split(parsed.GetValue(allowedImages)), Split(parsed.GetValue(allowedHostPaths)));
+    var policy = new DataPlanePolicy(Split(parsed.GetValue(allowedImages)), Split(parsed.GetValue(allowedHostPaths)),
+        Split(parsed.GetValue(allowedPriorityClasses)), Split(parsed.GetValue(allowedUpstreamNetworks)));
     foreach (var path in policy.HostPaths.Where(p => !p.StartsWith('/')))
         settingErrors.Add($"--dataplane-allowed-host-paths: '{path}' is not an absolute path");
+    foreach (var network in policy.UpstreamNetworks.Where(n => n != DataPlanePolicy.AnyValue && !System.Net.IPNetwork.TryParse(n, out _)))
+        settingErrors.Add($"--dataplane-allowed-upstream-networks: '{network}' is not a CIDR such as 10.0.0.0/8 (or * for any)");
     if (parsed.GetValue(webhookPort) is < 0 or > 65535) settingErrors.Add($"--webhook-port: {parsed.GetValue(webhookPort)} is not a port");
     if (settingErrors.Count > 0)
     {

@@ -150,7 +150,7 @@ public sealed class WebhookTests(ClusterFixture fx, ITestOutputHelper output)
     {
         await using var bed = await TestBed.StartAsync(fx.Cluster, output);
         using var certificate = SelfSignedLoopbackCertificate();
-        var policy = new DataPlanePolicy(["nettune/dataplane:*"], ["/srv/www"]);
+        var policy = new DataPlanePolicy(["nettune/dataplane:*"], ["/srv/www"], [], []);
         await using var server = await WebhookServer.StartAsync(IPAddress.Loopback, 0, () => certificate,
             new NodeStateAdmission(bed.Client, bed.Namespace), policy, NullLogger.Instance);
         var hook = "nettune-tunings-" + bed.Id;
