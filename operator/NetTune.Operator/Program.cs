@@ -279,7 +279,7 @@ root.SetAction(async (parsed, invocationToken) =>
             return 2;
         }
         webhooks = await WebhookServer.StartAsync(System.Net.IPAddress.Any, hookPort, certificate.Current,
-            new NodeStateAdmission(client, options.Namespace), policy, loggers.CreateLogger("webhook"));
+            new NodeStateAdmission(client, options.Namespace), policy, loggers.CreateLogger("webhook"), new PortAdmission(client));
         log.LogInformation("serving the admission webhooks on port {Port}", hookPort);
     }
 
