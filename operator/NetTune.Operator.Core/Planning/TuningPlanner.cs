@@ -408,9 +408,15 @@ public static class TuningPlanner
                     notStarted.Add((node, revert));
                     continue;
                 }
-                // Started: its pods go first, then the revert.
+                // Started: its pods go first, then the revert; pods that do not go within the revert timeout (a node
+                // whose kubelet is down) do not hold the revert back any longer.
                 inFlight.Add(node);
-                if (podsByNode.TryGetValue(node, out var pods) && pods.Count > 0) podDeletes.AddRange(LivePods(node));
+                var started = RevertStarted(state, tuning) + settings.RevertTimeout;
+                if (podsByNode.TryGetValue(node, out var pods) && pods.Count > 0 && now < started)
+                {
+                    podDeletes.AddRange(LivePods(node));
+                    Wait(started);
+                }
                 else writes.Add(revert);
                 continue;
             }
@@ -438,8 +444,8 @@ public static class TuningPlanner
         foreach (var (node, pods) in podsByNode.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             if (!handled.Contains(node)) podDeletes.AddRange(pods.Where(p => p.Metadata.DeletionTimestamp is null));
 
-        var total = notStarted.Count + inFlight.Count;
-        var max = MaxUnavailable.Resolve(tuning.Spec.Rollout?.MaxUnavailable, Math.Max(total, 1));
+        // A percentage counts every node the deletion concerns, done ones included, as a rollout counts every selected node.
+        var max = MaxUnavailable.Resolve(tuning.Spec.Rollout?.MaxUnavailable, Math.Max(handled.Count, 1));
         var paused = failed.Count > 0;
         // A dry-run tuning changed nothing on the nodes: nothing to pace.
         var slots = dryRun ? notStarted.Count : paused ? 0 : Math.Max(0, max - inFlight.Count);

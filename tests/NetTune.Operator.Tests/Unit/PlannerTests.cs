@@ -195,6 +195,9 @@ public sealed class PlannerTests
         Assert.Empty(stillGoing.PodDeletes);
         Assert.Equal(["n1"], stillGoing.Status!.RevertingNodes);
         Assert.True(Assert.Single(TuningPlanner.Plan(t, Snapshot([t], [marked]), Settings, Now).NodeStateWrites).Spec.Revert);
+        // Pods that do not go within the revert timeout (the node's kubelet is down) no longer hold the revert back.
+        marked.Metadata.Annotations[TuningPlanner.RevertStartedAnnotation] = Now.AddMinutes(-3).ToString("yyyy-MM-ddTHH:mm:ssZ");
+        Assert.True(Assert.Single(TuningPlanner.Plan(t, Snapshot([t], [marked], [terminating]), Settings, Now).NodeStateWrites).Spec.Revert);
 
         var revert = TuningPlanner.Plan(t, Snapshot([t], [state]), Settings, Now);
         var write = Assert.Single(revert.NodeStateWrites);
