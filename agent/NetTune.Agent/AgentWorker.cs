@@ -251,10 +251,9 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         if (run.Kind == RunKind.Applied && kubeletSees) status.LastAppliedGeneration = generation;
         // A rollback is not retried: the same NIC changes would cut the node off again.
         _lastApplyFailed = run.Kind is RunKind.Failed;
+        _appliedGeneration = generation;
         _lastKnobs = [.. run.Knobs];
         await WriteStatusAsync(status, conditions, generation, run, published).ConfigureAwait(false);
-        // Only a written status counts: after a failed write the next run applies again (idempotent) and reports.
-        _appliedGeneration = generation;
     }
 
     private async Task RecheckKubeletAsync(NodeStateSpec spec, NodeStateStatus status, List<V1Condition> conditions, long generation, CancellationToken ct)
