@@ -22,7 +22,6 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private long? _appliedGeneration;
     private long? _revertedGeneration;
     private bool _lastApplyFailed;
-    private bool? _tunedLabel;
     private readonly DriftBackoff _backoff = new();
     private List<KnobResult> _lastKnobs = [];
     private readonly KubeletRestarter? _restarter = KubeletRestarter.From(options.KubeletRestartCommand, options.KubeletRestartRequestFile);
@@ -32,13 +31,19 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private DateTime? _orphanedSince;
     // The kernel's hugepages the kubelet was last restarted for: one restart per change of the pools, never a loop.
     private string? _restartedFor;
+    // The boot this process runs in (one process, one boot): every status says which boot it describes, and the
+    // operator sets the node's tuned label only for the Node's current boot.
+    private string? _bootId;
+    private (long Generation, RunReport Report)? _unreportedRevert;
 
     protected override async Task ExecuteAsync(CancellationToken stop)
     {
         log.LogInformation("agent {Version} for node {Node}, host root {Root}, journal {Journal}{PlanOnly}", Version, options.NodeName, options.HostRoot, options.JournalDir,
             engine.PlanOnly ? ", plan only: nothing is written to the host" : "");
         // Checked at start (and at every run): net sysctls written from another namespace would tune nothing of the host.
-        var netns = engine.Discover().NetNamespace;
+        var host = engine.Discover();
+        _bootId = host.BootId;
+        var netns = host.NetNamespace;
         if (netns.SameAsHost == true) log.LogInformation("{Detail}", netns.Detail);
         else log.LogWarning("{Detail}: net sysctls will be refused (run the agent with hostNetwork)", netns.Detail);
         var watch = Task.Run(() => WatchLoopAsync(stop), stop);
@@ -164,8 +169,6 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
 
     private async Task ReconcileAsync(bool driftTick, CancellationToken ct)
     {
-        // A new boot, or a journal that does not say this boot was applied: no readiness until this process applies.
-        if (_tunedLabel is null) await SetTunedAsync(engine.TunedThisBoot(), ct).ConfigureAwait(false);
         var state = await api.GetAsync(ct).ConfigureAwait(false);
         if (state is null)
         {
@@ -185,18 +188,27 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
 
         if (step == AgentStep.Revert)
         {
-            var sw = Stopwatch.StartNew();
-            var report = await Task.Run(engine.Revert, ct).ConfigureAwait(false);
-            metrics.Observe(report, "revert", sw.Elapsed);
-            log.LogInformation("revert of generation {Generation}: {Kind} in {Ms} ms: {Message}", generation, report.Kind, sw.ElapsedMilliseconds, report.Message);
+            // A revert whose status write failed is reported again, not run again: the journal is empty by now, and
+            // a second run would report nothing restored.
+            var report = _unreportedRevert is { } pending && pending.Generation == generation ? pending.Report : null;
+            if (report is null)
+            {
+                var sw = Stopwatch.StartNew();
+                report = await Task.Run(engine.Revert, ct).ConfigureAwait(false);
+                metrics.Observe(report, "revert", sw.Elapsed);
+                log.LogInformation("revert of generation {Generation}: {Kind} in {Ms} ms: {Message}", generation, report.Kind, sw.ElapsedMilliseconds, report.Message);
+            }
             StatusBuilder.ApplyConditions(conditions, report, generation, DateTime.UtcNow);
-            // A plan-only agent's refusal stands until the spec changes: asking again would change nothing.
-            if (report.Kind == RunKind.Reverted || engine.PlanOnly) _revertedGeneration = generation;
             _appliedGeneration = null;
             _kubeletPending = false;
             _lastKnobs = [.. report.Knobs];
+            // The operator takes the node's tuned label off only once the status says Reverted: a failed status write
+            // (apiserver or webhook down) throws here, and the loop's retry writes this report again.
+            _unreportedRevert = (generation, report);
             await WriteStatusAsync(status, conditions, generation, report, planned: null).ConfigureAwait(false);
-            await SetTunedAsync(false, ct).ConfigureAwait(false);
+            _unreportedRevert = null;
+            // A plan-only agent's refusal stands until the spec changes: asking again would change nothing.
+            if (report.Kind == RunKind.Reverted || engine.PlanOnly) _revertedGeneration = generation;
             return;
         }
         _revertedGeneration = null;
@@ -278,7 +290,6 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         _appliedGeneration = generation;
         _lastKnobs = [.. run.Knobs];
         await WriteStatusAsync(status, conditions, generation, run, published).ConfigureAwait(false);
-        await SetTunedAsync(run.Kind == RunKind.Applied && kubeletSees, ct).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -328,31 +339,6 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         _revertedGeneration = null;
         _kubeletPending = false;
         _lastKnobs = [.. report.Knobs];
-        await SetTunedAsync(false, ct).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// The Node's <see cref="NodeLabels.Tuned"/> label follows whether this boot has the tuning applied; it is written
-    /// only when that changes (and once at start, to clear a label the previous boot left).
-    /// </summary>
-    private async Task SetTunedAsync(bool tuned, CancellationToken ct)
-    {
-        if (_tunedLabel == tuned) return;
-        try
-        {
-            await api.SetNodeLabelAsync(NodeLabels.Tuned, tuned ? NodeLabels.TunedValue : null, ct).ConfigureAwait(false);
-        }
-        catch (k8s.Autorest.HttpOperationException e)
-        {
-            // Tuning goes on without readiness (an RBAC without patch on nodes, the Node gone): said in the log, tried
-            // again at the next run, never a stuck agent.
-            log.LogWarning("cannot {Action} label {Label} on node {Node}: {Status} {Error}", tuned ? "set" : "remove", NodeLabels.Tuned, options.NodeName,
-                (int)e.Response.StatusCode, e.Response.Content);
-            _tunedLabel = null;
-            return;
-        }
-        _tunedLabel = tuned;
-        log.LogInformation("node {Node}: label {Label} {Action}", options.NodeName, NodeLabels.Tuned, tuned ? "set" : "removed");
     }
 
     private async Task RecheckKubeletAsync(NodeStateSpec spec, NodeStateStatus status, List<V1Condition> conditions, long generation, CancellationToken ct)
@@ -364,9 +350,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             "every knob at its target, and the node's capacity shows the hugepages", generation, DateTime.UtcNow);
         status.LastAppliedGeneration = generation;
         log.LogInformation("the node's capacity shows the hugepages now: generation {Generation} applied", generation);
+        // Applied now: the operator sets the tuned label it held back while pods could not get the pages.
         await WriteStatusAsync(status, conditions, generation, new RunReport(RunKind.Applied, host, null, _lastKnobs, null), status.PlannedChanges).ConfigureAwait(false);
-        // The label was held back while pods could not get the pages; without it they would stay unschedulable.
-        await SetTunedAsync(true, ct).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -432,6 +417,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         next.PlannedChanges = next.PlannedChanges.Select(c => new PlannedChange { Knob = c.Knob, Path = c.Path, Current = NullIfEmpty(c.Current), Target = NullIfEmpty(c.Target) }).ToList();
         next.Drift = _drift.Values.OrderBy(d => d.Knob, StringComparer.Ordinal).ToList();
         next.AgentVersion = Version;
+        next.BootId = _bootId;
         // A run that finished during shutdown still reports what it did: the status write gets its own deadline.
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await api.PatchStatusAsync(next, deadline.Token).ConfigureAwait(false);
@@ -439,7 +425,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
 
     private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 
-    private static NodeStateStatus Copy(NodeStateStatus s) => new()
+    private NodeStateStatus Copy(NodeStateStatus s) => new()
     {
         ObservedGeneration = s.ObservedGeneration,
         LastAppliedGeneration = s.LastAppliedGeneration,
@@ -449,6 +435,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         Knobs = s.Knobs ?? [],
         Drift = s.Drift ?? [],
         AgentVersion = Version,
+        BootId = _bootId,
     };
 }
 

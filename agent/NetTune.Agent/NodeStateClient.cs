@@ -38,14 +38,6 @@ public sealed class NodeStateClient(IKubernetes client, string nodeName)
         }
     }
 
-    /// <summary>Sets (or with null removes) one label of this agent's own Node, with a merge patch that touches nothing else.</summary>
-    public async Task SetNodeLabelAsync(string key, string? value, CancellationToken ct)
-    {
-        var body = new Dictionary<string, object?> { ["metadata"] = new Dictionary<string, object?> { ["labels"] = new Dictionary<string, string?> { [key] = value } } };
-        var patch = new V1Patch(KubernetesJson.Serialize(body), V1Patch.PatchType.MergePatch);
-        await client.CoreV1.PatchNodeAsync(patch, nodeName, cancellationToken: ct).ConfigureAwait(false);
-    }
-
     /// <summary>
     /// Records an Event about this agent's Node, in namespace default (the only one the API server takes Events about
     /// cluster-scoped objects in). Events are for people: a refused one is the caller's to log, never a stop.

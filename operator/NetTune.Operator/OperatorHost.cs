@@ -135,8 +135,8 @@ public sealed class OperatorHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// What the operator keeps of a Node: names, labels, uid, whether it is cordoned, and its allocatable resources
-    /// (CPU and hugepages decide the data-plane pods). Real Nodes carry large statuses (images, conditions) it never reads.
+    /// What the operator keeps of a Node: names, labels, uid, whether it is cordoned, its allocatable resources
+    /// (CPU and hugepages decide the data-plane pods) and its boot id. Real Nodes carry large statuses (images, conditions) it never reads.
     /// </summary>
     public static V1Node Slim(V1Node n) => new()
     {
@@ -146,7 +146,14 @@ public sealed class OperatorHost : IAsyncDisposable
             ResourceVersion = n.Metadata.ResourceVersion, DeletionTimestamp = n.Metadata.DeletionTimestamp,
         },
         Spec = n.Spec?.Unschedulable == true ? new V1NodeSpec { Unschedulable = true } : null,
-        Status = n.Status?.Allocatable is { Count: > 0 } allocatable ? new V1NodeStatus { Allocatable = allocatable } : null,
+        Status = n.Status?.Allocatable is { Count: > 0 } || n.Status?.NodeInfo?.BootID is { Length: > 0 }
+            ? new V1NodeStatus
+            {
+                Allocatable = n.Status.Allocatable is { Count: > 0 } allocatable ? allocatable : null,
+                // The tuned label holds for one boot only.
+                NodeInfo = n.Status.NodeInfo?.BootID is { Length: > 0 } boot ? new V1NodeSystemInfo { BootID = boot } : null,
+            }
+            : null,
     };
 
     /// <summary>One term of office: caches, queue and workers, from winning the leadership until losing it.</summary>
@@ -268,8 +275,10 @@ public sealed class OperatorHost : IAsyncDisposable
             };
             _caches.NodeStates.Changed += (_, old, now) =>
             {
-                // A node's agent label follows its NodeState (kept until the node reported Reverted).
+                // A node's labels follow its NodeState: the agent label (kept until the node reported Reverted), the tuned label.
                 _queue.Add(OperatorReconciler.NodePrefix + (now ?? old)!.Metadata.Name);
+                // The agent DaemonSet stays while any node has something left to revert.
+                if (old is null || now is null || AgentPlacement.Settled(old) != AgentPlacement.Settled(now)) _queue.Add(OperatorReconciler.AgentKey);
                 foreach (var state in new[] { old, now })
                 {
                     if (state is null) continue;
@@ -280,16 +289,17 @@ public sealed class OperatorHost : IAsyncDisposable
             };
             _caches.Nodes.Changed += (kind, old, now) =>
             {
-                // Node status heartbeats change nothing here; only new, gone, relabelled or cordoned nodes, or a change of
-                // what they can allocate (hugepages the kubelet counted after a restart), do.
+                // Node status heartbeats change nothing here; only new, gone, relabelled or cordoned nodes, a change of what
+                // they can allocate (hugepages the kubelet counted after a restart) or a new boot, do.
                 if (kind == CacheEvent.Updated && SameLabels(old!.Metadata.Labels, now!.Metadata.Labels)
                     && (old.Spec?.Unschedulable == true) == (now.Spec?.Unschedulable == true)
-                    && SameLabels(Quantities(old), Quantities(now))) return;
+                    && SameLabels(Quantities(old), Quantities(now))
+                    && old.Status?.NodeInfo?.BootID == now.Status?.NodeInfo?.BootID) return;
                 _queue.Add(OperatorReconciler.NodePrefix + (now ?? old)!.Metadata.Name);
                 foreach (var t in _caches.Tunings.List())
                 {
-                    if ((old is not null && LabelSelectorMatcher.Matches(t.Spec.NodeSelector, old.Metadata.Labels))
-                        || (now is not null && LabelSelectorMatcher.Matches(t.Spec.NodeSelector, now.Metadata.Labels)))
+                    if ((old is not null && NodeSelection.Selects(t.Spec, old.Metadata.Labels))
+                        || (now is not null && NodeSelection.Selects(t.Spec, now.Metadata.Labels)))
                         EnqueueTuning(t.Metadata.Name);
                 }
                 var state = _caches.NodeStates.Get((now ?? old)!.Metadata.Name);

@@ -46,7 +46,7 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
             if (key.StartsWith(TuningPrefix, StringComparison.Ordinal))
                 return await ReconcileTuningAsync(key[TuningPrefix.Length..], ct).ConfigureAwait(false);
             if (key.StartsWith(NodePrefix, StringComparison.Ordinal))
-                return await ReconcileAgentLabelAsync(key[NodePrefix.Length..], ct).ConfigureAwait(false);
+                return await ReconcileNodeLabelsAsync(key[NodePrefix.Length..], ct).ConfigureAwait(false);
             return ReconcileResult.Failed($"unknown key {key}");
         }
         catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Conflict)
@@ -222,31 +222,40 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _probeFailures = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// Puts the agent label on a node that needs an agent and takes it off only when the node has nothing left to
-    /// revert, so the DaemonSet controller never removes an agent while its node still holds a tuning.
+    /// The operator's two labels on one node, in one patch. The agent label goes on a node that needs an agent and off
+    /// only when the node has nothing left to revert, so the DaemonSet controller never removes an agent while its node
+    /// still holds a tuning. The tuned label follows the NodeState's status (<see cref="TunedLabel"/>): the agents
+    /// cannot write Nodes.
     /// </summary>
-    private async Task<ReconcileResult> ReconcileAgentLabelAsync(string name, CancellationToken ct)
+    private async Task<ReconcileResult> ReconcileNodeLabelsAsync(string name, CancellationToken ct)
     {
         var node = caches.Nodes.Get(name);
-        if (node is null) return ReconcileResult.Done;
+        if (node is null || node.Metadata.DeletionTimestamp is not null) return ReconcileResult.Done;
+        var state = caches.NodeStates.Get(name);
         var served = AgentDaemonSetBuilder.ServedTunings(caches.Tunings.List());
-        var needs = served.Count > 0 && AgentPlacement.NeedsAgent(node, served, caches.NodeStates.Get(name));
-        if (needs == AgentPlacement.HasLabel(node)) return ReconcileResult.Done;
-        await SetAgentLabelAsync(node, needs, ct).ConfigureAwait(false);
+        var changes = new Dictionary<string, string?>();
+        var needsAgent = AgentPlacement.NeedsAgent(node, served, state);
+        if (needsAgent != AgentPlacement.HasLabel(node)) changes[Names.AgentNodeLabel] = needsAgent ? AgentPlacement.LabelValue : null;
+        var tuned = TunedLabel.HasLabel(node);
+        var tunedNow = TunedLabel.Desired(node, state, tuned);
+        if (tunedNow != tuned) changes[Names.NodeTunedLabel] = tunedNow ? NodeLabels.TunedValue : null;
+        if (changes.Count > 0) await SetLabelsAsync(node, changes, ct).ConfigureAwait(false);
         return ReconcileResult.Done;
     }
 
-    private async Task SetAgentLabelAsync(V1Node node, bool on, CancellationToken ct)
+    private Task SetAgentLabelAsync(V1Node node, bool on, CancellationToken ct) =>
+        SetLabelsAsync(node, new Dictionary<string, string?> { [Names.AgentNodeLabel] = on ? AgentPlacement.LabelValue : null }, ct);
+
+    /// <summary>Sets (or with null removes) the given labels with a merge patch that touches nothing else.</summary>
+    private async Task SetLabelsAsync(V1Node node, Dictionary<string, string?> labels, CancellationToken ct)
     {
-        var patch = JsonSerializer.Serialize(new
-        {
-            metadata = new { labels = new Dictionary<string, string?> { [Names.AgentNodeLabel] = on ? AgentPlacement.LabelValue : null } },
-        });
+        var patch = JsonSerializer.Serialize(new { metadata = new { labels } });
         try
         {
             var written = await client.CoreV1.PatchNodeAsync(new V1Patch(patch, V1Patch.PatchType.MergePatch), node.Metadata.Name, cancellationToken: ct).ConfigureAwait(false);
             caches.Nodes.Remember(OperatorHost.Slim(written));
-            log.LogInformation("node {Node}: agent label {Action}", node.Metadata.Name, on ? "set" : "removed (nothing left to revert)");
+            log.LogInformation("node {Node}: {Labels}", node.Metadata.Name,
+                string.Join(", ", labels.Select(kv => kv.Value is null ? $"label {kv.Key} removed" : $"label {kv.Key}={kv.Value} set")));
         }
         catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.NotFound) { }
     }
@@ -285,12 +294,14 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         {
             var existing = write.Existing;
             var annotations = new Dictionary<string, string>(existing.Metadata.Annotations ?? new Dictionary<string, string>());
-            if (write.RevertedFor is { } tuning)
-            {
-                var names = (annotations.GetValueOrDefault(TuningPlanner.RevertedForAnnotation) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
-                names.Add(tuning);
-                annotations[TuningPlanner.RevertedForAnnotation] = string.Join(',', names.Order(StringComparer.Ordinal));
-            }
+            var names = (annotations.GetValueOrDefault(TuningPlanner.RevertedForAnnotation) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+            if (write.RevertedFor is { } tuning) names.Add(tuning);
+            // A tuning the node gets (again: deleted and made anew under its name) is not being reverted there.
+            names.ExceptWith((write.Spec.Sources ?? []).Where(source => source.Name != write.RevertedFor).Select(source => source.Name));
+            if (names.Count > 0) annotations[TuningPlanner.RevertedForAnnotation] = string.Join(',', names.Order(StringComparer.Ordinal));
+            else annotations.Remove(TuningPlanner.RevertedForAnnotation);
+            if (write.RevertStarted is { } started)
+                annotations[TuningPlanner.RevertStartedAnnotation] = started.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
             var body = new NetworkTuningNodeState
             {
                 Metadata = new V1ObjectMeta
@@ -332,13 +343,15 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         var key = options.Namespace + "/" + Names.AgentDaemonSet;
         var existing = caches.DaemonSets.Get(key);
         var tunings = AgentDaemonSetBuilder.ServedTunings(caches.Tunings.List());
-        // Creating is the one write that can resurrect what the garbage collector just removed: after the last
-        // tuning's finalizer goes, the GC deletes the DaemonSet, and that event can arrive before the tuning's own
-        // delete event. So a create trusts only the API server's word on which cached tunings still exist.
+        // A create trusts only the API server's word on which cached tunings still exist: the cache may still hold the
+        // tuning whose finalizer just went, and the agents would come back for nothing.
         if (existing is null && tunings.Count > 0) tunings = await ConfirmServedTuningsAsync(tunings, ct).ConfigureAwait(false);
-        if (tunings.Count == 0)
+        // A node not reverted yet keeps its agent after its tunings are gone (one that timed out waiting for an agent
+        // that was down): the agent comes back and reverts it.
+        var needing = caches.Nodes.List().Where(n => AgentPlacement.NeedsAgent(n, tunings, caches.NodeStates.Get(n.Metadata.Name))).ToList();
+        if (tunings.Count == 0 && needing.Count == 0)
         {
-            // No tuning left at all: no DaemonSet either, so no label has anything to place.
+            // Nothing to serve and nothing to revert: no DaemonSet either, so no label has anything to place.
             await Parallel.ForEachAsync(caches.Nodes.List().Where(AgentPlacement.HasLabel).ToList(),
                 new ParallelOptions { MaxDegreeOfParallelism = options.WriteParallelism, CancellationToken = ct },
                 async (node, token) => await SetAgentLabelAsync(node, on: false, token).ConfigureAwait(false)).ConfigureAwait(false);
@@ -347,19 +360,19 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
                 await IgnoreNotFound(client.AppsV1.DeleteNamespacedDaemonSetAsync(Names.AgentDaemonSet, options.Namespace, cancellationToken: ct)).ConfigureAwait(false);
                 await IgnoreNotFound(client.CoreV1.DeleteNamespacedServiceAccountAsync(Names.AgentServiceAccount, options.Namespace, cancellationToken: ct)).ConfigureAwait(false);
                 caches.DaemonSets.Forget(key);
+                log.LogInformation("no tuning left and every node reverted: deleted DaemonSet {Namespace}/{Name}", options.Namespace, Names.AgentDaemonSet);
             }
             return ReconcileResult.Done;
         }
 
         // Label first: the DaemonSet runs on the label, and a node that needs an agent must never be without one.
-        var unlabelled = caches.Nodes.List()
-            .Where(n => !AgentPlacement.HasLabel(n) && AgentPlacement.NeedsAgent(n, tunings, caches.NodeStates.Get(n.Metadata.Name))).ToList();
+        var unlabelled = needing.Where(n => !AgentPlacement.HasLabel(n)).ToList();
         await Parallel.ForEachAsync(unlabelled, new ParallelOptions { MaxDegreeOfParallelism = options.WriteParallelism, CancellationToken = ct },
             async (node, token) => await SetAgentLabelAsync(node, on: true, token).ConfigureAwait(false)).ConfigureAwait(false);
 
         var agent = options.AgentOptions;
-        var desired = AgentDaemonSetBuilder.Build(agent, tunings);
-        var account = AgentDaemonSetBuilder.BuildServiceAccount(agent, tunings);
+        var desired = AgentDaemonSetBuilder.Build(agent);
+        var account = AgentDaemonSetBuilder.BuildServiceAccount(agent);
         try
         {
             await client.CoreV1.CreateNamespacedServiceAccountAsync(account, options.Namespace, cancellationToken: ct).ConfigureAwait(false);

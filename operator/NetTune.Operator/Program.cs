@@ -149,15 +149,27 @@ var webhookCaValidity = new Option<double>("--webhook-ca-validity-seconds")
     Description = "Lifetime of the webhook CA; it is replaced (old and new trusted side by side) when it can no longer sign a full serving certificate",
 };
 var webhookCertCheck = new Option<double>("--webhook-cert-check-seconds") { DefaultValueFactory = _ => 60, Description = "How often every replica reads the certificate Secret (and the leader renews)" };
-var allowedImages = new Option<string?>("--dataplane-allowed-images")
+// The allow-lists: an empty value allows nothing; "*" (or "/" for folders) allows anything and is the default only
+// where an unset flag has always meant it (images, folders).
+var allowedImages = new Option<string>("--dataplane-allowed-images")
 {
-    Description = "Comma-separated image patterns ('*' matches anything) a NetworkTuning's data plane may use ($NETTUNE_DATAPLANE_ALLOWED_IMAGES); default: any",
-    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_IMAGES"),
+    Description = "Comma-separated image patterns ('*' matches anything) a NetworkTuning's data plane may use ($NETTUNE_DATAPLANE_ALLOWED_IMAGES); empty: none; default: *",
+    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_IMAGES") ?? DataPlanePolicy.AnyValue,
 };
-var allowedHostPaths = new Option<string?>("--dataplane-allowed-host-paths")
+var allowedHostPaths = new Option<string>("--dataplane-allowed-host-paths")
 {
-    Description = "Comma-separated absolute folders below which a data plane may serve staticFiles.hostPath ($NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS); default: any",
-    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS"),
+    Description = "Comma-separated absolute folders below which a data plane may serve staticFiles.hostPath ($NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS); empty: none; default: /",
+    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS") ?? "/",
+};
+var allowedPriorityClasses = new Option<string>("--dataplane-allowed-priority-classes")
+{
+    Description = "Comma-separated PriorityClass names (patterns, '*' for any) spec.dataPlane.priorityClassName may name ($NETTUNE_DATAPLANE_ALLOWED_PRIORITY_CLASSES); default: none",
+    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_PRIORITY_CLASSES") ?? "",
+};
+var allowedUpstreamNetworks = new Option<string>("--dataplane-allowed-upstream-networks")
+{
+    Description = "Comma-separated CIDRs ('*' for any) where proxy upstreams may be although loopback, link-local or unspecified ($NETTUNE_DATAPLANE_ALLOWED_UPSTREAM_NETWORKS); default: none",
+    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_UPSTREAM_NETWORKS") ?? "",
 };
 
 var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects into the agent DaemonSet, per-node NodeStates and data-plane pods")
@@ -166,7 +178,7 @@ var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects i
     revertTimeout, resync, workers, dataPlaneMemory, dataPlaneNodeLabel, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
     agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector, agentKubeletRestart, agentKubeletRootDir, webhookPort, webhookCertDir,
     webhookCertSecret, webhookConfigurations, webhookCertHosts, webhookCertValidity, webhookCertRenewBefore, webhookCaValidity, webhookCertCheck,
-    allowedImages, allowedHostPaths,
+    allowedImages, allowedHostPaths, allowedPriorityClasses, allowedUpstreamNetworks,
 };
 
 root.SetAction(async (parsed, invocationToken) =>
@@ -209,9 +221,12 @@ root.SetAction(async (parsed, invocationToken) =>
     if (parsed.GetValue(eventNamespace) is { } events && events != "default")
         settingErrors.Add($"--event-namespace: '{events}': the API server accepts Events about cluster-scoped objects such as NetworkTuning only in namespace default");
     static List<string> Split(string? list) => [.. (list ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
-    var policy = new DataPlanePolicy(Split(parsed.GetValue(allowedImages)), Split(parsed.GetValue(allowedHostPaths)));
+    var policy = new DataPlanePolicy(Split(parsed.GetValue(allowedImages)), Split(parsed.GetValue(allowedHostPaths)),
+        Split(parsed.GetValue(allowedPriorityClasses)), Split(parsed.GetValue(allowedUpstreamNetworks)));
     foreach (var path in policy.HostPaths.Where(p => !p.StartsWith('/')))
         settingErrors.Add($"--dataplane-allowed-host-paths: '{path}' is not an absolute path");
+    foreach (var network in policy.UpstreamNetworks.Where(n => n != DataPlanePolicy.AnyValue && !System.Net.IPNetwork.TryParse(n, out _)))
+        settingErrors.Add($"--dataplane-allowed-upstream-networks: '{network}' is not a CIDR such as 10.0.0.0/8 (or * for any)");
     if (parsed.GetValue(webhookPort) is < 0 or > 65535) settingErrors.Add($"--webhook-port: {parsed.GetValue(webhookPort)} is not a port");
     var certPolicy = new CertificatePolicy(TimeSpan.FromSeconds(parsed.GetValue(webhookCertValidity)), TimeSpan.FromSeconds(parsed.GetValue(webhookCertRenewBefore)),
         TimeSpan.FromSeconds(parsed.GetValue(webhookCaValidity)), Split(parsed.GetValue(webhookCertHosts)));
@@ -318,7 +333,7 @@ root.SetAction(async (parsed, invocationToken) =>
             certificate = files.Current;
         }
         webhooks = await WebhookServer.StartAsync(System.Net.IPAddress.Any, hookPort, certificate,
-            new NodeStateAdmission(client, options.Namespace), policy, loggers.CreateLogger("webhook"));
+            new NodeStateAdmission(client, options.Namespace), policy, loggers.CreateLogger("webhook"), new PortAdmission(client));
         log.LogInformation("serving the admission webhooks on port {Port}", hookPort);
     }
 

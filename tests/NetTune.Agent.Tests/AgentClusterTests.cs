@@ -30,6 +30,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         var original = host.TreeImage();
         var client = Cluster.Client;
         await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node, Labels = new Dictionary<string, string> { ["nettune.io/tuned"] = "true" } } });
+        // Agents cannot write Nodes: whatever the status says, this label (no operator runs here) stays as it was made.
         var spec = Specs.Full();
         spec.NodeName = node;
         spec.DryRun = true;
@@ -50,8 +51,8 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             var cpu25 = dry.Status.Topology.Cpus.Single(c => c.Id == 25);
             Assert.Equal((1, 1, "9,25"), (cpu25.Package, cpu25.Core, cpu25.ThreadSiblings));
             TreeAssert.Same(original, host.TreeImage());
-            // The label the Node had (from a boot this agent has not applied) is gone: nothing is tuned yet.
-            await WaitForTunedLabelAsync(node, present: false, agent);
+            // The status says this boot has nothing applied yet: the operator keeps the node's tuned label off.
+            await WaitForTunedStatusAsync(node, host, tuned: false, agent);
 
             // Apply.
             await PatchSpecAsync(node, new { dryRun = false });
@@ -61,7 +62,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Assert.All(applied.Status.Knobs!, k => Assert.Equal(KnobOutcome.Applied, k.Result));
             Assert.Equal("65535", host.Read("proc/sys/net/core/somaxconn"));
             Assert.Equal("4", applied.Status.Topology!.Nics!.Single(n => n.Name == "eth1").Channels!.Combined.ToString());
-            await WaitForTunedLabelAsync(node, present: true, agent);
+            await WaitForTunedStatusAsync(node, host, tuned: true, agent);
 
             // Applied only once the node's capacity showed the new hugepages: the agent restarted the (stand-in) kubelet once.
             var kubelet = Condition(applied, ConditionTypes.KubeletRestartRequired)!;
@@ -104,7 +105,9 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Assert.Equal(ConditionReasons.Reverted, Condition(reverted, ConditionTypes.Applied)!.Reason);
             Assert.All(reverted.Status!.Knobs!, k => Assert.Equal(KnobOutcome.Reverted, k.Result));
             TreeAssert.Same(original, host.TreeImage());
-            await WaitForTunedLabelAsync(node, present: false, agent);
+            await WaitForTunedStatusAsync(node, host, tuned: false, agent);
+
+            Assert.Equal(NodeLabels.TunedValue, (await client.CoreV1.ReadNodeAsync(node)).Metadata.Labels[NodeLabels.Tuned]);
 
             await agent.StopAsync(TimeSpan.FromSeconds(20));
             Assert.True(agent.HasExited);
@@ -157,6 +160,93 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         }
     }
 
+    /// <summary>
+    /// The operator takes the node's tuned label off only when the status says Reverted, so a revert whose status write
+    /// failed (here: a webhook that cannot be reached, failing closed) must be reported once writes go through again.
+    /// </summary>
+    [Fact]
+    public async Task ARevertWhoseStatusWriteFailed_IsReportedOnceTheStatusCanBeWrittenAgain()
+    {
+        const string node = "agent-node-statusfail";
+        const string webhook = "agent-test-block-nodestate-status";
+        using var host = FixtureHost.ThisVm();
+        const string backlog = "proc/sys/net/core/netdev_max_backlog";
+        var original = host.Read(backlog);
+        var client = Cluster.Client;
+        await client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = node } });
+        await client.CustomObjects.CreateClusterCustomObjectAsync(new NetworkTuningNodeState
+        {
+            Metadata = new V1ObjectMeta { Name = node, Labels = new Dictionary<string, string> { ["agent-test-block"] = node } },
+            Spec = new NodeStateSpec { NodeName = node, Sysctls = new() { ["net.core.netdev_max_backlog"] = "16384" } },
+        }, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
+        var agent = StartAgent(host, node, Path.Join(host.Dir, "agent.log"), "1s");
+        try
+        {
+            await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, agent);
+
+            // A webhook nobody answers, failing closed, for this NodeState's status only (the spec stays writable).
+            await client.AdmissionregistrationV1.CreateValidatingWebhookConfigurationAsync(new V1ValidatingWebhookConfiguration
+            {
+                Metadata = new V1ObjectMeta { Name = webhook },
+                Webhooks =
+                [
+                    new V1ValidatingWebhook
+                    {
+                        Name = "block.agent-test.nettune.io",
+                        ClientConfig = new Admissionregistrationv1WebhookClientConfig { Url = "https://127.0.0.1:1/block" },
+                        Rules = [new V1RuleWithOperations { ApiGroups = [ApiGroup.Name], ApiVersions = [ApiGroup.Version], Resources = ["networktuningnodestates/status"], Operations = ["UPDATE"] }],
+                        ObjectSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["agent-test-block"] = node } },
+                        FailurePolicy = "Fail",
+                        SideEffects = "None",
+                        AdmissionReviewVersions = ["v1"],
+                        TimeoutSeconds = 2,
+                    },
+                ],
+            });
+            try
+            {
+                var blocked = new V1Patch("""{"status":{"agentVersion":"blocked?"}}""", V1Patch.PatchType.MergePatch);
+                await WaitUntilAsync(async () =>
+                {
+                    try { await client.CustomObjects.PatchClusterCustomObjectStatusAsync(blocked, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node); }
+                    catch (k8s.Autorest.HttpOperationException) { return true; }
+                    return false;
+                }, "the webhook to refuse status writes");
+
+                await PatchSpecAsync(node, new { revert = true });
+                await WaitUntilAsync(() => Task.FromResult(host.Read(backlog) == original), "the host reverted");
+                // The agent keeps trying; nothing can say Reverted yet.
+                await Task.Delay(TimeSpan.FromSeconds(3));
+                var stale = await GetNodeStateAsync(node);
+                Assert.NotEqual(stale.Metadata.Generation, stale.Status!.ObservedGeneration);
+            }
+            finally
+            {
+                await client.AdmissionregistrationV1.DeleteValidatingWebhookConfigurationAsync(webhook);
+            }
+
+            var reverted = await WaitForAsync(node, s => Condition(s, ConditionTypes.Reverted)?.Status == ConditionStatus.True && s.Status!.ObservedGeneration == s.Metadata.Generation, agent);
+            Assert.Equal(original, host.Read(backlog));
+            Assert.Contains(reverted.Status!.Knobs!, k => k.Knob == "sysctl/net.core.netdev_max_backlog");
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            await DeleteNodeAndStateAsync(node);
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await condition()) return;
+            await Task.Delay(200);
+        }
+        Assert.Fail($"timed out waiting for {what}");
+    }
+
     [Fact]
     public async Task Hugepages_AreAppliedOnlyWhenTheNodesCapacityShowsThem_UntilThenKubeletRestartRequiredSaysWhatIsMissing()
     {
@@ -181,7 +271,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Assert.Null(waiting.Status!.LastAppliedGeneration);
             Assert.Equal(KnobOutcome.Applied, waiting.Status.Knobs!.Single(k => k.Knob == "hugepages/node0/2Mi").Result);
             // Pods that need the pages must not land yet: the node is not marked tuned.
-            await WaitForTunedLabelAsync(node, present: false, agent);
+            await WaitForTunedStatusAsync(node, host, tuned: false, agent);
 
             // Someone restarts the kubelet: the capacity shows the pages, and the next drift tick reports Applied.
             await client.CoreV1.PatchNodeStatusAsync(new V1Patch("""{"status":{"capacity":{"hugepages-2Mi":"16Mi"},"allocatable":{"hugepages-2Mi":"16Mi"}}}""", V1Patch.PatchType.MergePatch), node);
@@ -189,7 +279,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             Assert.Equal((ConditionStatus.False, ConditionReasons.KubeletSeesHugepages),
                 (Condition(done, ConditionTypes.KubeletRestartRequired)!.Status, Condition(done, ConditionTypes.KubeletRestartRequired)!.Reason));
             // And the data-plane pods, which require the tuned label, may now be scheduled.
-            await WaitForTunedLabelAsync(node, present: true, agent);
+            await WaitForTunedStatusAsync(node, host, tuned: true, agent);
         }
         finally
         {
@@ -236,7 +326,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
     }
 
     [Fact]
-    public async Task AfterAReboot_TheTunedLabelIsGone_UntilTheAgentHasAppliedAgain()
+    public async Task AfterAReboot_TheStatusNamesTheNewBoot_WithNothingAppliedUntilTheAgentHasAppliedAgain()
     {
         const string node = "agent-node-reboot";
         using var host = FixtureHost.ThisVm();
@@ -250,22 +340,23 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         try
         {
             await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, first);
-            await WaitForTunedLabelAsync(node, present: true, first);
+            await WaitForTunedStatusAsync(node, host, tuned: true, first);
             await first.StopAsync(TimeSpan.FromSeconds(20));
 
             // The reboot: a new boot id, the kernel's default back. The spec is held in dry run so the new agent
-            // shows what it does before applying: it takes the label away.
+            // shows what it does before applying: its status names the new boot and nothing applied in it.
             host.Write(NetTune.Agent.Core.Topology.TopologyDiscovery.BootIdPath, "3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a");
             host.Write("proc/sys/net/core/netdev_max_backlog", "1000");
-            Assert.Equal(NodeLabels.TunedValue, (await client.CoreV1.ReadNodeAsync(node)).Metadata.Labels?[NodeLabels.Tuned]);
+            Assert.Equal("8f1c2b4e-5d6a-4e3f-9a7b-0c1d2e3f4a5b", (await GetNodeStateAsync(node)).Status!.BootId);
             await PatchSpecAsync(node, new { dryRun = true });
             second = Start("second.log");
             await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Reason == ConditionReasons.DryRun && s.Status!.ObservedGeneration == s.Metadata.Generation, second);
-            await WaitForTunedLabelAsync(node, present: false, second);
+            await WaitForTunedStatusAsync(node, host, tuned: false, second);
+            Assert.Equal("3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a", (await GetNodeStateAsync(node)).Status!.BootId);
 
             await PatchSpecAsync(node, new { dryRun = false });
             await WaitForAsync(node, s => Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True && s.Status!.LastAppliedGeneration == s.Metadata.Generation, second);
-            await WaitForTunedLabelAsync(node, present: true, second);
+            await WaitForTunedStatusAsync(node, host, tuned: true, second);
             Assert.Equal("16384", host.Read("proc/sys/net/core/netdev_max_backlog"));
             Assert.Contains("after a reboot", File.ReadAllText(Path.Join(host.Dir, "second.log")));
         }
@@ -452,19 +543,22 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
              "--metrics-port", $"{port ?? FreePort()}", "--drift-interval", driftInterval, "--channel-backend", "Fixture", .. extraArgs ?? []],
             logPath);
 
-    private async Task WaitForTunedLabelAsync(string node, bool present, ChildProcess agent)
+    /// <summary>
+    /// Waits until the status tells the operator that this host's current boot has (or has not) the NodeState's
+    /// current generation applied: what the operator sets the node's tuned label from.
+    /// </summary>
+    private async Task WaitForTunedStatusAsync(string node, FixtureHost host, bool tuned, ChildProcess agent)
     {
-        var deadline = DateTime.UtcNow + Patience;
-        while (DateTime.UtcNow < deadline)
-        {
-            var labels = (await Cluster.Client.CoreV1.ReadNodeAsync(node)).Metadata.Labels;
-            var value = labels is not null && labels.TryGetValue(NodeLabels.Tuned, out var v) ? v : null;
-            if (present ? value == NodeLabels.TunedValue : value is null) return;
-            Assert.False(agent.HasExited, "the agent exited:\n" + agent.Tail());
-            await Task.Delay(200);
-        }
-        Assert.Fail($"the Node's {NodeLabels.Tuned} label never became {(present ? "present" : "absent")}\nagent log:\n{agent.Tail(40)}");
+        var boot = host.Read(NetTune.Agent.Core.Topology.TopologyDiscovery.BootIdPath).Trim();
+        await WaitForAsync(node, s => TunedInBoot(s, boot) == tuned, agent);
     }
+
+    private static bool TunedInBoot(NetworkTuningNodeState s, string boot) =>
+        !s.Spec.Revert && s.Status?.BootId == boot && s.Status.ObservedGeneration == s.Metadata.Generation
+        && s.Status.LastAppliedGeneration == s.Metadata.Generation && Condition(s, ConditionTypes.Applied)?.Status == ConditionStatus.True;
+
+    private Task<NetworkTuningNodeState> GetNodeStateAsync(string node) =>
+        Cluster.Client.CustomObjects.GetClusterCustomObjectAsync<NetworkTuningNodeState>(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);
 
     private static V1Condition? Condition(NetworkTuningNodeState s, string type) => s.Status?.Conditions?.FirstOrDefault(c => c.Type == type);
 

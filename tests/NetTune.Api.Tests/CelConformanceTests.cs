@@ -242,6 +242,21 @@ internal static class TwinSamples
     {
         ["valid"] = ValidatorTests.Valid,
         ["empty"] = () => new NetworkTuningSpec(),
+        ["all nodes"] = () => new NetworkTuningSpec { AllNodes = true },
+        ["all nodes false"] = () => new NetworkTuningSpec { AllNodes = false },
+        ["all nodes with a selector"] = () => With(s => s.AllNodes = true),
+        ["empty selector"] = () => With(s => s.NodeSelector = new k8s.Models.V1LabelSelector()),
+        ["empty matchLabels"] = () => With(s => s.NodeSelector = new k8s.Models.V1LabelSelector { MatchLabels = new Dictionary<string, string>() }),
+        ["selector by expression"] = () => With(s => s.NodeSelector = new k8s.Models.V1LabelSelector
+        {
+            MatchExpressions = [new k8s.Models.V1LabelSelectorRequirement { Key = "pool", OperatorProperty = "In", Values = ["edge"] }],
+        }),
+        ["control plane opt-in"] = () => With(s => s.IncludeControlPlane = true),
+        ["port on the admin port"] = () => With(s => s.DataPlane!.Port = s.DataPlane.AdminPort),
+        ["port on numa 1's admin port"] = () => With(s => { s.DataPlane!.Port = 8081; s.DataPlane.AdminPort = 8080; }),
+        ["port past the admin ports"] = () => With(s => { s.DataPlane!.Port = 8144; s.DataPlane.AdminPort = 8080; }),
+        ["port below the admin port"] = () => With(s => { s.DataPlane!.Port = 8079; s.DataPlane.AdminPort = 8080; }),
+        ["disabled data plane with colliding ports"] = () => With(s => { s.DataPlane!.Enabled = false; s.DataPlane.Port = 8081; s.DataPlane.AdminPort = 8080; }),
         ["nic without interfaces"] = () => With(s => s.Nic!.Interfaces = null),
         ["interfaces empty"] = () => With(s => s.Nic!.Interfaces = new InterfaceSelector { Names = [], Drivers = null }),
         ["interfaces by name only"] = () => With(s => s.Nic!.Interfaces = new InterfaceSelector { Names = ["ens1f?"] }),

@@ -44,7 +44,25 @@ public class ValidatorTests
     public void AFullValidSpecPasses() => Assert.Empty(NetworkTuningValidator.Validate(Valid()));
 
     [Fact]
-    public void AnEmptySpecPasses() => Assert.Empty(NetworkTuningValidator.Validate(new NetworkTuningSpec()));
+    public void AnEmptySpecNeedsASelectorOrAllNodes()
+    {
+        Assert.Equal("selector-required", Single(new NetworkTuningSpec()).RuleId);
+        Assert.Empty(NetworkTuningValidator.Validate(new NetworkTuningSpec { AllNodes = true }));
+    }
+
+    [Fact]
+    public void AnEmptySelectorDoesNotSelectEveryNodeUnlessAllNodesSaysSo()
+    {
+        Assert.Equal("selector-required", Single(new NetworkTuningSpec { NodeSelector = new V1LabelSelector() }).RuleId);
+        Assert.Equal("selector-required", Single(new NetworkTuningSpec { NodeSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string>() } }).RuleId);
+        Assert.Equal("selector-required", Single(new NetworkTuningSpec { AllNodes = false }).RuleId);
+        Assert.Empty(NetworkTuningValidator.Validate(new NetworkTuningSpec
+        {
+            NodeSelector = new V1LabelSelector { MatchExpressions = [new V1LabelSelectorRequirement { Key = "pool", OperatorProperty = "Exists" }] },
+        }));
+        var both = Single(new NetworkTuningSpec { AllNodes = true, NodeSelector = Valid().NodeSelector });
+        Assert.Equal(("allnodes-excludes-selector", "spec.allNodes"), (both.RuleId, both.Field));
+    }
 
     // --- nic ---
 
@@ -409,14 +427,29 @@ public class ValidatorTests
         Assert.Equal([(null, field)], Errors(spec));
     }
 
-    [Fact]
-    public void AdminPortMustDifferFromPort()
+    [Theory]
+    [InlineData(8080, 8080)]
+    [InlineData(8081, 8080)] // the admin port of NUMA node 1
+    [InlineData(8143, 8080)] // of NUMA node 63
+    public void ThePortMustNotBeAnyNumaNodesAdminPort(int port, int adminPort)
     {
         var spec = Valid();
-        spec.DataPlane!.AdminPort = spec.DataPlane.Port;
+        spec.DataPlane!.Port = port;
+        spec.DataPlane.AdminPort = adminPort;
         var error = Single(spec);
-        Assert.Equal((null, "spec.dataPlane.adminPort"), (error.RuleId, error.Field));
-        Assert.Contains("differ", error.Message);
+        Assert.Equal(("dataplane-ports", "spec.dataPlane.port"), (error.RuleId, error.Field));
+        Assert.Contains("adminPort + N", error.Message);
+    }
+
+    [Theory]
+    [InlineData(8144, 8080)]
+    [InlineData(8079, 8080)]
+    public void APortBesideTheAdminPortsPasses(int port, int adminPort)
+    {
+        var spec = Valid();
+        spec.DataPlane!.Port = port;
+        spec.DataPlane.AdminPort = adminPort;
+        Assert.Empty(NetworkTuningValidator.Validate(spec));
     }
 
     // --- all together ---
@@ -456,6 +489,9 @@ public class ValidatorTests
         var s9 = Valid(); s9.DataPlane!.Image = ""; broken.Add(s9);
         var s10 = Valid(); s10.DataPlane!.StaticFiles = null; broken.Add(s10);
         var s11 = Valid(); s11.DataPlane!.Mode = DataPlaneMode.Proxy; broken.Add(s11);
+        var s12 = Valid(); s12.NodeSelector = null; broken.Add(s12);
+        var s13 = Valid(); s13.AllNodes = true; broken.Add(s13);
+        var s14 = Valid(); s14.DataPlane!.Port = s14.DataPlane.AdminPort + 1; broken.Add(s14);
         var reported = broken.SelectMany(NetworkTuningValidator.Validate).Select(e => e.RuleId).OfType<string>().ToHashSet();
         Assert.Equal(NetworkTuningValidator.RuleIds.Order(StringComparer.Ordinal), reported.Order(StringComparer.Ordinal));
     }

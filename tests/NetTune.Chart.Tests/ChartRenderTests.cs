@@ -275,7 +275,7 @@ public sealed class ChartRenderTests
         var grants = role.Rules.SelectMany(r => r.ApiGroups.SelectMany(g => r.Resources.SelectMany(res => r.Verbs.Select(v => $"{g}/{res}:{v}"))))
             .Order(StringComparer.Ordinal).ToList();
         Assert.Equal(
-            ["/nodes:get", "/nodes:patch",
+            ["/nodes:get",
              "nettune.io/networktuningnodestates/status:get", "nettune.io/networktuningnodestates/status:patch", "nettune.io/networktuningnodestates/status:update",
              "nettune.io/networktuningnodestates:get", "nettune.io/networktuningnodestates:list", "nettune.io/networktuningnodestates:watch"],
             grants);

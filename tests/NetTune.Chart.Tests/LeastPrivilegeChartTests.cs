@@ -141,10 +141,20 @@ public sealed class LeastPrivilegeChartTests
         Assert.Contains("--dataplane-allowed-images=registry.example.com/dp:*,registry.example.com/dp@*", custom);
         Assert.Contains("--dataplane-allowed-host-paths=/srv/a,/srv/b", custom);
 
-        // Empty lists: no flag, so the operator allows anything.
-        var open = (await TheChart.RenderAsync(major, "--set", "dataPlane.allowedImages=null", "--set", "dataPlane.allowedHostPaths=null"))
+        // No priority class and no loopback or link-local upstream by default.
+        Assert.Contains("--dataplane-allowed-priority-classes=", defaults);
+        Assert.Contains("--dataplane-allowed-upstream-networks=", defaults);
+
+        // Empty lists are passed as empty: the operator then allows nothing ("*" must be written out).
+        var closed = (await TheChart.RenderAsync(major, "--set", "dataPlane.allowedImages=null", "--set", "dataPlane.allowedHostPaths=null"))
             .Single<V1Deployment>().Spec.Template.Spec.Containers.Single().Args;
-        Assert.DoesNotContain(open, a => a.StartsWith("--dataplane-allowed", StringComparison.Ordinal));
+        Assert.Contains("--dataplane-allowed-images=", closed);
+        Assert.Contains("--dataplane-allowed-host-paths=", closed);
+        var open = (await TheChart.RenderAsync(major, "--set", "dataPlane.allowedImages={*}", "--set", "dataPlane.allowedPriorityClasses={*}",
+            "--set", "dataPlane.allowedUpstreamNetworks={127.0.0.0/8}")).Single<V1Deployment>().Spec.Template.Spec.Containers.Single().Args;
+        Assert.Contains("--dataplane-allowed-images=*", open);
+        Assert.Contains("--dataplane-allowed-priority-classes=*", open);
+        Assert.Contains("--dataplane-allowed-upstream-networks=127.0.0.0/8", open);
     }
 
     [Theory, MemberData(nameof(Helms))]

@@ -164,22 +164,56 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNamespacedSecretAsync(ns), "agent lists secrets in its namespace");
             await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListSecretForAllNamespacesAsync(), "agent lists all secrets");
             await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNodeAsync(), "agent lists nodes");
-            // The agent sets its Node's readiness label (nettune.io/tuned); RBAC cannot narrow patch to one node or label.
-            await agent.CoreV1.PatchNodeAsync(new V1Patch("{\"metadata\":{\"labels\":{\"nettune.io/tuned\":\"true\"}}}", V1Patch.PatchType.MergePatch), node);
+            // The agent writes no Node, not even its own readiness label (the operator sets that from the status):
+            // a stolen agent token can neither relabel nor untaint any node.
+            var tunedLabel = new V1Patch("{\"metadata\":{\"labels\":{\"nettune.io/tuned\":\"true\"}}}", V1Patch.PatchType.MergePatch);
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.PatchNodeAsync(tunedLabel, node), "agent labels its own Node");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.PatchNodeAsync(tunedLabel, other), "agent labels another Node");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.PatchNodeAsync(new V1Patch("{\"metadata\":{\"labels\":{\"nettune.io/role\":\"web\"}}}", V1Patch.PatchType.MergePatch), other),
+                "agent pulls another Node into a selector");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.PatchNodeAsync(new V1Patch("{\"spec\":{\"taints\":null,\"unschedulable\":false}}", V1Patch.PatchType.MergePatch), node),
+                "agent removes its Node's taints");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.PatchNodeStatusAsync(new V1Patch("{\"status\":{\"allocatable\":{\"cpu\":\"64\"}}}", V1Patch.PatchType.MergePatch), node),
+                "agent patches its Node's status");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.DeleteNodeAsync(other), "agent deletes a Node");
+            // The status the agent reported (Applied) is what the operator's token sets the label from.
+            await ClusterSupport.WaitUntilAsync(async () => (await admin.CoreV1.ReadNodeAsync(node)).Metadata.Labels.TryGetValue(NodeLabels.Tuned, out var tuned) && tuned == NodeLabels.TunedValue,
+                "the operator to set the node's tuned label from the NodeState's status");
+            Assert.False((await admin.CoreV1.ReadNodeAsync(other)).Metadata.Labels.ContainsKey(NodeLabels.Tuned));
             await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNamespacedPodAsync(ns), "agent lists pods");
             await ClusterSupport.ForbiddenAsync(() => agent.AppsV1.ListNamespacedDaemonSetAsync(ns), "agent lists DaemonSets");
 
-            // Deleting the tuning: the operator deletes the data-plane pods, reverts (here: times out waiting for the
-            // agent), drops its finalizer and, with no tuning left, deletes the agent DaemonSet and ServiceAccount.
+            // Deleting the tuning: the operator deletes the data-plane pods, asks the node to revert (the tuned label
+            // goes at once), times out waiting for the agent and drops its finalizer. The node has not reported
+            // Reverted, so its agent label and the agent DaemonSet stay.
             await admin.CustomObjects.DeleteClusterCustomObjectAsync(Group, Version, NetworkTuning.Plural, tuning);
             await ClusterSupport.WaitUntilAsync(async () => await TuningAsync(admin, tuning) is null, "the NetworkTuning to go", 90);
+            await ClusterSupport.WaitUntilAsync(async () =>
+                (await admin.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items.Count == 0,
+                "the operator to delete the data-plane pods");
+            var asked = (await NodeStateAsync(admin, node))!;
+            Assert.True(asked.Spec.Revert);
+            Assert.False((await admin.CoreV1.ReadNodeAsync(node)).Metadata.Labels.ContainsKey(NodeLabels.Tuned));
+            Assert.Equal("true", (await admin.CoreV1.ReadNodeAsync(node)).Metadata.Labels[Names.AgentNodeLabel]);
+            Assert.Single((await admin.AppsV1.ListNamespacedDaemonSetAsync(ns)).Items);
+
+            // The agent reports the revert with its token: nothing is left to revert, so the agents go.
+            var revertedAt = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+            var reverted = new V1Patch(JsonSerializer.Serialize(new
+            {
+                status = new
+                {
+                    observedGeneration = asked.Metadata.Generation,
+                    conditions = new[] { new { type = "Reverted", status = "True", reason = "Reverted", message = "chart test", lastTransitionTime = revertedAt, observedGeneration = asked.Metadata.Generation } },
+                },
+            }), V1Patch.PatchType.MergePatch);
+            await ClusterSupport.AllowedAsync(() => agent.CustomObjects.PatchClusterCustomObjectStatusAsync(reverted, Group, Version, NetworkTuningNodeState.Plural, node),
+                "agent reports Reverted");
             await ClusterSupport.WaitUntilAsync(async () =>
                 (await admin.AppsV1.ListNamespacedDaemonSetAsync(ns)).Items.Count == 0
                 && (await admin.CoreV1.ListNamespacedServiceAccountAsync(ns)).Items.All(a => a.Metadata.Name != Names.AgentServiceAccount),
                 "the operator to delete the agent DaemonSet and ServiceAccount");
-            await ClusterSupport.WaitUntilAsync(async () =>
-                (await admin.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items.Count == 0,
-                "the operator to delete the data-plane pods");
+            Assert.False((await admin.CoreV1.ReadNodeAsync(node)).Metadata.Labels.ContainsKey(Names.AgentNodeLabel));
         }
         finally
         {

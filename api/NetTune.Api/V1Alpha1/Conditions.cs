@@ -54,6 +54,8 @@ public static class ConditionReasons
     public const string NodeNotTuned = "NodeNotTuned";
     public const string SocketShared = "SocketShared";
     public const string NotExclusivelyPinned = "NotExclusivelyPinned";
+    /// <summary>Another NetworkTuning's data plane on the node uses one of this one's ports; the older tuning keeps them.</summary>
+    public const string PortConflict = "PortConflict";
 }
 
 public static class ConditionStatus

@@ -45,10 +45,18 @@ public sealed class NetworkTuningList : IKubernetesObject<V1ListMeta>, IItems<Ne
 }
 
 [Description("The desired tuning of the selected nodes.")]
+[CelRule("selector-required", "(has(self.allNodes) && self.allNodes) || (has(self.nodeSelector) && ((has(self.nodeSelector.matchLabels) && size(self.nodeSelector.matchLabels) > 0) || (has(self.nodeSelector.matchExpressions) && size(self.nodeSelector.matchExpressions) > 0)))", "a nodeSelector with at least one label or expression is required; set allNodes: true to select every node")]
+[CelRule("allnodes-excludes-selector", "!(has(self.allNodes) && self.allNodes && has(self.nodeSelector))", "allNodes excludes nodeSelector")]
 public sealed class NetworkTuningSpec
 {
-    [Description("Selects the nodes to tune by their labels. An empty selector selects every node.")]
+    [Description("Selects the nodes to tune by their labels; required (with at least one label or expression) unless allNodes is true. Nodes labelled node-role.kubernetes.io/control-plane are left out unless includeControlPlane is true.")]
     public V1LabelSelector? NodeSelector { get; set; }
+
+    [Description("Select every node (instead of a nodeSelector), still without control-plane nodes unless includeControlPlane is true.")]
+    public bool? AllNodes { get; set; }
+
+    [Description("Also tune nodes labelled node-role.kubernetes.io/control-plane (or the older node-role.kubernetes.io/master) that the selector matches. Default false: they are left out and counted in status.skippedControlPlaneNodes.")]
+    public bool? IncludeControlPlane { get; set; }
 
     [Range(0, 1000)]
     [Default(0)]
@@ -262,8 +270,12 @@ public enum IoEngine
 [CelRule("dataplane-image", "!self.enabled || (has(self.image) && self.image.matches('\\\\S'))", "dataPlane.image is required when enabled")]
 [CelRule("dataplane-static-root", "!self.enabled || self.mode != 'StaticFiles' || (has(self.staticFiles) && has(self.staticFiles.hostPath) && size(self.staticFiles.hostPath) > 0)", "dataPlane.staticFiles.hostPath is required in StaticFiles mode")]
 [CelRule("dataplane-proxy-upstreams", "!self.enabled || self.mode != 'Proxy' || (has(self.proxy) && has(self.proxy.upstreams) && size(self.proxy.upstreams) > 0)", "dataPlane.proxy.upstreams is required in Proxy mode")]
+[CelRule("dataplane-ports", "!self.enabled || self.port < self.adminPort || self.port >= self.adminPort + 64", "port must not be one of the admin ports: the pod of NUMA node N serves its admin endpoint on adminPort + N (N up to 63)")]
 public sealed class DataPlaneSpec
 {
+    /// <summary>The admin ports of NUMA nodes 0 to 63 (adminPort + id) are kept free of the data port.</summary>
+    public const int AdminPortSpan = 64;
+
     [Default(false)]
     [Description("Run the data plane on tuned nodes.")]
     public bool Enabled { get; set; }
@@ -283,7 +295,7 @@ public sealed class DataPlaneSpec
 
     [Range(1, 65535)]
     [Default(9180)]
-    [Description("TCP port of the admin endpoint (/metrics, /healthz, /readyz).")]
+    [Description("TCP port of the admin endpoint (/metrics, /healthz, /readyz) of the pod on NUMA node 0; the pod on NUMA node N uses adminPort + N, so port must not lie in [adminPort, adminPort + 63].")]
     public int AdminPort { get; set; } = 9180;
 
     [Description("StaticFiles mode settings.")]
@@ -340,6 +352,9 @@ public sealed class NetworkTuningStatus
 
     [Description("Nodes the selector matches.")]
     public int MatchedNodes { get; set; }
+
+    [Description("Control-plane nodes the selector matches that are left out because includeControlPlane is not true.")]
+    public int? SkippedControlPlaneNodes { get; set; }
 
     [Description("Matched nodes that applied the current generation.")]
     public int AppliedNodes { get; set; }

@@ -125,6 +125,9 @@ public sealed class NodeStateStatus
 
     [Description("Version of the agent that wrote this status.")]
     public string? AgentVersion { get; set; }
+
+    [Description("The kernel boot id (/proc/sys/kernel/random/boot_id) of the boot this status describes. The operator keeps the node's nettune.io/tuned label only while it equals the Node's status.nodeInfo.bootID: after a reboot the settings are gone until the agent applies them again.")]
+    public string? BootId { get; set; }
 }
 
 [Description("NUMA nodes, CPUs and NICs of the node.")]

@@ -1,12 +1,14 @@
 namespace NetTune.Api.V1Alpha1;
 
-/// <summary>Labels the agent puts on its own Node.</summary>
+/// <summary>Labels the operator puts on Nodes from their NetworkTuningNodeState (agents cannot write Nodes).</summary>
 public static class NodeLabels
 {
     /// <summary>
-    /// Present (value "true") only while the node's current boot has its NetworkTuningNodeState applied: the agent
-    /// removes it when it starts in a boot it has not applied yet, when an apply fails, and on revert; it sets it once
-    /// an apply succeeds. Workloads that need the tuning (the data-plane pods) require it in their node affinity.
+    /// Present (value "true") only while the node's NetworkTuningNodeState reports its current generation applied in
+    /// the node's current boot (status.bootId equal to the Node's status.nodeInfo.bootID when both are known). The
+    /// operator removes it when an apply fails, on a revert (also one whose status write came late) and when the node
+    /// booted again; it sets it once the agent reports Applied. Workloads that need the tuning (the data-plane pods)
+    /// require it in their node affinity.
     /// </summary>
     public const string Tuned = ApiGroup.Name + "/tuned";
 

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using k8s.Models;
 using NetTune.Api.V1Alpha1;
 
 namespace NetTune.Api.Validation;
@@ -20,6 +21,7 @@ public static partial class NetworkTuningValidator
     public static IReadOnlyList<ValidationError> Validate(NetworkTuningSpec spec)
     {
         var errors = new List<ValidationError>();
+        ValidateSelection(spec, errors);
         ValidateNic(spec.Nic, "spec.nic", errors);
         ValidateHugepages(spec.Hugepages, "spec.hugepages", errors);
         ValidateSysctls(spec.Sysctls, "spec.sysctls", errors);
@@ -43,8 +45,26 @@ public static partial class NetworkTuningValidator
     {
         "nic-interfaces-required", "interfaces-nonempty", "channels-combined-excludes-rxtx", "channels-match-excludes-counts",
         "channels-nonempty", "hugepages-unique-size", "hugepages-override-unique", "sysctls-allowed", "dataplane-image",
-        "dataplane-static-root", "dataplane-proxy-upstreams",
+        "dataplane-static-root", "dataplane-proxy-upstreams", "selector-required", "allnodes-excludes-selector", "dataplane-ports",
     };
+
+    /// <summary>An empty selector would select every node, control-plane nodes included: it must be asked for.</summary>
+    public static bool SelectsSomething(V1LabelSelector? selector) =>
+        (selector?.MatchLabels?.Count ?? 0) > 0 || (selector?.MatchExpressions?.Count ?? 0) > 0;
+
+    private static void ValidateSelection(NetworkTuningSpec spec, List<ValidationError> errors)
+    {
+        if (spec.AllNodes == true)
+        {
+            if (spec.NodeSelector is not null)
+                errors.Add(new("allnodes-excludes-selector", "spec.allNodes", "allNodes excludes nodeSelector"));
+        }
+        else if (!SelectsSomething(spec.NodeSelector))
+        {
+            errors.Add(new("selector-required", "spec.nodeSelector",
+                "a nodeSelector with at least one label or expression is required; set allNodes: true to select every node"));
+        }
+    }
 
     private static void ValidateNic(NicSpec? nic, string path, List<ValidationError> errors)
     {
@@ -140,8 +160,9 @@ public static partial class NetworkTuningValidator
             errors.Add(new("dataplane-proxy-upstreams", path + ".proxy.upstreams", "dataPlane.proxy.upstreams is required in Proxy mode"));
         CheckRange(dp.Port, 1, 65535, path + ".port", errors);
         CheckRange(dp.AdminPort, 1, 65535, path + ".adminPort", errors);
-        if (dp.Port == dp.AdminPort)
-            errors.Add(new(null, path + ".adminPort", "adminPort must differ from port"));
+        if (dp.Port >= dp.AdminPort && dp.Port < dp.AdminPort + DataPlaneSpec.AdminPortSpan)
+            errors.Add(new("dataplane-ports", path + ".port",
+                "port must not be one of the admin ports: the pod of NUMA node N serves its admin endpoint on adminPort + N (N up to 63)"));
     }
 
     private static void CheckRange(long? value, long min, long max, string field, List<ValidationError> errors)

@@ -70,7 +70,9 @@ public sealed record KubeletRestart(string? RequestFile, string? Command)
 /// <summary>
 /// The node agent DaemonSet, shared by every NetworkTuning (one agent per node, whatever the number of tunings): it
 /// runs on the nodes that carry the operator's agent label (those any served tuning selects, and those not yet
-/// reverted), and every tuning owns it, so the garbage collector removes it with the last one.
+/// reverted). Nothing owns it: the garbage collector would remove it with the last tuning, and the agents with it,
+/// while nodes the tuning timed out on still hold their settings. The operator deletes it once no tuning is served and
+/// no node needs an agent any more (<see cref="AgentPlacement"/>).
 /// </summary>
 public static class AgentDaemonSetBuilder
 {
@@ -95,7 +97,7 @@ public static class AgentDaemonSetBuilder
         return args;
     }
 
-    public static V1DaemonSet Build(AgentOptions options, IReadOnlyList<NetworkTuning> tunings)
+    public static V1DaemonSet Build(AgentOptions options)
     {
         var labels = new Dictionary<string, string>
         {
@@ -103,7 +105,6 @@ public static class AgentDaemonSetBuilder
             [Names.ManagedBy] = Names.ManagedByValue,
         };
         var selectorLabels = new Dictionary<string, string> { [Names.AppName] = Names.AgentApp };
-        var ordered = tunings.OrderBy(t => t.Metadata.Name, StringComparer.Ordinal).ToList();
 
         // Placed by a node label the operator manages (see AgentPlacement), not by the tunings' selectors: a node
         // relabelled out of every selector must keep its agent until it reported Reverted, and the DaemonSet controller
@@ -182,7 +183,6 @@ public static class AgentDaemonSetBuilder
                 Name = Names.AgentDaemonSet,
                 NamespaceProperty = options.Namespace,
                 Labels = labels,
-                OwnerReferences = ordered.Select(t => OwnerReference(t, controller: false)).ToList(),
             },
             Spec = new V1DaemonSetSpec
             {
@@ -199,7 +199,7 @@ public static class AgentDaemonSetBuilder
         return daemonSet;
     }
 
-    public static V1ServiceAccount BuildServiceAccount(AgentOptions options, IReadOnlyList<NetworkTuning> tunings) => new()
+    public static V1ServiceAccount BuildServiceAccount(AgentOptions options) => new()
     {
         ApiVersion = "v1",
         Kind = "ServiceAccount",
@@ -208,7 +208,6 @@ public static class AgentDaemonSetBuilder
             Name = Names.AgentServiceAccount,
             NamespaceProperty = options.Namespace,
             Labels = new Dictionary<string, string> { [Names.AppName] = Names.AgentApp, [Names.ManagedBy] = Names.ManagedByValue },
-            OwnerReferences = tunings.OrderBy(t => t.Metadata.Name, StringComparer.Ordinal).Select(t => OwnerReference(t, controller: false)).ToList(),
         },
     };
 

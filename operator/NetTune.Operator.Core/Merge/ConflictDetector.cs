@@ -27,8 +27,7 @@ public static class ConflictDetector
             var clashing = mine.Where(kv => theirs.TryGetValue(kv.Key, out var t) && t.Canonical != kv.Value.Canonical)
                 .Select(kv => kv.Key).Order(StringComparer.Ordinal).ToList();
             if (clashing.Count == 0) continue;
-            var overlap = nodes.Any(n => LabelSelectorMatcher.Matches(tuning.Spec.NodeSelector, n.Metadata.Labels)
-                                         && LabelSelectorMatcher.Matches(other.Spec.NodeSelector, n.Metadata.Labels));
+            var overlap = nodes.Any(n => NodeSelection.Selects(tuning.Spec, n) && NodeSelection.Selects(other.Spec, n));
             if (!overlap) continue;
             conflicts.AddRange(clashing.Select(k => new TuningConflict(k, other.Metadata.Name)));
         }

@@ -5,6 +5,7 @@ public static class OperatorReasons
 {
     public const string Reverting = "Reverting";
     public const string RevertTimedOut = "RevertTimedOut";
+    public const string RevertPaused = "RevertPaused";
     public const string RolloutStarted = "RolloutStarted";
     public const string BatchStarted = "BatchStarted";
     public const string BatchApplied = "BatchApplied";

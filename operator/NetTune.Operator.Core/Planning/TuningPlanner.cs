@@ -38,7 +38,8 @@ public sealed record ClusterSnapshot(
 
 /// <param name="Existing">The NodeState as read, for its resourceVersion; null to create one.</param>
 /// <param name="RevertedFor">The deleted NetworkTuning this write takes off the node, recorded on the NodeState so the delete can wait for the node's answer.</param>
-public sealed record NodeStateWrite(string Node, NodeStateSpec Spec, NetworkTuningNodeState? Existing, string? RevertedFor = null);
+/// <param name="RevertStarted">When set, recorded as <see cref="TuningPlanner.RevertStartedAnnotation"/>.</param>
+public sealed record NodeStateWrite(string Node, NodeStateSpec Spec, NetworkTuningNodeState? Existing, string? RevertedFor = null, DateTime? RevertStarted = null);
 
 public sealed record PlannedEvent(string Type, string Reason, string Message)
 {
@@ -107,7 +108,7 @@ public static class TuningPlanner
         }
 
         var live = snapshot.Tunings.Where(t => t.Metadata.DeletionTimestamp is null).ToList();
-        var matched = snapshot.Nodes.Where(n => LabelSelectorMatcher.Matches(tuning.Spec.NodeSelector, n.Metadata.Labels))
+        var matched = snapshot.Nodes.Where(n => NodeSelection.Selects(tuning.Spec, n))
             .Select(n => n.Metadata.Name).Order(StringComparer.Ordinal).ToList();
         var matchedSet = matched.ToHashSet(StringComparer.Ordinal);
         var rollout = RolloutPlanner.Plan(name, generation, tuning.Spec.Rollout, matched, snapshot.NodeStates);
@@ -141,7 +142,28 @@ public static class TuningPlanner
             if (!NodeSpecMerger.SameSpec(merged.Spec, state.Spec)) writes.Add(new NodeStateWrite(node, merged.Spec, state));
         }
 
-        var dataPlane = DataPlanePlanner.Plan(tuning, rollout, matchedSet, snapshot, settings, now, podCreates, podDeletes);
+        // A node where an older tuning's data plane holds one of our ports gets no pod of ours (and loses any it has).
+        var portConflicts = new List<string>();
+        foreach (var node in matched)
+        {
+            snapshot.NodeStates.TryGetValue(node, out var state);
+            if (DataPlanePorts.Conflict(tuning, nodesByName[node], state?.Status?.Topology, snapshot.Tunings) is { } clash)
+                portConflicts.Add($"node {node}: port {clash.Port} is NetworkTuning {clash.Other}'s (older)");
+        }
+        var serving = portConflicts.Count == 0 ? rollout
+            : rollout with { Nodes = rollout.Nodes.Where(n => !portConflicts.Any(c => c.StartsWith($"node {n.Node}:", StringComparison.Ordinal))).ToList() };
+        var servingSet = serving.Nodes.Select(n => n.Node).ToHashSet(StringComparer.Ordinal);
+        var dataPlane = DataPlanePlanner.Plan(tuning, serving, servingSet, snapshot, settings, now, podCreates, podDeletes);
+        if (portConflicts.Count > 0)
+        {
+            var message = $"{portConflicts.Count} nodes run no data plane of this tuning: {string.Join("; ", portConflicts.Take(5))}{(portConflicts.Count > 5 ? "; ..." : "")}";
+            dataPlane = dataPlane with
+            {
+                Condition = new PlannedCondition(ConditionStatus.False, ConditionReasons.PortConflict, message),
+                Events = ConditionList.Find(previous?.Conditions, ConditionTypes.DataPlaneAvailable) is { Reason: ConditionReasons.PortConflict } before && before.Message == message
+                    ? dataPlane.Events : [.. dataPlane.Events, PlannedEvent.Warning(ConditionReasons.PortConflict, message)],
+            };
+        }
 
         var conflicts = ConflictDetector.Find(tuning, live, snapshot.Nodes);
         var status = BuildStatus(tuning, rollout, conflicts, leaving, snapshot, dataPlane, now);
@@ -184,6 +206,7 @@ public static class TuningPlanner
             ObservedGeneration = status.ObservedGeneration,
             Conditions = conditions.ToList(),
             MatchedNodes = status.MatchedNodes,
+            SkippedControlPlaneNodes = status.SkippedControlPlaneNodes,
             AppliedNodes = status.AppliedNodes,
             FailedNodes = status.FailedNodes,
             PendingNodes = status.PendingNodes,
@@ -212,7 +235,7 @@ public static class TuningPlanner
         var list = new List<Contribution>();
         foreach (var t in live)
         {
-            if (!LabelSelectorMatcher.Matches(t.Spec.NodeSelector, node.Metadata.Labels)) continue;
+            if (!NodeSelection.Selects(t.Spec, node)) continue;
             if (t.Metadata.Name == admitted) list.Add(Contribution.Current(t));
             else if (Contribution.Frozen(existing?.Spec, t.Metadata.Name, t.Spec.Rollout?.DryRun == true) is { } frozen) list.Add(frozen);
         }
@@ -226,9 +249,12 @@ public static class TuningPlanner
         var conditions = new ConditionList(tuning.Status?.Conditions, generation, now);
         var total = rollout.Nodes.Count;
         var progress = $"{rollout.Applied} of {total} nodes applied generation {generation}";
+        var skipped = snapshot.Nodes.Count(n => NodeSelection.LeftOutControlPlane(tuning.Spec, n));
         if (total == 0)
         {
-            conditions.Set(ConditionTypes.Ready, ConditionStatus.True, ConditionReasons.NoMatchingNodes, "the node selector matches no node")
+            conditions.Set(ConditionTypes.Ready, ConditionStatus.True, ConditionReasons.NoMatchingNodes, skipped == 0
+                    ? "the node selector matches no node"
+                    : $"the node selector matches only control-plane nodes ({skipped}), left out unless spec.includeControlPlane is true")
                 .Set(ConditionTypes.Progressing, ConditionStatus.False, ConditionReasons.NoMatchingNodes, "nothing to roll out");
         }
         else if (rollout.Complete)
@@ -284,6 +310,7 @@ public static class TuningPlanner
             ObservedGeneration = generation,
             Conditions = conditions.ToList(),
             MatchedNodes = total,
+            SkippedControlPlaneNodes = skipped == 0 ? null : skipped,
             AppliedNodes = rollout.Applied,
             FailedNodes = rollout.Failed,
             PendingNodes = rollout.Pending,
@@ -326,6 +353,15 @@ public static class TuningPlanner
     private static string Abbreviate(IReadOnlyList<string> nodes) =>
         nodes.Count <= 10 ? string.Join(", ", nodes) : string.Join(", ", nodes.Take(10)) + $" and {nodes.Count - 10} more";
 
+    /// <summary>
+    /// The deletion, paced like a rollout: at most maxUnavailable nodes revert at a time; a node's data-plane pods go
+    /// just before its revert is written (the NodeState is first marked with <see cref="RevertedForAnnotation"/> and
+    /// <see cref="RevertStartedAnnotation"/>, then the pods are deleted, then the revert is written once they are
+    /// gone); the next node starts when one reported Reverted. With pauseOnFailure a failed revert holds the rest until
+    /// that node reverts or the spec drops pauseOnFailure. A node whose agent does not answer within the revert timeout
+    /// (from its own start) is named and no longer waited on; its agent stays (see <see cref="AgentPlacement"/>) and
+    /// reverts it when it runs again. The finalizer goes once every node was written and answered or was given up on.
+    /// </summary>
     private static TuningPlan PlanDeletion(NetworkTuning tuning, ClusterSnapshot snapshot, DateTime now, PlannerSettings settings)
     {
         if (!(tuning.Metadata.Finalizers?.Contains(Names.Finalizer) ?? false)) return new TuningPlan();
@@ -334,11 +370,26 @@ public static class TuningPlanner
         var live = snapshot.Tunings.Where(t => t.Metadata.DeletionTimestamp is null && t.Metadata.Name != name).ToList();
         var nodesByName = snapshot.Nodes.ToDictionary(n => n.Metadata.Name, StringComparer.Ordinal);
         var podsByNode = snapshot.Pods.GroupBy(DataPlanePodBuilder.NodeOf).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var pauseOnFailure = tuning.Spec.Rollout?.PauseOnFailure ?? true;
+        var dryRun = tuning.Spec.Rollout?.DryRun == true;
 
         var writes = new List<NodeStateWrite>();
         var deletes = new List<string>();
-        var podDeletes = snapshot.Pods.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
-        var waiting = new List<string>();
+        var podDeletes = new List<V1Pod>();
+        var notStarted = new List<(string Node, NodeStateWrite Revert)>();
+        var inFlight = new List<string>();
+        var failed = new List<(string Node, string? Message)>();
+        var givenUp = new List<string>();
+        var handled = new HashSet<string>(StringComparer.Ordinal);
+        TimeSpan? requeue = null;
+        void Wait(DateTime deadline)
+        {
+            var after = deadline - now;
+            if (requeue is null || after < requeue) requeue = after;
+        }
+        IEnumerable<V1Pod> LivePods(string node) =>
+            podsByNode.TryGetValue(node, out var pods) ? pods.Where(p => p.Metadata.DeletionTimestamp is null) : [];
+
         foreach (var (node, state) in snapshot.NodeStates.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             var hasTuning = state.Spec.Sources?.Any(s => s.Name == name) == true;
@@ -349,64 +400,135 @@ public static class TuningPlanner
             }
             if (hasTuning)
             {
-                waiting.Add(node);
-                if (podsByNode.TryGetValue(node, out var pods) && pods.Count > 0) continue; // pods go before the revert
+                handled.Add(node);
                 var merged = NodeSpecMerger.Merge(node, Contributions(nodeObject, state, live, admitted: null), state.Spec);
-                writes.Add(new NodeStateWrite(node, merged.Spec, state, RevertedFor: name));
+                var revert = new NodeStateWrite(node, merged.Spec, state, RevertedFor: name);
+                if (!WasOurs(state, name))
+                {
+                    notStarted.Add((node, revert));
+                    continue;
+                }
+                // Started: its pods go first, then the revert; pods that do not go within the revert timeout (a node
+                // whose kubelet is down) do not hold the revert back any longer.
+                inFlight.Add(node);
+                var started = RevertStarted(state, tuning) + settings.RevertTimeout;
+                if (podsByNode.TryGetValue(node, out var pods) && pods.Count > 0 && now < started)
+                {
+                    podDeletes.AddRange(LivePods(node));
+                    Wait(started);
+                }
+                else writes.Add(revert);
                 continue;
             }
             // Written without this tuning: done once the agent confirms (Reverted, or Applied for the tunings that remain).
             if (!WasOurs(state, name)) continue;
+            handled.Add(node);
             var report = AgentProgress.Of(state);
-            if (report.State is not (AgentState.Reverted or AgentState.Applied or AgentState.Planned)) waiting.Add(node);
+            if (report.State is AgentState.Reverted or AgentState.Applied or AgentState.Planned) continue;
+            if (report.State == AgentState.Failed && pauseOnFailure)
+            {
+                failed.Add((node, report.Message));
+                inFlight.Add(node);
+                continue;
+            }
+            var deadline = RevertStarted(state, tuning) + settings.RevertTimeout;
+            if (now >= deadline)
+            {
+                givenUp.Add(node);
+                continue;
+            }
+            inFlight.Add(node);
+            Wait(deadline);
         }
-        // Pods on nodes without a NodeState still go; they need no revert.
-        waiting.AddRange(podsByNode.Keys.Where(n => !waiting.Contains(n) && !snapshot.NodeStates.ContainsKey(n) && podsByNode[n].Count > 0));
-        waiting.Sort(StringComparer.Ordinal);
+        // Pods on nodes with nothing of this tuning to revert go at once.
+        foreach (var (node, pods) in podsByNode.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            if (!handled.Contains(node)) podDeletes.AddRange(pods.Where(p => p.Metadata.DeletionTimestamp is null));
+
+        // A percentage counts every node the deletion concerns, done ones included, as a rollout counts every selected node.
+        var max = MaxUnavailable.Resolve(tuning.Spec.Rollout?.MaxUnavailable, Math.Max(handled.Count, 1));
+        var paused = failed.Count > 0;
+        // A dry-run tuning changed nothing on the nodes: nothing to pace.
+        var slots = dryRun ? notStarted.Count : paused ? 0 : Math.Max(0, max - inFlight.Count);
+        foreach (var (node, revert) in notStarted.Take(slots))
+        {
+            var pods = LivePods(node).ToList();
+            // Marked as started before its pods go, so the next reconcile counts it even when they are gone by then.
+            writes.Add(pods.Count > 0 ? revert with { Spec = revert.Existing!.Spec, RevertStarted = now } : revert with { RevertStarted = now });
+            podDeletes.AddRange(pods);
+            inFlight.Add(node);
+            Wait(now + settings.RevertTimeout);
+        }
+        var waiting = inFlight.Concat(notStarted.Skip(slots).Select(n => n.Node)).Order(StringComparer.Ordinal).ToList();
 
         var conditions = new ConditionList(tuning.Status?.Conditions, generation, now);
-        if (waiting.Count == 0 && writes.Count == 0)
+        var events = new List<PlannedEvent>();
+        if (givenUp.Count > 0)
         {
+            var message = $"no Reverted report within {settings.RevertTimeout.TotalSeconds:0}s from: {Abbreviate(givenUp)}; not waited on any longer (their agents stay and revert them when they run again)";
+            conditions.Set(ConditionTypes.Degraded, ConditionStatus.True, OperatorReasons.RevertTimedOut, message);
+            if (ConditionList.Find(tuning.Status?.Conditions, ConditionTypes.Degraded) is not { Reason: OperatorReasons.RevertTimedOut } before || before.Message != message)
+                events.Add(PlannedEvent.Warning(OperatorReasons.RevertTimedOut, message));
+        }
+
+        if (waiting.Count == 0 && writes.Count == 0 && podDeletes.Count == 0)
+        {
+            events.Add(PlannedEvent.Normal(ConditionReasons.Reverted, givenUp.Count == 0
+                ? "every node reverted or is gone; the finalizer is removed"
+                : $"every node reverted, is gone or was given up on ({Abbreviate(givenUp)}); the finalizer is removed"));
+            if (givenUp.Count > 0)
+            {
+                var message = ConditionList.Find(conditions.ToList(), ConditionTypes.Degraded)!.Message;
+                conditions.Set(ConditionTypes.Ready, ConditionStatus.False, OperatorReasons.RevertTimedOut, message)
+                    .Set(ConditionTypes.Progressing, ConditionStatus.False, OperatorReasons.RevertTimedOut, message);
+            }
             return new TuningPlan
             {
                 RemoveFinalizer = true,
                 NodeStateDeletes = deletes,
-                Events = [PlannedEvent.Normal(ConditionReasons.Reverted, "every node reverted or is gone; the finalizer is removed")],
+                Status = givenUp.Count > 0 ? DeletionStatus(tuning, conditions, givenUp) : null,
+                Events = events,
             };
         }
-        var deadline = tuning.Metadata.DeletionTimestamp!.Value + settings.RevertTimeout;
-        if (now >= deadline)
+
+        if (paused)
         {
-            var message = $"no Reverted report after {settings.RevertTimeout.TotalSeconds:0}s from: {Abbreviate(waiting)}; giving up on them";
-            conditions.Set(ConditionTypes.Ready, ConditionStatus.False, OperatorReasons.RevertTimedOut, message)
-                .Set(ConditionTypes.Progressing, ConditionStatus.False, OperatorReasons.RevertTimedOut, message)
-                .Set(ConditionTypes.Degraded, ConditionStatus.True, OperatorReasons.RevertTimedOut, message);
-            return new TuningPlan
-            {
-                RemoveFinalizer = true,
-                NodeStateWrites = writes,
-                NodeStateDeletes = deletes,
-                PodDeletes = podDeletes,
-                Status = DeletionStatus(tuning, conditions, waiting),
-                Events = ConditionList.Find(tuning.Status?.Conditions, ConditionTypes.Degraded)?.Reason == OperatorReasons.RevertTimedOut
-                    ? [] : [PlannedEvent.Warning(OperatorReasons.RevertTimedOut, message)],
-            };
+            var (node, why) = failed[0];
+            var message = $"revert paused: node {node} failed to revert: {why}; {waiting.Count} nodes left (set spec.rollout.pauseOnFailure to false to go on)";
+            conditions.Set(ConditionTypes.Ready, ConditionStatus.False, OperatorReasons.RevertPaused, message)
+                .Set(ConditionTypes.Progressing, ConditionStatus.False, OperatorReasons.RevertPaused, message)
+                .Set(ConditionTypes.Degraded, ConditionStatus.True, OperatorReasons.RevertPaused, message);
+            if (ConditionList.Find(tuning.Status?.Conditions, ConditionTypes.Progressing)?.Reason != OperatorReasons.RevertPaused)
+                events.Add(PlannedEvent.Warning(OperatorReasons.RevertPaused, message));
         }
-        var progress = $"reverting {waiting.Count} nodes: {Abbreviate(waiting)}";
-        conditions.Set(ConditionTypes.Ready, ConditionStatus.False, OperatorReasons.Reverting, progress)
-            .Set(ConditionTypes.Progressing, ConditionStatus.True, OperatorReasons.Reverting, progress)
-            .Set(ConditionTypes.Degraded, ConditionStatus.False, ConditionReasons.AsExpected, "no node failed");
-        var firstTime = ConditionList.Find(tuning.Status?.Conditions, ConditionTypes.Progressing)?.Reason != OperatorReasons.Reverting;
+        else
+        {
+            var progress = $"reverting {waiting.Count} nodes, at most {max} at a time: {Abbreviate(waiting)}";
+            conditions.Set(ConditionTypes.Ready, ConditionStatus.False, OperatorReasons.Reverting, progress)
+                .Set(ConditionTypes.Progressing, ConditionStatus.True, OperatorReasons.Reverting, progress);
+            if (givenUp.Count == 0) conditions.Set(ConditionTypes.Degraded, ConditionStatus.False, ConditionReasons.AsExpected, "no node failed");
+            if (ConditionList.Find(tuning.Status?.Conditions, ConditionTypes.Progressing)?.Reason != OperatorReasons.Reverting)
+                events.Add(PlannedEvent.Normal(OperatorReasons.Reverting, progress));
+        }
         return new TuningPlan
         {
             NodeStateWrites = writes,
             NodeStateDeletes = deletes,
             PodDeletes = podDeletes,
-            Status = DeletionStatus(tuning, conditions, waiting),
-            Events = firstTime ? [PlannedEvent.Normal(OperatorReasons.Reverting, progress)] : [],
-            RequeueAfter = deadline - now,
+            Status = DeletionStatus(tuning, conditions, [.. waiting, .. givenUp]),
+            Events = events,
+            RequeueAfter = requeue,
         };
     }
+
+    /// <summary>When this node's revert started (the deletion's time for NodeStates written before the annotation existed).</summary>
+    private static DateTime RevertStarted(NetworkTuningNodeState state, NetworkTuning tuning) =>
+        DateTime.TryParse(Names.Annotation(state.Metadata, RevertStartedAnnotation), System.Globalization.CultureInfo.InvariantCulture,
+            System.Globalization.DateTimeStyles.AdjustToUniversal | System.Globalization.DateTimeStyles.AssumeUniversal, out var started)
+            ? started
+            : tuning.Metadata.DeletionTimestamp!.Value;
+
+    /// <summary>Set when a deletion starts reverting the node (before its data-plane pods go): the node's own revert timeout counts from it.</summary>
+    public const string RevertStartedAnnotation = "nettune.io/revert-started";
 
     /// <summary>Whether the delete of this tuning rewrote the NodeState (see <see cref="RevertedForAnnotation"/>).</summary>
     private static bool WasOurs(NetworkTuningNodeState state, string name) =>

@@ -33,7 +33,7 @@ public sealed class WebhookServer : IAsyncDisposable
     /// <param name="certificate">Asked for the serving certificate on every TLS handshake, so a renewed one is used at once
     /// (null: none yet, the handshake fails).</param>
     public static async Task<WebhookServer> StartAsync(IPAddress address, int port, Func<X509Certificate2?> certificate, NodeStateAdmission nodeStates,
-        DataPlanePolicy policy, ILogger log)
+        DataPlanePolicy policy, ILogger log, PortAdmission? ports = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -43,7 +43,12 @@ public sealed class WebhookServer : IAsyncDisposable
         })));
         var web = builder.Build();
         Func<JsonNode, CancellationToken, Task<AdmissionVerdict>> nodeStateReview = nodeStates.ReviewAsync;
-        Func<JsonNode, CancellationToken, Task<AdmissionVerdict>> tuningReview = (request, _) => Task.FromResult(ReviewTuning(request, policy));
+        Func<JsonNode, CancellationToken, Task<AdmissionVerdict>> tuningReview = async (request, ct) =>
+        {
+            var verdict = ReviewTuning(request, policy);
+            if (!verdict.Allowed || ports is null || Judged(request) is not { } tuning) return verdict;
+            return await ports.ConflictAsync(tuning, ct).ConfigureAwait(false) is { } conflict ? new AdmissionVerdict(false, conflict, 422) : verdict;
+        };
         RequestDelegate nodeStateHandler = http => HandleAsync(http, log, nodeStateReview);
         RequestDelegate tuningHandler = http => HandleAsync(http, log, tuningReview);
         web.MapPost(NodeStatesPath, nodeStateHandler);
@@ -55,17 +60,25 @@ public sealed class WebhookServer : IAsyncDisposable
     /// <summary>The port actually bound (port 0 picks a free one).</summary>
     public int Port => new Uri(_web.Urls.First()).Port;
 
+    /// <summary>
+    /// The tuning whose new spec a request asks to store, or null when there is nothing to judge: other operations,
+    /// the operator's own updates (finalizers, annotations) of a tuning admitted earlier (they must pass, whatever the
+    /// lists say now), a deleted tuning losing its finalizer, and status writes.
+    /// </summary>
+    private static NetworkTuning? Judged(JsonNode request)
+    {
+        if (request["operation"]?.GetValue<string>() is not ("CREATE" or "UPDATE") || request["object"] is not JsonObject obj) return null;
+        if (request["oldObject"] is JsonObject old && JsonNode.DeepEquals(old["spec"], obj["spec"])) return null;
+        var tuning = KubernetesJson.Deserialize<NetworkTuning>(obj.ToJsonString());
+        return tuning.Metadata?.DeletionTimestamp is not null || request["subResource"]?.GetValue<string>() is { Length: > 0 } ? null : tuning;
+    }
+
     public static AdmissionVerdict ReviewTuning(JsonNode request, DataPlanePolicy policy)
     {
-        if (request["operation"]?.GetValue<string>() is not ("CREATE" or "UPDATE") || request["object"] is not JsonObject obj) return AdmissionVerdict.Allow;
-        // Only a new spec is judged: the operator's own updates (finalizers, annotations) of a tuning admitted
-        // earlier must pass, whatever the lists say now.
-        if (request["oldObject"] is JsonObject old && JsonNode.DeepEquals(old["spec"], obj["spec"])) return AdmissionVerdict.Allow;
-        NetworkTuning tuning;
-        try { tuning = KubernetesJson.Deserialize<NetworkTuning>(obj.ToJsonString()); }
+        NetworkTuning? tuning;
+        try { tuning = Judged(request); }
         catch (JsonException e) { return AdmissionVerdict.Deny($"not a NetworkTuning: {e.Message}"); }
-        // A deleted tuning must be able to lose its finalizer whatever its spec; and status writes are not ours to judge.
-        if (tuning.Metadata?.DeletionTimestamp is not null || request["subResource"]?.GetValue<string>() is { Length: > 0 }) return AdmissionVerdict.Allow;
+        if (tuning is null) return AdmissionVerdict.Allow;
         var problems = NetworkTuningValidator.Validate(tuning.Spec ?? new NetworkTuningSpec()).Select(e => e.ToString()).ToList();
         if (policy.Refusal(tuning.Spec?.DataPlane) is { } refusal) problems.Add(refusal);
         return problems.Count == 0 ? AdmissionVerdict.Allow : new AdmissionVerdict(false, string.Join("; ", problems), 422);

@@ -58,13 +58,15 @@ public sealed class AgentDaemonSetTests(ClusterFixture fx, ITestOutputHelper out
         Assert.Null(result.Error);
         Assert.Equal((false, false), await AgentObjectsAsync(bed));
 
-        // A tuning the API server still has does get its agents, owned by it alone.
+        // A tuning the API server still has does get its agents, owned by nothing: the garbage collector must not take
+        // them away with the tunings while a node has something left to revert.
         var live = await bed.CreateTuningAsync("live", new NetworkTuningSpec { NodeSelector = bed.Selector() });
         caches.Tunings.Remember(live);
         result = await reconciler.ReconcileAsync(OperatorReconciler.AgentKey, CancellationToken.None);
         Assert.Null(result.Error);
         Assert.Equal((true, true), await AgentObjectsAsync(bed));
         var ds = await bed.Client.AppsV1.ReadNamespacedDaemonSetAsync(Names.AgentDaemonSet, bed.Namespace);
-        Assert.Equal([live.Metadata.Uid], ds.Metadata.OwnerReferences.Select(o => o.Uid));
+        Assert.Null(ds.Metadata.OwnerReferences);
+        Assert.Null((await bed.Client.CoreV1.ReadNamespacedServiceAccountAsync(Names.AgentServiceAccount, bed.Namespace)).Metadata.OwnerReferences);
     }
 }

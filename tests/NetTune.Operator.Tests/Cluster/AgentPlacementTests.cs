@@ -14,11 +14,11 @@ namespace NetTune.Operator.Tests.Cluster;
 [Collection("cluster")]
 public sealed class AgentPlacementTests(ClusterFixture fx, ITestOutputHelper output)
 {
-    private static async Task<bool> LabelledAsync(TestBed bed, string node) =>
+    internal static async Task<bool> LabelledAsync(TestBed bed, string node) =>
         (await bed.Client.CoreV1.ReadNodeAsync(node)).Metadata.Labels?.TryGetValue(Names.AgentNodeLabel, out var v) == true && v == "true";
 
     /// <summary>The nodes the DaemonSet controller made agent pods for.</summary>
-    private static async Task<HashSet<string>> AgentPodNodesAsync(TestBed bed) =>
+    internal static async Task<HashSet<string>> AgentPodNodesAsync(TestBed bed) =>
         (await bed.Client.CoreV1.ListNamespacedPodAsync(bed.Namespace, labelSelector: $"{Names.AppName}={Names.AgentApp}")).Items
             .Where(p => p.Metadata.DeletionTimestamp is null).Select(DataPlanePodBuilder.NodeOf).ToHashSet();
 

@@ -23,13 +23,13 @@ public sealed class DataPlanePodTests(ClusterFixture fx, ITestOutputHelper outpu
         OnlineCpus = $"0-{count * cpusEach - 1}",
     };
 
-    private static NetworkTuningSpec Spec(TestBed bed, int adminPort = 9180, string? priorityClass = null) => new()
+    private static NetworkTuningSpec Spec(TestBed bed, int adminPort = 9180, string? priorityClass = null, int port = 8080) => new()
     {
         NodeSelector = bed.Selector(),
         Rollout = new RolloutSpec { MaxUnavailable = "100%" },
         DataPlane = new DataPlaneSpec
         {
-            Enabled = true, Image = "nettune/dataplane:test", Port = 8080, AdminPort = adminPort, PriorityClassName = priorityClass,
+            Enabled = true, Image = "nettune/dataplane:test", Port = port, AdminPort = adminPort, PriorityClassName = priorityClass,
             StaticFiles = new StaticFilesSpec { HostPath = "/srv/www" },
         },
     };
@@ -111,9 +111,10 @@ public sealed class DataPlanePodTests(ClusterFixture fx, ITestOutputHelper outpu
         using var u0 = new ReadyzServer(unpinnedPort, everywhere);
         using var u1 = new ReadyzServer(unpinnedPort + 1, everywhere);
 
-        var pinned = (await bed.CreateTuningAsync("pinned", Spec(bed, pinnedPort))).Metadata.Name;
-        var shared = (await bed.CreateTuningAsync("shared", Spec(bed, sharedPort))).Metadata.Name;
-        var unpinned = (await bed.CreateTuningAsync("unpinned", Spec(bed, unpinnedPort))).Metadata.Name;
+        // Three data planes on one node: each on its own port (a shared one would be a PortConflict).
+        var pinned = (await bed.CreateTuningAsync("pinned", Spec(bed, pinnedPort, port: 8080))).Metadata.Name;
+        var shared = (await bed.CreateTuningAsync("shared", Spec(bed, sharedPort, port: 8081))).Metadata.Name;
+        var unpinned = (await bed.CreateTuningAsync("unpinned", Spec(bed, unpinnedPort, port: 8082))).Metadata.Name;
         foreach (var tuning in new[] { pinned, shared, unpinned })
         {
             var pods = await PodsOf(bed, tuning, 2);

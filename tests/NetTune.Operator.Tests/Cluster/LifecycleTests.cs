@@ -96,7 +96,7 @@ public sealed class LifecycleTests(ClusterFixture fx, ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task ANodeThatNeverAnswersTheRevertIsReportedAndNotWaitedOnForever()
+    public async Task ANodeThatNeverAnswersTheRevertIsReportedAndKeepsItsAgentUntilItReverts()
     {
         await using var bed = await TestBed.StartAsync(fx.Cluster, output);
         var nodes = await bed.CreateNodesAsync(2);
@@ -118,5 +118,28 @@ public sealed class LifecycleTests(ClusterFixture fx, ITestOutputHelper output)
         Assert.Equal("Warning", warning.Type);
         Assert.Contains(nodes[1], warning.Message);
         Assert.DoesNotContain(nodes[0], warning.Message);
+
+        // The last tuning is gone but the silent node is not reverted: it keeps its agent label, and the agent DaemonSet
+        // (owned by nothing) stays. The garbage collector and the DaemonSet controller act within moments; the agent
+        // must still be there after many looks.
+        await TestBed.EventuallyAsync(async () => !await AgentPlacementTests.LabelledAsync(bed, nodes[0]), "the reverted node's agent label removed");
+        await TestBed.EventuallyAsync(async () => (await AgentPlacementTests.AgentPodNodesAsync(bed)).Contains(nodes[1]), "an agent pod on the silent node");
+        for (var look = 0; look < 30; look++)
+        {
+            Assert.True(await AgentPlacementTests.LabelledAsync(bed, nodes[1]));
+            Assert.Contains(nodes[1], await AgentPlacementTests.AgentPodNodesAsync(bed));
+            await Task.Delay(100);
+        }
+        var state = (await bed.GetNodeStateAsync(nodes[1]))!;
+        Assert.True(state.Spec.Revert);
+        Assert.Null(state.Spec.Sources);
+
+        // The agent is back and reverts: then, with nothing left to revert anywhere, everything of the agents goes.
+        await bed.StopAgentsAsync();
+        bed.StartAgents();
+        await TestBed.EventuallyAsync(async () => !await AgentPlacementTests.LabelledAsync(bed, nodes[1]), "the label removed after the late revert");
+        await TestBed.EventuallyAsync(async () => (await bed.Client.AppsV1.ListNamespacedDaemonSetAsync(bed.Namespace)).Items.Count == 0
+                                                  && (await bed.Client.CoreV1.ListNamespacedServiceAccountAsync(bed.Namespace)).Items.All(a => a.Metadata.Name != Names.AgentServiceAccount),
+            "the agent DaemonSet and ServiceAccount deleted");
     }
 }

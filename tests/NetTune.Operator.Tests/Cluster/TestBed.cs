@@ -104,6 +104,16 @@ public sealed class TestBed : IAsyncDisposable
         await Client.CoreV1.PatchNodeStatusAsync(new V1Patch(patch, V1Patch.PatchType.MergePatch), node);
     }
 
+    /// <summary>Plays the node's kubelet after a boot: reports the kernel's boot id.</summary>
+    public async Task SetBootIdAsync(string node, string bootId)
+    {
+        var patch = JsonSerializer.Serialize(new { status = new { nodeInfo = new { bootID = bootId } } });
+        await Client.CoreV1.PatchNodeStatusAsync(new V1Patch(patch, V1Patch.PatchType.MergePatch), node);
+    }
+
+    public async Task<bool> HasLabelAsync(string node, string key, string value = "true") =>
+        (await Client.CoreV1.ReadNodeAsync(node)).Metadata.Labels?.TryGetValue(key, out var v) == true && v == value;
+
     public async Task SetUnschedulableAsync(string node, bool unschedulable)
     {
         var patch = JsonSerializer.Serialize(new { spec = new { unschedulable } });
@@ -208,12 +218,13 @@ public sealed class TestBed : IAsyncDisposable
     /// Plays the node's agent once: reports the NodeState's current generation as Applied (or failed, or reverted
     /// when the spec asks for a revert), with an optional topology.
     /// </summary>
-    public async Task ReportAsync(string node, string outcome = "Applied", string? message = null, NodeTopology? topology = null)
+    public async Task ReportAsync(string node, string outcome = "Applied", string? message = null, NodeTopology? topology = null, string? bootId = null)
     {
         while (true)
         {
             var state = (await GetNodeStateAsync(node))!;
             state.Status = AgentStatus(state, outcome, message, topology ?? state.Status?.Topology);
+            state.Status.BootId = bootId;
             try
             {
                 await Client.CustomObjects.ReplaceClusterCustomObjectStatusAsync(state, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, node);

@@ -150,9 +150,9 @@ public sealed class WebhookTests(ClusterFixture fx, ITestOutputHelper output)
     {
         await using var bed = await TestBed.StartAsync(fx.Cluster, output);
         using var certificate = SelfSignedLoopbackCertificate();
-        var policy = new DataPlanePolicy(["nettune/dataplane:*"], ["/srv/www"]);
+        var policy = new DataPlanePolicy(["nettune/dataplane:*"], ["/srv/www"], [], []);
         await using var server = await WebhookServer.StartAsync(IPAddress.Loopback, 0, () => certificate,
-            new NodeStateAdmission(bed.Client, bed.Namespace), policy, NullLogger.Instance);
+            new NodeStateAdmission(bed.Client, bed.Namespace), policy, NullLogger.Instance, new PortAdmission(bed.Client));
         var hook = "nettune-tunings-" + bed.Id;
         var selectLabel = ("nettune-webhook-test", bed.Id);
         await bed.Client.AdmissionregistrationV1.CreateValidatingWebhookConfigurationAsync(new V1ValidatingWebhookConfiguration
@@ -192,7 +192,8 @@ public sealed class WebhookTests(ClusterFixture fx, ITestOutputHelper output)
                 }
                 catch (HttpOperationException e) { return e.Response.Content; }
             }
-            DataPlaneSpec Static(string image, string path, int port = 8080) => new() { Enabled = true, Image = image, Mode = DataPlaneMode.StaticFiles, StaticFiles = new StaticFilesSpec { HostPath = path }, Port = port };
+            DataPlaneSpec Static(string image, string path, int port = 8080, int adminPort = 9180) =>
+                new() { Enabled = true, Image = image, Mode = DataPlaneMode.StaticFiles, StaticFiles = new StaticFilesSpec { HostPath = path }, Port = port, AdminPort = adminPort };
 
             await TestBed.EventuallyAsync(async () => await CreateAsync("probe", Static("evil/miner:1", "/srv/www")) is not null, "the webhook is called");
             Assert.Null(await CreateAsync("allowed", Static("nettune/dataplane:0.1.0", "/srv/www/site")));
@@ -203,6 +204,26 @@ public sealed class WebhookTests(ClusterFixture fx, ITestOutputHelper output)
             // The CEL rules' twins: a v1.20 server ignores the CRD's rules, the webhook does not.
             Assert.Contains("sysctls may only set keys of the allow-list; refused: kernel.panic",
                 await CreateAsync("sysctl", Static("nettune/dataplane:0.1.0", "/srv/www"), new Dictionary<string, string> { ["kernel.panic"] = "1" }));
+            Assert.Contains("port must not be one of the admin ports", await CreateAsync("admin", Static("nettune/dataplane:0.1.0", "/srv/www", port: 9181)));
+
+            // Two tunings whose data planes would share a port on a node both select: the second is refused.
+            var node = (await bed.CreateNodesAsync(1))[0];
+            await bed.Client.CustomObjects.CreateClusterCustomObjectAsync(new NetworkTuning
+            {
+                Metadata = new V1ObjectMeta { Name = $"{bed.Id}-first", Labels = new Dictionary<string, string> { [selectLabel.Item1] = selectLabel.Item2 } },
+                Spec = new NetworkTuningSpec { NodeSelector = bed.Selector(), DataPlane = Static("nettune/dataplane:0.1.0", "/srv/www") },
+            }, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural);
+            try
+            {
+                Assert.Contains($"port 8080 is also bound by NetworkTuning {bed.Id}-first's data plane on node {node}",
+                    await CreateAsync("same-port", Static("nettune/dataplane:0.1.0", "/srv/www")));
+                Assert.Contains("port 9180 is also bound", await CreateAsync("on-its-admin-port", Static("nettune/dataplane:0.1.0", "/srv/www", port: 9180, adminPort: 9300)));
+                Assert.Null(await CreateAsync("apart", Static("nettune/dataplane:0.1.0", "/srv/www", port: 8443, adminPort: 9300)));
+            }
+            finally
+            {
+                await bed.DeleteTuningAsync($"{bed.Id}-first");
+            }
         }
         finally
         {

@@ -17,7 +17,7 @@ public sealed class AgentSettingsTests
             LogLevel = "Debug", Resources = resources, Tolerations = tolerations, NodeSelector = selector,
         };
 
-        var ds = AgentDaemonSetBuilder.Build(options, [Tuning("a", selector: Labels(("zone", "a")))]);
+        var ds = AgentDaemonSetBuilder.Build(options);
         var pod = ds.Spec.Template.Spec;
         var c = pod.Containers.Single();
         var args = c.Args.ToList();
@@ -35,7 +35,7 @@ public sealed class AgentSettingsTests
         Assert.Equal("true", pod.NodeSelector[Names.AgentNodeLabel]);
 
         // A changed setting changes the spec hash, so the operator replaces the DaemonSet.
-        var plain = AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"), [Tuning("a", selector: Labels(("zone", "a")))]);
+        var plain = AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"));
         Assert.NotEqual(plain.Metadata.Annotations[Names.SpecHashAnnotation], ds.Metadata.Annotations[Names.SpecHashAnnotation]);
         Assert.DoesNotContain("--log-level", plain.Spec.Template.Spec.Containers[0].Args);
         Assert.Equal([Names.AgentNodeLabel], plain.Spec.Template.Spec.NodeSelector.Keys);
@@ -45,13 +45,12 @@ public sealed class AgentSettingsTests
     [Fact]
     public void AKubeletRestartReachesTheAgentAsAFlag_ACommandAlsoGetsTheHostPidNamespace()
     {
-        var tunings = new[] { Tuning("a") };
-        var plain = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "agent:1"), tunings).Spec.Template.Spec;
+        var plain = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "agent:1")).Spec.Template.Spec;
         Assert.DoesNotContain(plain.Containers[0].Args, a => a.StartsWith("--kubelet-restart", StringComparison.Ordinal));
         Assert.Null(plain.HostPID);
 
         Assert.True(KubeletRestart.TryParse("request-file", out var file, out _));
-        var byFile = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "agent:1") { KubeletRestart = file }, tunings).Spec.Template.Spec;
+        var byFile = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "agent:1") { KubeletRestart = file }).Spec.Template.Spec;
         var args = byFile.Containers[0].Args.ToList();
         Assert.Equal("/var/lib/nettune/kubelet-restart-request", args[args.IndexOf("--kubelet-restart-request-file") + 1]);
         // The file lies in the journal folder, which is the same path on the host.
@@ -59,7 +58,7 @@ public sealed class AgentSettingsTests
         Assert.Null(byFile.HostPID);
 
         Assert.True(KubeletRestart.TryParse("command:nsenter --target 1 --mount -- systemctl restart kubelet", out var command, out _));
-        var byCommand = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "agent:1") { KubeletRestart = command }, tunings).Spec.Template.Spec;
+        var byCommand = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "agent:1") { KubeletRestart = command }).Spec.Template.Spec;
         args = byCommand.Containers[0].Args.ToList();
         Assert.Equal("nsenter --target 1 --mount -- systemctl restart kubelet", args[args.IndexOf("--kubelet-restart-command") + 1]);
         Assert.True(byCommand.HostPID);

@@ -192,17 +192,16 @@ public sealed class BuilderTests
     }
 
     [Fact]
-    public void TheAgentDaemonSetRunsOnTheUnionOfTheSelectors()
+    public void TheAgentDaemonSetRunsOnTheOperatorsNodeLabel()
     {
-        var a = Tuning("a", selector: Labels(("zone", "a")));
-        var b = Tuning("b", selector: Labels(("role", "edge")));
-        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"), [b, a]);
+        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"));
 
         // Placed by the operator's node label, which outlives a node's leaving the selectors until its revert.
         Assert.Null(ds.Spec.Template.Spec.Affinity);
         Assert.Equal(new Dictionary<string, string> { [Names.AgentNodeLabel] = "true" }, ds.Spec.Template.Spec.NodeSelector);
         Assert.Equal("system-node-critical", ds.Spec.Template.Spec.PriorityClassName);
-        Assert.Equal(["a", "b"], ds.Metadata.OwnerReferences.Select(o => o.Name));
+        // Owned by nothing: the garbage collector would take the agents away with the last tuning.
+        Assert.Null(ds.Metadata.OwnerReferences);
 
         var pod = ds.Spec.Template.Spec;
         Assert.True(pod.HostNetwork);
@@ -217,14 +216,14 @@ public sealed class BuilderTests
         Assert.Contains(pod.Tolerations, t => t.OperatorProperty == "Exists");
 
         // The operator's own node selector is ANDed with the label.
-        var narrowed = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img") { NodeSelector = new Dictionary<string, string> { ["pool"] = "edge" } }, [a]);
+        var narrowed = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img") { NodeSelector = new Dictionary<string, string> { ["pool"] = "edge" } });
         Assert.Equal(["nettune.io/agent", "pool"], narrowed.Spec.Template.Spec.NodeSelector.Keys.Order());
     }
 
     [Fact]
     public void TheAgentReadsTheKubeletsCpuAssignmentFromItsRootDir_ReadOnly_WhereverTheKubeletKeepsIt()
     {
-        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img") { KubeletRootDir = "/data/kubelet" }, [Tuning("a", selector: Labels(("zone", "a")))]);
+        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img") { KubeletRootDir = "/data/kubelet" });
         var pod = ds.Spec.Template.Spec;
         var c = pod.Containers.Single();
         var mount = c.VolumeMounts.Single(m => m.MountPath == "/host/data/kubelet");
@@ -408,9 +407,9 @@ public sealed class BuilderTests
         };
         var objects = new List<(string, object)>
         {
-            ("agent DaemonSet", AgentDaemonSetBuilder.Build(agent, [tuning])),
-            ("agent DaemonSet, defaults", AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"), [tuning])),
-            ("agent ServiceAccount", AgentDaemonSetBuilder.BuildServiceAccount(agent, [tuning])),
+            ("agent DaemonSet", AgentDaemonSetBuilder.Build(agent)),
+            ("agent DaemonSet, defaults", AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"))),
+            ("agent ServiceAccount", AgentDaemonSetBuilder.BuildServiceAccount(agent)),
         };
         var pods = DataPlanePodBuilder.Build(tuning, "node-a", WithPages, TwoSockets(), Options);
         Assert.NotEmpty(pods);

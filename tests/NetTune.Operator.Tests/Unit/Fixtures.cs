@@ -18,6 +18,7 @@ internal static class Fixtures
         Spec = new NetworkTuningSpec
         {
             NodeSelector = selector,
+            AllNodes = selector is null ? true : null,
             Priority = priority,
             Sysctls = sysctls,
             Rollout = new RolloutSpec

@@ -45,7 +45,7 @@ public sealed class LeastPrivilegeTests
     [Fact]
     public void TheAgentGetsAPodBoundTokenWhereTheServiceAccountsWouldBe()
     {
-        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "nettune/agent:1"), [Tuning("web")])!;
+        var ds = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "nettune/agent:1"))!;
         var pod = ds.Spec.Template.Spec;
         Assert.False(pod.AutomountServiceAccountToken);
         var mount = pod.Containers.Single().VolumeMounts.Single(m => m.MountPath == "/var/run/secrets/kubernetes.io/serviceaccount");
@@ -67,7 +67,7 @@ public sealed class LeastPrivilegeTests
     [InlineData("nettune/dataplane:1", "/srv/www", 443, "ports below 1024")]
     public void TheAllowListsJudgeImagesHostPathsAndPorts(string image, string path, int port, string? refusal)
     {
-        var policy = new DataPlanePolicy(["nettune/dataplane:*", "registry.example.com/nettune/dataplane@*"], ["/srv/www/"]);
+        var policy = new DataPlanePolicy(["nettune/dataplane:*", "registry.example.com/nettune/dataplane@*"], ["/srv/www/"], [], []);
         var tuning = StaticTuning(image, path, port);
         var verdict = policy.Refusal(tuning.Spec.DataPlane);
         if (refusal is null) Assert.Null(verdict);
@@ -78,10 +78,63 @@ public sealed class LeastPrivilegeTests
     }
 
     [Fact]
-    public void EmptyListsAllowAnyImageAndPathButNotPrivilegedPorts()
+    public void AnyMustBeSaidAndAllowsAnyImageAndPathButNotPrivilegedPorts()
     {
         Assert.Null(DataPlanePolicy.Any.Refusal(StaticTuning("anything:1", "/anywhere").Spec.DataPlane));
         Assert.Contains("ports below 1024", DataPlanePolicy.Any.Refusal(StaticTuning(port: 80).Spec.DataPlane));
         Assert.Null(DataPlanePolicy.Any.Refusal(new DataPlaneSpec { Enabled = false, Port = 80 }));
+    }
+
+    [Fact]
+    public void EmptyListsAllowNothing()
+    {
+        var none = new DataPlanePolicy([], [], [], []);
+        var refusal = none.Refusal(StaticTuning().Spec.DataPlane);
+        Assert.Contains("image 'nettune/dataplane:1' is not in the data-plane image allow-list (empty: nothing is allowed)", refusal);
+        Assert.Contains("hostPath '/srv/www/site' is not below an allowed folder (empty: nothing is allowed)", refusal);
+    }
+
+    [Fact]
+    public void APriorityClassMustBeAllowListed()
+    {
+        var tuning = StaticTuning();
+        var policy = new DataPlanePolicy(["*"], ["/"], ["nettune-*"], []);
+        Assert.Null(policy.Refusal(tuning.Spec.DataPlane)); // none asked for
+        tuning.Spec.DataPlane!.PriorityClassName = "system-node-critical";
+        Assert.Contains("priorityClassName 'system-node-critical' is not in the allow-list (nettune-*)", policy.Refusal(tuning.Spec.DataPlane));
+        tuning.Spec.DataPlane.PriorityClassName = "nettune-high";
+        Assert.Null(policy.Refusal(tuning.Spec.DataPlane));
+        Assert.Contains("empty: nothing is allowed", (policy with { PriorityClasses = [] }).Refusal(tuning.Spec.DataPlane));
+    }
+
+    [Theory]
+    [InlineData("10.0.0.5:8080", null)]
+    [InlineData("backend.example.svc:80", null)]
+    [InlineData("127.0.0.1:8080", "loopback")]
+    [InlineData("127.1.2.3:22", "loopback")]
+    [InlineData("[::1]:8080", "loopback")]
+    [InlineData("localhost:10250", "localhost is the node itself")]
+    [InlineData("169.254.169.254:80", "link-local (the cloud metadata service")]
+    [InlineData("[fe80::1]:80", "link-local")]
+    [InlineData("[::ffff:169.254.169.254]:80", "link-local")]
+    [InlineData("0.0.0.0:10250", "unspecified")]
+    [InlineData("nonsense", "not host:port")]
+    public void ProxyUpstreamsMayNotBeTheNodeItselfOrLinkLocalUnlessAllowed(string upstream, string? refusal)
+    {
+        var tuning = StaticTuning();
+        tuning.Spec.DataPlane!.Mode = DataPlaneMode.Proxy;
+        tuning.Spec.DataPlane.Proxy = new ProxySpec { Upstreams = [upstream] };
+        var policy = new DataPlanePolicy(["*"], ["/"], [], []);
+        var verdict = policy.Refusal(tuning.Spec.DataPlane);
+        if (refusal is null) Assert.Null(verdict);
+        else Assert.Contains(refusal, verdict);
+        // An allow-list entry covering the address lets it through; "*" lets everything through.
+        if (refusal is not (null or "not host:port"))
+            Assert.Null((policy with { UpstreamNetworks = ["*"] }).Refusal(tuning.Spec.DataPlane));
+        if (upstream.StartsWith("127.", StringComparison.Ordinal))
+        {
+            Assert.Null((policy with { UpstreamNetworks = ["127.0.0.0/8"] }).Refusal(tuning.Spec.DataPlane));
+            Assert.NotNull((policy with { UpstreamNetworks = ["10.0.0.0/8"] }).Refusal(tuning.Spec.DataPlane));
+        }
     }
 }

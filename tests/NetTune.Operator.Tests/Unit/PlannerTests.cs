@@ -2,6 +2,7 @@ using k8s.Models;
 using NetTune.Api.V1Alpha1;
 using NetTune.Operator.Core.Builders;
 using NetTune.Operator.Core.Planning;
+using NetTune.Operator.Core.Selection;
 using Xunit;
 using static NetTune.Operator.Tests.Unit.Fixtures;
 
@@ -97,6 +98,74 @@ public sealed class PlannerTests
         Assert.Equal(["t-dp-n1-numa0"], plan.PodCreates.Select(p => p.Metadata.Name));
     }
 
+    [Fact]
+    public void ControlPlaneNodesAreLeftOutUnlessTheTuningOptsIn()
+    {
+        V1Node[] nodes = [Node("cp", ("tune", "yes"), (NodeSelection.ControlPlaneLabel, "")), Node("old", ("tune", "yes"), (NodeSelection.LegacyMasterLabel, "")), Node("w", ("tune", "yes"))];
+        var t = Tuning("t", selector: Labels(("tune", "yes")), sysctls: Somaxconn("1024"), maxUnavailable: "100%");
+        var plan = TuningPlanner.Plan(t, new ClusterSnapshot([t], nodes, new Dictionary<string, NetworkTuningNodeState>(), []), Settings, Now);
+        Assert.Equal(["w"], plan.NodeStateWrites.Select(w => w.Node));
+        Assert.Equal((1, 2), (plan.Status!.MatchedNodes, plan.Status.SkippedControlPlaneNodes));
+
+        t.Spec.IncludeControlPlane = true;
+        plan = TuningPlanner.Plan(t, new ClusterSnapshot([t], nodes, new Dictionary<string, NetworkTuningNodeState>(), []), Settings, Now);
+        Assert.Equal(["cp", "old", "w"], plan.NodeStateWrites.Select(w => w.Node).Order());
+        Assert.Null(plan.Status!.SkippedControlPlaneNodes);
+
+        // Only control-plane nodes match: nothing is tuned, and Ready says why.
+        var onlyCp = Tuning("c", selector: Labels((NodeSelection.ControlPlaneLabel, "")), sysctls: Somaxconn("1024"));
+        var ready = TuningPlanner.Plan(onlyCp, new ClusterSnapshot([onlyCp], nodes, new Dictionary<string, NetworkTuningNodeState>(), []), Settings, Now).Status!.Conditions!.Single(c => c.Type == "Ready");
+        Assert.Contains("only control-plane nodes (1)", ready.Message);
+    }
+
+    [Fact]
+    public void ATuningWithoutSelectorOrAllNodesSelectsNothingAndIsInvalid()
+    {
+        var t = Tuning("t", sysctls: Somaxconn("1024"));
+        t.Spec.AllNodes = null;
+        var plan = TuningPlanner.Plan(t, Snapshot([t]), Settings, Now);
+        Assert.Empty(plan.NodeStateWrites);
+        Assert.Contains("nodeSelector", plan.Status!.Conditions!.Single(c => c.Type == "Degraded").Message);
+        Assert.False(NodeSelection.Selects(t.Spec, Nodes[0]));
+        t.Spec.NodeSelector = new V1LabelSelector();
+        Assert.False(NodeSelection.Selects(t.Spec, Nodes[0]));
+        Assert.True(AgentPlacement.NeedsAgent(Nodes[0], [Tuning("all")], null));
+        Assert.False(AgentPlacement.NeedsAgent(Nodes[0], [t], null));
+    }
+
+    [Fact]
+    public void TwoTuningsWhoseDataPlanesShareAPortOnANode_OnlyTheOlderServesThere()
+    {
+        NetworkTuning Serving(string name, int port, int adminPort, DateTime created)
+        {
+            var t = Tuning(name, selector: Labels(("tune", "yes")));
+            t.Metadata.CreationTimestamp = created;
+            t.Spec.DataPlane = new DataPlaneSpec { Enabled = true, Image = "img", Port = port, AdminPort = adminPort, StaticFiles = new StaticFilesSpec { HostPath = "/srv" } };
+            return t;
+        }
+        var topology = new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }, new NumaNodeInfo { Id = 1, Cpus = "2-3" }] };
+        NetworkTuningNodeState Applied(NetworkTuning t)
+        {
+            var state = State("n1", 1, Having(t.Metadata.Name, 1), "Applied");
+            state.Status!.Topology = topology;
+            return state;
+        }
+        var older = Serving("a", 8080, 9180, Now.AddHours(-1));
+        // Its own ports are fine, but 9181 is the older one's admin port on NUMA node 1.
+        var newer = Serving("b", 9181, 9300, Now);
+        var plan = TuningPlanner.Plan(newer, Snapshot([older, newer], [Applied(newer)]), Settings, Now);
+        Assert.Empty(plan.PodCreates);
+        var available = plan.Status!.Conditions!.Single(c => c.Type == "DataPlaneAvailable");
+        Assert.Equal(("False", ConditionReasons.PortConflict), (available.Status, available.Reason));
+        Assert.Contains("port 9181 is NetworkTuning a's", available.Message);
+        Assert.Contains(plan.Events, e => e.Reason == ConditionReasons.PortConflict);
+        Assert.Equal(2, TuningPlanner.Plan(older, Snapshot([older, newer], [Applied(older)]), Settings, Now).PodCreates.Count);
+
+        // Apart again: both serve.
+        newer.Spec.DataPlane!.Port = 8443;
+        Assert.Equal(2, TuningPlanner.Plan(newer, Snapshot([older, newer], [Applied(newer)]), Settings, Now).PodCreates.Count);
+    }
+
     private static NetworkTuning Deleting(string name, DateTime since)
     {
         var t = Tuning(name, sysctls: Somaxconn("1024"));
@@ -111,10 +180,24 @@ public sealed class PlannerTests
         var pod = new V1Pod { Metadata = new V1ObjectMeta { Name = "t-dp-n1-numa0" }, Spec = new V1PodSpec { NodeName = "n1" } };
         var state = State("n1", 1, Having("t", 1, Somaxconn("1024")), "Applied");
 
+        // The node's turn: it is marked as reverting (spec unchanged) and its pods go; the revert waits for them.
         var withPod = TuningPlanner.Plan(t, Snapshot([t], [state], [pod]), Settings, Now);
         Assert.Equal([pod], withPod.PodDeletes);
-        Assert.Empty(withPod.NodeStateWrites);
+        var mark = Assert.Single(withPod.NodeStateWrites);
+        Assert.Same(state.Spec, mark.Spec);
+        Assert.Equal(("t", Now), (mark.RevertedFor, mark.RevertStarted));
         Assert.False(withPod.RemoveFinalizer);
+        var marked = State("n1", 1, state.Spec, "Applied");
+        marked.Metadata.Annotations = new Dictionary<string, string> { [TuningPlanner.RevertedForAnnotation] = "t" };
+        var terminating = new V1Pod { Metadata = new V1ObjectMeta { Name = pod.Metadata.Name, DeletionTimestamp = Now }, Spec = pod.Spec };
+        var stillGoing = TuningPlanner.Plan(t, Snapshot([t], [marked], [terminating]), Settings, Now);
+        Assert.Empty(stillGoing.NodeStateWrites);
+        Assert.Empty(stillGoing.PodDeletes);
+        Assert.Equal(["n1"], stillGoing.Status!.RevertingNodes);
+        Assert.True(Assert.Single(TuningPlanner.Plan(t, Snapshot([t], [marked]), Settings, Now).NodeStateWrites).Spec.Revert);
+        // Pods that do not go within the revert timeout (the node's kubelet is down) no longer hold the revert back.
+        marked.Metadata.Annotations[TuningPlanner.RevertStartedAnnotation] = Now.AddMinutes(-3).ToString("yyyy-MM-ddTHH:mm:ssZ");
+        Assert.True(Assert.Single(TuningPlanner.Plan(t, Snapshot([t], [marked], [terminating]), Settings, Now).NodeStateWrites).Spec.Revert);
 
         var revert = TuningPlanner.Plan(t, Snapshot([t], [state]), Settings, Now);
         var write = Assert.Single(revert.NodeStateWrites);
