@@ -424,17 +424,3 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         return int.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
     }
 }
-
-[AttributeUsage(AttributeTargets.Method)]
-public sealed class OrderAttribute(int order) : Attribute
-{
-    public int Order { get; } = order;
-}
-
-/// <summary>Runs a class's tests by their <see cref="OrderAttribute"/>: they share one node and its history.</summary>
-public sealed class ByOrderAttribute : ITestCaseOrderer
-{
-    public IEnumerable<TTestCase> OrderTestCases<TTestCase>(IEnumerable<TTestCase> testCases) where TTestCase : ITestCase =>
-        testCases.OrderBy(t => t.TestMethod.Method.GetCustomAttributes(typeof(OrderAttribute).AssemblyQualifiedName)
-            .Select(a => a.GetNamedArgument<int>(nameof(OrderAttribute.Order))).FirstOrDefault());
-}
