@@ -14,7 +14,10 @@ public sealed class GuestNodeCollection : ICollectionFixture<GuestNodeFixture>;
 /// <summary>
 /// The local control plane with the guest node (a QEMU guest: 2 NUMA nodes, a 4-queue virtio_net data NIC; simulated
 /// hardware, a real kernel and kubelet) as its only node, NetTune's images loaded into the guest's containerd, and the
-/// chart installed with helm as a user would. No host node: this suite needs only the control plane on this machine.
+/// chart installed with helm. The operator runs on this machine as a process with its ServiceAccount's token (the
+/// chart's operator.enabled=false), as a control-plane component off the tuned node: under TCG emulation the guest
+/// runs the JIT-compiled operator too slowly for its probes' 1 s timeout (it was restarted and its webhook timed out).
+/// The agent DaemonSet and the data-plane pods run in the guest. No host node: only the control plane runs here.
 /// Each step's time goes to the test log (xunit diagnostic messages).
 /// </summary>
 public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
@@ -30,6 +33,7 @@ public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
     private readonly Stopwatch _clock = new();
     private readonly Stopwatch _suite = new();
     private bool _installed;
+    private ChildProcess? _operator;
 
     public KubeCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster has not started");
     public IKubernetes Client => Cluster.Client;
@@ -59,32 +63,54 @@ public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
         foreach (var (step, took) in Guest.StartTimes) Log($"  guest node: {step,-36} {took.TotalSeconds,6:0.0}s");
         Took($"control plane and guest node up ({Guest.Accelerator})");
 
-        foreach (var image in new[] { "operator", "agent", "dataplane" })
+        // The operator runs on the host: only the node's images go into the guest.
+        foreach (var image in new[] { "agent", "dataplane" })
             await Guest.ImportImageAsync(Path.Combine(archives, $"{image}.oci.tar"));
         Took("images imported into the guest's containerd");
 
         await Cluster.InstallCrdsAsync();
-        // One operator replica: the guest has 3 allocatable CPUs, and the data-plane pods take one whole CPU per socket.
         var install = await Tool.HelmRunAsync("3", "install", Release, Tool.ChartDir, "--namespace", Namespace, "--create-namespace",
-            "--kubeconfig", Cluster.KubeconfigPath, "--skip-crds", "--wait", "--timeout", "5m",
-            "--set", "operator.replicas=1", "--set", "operator.logFormat=text",
-            "--set", "dataPlane.allowedHostPaths[0]=" + WwwRoot);
-        Assert.True(install.ExitCode == 0, $"helm install failed:\n{install.Output}\n{await DescribePodsAsync()}");
+            "--kubeconfig", Cluster.KubeconfigPath, "--skip-crds", "--set", "operator.enabled=false");
+        Assert.True(install.ExitCode == 0, $"helm install failed:\n{install.Output}");
         _installed = true;
+        Took("helm install (operator.enabled=false)");
+
+        var kubeconfig = Cluster.WriteKubeconfig(Path.Combine(Cluster.Folder, "operator.kubeconfig"), await ServiceAccountTokenAsync($"{Release}-operator"), $"{Release}-operator");
+        // This test's own build configuration (bin/<configuration>/net10.0): the operator is built beside it.
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/')).Parent!.Name;
+        var dll = Path.Combine(Tool.RepoRoot, "operator", "NetTune.Operator", "bin", configuration, "net10.0", "nettune-operator.dll");
+        Assert.True(File.Exists(dll), $"no {dll}: build the solution first");
+        _operator = ChildProcess.Start("operator", "dotnet",
+        [
+            dll, $"--kubeconfig={kubeconfig}", $"--namespace={Namespace}", "--agent-image=nettune/agent:0.1.0",
+            "--metrics-port=0", "--log-format=text", $"--dataplane-allowed-host-paths={WwwRoot}", "--dataplane-allowed-images=nettune/dataplane:*",
+        ], Path.Combine(Cluster.Folder, "operator.log"));
+        Took("operator started on the host");
+    }
+
+    /// <summary>The token of a ServiceAccount (v1.20 keeps it in a Secret the token controller makes).</summary>
+    private async Task<string> ServiceAccountTokenAsync(string account)
+    {
+        string? token = null;
         await Eventually.TrueAsync(async () =>
         {
-            var lease = await Client.CoordinationV1.ReadNamespacedLeaseAsync("nettune-operator", Namespace);
-            return lease.Spec?.HolderIdentity is { Length: > 0 };
-        }, "the operator pod to hold the Lease", TimeSpan.FromMinutes(3), DescribePodsAsync);
-        Took("helm install, operator leading");
+            var secrets = await Client.CoreV1.ListNamespacedSecretAsync(Namespace, fieldSelector: "type=kubernetes.io/service-account-token");
+            var secret = secrets.Items.FirstOrDefault(s => s.Metadata.Annotations?.TryGetValue("kubernetes.io/service-account.name", out var a) == true && a == account);
+            token = secret?.Data?.TryGetValue("token", out var bytes) == true ? System.Text.Encoding.UTF8.GetString(bytes) : null;
+            return token is not null;
+        }, $"a token for ServiceAccount {Namespace}/{account}", TimeSpan.FromSeconds(60));
+        return token!;
     }
+
+    /// <summary>The end of the operator's log, for failure messages.</summary>
+    public string OperatorLog => _operator?.Tail(20) ?? "(no operator)";
 
     /// <summary>Pods and their recent events, for failure messages.</summary>
     public async Task<string> DescribePodsAsync()
     {
         var (_, pods, _) = await Cluster.KubectlAsync("get", "pods", "-A", "-o", "wide");
         var (_, events, _) = await Cluster.KubectlAsync("get", "events", "-A", "--sort-by=.lastTimestamp");
-        var (_, operatorLog, _) = await Cluster.KubectlAsync("logs", "-n", Namespace, "-l", "app.kubernetes.io/name=nettune-operator", "--tail=15");
+        var operatorLog = OperatorLog;
         var (_, agentLog, _) = await Cluster.KubectlAsync("logs", "-n", Namespace, "-l", "app.kubernetes.io/name=nettune-agent", "--tail=15");
         return $"pods:\n{pods}\nevents:\n{string.Join('\n', events.Split('\n').Where(l => !l.Contains("MissingClusterDNS", StringComparison.Ordinal)).TakeLast(25))}" +
             $"\noperator log:\n{operatorLog}\nagent log:\n{agentLog}";
@@ -94,6 +120,7 @@ public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
     {
         if (_cluster is null) return;
         _clock.Restart();
+        if (_operator is not null) await _operator.DisposeAsync();
         if (_installed)
             await Tool.HelmRunAsync("3", "uninstall", Release, "--namespace", Namespace, "--kubeconfig", Cluster.KubeconfigPath, "--wait", "--timeout", "3m");
         Took("helm uninstall");

@@ -186,6 +186,16 @@ public sealed class BuilderTests
     }
 
     [Fact]
+    public void TheAgentHasMinutesToStartBeforeItsLivenessProbeCounts()
+    {
+        var c = AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1"), [Tuning("a")]).Spec.Template.Spec.Containers.Single();
+        Assert.Equal("/healthz", c.StartupProbe.HttpGet.Path);
+        Assert.Equal(c.LivenessProbe.HttpGet.Port.Value, c.StartupProbe.HttpGet.Port.Value);
+        Assert.True(c.StartupProbe.PeriodSeconds * c.StartupProbe.FailureThreshold >= 300,
+            "a slow node's agent (50 s to listen on an emulated guest) must not be killed before it listens");
+    }
+
+    [Fact]
     public void ANodeKeepsItsAgentUntilItReportedReverted()
     {
         var t = Tuning("t", selector: Labels(("role", "web")));
