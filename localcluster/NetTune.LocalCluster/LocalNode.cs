@@ -1,9 +1,5 @@
-using System.Diagnostics;
-using System.Globalization;
 using System.Net;
-using System.Text;
 using k8s;
-using k8s.Models;
 
 namespace NetTune.LocalCluster;
 
