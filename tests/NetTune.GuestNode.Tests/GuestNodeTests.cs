@@ -290,31 +290,9 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
 
     private async Task DeleteTuningAsync(string name)
     {
-        try
-        {
-            await Client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
-        }
-        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
-        {
-        }
-        await Eventually.TrueAsync(async () =>
-        {
-            try
-            {
-                await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
-                return false;
-            }
-            catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
-            {
-                return true;
-            }
-        }, $"NetworkTuning {name} to be reverted and gone", Patience, fixture.DescribePodsAsync);
+        await Tunings.DeleteAndWaitGoneAsync(Client, name, Patience, fixture.DescribePodsAsync);
         _tunings.Remove(name);
     }
 
-    private async Task<NetworkTuning> ReadTuningAsync(string name)
-    {
-        var json = await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
-        return KubernetesJson.Deserialize<NetworkTuning>(JsonSerializer.Serialize(json));
-    }
+    private Task<NetworkTuning> ReadTuningAsync(string name) => Tunings.ReadAsync(Client, name);
 }

@@ -38,7 +38,8 @@ mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
 mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified
 # The host's /run, /var/lib/{containerd,kubelet,cni} and /etc/cni/net.d hold the host's own state: the guest gets
 # empty ones (containerd's overlayfs snapshotter cannot use an overlayfs upper either).
-for d in /run /tmp /var/lib/containerd /var/lib/kubelet /var/lib/cni /var/log /etc/cni/net.d /var/run/netns; do
+# (The host's /tmp stays visible, read-only below the tmpfs layer: tests hand the guest folders there.)
+for d in /run /var/lib/containerd /var/lib/kubelet /var/lib/cni /var/log /etc/cni/net.d /var/run/netns; do
   mkdir -p $d; mount -t tmpfs tmpfs $d
 done
 mkdir -p /var/log/pods /var/log/containers /run/containerd /logs

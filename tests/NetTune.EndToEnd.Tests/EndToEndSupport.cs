@@ -1,4 +1,8 @@
 using System.Diagnostics;
+using System.Text.Json;
+using k8s;
+using NetTune.Api;
+using NetTune.Api.V1Alpha1;
 using Xunit.Abstractions;
 using Xunit.Sdk;
 
@@ -25,6 +29,40 @@ public static class Eventually
         }
         var more = explain is null ? "" : "\n" + await explain();
         throw new TimeoutException($"timed out after {timeout.TotalSeconds:0}s waiting for {what} ({last?.Message}){more}");
+    }
+}
+
+/// <summary>The NetworkTuning calls both end-to-end suites make.</summary>
+public static class Tunings
+{
+    public static async Task<NetworkTuning> ReadAsync(IKubernetes client, string name)
+    {
+        var json = await client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
+        return KubernetesJson.Deserialize<NetworkTuning>(JsonSerializer.Serialize(json));
+    }
+
+    /// <summary>Deletes a tuning and waits until it is gone: its finalizer goes once its nodes reverted.</summary>
+    public static async Task DeleteAndWaitGoneAsync(IKubernetes client, string name, TimeSpan patience, Func<Task<string>> explain)
+    {
+        try
+        {
+            await client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
+        }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+        }
+        await Eventually.TrueAsync(async () =>
+        {
+            try
+            {
+                await client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
+                return false;
+            }
+            catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                return true;
+            }
+        }, $"NetworkTuning {name} to be reverted and gone", patience, explain);
     }
 }
 
