@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using k8s;
+using NetTune.Api;
+using NetTune.Api.V1Alpha1;
 using NetTune.Chart.Tests.Support;
 using NetTune.EndToEnd.Tests;
 using NetTune.LocalCluster;
@@ -34,6 +36,7 @@ public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
     private readonly Stopwatch _suite = new();
     private bool _installed;
     private ChildProcess? _operator;
+    private bool _suiteTuning;
 
     public KubeCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster has not started");
     public IKubernetes Client => Cluster.Client;
@@ -86,7 +89,28 @@ public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
             "--metrics-port=0", "--log-format=text", $"--dataplane-allowed-host-paths={WwwRoot}", "--dataplane-allowed-images=nettune/dataplane:*",
         ], Path.Combine(Cluster.Folder, "operator.log"));
         Took("operator started on the host");
+
+        // A tuning that lives as long as the suite (one sysctl, no NIC value), so the agent pod starts once: under
+        // TCG the JIT-compiled agent takes minutes to listen, and the operator removes it from a node with no tuning.
+        var backlog = int.Parse((await Guest.ReadFileAsync("/proc/sys/net/core/netdev_max_backlog")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        await Client.CoreV1.PatchNodeAsync(new k8s.Models.V1Patch("{\"metadata\":{\"labels\":{\"nettune-guest-suite\":\"1\"}}}", k8s.Models.V1Patch.PatchType.MergePatch), NodeName);
+        await Client.CustomObjects.CreateClusterCustomObjectAsync(new NetworkTuning
+        {
+            Metadata = new k8s.Models.V1ObjectMeta { Name = SuiteTuning },
+            Spec = new NetworkTuningSpec
+            {
+                NodeSelector = new k8s.Models.V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["nettune-guest-suite"] = "1" } },
+                Sysctls = new Dictionary<string, string> { ["net.core.netdev_max_backlog"] = (backlog + 1).ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            },
+        }, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural);
+        _suiteTuning = true;
+        await Eventually.TrueAsync(async () => (await Guest.ReadFileAsync("/proc/sys/net/core/netdev_max_backlog")).Trim() == (backlog + 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "the agent in the guest to apply the suite's tuning", TimeSpan.FromMinutes(8), DescribePodsAsync);
+        Took("agent started in the guest and applied the suite's tuning");
     }
+
+    /// <summary>The tuning that keeps the agent on the guest for the whole suite.</summary>
+    public const string SuiteTuning = "guest-suite";
 
     /// <summary>The token of a ServiceAccount (v1.20 keeps it in a Secret the token controller makes).</summary>
     private async Task<string> ServiceAccountTokenAsync(string account)
@@ -120,6 +144,12 @@ public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
     {
         if (_cluster is null) return;
         _clock.Restart();
+        if (_suiteTuning)
+        {
+            try { await Tunings.DeleteAndWaitGoneAsync(Client, SuiteTuning, TimeSpan.FromMinutes(6), DescribePodsAsync); }
+            catch (TimeoutException e) { Log(e.Message); }
+            Took("suite tuning reverted");
+        }
         if (_operator is not null) await _operator.DisposeAsync();
         if (_installed)
             await Tool.HelmRunAsync("3", "uninstall", Release, "--namespace", Namespace, "--kubeconfig", Cluster.KubeconfigPath, "--wait", "--timeout", "3m");
