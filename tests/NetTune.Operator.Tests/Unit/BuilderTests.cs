@@ -193,6 +193,7 @@ public sealed class BuilderTests
         Assert.Equal(c.LivenessProbe.HttpGet.Port.Value, c.StartupProbe.HttpGet.Port.Value);
         Assert.True(c.StartupProbe.PeriodSeconds * c.StartupProbe.FailureThreshold >= 300,
             "a slow node's agent (50 s to listen on an emulated guest) must not be killed before it listens");
+        Assert.All(new[] { c.StartupProbe, c.LivenessProbe }, p => Assert.True(p.TimeoutSeconds >= 5, "a starved agent answered /healthz in over 1 s"));
     }
 
     [Fact]
