@@ -2,9 +2,11 @@ using System.Runtime.InteropServices;
 using NetTune.LocalCluster;
 
 // nettune-local-cluster up KUBECONFIG_OUT [--node NAME] [--cpu-manager-policy static|none] [--label k=v]...
+//                           [--guest-node NAME] [--guest-accel auto|tcg|kvm]
 //   Runs the local cluster until SIGTERM or Ctrl-C (for `make demo`): etcd, kube-apiserver, kube-controller-manager,
-//   and with --node one real node of this machine (kubelet, containerd, bridge CNI) and kube-scheduler. Writes an
-//   admin kubeconfig to KUBECONFIG_OUT once ready and removes it again on exit.
+//   and with --node one real node of this machine (kubelet, containerd, bridge CNI) and kube-scheduler; with
+//   --guest-node a QEMU guest node (2 NUMA nodes, a 4-queue NIC; simulated hardware, a real kernel and kubelet).
+//   Writes an admin kubeconfig to KUBECONFIG_OUT once ready and removes it again on exit.
 // nettune-local-cluster image NAME ENTRYPOINT OUT PAYLOAD_DIR [--lib PATH]... [--file PATH]... [--env K=V]... [--user UID:GID]
 //   Writes an OCI image archive: PAYLOAD_DIR at /app, the libraries ldd lists, the --lib ones (dlopen'ed) and the
 //   --file ones (host programs such as nsenter), each at its host path with the libraries it needs.
@@ -18,6 +20,7 @@ return args.FirstOrDefault() switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: nettune-local-cluster up KUBECONFIG_OUT [--node NAME] [--cpu-manager-policy static|none] [--label KEY=VALUE]...");
+    Console.Error.WriteLine("                                [--guest-node NAME] [--guest-accel auto|tcg|kvm]");
     Console.Error.WriteLine("       nettune-local-cluster image NAME ENTRYPOINT OUT_ARCHIVE PAYLOAD_DIR [--lib PATH]... [--file PATH]... [--env KEY=VALUE]... [--user UID:GID]");
     return 2;
 }
@@ -26,6 +29,7 @@ static async Task<int> UpAsync(string kubeconfigOut, string[] rest)
 {
     kubeconfigOut = Path.GetFullPath(kubeconfigOut);
     NodeOptions? node = null;
+    GuestNodeOptions? guest = null;
     var labels = new Dictionary<string, string>();
     for (var i = 0; i < rest.Length; i++)
     {
@@ -36,6 +40,12 @@ static async Task<int> UpAsync(string kubeconfigOut, string[] rest)
                 break;
             case "--cpu-manager-policy" when i + 1 < rest.Length:
                 node = (node ?? new NodeOptions()) with { CpuManagerPolicy = rest[++i] };
+                break;
+            case "--guest-node" when i + 1 < rest.Length:
+                guest = (guest ?? new GuestNodeOptions()) with { Name = rest[++i] };
+                break;
+            case "--guest-accel" when i + 1 < rest.Length && rest[i + 1] is "auto" or "tcg" or "kvm":
+                guest = (guest ?? new GuestNodeOptions()) with { Accelerator = rest[++i] };
                 break;
             case "--label" when i + 1 < rest.Length && rest[i + 1].Contains('='):
                 var kv = rest[++i].Split('=', 2);
@@ -51,13 +61,18 @@ static async Task<int> UpAsync(string kubeconfigOut, string[] rest)
     using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
     using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
-    Console.WriteLine(node is null
-        ? "starting etcd, kube-apiserver and kube-controller-manager on loopback..."
-        : $"starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the real node {node.Name}...");
+    Console.WriteLine("starting etcd, kube-apiserver and kube-controller-manager on loopback" +
+        (node is null && guest is null ? "..." : ", kube-scheduler") +
+        (node is null ? "" : $", the real node {node.Name}") +
+        (guest is null ? "" : $", the guest node {guest.Name} (simulated hardware: a QEMU guest)") + "...");
     var started = System.Diagnostics.Stopwatch.StartNew();
-    await using var cluster = await KubeCluster.StartAsync(new KubeClusterOptions { Node = node }, stop.Token);
+    await using var cluster = await KubeCluster.StartAsync(new KubeClusterOptions { Node = node, GuestNode = guest }, stop.Token);
     foreach (var (step, took) in cluster.Node?.StartTimes ?? [])
-        Console.WriteLine($"  node: {step,-16} {took.TotalSeconds,5:0.0}s");
+        Console.WriteLine($"  node: {step,-32} {took.TotalSeconds,5:0.0}s");
+    foreach (var (step, took) in cluster.GuestNode?.StartTimes ?? [])
+        Console.WriteLine($"  guest node: {step,-26} {took.TotalSeconds,5:0.0}s");
+    if (cluster.GuestNode is { } g)
+        Console.WriteLine($"  guest node console log: {g.ConsoleLog}");
     Directory.CreateDirectory(Path.GetDirectoryName(kubeconfigOut)!);
     File.Copy(cluster.KubeconfigPath, kubeconfigOut + ".tmp", overwrite: true);
     File.Move(kubeconfigOut + ".tmp", kubeconfigOut, overwrite: true);

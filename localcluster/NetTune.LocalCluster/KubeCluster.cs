@@ -21,11 +21,20 @@ public sealed record KubeClusterOptions
     /// controller. Null: a control plane only, whose Nodes are API objects that tests make.
     /// </summary>
     public NodeOptions? Node { get; init; }
+
+    /// <summary>
+    /// A QEMU guest with two NUMA nodes and a multi-queue NIC as another real node (see <see cref="GuestNode"/>),
+    /// with kube-scheduler and the node lifecycle controller; beside <see cref="Node"/> or alone.
+    /// </summary>
+    public GuestNodeOptions? GuestNode { get; init; }
+
+    internal bool HasNodes => Node is not null || GuestNode is not null;
 }
 
 /// <summary>
 /// A real cluster on loopback: etcd, kube-apiserver (TLS, token auth, RBAC) and kube-controller-manager, started from
-/// the envtest-style assets folder, and when asked kube-scheduler and one real <see cref="LocalNode"/>; all removed
+/// the envtest-style assets folder, and when asked kube-scheduler and real nodes (this machine as a
+/// <see cref="LocalNode"/>, a QEMU guest as a <see cref="GuestNode"/>, or both); all removed
 /// again on dispose. It serves the tests, `make demo` and the benchmarks.
 /// </summary>
 public sealed class KubeCluster : IAsyncDisposable
@@ -59,8 +68,8 @@ public sealed class KubeCluster : IAsyncDisposable
         KubeconfigPath = Path.Combine(_dir, "admin.kubeconfig");
         WriteKubeconfig(KubeconfigPath, AdminToken, "admin");
         var tokens = $"{AdminToken},admin,admin,\"system:masters\"\n{SchedulerToken},system:kube-scheduler,system:kube-scheduler,\n";
-        if (options.Node is { } node)
-            tokens += $"{NodeToken(node.Name)},system:node:{node.Name},system:node:{node.Name},\"system:nodes\"\n";
+        foreach (var name in new[] { options.Node?.Name, options.GuestNode?.Name }.OfType<string>())
+            tokens += $"{NodeToken(name)},system:node:{name},system:node:{name},\"system:nodes\"\n";
         File.WriteAllText(Path.Combine(_dir, "tokens.csv"), tokens);
         AdminConfig = KubernetesClientConfiguration.BuildConfigFromConfigFile(KubeconfigPath);
     }
@@ -74,6 +83,9 @@ public sealed class KubeCluster : IAsyncDisposable
     /// <summary>The real node, when <see cref="KubeClusterOptions.Node"/> asked for one.</summary>
     public LocalNode? Node { get; private set; }
 
+    /// <summary>The guest node, when <see cref="KubeClusterOptions.GuestNode"/> asked for one.</summary>
+    public GuestNode? GuestNode { get; private set; }
+
     /// <summary>The cluster's folder (logs, PKI, kubeconfigs); removed on dispose unless NETTUNE_KEEP_CLUSTER=1.</summary>
     public string Folder => _dir;
 
@@ -86,9 +98,13 @@ public sealed class KubeCluster : IAsyncDisposable
     {
         options ??= new KubeClusterOptions();
         var assets = await KubeAssets.LocateAsync(ct).ConfigureAwait(false);
-        var nodeAssets = options.Node is null ? null : await KubeAssets.LocateAsync(ct, "node").ConfigureAwait(false);
-        if (nodeAssets is not null && LocalNode.MissingPrerequisites(nodeAssets) is { } missing)
+        var nodeAssets = options.HasNodes ? await KubeAssets.LocateAsync(ct, "node").ConfigureAwait(false) : null;
+        if (options.Node is not null && LocalNode.MissingPrerequisites(nodeAssets!) is { } missing)
             throw new InvalidOperationException(missing);
+        if (options.GuestNode is not null && NetTune.LocalCluster.GuestNode.MissingPrerequisites(nodeAssets!) is { } guestMissing)
+            throw new InvalidOperationException(guestMissing);
+        if (options.Node is not null && options.Node.Name == options.GuestNode?.Name)
+            throw new ArgumentException($"the local node and the guest node need different names ({options.Node.Name})");
         var cluster = new KubeCluster(options, assets);
         try
         {
@@ -96,12 +112,15 @@ public sealed class KubeCluster : IAsyncDisposable
             await cluster.StartApiServerAsync(ct).ConfigureAwait(false);
             if (cluster._options.StartControllerManager)
                 cluster.StartControllerManager();
-            if (options.Node is { } node)
+            if (options.HasNodes)
             {
                 await cluster.GrantNodeIdentityAsync(ct).ConfigureAwait(false);
                 cluster.StartScheduler(nodeAssets!);
-                cluster.Node = await LocalNode.StartAsync(cluster, node, nodeAssets!, ct).ConfigureAwait(false);
             }
+            if (options.Node is { } node)
+                cluster.Node = await LocalNode.StartAsync(cluster, node, nodeAssets!, ct).ConfigureAwait(false);
+            if (options.GuestNode is { } guest)
+                cluster.GuestNode = await NetTune.LocalCluster.GuestNode.StartAsync(cluster, guest, nodeAssets!, ct).ConfigureAwait(false);
             return cluster;
         }
         catch
@@ -202,7 +221,7 @@ public sealed class KubeCluster : IAsyncDisposable
             // With a real node also what runs workloads there (Deployments, Jobs such as Helm hooks) and the node
             // lifecycle; without one these would mark the tests' API-only Nodes unreachable or leave pods Pending.
             "--controllers=garbagecollector,namespace,daemonset,serviceaccount,serviceaccount-token,root-ca-cert-publisher" +
-                (_options.Node is null ? "" : ",nodelifecycle,deployment,replicaset,job,podgc,endpoint"),
+                (!_options.HasNodes ? "" : ",nodelifecycle,deployment,replicaset,job,podgc,endpoint"),
             $"--service-account-private-key-file={_pki.ServiceAccountKey}",
             $"--root-ca-file={_pki.CaCert}",
             "--leader-elect=false",
@@ -280,7 +299,7 @@ public sealed class KubeCluster : IAsyncDisposable
     }
 
     /// <summary>Writes a kubeconfig for another user (a bearer token, such as a ServiceAccount's).</summary>
-    public string WriteKubeconfig(string path, string token, string user)
+    public string WriteKubeconfig(string path, string token, string user, Uri? server = null)
     {
         var ca = Convert.ToBase64String(File.ReadAllBytes(_pki.CaCert));
         File.WriteAllText(path, $"""
@@ -289,7 +308,7 @@ public sealed class KubeCluster : IAsyncDisposable
             clusters:
             - name: nettune-test
               cluster:
-                server: {ApiServerUrl.ToString().TrimEnd('/')}
+                server: {(server ?? ApiServerUrl).ToString().TrimEnd('/')}
                 certificate-authority-data: {ca}
             users:
             - name: {user}
@@ -307,10 +326,10 @@ public sealed class KubeCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (Node is not null)
+        foreach (var node in new ClusterNode?[] { GuestNode, Node }.OfType<ClusterNode>())
         {
-            await Node.DrainAsync(Client, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-            await Node.DisposeAsync().ConfigureAwait(false);
+            await node.DrainAsync(Client, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            await node.DisposeAsync().ConfigureAwait(false);
         }
         _client?.Dispose();
         foreach (var p in new[] { _scheduler, _controllerManager, _apiServer, _etcd })

@@ -1,9 +1,5 @@
-using System.Diagnostics;
-using System.Globalization;
 using System.Net;
-using System.Text;
 using k8s;
-using k8s.Models;
 
 namespace NetTune.LocalCluster;
 
@@ -13,7 +9,7 @@ namespace NetTune.LocalCluster;
 /// are fixed, so one node runs per machine at a time (a lock says so). Everything it changes on the host is recorded
 /// first and put back by <c>node-teardown.sh</c>: on dispose, and by a guard process when the owner dies without it.
 /// </summary>
-public sealed class LocalNode : IAsyncDisposable
+public sealed class LocalNode : ClusterNode
 {
     public const string StateDir = "/var/lib/nettune-node";
     public const string RunDir = "/run/nettune-node";
@@ -28,9 +24,6 @@ public sealed class LocalNode : IAsyncDisposable
 
     /// <summary>The cluster's service range (the apiserver's --service-cluster-ip-range).</summary>
     public const string ServiceSubnet = "10.96.0.0/24";
-
-    public const int KubeletPort = 10250;
-    public const int KubeletHealthzPort = 10248;
 
     /// <summary>Kernel settings the kubelet (and the bridge plugin's ip_forward) change at start; all restored.</summary>
     private static readonly string[] TouchedSysctls =
@@ -49,30 +42,21 @@ public sealed class LocalNode : IAsyncDisposable
 
     private static readonly string[] RequiredHostBinaries = ["/usr/bin/containerd", "/usr/bin/ctr", "/usr/sbin/runc", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback"];
 
-    private readonly FileStream _lock;
     private readonly NodeOptions _options;
     private readonly string _assets;
     private ChildProcess? _containerd, _kubelet;
     private ServiceRelay? _relay;
-    private Process? _guard;
-    private bool _stopped;
 
-    private LocalNode(FileStream @lock, NodeOptions options, string assets)
+    private LocalNode(NodeOptions options, string assets) : base(options.Name, LockPath, RunDir, "local node")
     {
-        _lock = @lock;
         _options = options;
         _assets = assets;
     }
 
     public NodeOptions Options => _options;
-    public string Name => _options.Name;
     public string ContainerdSocket => Path.Combine(RunDir, "containerd", "containerd.sock");
     public string KubeletLog => Path.Combine(StateDir, "kubelet.log");
     public string ContainerdLog => Path.Combine(StateDir, "containerd.log");
-
-    /// <summary>Where each start step's time goes, for the suite's and the demo's report.</summary>
-    public IReadOnlyList<(string Step, TimeSpan Took)> StartTimes => _times;
-    private readonly List<(string, TimeSpan)> _times = [];
 
     /// <summary>What is missing on this machine for a real node, or null when nothing is.</summary>
     public static string? MissingPrerequisites(string nodeAssets)
@@ -92,7 +76,7 @@ public sealed class LocalNode : IAsyncDisposable
     internal static async Task<LocalNode> StartAsync(KubeCluster cluster, NodeOptions options, string nodeAssets, CancellationToken ct)
     {
         if (MissingPrerequisites(nodeAssets) is { } missing) throw new InvalidOperationException(missing);
-        var node = new LocalNode(TakeLock(), options, nodeAssets);
+        var node = new LocalNode(options, nodeAssets);
         try
         {
             await node.StartCoreAsync(cluster, ct).ConfigureAwait(false);
@@ -105,39 +89,13 @@ public sealed class LocalNode : IAsyncDisposable
         }
     }
 
-    private static FileStream TakeLock()
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(LockPath)!);
-        try
-        {
-            // .NET takes an exclusive flock(2) for FileShare.None: it is released when this process dies, however.
-            var stream = new FileStream(LockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            stream.SetLength(0);
-            stream.Write(Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n"));
-            stream.Flush();
-            return stream;
-        }
-        catch (IOException)
-        {
-            var holder = "another process";
-            try { holder = "process " + File.ReadAllText(LockPath).Trim(); }
-            catch (IOException) { }
-            throw new InvalidOperationException(
-                $"a local node already runs on this machine ({holder} holds {LockPath}); one node per machine at a time: " +
-                "its kubelet ports, folders and bridge are fixed. Stop it first (make demo-down, or let its tests finish).");
-        }
-    }
-
     private async Task StartCoreAsync(KubeCluster cluster, CancellationToken ct)
     {
-        var clock = Stopwatch.StartNew();
-        void Took(string step) { _times.Add((step, clock.Elapsed)); clock.Restart(); }
-
         // A baseline left by an owner that died before its guard finished: put that host state back first.
-        if (File.Exists(Path.Combine(RunDir, "baseline.env"))) await RunTeardownAsync().ConfigureAwait(false);
+        if (File.Exists(Path.Combine(RunDir, "baseline.env"))) await RunStaleTeardownAsync(RunDir).ConfigureAwait(false);
         Directory.CreateDirectory(RunDir);
         WriteBaselineAndTeardown();
-        StartGuard();
+        StartGuard("nettune-node-guard");
         Took("baseline");
 
         foreach (var dir in new[] { "kubelet", "containerd", "cni/net.d", "cni/ipam", "volume-plugins" })
@@ -171,13 +129,7 @@ public sealed class LocalNode : IAsyncDisposable
 
         var kubeletArgs = WriteKubeletFiles(cluster);
         _kubelet = ChildProcess.Start("kubelet", Path.Combine(_assets, "kubelet"), kubeletArgs, KubeletLog);
-        var client = cluster.Client;
-        await _kubelet.WaitUntilReadyAsync("the kubelet's Node to be Ready and untainted", async () =>
-        {
-            var n = await client.CoreV1.ReadNodeAsync(Name, cancellationToken: ct).ConfigureAwait(false);
-            var ready = n.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true;
-            return ready && n.Spec?.Taints?.Any(t => t.Key.StartsWith("node.kubernetes.io/", StringComparison.Ordinal)) != true;
-        }, TimeSpan.FromSeconds(120), ct).ConfigureAwait(false);
+        await WaitUntilNodeReadyAsync(cluster, Name, _kubelet, TimeSpan.FromSeconds(120), ct).ConfigureAwait(false);
         Took("kubelet Ready");
     }
 
@@ -204,57 +156,12 @@ public sealed class LocalNode : IAsyncDisposable
             $"HUGEPAGES=\"{string.Join(' ', hugepages)}\"",
             $"CGROUPS_BEFORE=\"{string.Join(' ', cgroups)}\"",
             $"ABSENT_BEFORE=\"{string.Join(' ', absent)}\"") + "\n");
-        using var script = typeof(LocalNode).Assembly.GetManifestResourceStream("node-teardown.sh")
-            ?? throw new InvalidOperationException("node-teardown.sh is not embedded");
-        using var file = File.Create(TeardownScript);
-        script.CopyTo(file);
+        WriteTeardownScript("node-teardown.sh");
     }
 
-    private static string TeardownScript => Path.Combine(RunDir, "teardown.sh");
-
-    /// <summary>
-    /// A detached process (its own session, so a killed process group or test host does not take it along) that
-    /// waits for this process to end and then runs the teardown, unless dispose ran it first and stopped the guard.
-    /// </summary>
-    private void StartGuard()
-    {
-        var psi = new ProcessStartInfo("setsid") { UseShellExecute = false, RedirectStandardInput = false };
-        foreach (var a in new[]
-        {
-            "bash", "-c",
-            "exec </dev/null >>\"$2\" 2>&1; while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; exec bash \"$3\"",
-            "nettune-node-guard", Environment.ProcessId.ToString(CultureInfo.InvariantCulture),
-            Path.Combine(RunDir, "guard.log"), TeardownScript,
-        })
-            psi.ArgumentList.Add(a);
-        _guard = Process.Start(psi);
-    }
-
-    private void WriteCniConfig()
-    {
-        var subnet = _options.PodSubnet;
-        File.WriteAllText(Path.Combine(StateDir, "cni", "net.d", "10-nettune.conflist"), $$"""
-            {
-              "cniVersion": "0.4.0",
-              "name": "nettune",
-              "plugins": [
-                {
-                  "type": "bridge",
-                  "bridge": "{{Bridge}}",
-                  "isGateway": true,
-                  "ipMasq": false,
-                  "hairpinMode": true,
-                  "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": "{{subnet}}", "gateway": "{{_options.NodeIp}}"}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": "{{StateDir}}/cni/ipam"
-                  }
-                }
-              ]
-            }
-            """);
-    }
+    private void WriteCniConfig() =>
+        File.WriteAllText(Path.Combine(StateDir, "cni", "net.d", "10-nettune.conflist"),
+            BridgeCniConfig(Bridge, _options.PodSubnet, Path.Combine(StateDir, "cni", "ipam")));
 
     private string WriteContainerdConfig()
     {
@@ -299,41 +206,14 @@ public sealed class LocalNode : IAsyncDisposable
     private List<string> WriteKubeletFiles(KubeCluster cluster)
     {
         var dir = KubeletRootDir;
-        var kubeconfig = cluster.WriteKubeconfig(Path.Combine(StateDir, "kubelet.kubeconfig"), KubeCluster.NodeToken(Name), "system:node:" + Name);
+        var kubeconfig = WriteKubeletKubeconfig(cluster, Path.Combine(StateDir, "kubelet.kubeconfig"));
         var config = Path.Combine(StateDir, "kubelet-config.yaml");
-        File.WriteAllText(config, $"""
-            apiVersion: kubelet.config.k8s.io/v1beta1
-            kind: KubeletConfiguration
-            address: {_options.NodeIp}
-            port: {KubeletPort}
-            readOnlyPort: 0
-            healthzBindAddress: 127.0.0.1
-            healthzPort: {KubeletHealthzPort}
-            authentication:
-              anonymous: {"{enabled: false}"}
-              webhook: {"{enabled: true}"}
-              x509: {"{clientCAFile: " + cluster.CaCertPath + "}"}
-            authorization:
-              mode: Webhook
-            cgroupDriver: cgroupfs
-            cpuManagerPolicy: {_options.CpuManagerPolicy}
-            cpuManagerReconcilePeriod: 5s
-            topologyManagerPolicy: {_options.TopologyManagerPolicy}
+        File.WriteAllText(config, KubeletConfiguration(_options.NodeIp, cluster.CaCertPath, _options.CpuManagerPolicy,
+            _options.TopologyManagerPolicy, $"""
             kubeReserved:
               cpu: "{_options.KubeReservedCpu}"
               memory: 256Mi
-            evictionHard:
-              memory.available: 100Mi
-              nodefs.available: 1%
-              imagefs.available: 1%
-            failSwapOn: false
-            # No kube-proxy and no hostPort here: the kubelet's KUBE-* iptables chains would only be left behind.
-            makeIPTablesUtilChains: false
-            volumePluginDir: {StateDir}/volume-plugins
-            nodeStatusUpdateFrequency: 4s
-            serializeImagePulls: false
-            resolvConf: /etc/resolv.conf
-            """);
+            """, Path.Combine(StateDir, "volume-plugins")));
         var labels = string.Join(',', _options.Labels.Select(kv => $"{kv.Key}={kv.Value}"));
         var args = new List<string>
         {
@@ -347,8 +227,7 @@ public sealed class LocalNode : IAsyncDisposable
         return args;
     }
 
-    /// <summary>Imports an OCI archive into the node's containerd, where the kubelet finds it (namespace k8s.io).</summary>
-    public async Task ImportImageAsync(string archive, CancellationToken ct = default)
+    public override async Task ImportImageAsync(string archive, CancellationToken ct = default)
     {
         var (code, output) = await CtrAsync("images", "import", "--no-unpack=false", archive).ConfigureAwait(false);
         if (code != 0) throw new InvalidOperationException($"ctr images import {archive} failed ({code}): {output}");
@@ -358,48 +237,6 @@ public sealed class LocalNode : IAsyncDisposable
     /// <summary>Runs ctr against this node's containerd in the kubelet's namespace.</summary>
     public Task<(int ExitCode, string Output)> CtrAsync(params string[] args) =>
         RunAsync("/usr/bin/ctr", ["--address", ContainerdSocket, "--namespace", "k8s.io", .. args], check: false);
-
-    private static Task<(int ExitCode, string Output)> RunAsync(string file, params string[] args) => RunAsync(file, args, check: true);
-
-    private static async Task<(int ExitCode, string Output)> RunAsync(string file, IEnumerable<string> args, bool check)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().ConfigureAwait(false);
-        var output = (await stdout.ConfigureAwait(false)) + (await stderr.ConfigureAwait(false));
-        if (check && p.ExitCode != 0)
-            throw new InvalidOperationException($"{file} {string.Join(' ', psi.ArgumentList)} failed ({p.ExitCode}): {output}");
-        return (p.ExitCode, output);
-    }
-
-    /// <summary>
-    /// Deletes every pod bound to this node through the API and waits (bounded) for the kubelet to tear them down:
-    /// containerd keeps containers running when it exits, so the kubelet has to stop them while both still run.
-    /// </summary>
-    public async Task DrainAsync(IKubernetes client, TimeSpan timeout)
-    {
-        var selector = $"spec.nodeName={Name}";
-        try
-        {
-            var pods = await client.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: selector).ConfigureAwait(false);
-            foreach (var pod in pods.Items)
-                try { await client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, pod.Metadata.NamespaceProperty, new V1DeleteOptions { GracePeriodSeconds = 1 }).ConfigureAwait(false); }
-                catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { }
-            var deadline = Stopwatch.StartNew();
-            while (deadline.Elapsed < timeout && _kubelet is { HasExited: false })
-            {
-                if ((await client.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: selector).ConfigureAwait(false)).Items.Count == 0) return;
-                await Task.Delay(250).ConfigureAwait(false);
-            }
-        }
-        catch (Exception e) when (e is k8s.Autorest.HttpOperationException or HttpRequestException)
-        {
-            // The apiserver is gone: the teardown kills what is left.
-        }
-    }
 
     /// <summary>Restarts the kubelet (as an admin does after changing hugepages: it reads their capacity at start).</summary>
     public async Task RestartKubeletAsync(KubeCluster cluster, CancellationToken ct = default)
@@ -447,27 +284,12 @@ public sealed class LocalNode : IAsyncDisposable
         }
     }
 
-    private static async Task RunTeardownAsync()
-    {
-        if (File.Exists(TeardownScript)) await RunAsync("bash", [TeardownScript], check: false).ConfigureAwait(false);
-    }
+    private protected override bool KubeletRunning => _kubelet is { HasExited: false };
 
-    public async ValueTask DisposeAsync()
+    private protected override async ValueTask StopProcessesAsync()
     {
-        if (_stopped) return;
-        _stopped = true;
         if (_kubelet is not null) await _kubelet.DisposeAsync().ConfigureAwait(false);
         if (_containerd is not null) await _containerd.DisposeAsync().ConfigureAwait(false);
         if (_relay is not null) await _relay.DisposeAsync().ConfigureAwait(false);
-        if (_guard is { HasExited: false })
-        {
-            _guard.Kill(entireProcessTree: true);
-            await _guard.WaitForExitAsync().ConfigureAwait(false);
-        }
-        _guard?.Dispose();
-        await RunTeardownAsync().ConfigureAwait(false);
-        // Removed while still held: nobody can have opened it meanwhile (an opener fails at once, it does not wait).
-        File.Delete(LockPath);
-        await _lock.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -117,27 +117,3 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
         Took("node drained and stopped, host restored");
     }
 }
-
-/// <summary>Polls a condition with a deadline; the message says what was awaited.</summary>
-public static class Eventually
-{
-    public static async Task TrueAsync(Func<Task<bool>> condition, string what, TimeSpan timeout, Func<Task<string>>? explain = null)
-    {
-        var clock = Stopwatch.StartNew();
-        Exception? last = null;
-        while (clock.Elapsed < timeout)
-        {
-            try
-            {
-                if (await condition()) return;
-            }
-            catch (Exception e) when (e is k8s.Autorest.HttpOperationException or HttpRequestException or IOException or TaskCanceledException)
-            {
-                last = e;
-            }
-            await Task.Delay(500);
-        }
-        var more = explain is null ? "" : "\n" + await explain();
-        throw new TimeoutException($"timed out after {timeout.TotalSeconds:0}s waiting for {what} ({last?.Message}){more}");
-    }
-}

@@ -391,25 +391,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
 
     private async Task DeleteTuningAsync(string name)
     {
-        try
-        {
-            await Client.CustomObjects.DeleteClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
-        }
-        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
-        {
-        }
-        await Eventually.TrueAsync(async () =>
-        {
-            try
-            {
-                await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
-                return false;
-            }
-            catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
-            {
-                return true;
-            }
-        }, $"NetworkTuning {name} to be reverted and gone", Patience, fixture.DescribePodsAsync);
+        await Tunings.DeleteAndWaitGoneAsync(Client, name, Patience, fixture.DescribePodsAsync);
         _tunings.Remove(name);
     }
 
@@ -436,11 +418,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
 
     private static string Endpoint(V1Pod pod, string portName) => $"{pod.Status.PodIP}:{Port(pod, portName)}";
 
-    private async Task<NetworkTuning> ReadTuningAsync(string name)
-    {
-        var json = await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
-        return KubernetesJson.Deserialize<NetworkTuning>(JsonSerializer.Serialize(json));
-    }
+    private Task<NetworkTuning> ReadTuningAsync(string name) => Tunings.ReadAsync(Client, name);
 
     private async Task<NetworkTuningNodeState> ReadNodeStateAsync()
     {
@@ -492,18 +470,4 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         var line = tasks.Split('\n').Single(l => l.StartsWith(id, StringComparison.Ordinal));
         return int.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
     }
-}
-
-[AttributeUsage(AttributeTargets.Method)]
-public sealed class OrderAttribute(int order) : Attribute
-{
-    public int Order { get; } = order;
-}
-
-/// <summary>Runs a class's tests by their <see cref="OrderAttribute"/>: they share one node and its history.</summary>
-public sealed class ByOrderAttribute : ITestCaseOrderer
-{
-    public IEnumerable<TTestCase> OrderTestCases<TTestCase>(IEnumerable<TTestCase> testCases) where TTestCase : ITestCase =>
-        testCases.OrderBy(t => t.TestMethod.Method.GetCustomAttributes(typeof(OrderAttribute).AssemblyQualifiedName)
-            .Select(a => a.GetNamedArgument<int>(nameof(OrderAttribute.Order))).FirstOrDefault());
 }

@@ -136,10 +136,21 @@ public static class AgentDaemonSetBuilder
                 PodBoundToken.Mount,
             ],
             Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MetricsPort }],
+            // The liveness probe waits for the startup probe: an agent still starting on a slow node (the JIT-compiled
+            // agent took 50 s to 2 min to listen on an emulated two-socket guest, and then answered /healthz in over
+            // 1 s, the default timeout, while still compiling) would otherwise be killed before it listens, over and over.
+            StartupProbe = new V1Probe
+            {
+                HttpGet = new V1HTTPGetAction { Path = "/healthz", Port = options.MetricsPort },
+                PeriodSeconds = 5,
+                TimeoutSeconds = 5,
+                FailureThreshold = 60,
+            },
             LivenessProbe = new V1Probe
             {
                 HttpGet = new V1HTTPGetAction { Path = "/healthz", Port = options.MetricsPort },
                 PeriodSeconds = 20,
+                TimeoutSeconds = 5,
                 FailureThreshold = 3,
             },
         };

@@ -250,6 +250,17 @@ public sealed class BuilderTests
         Assert.Equal(valid, AgentSettingsParser.IsHostDirectory(path));
 
     [Fact]
+    public void TheAgentHasMinutesToStartBeforeItsLivenessProbeCounts()
+    {
+        var c = AgentDaemonSetBuilder.Build(new AgentOptions("nettune-system", "nettune/agent:1")).Spec.Template.Spec.Containers.Single();
+        Assert.Equal("/healthz", c.StartupProbe.HttpGet.Path);
+        Assert.Equal(c.LivenessProbe.HttpGet.Port.Value, c.StartupProbe.HttpGet.Port.Value);
+        Assert.True(c.StartupProbe.PeriodSeconds * c.StartupProbe.FailureThreshold >= 300,
+            "a slow node's agent (50 s to listen on an emulated guest) must not be killed before it listens");
+        Assert.All(new[] { c.StartupProbe, c.LivenessProbe }, p => Assert.True(p.TimeoutSeconds >= 5, "a starved agent answered /healthz in over 1 s"));
+    }
+
+    [Fact]
     public void ANodeKeepsItsAgentUntilItReportedReverted()
     {
         var t = Tuning("t", selector: Labels(("role", "web")));

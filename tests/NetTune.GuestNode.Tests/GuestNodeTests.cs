@@ -1,0 +1,305 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text.Json;
+using k8s;
+using k8s.Models;
+using NetTune.Api;
+using NetTune.Api.V1Alpha1;
+using NetTune.EndToEnd.Tests;
+using Xunit.Abstractions;
+
+namespace NetTune.GuestNode.Tests;
+
+/// <summary>
+/// NetTune on a node with two NUMA nodes and a multi-queue NIC: the guest node (simulated hardware: a QEMU guest, with
+/// a real kernel and a real kubelet). Every value is read back from the guest's kernel and kubelet. The tests share
+/// the guest and run in their order.
+/// </summary>
+[Collection("guest-node")]
+[TestCaseOrderer("NetTune.EndToEnd.Tests.ByOrderAttribute", "NetTune.GuestNode.Tests")]
+public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+{
+    private const string DataNic = LocalCluster.GuestNode.DataNic;
+    private const string ManagementNic = LocalCluster.GuestNode.ManagementNic;
+    // Generous: under TCG on a busy 2-core machine the JIT-compiled agent took 2 min to listen.
+    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(6);
+    private readonly string _id = Guid.NewGuid().ToString("N")[..6];
+    private readonly List<string> _tunings = [];
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private IKubernetes Client => fixture.Client;
+    private LocalCluster.GuestNode Guest => fixture.Guest;
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        // A failed test leaves its tuning: revert it while the operator still runs, so the next test starts clean.
+        foreach (var tuning in _tunings.ToList())
+            try { await DeleteTuningAsync(tuning); }
+            catch (Exception e) when (e is TimeoutException or k8s.Autorest.HttpOperationException) { output.WriteLine($"cleanup of {tuning}: {e.Message}"); }
+        fixture.Log($"test took {_clock.Elapsed.TotalSeconds,6:0.0}s");
+    }
+
+    [Fact, Order(1)]
+    public async Task ATuningYieldsOneDataPlanePodOnEachNumaNodeEachPinnedByTheKubeletWithinItsNodeAndServing()
+    {
+        var file = $"index-{_id}.txt";
+        var body = "served on the guest node " + _id + "\n";
+        File.WriteAllText(Path.Combine(GuestNodeFixture.WwwRoot, file), body);
+        const int port = 18480;
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            DataPlane = new DataPlaneSpec
+            {
+                Enabled = true,
+                Image = "nettune/dataplane:0.1.0",
+                Mode = DataPlaneMode.StaticFiles,
+                Port = port,
+                StaticFiles = new StaticFilesSpec { HostPath = GuestNodeFixture.WwwRoot },
+            },
+        });
+        List<V1Pod> pods = [];
+        await Eventually.TrueAsync(async () =>
+        {
+            pods = (await Client.CoreV1.ListNamespacedPodAsync(GuestNodeFixture.Namespace,
+                labelSelector: $"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}")).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+            return pods.Count == 2 && pods.All(p => p.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true);
+        }, "two data-plane pods to be Ready", Patience, fixture.DescribePodsAsync);
+
+        var state = JsonDocument.Parse(await Guest.ReadFileAsync("/var/lib/kubelet/cpu_manager_state")).RootElement;
+        Assert.Equal("static", state.GetProperty("policyName").GetString());
+        var tasks = (await GuestOkAsync("ctr --address /run/containerd/containerd.sock -n k8s.io tasks ls")).Split('\n');
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+        var numaCpus = new Dictionary<int, SortedSet<int>>();
+        foreach (var numa in new[] { 0, 1 })
+            numaCpus[numa] = Cpus((await Guest.ReadFileAsync($"/sys/devices/system/node/node{numa}/cpulist")).Trim());
+        var placed = new Dictionary<string, (int Numa, string Cpus)>();
+        foreach (var pod in pods)
+        {
+            Assert.Equal(GuestNodeFixture.NodeName, pod.Spec.NodeName);
+            Assert.Equal("Guaranteed", pod.Status.QosClass);
+            var socket = int.Parse(pod.Metadata.Labels["nettune.io/numa-node"], CultureInfo.InvariantCulture);
+
+            // The kubelet's static CPU manager gave the container CPUs of one NUMA node (single-numa-node), exclusively ...
+            var assigned = state.GetProperty("entries").GetProperty(pod.Metadata.Uid).GetProperty(pod.Spec.Containers[0].Name).GetString()!;
+            var numa = Assert.Single(numaCpus, n => Cpus(assigned).IsSubsetOf(n.Value)).Key;
+            Assert.DoesNotContain(Cpus(assigned), c => Cpus(state.GetProperty("defaultCpuSet").GetString()!).Contains(c));
+            // ... its process runs on exactly those ...
+            var id = pod.Status.ContainerStatuses[0].ContainerID.Split("://")[1];
+            var pid = tasks.Single(l => l.StartsWith(id, StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+            var allowed = (await Guest.ReadFileAsync($"/proc/{pid}/status")).Split('\n')
+                .Single(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':')[1].Trim();
+            Assert.Equal(assigned, allowed);
+            // ... and the data plane reports them and that NUMA node (/readyz on its own admin port).
+            var adminPort = pod.Spec.Containers[0].Ports.Single(p => p.Name == "metrics").ContainerPort;
+            using (var ready = JsonDocument.Parse(await http.GetStringAsync($"http://{LocalCluster.GuestNode.ManagementAddress}:{adminPort}/readyz")))
+            {
+                var workers = ready.RootElement.GetProperty("workers").EnumerateArray().ToList();
+                Assert.Equal(assigned, string.Join(',', workers.Select(w => w.GetProperty("cpu").GetInt32())));
+                Assert.All(workers, w => Assert.Equal(numa, w.GetProperty("numaNode").GetInt32()));
+            }
+            placed[pod.Metadata.Name] = (numa, assigned);
+            // Kubernetes has no way to ask for a NUMA node: the Topology Manager picks one per pod as they are admitted.
+            output.WriteLine($"{pod.Metadata.Name} (made for socket {socket}): the kubelet assigned CPUs {assigned} on NUMA node {numa} " +
+                $"(CPUs {string.Join(',', numaCpus[numa])}), Cpus_allowed_list {allowed}" + (numa == socket ? "" : " -- NOT the socket it was made for"));
+        }
+        // One pod per NUMA node.
+        Assert.Equal([0, 1], placed.Values.Select(p => p.Numa).Order());
+
+        // The data port serves the host path (over the data NIC's address).
+        Assert.Equal(body, await http.GetStringAsync($"http://{LocalCluster.GuestNode.DataAddress}:{port}/{file}"));
+
+        // The operator writes what each pod reports into the tuning's status.
+        NetworkTuning status = null!;
+        await Eventually.TrueAsync(async () =>
+        {
+            status = await ReadTuningAsync(tuning);
+            return status.Status?.DataPlane?.Pods is { Count: 2 } reported && reported.All(p => p.Cpus is not null && p.Ready)
+                && status.Status.Conditions?.Any(c => c.Type == ConditionTypes.DataPlaneAvailable && c.Status == ConditionStatus.True) == true;
+        }, "the tuning's status to show both data-plane pods", Patience, fixture.DescribePodsAsync);
+        foreach (var reported in status.Status!.DataPlane!.Pods!)
+        {
+            Assert.Equal(placed[reported.Name], (reported.NumaNode ?? -1, reported.Cpus!));
+            Assert.True(reported.ExclusiveCpus);
+        }
+        Assert.Equal((2, 2), (status.Status.DataPlane.DesiredPods, status.Status.DataPlane.ReadyPods));
+
+        await DeleteTuningAsync(tuning);
+        await Eventually.TrueAsync(async () =>
+            (await Client.CoreV1.ListNamespacedPodAsync(GuestNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count == 0,
+            "the data-plane pods to be removed", Patience, fixture.DescribePodsAsync);
+    }
+
+    [Fact, Order(2)]
+    public async Task TheAgentTunesTheDataNicsChannelsQueueInterruptsRpsAndXpsOnItsNumaNodeAndRevertsThemExactly()
+    {
+        var before = await NicValuesAsync();
+        var nicNuma = int.Parse((await Guest.ReadFileAsync($"/sys/class/net/{DataNic}/device/../numa_node")).Trim(), CultureInfo.InvariantCulture);
+        Assert.Equal(1, nicNuma);
+        var localCpus = Cpus((await Guest.ReadFileAsync($"/sys/devices/system/node/node{nicNuma}/cpulist")).Trim());
+        var prefix = await DataNicIrqPrefixAsync();
+        output.WriteLine($"data NIC {DataNic}: NUMA node {nicNuma}, CPUs {string.Join(',', localCpus)}, interrupts {prefix}-input.N/-output.N");
+        Assert.Equal("4", before[$"channels {DataNic}"]);
+
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            Nic = new NicSpec
+            {
+                Interfaces = new InterfaceSelector { Names = [DataNic, ManagementNic] },
+                Channels = new ChannelsSpec { Combined = 2 },
+                IrqAffinity = new IrqAffinitySpec { Policy = IrqAffinityPolicy.NumaLocalSpread },
+                Rps = new RpsSpec { Enabled = true },
+                Xps = new XpsSpec { Enabled = true },
+            },
+        });
+        await WaitForAppliedAsync();
+        var after = await NicValuesAsync();
+        output.WriteLine("after apply:\n" + string.Join('\n', after.Where(kv => before[kv.Key] != kv.Value).Select(kv => $"  {kv.Key}: {before[kv.Key]} -> {kv.Value}")));
+
+        // Channels first, then what the driver re-spreads when they change: the queue interrupts of the 2 active queue
+        // pairs on the NIC's own NUMA node, one CPU each, XPS of tx-i on rx-i's interrupt CPU, RPS on the local CPUs.
+        Assert.Equal("2", after[$"channels {DataNic}"]);
+        Assert.DoesNotContain($"rps {DataNic} rx-2", after.Keys);
+        for (var q = 0; q < 2; q++)
+        {
+            var irqCpus = Cpus(after[$"irq {prefix}-input.{q}"]);
+            Assert.Subset(localCpus, irqCpus);
+            Assert.Subset(localCpus, Cpus(after[$"irq {prefix}-output.{q}"]));
+            Assert.Equal(irqCpus, MaskCpus(after[$"xps {DataNic} tx-{q}"]));
+            Assert.Subset(localCpus, MaskCpus(after[$"rps {DataNic} rx-{q}"]));
+            Assert.NotEmpty(MaskCpus(after[$"rps {DataNic} rx-{q}"]));
+        }
+        // The management NIC (the default route) keeps its channels.
+        Assert.Equal(before[$"channels {ManagementNic}"], after[$"channels {ManagementNic}"]);
+
+        // After traffic on the data NIC the kernel routes each active queue's interrupt to where its affinity says
+        // (x86 MSI without interrupt remapping moves a vector on its next interrupt).
+        await SendTrafficToDataNicAsync();
+        for (var q = 0; q < 2; q++)
+        {
+            var irq = await IrqNumberAsync($"{prefix}-input.{q}");
+            var effective = Cpus((await Guest.ReadFileAsync($"/proc/irq/{irq}/effective_affinity_list")).Trim());
+            output.WriteLine($"{prefix}-input.{q} (irq {irq}): smp_affinity_list {after[$"irq {prefix}-input.{q}"]}, effective {string.Join(',', effective)}");
+            Assert.Subset(localCpus, effective);
+        }
+        // The apiserver is still reachable from the guest after the NIC changes (the kubelet's heartbeats go on).
+        await AssertNodeHeartbeatsAsync();
+
+        await DeleteTuningAsync(tuning);
+        var reverted = await NicValuesAsync();
+        var differences = before.Keys.Union(reverted.Keys)
+            .Where(k => before.GetValueOrDefault(k) != reverted.GetValueOrDefault(k))
+            .Select(k => $"{k}: {before.GetValueOrDefault(k) ?? "(absent)"} -> {reverted.GetValueOrDefault(k) ?? "(absent)"}").ToList();
+        Assert.True(differences.Count == 0, "not reverted byte for byte:\n" + string.Join('\n', differences));
+        await AssertNodeHeartbeatsAsync();
+    }
+
+    /// <summary>
+    /// Every value the NIC tuning may touch, read from the guest's kernel: channels, each virtio queue interrupt's
+    /// smp_affinity_list (both NICs), rps_cpus, rps_flow_cnt and xps_cpus of every queue, rps_sock_flow_entries.
+    /// </summary>
+    private async Task<Dictionary<string, string>> NicValuesAsync()
+    {
+        var script = $$"""
+            for nic in {{DataNic}} {{ManagementNic}}; do
+              echo "channels $nic=$(ethtool -l $nic | awk '/^Current/ {c=1} c && /^Combined:/ {print $2}')"
+              for q in /sys/class/net/$nic/queues/rx-*; do echo "rps $nic ${q##*/}=$(cat $q/rps_cpus)"; echo "flow $nic ${q##*/}=$(cat $q/rps_flow_cnt)"; done
+              for q in /sys/class/net/$nic/queues/tx-*; do echo "xps $nic ${q##*/}=$(cat $q/xps_cpus 2>/dev/null || echo none)"; done
+            done
+            awk '/virtio[0-9]+-(input|output)/ {sub(":", "", $1); print $1, $NF}' /proc/interrupts | while read -r irq name; do
+              echo "irq $name=$(cat /proc/irq/$irq/smp_affinity_list)"
+            done
+            echo "rps_sock_flow_entries=$(cat /proc/sys/net/core/rps_sock_flow_entries)"
+            """;
+        return (await GuestOkAsync(script)).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+    }
+
+    /// <summary>The data NIC's virtio device name (virtioN), found through its PCI device: 9p and the other NIC come first.</summary>
+    private async Task<string> DataNicIrqPrefixAsync() =>
+        Path.GetFileName((await GuestOkAsync($"readlink -f /sys/class/net/{DataNic}/device")).Trim());
+
+    private async Task<int> IrqNumberAsync(string name) =>
+        int.Parse((await GuestOkAsync($"awk '$NF == \"{name}\" {{sub(\":\", \"\", $1); print $1}}' /proc/interrupts")).Trim(), CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// New TCP connections from the host to the data NIC's address (refused: nothing listens on that port), so each
+    /// flow's SYN is received on some rx queue and raises its interrupt.
+    /// </summary>
+    private static async Task SendTrafficToDataNicAsync()
+    {
+        for (var i = 0; i < 64; i++)
+        {
+            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            try { await socket.ConnectAsync(LocalCluster.GuestNode.DataAddress, 9, timeout.Token); }
+            catch (Exception e) when (e is SocketException or OperationCanceledException) { }
+        }
+    }
+
+    private async Task AssertNodeHeartbeatsAsync()
+    {
+        var since = DateTime.UtcNow.AddSeconds(-1);
+        await Eventually.TrueAsync(async () =>
+        {
+            var node = await Client.CoreV1.ReadNodeAsync(GuestNodeFixture.NodeName);
+            var ready = node.Status.Conditions.Single(c => c.Type == "Ready");
+            return ready.Status == "True" && ready.LastHeartbeatTime > since;
+        }, "a new heartbeat of the guest's kubelet (the guest reaches the apiserver)", TimeSpan.FromSeconds(60));
+    }
+
+    private async Task<string> GuestOkAsync(string script)
+    {
+        var (code, result) = await Guest.ExecAsync(script);
+        Assert.True(code == 0, $"in the guest: {script}\nexit {code}: {result}");
+        return result;
+    }
+
+    private static SortedSet<int> Cpus(string cpulist)
+    {
+        Assert.True(CpuList.TryParse(cpulist, out var cpus), $"not a cpulist: {cpulist}");
+        return new SortedSet<int>(cpus);
+    }
+
+    /// <summary>The CPUs of a hex CPU mask such as rps_cpus or xps_cpus ("c" = 2,3).</summary>
+    private static SortedSet<int> MaskCpus(string mask)
+    {
+        var bits = Convert.ToUInt64(mask.Replace(",", "", StringComparison.Ordinal), 16);
+        return new SortedSet<int>(Enumerable.Range(0, 64).Where(i => (bits >> i & 1) == 1));
+    }
+
+    private async Task<string> ApplyTuningAsync(NetworkTuningSpec spec)
+    {
+        var name = "guest-" + _id;
+        await Client.CoreV1.PatchNodeAsync(new V1Patch("{\"metadata\":{\"labels\":{\"nettune-guest-e2e\":\"" + _id + "\"}}}", V1Patch.PatchType.MergePatch), GuestNodeFixture.NodeName);
+        spec.NodeSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["nettune-guest-e2e"] = _id } };
+        var tuning = new NetworkTuning { Metadata = new V1ObjectMeta { Name = name }, Spec = spec };
+        await Client.CustomObjects.CreateClusterCustomObjectAsync(tuning, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural);
+        _tunings.Add(name);
+        return name;
+    }
+
+    private async Task WaitForAppliedAsync()
+    {
+        await Eventually.TrueAsync(async () =>
+        {
+            var json = await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, GuestNodeFixture.NodeName);
+            var state = KubernetesJson.Deserialize<NetworkTuningNodeState>(JsonSerializer.Serialize(json));
+            return state.Status?.Conditions?.Any(c => c.Type == ConditionTypes.Applied && c.Status == ConditionStatus.True) == true
+                && state.Status.LastAppliedGeneration == state.Metadata.Generation;
+        }, "the guest's NodeState to be Applied for its generation", Patience, async () =>
+        {
+            var json = await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, GuestNodeFixture.NodeName);
+            return $"NodeState: {JsonSerializer.Serialize(json)}\n{await fixture.DescribePodsAsync()}";
+        });
+    }
+
+    private async Task DeleteTuningAsync(string name)
+    {
+        await Tunings.DeleteAndWaitGoneAsync(Client, name, Patience, fixture.DescribePodsAsync);
+        _tunings.Remove(name);
+    }
+
+    private Task<NetworkTuning> ReadTuningAsync(string name) => Tunings.ReadAsync(Client, name);
+}
