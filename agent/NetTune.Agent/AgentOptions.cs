@@ -26,5 +26,7 @@ public sealed record AgentOptions
     public TimeSpan KubeletRestartTimeout { get; init; } = TimeSpan.FromMinutes(2);
     /// <summary>How long the API server may stay unreachable after NIC changes before they are rolled back; zero: no check.</summary>
     public TimeSpan ConnectivityTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>The kubelet's --root-dir: NetTune's seccomp profile goes into its seccomp folder; null: none is installed.</summary>
+    public string? KubeletRootDir { get; init; }
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
 }

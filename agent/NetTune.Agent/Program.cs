@@ -38,11 +38,17 @@ var connectivityTimeout = new Option<string>("--connectivity-timeout")
     Description = "How long the API server may stay unreachable after NIC changes before the agent rolls them back from its journal; 0 disables the check.",
     DefaultValueFactory = _ => "60s",
 };
+var kubeletRootDir = new Option<string>("--kubelet-root-dir")
+{
+    Description = "The kubelet's --root-dir on this node: NetTune's seccomp profile for the data-plane pods goes into its seccomp folder (under --host-root) with every apply and is removed by the revert; empty: no profile.",
+    DefaultValueFactory = _ => NetTune.Api.V1Alpha1.SeccompProfiles.DefaultKubeletRootDir,
+};
 var channelBackend = new Option<ChannelBackend>("--channel-backend") { Description = "Ethtool (SIOCETHTOOL) on a real host; Fixture for fixture host roots.", DefaultValueFactory = _ => ChannelBackend.Ethtool };
 
 var root = new RootCommand("NetTune node agent: discovers the node's NUMA/NIC topology and applies its NetworkTuningNodeState.")
 {
     hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent, netNamespace, kubeletRestart, kubeletRestartRequestFile, kubeletRestartTimeout, connectivityTimeout,
+    kubeletRootDir,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -85,6 +91,7 @@ root.SetAction(async (parse, ct) =>
         KubeletRestartRequestFile = parse.GetValue(kubeletRestartRequestFile),
         KubeletRestartTimeout = restartTimeout,
         ConnectivityTimeout = connectivity,
+        KubeletRootDir = parse.GetValue(kubeletRootDir) is { Length: > 0 } kubeletRoot ? kubeletRoot : null,
     };
     return await AgentHost.RunAsync(options, ct);
 });
@@ -130,7 +137,7 @@ namespace NetTune.Agent
             var metrics = new AgentMetrics(registry);
             var kubernetes = new Kubernetes(config);
             var engine = EngineFactory.Create(options.HostRoot, options.JournalDir, options.ChannelBackend, out _, options.PlanOnly, options.NetNamespace,
-                options.ConnectivityTimeout > TimeSpan.Zero ? new ApiServerReachability(kubernetes) : null, options.ConnectivityTimeout);
+                options.ConnectivityTimeout > TimeSpan.Zero ? new ApiServerReachability(kubernetes) : null, options.ConnectivityTimeout, options.KubeletRootDir);
             builder.Services.AddSingleton(options);
             builder.Services.AddSingleton<IKubernetes>(kubernetes);
             builder.Services.AddSingleton(sp => new NodeStateClient(sp.GetRequiredService<IKubernetes>(), options.NodeName));

@@ -54,6 +54,8 @@ public static class ConditionReasons
     public const string NodeNotTuned = "NodeNotTuned";
     public const string SocketShared = "SocketShared";
     public const string NotExclusivelyPinned = "NotExclusivelyPinned";
+    /// <summary>io_uring was asked for (ioEngine Auto or IoUring) and a pod runs epoll: its seccomp profile or the kernel refuses io_uring.</summary>
+    public const string IoUringUnavailable = "IoUringUnavailable";
 }
 
 public static class ConditionStatus

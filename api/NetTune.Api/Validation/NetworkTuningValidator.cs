@@ -43,7 +43,7 @@ public static partial class NetworkTuningValidator
     {
         "nic-interfaces-required", "interfaces-nonempty", "channels-combined-excludes-rxtx", "channels-match-excludes-counts",
         "channels-nonempty", "hugepages-unique-size", "hugepages-override-unique", "sysctls-allowed", "dataplane-image",
-        "dataplane-static-root", "dataplane-proxy-upstreams",
+        "dataplane-static-root", "dataplane-proxy-upstreams", "seccomp-localhost-profile", "seccomp-localhost-relative",
     };
 
     private static void ValidateNic(NicSpec? nic, string path, List<ValidationError> errors)
@@ -131,6 +131,15 @@ public static partial class NetworkTuningValidator
 
     private static void ValidateDataPlane(DataPlaneSpec? dp, string path, List<ValidationError> errors)
     {
+        // The profile's rules hold whether or not the data plane is enabled, as the CEL rules on its type do.
+        if (dp?.SeccompProfile is { } seccomp)
+        {
+            var hasProfile = !string.IsNullOrEmpty(seccomp.LocalhostProfile);
+            if (seccomp.Type == SeccompProfileKind.Localhost ? !hasProfile : seccomp.LocalhostProfile is not null)
+                errors.Add(new("seccomp-localhost-profile", path + ".seccompProfile.localhostProfile", "seccompProfile.localhostProfile is required with type Localhost, and only there"));
+            if (seccomp.LocalhostProfile?.Contains("..", StringComparison.Ordinal) == true)
+                errors.Add(new("seccomp-localhost-relative", path + ".seccompProfile.localhostProfile", "seccompProfile.localhostProfile must stay inside the kubelet's seccomp folder (no '..')"));
+        }
         if (dp is null || !dp.Enabled) return;
         if (string.IsNullOrWhiteSpace(dp.Image))
             errors.Add(new("dataplane-image", path + ".image", "dataPlane.image is required when enabled"));
