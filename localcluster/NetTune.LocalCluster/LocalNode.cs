@@ -66,6 +66,10 @@ public sealed class LocalNode : IAsyncDisposable
     public string Name => _options.Name;
     public string ContainerdSocket => Path.Combine(RunDir, "containerd", "containerd.sock");
     public string KubeletLog => Path.Combine(StateDir, "kubelet.log");
+    /// <summary>The kubelet's --root-dir.</summary>
+    public static string KubeletRootDir => Path.Combine(StateDir, "kubelet");
+    /// <summary>Where the kubelet finds Localhost seccomp profiles: its root dir's seccomp folder, as on current kubelets.</summary>
+    public static string SeccompDir => Path.Combine(KubeletRootDir, "seccomp");
     public string ContainerdLog => Path.Combine(StateDir, "containerd.log");
 
     /// <summary>Where each start step's time goes, for the suite's and the demo's report.</summary>
@@ -296,7 +300,7 @@ public sealed class LocalNode : IAsyncDisposable
 
     private List<string> WriteKubeletFiles(KubeCluster cluster)
     {
-        var dir = Path.Combine(StateDir, "kubelet");
+        var dir = KubeletRootDir;
         var kubeconfig = cluster.WriteKubeconfig(Path.Combine(StateDir, "kubelet.kubeconfig"), KubeCluster.NodeToken(Name), "system:node:" + Name);
         var config = Path.Combine(StateDir, "kubelet-config.yaml");
         File.WriteAllText(config, $"""
@@ -338,6 +342,9 @@ public sealed class LocalNode : IAsyncDisposable
             $"--config={config}", $"--kubeconfig={kubeconfig}",
             "--container-runtime=remote", $"--container-runtime-endpoint=unix://{ContainerdSocket}",
             $"--root-dir={dir}", $"--cert-dir={Path.Combine(StateDir, "kubelet-pki")}",
+            // Kubelets from 1.23 read Localhost seccomp profiles from <root-dir>/seccomp; v1.20 from /var/lib/kubelet/seccomp
+            // whatever the root dir, unless told (the flag is deprecated there, and gone since).
+            $"--seccomp-profile-root={SeccompDir}",
             $"--node-ip={_options.NodeIp}", $"--hostname-override={Name}",
             "--v=1",
         };

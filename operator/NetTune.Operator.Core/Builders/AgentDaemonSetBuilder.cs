@@ -17,6 +17,15 @@ public sealed record AgentOptions(string Namespace, string Image, string Journal
     /// <summary>Labels every agent node must have, on top of the tunings' selectors; null or empty: none.</summary>
     public IDictionary<string, string>? NodeSelector { get; init; }
 
+    /// <summary>
+    /// The kubelet's --root-dir on the nodes: the agents install NetTune's seccomp profile for the data-plane pods into
+    /// its seccomp folder, which the DaemonSet mounts from the host.
+    /// </summary>
+    public string KubeletRootDir { get; init; } = SeccompProfiles.DefaultKubeletRootDir;
+
+    /// <summary>The host's kubelet seccomp folder.</summary>
+    public string KubeletSeccompDir => KubeletRootDir.TrimEnd('/') + "/seccomp";
+
     /// <summary>How the agents get their kubelet restarted for hugepages; by default they only report KubeletRestartRequired.</summary>
     public KubeletRestart KubeletRestart { get; init; } = KubeletRestart.None;
 
@@ -80,9 +89,12 @@ public static class AgentDaemonSetBuilder
 
     public const string JournalDir = "/var/lib/nettune";
 
+    /// <summary>Where the host's folders are mounted in the agent container, so host paths keep their names under it.</summary>
+    public const string HostRoot = "/host";
+
     private static List<string> Args(AgentOptions options)
     {
-        var args = new List<string> { "--host-root", "/host", "--journal-dir", JournalDir, "--metrics-port", options.MetricsPort.ToString() };
+        var args = new List<string> { "--host-root", HostRoot, "--journal-dir", JournalDir, "--metrics-port", options.MetricsPort.ToString(), "--kubelet-root-dir", options.KubeletRootDir };
         if (options.LogLevel is { } level) args.AddRange(["--log-level", level]);
         if (options.KubeletRestart.Command is { } command) args.AddRange(["--kubelet-restart-command", command]);
         else if (options.KubeletRestart.RequestFile is { } file) args.AddRange(["--kubelet-restart-request-file", file]);
@@ -122,6 +134,7 @@ public static class AgentDaemonSetBuilder
                 new V1VolumeMount { Name = "host-sys", MountPath = "/host/sys" },
                 new V1VolumeMount { Name = "host-proc", MountPath = "/host/proc" },
                 new V1VolumeMount { Name = "journal", MountPath = JournalDir },
+                new V1VolumeMount { Name = "kubelet-seccomp", MountPath = HostRoot + options.KubeletSeccompDir },
                 PodBoundToken.Mount,
             ],
             Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MetricsPort }],
@@ -155,6 +168,8 @@ public static class AgentDaemonSetBuilder
                     new V1Volume { Name = "host-sys", HostPath = new V1HostPathVolumeSource { Path = "/sys", Type = "Directory" } },
                     new V1Volume { Name = "host-proc", HostPath = new V1HostPathVolumeSource { Path = "/proc", Type = "Directory" } },
                     new V1Volume { Name = "journal", HostPath = new V1HostPathVolumeSource { Path = options.JournalHostPath, Type = "DirectoryOrCreate" } },
+                    // NetTune's seccomp profile goes there; the kubelet reads Localhost profiles from it.
+                    new V1Volume { Name = "kubelet-seccomp", HostPath = new V1HostPathVolumeSource { Path = options.KubeletSeccompDir, Type = "DirectoryOrCreate" } },
                     PodBoundToken.Volume,
                 ],
             },
