@@ -7,7 +7,8 @@ namespace NetTune.Agent.Core.Seccomp;
 
 /// <summary>
 /// NetTune's seccomp profile for the data-plane pods: the container runtime's default profile for a container without
-/// capabilities (the data plane drops them all), plus io_uring_setup, io_uring_enter and io_uring_register.
+/// capabilities (the data plane drops them all), plus io_uring_setup, io_uring_enter and io_uring_register, and the
+/// NUMA memory-policy calls its workers bind their memory with.
 /// containerd 2.0 (PR #9320) and Docker 25 (moby PR #46762) took those three out of their defaults, so under
 /// RuntimeDefault the io_uring engine cannot start there. The rules are the ones containerd's
 /// contrib/seccomp/seccomp_default.go generates (its 2.x list): every other syscall fails with EPERM, personality only
@@ -17,6 +18,13 @@ namespace NetTune.Agent.Core.Seccomp;
 public static class DataPlaneSeccompProfile
 {
     public static readonly IReadOnlyList<string> IoUringSyscalls = ["io_uring_setup", "io_uring_enter", "io_uring_register"];
+
+    /// <summary>
+    /// Each worker binds its memory to its NUMA node (set_mempolicy MPOL_BIND). containerd's default refuses these;
+    /// Docker's allows them with CAP_SYS_NICE, which only moving other processes' pages (MPOL_MF_MOVE_ALL) needs, and
+    /// the kernel checks that itself.
+    /// </summary>
+    public static readonly IReadOnlyList<string> MemoryPolicySyscalls = ["set_mempolicy", "get_mempolicy", "mbind"];
 
     /// <summary>What containerd 2's default allows unconditionally on every architecture.</summary>
     public static readonly IReadOnlyList<string> RuntimeDefaultSyscalls = """
@@ -78,7 +86,7 @@ public static class DataPlaneSeccompProfile
     {
         var (architectures, archSyscalls) = ForArchitecture(arch);
         // ptrace of one's own children: containerd allows it on kernels 4.8 and later, which seccomp cannot bypass there.
-        var allowed = RuntimeDefaultSyscalls.Concat(archSyscalls).Append("ptrace").Concat(IoUringSyscalls);
+        var allowed = RuntimeDefaultSyscalls.Concat(archSyscalls).Append("ptrace").Concat(IoUringSyscalls).Concat(MemoryPolicySyscalls);
         var syscalls = new JsonArray { Rule(allowed, "SCMP_ACT_ALLOW") };
         foreach (var persona in Personalities)
             syscalls.Add(Rule(["personality"], "SCMP_ACT_ALLOW", Arg(0, persona, 0, "SCMP_CMP_EQ")));
