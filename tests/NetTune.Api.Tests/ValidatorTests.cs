@@ -397,6 +397,22 @@ public class ValidatorTests
     }
 
     [Theory]
+    [InlineData(SeccompProfileKind.Localhost, null, "seccomp-localhost-profile")]
+    [InlineData(SeccompProfileKind.Localhost, "", "seccomp-localhost-profile")]
+    [InlineData(SeccompProfileKind.NetTune, "x.json", "seccomp-localhost-profile")]
+    [InlineData(SeccompProfileKind.RuntimeDefault, "x.json", "seccomp-localhost-profile")]
+    [InlineData(SeccompProfileKind.Localhost, "a/../../etc/shadow", "seccomp-localhost-relative")]
+    [InlineData(SeccompProfileKind.Localhost, "team/dataplane.json", null)]
+    [InlineData(SeccompProfileKind.NetTune, null, null)]
+    [InlineData(SeccompProfileKind.RuntimeDefault, null, null)]
+    public void ALocalhostSeccompProfileIsNamedOnlyWithTypeLocalhostAndStaysInTheKubeletsFolder(SeccompProfileKind kind, string? profile, string? rule)
+    {
+        var spec = Valid();
+        spec.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = kind, LocalhostProfile = profile };
+        Assert.Equal(rule is null ? [] : [(rule, "spec.dataPlane.seccompProfile.localhostProfile")], Errors(spec));
+    }
+
+    [Theory]
     [InlineData(0, 9180, "spec.dataPlane.port")]
     [InlineData(65536, 9180, "spec.dataPlane.port")]
     [InlineData(8080, 0, "spec.dataPlane.adminPort")]
@@ -456,6 +472,8 @@ public class ValidatorTests
         var s9 = Valid(); s9.DataPlane!.Image = ""; broken.Add(s9);
         var s10 = Valid(); s10.DataPlane!.StaticFiles = null; broken.Add(s10);
         var s11 = Valid(); s11.DataPlane!.Mode = DataPlaneMode.Proxy; broken.Add(s11);
+        var s12 = Valid(); s12.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost }; broken.Add(s12);
+        var s13 = Valid(); s13.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost, LocalhostProfile = "../x.json" }; broken.Add(s13);
         var reported = broken.SelectMany(NetworkTuningValidator.Validate).Select(e => e.RuleId).OfType<string>().ToHashSet();
         Assert.Equal(NetworkTuningValidator.RuleIds.Order(StringComparer.Ordinal), reported.Order(StringComparer.Ordinal));
     }
