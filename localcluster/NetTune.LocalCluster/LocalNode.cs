@@ -17,6 +17,10 @@ public sealed class LocalNode : IAsyncDisposable
 {
     public const string StateDir = "/var/lib/nettune-node";
     public const string RunDir = "/run/nettune-node";
+    /// <summary>The kubelet's --root-dir (its CPU manager checkpoint, pod volumes, the PodResources socket).</summary>
+    public const string KubeletRootDir = StateDir + "/kubelet";
+    /// <summary>Where the kubelet finds Localhost seccomp profiles: its root dir's seccomp folder, as on current kubelets.</summary>
+    public const string SeccompDir = KubeletRootDir + "/seccomp";
     public const string LockPath = "/run/nettune-node.lock";
     public const string Bridge = "nettune0";
     public const string PauseImage = "nettune.local/pause:v1.20.2";
@@ -66,10 +70,6 @@ public sealed class LocalNode : IAsyncDisposable
     public string Name => _options.Name;
     public string ContainerdSocket => Path.Combine(RunDir, "containerd", "containerd.sock");
     public string KubeletLog => Path.Combine(StateDir, "kubelet.log");
-    /// <summary>The kubelet's --root-dir.</summary>
-    public static string KubeletRootDir => Path.Combine(StateDir, "kubelet");
-    /// <summary>Where the kubelet finds Localhost seccomp profiles: its root dir's seccomp folder, as on current kubelets.</summary>
-    public static string SeccompDir => Path.Combine(KubeletRootDir, "seccomp");
     public string ContainerdLog => Path.Combine(StateDir, "containerd.log");
 
     /// <summary>Where each start step's time goes, for the suite's and the demo's report.</summary>

@@ -110,10 +110,10 @@ var agentNodeSelector = new Option<string?>("--agent-node-selector")
     Description = "Labels every agent node must have, as a JSON object, on top of the tunings' selectors ($NETTUNE_AGENT_NODE_SELECTOR)",
     DefaultValueFactory = _ => Env("NETTUNE_AGENT_NODE_SELECTOR"),
 };
-var kubeletRootDir = new Option<string>("--kubelet-root-dir")
+var agentKubeletRootDir = new Option<string>("--agent-kubelet-root-dir")
 {
-    Description = "The kubelet's --root-dir on the tuned nodes ($NETTUNE_KUBELET_ROOT_DIR): the agents install NetTune's seccomp profile for the data-plane pods into its seccomp folder, which the agent DaemonSet mounts",
-    DefaultValueFactory = _ => Env("NETTUNE_KUBELET_ROOT_DIR") ?? NetTune.Api.V1Alpha1.SeccompProfiles.DefaultKubeletRootDir,
+    Description = "The kubelet's root dir on the nodes (its --root-dir) ($NETTUNE_AGENT_KUBELET_ROOT_DIR): the agents install NetTune's seccomp profile for the data-plane pods into its seccomp folder, which the agent DaemonSet mounts",
+    DefaultValueFactory = _ => Env("NETTUNE_AGENT_KUBELET_ROOT_DIR") ?? NetTune.Api.V1Alpha1.SeccompProfiles.DefaultKubeletRootDir,
 };
 
 var webhookPort = new Option<int>("--webhook-port")
@@ -142,7 +142,7 @@ var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects i
     kubeconfig, ns, agentImage, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
     revertTimeout, resync, workers, dataPlaneMemory, dataPlaneNodeLabel, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
     agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector, agentKubeletRestart, webhookPort, webhookCertDir,
-    allowedImages, allowedHostPaths, kubeletRootDir,
+    allowedImages, allowedHostPaths, agentKubeletRootDir,
 };
 
 root.SetAction(async (parsed, invocationToken) =>
@@ -176,8 +176,8 @@ root.SetAction(async (parsed, invocationToken) =>
         if (AgentSettingsParser.TryParseNodeSelector(selectorJson, out var n, out var e)) agent = agent with { NodeSelector = n };
         else settingErrors.Add("--agent-node-selector: " + e);
     }
-    if (parsed.GetValue(kubeletRootDir) is { } kubeletRoot && kubeletRoot.StartsWith('/') && !kubeletRoot.Split('/').Contains("..")) agent = agent with { KubeletRootDir = kubeletRoot };
-    else settingErrors.Add($"--kubelet-root-dir: '{parsed.GetValue(kubeletRootDir)}' is not an absolute path");
+    if (parsed.GetValue(agentKubeletRootDir) is { } kubeletRoot && kubeletRoot.StartsWith('/') && !kubeletRoot.Split('/').Contains("..")) agent = agent with { KubeletRootDir = kubeletRoot };
+    else settingErrors.Add($"--agent-kubelet-root-dir: '{parsed.GetValue(agentKubeletRootDir)}' is not an absolute folder such as /var/lib/kubelet");
     if (KubeletRestart.TryParse(parsed.GetValue(agentKubeletRestart)!, out var restart, out var restartError)) agent = agent with { KubeletRestart = restart };
     else settingErrors.Add("--agent-kubelet-restart: " + restartError);
     // The API server accepts Events about cluster-scoped objects (every NetworkTuning) only in namespace default:

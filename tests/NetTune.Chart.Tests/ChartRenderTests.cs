@@ -47,7 +47,7 @@ public sealed class ChartRenderTests
         // Events about cluster-scoped objects are accepted only in default; the agents get the operator's defaults.
         Assert.Contains("--event-namespace=default", container.Args);
         Assert.Contains("--agent-metrics-port=9101", container.Args);
-        Assert.Contains("--kubelet-root-dir=/var/lib/kubelet", container.Args);
+        Assert.Contains("--agent-kubelet-root-dir=/var/lib/kubelet", container.Args);
         Assert.DoesNotContain(container.Args, a => a.StartsWith("--agent-log-level", StringComparison.Ordinal) || a.StartsWith("--agent-node-selector", StringComparison.Ordinal)
             || a.StartsWith("--agent-kubelet-restart", StringComparison.Ordinal));
         Assert.True(AgentSettingsParser.TryParseResources(Flag(container, "--agent-resources"), out var agentResources, out var error), error);
@@ -126,7 +126,7 @@ public sealed class ChartRenderTests
         // The agent settings reach the operator's flags in the form it parses.
         Assert.Contains("--agent-log-level=Warning", container.Args);
         Assert.Contains("--agent-metrics-port=9201", container.Args);
-        Assert.Contains("--kubelet-root-dir=/data/kubelet", container.Args);
+        Assert.Contains("--agent-kubelet-root-dir=/data/kubelet", container.Args);
         Assert.True(AgentSettingsParser.TryParseResources(Flag(container, "--agent-resources"), out var agentResources, out var error), error);
         Assert.Equal(("30m", "200Mi"), (agentResources.Requests["cpu"].ToString(), agentResources.Limits["memory"].ToString()));
         Assert.True(AgentSettingsParser.TryParseTolerations(Flag(container, "--agent-tolerations"), out var agentTolerations, out error), error);

@@ -80,7 +80,7 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
         var install = await Tool.HelmRunAsync("3", "install", Release, Tool.ChartDir, "--namespace", Namespace, "--create-namespace",
             "--kubeconfig", Cluster.KubeconfigPath, "--skip-crds", "--wait", "--timeout", "3m",
             "--set", "operator.logFormat=text", "--set", "dataPlane.allowedHostPaths[0]=" + WwwRoot,
-            "--set", "agent.kubeletRestart.mode=requestFile", "--set", "agent.kubeletRootDir=" + LocalNode.KubeletRootDir);
+            "--set", "agent.kubeletRestart.mode=requestFile", "--set", "agent.kubeletRootDir=" + NetTune.LocalCluster.LocalNode.KubeletRootDir);
         Assert.True(install.ExitCode == 0, $"helm install failed:\n{install.Output}\n{await DescribePodsAsync()}");
         Installed = true;
         await Eventually.TrueAsync(async () =>
