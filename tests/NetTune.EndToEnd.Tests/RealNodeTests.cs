@@ -350,7 +350,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             pod = pods.Count == 1 ? pods[0] : null!;
             status = await ReadTuningAsync(tuning);
             var entry = status.Status?.DataPlane?.Pods?.SingleOrDefault();
-            return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true && entry?.Name == pod.Metadata.Name && entry.Engine == engine
+            return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true && entry?.Name == pod.Metadata.Name && entry.Engine?.StartsWith(engine, StringComparison.Ordinal) == true
                 && status.Status!.Conditions?.Any(c => c.Type == ConditionTypes.DataPlaneAvailable && c.Status == ConditionStatus.True) == true;
         }, $"the data-plane pod to be Ready and reported running {engine}", Patience, async () =>
             $"status: {JsonSerializer.Serialize(status?.Status)}\n{await fixture.DescribePodsAsync()}");

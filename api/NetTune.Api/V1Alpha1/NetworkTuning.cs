@@ -446,7 +446,7 @@ public sealed class DataPlanePodStatus
     [Description("The NUMA node of those CPUs, as the data plane reports it; -1 when they span several or none is known.")]
     public int? NumaNode { get; set; }
 
-    [Description("The I/O engine its workers run, as the data plane reports it (its /readyz): iouring or epoll (several, comma-separated, if the workers differ).")]
+    [Description("The I/O engine its workers run, as the data plane reports it (its /readyz): epoll, or iouring with its setup features such as iouring(defer_taskrun)+multishot (several, comma-separated, if the workers differ).")]
     public string? Engine { get; set; }
 
     [Description("True when the pod runs on exactly as many CPUs as it requested (the kubelet's static CPU manager pinned it); false when it runs on more (CPU manager policy none: shared, not exclusively pinned).")]

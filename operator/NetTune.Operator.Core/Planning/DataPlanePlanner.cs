@@ -234,7 +234,7 @@ public static class DataPlanePlanner
                 notReady.Count == 0 ? counts : $"{counts}; {Listed(notReady, e => $"{e.Name}: {e.Phase}{(e.Message is null ? "" : ": " + e.Message)}")}");
         }
         // Auto falls back to epoll without a word when io_uring_setup is refused: the status is where it shows.
-        var fellBack = dp.IoEngine == IoEngine.Epoll ? [] : entries.Where(e => e.Ready && e.Engine?.Split(',').Contains("epoll") == true).ToList();
+        var fellBack = dp.IoEngine == IoEngine.Epoll ? [] : entries.Where(e => e.Ready && e.Engine?.Split(',').Any(name => name.StartsWith("epoll", StringComparison.Ordinal)) == true).ToList();
         if (fellBack.Count > 0)
             return new(ConditionStatus.True, ConditionReasons.IoUringUnavailable,
                 $"{counts}; io_uring was asked for (ioEngine {dp.IoEngine}) but {Listed(fellBack, e => e.Name)} run{(fellBack.Count == 1 ? "s" : "")} epoll: " +

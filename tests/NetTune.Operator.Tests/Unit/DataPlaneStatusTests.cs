@@ -110,7 +110,7 @@ public sealed class DataPlaneStatusTests
 
     [Theory]
     [InlineData(IoEngine.Auto, "epoll", ConditionReasons.IoUringUnavailable)]
-    [InlineData(IoEngine.Auto, "iouring", ConditionReasons.PodsReady)]
+    [InlineData(IoEngine.Auto, "iouring(defer_taskrun)+multishot", ConditionReasons.PodsReady)]
     [InlineData(IoEngine.Epoll, "epoll", ConditionReasons.PodsReady)]
     public void APodThatFellBackToEpollIsReportedWithItsEngineAndWhy(IoEngine asked, string runs, string reason)
     {
