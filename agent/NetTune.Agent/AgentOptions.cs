@@ -28,7 +28,10 @@ public sealed record AgentOptions
     public TimeSpan ConnectivityTimeout { get; init; } = TimeSpan.FromSeconds(60);
     /// <summary>How long the journal may hold changes while this node has no NetworkTuningNodeState before the agent reverts them; zero: never.</summary>
     public TimeSpan OrphanGrace { get; init; } = TimeSpan.FromMinutes(10);
-    /// <summary>The kubelet's root dir on the host; its CPU manager checkpoint says which CPUs are containers' exclusively.</summary>
+    /// <summary>
+    /// The kubelet's root dir on the host; its CPU manager checkpoint says which CPUs are containers' exclusively, and
+    /// NetTune's seccomp profile for the data-plane pods goes into its seccomp folder.
+    /// </summary>
     public string KubeletRootDir { get; init; } = Core.Topology.KubeletCpuAssignment.DefaultKubeletRootDir;
     /// <summary>How often the kubelet's CPU assignment is read for changes.</summary>
     public TimeSpan KubeletCpuPollInterval { get; init; } = TimeSpan.FromSeconds(2);

@@ -46,7 +46,7 @@ var orphanGrace = new Option<string>("--orphan-revert-after")
 };
 var kubeletRootDir = new Option<string>("--kubelet-root-dir")
 {
-    Description = "The kubelet's root dir on the host (its --root-dir), read under --host-root: its cpu_manager_state tells which CPUs the static CPU manager gave containers exclusively; interrupts, RPS and XPS stay off them.",
+    Description = "The kubelet's root dir on the host (its --root-dir), read under --host-root: its cpu_manager_state tells which CPUs the static CPU manager gave containers exclusively; interrupts, RPS and XPS stay off them. NetTune's seccomp profile for the data-plane pods goes into its seccomp folder with every apply and is removed by the revert.",
     DefaultValueFactory = _ => "/var/lib/kubelet",
 };
 var channelBackend = new Option<ChannelBackend>("--channel-backend") { Description = "Ethtool (SIOCETHTOOL) on a real host; Fixture for fixture host roots.", DefaultValueFactory = _ => ChannelBackend.Ethtool };
@@ -150,7 +150,8 @@ namespace NetTune.Agent
             var metrics = new AgentMetrics(registry);
             var kubernetes = new Kubernetes(config);
             var engine = EngineFactory.Create(options.HostRoot, options.JournalDir, options.ChannelBackend, out _, options.PlanOnly, options.NetNamespace,
-                options.ConnectivityTimeout > TimeSpan.Zero ? new ApiServerReachability(kubernetes) : null, options.ConnectivityTimeout, options.KubeletRootDir);
+                options.ConnectivityTimeout > TimeSpan.Zero ? new ApiServerReachability(kubernetes) : null, options.ConnectivityTimeout, options.KubeletRootDir,
+                installSeccompProfile: true);
             builder.Services.AddSingleton(options);
             builder.Services.AddSingleton<IKubernetes>(kubernetes);
             builder.Services.AddSingleton(sp => new NodeStateClient(sp.GetRequiredService<IKubernetes>(), options.NodeName));

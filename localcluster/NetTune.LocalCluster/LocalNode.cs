@@ -15,6 +15,8 @@ public sealed class LocalNode : ClusterNode
     public const string RunDir = "/run/nettune-node";
     /// <summary>The kubelet's --root-dir (its CPU manager checkpoint, pod volumes, the PodResources socket).</summary>
     public const string KubeletRootDir = StateDir + "/kubelet";
+    /// <summary>Where the kubelet finds Localhost seccomp profiles: its root dir's seccomp folder, as on current kubelets.</summary>
+    public const string SeccompDir = KubeletRootDir + "/seccomp";
     public const string LockPath = "/run/nettune-node.lock";
     public const string Bridge = "nettune0";
     public const string PauseImage = "nettune.local/pause:v1.20.2";
@@ -220,6 +222,9 @@ public sealed class LocalNode : ClusterNode
             $"--config={config}", $"--kubeconfig={kubeconfig}",
             "--container-runtime=remote", $"--container-runtime-endpoint=unix://{ContainerdSocket}",
             $"--root-dir={dir}", $"--cert-dir={Path.Combine(StateDir, "kubelet-pki")}",
+            // Kubelets from 1.23 read Localhost seccomp profiles from <root-dir>/seccomp; v1.20 from /var/lib/kubelet/seccomp
+            // whatever the root dir, unless told (the flag is deprecated there, and gone since).
+            $"--seccomp-profile-root={SeccompDir}",
             $"--node-ip={_options.NodeIp}", $"--hostname-override={Name}",
             "--v=1",
         };

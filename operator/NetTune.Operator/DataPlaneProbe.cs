@@ -39,8 +39,8 @@ public sealed class HttpDataPlaneProbe(HttpClient http) : IDataPlaneProbe
     }
 
     /// <summary>
-    /// {"status":"ready","cpus":"2-3","workers":[{"worker":0,"cpu":2,"numaNode":0},...]}: "cpus" (the affinity) is
-    /// optional; without it the workers' CPUs stand for it. Null for a body of another shape.
+    /// {"status":"ready","cpus":"2-3","workers":[{"worker":0,"cpu":2,"numaNode":0,"engine":"iouring"},...]}: "cpus" (the
+    /// affinity) is optional; without it the workers' CPUs stand for it. Null for a body of another shape.
     /// </summary>
     public static DataPlanePlacement? Parse(string body)
     {
@@ -52,15 +52,18 @@ public sealed class HttpDataPlaneProbe(HttpClient http) : IDataPlaneProbe
                 return null;
             var cpus = new SortedSet<int>();
             var numas = new HashSet<int>();
+            var engines = new SortedSet<string>(StringComparer.Ordinal);
             foreach (var w in workers.EnumerateArray())
             {
                 if (w.TryGetProperty("cpu", out var cpu) && cpu.TryGetInt32(out var c) && c >= 0) cpus.Add(c);
                 if (w.TryGetProperty("numaNode", out var numa) && numa.TryGetInt32(out var n)) numas.Add(n);
+                if (w.TryGetProperty("engine", out var engine) && engine.ValueKind == JsonValueKind.String && engine.GetString() is { Length: > 0 and <= 32 } name) engines.Add(name);
             }
             var affinity = root.TryGetProperty("cpus", out var list) && list.ValueKind == JsonValueKind.String && CpuList.TryParse(list.GetString(), out var parsed)
                 ? parsed : null;
             if (affinity is null && cpus.Count == 0) return null;
-            return new DataPlanePlacement(affinity ?? cpus.ToList(), numas.Count == 1 ? numas.Single() : -1, affinity is not null);
+            return new DataPlanePlacement(affinity ?? cpus.ToList(), numas.Count == 1 ? numas.Single() : -1, affinity is not null,
+                engines.Count == 0 ? null : string.Join(',', engines));
         }
         catch (JsonException)
         {

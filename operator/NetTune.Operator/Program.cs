@@ -107,8 +107,8 @@ var agentKubeletRestart = new Option<string>("--agent-kubelet-restart")
 };
 var agentKubeletRootDir = new Option<string>("--agent-kubelet-root-dir")
 {
-    Description = "The kubelet's root dir on the nodes (its --root-dir), mounted read-only into the agents for its CPU manager checkpoint: interrupts, RPS and XPS stay off CPUs it gave containers exclusively ($NETTUNE_AGENT_KUBELET_ROOT_DIR)",
-    DefaultValueFactory = _ => Env("NETTUNE_AGENT_KUBELET_ROOT_DIR") ?? "/var/lib/kubelet",
+    Description = "The kubelet's root dir on the nodes (its --root-dir), mounted read-only into the agents for its CPU manager checkpoint: interrupts, RPS and XPS stay off CPUs it gave containers exclusively; its seccomp folder is mounted read-write, for NetTune's seccomp profile for the data-plane pods ($NETTUNE_AGENT_KUBELET_ROOT_DIR)",
+    DefaultValueFactory = _ => Env("NETTUNE_AGENT_KUBELET_ROOT_DIR") ?? NetTune.Api.V1Alpha1.SeccompProfiles.DefaultKubeletRootDir,
 };
 var agentNodeSelector = new Option<string?>("--agent-node-selector")
 {

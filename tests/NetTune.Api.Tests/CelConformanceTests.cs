@@ -288,6 +288,15 @@ internal static class TwinSamples
         ["proxy without upstreams"] = () => With(s => { s.DataPlane!.Mode = DataPlaneMode.Proxy; s.DataPlane.StaticFiles = null; }),
         ["proxy with empty upstreams"] = () => With(s => { s.DataPlane!.Mode = DataPlaneMode.Proxy; s.DataPlane.StaticFiles = null; s.DataPlane.Proxy = new ProxySpec { Upstreams = [] }; }),
         ["proxy with upstreams"] = () => With(s => { s.DataPlane!.Mode = DataPlaneMode.Proxy; s.DataPlane.StaticFiles = null; s.DataPlane.Proxy = new ProxySpec { Upstreams = ["10.0.0.5:8080"] }; }),
+        ["localhost seccomp without its profile"] = () => With(s => s.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost }),
+        ["nettune seccomp naming a profile"] = () => With(s => s.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.NetTune, LocalhostProfile = "x.json" }),
+        ["localhost seccomp leaving the folder"] = () => With(s => s.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost, LocalhostProfile = "profiles/../../x.json" }),
+        ["localhost seccomp"] = () => With(s => s.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost, LocalhostProfile = "profiles/deny-io-uring.json" }),
+        ["runtime default seccomp on a disabled data plane naming a profile"] = () => With(s =>
+        {
+            s.DataPlane!.Enabled = false;
+            s.DataPlane.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.RuntimeDefault, LocalhostProfile = "x.json" };
+        }),
         ["every problem at once"] = () => With(s =>
         {
             s.Nic!.Channels = new ChannelsSpec { Combined = 2, Rx = 2 };

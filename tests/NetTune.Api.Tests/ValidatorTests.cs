@@ -415,6 +415,22 @@ public class ValidatorTests
     }
 
     [Theory]
+    [InlineData(SeccompProfileKind.Localhost, null, "seccomp-localhost-profile")]
+    [InlineData(SeccompProfileKind.Localhost, "", "seccomp-localhost-profile")]
+    [InlineData(SeccompProfileKind.NetTune, "x.json", "seccomp-localhost-profile")]
+    [InlineData(SeccompProfileKind.RuntimeDefault, "x.json", "seccomp-localhost-profile")]
+    [InlineData(SeccompProfileKind.Localhost, "a/../../etc/shadow", "seccomp-localhost-relative")]
+    [InlineData(SeccompProfileKind.Localhost, "team/dataplane.json", null)]
+    [InlineData(SeccompProfileKind.NetTune, null, null)]
+    [InlineData(SeccompProfileKind.RuntimeDefault, null, null)]
+    public void ALocalhostSeccompProfileIsNamedOnlyWithTypeLocalhostAndStaysInTheKubeletsFolder(SeccompProfileKind kind, string? profile, string? rule)
+    {
+        var spec = Valid();
+        spec.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = kind, LocalhostProfile = profile };
+        Assert.Equal(rule is null ? [] : [(rule, "spec.dataPlane.seccompProfile.localhostProfile")], Errors(spec));
+    }
+
+    [Theory]
     [InlineData(0, 9180, "spec.dataPlane.port")]
     [InlineData(65536, 9180, "spec.dataPlane.port")]
     [InlineData(8080, 0, "spec.dataPlane.adminPort")]
@@ -492,6 +508,8 @@ public class ValidatorTests
         var s12 = Valid(); s12.NodeSelector = null; broken.Add(s12);
         var s13 = Valid(); s13.AllNodes = true; broken.Add(s13);
         var s14 = Valid(); s14.DataPlane!.Port = s14.DataPlane.AdminPort + 1; broken.Add(s14);
+        var s15 = Valid(); s15.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost }; broken.Add(s15);
+        var s16 = Valid(); s16.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost, LocalhostProfile = "../x.json" }; broken.Add(s16);
         var reported = broken.SelectMany(NetworkTuningValidator.Validate).Select(e => e.RuleId).OfType<string>().ToHashSet();
         Assert.Equal(NetworkTuningValidator.RuleIds.Order(StringComparer.Ordinal), reported.Order(StringComparer.Ordinal));
     }

@@ -1,11 +1,14 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using k8s;
 using k8s.Models;
 using NetTune.Api;
+using NetTune.Agent.Core.Seccomp;
 using NetTune.Api.V1Alpha1;
 using NetTune.Chart.Tests.Support;
+using NetTune.LocalCluster;
 using Xunit.Abstractions;
 using Xunit.Sdk;
 
@@ -316,6 +319,98 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
 
         static int Mask(string path) => Convert.ToInt32(File.ReadAllText(path).Trim().Replace(",", "", StringComparison.Ordinal), 16);
         static string MaskReport(string[] paths) => string.Join(", ", paths.Select(p => $"{p}={File.ReadAllText(p).Trim()}"));
+    }
+
+    [Fact(Skip = "known bug, issue 22 item 2: on its only run the agent installed NetTune's profile, but the data-plane pod came up with seccompProfile RuntimeDefault although the tuning named the Localhost profile, so it ran io_uring instead of epoll; cause not found yet"), Order(7)]
+    public async Task UnderAProfileThatDeniesIoUringThePodRunsEpollAndSaysWhyWhileNetTunesProfileRunsIoUringAndGoesWithTheRevert()
+    {
+        // The node's containerd 1.6 allows io_uring under RuntimeDefault; containerd 2.0's default does not. Its mimic: a
+        // Localhost profile that is NetTune's without the three io_uring syscalls and the memory-policy ones, i.e.
+        // containerd 2's default.
+        var folder = Path.Combine(LocalNode.SeccompDir, "e2e-" + _id);
+        Directory.CreateDirectory(folder);
+        _folders.Add(folder);
+        var deny = JsonNode.Parse(DataPlaneSeccompProfile.Json())!;
+        var allowed = deny["syscalls"]![0]!["names"]!.AsArray();
+        foreach (var name in allowed.Where(n => DataPlaneSeccompProfile.IoUringSyscalls.Concat(DataPlaneSeccompProfile.MemoryPolicySyscalls).Contains(n!.GetValue<string>())).ToList())
+            allowed.Remove(name);
+        File.WriteAllText(Path.Combine(folder, "deny-io-uring.json"), deny.ToJsonString());
+        var denyProfile = $"e2e-{_id}/deny-io-uring.json";
+        var netTuneProfile = Path.Combine(LocalNode.SeccompDir, SeccompProfiles.NetTuneLocalhostProfile);
+        Assert.False(File.Exists(netTuneProfile), $"{netTuneProfile} is there before any tuning");
+
+        var www = Directory.CreateDirectory(Path.Combine(RealNodeFixture.WwwRoot, "sc-" + _id)).FullName;
+        _folders.Add(www);
+        File.WriteAllText(Path.Combine(www, "index.txt"), "seccomp\n");
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            DataPlane = new DataPlaneSpec
+            {
+                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = 18482,
+                StaticFiles = new StaticFilesSpec { HostPath = www },
+                SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost, LocalhostProfile = denyProfile },
+            },
+        });
+        await WaitForNodeStateAsync(Applied, "NodeState Applied");
+        // The agent installed NetTune's profile as part of the apply, before the operator made any pod.
+        var installed = File.ReadAllText(netTuneProfile);
+        Assert.Contains("\"io_uring_setup\"", installed);
+
+        var (epollPod, epollStatus) = await WaitForEngineAsync(tuning, "epoll");
+        Assert.Equal(("Localhost", denyProfile), (epollPod.Spec.SecurityContext.SeccompProfile.Type, epollPod.Spec.SecurityContext.SeccompProfile.LocalhostProfile));
+        var fellBack = epollStatus.Status!.Conditions!.Single(c => c.Type == ConditionTypes.DataPlaneAvailable);
+        output.WriteLine($"under {denyProfile}: {fellBack.Status} {fellBack.Reason}: {fellBack.Message}");
+        Assert.Equal(ConditionReasons.IoUringUnavailable, fellBack.Reason);
+        Assert.Contains(epollPod.Metadata.Name, fellBack.Message);
+        Assert.Contains(denyProfile, fellBack.Message);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        Assert.Equal("seccomp\n", await http.GetStringAsync("http://127.0.0.1:18482/index.txt"));
+        var boundUnderDeny = await MemoryBoundAsync(http, epollPod);
+        Assert.Equal([false], boundUnderDeny);
+
+        // Back to the default: NetTune's profile, under which the pod (replaced, its spec changed) runs io_uring.
+        await Client.CustomObjects.PatchClusterCustomObjectAsync(new V1Patch("{\"spec\":{\"dataPlane\":{\"seccompProfile\":null}}}", V1Patch.PatchType.MergePatch),
+            ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, tuning);
+        var (uringPod, uringStatus) = await WaitForEngineAsync(tuning, "iouring");
+        Assert.Equal(("Localhost", SeccompProfiles.NetTuneLocalhostProfile), (uringPod.Spec.SecurityContext.SeccompProfile.Type, uringPod.Spec.SecurityContext.SeccompProfile.LocalhostProfile));
+        var available = uringStatus.Status!.Conditions!.Single(c => c.Type == ConditionTypes.DataPlaneAvailable);
+        output.WriteLine($"under NetTune's profile: {available.Status} {available.Reason}: {available.Message}");
+        Assert.Equal((ConditionStatus.True, ConditionReasons.PodsReady), (available.Status, available.Reason));
+        Assert.Equal("seccomp\n", await http.GetStringAsync("http://127.0.0.1:18482/index.txt"));
+        // NetTune's profile lets each worker bind its memory to its NUMA node (set_mempolicy), as containerd's default does not.
+        var boundUnderNetTune = await MemoryBoundAsync(http, uringPod);
+        Assert.Equal([true], boundUnderNetTune);
+
+        // The revert removes the profile (and NetTune's folder) once the pods that used it are gone.
+        await DeleteTuningAsync(tuning);
+        Assert.False(File.Exists(netTuneProfile), $"{netTuneProfile} is left after the revert");
+        Assert.False(Directory.Exists(Path.GetDirectoryName(netTuneProfile)), "NetTune's seccomp folder is left after the revert");
+    }
+
+    /// <summary>Each worker's memoryBound on the pod's /readyz: whether set_mempolicy bound its memory to its NUMA node.</summary>
+    private static async Task<bool[]> MemoryBoundAsync(HttpClient http, V1Pod pod)
+    {
+        using var ready = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{Port(pod, "metrics")}/readyz"));
+        return ready.RootElement.GetProperty("workers").EnumerateArray().Select(w => w.GetProperty("memoryBound").GetBoolean()).Distinct().ToArray();
+    }
+
+    /// <summary>Waits until the tuning's one data-plane pod is Ready and its status reports <paramref name="engine"/>.</summary>
+    private async Task<(V1Pod Pod, NetworkTuning Tuning)> WaitForEngineAsync(string tuning, string engine)
+    {
+        V1Pod pod = null!;
+        NetworkTuning status = null!;
+        await Eventually.TrueAsync(async () =>
+        {
+            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items
+                .Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+            pod = pods.Count == 1 ? pods[0] : null!;
+            status = await ReadTuningAsync(tuning);
+            var entry = status.Status?.DataPlane?.Pods?.SingleOrDefault();
+            return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true && entry?.Name == pod.Metadata.Name && entry.Engine?.StartsWith(engine, StringComparison.Ordinal) == true
+                && status.Status!.Conditions?.Any(c => c.Type == ConditionTypes.DataPlaneAvailable && c.Status == ConditionStatus.True) == true;
+        }, $"the data-plane pod to be Ready and reported running {engine}", Patience, async () =>
+            $"status: {JsonSerializer.Serialize(status?.Status)}\n{await fixture.DescribePodsAsync()}");
+        return (pod, status);
     }
 
     [Fact, Order(9)]

@@ -1,6 +1,7 @@
 using NetTune.Agent.Core.Host;
 using NetTune.Agent.Core.Journal;
 using NetTune.Agent.Core.Planning;
+using NetTune.Agent.Core.Seccomp;
 using NetTune.Agent.Core.Topology;
 using NetTune.Api.V1Alpha1;
 using NetTune.Api.Validation;
@@ -71,7 +72,36 @@ public sealed class TuningEngine
     public (HostSnapshot Host, TuningPlan Plan) PlanNow(NodeStateSpec spec)
     {
         var host = WithNetNamespaceMode(Discover());
-        return (host, TuningPlanner.Plan(host, spec));
+        var plan = TuningPlanner.Plan(host, spec);
+        if (SeccompProfilePath is { } path)
+            plan = plan with { Desired = [.. plan.Desired, new DesiredKnob(SeccompKnob, KnobKind.SeccompProfile, path, SeccompProfileFile.Value(HostPath(path)), SeccompProfileFile.Fingerprint(_profileJson))] };
+        return (host, plan);
+    }
+
+    /// <summary>The knob of NetTune's seccomp profile in plans, results and the journal.</summary>
+    public const string SeccompKnob = "seccomp/" + SeccompProfiles.NetTuneLocalhostProfile;
+
+    /// <summary>
+    /// Where NetTune's seccomp profile for the data-plane pods goes, relative to the host root (under the kubelet's
+    /// seccomp folder; see <see cref="DataPlaneSeccompProfile.HostPath"/>); null: none is installed. Installed by every
+    /// apply after the other knobs and removed by the revert, so it exists before the operator makes the pods that
+    /// name it (it makes them once the node reports Applied).
+    /// </summary>
+    public string? SeccompProfilePath { get; init; }
+
+    private readonly string _profileJson = DataPlaneSeccompProfile.Json();
+
+    private string HostPath(string path) => Path.Join(_fs.Root, path);
+
+    private KnobResult WriteProfile(string knob, string path, string target)
+    {
+        var full = HostPath(path);
+        var error = target == SeccompProfileFile.Absent ? SeccompProfileFile.Remove(full) : SeccompProfileFile.Install(full, _profileJson);
+        var value = SeccompProfileFile.Value(full);
+        if (error is not null) return new KnobResult { Knob = knob, Result = KnobOutcome.Failed, Value = value, Message = $"{(target == SeccompProfileFile.Absent ? "remove" : "write")} {path}: {error}" };
+        return value == target
+            ? new KnobResult { Knob = knob, Result = KnobOutcome.Applied, Value = value }
+            : new KnobResult { Knob = knob, Result = KnobOutcome.Failed, Value = value, Message = $"wrote {path} but read back {value ?? "nothing"}" };
     }
 
     /// <summary>
@@ -164,7 +194,7 @@ public sealed class TuningEngine
         // Channels put back rebuild the queues: plan against what is there now, so queue originals are read afresh.
         if (results.Skip(restored).Any(r => r.Knob.EndsWith("/channels", StringComparison.Ordinal) && r.Result == KnobOutcome.Reverted)) (host, plan) = PlanNow(spec);
 
-        for (var phase = 0; phase <= 4; phase++)
+        for (var phase = 0; phase <= 5; phase++)
         {
             if (unreachableBefore is not null && phase <= NicPhase)
             {
@@ -185,8 +215,10 @@ public sealed class TuningEngine
                 continue;
             }
             var knobs = plan.Desired.Where(d => d.Phase == phase).ToArray();
-            var recordable = knobs.Where(d => d.NeedsChange && d.Current is not null && !journal.Contains(JournalKeys.Of(d)))
-                .Select(d => new JournalEntry(d.Knob, d.Kind, d.Path, d.Current!, d.Identity)).ToList();
+            // NetTune's profile is journaled as absent even when it is there already: its folder is NetTune's, so a file
+            // found there is an earlier agent's, and the revert removes it.
+            var recordable = knobs.Where(d => (d.NeedsChange || d.Kind == KnobKind.SeccompProfile) && d.Current is not null && !journal.Contains(JournalKeys.Of(d)))
+                .Select(d => new JournalEntry(d.Knob, d.Kind, d.Path, d.Kind == KnobKind.SeccompProfile ? SeccompProfileFile.Absent : d.Current!, d.Identity)).ToList();
             if (recordable.Count > 0 && SaveOrFail(journal = journal.With(recordable), plan, results) is { } saveFailed) return saveFailed;
             foreach (var d in knobs)
             {
@@ -196,6 +228,7 @@ public sealed class TuningEngine
                 else if (d.Current is null && d.Phase == 1 && !_fs.Exists(d.Path))
                     r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Skipped, Message = $"{d.Path} does not exist: the NIC does not have the channels this queue needs" };
                 else if (d.Current is null) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Failed, Message = $"cannot read {d.Path}; left unchanged since its original could not be journaled" };
+                else if (d.Kind == KnobKind.SeccompProfile) r = WriteProfile(d.Knob, d.Path, d.Target);
                 else r = _writer.Write(d.Knob, d.Kind, d.Path, d.Target, d.Identity);
                 results.Add(r);
             }
@@ -357,6 +390,11 @@ public sealed class TuningEngine
             return WaitForLink(nic, operBefore)
                 ? new KnobResult { Knob = e.Knob, Result = KnobOutcome.Reverted, Value = c.Value }
                 : new KnobResult { Knob = e.Knob, Result = KnobOutcome.Reverted, Value = c.Value, Message = $"restored, but the link of {nic} did not come back within {LinkWait.TotalSeconds:0.#} s" };
+        }
+        if (e.Kind == KnobKind.SeccompProfile)
+        {
+            var p = WriteProfile(e.Knob, e.Path, e.Original);
+            return p.Result == KnobOutcome.Applied ? new KnobResult { Knob = e.Knob, Result = KnobOutcome.Reverted, Value = p.Value } : p;
         }
         // An IRQ is found by its name: the driver may have given it a new number when the channels changed back.
         var path = ResolveIrqPath(e) ?? e.Path;

@@ -4,7 +4,7 @@ using NetTune.Api.V1Alpha1;
 
 namespace NetTune.Agent.Core.Planning;
 
-public enum KnobKind { Channels, RpsCpus, RpsFlowCount, XpsCpus, IrqAffinity, Hugepages, Sysctl }
+public enum KnobKind { Channels, RpsCpus, RpsFlowCount, XpsCpus, IrqAffinity, Hugepages, Sysctl, SeccompProfile }
 
 /// <summary>
 /// One knob the spec wants at a value. <see cref="Path"/> is relative to the host root (ethtool:IFNAME for channels);
@@ -35,7 +35,7 @@ public sealed record TuningPlan(IReadOnlyList<DesiredKnob> Desired, IReadOnlyLis
     /// <summary>Whether the spec asks the agent to place IRQs at all.</summary>
     public bool ManagesIrqs { get; init; }
 
-    /// <summary>The knobs to change, in apply order: channels, then queue settings (lost when channels change), IRQs, hugepages, sysctls.</summary>
+    /// <summary>The knobs to change, in apply order: channels, then queue settings (lost when channels change), IRQs, hugepages, sysctls, the seccomp profile.</summary>
     public IReadOnlyList<DesiredKnob> Changes => Desired.Where(d => d.NeedsChange).OrderBy(d => d.Phase).ToArray();
 }
 
@@ -48,6 +48,8 @@ public static class KnobValues
         KnobKind.RpsCpus or KnobKind.RpsFlowCount or KnobKind.XpsCpus => 1,
         KnobKind.IrqAffinity => 2,
         KnobKind.Hugepages => 3,
+        // Last: the data-plane pods that name the profile are made once the node reports Applied.
+        KnobKind.SeccompProfile => 5,
         _ => 4,
     };
 
@@ -63,6 +65,8 @@ public static class KnobValues
                 return CpuMask.TryParse(current, out var ma) && CpuMask.TryParse(target, out var mb) && ma.SequenceEqual(mb);
             case KnobKind.IrqAffinity:
                 return CpuList.TryParse(current, out var la) && CpuList.TryParse(target, out var lb) && la.SequenceEqual(lb);
+            case KnobKind.SeccompProfile:
+                return current == target;
             case KnobKind.RpsFlowCount or KnobKind.Hugepages:
                 return long.TryParse(current.Trim(), CultureInfo.InvariantCulture, out var na) && long.TryParse(target.Trim(), CultureInfo.InvariantCulture, out var nb) && na == nb;
             default:

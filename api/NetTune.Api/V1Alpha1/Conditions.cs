@@ -56,6 +56,8 @@ public static class ConditionReasons
     public const string NotExclusivelyPinned = "NotExclusivelyPinned";
     /// <summary>Another NetworkTuning's data plane on the node uses one of this one's ports; the older tuning keeps them.</summary>
     public const string PortConflict = "PortConflict";
+    /// <summary>io_uring was asked for (ioEngine Auto or IoUring) and a pod runs epoll: its seccomp profile or the kernel refuses io_uring.</summary>
+    public const string IoUringUnavailable = "IoUringUnavailable";
 }
 
 public static class ConditionStatus

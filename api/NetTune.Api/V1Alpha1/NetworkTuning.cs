@@ -320,6 +320,48 @@ public sealed class DataPlaneSpec
     [Default("Auto")]
     [Description("Auto picks io_uring where the kernel allows it, else epoll.")]
     public IoEngine IoEngine { get; set; } = IoEngine.Auto;
+
+    [Description("The pods' seccomp profile. Default: NetTune's own profile, unless ioEngine is Epoll (then RuntimeDefault). containerd 2.0 and Docker 25 took the io_uring syscalls out of their default profiles, so under RuntimeDefault there the data plane runs epoll (Auto) or does not start (IoUring).")]
+    public DataPlaneSeccompSpec? SeccompProfile { get; set; }
+
+    /// <summary>The profile the pods get: the one asked for, else NetTune's when io_uring may be used, else the runtime's default.</summary>
+    public DataPlaneSeccompSpec EffectiveSeccompProfile() =>
+        SeccompProfile ?? new DataPlaneSeccompSpec { Type = IoEngine == IoEngine.Epoll ? SeccompProfileKind.RuntimeDefault : SeccompProfileKind.NetTune };
+}
+
+[JsonConverter(typeof(JsonStringEnumConverter<SeccompProfileKind>))]
+public enum SeccompProfileKind
+{
+    /// <summary>The runtime's default profile plus io_uring_setup, io_uring_enter and io_uring_register, installed by the agent.</summary>
+    NetTune,
+    RuntimeDefault,
+    /// <summary>A profile of the node's kubelet seccomp folder, named by localhostProfile.</summary>
+    Localhost,
+}
+
+[Description("A seccomp profile for the data-plane pods.")]
+[CelRule("seccomp-localhost-profile", "self.type == 'Localhost' ? (has(self.localhostProfile) && size(self.localhostProfile) > 0) : !has(self.localhostProfile)", "seccompProfile.localhostProfile is required with type Localhost, and only there")]
+[CelRule("seccomp-localhost-relative", "!has(self.localhostProfile) || !self.localhostProfile.contains('..')", "seccompProfile.localhostProfile must stay inside the kubelet's seccomp folder (no '..')")]
+public sealed class DataPlaneSeccompSpec
+{
+    [Default("NetTune")]
+    [Description("NetTune: the runtime's default profile plus the three io_uring syscalls, which the agent installs into the kubelet's seccomp folder (<root-dir>/seccomp/" + SeccompProfiles.NetTuneLocalhostProfile + ") as part of tuning the node; RuntimeDefault: the container runtime's own; Localhost: a profile already on the node, named by localhostProfile.")]
+    public SeccompProfileKind Type { get; set; } = SeccompProfileKind.NetTune;
+
+    [Length(0, 4096)]
+    [Pattern(@"^[A-Za-z0-9_.-][A-Za-z0-9_./-]*$")]
+    [Description("With type Localhost: the profile's path relative to the kubelet's seccomp folder (<root-dir>/seccomp), such as profiles/my-dataplane.json.")]
+    public string? LocalhostProfile { get; set; }
+}
+
+/// <summary>Where NetTune's own seccomp profile lives on a node.</summary>
+public static class SeccompProfiles
+{
+    /// <summary>NetTune's profile, relative to the kubelet's seccomp folder: what the pods name as their Localhost profile.</summary>
+    public const string NetTuneLocalhostProfile = "nettune/dataplane-io-uring.json";
+
+    /// <summary>The kubelet's default --root-dir; its seccomp folder is the seccomp subfolder.</summary>
+    public const string DefaultKubeletRootDir = "/var/lib/kubelet";
 }
 
 [Description("Serve files from a folder of the host.")]
@@ -419,6 +461,9 @@ public sealed class DataPlanePodStatus
 
     [Description("The NUMA node of those CPUs, as the data plane reports it; -1 when they span several or none is known.")]
     public int? NumaNode { get; set; }
+
+    [Description("The I/O engine its workers run, as the data plane reports it (its /readyz): epoll, or iouring with its setup features such as iouring(defer_taskrun)+multishot (several, comma-separated, if the workers differ).")]
+    public string? Engine { get; set; }
 
     [Description("True when the pod runs on exactly as many CPUs as it requested (the kubelet's static CPU manager pinned it); false when it runs on more (CPU manager policy none: shared, not exclusively pinned).")]
     public bool? ExclusiveCpus { get; set; }

@@ -46,6 +46,7 @@ public static partial class NetworkTuningValidator
         "nic-interfaces-required", "interfaces-nonempty", "channels-combined-excludes-rxtx", "channels-match-excludes-counts",
         "channels-nonempty", "hugepages-unique-size", "hugepages-override-unique", "sysctls-allowed", "dataplane-image",
         "dataplane-static-root", "dataplane-proxy-upstreams", "selector-required", "allnodes-excludes-selector", "dataplane-ports",
+        "seccomp-localhost-profile", "seccomp-localhost-relative",
     };
 
     /// <summary>An empty selector would select every node, control-plane nodes included: it must be asked for.</summary>
@@ -151,6 +152,15 @@ public static partial class NetworkTuningValidator
 
     private static void ValidateDataPlane(DataPlaneSpec? dp, string path, List<ValidationError> errors)
     {
+        // The profile's rules hold whether or not the data plane is enabled, as the CEL rules on its type do.
+        if (dp?.SeccompProfile is { } seccomp)
+        {
+            var hasProfile = !string.IsNullOrEmpty(seccomp.LocalhostProfile);
+            if (seccomp.Type == SeccompProfileKind.Localhost ? !hasProfile : seccomp.LocalhostProfile is not null)
+                errors.Add(new("seccomp-localhost-profile", path + ".seccompProfile.localhostProfile", "seccompProfile.localhostProfile is required with type Localhost, and only there"));
+            if (seccomp.LocalhostProfile?.Contains("..", StringComparison.Ordinal) == true)
+                errors.Add(new("seccomp-localhost-relative", path + ".seccompProfile.localhostProfile", "seccompProfile.localhostProfile must stay inside the kubelet's seccomp folder (no '..')"));
+        }
         if (dp is null || !dp.Enabled) return;
         if (string.IsNullOrWhiteSpace(dp.Image))
             errors.Add(new("dataplane-image", path + ".image", "dataPlane.image is required when enabled"));

@@ -22,9 +22,13 @@ public sealed record AgentOptions(string Namespace, string Image, string Journal
 
     /// <summary>
     /// The kubelet's root dir on the nodes (its --root-dir): mounted read-only into the agent at the same path below
-    /// /host, for the CPU manager checkpoint that says which CPUs containers hold exclusively.
+    /// /host, for the CPU manager checkpoint that says which CPUs containers hold exclusively; its seccomp folder is
+    /// mounted read-write over it, for NetTune's seccomp profile for the data-plane pods.
     /// </summary>
-    public string KubeletRootDir { get; init; } = "/var/lib/kubelet";
+    public string KubeletRootDir { get; init; } = SeccompProfiles.DefaultKubeletRootDir;
+
+    /// <summary>The host's kubelet seccomp folder, where the agents install NetTune's profile and the kubelet reads Localhost profiles.</summary>
+    public string KubeletSeccompDir => KubeletRootDir.TrimEnd('/') + "/seccomp";
 
     public static V1ResourceRequirements DefaultResources() => new()
     {
@@ -88,9 +92,12 @@ public static class AgentDaemonSetBuilder
 
     public const string JournalDir = "/var/lib/nettune";
 
+    /// <summary>Where the host's folders are mounted in the agent container, so host paths keep their names under it.</summary>
+    public const string HostRoot = "/host";
+
     private static List<string> Args(AgentOptions options)
     {
-        var args = new List<string> { "--host-root", "/host", "--journal-dir", JournalDir, "--metrics-port", options.MetricsPort.ToString(), "--kubelet-root-dir", options.KubeletRootDir };
+        var args = new List<string> { "--host-root", HostRoot, "--journal-dir", JournalDir, "--metrics-port", options.MetricsPort.ToString(), "--kubelet-root-dir", options.KubeletRootDir };
         if (options.LogLevel is { } level) args.AddRange(["--log-level", level]);
         if (options.KubeletRestart.Command is { } command) args.AddRange(["--kubelet-restart-command", command]);
         else if (options.KubeletRestart.RequestFile is { } file) args.AddRange(["--kubelet-restart-request-file", file]);
@@ -132,7 +139,8 @@ public static class AgentDaemonSetBuilder
                 // The file is replaced (written and renamed) on every change: its folder is mounted, not the file.
                 // HostToContainer: pod volumes the kubelet unmounts on the host go from the agent's copy too; a
                 // private copy would keep them busy and the kubelet could not remove the pods' folders.
-                new V1VolumeMount { Name = "kubelet-root", MountPath = "/host" + options.KubeletRootDir, ReadOnlyProperty = true, MountPropagation = "HostToContainer" },
+                new V1VolumeMount { Name = "kubelet-root", MountPath = HostRoot + options.KubeletRootDir, ReadOnlyProperty = true, MountPropagation = "HostToContainer" },
+                new V1VolumeMount { Name = "kubelet-seccomp", MountPath = HostRoot + options.KubeletSeccompDir },
                 PodBoundToken.Mount,
             ],
             Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MetricsPort }],
@@ -180,6 +188,8 @@ public static class AgentDaemonSetBuilder
                     // Directory: a kubelet root that is not there is a misconfigured chart value, said by the pod's
                     // events, rather than an agent that would put interrupts on Guaranteed pods' CPUs unknowingly.
                     new V1Volume { Name = "kubelet-root", HostPath = new V1HostPathVolumeSource { Path = options.KubeletRootDir, Type = "Directory" } },
+                    // NetTune's seccomp profile goes there; the kubelet reads Localhost profiles from it.
+                    new V1Volume { Name = "kubelet-seccomp", HostPath = new V1HostPathVolumeSource { Path = options.KubeletSeccompDir, Type = "DirectoryOrCreate" } },
                     PodBoundToken.Volume,
                 ],
             },

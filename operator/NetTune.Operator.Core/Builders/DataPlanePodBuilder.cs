@@ -64,15 +64,27 @@ public static class DataPlanePodBuilder
     /// <summary>The data plane's user: the image's own non-root "app" user (images/dataplane), stated so the kubelet checks it.</summary>
     public const long RunAsUser = 1654;
 
-    // The Pod Security "restricted" profile: non-root, no privilege escalation, no capabilities, the runtime's
-    // seccomp profile. Nothing the data plane does needs more: ports >= 1024 (DataPlanePolicy), its own affinity
-    // and memory policy, io_uring, hugepage mmap of its emptyDir. A read-only root; /tmp is an emptyDir.
-    private static V1PodSecurityContext RestrictedPod => new()
+    // The Pod Security "restricted" profile: non-root, no privilege escalation, no capabilities, a seccomp profile
+    // (restricted allows RuntimeDefault and Localhost). Nothing the data plane does needs more: ports >= 1024
+    // (DataPlanePolicy), its own affinity and memory policy, io_uring, hugepage mmap of its emptyDir. A read-only
+    // root; /tmp is an emptyDir.
+    private static V1PodSecurityContext RestrictedPod(DataPlaneSpec dp) => new()
     {
         RunAsNonRoot = true,
         RunAsUser = RunAsUser,
         RunAsGroup = RunAsUser,
-        SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
+        SeccompProfile = SeccompProfile(dp),
+    };
+
+    /// <summary>
+    /// The pods' seccomp profile: NetTune's is a Localhost profile the node's agent installed as part of its apply
+    /// (the pods are made once the node reports Applied, so the kubelet finds the file).
+    /// </summary>
+    public static V1SeccompProfile SeccompProfile(DataPlaneSpec dp) => dp.EffectiveSeccompProfile() switch
+    {
+        { Type: SeccompProfileKind.NetTune } => new V1SeccompProfile { Type = "Localhost", LocalhostProfile = SeccompProfiles.NetTuneLocalhostProfile },
+        { Type: SeccompProfileKind.Localhost, LocalhostProfile: var profile } => new V1SeccompProfile { Type = "Localhost", LocalhostProfile = profile },
+        _ => new V1SeccompProfile { Type = "RuntimeDefault" },
     };
 
     private static V1SecurityContext RestrictedContainer => new()
@@ -306,7 +318,7 @@ public static class DataPlanePodBuilder
                 Volumes = volumes,
                 // The data plane never talks to the API server: no token to steal from a host-network pod.
                 AutomountServiceAccountToken = false,
-                SecurityContext = RestrictedPod,
+                SecurityContext = RestrictedPod(dp),
             },
         };
         pod.Metadata.Annotations = new Dictionary<string, string> { [Names.SpecHashAnnotation] = Names.Hash(pod.Spec) };

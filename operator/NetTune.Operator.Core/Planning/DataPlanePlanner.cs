@@ -9,7 +9,8 @@ namespace NetTune.Operator.Core.Planning;
 /// <param name="Cpus">The CPUs it runs on: its affinity when it reports one, else its workers' CPUs.</param>
 /// <param name="NumaNode">The NUMA node of those CPUs; -1 when they span several or none is known.</param>
 /// <param name="AffinityReported">Whether <paramref name="Cpus"/> is the whole affinity (not only the workers' CPUs).</param>
-public sealed record DataPlanePlacement(IReadOnlyList<int> Cpus, int NumaNode, bool AffinityReported);
+/// <param name="Engine">The I/O engine its workers run (iouring, epoll; comma-separated if they differ); null when not reported.</param>
+public sealed record DataPlanePlacement(IReadOnlyList<int> Cpus, int NumaNode, bool AffinityReported, string? Engine = null);
 
 /// <summary>The DataPlaneAvailable condition as planned.</summary>
 public sealed record PlannedCondition(string Status, string Reason, string Message);
@@ -190,12 +191,14 @@ public static class DataPlanePlanner
             deletes.AddRange(outdated);
 
         var ready = entries.Count(e => e.Ready);
-        var condition = Condition(entries, ready, desiredCount, waitReasons, shared);
+        var condition = Condition(tuning.Spec.DataPlane!, entries, ready, desiredCount, waitReasons, shared);
         var previousCondition = PreviousAvailable(tuning.Status?.Conditions);
         if (condition.Reason == ConditionReasons.SocketShared && previousCondition?.Reason != ConditionReasons.SocketShared)
             events.Add(PlannedEvent.Warning(ConditionReasons.SocketShared, condition.Message));
         if (condition.Reason == ConditionReasons.HugepagesNotAllocatable && previousCondition?.Reason != ConditionReasons.HugepagesNotAllocatable)
             events.Add(PlannedEvent.Warning(ConditionReasons.HugepagesNotAllocatable, condition.Message));
+        if (condition.Reason == ConditionReasons.IoUringUnavailable && previousCondition?.Reason != ConditionReasons.IoUringUnavailable)
+            events.Add(PlannedEvent.Warning(ConditionReasons.IoUringUnavailable, condition.Message));
 
         // Problems first, so a capped list still shows them.
         var ordered = entries.OrderBy(e => e.Ready && e.ExclusiveCpus != false ? 1 : 0).ThenBy(e => e.Name, StringComparer.Ordinal).ToList();
@@ -212,7 +215,7 @@ public static class DataPlanePlanner
     private static V1Condition? PreviousAvailable(IEnumerable<V1Condition>? conditions) =>
         conditions?.FirstOrDefault(c => c.Type == ConditionTypes.DataPlaneAvailable);
 
-    private static PlannedCondition Condition(List<DataPlanePodStatus> entries, int ready, int desired, List<(string Reason, string Message)> waits,
+    private static PlannedCondition Condition(DataPlaneSpec dp, List<DataPlanePodStatus> entries, int ready, int desired, List<(string Reason, string Message)> waits,
         List<string> shared)
     {
         var counts = $"{ready} of {desired} data-plane pods ready";
@@ -230,6 +233,13 @@ public static class DataPlanePlanner
             return new(ConditionStatus.False, ConditionReasons.PodsNotReady,
                 notReady.Count == 0 ? counts : $"{counts}; {Listed(notReady, e => $"{e.Name}: {e.Phase}{(e.Message is null ? "" : ": " + e.Message)}")}");
         }
+        // Auto falls back to epoll without a word when io_uring_setup is refused: the status is where it shows.
+        var fellBack = dp.IoEngine == IoEngine.Epoll ? [] : entries.Where(e => e.Ready && e.Engine?.Split(',').Any(name => name.StartsWith("epoll", StringComparison.Ordinal)) == true).ToList();
+        if (fellBack.Count > 0)
+            return new(ConditionStatus.True, ConditionReasons.IoUringUnavailable,
+                $"{counts}; io_uring was asked for (ioEngine {dp.IoEngine}) but {Listed(fellBack, e => e.Name)} run{(fellBack.Count == 1 ? "s" : "")} epoll: " +
+                $"io_uring_setup is refused under seccomp profile {Describe(DataPlanePodBuilder.SeccompProfile(dp))} or by the kernel (kernel.io_uring_disabled); " +
+                "containerd 2.0 and Docker 25 dropped io_uring from RuntimeDefault, NetTune's profile (dataPlane.seccompProfile.type NetTune) allows it");
         var unpinned = entries.Where(e => e.ExclusiveCpus == false).ToList();
         if (unpinned.Count > 0)
             return new(ConditionStatus.True, ConditionReasons.NotExclusivelyPinned,
@@ -239,6 +249,8 @@ public static class DataPlanePlanner
                 $"{counts}; two pods of one node share a NUMA node: {string.Join("; ", shared)}; ask for more than half of a socket's CPUs (dataPlane.cpusPerSocket) so single-numa-node cannot place two on one socket");
         return new(ConditionStatus.True, ConditionReasons.PodsReady, counts);
     }
+
+    private static string Describe(V1SeccompProfile profile) => profile.LocalhostProfile is { } path ? $"{profile.Type} {path}" : profile.Type;
 
     private static string Listed<T>(IReadOnlyList<T> items, Func<T, string> text) =>
         items.Count <= 5 ? string.Join("; ", items.Select(text)) : string.Join("; ", items.Take(5).Select(text)) + $"; and {items.Count - 5} more";
@@ -281,6 +293,7 @@ public static class DataPlanePlanner
         {
             entry.Cpus = CpuList.Format(placement.Cpus);
             entry.NumaNode = placement.NumaNode;
+            entry.Engine = placement.Engine;
             if (placement.AffinityReported || placement.Cpus.Count > requested || container?.Args?.Contains("--workers") != true)
                 entry.ExclusiveCpus = placement.Cpus.Count == requested;
         }

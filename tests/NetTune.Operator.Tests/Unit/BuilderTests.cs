@@ -209,8 +209,8 @@ public sealed class BuilderTests
         var c = pod.Containers.Single();
         Assert.True(c.SecurityContext.Privileged);
         Assert.Equal("spec.nodeName", c.Env.Single(e => e.Name == "NODE_NAME").ValueFrom.FieldRef.FieldPath);
-        Assert.Equal(["/host/sys", "/host/proc", "/var/lib/nettune", "/host/var/lib/kubelet", PodBoundToken.MountPath], c.VolumeMounts.Select(m => m.MountPath));
-        Assert.Equal(["/sys", "/proc", "/var/lib/nettune", "/var/lib/kubelet"], pod.Volumes.Where(v => v.HostPath is not null).Select(v => v.HostPath.Path));
+        Assert.Equal(["/host/sys", "/host/proc", "/var/lib/nettune", "/host/var/lib/kubelet", "/host/var/lib/kubelet/seccomp", PodBoundToken.MountPath], c.VolumeMounts.Select(m => m.MountPath));
+        Assert.Equal(["/sys", "/proc", "/var/lib/nettune", "/var/lib/kubelet", "/var/lib/kubelet/seccomp"], pod.Volumes.Where(v => v.HostPath is not null).Select(v => v.HostPath.Path));
         Assert.NotNull(c.Resources.Requests["cpu"]);
         Assert.NotNull(c.Resources.Limits["memory"]);
         Assert.Contains(pod.Tolerations, t => t.OperatorProperty == "Exists");

@@ -23,6 +23,11 @@ public sealed class DataPlaneStatusTests
         var spread = NetTune.Operator.HttpDataPlaneProbe.Parse("{\"cpus\":\"0-3\",\"workers\":[{\"cpu\":0,\"numaNode\":0},{\"cpu\":2,\"numaNode\":1}]}");
         Assert.Equal([0, 1, 2, 3], spread!.Cpus);
         Assert.Equal((-1, true), (spread.NumaNode, spread.AffinityReported));
+        // The engine each worker runs; differing workers are listed.
+        Assert.Equal("epoll", NetTune.Operator.HttpDataPlaneProbe.Parse("{\"workers\":[{\"cpu\":0,\"numaNode\":0,\"engine\":\"epoll\"}]}")!.Engine);
+        Assert.Equal("epoll,iouring", NetTune.Operator.HttpDataPlaneProbe.Parse(
+            "{\"workers\":[{\"cpu\":0,\"engine\":\"iouring\"},{\"cpu\":1,\"engine\":\"epoll\"},{\"cpu\":2,\"engine\":\"iouring\"}]}")!.Engine);
+        Assert.Null(placed.Engine);
         // The old plain-text body, or anything else, tells nothing.
         Assert.Null(NetTune.Operator.HttpDataPlaneProbe.Parse("ready\n"));
         Assert.Null(NetTune.Operator.HttpDataPlaneProbe.Parse("{\"status\":\"ready\"}"));
@@ -101,6 +106,36 @@ public sealed class DataPlaneStatusTests
         Assert.Equal("True", plan.Status!.Conditions!.Single(c => c.Type == ConditionTypes.Ready).Status);
         var entry = plan.Status.DataPlane!.Pods!.Single();
         Assert.Equal(("0-1", 0, true, 2), (entry.Cpus, entry.NumaNode, entry.ExclusiveCpus, entry.RequestedCpus));
+    }
+
+    [Theory]
+    [InlineData(IoEngine.Auto, "epoll", ConditionReasons.IoUringUnavailable)]
+    [InlineData(IoEngine.Auto, "iouring(defer_taskrun)+multishot", ConditionReasons.PodsReady)]
+    [InlineData(IoEngine.Epoll, "epoll", ConditionReasons.PodsReady)]
+    public void APodThatFellBackToEpollIsReportedWithItsEngineAndWhy(IoEngine asked, string runs, string reason)
+    {
+        var (t, _) = OneNode(null);
+        t.Spec.DataPlane!.IoEngine = asked;
+        t.Spec.DataPlane.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost, LocalhostProfile = "profiles/strict.json" };
+        var pod = DataPlanePodBuilder.Build(t, "n1", null, new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] }, Settings.DataPlane)[0];
+        pod.Metadata.Uid = "uid-1";
+        pod.Status = new V1PodStatus { Phase = "Running", Conditions = [new V1PodCondition { Type = "Ready", Status = "True" }] };
+        var (_, snapshot) = OneNode(pod);
+        snapshot = snapshot with { PodPlacements = new Dictionary<string, DataPlanePlacement> { ["uid-1"] = new([0, 1], 0, false, runs) } };
+        var plan = TuningPlanner.Plan(t, snapshot, Settings, Now);
+        Assert.Equal(runs, plan.Status!.DataPlane!.Pods!.Single().Engine);
+        var available = plan.Status.Conditions!.Single(c => c.Type == ConditionTypes.DataPlaneAvailable);
+        Assert.Equal((ConditionStatus.True, reason), (available.Status, available.Reason));
+        Assert.Equal("True", plan.Status.Conditions!.Single(c => c.Type == ConditionTypes.Ready).Status);
+        if (reason != ConditionReasons.IoUringUnavailable)
+        {
+            Assert.DoesNotContain(plan.Events, e => e.Reason == ConditionReasons.IoUringUnavailable);
+            return;
+        }
+        Assert.Contains("t-dp-n1-numa0 runs epoll", available.Message);
+        Assert.Contains("Localhost profiles/strict.json", available.Message);
+        Assert.Contains("ioEngine Auto", available.Message);
+        Assert.Single(plan.Events, e => e.Reason == ConditionReasons.IoUringUnavailable);
     }
 
     [Fact]

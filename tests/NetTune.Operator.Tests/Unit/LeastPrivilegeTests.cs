@@ -29,7 +29,8 @@ public sealed class LeastPrivilegeTests
         Assert.True(pod.Spec.SecurityContext.RunAsNonRoot);
         Assert.Equal(DataPlanePodBuilder.RunAsUser, pod.Spec.SecurityContext.RunAsUser);
         Assert.NotEqual(0, pod.Spec.SecurityContext.RunAsGroup);
-        Assert.Equal("RuntimeDefault", pod.Spec.SecurityContext.SeccompProfile.Type);
+        // Localhost (NetTune's profile, installed by the agent) is allowed by restricted as RuntimeDefault is.
+        Assert.Equal(("Localhost", SeccompProfiles.NetTuneLocalhostProfile), (pod.Spec.SecurityContext.SeccompProfile.Type, pod.Spec.SecurityContext.SeccompProfile.LocalhostProfile));
         var c = pod.Spec.Containers.Single().SecurityContext;
         Assert.False(c.AllowPrivilegeEscalation);
         Assert.True(c.ReadOnlyRootFilesystem);
@@ -40,6 +41,42 @@ public sealed class LeastPrivilegeTests
         var mounts = pod.Spec.Containers.Single().VolumeMounts;
         Assert.Contains(mounts, m => m.MountPath == "/tmp" && pod.Spec.Volumes.Single(v => v.Name == m.Name).EmptyDir is not null);
         Assert.True(mounts.Single(m => m.MountPath == DataPlanePodBuilder.StaticRoot).ReadOnlyProperty);
+    }
+
+    [Theory]
+    [InlineData(IoEngine.Auto, null, null, "Localhost", SeccompProfiles.NetTuneLocalhostProfile)]
+    [InlineData(IoEngine.IoUring, null, null, "Localhost", SeccompProfiles.NetTuneLocalhostProfile)]
+    [InlineData(IoEngine.Epoll, null, null, "RuntimeDefault", null)]
+    [InlineData(IoEngine.Auto, SeccompProfileKind.RuntimeDefault, null, "RuntimeDefault", null)]
+    [InlineData(IoEngine.Epoll, SeccompProfileKind.NetTune, null, "Localhost", SeccompProfiles.NetTuneLocalhostProfile)]
+    [InlineData(IoEngine.Auto, SeccompProfileKind.Localhost, "team/dp.json", "Localhost", "team/dp.json")]
+    public void DataPlanePodsGetTheSeccompProfileTheTuningChose(IoEngine engine, SeccompProfileKind? kind, string? localhost, string type, string? profile)
+    {
+        var tuning = StaticTuning();
+        tuning.Spec.DataPlane!.IoEngine = engine;
+        if (kind is { } k) tuning.Spec.DataPlane.SeccompProfile = new DataPlaneSeccompSpec { Type = k, LocalhostProfile = localhost };
+        var pod = DataPlanePodBuilder.Build(tuning, "node-a", null, OneSocket, new DataPlaneOptions("ns")).Single();
+        Assert.Equal((type, profile), (pod.Spec.SecurityContext.SeccompProfile.Type, pod.Spec.SecurityContext.SeccompProfile.LocalhostProfile));
+    }
+
+    [Fact]
+    public void TheAgentMountsTheKubeletsSeccompFolderUnderItsHostRootAndIsToldTheRootDir()
+    {
+        foreach (var (options, folder) in new[]
+        {
+            (new AgentOptions("ns", "nettune/agent:1"), "/var/lib/kubelet/seccomp"),
+            (new AgentOptions("ns", "nettune/agent:1") { KubeletRootDir = "/data/kubelet/" }, "/data/kubelet/seccomp"),
+        })
+        {
+            var pod = AgentDaemonSetBuilder.Build(options).Spec.Template.Spec;
+            var volume = pod.Volumes.Single(v => v.HostPath?.Path == folder);
+            Assert.Equal("DirectoryOrCreate", volume.HostPath.Type);
+            var container = pod.Containers.Single();
+            Assert.Equal(AgentDaemonSetBuilder.HostRoot + folder, container.VolumeMounts.Single(m => m.Name == volume.Name).MountPath);
+            var args = container.Args.ToList();
+            Assert.Equal(options.KubeletRootDir, args[args.IndexOf("--kubelet-root-dir") + 1]);
+            Assert.Equal(AgentDaemonSetBuilder.HostRoot, args[args.IndexOf("--host-root") + 1]);
+        }
     }
 
     [Fact]
