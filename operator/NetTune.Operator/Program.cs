@@ -150,27 +150,27 @@ var webhookCaValidity = new Option<double>("--webhook-ca-validity-seconds")
 };
 var webhookCertCheck = new Option<double>("--webhook-cert-check-seconds") { DefaultValueFactory = _ => 60, Description = "How often every replica reads the certificate Secret (and the leader renews)" };
 // The allow-lists: an empty value allows nothing; "*" (or "/" for folders) allows anything and is the default only
-// where an unset flag has always meant it (images, folders).
-var allowedImages = new Option<string>("--dataplane-allowed-images")
+// where an unset flag has always meant it (images, folders). The chart always passes them, empty ones as `--flag=`,
+// which the parser would take for a missing argument: an empty value is a value here.
+static Option<string> AllowList(string name, string description, Func<string> unset) => new(name)
 {
-    Description = "Comma-separated image patterns ('*' matches anything) a NetworkTuning's data plane may use ($NETTUNE_DATAPLANE_ALLOWED_IMAGES); empty: none; default: *",
-    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_IMAGES") ?? DataPlanePolicy.AnyValue,
+    Description = description,
+    Arity = ArgumentArity.ZeroOrOne,
+    CustomParser = result => result.Tokens.Count == 0 ? "" : result.Tokens[0].Value,
+    DefaultValueFactory = _ => unset(),
 };
-var allowedHostPaths = new Option<string>("--dataplane-allowed-host-paths")
-{
-    Description = "Comma-separated absolute folders below which a data plane may serve staticFiles.hostPath ($NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS); empty: none; default: /",
-    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS") ?? "/",
-};
-var allowedPriorityClasses = new Option<string>("--dataplane-allowed-priority-classes")
-{
-    Description = "Comma-separated PriorityClass names (patterns, '*' for any) spec.dataPlane.priorityClassName may name ($NETTUNE_DATAPLANE_ALLOWED_PRIORITY_CLASSES); default: none",
-    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_PRIORITY_CLASSES") ?? "",
-};
-var allowedUpstreamNetworks = new Option<string>("--dataplane-allowed-upstream-networks")
-{
-    Description = "Comma-separated CIDRs ('*' for any) where proxy upstreams may be although loopback, link-local or unspecified ($NETTUNE_DATAPLANE_ALLOWED_UPSTREAM_NETWORKS); default: none",
-    DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_ALLOWED_UPSTREAM_NETWORKS") ?? "",
-};
+var allowedImages = AllowList("--dataplane-allowed-images",
+    "Comma-separated image patterns ('*' matches anything) a NetworkTuning's data plane may use ($NETTUNE_DATAPLANE_ALLOWED_IMAGES); empty: none; default: *",
+    () => Env("NETTUNE_DATAPLANE_ALLOWED_IMAGES") ?? DataPlanePolicy.AnyValue);
+var allowedHostPaths = AllowList("--dataplane-allowed-host-paths",
+    "Comma-separated absolute folders below which a data plane may serve staticFiles.hostPath ($NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS); empty: none; default: /",
+    () => Env("NETTUNE_DATAPLANE_ALLOWED_HOST_PATHS") ?? "/");
+var allowedPriorityClasses = AllowList("--dataplane-allowed-priority-classes",
+    "Comma-separated PriorityClass names (patterns, '*' for any) spec.dataPlane.priorityClassName may name ($NETTUNE_DATAPLANE_ALLOWED_PRIORITY_CLASSES); default: none",
+    () => Env("NETTUNE_DATAPLANE_ALLOWED_PRIORITY_CLASSES") ?? "");
+var allowedUpstreamNetworks = AllowList("--dataplane-allowed-upstream-networks",
+    "Comma-separated CIDRs ('*' for any) where proxy upstreams may be although loopback, link-local or unspecified ($NETTUNE_DATAPLANE_ALLOWED_UPSTREAM_NETWORKS); default: none",
+    () => Env("NETTUNE_DATAPLANE_ALLOWED_UPSTREAM_NETWORKS") ?? "");
 
 var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects into the agent DaemonSet, per-node NodeStates and data-plane pods")
 {

@@ -157,6 +157,24 @@ public sealed class LeastPrivilegeChartTests
         Assert.Contains("--dataplane-allowed-upstream-networks=127.0.0.0/8", open);
     }
 
+    /// <summary>
+    /// The operator executable takes the arguments the chart gives it, empty allow-lists (`--flag=`) included: a parser
+    /// that took an empty value for a missing one left every operator pod of a default install in CrashLoopBackOff.
+    /// </summary>
+    [Theory, MemberData(nameof(Helms))]
+    public async Task TheOperatorAcceptsTheArgumentsTheChartGivesIt(string major)
+    {
+        foreach (var values in new[] { Array.Empty<string>(), ["--set", "dataPlane.allowedImages=null", "--set", "dataPlane.allowedHostPaths=null"] })
+        {
+            var args = (await TheChart.RenderAsync(major, values)).Single<V1Deployment>().Spec.Template.Spec.Containers.Single().Args
+                .Select(a => a.Replace("$(POD_NAMESPACE)", "nettune-system").Replace("$(POD_NAME)", "nettune-operator-0"));
+            // Past the arguments and their checks, the operator stops at the missing cluster, before serving anything.
+            var run = await Tool.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "nettune-operator.dll"), .. args, "--kubeconfig", "/nonexistent/kubeconfig"]);
+            Assert.DoesNotContain("Required argument missing", run.Output);
+            Assert.Contains("no usable cluster configuration", run.Output);
+        }
+    }
+
     [Theory, MemberData(nameof(Helms))]
     public async Task WithoutTheWebhookNothingOfItIsRendered(string major)
     {
