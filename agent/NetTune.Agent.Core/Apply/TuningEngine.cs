@@ -127,8 +127,8 @@ public sealed class TuningEngine
 
         var (host, plan) = PlanNow(spec);
         planned?.Invoke(host, plan);
-        if (spec.DryRun) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (dry run)");
-        if (PlanOnly) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (the agent runs with --plan-only)");
+        if (spec.DryRun) return Preview(host, plan, "none applied (dry run)");
+        if (PlanOnly) return Preview(host, plan, "none applied (the agent runs with --plan-only)");
 
         // A journal from another boot: none of the knobs survives a reboot, so every one of them is at the value this
         // boot began with (its kernel command line, its boot scripts), and that is what a revert must give back, not
@@ -215,6 +215,20 @@ public sealed class TuningEngine
         return failed.Length == 0
             ? new RunReport(RunKind.Applied, finalHost, plan, results, $"{results.Count(r => r.Result == KnobOutcome.Applied)} knobs at their targets{rebootNote}") { AfterReboot = afterReboot }
             : new RunReport(RunKind.Failed, finalHost, plan, results, $"{failed.Length} knobs failed: " + string.Join("; ", failed.Take(5).Select(f => $"{f.Knob}: {f.Message}")) + rebootNote) { AfterReboot = afterReboot };
+    }
+
+    /// <summary>
+    /// A plan shown without applying it: the changes, and for every knob the planner could not plan the reason, as that
+    /// knob's result and in the message, so a preview of an impossible request says why it plans nothing.
+    /// </summary>
+    public static RunReport Preview(HostSnapshot host, TuningPlan plan, string? applied = null)
+    {
+        var notPlanned = plan.Notes.Select(n => new KnobResult { Knob = n.Knob, Result = n.Outcome, Message = n.Message }).ToArray();
+        var message = $"{plan.Changes.Count} changes planned" + (applied is null ? "" : $", {applied}");
+        if (notPlanned.Length > 0)
+            message += $"; {notPlanned.Length} knobs not planned: " + string.Join("; ", notPlanned.Take(5).Select(n => $"{n.Knob}: {n.Message}"))
+                + (notPlanned.Length > 5 ? $"; … ({notPlanned.Length - 5} more in the knob results)" : "");
+        return new RunReport(RunKind.DryRun, host, plan, notPlanned, message);
     }
 
     /// <summary>
