@@ -109,9 +109,13 @@ public sealed class TuningEngine
 
 
     /// <param name="hold">Knobs not to set back until the given time (drift back-off): reported Skipped.</param>
-    public RunReport Apply(NodeStateSpec spec, Action<HostSnapshot, TuningPlan>? planned = null, IReadOnlyDictionary<string, DateTime>? hold = null)
+    /// <param name="givenUp">Hugepage pools whose Shortfall is not retried (see ShortfallRetries): left as they are and
+    /// reported Shortfall with the given message.</param>
+    public RunReport Apply(NodeStateSpec spec, Action<HostSnapshot, TuningPlan>? planned = null, IReadOnlyDictionary<string, DateTime>? hold = null,
+        IReadOnlyDictionary<string, string>? givenUp = null)
     {
         _hold = hold ?? new Dictionary<string, DateTime>();
+        givenUp ??= new Dictionary<string, string>();
         TuningJournal journal;
         try
         {
@@ -193,6 +197,7 @@ public sealed class TuningEngine
                 KnobResult r;
                 if (!d.NeedsChange) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current };
                 else if (Held(d) is { } held) r = held;
+                else if (givenUp.TryGetValue(d.Knob, out var why)) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Shortfall, Value = d.Current, Message = why };
                 else if (d.Current is null && d.Phase == 1 && !_fs.Exists(d.Path))
                     r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Skipped, Message = $"{d.Path} does not exist: the NIC does not have the channels this queue needs" };
                 else if (d.Current is null) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Failed, Message = $"cannot read {d.Path}; left unchanged since its original could not be journaled" };
