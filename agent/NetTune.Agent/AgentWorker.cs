@@ -23,6 +23,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private long? _revertedGeneration;
     private bool _lastApplyFailed;
     private readonly DriftBackoff _backoff = new();
+    private readonly ShortfallRetries _shortfalls = new();
     private List<KnobResult> _lastKnobs = [];
     private readonly KubeletRestarter? _restarter = KubeletRestarter.From(options.KubeletRestartCommand, options.KubeletRestartRequestFile);
     // The last apply left hugepages the node's capacity does not show yet: each drift tick looks again.
@@ -241,6 +242,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         }
         if (isNew) _backoff.Reset();
         var hold = isNew ? null : _backoff.Held(DateTime.UtcNow);
+        var givenUp = _shortfalls.GivenUp(generation);
 
         List<PlannedChange>? published = null;
         var watch = Stopwatch.StartNew();
@@ -258,7 +260,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             planning.Conditions = planConditions;
             planning.ObservedGeneration = generation;
             api.PatchStatusAsync(planning, ct).GetAwaiter().GetResult();
-        }, hold), ct).ConfigureAwait(false);
+        }, hold, givenUp), ct).ConfigureAwait(false);
         metrics.Observe(run, isNew ? "apply" : "repair", watch.Elapsed);
         log.LogInformation("apply of generation {Generation}{Drift}: {Kind} in {Ms} ms: {Message}", generation,
             isNew ? "" : cpusChanged ? " (the kubelet's exclusive CPUs changed)" : " (drift repair)", run.Kind, watch.ElapsedMilliseconds, run.Message);
@@ -276,6 +278,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             }
         }
         StatusBuilder.ApplyConditions(conditions, run, generation, DateTime.UtcNow);
+        _shortfalls.Record(generation, run.Knobs);
+        StatusBuilder.ShortfallConditions(conditions, run, _shortfalls.GivenUp(generation), generation, DateTime.UtcNow);
         StatusBuilder.IrqAffinityCondition(conditions, run.Plan, generation, DateTime.UtcNow);
         if (run.Plan?.IrqBalance is { } irqbalance && isNew)
             log.LogWarning("irqbalance (pid {Pid}) runs on this node: {Count} IRQs left to it, see the {Condition} condition", irqbalance.Pid, irqbalance.UnbannedIrqs.Count, IrqAffinityConditions.Type);
@@ -285,8 +289,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         _kubeletPending = !kubeletSees;
         if (run.Kind == RunKind.Applied && kubeletSees) status.LastAppliedGeneration = generation;
         // A rollback is not retried (the same NIC changes would cut the node off again), unless the API server was
-        // down whatever the changes did: then they are made once it answers.
-        _lastApplyFailed = run.Retry;
+        // down whatever the changes did: then they are made once it answers. Nor is a Shortfall tried again forever.
+        _lastApplyFailed = _shortfalls.WorthRetrying(generation, run);
         _appliedGeneration = generation;
         _lastKnobs = [.. run.Knobs];
         await WriteStatusAsync(status, conditions, generation, run, published).ConfigureAwait(false);

@@ -51,7 +51,7 @@ public static class OnceCommand
             if (planOnly)
             {
                 var (host, plan) = engine.PlanNow(spec);
-                report = new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned");
+                report = TuningEngine.Preview(host, plan);
             }
             else
             {

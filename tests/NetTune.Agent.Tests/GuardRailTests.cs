@@ -24,7 +24,7 @@ public sealed class GuardRailTests
         var report = host.Engine().Apply(Pages(1048576));
         var knob = Assert.Single(report.Knobs);
         Assert.Equal((KnobOutcome.Failed, "hugepages/node0/2Mi"), (knob.Result, knob.Knob));
-        Assert.Equal("refused on node 0: 1048576 × 2Mi = 2048 GiB, more than maxNodeMemoryPercent 50% of the node's 7.3 GiB (3.7 GiB); left at 0", knob.Message);
+        Assert.Equal("refused on node 0: 1048576 × 2Mi = 2 TiB, more than maxNodeMemoryPercent 50% of the node's 7.3 GiB (3.7 GiB); left at 0", knob.Message);
         Assert.Equal(RunKind.Failed, report.Kind);
         Assert.Equal(0, host.Fs.WriteCount);
         Assert.Equal("0", host.Read(Node0Pool2M));

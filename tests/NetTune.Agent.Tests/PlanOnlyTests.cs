@@ -44,6 +44,33 @@ public sealed class PlanOnlyTests
     }
 
     [Fact]
+    public void APreviewOfAnImpossibleRequestSaysWhyItPlansNothing()
+    {
+        // The request that was tried: 1,048,576 2 MiB pages per NUMA node on this 7.3 GiB VM.
+        using var host = FixtureHost.ThisVm();
+        var before = host.TreeImage();
+        var spec = new NodeStateSpec { NodeName = "n", Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 1048576 }] };
+        const string reason = "refused on node 0: 1048576 × 2Mi = 2 TiB, more than maxNodeMemoryPercent 50% of the node's 7.3 GiB (3.7 GiB); left at 0";
+
+        var report = PlanOnlyEngine(host).Apply(spec);
+        Assert.Equal(RunKind.DryRun, report.Kind);
+        Assert.Empty(report.Plan!.Changes);
+        var knob = Assert.Single(report.Knobs);
+        Assert.Equal(("hugepages/node0/2Mi", KnobOutcome.Failed, reason), (knob.Knob, knob.Result, knob.Message));
+        Assert.Equal($"0 changes planned, none applied (the agent runs with --plan-only); 1 knobs not planned: hugepages/node0/2Mi: {reason}", report.Message);
+        var conditions = new List<k8s.Models.V1Condition>();
+        StatusBuilder.ApplyConditions(conditions, report, 3, DateTime.UtcNow);
+        Assert.Contains(reason, conditions.Single(c => c.Type == ConditionTypes.Applied).Message);
+
+        // A spec's own dry run and the once command's preview say the same.
+        var dryRun = host.Engine().Apply(new NodeStateSpec { NodeName = "n", DryRun = true, Hugepages = spec.Hugepages });
+        Assert.Equal(reason, Assert.Single(dryRun.Knobs).Message);
+        var (h, plan) = host.Engine().PlanNow(spec);
+        Assert.Equal($"0 changes planned; 1 knobs not planned: hugepages/node0/2Mi: {reason}", TuningEngine.Preview(h, plan).Message);
+        AssertUntouched(host, before);
+    }
+
+    [Fact]
     public void WithNothingJournaledARevertIsCompleteAsItStands()
     {
         using var host = FixtureHost.TwoSocket();

@@ -139,9 +139,13 @@ public sealed class TuningEngine
 
 
     /// <param name="hold">Knobs not to set back until the given time (drift back-off): reported Skipped.</param>
-    public RunReport Apply(NodeStateSpec spec, Action<HostSnapshot, TuningPlan>? planned = null, IReadOnlyDictionary<string, DateTime>? hold = null)
+    /// <param name="givenUp">Hugepage pools whose Shortfall is not retried (see ShortfallRetries): left as they are and
+    /// reported Shortfall with the given message.</param>
+    public RunReport Apply(NodeStateSpec spec, Action<HostSnapshot, TuningPlan>? planned = null, IReadOnlyDictionary<string, DateTime>? hold = null,
+        IReadOnlyDictionary<string, string>? givenUp = null)
     {
         _hold = hold ?? new Dictionary<string, DateTime>();
+        givenUp ??= new Dictionary<string, string>();
         TuningJournal journal;
         try
         {
@@ -157,8 +161,8 @@ public sealed class TuningEngine
 
         var (host, plan) = PlanNow(spec);
         planned?.Invoke(host, plan);
-        if (spec.DryRun) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (dry run)");
-        if (PlanOnly) return new RunReport(RunKind.DryRun, host, plan, [], $"{plan.Changes.Count} changes planned, none applied (the agent runs with --plan-only)");
+        if (spec.DryRun) return Preview(host, plan, "none applied (dry run)");
+        if (PlanOnly) return Preview(host, plan, "none applied (the agent runs with --plan-only)");
 
         // A journal from another boot: none of the knobs survives a reboot, so every one of them is at the value this
         // boot began with (its kernel command line, its boot scripts), and that is what a revert must give back, not
@@ -225,6 +229,7 @@ public sealed class TuningEngine
                 KnobResult r;
                 if (!d.NeedsChange) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current };
                 else if (Held(d) is { } held) r = held;
+                else if (givenUp.TryGetValue(d.Knob, out var why)) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Shortfall, Value = d.Current, Message = why };
                 else if (d.Current is null && d.Phase == 1 && !_fs.Exists(d.Path))
                     r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Skipped, Message = $"{d.Path} does not exist: the NIC does not have the channels this queue needs" };
                 else if (d.Current is null) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Failed, Message = $"cannot read {d.Path}; left unchanged since its original could not be journaled" };
@@ -248,6 +253,20 @@ public sealed class TuningEngine
         return failed.Length == 0
             ? new RunReport(RunKind.Applied, finalHost, plan, results, $"{results.Count(r => r.Result == KnobOutcome.Applied)} knobs at their targets{rebootNote}") { AfterReboot = afterReboot }
             : new RunReport(RunKind.Failed, finalHost, plan, results, $"{failed.Length} knobs failed: " + string.Join("; ", failed.Take(5).Select(f => $"{f.Knob}: {f.Message}")) + rebootNote) { AfterReboot = afterReboot };
+    }
+
+    /// <summary>
+    /// A plan shown without applying it: the changes, and for every knob the planner could not plan the reason, as that
+    /// knob's result and in the message, so a preview of an impossible request says why it plans nothing.
+    /// </summary>
+    public static RunReport Preview(HostSnapshot host, TuningPlan plan, string? applied = null)
+    {
+        var notPlanned = plan.Notes.Select(n => new KnobResult { Knob = n.Knob, Result = n.Outcome, Message = n.Message }).ToArray();
+        var message = $"{plan.Changes.Count} changes planned" + (applied is null ? "" : $", {applied}");
+        if (notPlanned.Length > 0)
+            message += $"; {notPlanned.Length} knobs not planned: " + string.Join("; ", notPlanned.Take(5).Select(n => $"{n.Knob}: {n.Message}"))
+                + (notPlanned.Length > 5 ? $"; … ({notPlanned.Length - 5} more in the knob results)" : "");
+        return new RunReport(RunKind.DryRun, host, plan, notPlanned, message);
     }
 
     /// <summary>

@@ -54,5 +54,6 @@ public static class HugepagesPlanner
     private static string Knob(NumaNode node, HugepagesSpec spec) => $"hugepages/node{node.Id}/{spec.Size}";
 
     public static string Bytes(long bytes) =>
-        bytes >= 1L << 30 ? $"{(bytes / (double)(1L << 30)).ToString("0.#", CultureInfo.InvariantCulture)} GiB" : $"{bytes >> 20} MiB";
+        bytes >= 1L << 40 ? $"{(bytes / (double)(1L << 40)).ToString("0.#", CultureInfo.InvariantCulture)} TiB"
+        : bytes >= 1L << 30 ? $"{(bytes / (double)(1L << 30)).ToString("0.#", CultureInfo.InvariantCulture)} GiB" : $"{bytes >> 20} MiB";
 }

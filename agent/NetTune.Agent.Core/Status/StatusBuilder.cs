@@ -116,6 +116,20 @@ public static class StatusBuilder
     }
 
     /// <summary>
+    /// A failed apply whose only failures are hugepage pools given up on (see ShortfallRetries) is not retried:
+    /// Applied and Degraded say so with their own reason, and the pools' numbers, rather than ApplyFailed.
+    /// </summary>
+    public static void ShortfallConditions(List<V1Condition> conditions, RunReport report, IReadOnlyDictionary<string, string> givenUp, long generation, DateTime now)
+    {
+        var failed = report.Knobs.Where(k => k.Result is KnobOutcome.Failed or KnobOutcome.Shortfall).ToArray();
+        if (report.Kind != RunKind.Failed || report.ApiServerOutage || failed.Length == 0 || !failed.All(k => givenUp.ContainsKey(k.Knob))) return;
+        var message = $"{failed.Length} hugepage pools have fewer pages than asked and are not tried again for this generation: "
+            + string.Join("; ", failed.Select(k => $"{k.Knob}: {k.Message}"));
+        SetCondition(conditions, ConditionTypes.Applied, ConditionStatus.False, ConditionReasons.HugepagesShortfall, message, generation, now);
+        SetCondition(conditions, ConditionTypes.Degraded, ConditionStatus.True, ConditionReasons.HugepagesShortfall, message, generation, now);
+    }
+
+    /// <summary>
     /// After an apply that left hugepages in the kernel: Applied only once the node's capacity shows them, with
     /// KubeletRestartRequired saying what is missing. Returns whether the kubelet sees them (or cannot be asked).
     /// </summary>

@@ -41,6 +41,8 @@ public static class ConditionReasons
     public const string KubeletRestartFailed = "KubeletRestartFailed";
     public const string KubeletSeesHugepages = "KubeletSeesHugepages";
     public const string NodeUnreadable = "NodeUnreadable";
+    /// <summary>A hugepage pool fell short on every try for this generation and is left with the pages it got.</summary>
+    public const string HugepagesShortfall = "HugepagesShortfall";
 
     // DataPlaneAvailable
     public const string DataPlaneDisabled = "DataPlaneDisabled";
