@@ -230,7 +230,8 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         Assert.Equal("hugepages\n", await http.GetStringAsync("http://127.0.0.1:18481/index.txt"));
         // Its buffers are on the pod's hugepages: the data plane's mappings include 2 MiB pages it has touched.
-        var hugeKb = HugepageRssKb(pod.Spec.Containers[0].Args!);
+        // The kubelet expands $(POD_IP) (the admin address) in the process's arguments.
+        var hugeKb = HugepageRssKb([.. pod.Spec.Containers[0].Args!.Select(a => a.Replace("$(POD_IP)", pod.Status.PodIP, StringComparison.Ordinal))]);
         output.WriteLine($"data-plane hugepage-backed memory: {hugeKb} kB");
         Assert.True(hugeKb >= 2048, $"the data plane maps no touched 2 MiB page ({hugeKb} kB)");
 
