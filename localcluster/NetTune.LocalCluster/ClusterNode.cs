@@ -47,6 +47,24 @@ public abstract class ClusterNode : IAsyncDisposable
     /// <summary>Stops what the node runs (its kubelet first) before the teardown script puts the host back.</summary>
     private protected abstract ValueTask StopProcessesAsync();
 
+    /// <summary>Brings the node up: its processes, its kubelet, until Ready.</summary>
+    private protected abstract Task StartCoreAsync(KubeCluster cluster, CancellationToken ct);
+
+    /// <summary>Starts a node; one that fails half-way is torn down before the error goes on, so nothing is left.</summary>
+    private protected static async Task<T> StartOrDisposeAsync<T>(T node, KubeCluster cluster, CancellationToken ct) where T : ClusterNode
+    {
+        try
+        {
+            await node.StartCoreAsync(cluster, ct).ConfigureAwait(false);
+            return node;
+        }
+        catch
+        {
+            await node.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
     /// <summary>Imports an OCI archive into the node's containerd, where the kubelet finds it (namespace k8s.io).</summary>
     public abstract Task ImportImageAsync(string archive, CancellationToken ct = default);
 

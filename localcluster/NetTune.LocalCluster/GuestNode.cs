@@ -102,20 +102,10 @@ public sealed class GuestNode : ClusterNode
     internal static async Task<GuestNode> StartAsync(KubeCluster cluster, GuestNodeOptions options, string nodeAssets, CancellationToken ct)
     {
         if (MissingPrerequisites(nodeAssets) is { } missing) throw new InvalidOperationException(missing);
-        var node = new GuestNode(options, nodeAssets);
-        try
-        {
-            await node.StartCoreAsync(cluster, ct).ConfigureAwait(false);
-            return node;
-        }
-        catch
-        {
-            await node.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+        return await StartOrDisposeAsync(new GuestNode(options, nodeAssets), cluster, ct).ConfigureAwait(false);
     }
 
-    private async Task StartCoreAsync(KubeCluster cluster, CancellationToken ct)
+    private protected override async Task StartCoreAsync(KubeCluster cluster, CancellationToken ct)
     {
         Accelerator = ChooseAccelerator(_options.Accelerator);
         await RunStaleTeardownAsync(StateDir).ConfigureAwait(false);

@@ -78,20 +78,10 @@ public sealed class LocalNode : ClusterNode
     internal static async Task<LocalNode> StartAsync(KubeCluster cluster, NodeOptions options, string nodeAssets, CancellationToken ct)
     {
         if (MissingPrerequisites(nodeAssets) is { } missing) throw new InvalidOperationException(missing);
-        var node = new LocalNode(options, nodeAssets);
-        try
-        {
-            await node.StartCoreAsync(cluster, ct).ConfigureAwait(false);
-            return node;
-        }
-        catch
-        {
-            await node.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+        return await StartOrDisposeAsync(new LocalNode(options, nodeAssets), cluster, ct).ConfigureAwait(false);
     }
 
-    private async Task StartCoreAsync(KubeCluster cluster, CancellationToken ct)
+    private protected override async Task StartCoreAsync(KubeCluster cluster, CancellationToken ct)
     {
         // A baseline left by an owner that died before its guard finished: put that host state back first.
         if (File.Exists(Path.Combine(RunDir, "baseline.env"))) await RunStaleTeardownAsync(RunDir).ConfigureAwait(false);
