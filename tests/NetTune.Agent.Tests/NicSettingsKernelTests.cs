@@ -75,16 +75,9 @@ public sealed class NicSettingsKernelTests
     /// <summary>What ethtool prints of the features of both devices and the tap's coalescing.</summary>
     private static string EthtoolView(string ns) => InNs(ns, "ethtool -k nta; ethtool -k ntt; ethtool -c ntt");
 
-    private static string InNs(string ns, string script) => Proc.Check("ip", "netns", "exec", ns, "sh", "-c", script);
+    private static string InNs(string ns, string script) => NetnsKernelTests.InNs(ns, script);
 
-    private static JsonElement Agent(string ns, params string[] args)
-    {
-        var (code, stdout, stderr) = Proc.Run("ip", ["netns", "exec", ns, "dotnet", AgentBinary.DllPath, .. args]);
-        Assert.True(code is 0 or 1, $"agent exited {code}: {stderr}");
-        var report = JsonDocument.Parse(stdout).RootElement;
-        Assert.True(code == 0, $"agent reported {report.GetProperty("kind")}: {report.GetProperty("message")}\n{stdout}");
-        return report;
-    }
+    private static JsonElement Agent(string ns, params string[] args) => NetnsKernelTests.Agent(ns, args);
 
     private static JsonElement Result(JsonElement report, string knob, string outcome)
     {
