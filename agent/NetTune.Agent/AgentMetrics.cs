@@ -24,6 +24,10 @@ public sealed class AgentMetrics
         Queues = f.CreateGauge("nettune_agent_nic_queues", "Queues per NIC and direction.", new GaugeConfiguration { LabelNames = ["nic", "direction"] });
         Hugepages = f.CreateGauge("nettune_agent_hugepages", "Hugepages per NUMA node, size and state (total, free).", new GaugeConfiguration { LabelNames = ["numa_node", "size", "state"] });
         IrqCpu = f.CreateGauge("nettune_agent_irq_cpu", "The first CPU of each NIC queue interrupt's affinity.", new GaugeConfiguration { LabelNames = ["irq", "nic", "queue"] });
+        // One series per queue: the cpu label is where the queue's first vector is affined now (it moves with the agent's placement).
+        QueueInterruptsTotal = f.CreateCounter("nettune_agent_queue_interrupts_total",
+            "Interrupts of each NIC queue, all its vectors on all CPUs (/proc/interrupts), labelled with the CPU its first vector is affined to.",
+            new CounterConfiguration { LabelNames = ["nic", "queue", "cpu"] });
         Runs = f.CreateCounter("nettune_agent_runs_total", "Apply and revert runs by outcome.", new CounterConfiguration { LabelNames = ["outcome"] });
         OrphanReverts = f.CreateCounter("nettune_agent_orphan_reverts_total",
             "Reverts from the journal because the node's NetworkTuningNodeState was gone for longer than the grace period, by outcome.",
@@ -40,6 +44,7 @@ public sealed class AgentMetrics
     public Gauge Queues { get; }
     public Gauge Hugepages { get; }
     public Gauge IrqCpu { get; }
+    public Counter QueueInterruptsTotal { get; }
     public Counter Runs { get; }
     public Counter OrphanReverts { get; }
 
@@ -65,6 +70,7 @@ public sealed class AgentMetrics
                 Hugepages.WithLabels($"{n.Id}", p.Size, "total").Set(p.Total);
                 Hugepages.WithLabels($"{n.Id}", p.Size, "free").Set(p.Free);
             }
+        _host = host;
         foreach (var nic in host.Nics)
         {
             Queues.WithLabels(nic.Name, "rx").Set(nic.RxQueues.Count);
@@ -80,11 +86,41 @@ public sealed class AgentMetrics
         var parts = knob.Split('/');
         return parts[0] switch
         {
+            // Features by their kind, not their name: one label value for the seventy-odd kernel feature names.
+            "nic" when parts.Length > 3 && parts[2] is "features" or "offloads" => "feature",
             "nic" => parts[^1],
             "irq" => "irq_affinity",
             "hugepages" => "hugepages",
             "sysctl" => "sysctl",
             _ => parts[0],
         };
+    }
+
+    private volatile HostSnapshot? _host;
+    private readonly Dictionary<(string Nic, int Queue), (string Cpu, long Count)> _queueSeries = [];
+    private readonly Lock _queueLock = new();
+
+    /// <summary>
+    /// Brings the per-queue interrupt counters up to /proc/interrupts (called before each scrape) for the queues of the
+    /// last discovery. A queue whose CPU changed, or whose count went down (its vectors were freed and requested anew),
+    /// starts a new series; the old one is removed, so there is one series per queue.
+    /// </summary>
+    public void ObserveInterrupts(string? procInterrupts)
+    {
+        if (_host is not { } host) return;
+        var counts = NetTune.Agent.Core.Status.QueueInterrupts.Of(host, NetTune.Agent.Core.Status.QueueInterrupts.Parse(procInterrupts));
+        lock (_queueLock)
+        {
+            foreach (var q in counts)
+            {
+                var key = (q.Nic, q.Queue);
+                var cpu = q.Cpu?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown";
+                var queue = q.Queue.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                if (_queueSeries.TryGetValue(key, out var prev) && (prev.Cpu != cpu || q.Interrupts < prev.Count))
+                    QueueInterruptsTotal.RemoveLabelled(q.Nic, queue, prev.Cpu);
+                QueueInterruptsTotal.WithLabels(q.Nic, queue, cpu).IncTo(q.Interrupts);
+                _queueSeries[key] = (cpu, q.Interrupts);
+            }
+        }
     }
 }

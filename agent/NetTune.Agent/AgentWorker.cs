@@ -128,7 +128,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         static string Cpus(Core.Topology.KubeletCpuAssignment a) => a.ExclusiveCpus.Count == 0 ? "none" : NetTune.Api.V1Alpha1.CpuList.Format(a.ExclusiveCpus);
     }
 
-    /// <summary>A channels notification from the kernel means someone may have undone the agent's work: look now.</summary>
+    /// <summary>A channels, rings, coalescing, pause or features notification means someone may have undone the agent's work: look now.</summary>
     private void ListenForEthtoolChanges(CancellationToken stop)
     {
         using var listener = EthtoolNotifications.TrySubscribe(out var error);
@@ -139,8 +139,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         }
         listener.Run((command, ifName) =>
         {
-            if (command is not (EthtoolNotifications.ChannelsNotification or 0)) return;
-            log.LogDebug("ethtool channels notification for {Interface}", ifName);
+            if (!EthtoolNotifications.AboutManagedSetting(command)) return;
+            log.LogDebug("ethtool notification {Command} for {Interface}", command, ifName);
             Interlocked.Exchange(ref _driftRequested, 1);
             _wake.Writer.TryWrite(true);
         }, stop);
@@ -414,7 +414,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         var next = Copy(status);
         next.ObservedGeneration = generation;
         next.Conditions = conditions;
-        if (report.Host is not null) next.Topology = StatusBuilder.Topology(report.Host);
+        if (report.Host is not null) next.Topology = StatusBuilder.Topology(report.Host, _lastKnobs);
         next.PlannedChanges = planned ?? [];
         // The test cluster's apiserver reads an empty string in a status patch as null and refuses it.
         next.Knobs = _lastKnobs.Select(k => new KnobResult { Knob = k.Knob, Result = k.Result, Value = NullIfEmpty(k.Value), Message = NullIfEmpty(k.Message) }).ToList();

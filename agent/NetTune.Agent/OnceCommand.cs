@@ -67,7 +67,7 @@ public static class OnceCommand
             writes = fs.WriteCount,
             knobs = report.Knobs.Select(k => new { k.Knob, Result = k.Result.ToString(), k.Value, k.Message }),
             plannedChanges = report.Plan?.Changes.Select(c => new { c.Knob, c.Path, c.Current, c.Target }),
-            topology = report.Host is null ? null : StatusBuilder.Topology(report.Host),
+            topology = report.Host is null ? null : StatusBuilder.Topology(report.Host, report.Knobs),
         };
         Console.WriteLine(JsonSerializer.Serialize(output, Json));
         return report.Succeeded ? 0 : 1;

@@ -149,7 +149,7 @@ namespace NetTune.Agent
             var registry = Metrics.NewCustomRegistry();
             var metrics = new AgentMetrics(registry);
             var kubernetes = new Kubernetes(config);
-            var engine = EngineFactory.Create(options.HostRoot, options.JournalDir, options.ChannelBackend, out _, options.PlanOnly, options.NetNamespace,
+            var engine = EngineFactory.Create(options.HostRoot, options.JournalDir, options.ChannelBackend, out var hostFs, options.PlanOnly, options.NetNamespace,
                 options.ConnectivityTimeout > TimeSpan.Zero ? new ApiServerReachability(kubernetes) : null, options.ConnectivityTimeout, options.KubeletRootDir,
                 installSeccompProfile: true);
             builder.Services.AddSingleton(options);
@@ -167,6 +167,7 @@ namespace NetTune.Agent
                 ? Results.Text($"stuck: no reconcile since {health.LastBeat:O}\n", statusCode: 503)
                 : Results.Text(health.LastError is null ? "ok\n" : $"ok (last reconcile failed: {health.LastError})\n"));
             metrics.Observe(engine.Discover());
+            registry.AddBeforeCollectCallback(() => metrics.ObserveInterrupts(hostFs.Read("proc/interrupts").Text));
             await app.RunAsync(ct);
             return 0;
         }

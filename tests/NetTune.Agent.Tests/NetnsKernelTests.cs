@@ -168,13 +168,14 @@ public sealed class NetnsKernelTests
         return "";
     }
 
-    private static string InNs(string ns, string script) => Proc.Check("ip", "netns", "exec", ns, "sh", "-c", script);
+    internal static string InNs(string ns, string script) => Proc.Check("ip", "netns", "exec", ns, "sh", "-c", script);
 
     /// <summary>Every rps_cpus, rps_flow_cnt and xps_cpus of nta with its value.</summary>
     private static string QueueFiles(string ns) => InNs(ns,
         "cd /sys/class/net/nta/queues && for f in rx-*/rps_cpus rx-*/rps_flow_cnt tx-*/xps_cpus; do echo \"$f $(cat $f)\"; done");
 
-    private static JsonElement Agent(string ns, params string[] args)
+    /// <summary>Runs the agent executable inside the namespace and returns its report, which must be a success.</summary>
+    internal static JsonElement Agent(string ns, params string[] args)
     {
         var (code, stdout, stderr) = Proc.Run("ip", ["netns", "exec", ns, "dotnet", AgentBinary.DllPath, .. args]);
         Assert.True(code is 0 or 1, $"agent exited {code}: {stderr}");

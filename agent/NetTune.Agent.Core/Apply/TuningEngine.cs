@@ -60,7 +60,10 @@ public sealed class TuningEngine
     /// <summary>How long a NIC whose link was up may take to come back after its channels change before the change is undone.</summary>
     public TimeSpan LinkWait { get; init; } = TimeSpan.FromSeconds(15);
 
-    public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels) { KubeletRootDir = KubeletRootDir }.Discover();
+    public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels) { KubeletRootDir = KubeletRootDir, ReadSettingsOf = _readSettingsOf }.Discover();
+
+    /// <summary>The NICs of the last spec planned: only theirs rings, coalescing, pause and features are read (and shown in status).</summary>
+    private Func<string, string?, bool> _readSettingsOf = (_, _) => false;
 
     /// <summary>The kubelet's root dir on the host (its CPU manager checkpoint tells which CPUs are containers' exclusively).</summary>
     public string KubeletRootDir { get; init; } = KubeletCpuAssignment.DefaultKubeletRootDir;
@@ -71,6 +74,8 @@ public sealed class TuningEngine
     /// <summary>Plans against the host as it is now, without changing anything (also the drift check).</summary>
     public (HostSnapshot Host, TuningPlan Plan) PlanNow(NodeStateSpec spec)
     {
+        var selector = spec.Nic?.Interfaces;
+        _readSettingsOf = (name, driver) => InterfaceMatcher.Matches(selector, name, driver);
         var host = WithNetNamespaceMode(Discover());
         var plan = TuningPlanner.Plan(host, spec);
         if (SeccompProfilePath is { } path)
@@ -198,7 +203,7 @@ public sealed class TuningEngine
         // Channels put back rebuild the queues: plan against what is there now, so queue originals are read afresh.
         if (results.Skip(restored).Any(r => r.Knob.EndsWith("/channels", StringComparison.Ordinal) && r.Result == KnobOutcome.Reverted)) (host, plan) = PlanNow(spec);
 
-        for (var phase = 0; phase <= 5; phase++)
+        for (var phase = KnobValues.ChannelPhase; phase <= KnobValues.LastPhase; phase++)
         {
             if (unreachableBefore is not null && phase <= NicPhase)
             {
@@ -211,11 +216,18 @@ public sealed class TuningEngine
                     : new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current }));
                 continue;
             }
-            if (phase == 0)
+            if (phase == KnobValues.ChannelPhase)
             {
                 var channelResult = ApplyChannels(spec, journal, host, plan, results);
                 if (channelResult.Failed is not null) return channelResult.Failed;
                 (journal, host, plan) = (channelResult.Journal, channelResult.Host, channelResult.Plan);
+                continue;
+            }
+            if (phase == KnobValues.NicSettingPhase)
+            {
+                var settingsResult = ApplyNicSettings(spec, journal, host, plan, results);
+                if (settingsResult.Failed is not null) return settingsResult.Failed;
+                (journal, host, plan) = (settingsResult.Journal, settingsResult.Host, settingsResult.Plan);
                 continue;
             }
             var knobs = plan.Desired.Where(d => d.Phase == phase).ToArray();
@@ -230,7 +242,7 @@ public sealed class TuningEngine
                 if (!d.NeedsChange) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current };
                 else if (Held(d) is { } held) r = held;
                 else if (givenUp.TryGetValue(d.Knob, out var why)) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Shortfall, Value = d.Current, Message = why };
-                else if (d.Current is null && d.Phase == 1 && !_fs.Exists(d.Path))
+                else if (d.Current is null && d.Phase == KnobValues.QueuePhase && !_fs.Exists(d.Path))
                     r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Skipped, Message = $"{d.Path} does not exist: the NIC does not have the channels this queue needs" };
                 else if (d.Current is null) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Failed, Message = $"cannot read {d.Path}; left unchanged since its original could not be journaled" };
                 else if (d.Kind == KnobKind.SeccompProfile) r = WriteProfile(d.Knob, d.Path, d.Target);
@@ -441,7 +453,7 @@ public sealed class TuningEngine
         var queuesOf = changedNics.Select(n => $"sys/class/net/{n}/queues/").ToArray();
         // ...and so does everything journaled of it before its channels changed (its IRQs too: the driver reset them).
         var undo = journal.Entries.Where(e => written.Contains(e.Path)
-                || (KnobValues.Phase(e.Kind) == 1 && queuesOf.Any(q => e.Path.StartsWith(q, StringComparison.Ordinal)))
+                || (KnobValues.Phase(e.Kind) == KnobValues.QueuePhase && queuesOf.Any(q => e.Path.StartsWith(q, StringComparison.Ordinal)))
                 || (e.BeforeChannels == true && e.Nic is { } nic && changedNics.Contains(nic)))
             .OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
         var done = new List<JournalEntry>();
@@ -470,8 +482,8 @@ public sealed class TuningEngine
                 { ApiServerOutage = true };
     }
 
-    /// <summary>NIC knobs (channels, queue settings, IRQ affinity) come before hugepages and sysctls; only they can cut the node off.</summary>
-    private const int NicPhase = 2;
+    /// <summary>NIC knobs (channels, rings and the other ethtool settings, queue settings, IRQ affinity) come before hugepages and sysctls; only they can cut the node off.</summary>
+    private const int NicPhase = KnobValues.IrqPhase;
 
     /// <summary>Whether this run would write a NIC knob: a planned change, or one the spec no longer wants going back.</summary>
     private static bool ChangesNics(TuningJournal journal, TuningPlan plan)
@@ -524,12 +536,12 @@ public sealed class TuningEngine
     private Hold HeldForChannelRevert(JournalEntry e, TuningJournal journal, HashSet<string> wanted)
     {
         var phase = KnobValues.Phase(e.Kind);
-        if (phase is not (1 or 2)) return Hold.No;
-        var nicName = e.Nic ?? (phase == 1 && e.Knob.Split('/') is { Length: > 1 } parts ? parts[1] : null);
+        if (phase is not (KnobValues.QueuePhase or KnobValues.IrqPhase)) return Hold.No;
+        var nicName = e.Nic ?? (phase == KnobValues.QueuePhase && e.Knob.Split('/') is { Length: > 1 } parts ? parts[1] : null);
         var channels = nicName is null ? null : $"nic/{nicName}/channels";
         var held = channels is not null && journal.Contains(channels) && wanted.Contains(channels);
-        var exists = phase == 1 ? _fs.Exists(e.Path) : ResolveIrqPath(e) is not null && _fs.Exists(ResolveIrqPath(e)!);
-        if (!exists) return phase == 1 || held ? Hold.Wait : Hold.No;
+        var exists = phase == KnobValues.QueuePhase ? _fs.Exists(e.Path) : ResolveIrqPath(e) is not null && _fs.Exists(ResolveIrqPath(e)!);
+        if (!exists) return phase == KnobValues.QueuePhase || held ? Hold.Wait : Hold.No;
         if (e.LostWithChannels == true) return held ? Hold.Wait : Hold.No;
         if (e.BeforeChannels == true && held) return Hold.RestoreAndKeep;
         return Hold.No;
@@ -559,6 +571,55 @@ public sealed class TuningEngine
     }
 
     private sealed record ChannelPhase(TuningJournal Journal, HostSnapshot Host, TuningPlan Plan, RunReport? Failed);
+
+    /// <summary>
+    /// Rings, features, coalescing and pause, journaled before the first change of each. A ring or pause change that
+    /// takes a link that was up down for longer than <see cref="LinkWait"/> is put back at once (ice, ENA and others
+    /// restart the link for them). When anything changed, the rest is planned again against what the drivers left:
+    /// a ring change rebuilds the queues on mlx5 and ENA, and the queue settings and IRQs after it are read anew.
+    /// </summary>
+    private ChannelPhase ApplyNicSettings(NodeStateSpec spec, TuningJournal journal, HostSnapshot host, TuningPlan plan, List<KnobResult> results)
+    {
+        var knobs = plan.Desired.Where(d => d.Phase == KnobValues.NicSettingPhase).ToArray();
+        var recordable = knobs.Where(d => d.NeedsChange && d.Current is not null && !journal.Contains(JournalKeys.Of(d)))
+            .Select(d => new JournalEntry(d.Knob, d.Kind, d.Path, d.Current!, d.Identity, Nic: NicOf(d.Path))).ToList();
+        if (recordable.Count > 0 && SaveOrFail(journal = journal.With(recordable), plan, results) is { } saveFailed)
+            return new ChannelPhase(journal, host, plan, saveFailed);
+        var changed = false;
+        foreach (var d in knobs)
+        {
+            KnobResult r;
+            if (!d.NeedsChange) r = new KnobResult { Knob = d.Knob, Result = KnobOutcome.Applied, Value = d.Current };
+            else if (Held(d) is { } held) r = held;
+            else
+            {
+                var nic = NicOf(d.Path);
+                var operBefore = d.Kind is KnobKind.Rings or KnobKind.Pause ? OperState(nic) : null;
+                r = _writer.Write(d.Knob, d.Kind, d.Path, d.Target, d.Identity);
+                changed |= r.Result != KnobOutcome.Skipped;
+                if (r.Result == KnobOutcome.Applied && !WaitForLink(nic, operBefore))
+                {
+                    var back = _writer.Write(d.Knob, d.Kind, d.Path, d.Current!, d.Identity);
+                    r = new KnobResult
+                    {
+                        Knob = d.Knob, Result = KnobOutcome.Failed, Value = back.Value,
+                        Message = $"the link of {nic} did not come back within {LinkWait.TotalSeconds:0.#} s after {d.Target}; " +
+                                  (back.Result == KnobOutcome.Applied ? $"put back to {d.Current}" : $"putting back {d.Current} failed too: {back.Message}"),
+                    };
+                }
+            }
+            results.Add(r);
+        }
+        if (changed) (host, plan) = PlanNow(spec);
+        return new ChannelPhase(journal, host, plan, null);
+    }
+
+    /// <summary>The interface of an ethtool path: ethtool-rings:eth0, ethtool-feature:eth0/rx-gro.</summary>
+    private static string NicOf(string path)
+    {
+        var name = path[(path.IndexOf(':') + 1)..];
+        return name.Contains('/') ? name[..name.IndexOf('/')] : name;
+    }
 
     /// <summary>
     /// Channel changes, one NIC at a time: journal every queue setting and queue IRQ affinity of the NIC first (drivers

@@ -12,6 +12,11 @@ namespace NetTune.Agent.Core.Host;
 public sealed class EthtoolNotifications : IDisposable
 {
     public const int ChannelsNotification = 19; // ETHTOOL_MSG_CHANNELS_NTF
+    public const int FeaturesNotification = 13, RingsNotification = 17, CoalesceNotification = 21, PauseNotification = 23; // ETHTOOL_MSG_*_NTF
+
+    /// <summary>Whether a notification is about a setting the agent manages (0: notifications were lost, so maybe).</summary>
+    public static bool AboutManagedSetting(int command) =>
+        command is 0 or ChannelsNotification or FeaturesNotification or RingsNotification or CoalesceNotification or PauseNotification;
     private const int AF_NETLINK_ = 16, NETLINK_GENERIC = 16, SOL_NETLINK = 270, NETLINK_ADD_MEMBERSHIP = 1;
     private const ushort GENL_ID_CTRL = 0x10, NLM_F_REQUEST = 1, NLMSG_ERROR = 2;
     private const byte CTRL_CMD_GETFAMILY = 3;

@@ -42,4 +42,7 @@ public interface IChannelControl
 
     /// <summary>Sets all four counts; returns 0 or the errno.</summary>
     int Set(string ifName, ChannelCounts counts);
+
+    /// <summary>The same backend's other ethtool settings (rings, coalescing, pause, features).</summary>
+    INicSettingsControl Settings { get; }
 }

@@ -10,6 +10,8 @@ public sealed class SimulatedChannelControl(IHostFileSystem fs) : IChannelContro
 {
     public static string StatePath(string ifName) => $".fixture/ethtool/{ifName}";
 
+    public INicSettingsControl Settings { get; } = new SimulatedNicSettings(fs);
+
     public (ChannelInfo? Info, int Errno) Get(string ifName)
     {
         if (!fs.Exists($"sys/class/net/{ifName}")) return (null, Errnos.ENODEV);

@@ -4,7 +4,8 @@ using NetTune.Api.V1Alpha1;
 
 namespace NetTune.Agent.Core.Planning;
 
-public enum KnobKind { Channels, RpsCpus, RpsFlowCount, XpsCpus, IrqAffinity, Hugepages, Sysctl, SeccompProfile }
+/// <summary>Kinds of knob; the journal stores them by name, so new ones go at the end.</summary>
+public enum KnobKind { Channels, RpsCpus, RpsFlowCount, XpsCpus, IrqAffinity, Hugepages, Sysctl, SeccompProfile, Rings, Coalesce, Pause, Feature }
 
 /// <summary>
 /// One knob the spec wants at a value. <see cref="Path"/> is relative to the host root (ethtool:IFNAME for channels);
@@ -35,22 +36,41 @@ public sealed record TuningPlan(IReadOnlyList<DesiredKnob> Desired, IReadOnlyLis
     /// <summary>Whether the spec asks the agent to place IRQs at all.</summary>
     public bool ManagesIrqs { get; init; }
 
-    /// <summary>The knobs to change, in apply order: channels, then queue settings (lost when channels change), IRQs, hugepages, sysctls, the seccomp profile.</summary>
+    /// <summary>The knobs to change, in apply order: channels, then the NIC's rings, features, coalescing and pause, then queue settings (lost when channels change), IRQs, hugepages, sysctls, the seccomp profile.</summary>
     public IReadOnlyList<DesiredKnob> Changes => Desired.Where(d => d.NeedsChange).OrderBy(d => d.Phase).ToArray();
 }
 
 /// <summary>How each kind of knob compares and orders.</summary>
 public static class KnobValues
 {
+    public const int ChannelPhase = 0, NicSettingPhase = 1, QueuePhase = 2, IrqPhase = 3, HugepagesPhase = 4, SysctlPhase = 5, SeccompPhase = 6;
+
+    /// <summary>
+    /// The order knobs are applied in. NIC settings come right after channels and before the queue settings and IRQs:
+    /// drivers rebuild their queues for a ring change (mlx5, ENA) or an LRO toggle (mlx5), and whatever they reset
+    /// is set again by the phases after.
+    /// </summary>
     public static int Phase(KnobKind kind) => kind switch
     {
-        KnobKind.Channels => 0,
-        KnobKind.RpsCpus or KnobKind.RpsFlowCount or KnobKind.XpsCpus => 1,
-        KnobKind.IrqAffinity => 2,
-        KnobKind.Hugepages => 3,
+        KnobKind.Channels => ChannelPhase,
+        KnobKind.Rings or KnobKind.Coalesce or KnobKind.Pause or KnobKind.Feature => NicSettingPhase,
+        KnobKind.RpsCpus or KnobKind.RpsFlowCount or KnobKind.XpsCpus => QueuePhase,
+        KnobKind.IrqAffinity => IrqPhase,
+        KnobKind.Hugepages => HugepagesPhase,
         // Last: the data-plane pods that name the profile are made once the node reports Applied.
-        KnobKind.SeccompProfile => 5,
-        _ => 4,
+        KnobKind.SeccompProfile => SeccompPhase,
+        _ => SysctlPhase,
+    };
+
+    public const int LastPhase = SeccompPhase;
+
+    /// <summary>The ethtool group of a rings, coalescing or pause knob.</summary>
+    public static NicSettingGroup Group(KnobKind kind) => kind switch
+    {
+        KnobKind.Rings => NicSettingGroup.Rings,
+        KnobKind.Coalesce => NicSettingGroup.Coalesce,
+        KnobKind.Pause => NicSettingGroup.Pause,
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "not an ethtool settings group"),
     };
 
     /// <summary>Whether the kernel's value means the same as the target: masks and cpulists as CPU sets, numbers as numbers.</summary>
@@ -65,8 +85,10 @@ public static class KnobValues
                 return CpuMask.TryParse(current, out var ma) && CpuMask.TryParse(target, out var mb) && ma.SequenceEqual(mb);
             case KnobKind.IrqAffinity:
                 return CpuList.TryParse(current, out var la) && CpuList.TryParse(target, out var lb) && la.SequenceEqual(lb);
-            case KnobKind.SeccompProfile:
+            case KnobKind.SeccompProfile or KnobKind.Feature:
                 return current == target;
+            case KnobKind.Rings or KnobKind.Coalesce or KnobKind.Pause:
+                return NicSettingValues.TryParse(Group(kind), current, out var sa) && NicSettingValues.TryParse(Group(kind), target, out var sb) && sa.Equals(sb);
             case KnobKind.RpsFlowCount or KnobKind.Hugepages:
                 return long.TryParse(current.Trim(), CultureInfo.InvariantCulture, out var na) && long.TryParse(target.Trim(), CultureInfo.InvariantCulture, out var nb) && na == nb;
             default:

@@ -34,6 +34,28 @@ public static class ManagementInterfaceGuard
         return planned;
     }
 
+    /// <summary>Ring and pause changes restart the link on ice, ENA and others: on the management interface only when the spec opts in.</summary>
+    public static (IReadOnlyList<DesiredKnob> Knobs, IReadOnlyList<PlanNote> Notes) Settings(HostSnapshot host, Nic nic, NicSpec spec,
+        (IReadOnlyList<DesiredKnob> Knobs, IReadOnlyList<PlanNote> Notes) planned)
+    {
+        if (!host.ManagementInterfaces.TryGetValue(nic.Name, out var why)) return planned;
+        var knobs = new List<DesiredKnob>();
+        var notes = planned.Notes.ToList();
+        foreach (var k in planned.Knobs)
+        {
+            var allowed = k.Kind switch
+            {
+                KnobKind.Rings => spec.Rings?.AllowManagementInterface == true,
+                KnobKind.Pause => spec.Pause?.AllowManagementInterface == true,
+                _ => true,
+            };
+            if (allowed || !k.NeedsChange) knobs.Add(k);
+            else notes.Add(new PlanNote(k.Knob, KnobOutcome.Skipped,
+                $"left at {k.Current}: {why}, and a {NicSettingsPlanner.Name(k.Kind)} change restarts the link on many drivers; set nic.{NicSettingsPlanner.Name(k.Kind)}.allowManagementInterface to change it"));
+        }
+        return (knobs, notes);
+    }
+
     public static IrqAffinityPlanner.Result Irqs(HostSnapshot host, Nic nic, IrqAffinityPlanner.Result planned)
     {
         if (!host.ManagementInterfaces.TryGetValue(nic.Name, out var why) || host.OnlineCpus.Count < 2) return planned;

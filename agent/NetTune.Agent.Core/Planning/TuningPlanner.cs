@@ -21,6 +21,9 @@ public static class TuningPlanner
                     ChannelPlanner.Plan(nic, nicSpec.Channels, HousekeepingCpus.Cores(host, ServingCpus(host, nic, nicSpec, housekeeping))));
                 if (channels.Knob is not null) desired.Add(channels.Knob);
                 if (channels.Note is not null) notes.Add(channels.Note);
+                var settings = ManagementInterfaceGuard.Settings(host, nic, nicSpec, NicSettingsPlanner.Plan(nic, nicSpec));
+                desired.AddRange(settings.Knobs);
+                notes.AddRange(settings.Notes);
 
                 IReadOnlyDictionary<int, int> irqCpus = new Dictionary<int, int>();
                 if (nicSpec.IrqAffinity is { Policy: not IrqAffinityPolicy.Unmanaged } irqSpec)

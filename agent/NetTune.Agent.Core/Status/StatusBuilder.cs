@@ -9,7 +9,8 @@ namespace NetTune.Agent.Core.Status;
 /// <summary>Turns discovery, plans and run reports into the NodeState status the operator reads.</summary>
 public static class StatusBuilder
 {
-    public static NodeTopology Topology(HostSnapshot host) => new()
+    /// <param name="knobs">The last run's knob results: each NIC's status lists its own by outcome.</param>
+    public static NodeTopology Topology(HostSnapshot host, IReadOnlyList<KnobResult>? knobs = null) => new()
     {
         OnlineCpus = CpuList.Format(host.OnlineCpus),
         IsolatedCpus = host.IsolatedCpus.Count == 0 ? null : CpuList.Format(host.IsolatedCpus),
@@ -37,8 +38,69 @@ public static class StatusBuilder
                 MaxRx = c.Max.Rx, MaxTx = c.Max.Tx, MaxOther = c.Max.Other, MaxCombined = c.Max.Combined,
             } : null,
             Irqs = n.Irqs.Select(i => new IrqInfo { Irq = i.Irq, Name = i.Name, Queue = i.Queue, Cpus = i.AffinityList, Managed = i.Managed }).ToList(),
+            Queues = Queues(n),
+            Rings = Setting(n, Host.NicSettingGroup.Rings),
+            Coalesce = Setting(n, Host.NicSettingGroup.Coalesce),
+            Pause = Setting(n, Host.NicSettingGroup.Pause),
+            Offloads = Offloads(n),
+            KnobResults = knobs is null ? null : Summary(n, knobs),
         }).ToList(),
     };
+
+    /// <summary>One entry per queue index: its interrupts and their CPUs, and RPS and XPS as cpulists rather than hex masks.</summary>
+    public static List<QueueStatus> Queues(Nic nic)
+    {
+        var count = Math.Max(nic.RxQueues.Count, nic.TxQueues.Count);
+        var queues = new List<QueueStatus>(count);
+        for (var q = 0; q < count; q++)
+        {
+            var irqs = nic.Irqs.Where(i => i.Queue == q).ToArray();
+            queues.Add(new QueueStatus
+            {
+                Queue = q,
+                Irqs = irqs.Length == 0 ? null : string.Join(",", irqs.Select(i => i.Irq)),
+                IrqCpus = irqs.Length == 0 ? null : string.Join(" ", irqs.Select(i => i.AffinityList).Distinct()),
+                RpsCpus = AsCpuList(nic.RxQueues.FirstOrDefault(r => r.Index == q)?.RpsCpus),
+                XpsCpus = AsCpuList(nic.TxQueues.FirstOrDefault(t => t.Index == q)?.XpsCpus),
+            });
+        }
+        return queues;
+    }
+
+    private static string? AsCpuList(string? mask) => CpuMask.TryParse(mask, out var cpus) ? CpuList.Format(cpus) : null;
+
+    private static string? Setting(Nic nic, Host.NicSettingGroup group)
+    {
+        if (!nic.Settings.TryGetValue(group, out var read)) return null;
+        if (read.Setting is not { } s) return $"unknown: {Host.Errnos.Describe(read.Errno)}";
+        return s.Max is { } max ? $"{s.Current} (max {max})" : s.Current.ToString();
+    }
+
+    private static string? Offloads(Nic nic)
+    {
+        if (nic.Settings.Count == 0) return null;
+        if (nic.Features is not { } features) return $"unknown: {Host.Errnos.Describe(nic.FeaturesErrno)}";
+        var names = NicSettingsPlanner.Offloads.SelectMany(o => o.Features).ToHashSet(StringComparer.Ordinal);
+        return string.Join(",", features.Where(f => names.Contains(f.Name)).Select(f =>
+            $"{f.Name}={(f.Requested ? "on" : "off")}{(f.Changeable ? "" : " [fixed]")}{(f.Requested && !f.Active ? " (inactive)" : "")}"));
+    }
+
+    /// <summary>The NIC's knobs of the last run (its nic/NAME/... knobs and its queue interrupts) by outcome.</summary>
+    public static NicKnobSummary Summary(Nic nic, IReadOnlyList<KnobResult> knobs)
+    {
+        var prefix = $"nic/{nic.Name}/";
+        var irqs = nic.Irqs.Select(i => $"irq/{i.Irq}/affinity").ToHashSet(StringComparer.Ordinal);
+        var own = knobs.Where(k => k.Knob.StartsWith(prefix, StringComparison.Ordinal) || irqs.Contains(k.Knob)).ToArray();
+        List<KnobNote>? Notes(KnobOutcome outcome) => own.Where(k => k.Result == outcome).Take(1024)
+            .Select(k => new KnobNote { Knob = k.Knob, Reason = string.IsNullOrEmpty(k.Message) ? null : k.Message }).ToList() is { Count: > 0 } l ? l : null;
+        var applied = own.Where(k => k.Result is KnobOutcome.Applied or KnobOutcome.Reverted or KnobOutcome.Managed).Select(k => k.Knob).Take(4096).ToList();
+        return new NicKnobSummary
+        {
+            Applied = applied.Count > 0 ? applied : null,
+            Skipped = Notes(KnobOutcome.Skipped),
+            Failed = Notes(KnobOutcome.Failed),
+        };
+    }
 
     public static List<PlannedChange> Planned(TuningPlan plan) =>
         plan.Changes.Select(c => new PlannedChange

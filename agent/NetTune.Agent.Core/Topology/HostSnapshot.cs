@@ -74,7 +74,18 @@ public sealed record Nic
     public IrqSource IrqSource { get; init; }
     /// <summary>No device behind the netdev (veth, bond, dummy): it has no interrupts of its own.</summary>
     public bool IsVirtual { get; init; }
+
+    /// <summary>Rings, coalescing and pause as the driver reports them, or the errno of reading them; empty when not read (a NIC no spec selects).</summary>
+    public IReadOnlyDictionary<NicSettingGroup, NicSettingRead> Settings { get; init; } = new Dictionary<NicSettingGroup, NicSettingRead>();
+
+    /// <summary>The device's features (ethtool -k); null when not read or unreadable (<see cref="FeaturesErrno"/>).</summary>
+    public IReadOnlyList<NicFeature>? Features { get; init; }
+
+    public int FeaturesErrno { get; init; }
 }
+
+/// <summary>One settings group as read: the values, or the errno.</summary>
+public sealed record NicSettingRead(NicSetting? Setting, int Errno);
 
 public sealed record RxQueue(int Index, string? RpsCpus, string? RpsFlowCnt);
 

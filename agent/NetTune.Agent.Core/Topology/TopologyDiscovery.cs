@@ -11,6 +11,12 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
     /// <summary>The kubelet's root dir on the host, where its CPU manager checkpoint is.</summary>
     public string KubeletRootDir { get; init; } = KubeletCpuAssignment.DefaultKubeletRootDir;
 
+    /// <summary>
+    /// Which NICs (by name and driver) get their rings, coalescing, pause and features read: seven ethtool calls a NIC,
+    /// worth it for the ones a spec tunes, not for every pod's veth. Null: every NIC.
+    /// </summary>
+    public Func<string, string?, bool>? ReadSettingsOf { get; init; }
+
     public HostSnapshot Discover()
     {
         var online = ParseCpuList(Value("sys/devices/system/cpu/online"));
@@ -189,7 +195,7 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
 
         var (info, errno) = channels.Get(name);
         var (irqs, irqSource) = DiscoverIrqs(name, device, pciDir, interrupts);
-        return new Nic
+        var nic = new Nic
         {
             Name = name,
             Driver = driver,
@@ -203,6 +209,19 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
             Irqs = irqs,
             IrqSource = irqSource,
             IsVirtual = device is null,
+        };
+        if (ReadSettingsOf is { } wanted && !wanted(name, driver)) return nic;
+        var settings = channels.Settings;
+        var (features, featuresErrno) = settings.GetFeatures(name);
+        return nic with
+        {
+            Settings = Enum.GetValues<NicSettingGroup>().ToDictionary(g => g, g =>
+            {
+                var (setting, errno) = settings.Get(name, g);
+                return new NicSettingRead(setting, errno);
+            }),
+            Features = features,
+            FeaturesErrno = featuresErrno,
         };
     }
 

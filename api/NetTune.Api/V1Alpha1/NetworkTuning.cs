@@ -9,7 +9,7 @@ namespace NetTune.Api.V1Alpha1;
 /// <summary>What users write: how to tune the networking of the nodes it selects, and the data plane to run there.</summary>
 [KubernetesEntity(Group = ApiGroup.Name, ApiVersion = ApiGroup.Version, Kind = "NetworkTuning", PluralName = "networktunings")]
 [ResourceNames("nt", Categories = ["nettune"])]
-[Description("NetworkTuning declares NIC channels, IRQ affinity, RPS/RFS/XPS, hugepages, sysctls and the data plane for the nodes it selects, and how to roll them out.")]
+[Description("NetworkTuning declares NIC channels, IRQ affinity, RPS/RFS/XPS, rings, coalescing, offloads, pause frames, hugepages, sysctls and the data plane for the nodes it selects, and how to roll them out.")]
 [PrinterColumn("Matched", "integer", ".status.matchedNodes", Description = "Nodes the selector matches")]
 [PrinterColumn("Applied", "integer", ".status.appliedNodes", Description = "Nodes that applied the current generation")]
 [PrinterColumn("Failed", "integer", ".status.failedNodes", Description = "Nodes that failed to apply")]
@@ -63,7 +63,7 @@ public sealed class NetworkTuningSpec
     [Description("Decides which NetworkTuning wins a knob when several select one node: the higher wins; equal priorities touching the same knob are a conflict.")]
     public int Priority { get; set; }
 
-    [Description("NIC channels, IRQ affinity, RPS/RFS and XPS for the matching interfaces.")]
+    [Description("NIC channels, IRQ affinity, RPS/RFS, XPS, rings, coalescing, offloads and pause frames for the matching interfaces.")]
     public NicSpec? Nic { get; set; }
 
     [Items(0, 2)]
@@ -101,6 +101,18 @@ public sealed class NicSpec
 
     [Description("Transmit Packet Steering.")]
     public XpsSpec? Xps { get; set; }
+
+    [Description("Descriptor ring sizes (ethtool -G). A size the NIC cannot take (above its maximum, or a driver's rounding) is reported, not forced.")]
+    public RingsSpec? Rings { get; set; }
+
+    [Description("Interrupt coalescing (ethtool -C): adaptive moderation and fixed usecs/frames. Fields the driver does not support are reported Skipped.")]
+    public CoalesceSpec? Coalesce { get; set; }
+
+    [Description("Offloads (ethtool -K). Each maps to the kernel features ethtool's short name does (tso: tx-tcp-segmentation, tx-tcp6-segmentation, ...); features the device cannot change are reported Skipped.")]
+    public OffloadsSpec? Offloads { get; set; }
+
+    [Description("Ethernet pause frames (ethtool -A). Drivers that do not support them (virtio, ENA) report Skipped.")]
+    public PauseSpec? Pause { get; set; }
 
     [Pattern(CpuList.Pattern)]
     [Length(0, 4096)]
@@ -192,6 +204,93 @@ public sealed class XpsSpec
     [Default(false)]
     [Description("Set xps_cpus on each tx queue.")]
     public bool Enabled { get; set; }
+}
+
+[Description("Descriptor ring sizes per queue.")]
+public sealed class RingsSpec
+{
+    [Range(1, 65536)]
+    [Description("Receive ring entries per queue.")]
+    public int? Rx { get; set; }
+
+    [Range(1, 65536)]
+    [Description("Transmit ring entries per queue.")]
+    public int? Tx { get; set; }
+
+    [Default(false)]
+    [Description("Also resize the rings of the management interface (the one carrying the node's default route). ice, ENA and others take the link down and up to resize, so it is left alone unless this is true.")]
+    public bool AllowManagementInterface { get; set; }
+}
+
+[Description("Interrupt coalescing. Turning adaptive moderation off and setting usecs/frames is the usual low-latency setting.")]
+public sealed class CoalesceSpec
+{
+    [Description("Adaptive receive moderation (the driver picks usecs/frames from the traffic, as mlx5's and ice's DIM do).")]
+    public bool? AdaptiveRx { get; set; }
+
+    [Description("Adaptive transmit moderation.")]
+    public bool? AdaptiveTx { get; set; }
+
+    [Range(0, 65535)]
+    [Description("Microseconds a receive interrupt is delayed after a packet arrives.")]
+    public int? RxUsecs { get; set; }
+
+    [Range(0, 65535)]
+    [Description("Packets received before an interrupt fires.")]
+    public int? RxFrames { get; set; }
+
+    [Range(0, 65535)]
+    [Description("Microseconds a transmit completion interrupt is delayed.")]
+    public int? TxUsecs { get; set; }
+
+    [Range(0, 65535)]
+    [Description("Packets sent before a completion interrupt fires.")]
+    public int? TxFrames { get; set; }
+}
+
+[Description("Offloads to turn on (true) or off (false); an offload left out is left alone.")]
+public sealed class OffloadsSpec
+{
+    [Description("Generic receive offload (rx-gro).")]
+    public bool? Gro { get; set; }
+
+    [Description("Hardware GRO (rx-gro-hw).")]
+    public bool? GroHw { get; set; }
+
+    [Description("Large receive offload (rx-lro; ethtool -k shows it as large-receive-offload).")]
+    public bool? Lro { get; set; }
+
+    [Description("TCP segmentation offload (tx-tcp-segmentation, tx-tcp-ecn-segmentation, tx-tcp-mangleid-segmentation, tx-tcp6-segmentation, tx-tcp-accecn-segmentation).")]
+    public bool? Tso { get; set; }
+
+    [Description("Generic segmentation offload (tx-generic-segmentation).")]
+    public bool? Gso { get; set; }
+
+    [Description("Receive checksum offload (rx-checksum).")]
+    public bool? RxChecksum { get; set; }
+
+    [Description("Transmit checksum offload (tx-checksum-ipv4, tx-checksum-ip-generic, tx-checksum-ipv6, tx-checksum-sctp, tx-checksum-fcoe-crc).")]
+    public bool? TxChecksum { get; set; }
+
+    [Description("n-tuple filters and aRFS (rx-ntuple-filter).")]
+    public bool? Ntuple { get; set; }
+}
+
+[Description("Ethernet flow control (IEEE 802.3x pause frames).")]
+public sealed class PauseSpec
+{
+    [Description("Negotiate pause with the link partner. mlx5 refuses true; ice takes only the link's own autoneg setting.")]
+    public bool? Autoneg { get; set; }
+
+    [Description("Honour received pause frames.")]
+    public bool? Rx { get; set; }
+
+    [Description("Send pause frames.")]
+    public bool? Tx { get; set; }
+
+    [Default(false)]
+    [Description("Also change pause on the management interface (the one carrying the node's default route); ice renegotiates the link to apply it, so it is left alone unless this is true.")]
+    public bool AllowManagementInterface { get; set; }
 }
 
 [Description("Hugepages of one size to reserve per NUMA node.")]

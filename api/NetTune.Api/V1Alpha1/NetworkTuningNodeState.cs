@@ -226,6 +226,70 @@ public sealed class NicInfo
 
     [Description("Interrupts of the device's queues.")]
     public List<IrqInfo>? Irqs { get; set; }
+
+    [Items(0, 4096)]
+    [Description("Each queue with the interrupts that serve it, the CPUs they run on, and its RPS and XPS CPUs, as cpulists.")]
+    public List<QueueStatus>? Queues { get; set; }
+
+    [Description("Ring sizes now and the device's maximums (ethtool -g), or why they are unknown. Read only for NICs a spec selects.")]
+    public string? Rings { get; set; }
+
+    [Description("Interrupt coalescing now (ethtool -c), or why it is unknown. Read only for NICs a spec selects.")]
+    public string? Coalesce { get; set; }
+
+    [Description("Pause frames now (ethtool -a), or why they are unknown. Read only for NICs a spec selects.")]
+    public string? Pause { get; set; }
+
+    [Description("The offloads NetTune can set, as the device has them (ethtool -k): requested state, [fixed] when the device cannot change it, (inactive) when requested but kept off. Read only for NICs a spec selects.")]
+    public string? Offloads { get; set; }
+
+    [Description("What the last run did to this NIC's knobs (its channels, settings, queues and queue interrupts).")]
+    public NicKnobSummary? KnobResults { get; set; }
+}
+
+[Description("One queue of a NIC.")]
+public sealed class QueueStatus
+{
+    [Description("Queue index: rx-N and tx-N share it; a combined channel is one of each.")]
+    public int Queue { get; set; }
+
+    [Description("The interrupts that serve this queue, comma-separated.")]
+    public string? Irqs { get; set; }
+
+    [Description("The CPUs those interrupts may run on (their smp_affinity_list).")]
+    public string? IrqCpus { get; set; }
+
+    [Description("rx-N's rps_cpus as a cpulist; empty when RPS is off.")]
+    public string? RpsCpus { get; set; }
+
+    [Description("tx-N's xps_cpus as a cpulist; empty when XPS is off or the device has one tx queue.")]
+    public string? XpsCpus { get; set; }
+}
+
+[Description("The knobs of one NIC by outcome.")]
+public sealed class NicKnobSummary
+{
+    [Items(0, 4096)]
+    [Description("Knobs at their targets.")]
+    public List<string>? Applied { get; set; }
+
+    [Items(0, 1024)]
+    [Description("Knobs left alone, with the reason (the driver does not support them, a fixed feature, the management interface).")]
+    public List<KnobNote>? Skipped { get; set; }
+
+    [Items(0, 1024)]
+    [Description("Knobs that failed, with the kernel's error.")]
+    public List<KnobNote>? Failed { get; set; }
+}
+
+[Description("A knob and why it has its outcome.")]
+public sealed class KnobNote
+{
+    [Description("The knob.")]
+    public string Knob { get; set; } = "";
+
+    [Description("Why.")]
+    public string? Reason { get; set; }
 }
 
 [Description("Channel counts of a NIC.")]

@@ -97,6 +97,12 @@ public static partial class NetworkTuningValidator
             errors.Add(new(null, path + ".irqAffinity.reservedCpus", $"'{reserved}' is not a cpulist such as 0-1,8"));
         if (nic.Rps?.FlowEntries is { } flows)
             CheckRange(flows, 0, 1048576, path + ".rps.flowEntries", errors);
+        CheckRange(nic.Rings?.Rx, 1, 65536, path + ".rings.rx", errors);
+        CheckRange(nic.Rings?.Tx, 1, 65536, path + ".rings.tx", errors);
+        CheckRange(nic.Coalesce?.RxUsecs, 0, 65535, path + ".coalesce.rxUsecs", errors);
+        CheckRange(nic.Coalesce?.RxFrames, 0, 65535, path + ".coalesce.rxFrames", errors);
+        CheckRange(nic.Coalesce?.TxUsecs, 0, 65535, path + ".coalesce.txUsecs", errors);
+        CheckRange(nic.Coalesce?.TxFrames, 0, 65535, path + ".coalesce.txFrames", errors);
     }
 
     private static void ValidateHugepages(List<HugepagesSpec>? pages, string path, List<ValidationError> errors)

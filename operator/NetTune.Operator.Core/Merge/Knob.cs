@@ -7,8 +7,8 @@ namespace NetTune.Operator.Core.Merge;
 /// One tunable setting of a node, the unit of the priority merge. NIC settings carry the interface selector they
 /// apply to, because a channel count means nothing without the interfaces it is for.
 /// </summary>
-/// <param name="Id">nic.interfaces, nic.channels, nic.irqAffinity, nic.rps, nic.xps, hugepages/2Mi, sysctl/net.core.somaxconn...</param>
-/// <param name="Value">The setting: a ChannelsSpec, IrqAffinitySpec, RpsSpec, XpsSpec, InterfaceSelector, HugepagesSpec, or the housekeeping cpulist or sysctl string.</param>
+/// <param name="Id">nic.interfaces, nic.channels, nic.irqAffinity, nic.rps, nic.xps, nic.rings, nic.coalesce, nic.offloads, nic.pause, hugepages/2Mi, sysctl/net.core.somaxconn...</param>
+/// <param name="Value">The setting: a ChannelsSpec, IrqAffinitySpec, RpsSpec, XpsSpec, RingsSpec, CoalesceSpec, OffloadsSpec, PauseSpec, InterfaceSelector, HugepagesSpec, or the housekeeping cpulist or sysctl string.</param>
 /// <param name="Canonical">The value as canonical JSON, to compare values.</param>
 public sealed record Knob(string Id, object Value, string Canonical)
 {
@@ -18,6 +18,13 @@ public sealed record Knob(string Id, object Value, string Canonical)
     public const string NicRps = "nic.rps";
     public const string NicXps = "nic.xps";
     public const string NicHousekeepingCpus = "nic.housekeepingCpus";
+    public const string NicRings = "nic.rings";
+    public const string NicCoalesce = "nic.coalesce";
+    public const string NicOffloads = "nic.offloads";
+    public const string NicPause = "nic.pause";
+
+    /// <summary>The NIC knobs besides the interfaces, each merged on its own among tunings that select the same interfaces.</summary>
+    public static readonly IReadOnlyList<string> NicSettings = [NicChannels, NicIrqAffinity, NicRps, NicXps, NicHousekeepingCpus, NicRings, NicCoalesce, NicOffloads, NicPause];
     public const string HugepagesPrefix = "hugepages/";
     public const string SysctlPrefix = "sysctl/";
 
@@ -47,6 +54,10 @@ public static class KnobSet
             Add(Knob.NicRps, nic.Rps);
             Add(Knob.NicXps, nic.Xps);
             Add(Knob.NicHousekeepingCpus, nic.HousekeepingCpus);
+            Add(Knob.NicRings, nic.Rings);
+            Add(Knob.NicCoalesce, nic.Coalesce);
+            Add(Knob.NicOffloads, nic.Offloads);
+            Add(Knob.NicPause, nic.Pause);
             // Interfaces alone tune nothing; they only count as a knob next to a setting.
             if (knobs.Count > 0) knobs[Knob.NicInterfaces] = Knob.Of(Knob.NicInterfaces, interfaces);
         }
@@ -75,6 +86,10 @@ public static class KnobSet
                 Rps = list.FirstOrDefault(k => k.Id == Knob.NicRps)?.Value as RpsSpec,
                 Xps = list.FirstOrDefault(k => k.Id == Knob.NicXps)?.Value as XpsSpec,
                 HousekeepingCpus = list.FirstOrDefault(k => k.Id == Knob.NicHousekeepingCpus)?.Value as string,
+                Rings = list.FirstOrDefault(k => k.Id == Knob.NicRings)?.Value as RingsSpec,
+                Coalesce = list.FirstOrDefault(k => k.Id == Knob.NicCoalesce)?.Value as CoalesceSpec,
+                Offloads = list.FirstOrDefault(k => k.Id == Knob.NicOffloads)?.Value as OffloadsSpec,
+                Pause = list.FirstOrDefault(k => k.Id == Knob.NicPause)?.Value as PauseSpec,
             };
         }
         var pages = list.Where(k => k.Id.StartsWith(Knob.HugepagesPrefix, StringComparison.Ordinal))

@@ -85,7 +85,7 @@ public static class NodeSpecMerger
             var sameInterfaces = contributions.Where(c =>
                 c.Knobs.TryGetValue(Knob.NicInterfaces, out var own) && own.Canonical == interfaces.Canonical).ToList();
             var previousInterfacesMatch = previousKnobs.TryGetValue(Knob.NicInterfaces, out var pi) && pi.Canonical == interfaces.Canonical;
-            foreach (var id in new[] { Knob.NicChannels, Knob.NicIrqAffinity, Knob.NicRps, Knob.NicXps, Knob.NicHousekeepingCpus })
+            foreach (var id in Knob.NicSettings)
                 Resolve(id, sameInterfaces, _ => previousInterfacesMatch);
             if (!result.Any(k => k.IsNic && k.Id != Knob.NicInterfaces))
             {

@@ -131,4 +131,27 @@ public sealed class MergeTests
         Assert.Equal(["a", "c"], ConflictDetector.Find(b, all, nodes).Select(x => x.Other));
         Assert.Empty(ConflictDetector.Find(d, all, nodes));
     }
+
+    [Fact]
+    public void RingsCoalescingOffloadsAndPause_MergeAsFourKnobs_EachWonOnItsOwn()
+    {
+        var high = Tuning("high", priority: 5);
+        high.Spec.Nic = new NicSpec { Interfaces = new InterfaceSelector { Names = ["eth*"] }, Rings = new RingsSpec { Rx = 4096 }, Offloads = new OffloadsSpec { Lro = false } };
+        var low = Tuning("low", priority: 1);
+        low.Spec.Nic = new NicSpec
+        {
+            Interfaces = new InterfaceSelector { Names = ["eth*"] }, Rings = new RingsSpec { Rx = 512 },
+            Coalesce = new CoalesceSpec { AdaptiveRx = false, RxUsecs = 8 }, Pause = new PauseSpec { Rx = true },
+        };
+        var result = NodeSpecMerger.Merge("n1", [Contribution.Current(high), Contribution.Current(low)], previous: null);
+
+        Assert.Empty(result.Conflicts);
+        var nic = result.Spec.Nic!;
+        Assert.Equal(4096, nic.Rings!.Rx);
+        Assert.False(nic.Offloads!.Lro);
+        Assert.Equal(8, nic.Coalesce!.RxUsecs);
+        Assert.True(nic.Pause!.Rx);
+        Assert.Equal(["nic.interfaces", "nic.offloads", "nic.rings"], result.Spec.Sources!.Single(s => s.Name == "high").Knobs);
+        Assert.Equal(["nic.coalesce", "nic.pause"], result.Spec.Sources!.Single(s => s.Name == "low").Knobs);
+    }
 }
