@@ -83,8 +83,18 @@ for file in $FILES; do
 
       [ "$CALLGRIND" = 1 ] || continue
       cg="$WORK/callgrind-$label-$engine-$file"
+      # valgrind 3.19 gives up on NativeAOT's dataplane.dbg (compressed DWARF 5): a copy whose debug link names the
+      # symbol table alone still has function names.
+      vgbin=$bin
+      if [ -f "$bin.dbg" ]; then
+        vgbin="$WORK/vg-$label/dataplane"
+        mkdir -p "$WORK/vg-$label"
+        objcopy --strip-debug "$bin.dbg" "$vgbin.sym"
+        objcopy --remove-section=.gnu_debuglink "$bin" "$vgbin"
+        (cd "$WORK/vg-$label" && objcopy --add-gnu-debuglink=dataplane.sym dataplane)
+      fi
       taskset -c "$SERVER_CPU" valgrind -q --tool=callgrind --callgrind-out-file="$cg.%p" \
-        "$bin" --upstream "127.0.0.1:$UP_PORT" --address 127.0.0.1 --port $PROXY_PORT --cpus "$SERVER_CPU" \
+        "$vgbin" --upstream "127.0.0.1:$UP_PORT" --address 127.0.0.1 --port $PROXY_PORT --cpus "$SERVER_CPU" \
         --io-engine "$engine" >"$WORK/cg-$label-$engine.out" 2>&1 &
       P=$!
       PIDS+=("$P")
