@@ -99,7 +99,7 @@ clean: ## Remove build outputs (the apiserver cache outside the repo stays)
 	rm -rf $(ARTIFACTS) $(DEMO_DIR)
 	find . -name bin -o -name obj -type d -prune -exec rm -rf {} + 2>/dev/null || true
 
-.PHONY: bench bench-dataplane bench-proxy bench-proxy-profile bench-agent bench-operator
+.PHONY: bench bench-dataplane bench-proxy bench-proxy-profile bench-proxy-count bench-agent bench-operator
 bench: bench-dataplane bench-proxy bench-agent bench-operator ## Run every benchmark (ratios against a peer measured in the same run)
 
 bench-dataplane: build ## The data plane side by side with nginx (wrk, interleaved rounds)
@@ -110,6 +110,9 @@ bench-proxy: build ## The data plane as a reverse proxy side by side with nginx 
 
 bench-proxy-profile: build ## Where a proxied request's CPU goes (perf, tracepoint counts), ours and nginx proxy_pass
 	bash bench/dataplane/proxy-profile.sh
+
+bench-proxy-count: build ## Syscalls, SQEs and user instructions (callgrind) per proxied request: an A/B that load does not move
+	bash bench/dataplane/proxy-count.sh
 
 bench-agent: build ## A full apply on the 2-socket fixture, and the CPU cost of drift checking
 	bash bench/agent/run.sh

@@ -160,19 +160,21 @@ internal abstract unsafe class Worker
         NowMs = Environment.TickCount64;
         Stats.HeartbeatMs = NowMs;
         Stats.AllocatedBytes = GC.GetAllocatedBytesForCurrentThread();
-        Stats.UpstreamConnections = SessionUpstreams + (IdleUpstreams?.Count ?? 0);
         long second = NowMs / 1000;
         bool newSecond = second != _dateSecond;
         if (newSecond)
         {
+            // What needs the clock only to the second stays off the per-turn path (a proxied request turns the loop
+            // four times or more).
             _dateSecond = second;
             HttpDate.Format(DateTimeOffset.UtcNow, _date);
             _okStartLength = ResponseHead.WriteStart(_okStart, 200, _date, ConnectionHeader.None);
-        }
-        if (NowMs >= _nextTrimMs)
-        {
-            _nextTrimMs = NowMs + IdleTrimPeriodMs;
-            TrimIdleMemory();
+            Stats.UpstreamConnections = SessionUpstreams + (IdleUpstreams?.Count ?? 0);
+            if (NowMs >= _nextTrimMs)
+            {
+                _nextTrimMs = NowMs + IdleTrimPeriodMs;
+                TrimIdleMemory();
+            }
         }
         if (_drainRequested && !Draining)
         {

@@ -25,7 +25,7 @@ internal sealed class WorkerStats
     public long UpstreamPoolHits;
     /// <summary>Proxy mode: requests answered 503 because the worker had --upstream-max-connections open and none idle.</summary>
     public long UpstreamCapRefusals;
-    /// <summary>Proxy mode: upstream connections open (sessions' and pooled), as of the last loop turn.</summary>
+    /// <summary>Proxy mode: upstream connections open (sessions' and pooled), as of the worker's last whole second.</summary>
     public long UpstreamConnections;
     /// <summary>Connections reset because their client took a response more slowly than --min-response-rate.</summary>
     public long SlowResponseAborts;

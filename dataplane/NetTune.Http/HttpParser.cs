@@ -33,11 +33,23 @@ public static class HttpParser
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
 
-    /// <summary>RFC 9110 §5.6.2 tchar (as <see cref="ByteClass"/>'s Tchar), for checking a header name found by its colon with one search.</summary>
-    public static readonly SearchValues<byte> Tchars = SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
-
     /// <summary>Values this long or longer are checked by <see cref="InvalidValueBytes"/>, shorter ones byte by byte.</summary>
     private const int VectorValueBytes = 32;
+
+    /// <summary>
+    /// Where a header line's name ends: the index of its colon when the name is one or more tchars (RFC 9110 §5.6.2)
+    /// right up to it, else -1 (obs-fold, whitespace before the colon, no colon). Both directions take names this
+    /// way. One table lookup per byte of a short name costs less than finding the colon and then checking the name
+    /// with a vector search (callgrind, a proxied 1 KiB request from nginx: about 760 instructions for all its names
+    /// against 1,000).
+    /// </summary>
+    public static int HeaderNameEnd(ReadOnlySpan<byte> line)
+    {
+        var classes = ByteClass;
+        int colon = 0;
+        while (colon < line.Length && (classes[line[colon]] & Tchar) != 0) colon++;
+        return colon > 0 && colon < line.Length && line[colon] == ':' ? colon : -1;
+    }
 
     public static ParseStatus TryParse(ReadOnlySpan<byte> buffer, HttpLimits limits, out HttpRequest request)
     {
@@ -132,12 +144,9 @@ public static class HttpParser
             if (header.IsEmpty) break;
             if (++headerCount > limits.MaxHeaderCount) return Fail(ref request, 431);
 
-            // Obsolete line folding and whitespace before the colon are request-smuggling vectors (RFC 9112 §5):
-            // the name is tchars up to the colon, nothing else.
-            var classes = ByteClass;
-            int colon = 0;
-            while (colon < header.Length && (classes[header[colon]] & Tchar) != 0) colon++;
-            if (colon == 0 || colon == header.Length || header[colon] != ':') return Fail(ref request, 400);
+            // Obsolete line folding and whitespace before the colon are request-smuggling vectors (RFC 9112 §5).
+            int colon = HeaderNameEnd(header);
+            if (colon < 0) return Fail(ref request, 400);
             var name = header[..colon];
             int lead = colon + 1, end = header.Length;
             while (lead < end && header[lead] is (byte)' ' or (byte)'\t') lead++;

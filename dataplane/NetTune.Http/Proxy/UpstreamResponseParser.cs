@@ -45,7 +45,7 @@ public static class UpstreamResponseParser
     /// <summary>
     /// Where the line starting at <paramref name="start"/> ends (its CR), -1 if not yet known, -2 if it ends badly.
     /// A NUL ends it badly too: RFC 9110 §5.5 makes a recipient refuse (or blank) CR, LF and NUL in a field value,
-    /// and finding it is free in the same vectorized search.
+    /// and a third byte in the same vectorized search costs a little less than searching the whole head for it.
     /// </summary>
     private static int LineEnd(ReadOnlySpan<byte> buffer, int start)
     {
@@ -86,8 +86,8 @@ public static class UpstreamResponseParser
             // The name is tchars up to the colon, nothing else: obs-fold (a line starting with SP/HTAB continues the
             // previous one, RFC 9112 §5.2) and whitespace before the colon (§5.1: "Content-Length : 5", which we
             // would relay as an unknown header and a lenient client would frame by) are refused rather than relayed.
-            int colon = header.IndexOf((byte)':');
-            if (colon <= 0 || header[..colon].ContainsAnyExcept(HttpParser.Tchars)) return ParseStatus.Error;
+            int colon = HttpParser.HeaderNameEnd(header);
+            if (colon < 0) return ParseStatus.Error;
             var name = header[..colon];
             if (ProxyHeadWriter.IsHopByHop(name))
             {
