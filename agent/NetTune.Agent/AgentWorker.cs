@@ -23,7 +23,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private long? _revertedGeneration;
     private bool _lastApplyFailed;
     private readonly DriftBackoff _backoff = new();
-    private readonly ShortfallRetries _shortfalls = new();
+    private readonly ShortfallRetries _shortfalls = new(engine.PlanOnly ? null : engine.Journal);
     private List<KnobResult> _lastKnobs = [];
     private readonly KubeletRestarter? _restarter = KubeletRestarter.From(options.KubeletRestartCommand, options.KubeletRestartRequestFile);
     // The last apply left hugepages the node's capacity does not show yet: each drift tick looks again.

@@ -60,6 +60,9 @@ public sealed class TuningEngine
     /// <summary>How long a NIC whose link was up may take to come back after its channels change before the change is undone.</summary>
     public TimeSpan LinkWait { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>The journal this engine records originals in (and the agent its hugepages Shortfall tries).</summary>
+    public JournalStore Journal => _journal;
+
     public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels) { KubeletRootDir = KubeletRootDir }.Discover();
 
     /// <summary>The kubelet's root dir on the host (its CPU manager checkpoint tells which CPUs are containers' exclusively).</summary>
