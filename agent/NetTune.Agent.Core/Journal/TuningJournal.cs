@@ -64,6 +64,14 @@ public sealed record TuningJournal([property: JsonPropertyName("entries")] IRead
     [JsonPropertyName("shortfalls")]
     public ShortfallTries? Shortfalls { get; init; }
 
+    /// <summary>
+    /// The hugepage pools the last successful apply of <see cref="BootId"/> reserved at run time: gone with a reboot, and
+    /// reserved again early in the next boot's agent start (before the kubelet is asked to restart for them), so the
+    /// data-plane pods bound to the node pass the kubelet's admission again without waiting for the API server.
+    /// </summary>
+    [JsonPropertyName("reservedHugepages")]
+    public IReadOnlyList<ReservedHugepages>? ReservedHugepages { get; init; }
+
     /// <summary>Whether an original is recorded under this key (<see cref="JournalEntry.Key"/>).</summary>
     public bool Contains(string key) => Entries.Any(e => e.Key == key);
 
@@ -91,3 +99,9 @@ public sealed record ShortfallTries(
     [property: JsonPropertyName("generation")] long Generation,
     [property: JsonPropertyName("attempts")] IReadOnlyDictionary<string, int> Attempts,
     [property: JsonPropertyName("givenUp")] IReadOnlyDictionary<string, string> GivenUp);
+
+/// <summary>One hugepage pool an apply reserved: its knob, its nr_hugepages file and the pages.</summary>
+public sealed record ReservedHugepages(
+    [property: JsonPropertyName("knob")] string Knob,
+    [property: JsonPropertyName("path")] string Path,
+    [property: JsonPropertyName("pages")] string Pages);
