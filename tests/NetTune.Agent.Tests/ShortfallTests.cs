@@ -123,6 +123,7 @@ public sealed class ShortfallTests
         Assert.False(new ShortfallRetries(new JournalStore(host.JournalDir)).WorthRetrying(5, fourth));
 
         // A new generation starts over, in a new process too; the revert takes the count with the journal.
+        fs.Available = 1024;
         Assert.Equal((KnobOutcome.Applied, "512"), (RunInANewProcess(6).Knobs.Single(k => k.Knob == Node0).Result, host.Read(Pool)));
         Assert.Equal(RunKind.Reverted, host.Engine().Revert().Kind);
         Assert.Equal("256", host.Read(Pool));

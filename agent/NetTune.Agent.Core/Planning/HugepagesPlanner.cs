@@ -61,8 +61,9 @@ public static class HugepagesPlanner
         }
 
         // The whole node against the operator's budget; a plan that takes no more than the pools hold now is never refused.
+        var targets = planned.GroupBy(p => (p.Node.Id, p.Pool.Size)).ToDictionary(g => g.Key, g => g.First().Pages);
         var after = host.NumaNodes.SelectMany(n => n.Hugepages.Select(pool =>
-            (planned.FirstOrDefault(p => p.Node.Id == n.Id && p.Pool.Size == pool.Size) is { Spec: not null } p ? p.Pages : pool.Persistent) * pool.SizeKb * 1024)).Sum();
+            (targets.TryGetValue((n.Id, pool.Size), out var pages) ? pages : pool.Persistent) * pool.SizeKb * 1024)).Sum();
         var now = host.NumaNodes.SelectMany(n => n.Hugepages).Sum(pool => pool.Persistent * pool.SizeKb * 1024);
         if (budget is not null && after > budget.MaxBytes && after > now)
         {

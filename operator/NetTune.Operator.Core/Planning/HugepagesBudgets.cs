@@ -42,5 +42,5 @@ public static class HugepagesBudgets
     private static long Bytes(ResourceQuantity q) => (long)q.ToDecimal();
 
     private static string Format(long bytes) =>
-        bytes % (1L << 30) == 0 && bytes != 0 ? $"{bytes >> 30}Gi" : bytes % (1L << 20) == 0 ? $"{bytes >> 20}Mi" : bytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        bytes == 0 ? "0" : bytes % (1L << 30) == 0 ? $"{bytes >> 30}Gi" : bytes % (1L << 20) == 0 ? $"{bytes >> 20}Mi" : bytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
