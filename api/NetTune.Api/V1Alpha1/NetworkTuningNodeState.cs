@@ -87,7 +87,8 @@ public sealed class NodeStateSpec
 public sealed class HugepagesBudget
 {
     [Required]
-    [Range(0, long.MaxValue)]
+    // 1 PiB: a bound a float64 holds exactly (v1.20's apiserver reads long.MaxValue as -2^63 and refuses every value).
+    [Range(0, 1L << 50)]
     [Description("The most bytes hugepages of every size together may hold on the node: the hugepages the kubelet counts already (its allocatable hugepages-*) plus its allocatable memory less the memory the node's pods request. Reserving more would take memory scheduled pods were promised, and the kubelet's allocatable memory does not shrink until it restarts.")]
     public long MaxBytes { get; set; }
 

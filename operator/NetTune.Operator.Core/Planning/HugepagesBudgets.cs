@@ -24,7 +24,7 @@ public static class HugepagesBudgets
         var free = Math.Max(0, Bytes(memory) - requested);
         return new HugepagesBudget
         {
-            MaxBytes = hugepages + free,
+            MaxBytes = Math.Min(hugepages + free, 1L << 50),
             Basis = $"allocatable memory {Format(Bytes(memory))} less {Format(requested)} requested by {running.Count} pods, plus {Format(hugepages)} of hugepages the kubelet counts already",
         };
     }
