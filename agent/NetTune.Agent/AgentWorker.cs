@@ -23,7 +23,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private long? _revertedGeneration;
     private bool _lastApplyFailed;
     private readonly DriftBackoff _backoff = new();
-    private readonly ShortfallRetries _shortfalls = new();
+    private readonly ShortfallRetries _shortfalls = new(engine.PlanOnly ? null : engine.Journal);
     private List<KnobResult> _lastKnobs = [];
     private readonly KubeletRestarter? _restarter = KubeletRestarter.From(options.KubeletRestartCommand, options.KubeletRestartRequestFile);
     // The last apply left hugepages the node's capacity does not show yet: each drift tick looks again.
@@ -47,6 +47,14 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         var netns = host.NetNamespace;
         if (netns.SameAsHost == true) log.LogInformation("{Detail}", netns.Detail);
         else log.LogWarning("{Detail}: net sysctls will be refused (run the agent with hostNetwork)", netns.Detail);
+        // After a reboot the run-time hugepage pools are gone, and the kubelet turns away the data-plane pods that need
+        // them: they are reserved again first thing, from the journal, without waiting for the API server; the first
+        // apply then finds them in place and asks for the kubelet restart that makes them allocatable.
+        if (engine.ReserveHugepagesAfterReboot() is { } reserved)
+        {
+            if (reserved.Kind == RunKind.Applied) log.LogInformation("{Message}", reserved.Message);
+            else log.LogWarning("{Message}", reserved.Message);
+        }
         var watch = Task.Run(() => WatchLoopAsync(stop), stop);
         var kubeletCpus = Task.Run(() => WatchKubeletCpusAsync(stop), stop);
         var notifications = options.ChannelBackend == ChannelBackend.Ethtool

@@ -262,6 +262,7 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
 
     private async Task WriteNodeStateAsync(NodeStateWrite write, V1Node? node, CancellationToken ct)
     {
+        write = write with { Spec = await WithHugepagesBudgetAsync(write.Spec, node, ct).ConfigureAwait(false) };
         object written;
         if (write.Existing is null)
         {
@@ -319,6 +320,26 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
                 .ConfigureAwait(false);
         }
         caches.NodeStates.Remember(Parse<NetworkTuningNodeState>(written));
+    }
+
+    /// <summary>
+    /// A spec whose hugepages changed (the merge carries the budget over otherwise) gets the node's budget, from its
+    /// allocatable resources and the memory its pods request (a list of the node's pods, at this write only). Without
+    /// the pods (the operator may not list them) it goes without one: the agent then caps by maxNodeMemoryPercent only.
+    /// </summary>
+    private async Task<NodeStateSpec> WithHugepagesBudgetAsync(NodeStateSpec spec, V1Node? node, CancellationToken ct)
+    {
+        if (spec.Revert || spec.Hugepages is not { Count: > 0 } || spec.HugepagesBudget is not null || node is null) return spec;
+        try
+        {
+            var pods = await client.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: $"spec.nodeName={node.Metadata.Name}", cancellationToken: ct).ConfigureAwait(false);
+            spec.HugepagesBudget = HugepagesBudgets.Of(node, pods.Items);
+        }
+        catch (HttpOperationException e)
+        {
+            log.LogWarning("cannot list the pods of node {Node} ({Status}): its NodeState gets no hugepages budget", node.Metadata.Name, (int?)e.Response?.StatusCode);
+        }
+        return spec;
     }
 
     private async Task<NetworkTuning> PatchFinalizersAsync(NetworkTuning tuning, List<string> finalizers, CancellationToken ct)

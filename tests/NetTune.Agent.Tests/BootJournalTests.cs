@@ -106,6 +106,66 @@ public sealed class BootJournalTests
         Assert.False(afterBoot.TunedThisBoot());
     }
 
+    private const string Node1Pages2M = "sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages";
+
+    private static NodeStateSpec Pages300() => new()
+    {
+        NodeName = "n",
+        Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 300 }],
+        Sysctls = new() { ["net.core.somaxconn"] = "8192" },
+    };
+
+    [Fact]
+    public void AfterAReboot_TheAgentReservesThePreviousBootsPoolsAgainAtItsStart_WithThisBootsValuesAsTheOriginals()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var bootImage = host.TreeImage();
+        Assert.Equal(RunKind.Applied, host.Engine().Apply(Pages300()).Kind);
+        Assert.Null(host.Engine().ReserveHugepagesAfterReboot()); // the same boot: nothing to do
+        var reserved = new JournalStore(host.JournalDir).Load().ReservedHugepages!;
+        Assert.Equal([("hugepages/node0/2Mi", "300"), ("hugepages/node1/2Mi", "300")], reserved.Select(r => (r.Knob, r.Pages)));
+
+        Reboot(host, bootImage); // node 0 begins with 256 pages again, node 1 with none
+        Assert.Equal(("256", "0"), (host.Read(Node0Pages2M), host.Read(Node1Pages2M)));
+        var afterBoot = host.Engine(); // the agent's start in the new boot, before it reads its NodeState
+        var early = afterBoot.ReserveHugepagesAfterReboot();
+        Assert.NotNull(early);
+        Assert.True(early.Kind == RunKind.Applied, early.Message);
+        Assert.Contains("after a reboot", early.Message);
+        Assert.Equal(("300", "300"), (host.Read(Node0Pages2M), host.Read(Node1Pages2M)));
+        var journal = new JournalStore(host.JournalDir).Load();
+        Assert.Equal((SecondBoot, (string?)null), (journal.BootId, journal.AppliedBootId));
+        Assert.Equal(("256", "0"), (journal.Find("hugepages/node0/2Mi")!.Original, journal.Find("hugepages/node1/2Mi")!.Original));
+        Assert.False(afterBoot.TunedThisBoot()); // the rest of the tuning is not there yet
+        Assert.Null(afterBoot.ReserveHugepagesAfterReboot()); // once per boot
+
+        // The first apply finds the pools in place and does the rest; the revert gives back this boot's values.
+        var apply = afterBoot.Apply(Pages300());
+        Assert.True(apply.Kind == RunKind.Applied, apply.Message);
+        Assert.True(afterBoot.TunedThisBoot());
+        Assert.Equal("8192", host.Read("proc/sys/net/core/somaxconn"));
+        Assert.Equal(RunKind.Reverted, afterBoot.Revert().Kind);
+        Assert.Equal(("256", "0", "4096"), (host.Read(Node0Pages2M), host.Read(Node1Pages2M), host.Read("proc/sys/net/core/somaxconn")));
+    }
+
+    [Fact]
+    public void AfterAReboot_UnderTheStaticMemoryManager_NothingIsReservedAtRunTime_AndTheReportSaysHowAtBoot()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var bootImage = host.TreeImage();
+        Assert.Equal(RunKind.Applied, host.Engine().Apply(Pages300()).Kind);
+        Reboot(host, bootImage);
+        Directory.CreateDirectory(Path.Join(host.Root, "var/lib/kubelet"));
+        host.Write("var/lib/kubelet/memory_manager_state", """{"policyName":"Static","machineState":{},"entries":{},"checksum":1}""");
+        var before = host.TreeImage();
+        var early = host.Engine().ReserveHugepagesAfterReboot();
+        Assert.NotNull(early);
+        Assert.Equal(RunKind.Failed, early.Kind);
+        Assert.Contains("Static policy", early.Message);
+        Assert.EndsWith("hugepagesz=2M hugepages=0:300,1:300", early.Message);
+        Assert.Equal(before, host.TreeImage());
+    }
+
     [Fact]
     public void ARevertInABootThatWasNeverTuned_RestoresNothing_AndDropsThePreviousBootsJournal()
     {

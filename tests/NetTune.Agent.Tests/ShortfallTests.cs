@@ -1,5 +1,6 @@
 using NetTune.Agent.Core.Apply;
 using NetTune.Agent.Core.Host;
+using NetTune.Agent.Core.Journal;
 using NetTune.Agent.Core.Status;
 using NetTune.Api.V1Alpha1;
 
@@ -89,6 +90,41 @@ public sealed class ShortfallTests
         fs.Available = 1024;
         var next = Run(6);
         Assert.Equal((KnobOutcome.Applied, "512"), (next.Knobs.Single(k => k.Knob == Node0).Result, host.Read(Pool)));
+        Assert.Equal(RunKind.Reverted, host.Engine().Revert().Kind);
+        Assert.Equal("256", host.Read(Pool));
+    }
+
+    [Fact]
+    public void TheTriesSurviveAnAgentRestart_SoACrashLoopingAgentDoesNotRatchetThePoolForever()
+    {
+        using var host = FixtureHost.TwoSocket();
+        var fs = new HugepagesLikeAKernelShortOfMemory(host.Fs, available: 300);
+        var engine = host.Engine(fs);
+        var spec = new NodeStateSpec { NodeName = "n", Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 512 }] };
+        const string Node0 = "hugepages/node0/2Mi", Pool = "sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages";
+        // Each run is a fresh agent process (a restart after every apply): only the journal carries the count over.
+        RunReport RunInANewProcess(long generation)
+        {
+            var retries = new ShortfallRetries(new JournalStore(host.JournalDir));
+            var report = engine.Apply(spec, givenUp: retries.GivenUp(generation));
+            retries.Record(generation, report.Knobs);
+            return report;
+        }
+
+        for (var i = 0; i < 3; i++)
+        {
+            fs.Available = 300 + i * 50;
+            Assert.Equal(KnobOutcome.Shortfall, RunInANewProcess(5).Knobs.Single(k => k.Knob == Node0).Result);
+        }
+        fs.Available = 500;
+        var fourth = RunInANewProcess(5);
+        Assert.Equal("400", host.Read(Pool));
+        Assert.Contains("not tried again: 3 tries for generation 5 fell short", fourth.Knobs.Single(k => k.Knob == Node0).Message);
+        Assert.False(new ShortfallRetries(new JournalStore(host.JournalDir)).WorthRetrying(5, fourth));
+
+        // A new generation starts over, in a new process too; the revert takes the count with the journal.
+        fs.Available = 1024;
+        Assert.Equal((KnobOutcome.Applied, "512"), (RunInANewProcess(6).Knobs.Single(k => k.Knob == Node0).Result, host.Read(Pool)));
         Assert.Equal(RunKind.Reverted, host.Engine().Revert().Kind);
         Assert.Equal("256", host.Read(Pool));
     }

@@ -70,6 +70,7 @@ public class JsonRoundTripTests
             Sources = [new TuningSource { Name = "web-tier", Generation = 3, Priority = 100, Knobs = ["nic.channels", "sysctl/net.core.somaxconn"] }],
             Nic = new NicSpec { Interfaces = new InterfaceSelector { Names = ["eth0"] }, Channels = new ChannelsSpec { Combined = 2 } },
             Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 64 }],
+            HugepagesBudget = new HugepagesBudget { MaxBytes = 6442450944, Basis = "allocatable memory 8Gi less 2Gi requested by 7 pods, plus 0 of hugepages the kubelet counts already" },
             Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "65535" },
         },
         Status = new NodeStateStatus
@@ -119,6 +120,7 @@ public class JsonRoundTripTests
         Assert.Equal(json, KubernetesJson.Serialize(back));
         Assert.Equal(KnobOutcome.Shortfall, back.Status!.Knobs![0].Result);
         Assert.Equal(25769803776, back.Status.Topology!.NumaNodes![0].MemoryBytes);
+        Assert.Equal(6442450944, back.Spec.HugepagesBudget!.MaxBytes);
     }
 
     [Fact]

@@ -94,7 +94,10 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             // What the operator's token may not do.
             await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.ListNamespacedSecretAsync(ns), "operator lists secrets");
             await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.ListNamespacedConfigMapAsync("kube-system"), "operator lists kube-system configmaps");
-            await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.ListNamespacedPodAsync("default"), "operator lists pods outside its namespace");
+            // It lists the pods of a node (cluster-wide, for the memory they request) but makes and deletes pods only in its namespace.
+            await operatorClient.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: $"spec.nodeName={other}");
+            await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.DeleteNamespacedPodAsync("any", "default"), "operator deletes pods outside its namespace");
+            await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.ReadNamespacedPodAsync("any", "default"), "operator reads a pod outside its namespace");
             await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.DeleteNodeAsync(other), "operator deletes a node");
             await ClusterSupport.ForbiddenAsync(() => operatorClient.RbacAuthorizationV1.CreateClusterRoleAsync(new V1ClusterRole { Metadata = new V1ObjectMeta { Name = $"x-{id}" } }),
                 "operator creates a ClusterRole");

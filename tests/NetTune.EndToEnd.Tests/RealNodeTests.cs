@@ -414,6 +414,65 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         return (pod, status);
     }
 
+    [Fact, Order(8)]
+    public async Task DeletingATuningTakesTheNodesDataPlanePodDownBeforeTheNodeReverts()
+    {
+        var before = HostValues.Read();
+        var original = before.Values["/proc/sys/net/core/somaxconn"];
+        var tuned = (int.Parse(original, CultureInfo.InvariantCulture) + 11).ToString(CultureInfo.InvariantCulture);
+        var www = Directory.CreateDirectory(Path.Combine(RealNodeFixture.WwwRoot, "del-" + _id)).FullName;
+        _folders.Add(www);
+        File.WriteAllText(Path.Combine(www, "index.txt"), "paced\n");
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = tuned },
+            DataPlane = new DataPlaneSpec
+            {
+                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = 18483,
+                StaticFiles = new StaticFilesSpec { HostPath = www },
+            },
+        });
+        await WaitForNodeStateAsync(Applied, "NodeState Applied for its generation");
+        var pod = await ReadyDataPlanePodAsync(tuning);
+
+        // Sampled together while the delete runs: whether the pod object still exists (the kubelet removes it once its
+        // containers stopped), whether it is terminating, and the kernel's value. Were the revert written with the pod
+        // delete (or before it), the value would be back while the pod still ran or terminated.
+        var samples = new List<(TimeSpan At, bool PodExists, bool Terminating, string Somaxconn)>();
+        var clock = Stopwatch.StartNew();
+        using var sampling = new CancellationTokenSource();
+        var sampler = Task.Run(async () =>
+        {
+            while (!sampling.IsCancellationRequested)
+            {
+                V1Pod? now = null;
+                try { now = await Client.CoreV1.ReadNamespacedPodAsync(pod.Metadata.Name, RealNodeFixture.Namespace); }
+                catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound) { }
+                var value = File.ReadAllText("/proc/sys/net/core/somaxconn").Trim();
+                lock (samples) samples.Add((clock.Elapsed, now is not null && now.Metadata.Uid == pod.Metadata.Uid, now?.Metadata.DeletionTimestamp is not null, value));
+                await Task.Delay(100);
+            }
+        });
+        await DeleteTuningAsync(tuning);
+        await sampling.CancelAsync();
+        await sampler;
+        V1Condition? reverted = null;
+        try { reverted = (await ReadNodeStateAsync()).Status?.Conditions?.SingleOrDefault(c => c.Type == ConditionTypes.Reverted); }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound) { }
+
+        var podGone = samples.FirstOrDefault(s => !s.PodExists).At;
+        var valueBack = samples.FirstOrDefault(s => s.Somaxconn == original).At;
+        output.WriteLine($"{samples.Count} samples; pod terminating from {samples.FirstOrDefault(s => s.Terminating).At.TotalSeconds:0.0} s, " +
+            $"gone at {podGone.TotalSeconds:0.0} s; somaxconn back to {original} at {valueBack.TotalSeconds:0.0} s; " +
+            $"Reverted {reverted?.Status} at {reverted?.LastTransitionTime:O}");
+        // The pod was seen terminating with the node still tuned: it went down first.
+        Assert.Contains(samples, s => s.PodExists && s.Terminating && s.Somaxconn == tuned);
+        // Never was the node reverted while its data-plane pod still existed.
+        Assert.DoesNotContain(samples, s => s.PodExists && s.Somaxconn != tuned);
+        Assert.Equal(original, File.ReadAllText("/proc/sys/net/core/somaxconn").Trim());
+        Assert.True(podGone > TimeSpan.Zero && valueBack >= podGone, $"the pod went at {podGone}, the value came back at {valueBack}");
+    }
+
     [Fact, Order(9)]
     public async Task HelmUninstallRevertsWhatIsStillTunedAndLeavesOnlyTheCrds()
     {

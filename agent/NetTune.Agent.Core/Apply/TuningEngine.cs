@@ -60,6 +60,9 @@ public sealed class TuningEngine
     /// <summary>How long a NIC whose link was up may take to come back after its channels change before the change is undone.</summary>
     public TimeSpan LinkWait { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>The journal this engine records originals in (and the agent its hugepages Shortfall tries).</summary>
+    public JournalStore Journal => _journal;
+
     public HostSnapshot Discover() => new TopologyDiscovery(_fs, _channels) { KubeletRootDir = KubeletRootDir, ReadSettingsOf = _readSettingsOf }.Discover();
 
     /// <summary>The NICs of the last spec planned: only theirs rings, coalescing, pause and features are read (and shown in status).</summary>
@@ -255,7 +258,9 @@ public sealed class TuningEngine
             results.Add(new KnobResult { Knob = note.Knob, Result = note.Outcome, Message = note.Message });
 
         var failed = results.Where(r => r.Result is KnobOutcome.Failed or KnobOutcome.Shortfall).ToArray();
-        StampBoot(boot, failed.Length == 0 ? boot : null);
+        var applied = results.Where(r => r.Result == KnobOutcome.Applied).Select(r => r.Knob).ToHashSet(StringComparer.Ordinal);
+        StampBoot(boot, failed.Length == 0 ? boot : null, failed.Length > 0 ? null
+            : plan.Desired.Where(d => d.Kind == KnobKind.Hugepages && applied.Contains(d.Knob)).Select(d => new ReservedHugepages(d.Knob, d.Path, d.Target)).ToArray());
         var finalHost = Discover();
         var rebootNote = afterReboot ? $"; applied again after a reboot (boot {boot}), with this boot's values as the originals to restore" : "";
         if (unreachableBefore is not null)
@@ -289,12 +294,16 @@ public sealed class TuningEngine
     private static bool IsFromAnotherBoot(TuningJournal journal, string? boot) =>
         journal.BootId is not null && boot is not null && journal.BootId != boot;
 
-    /// <summary>Records in the journal whether this boot has the tuning applied; a journal without entries is not kept, so it says nothing.</summary>
-    private void StampBoot(string? boot, string? appliedBoot)
+    /// <summary>
+    /// Records in the journal whether this boot has the tuning applied, and the hugepage pools it reserved (null: as
+    /// they were); a journal without entries is not kept, so it says nothing.
+    /// </summary>
+    private void StampBoot(string? boot, string? appliedBoot, IReadOnlyList<ReservedHugepages>? reserved)
     {
         var onDisk = _journal.Load();
-        var stamped = onDisk with { BootId = boot ?? onDisk.BootId, AppliedBootId = appliedBoot };
-        if (onDisk.Entries.Count == 0 || (onDisk.BootId == stamped.BootId && onDisk.AppliedBootId == appliedBoot)) return;
+        var stamped = onDisk with { BootId = boot ?? onDisk.BootId, AppliedBootId = appliedBoot, ReservedHugepages = reserved ?? onDisk.ReservedHugepages };
+        if (onDisk.Entries.Count == 0 || (onDisk.BootId == stamped.BootId && onDisk.AppliedBootId == appliedBoot
+            && (onDisk.ReservedHugepages ?? []).SequenceEqual(stamped.ReservedHugepages ?? []))) return;
         try
         {
             _journal.Save(stamped);
@@ -303,6 +312,57 @@ public sealed class TuningEngine
         {
             // Only readiness after an agent restart depends on it: the next apply stamps it again.
         }
+    }
+
+    /// <summary>
+    /// Early in an agent's start after a reboot: the hugepage pools the previous boot reserved at run time (see
+    /// <see cref="TuningJournal.ReservedHugepages"/>) are reserved again at once, before the first apply asks for the
+    /// kubelet restart that makes them allocatable, and before memory fragments. The previous boot's journal goes (its
+    /// originals are not this boot's); this boot's values are journaled as the originals. Null when there is nothing to
+    /// do: no reboot, nothing reserved, a plan-only agent. With the kubelet's Static Memory Manager nothing is changed
+    /// at run time: the pages belong on the kernel command line.
+    /// </summary>
+    public RunReport? ReserveHugepagesAfterReboot()
+    {
+        if (PlanOnly) return null;
+        TuningJournal journal;
+        try
+        {
+            journal = _journal.Load();
+        }
+        catch (JournalCorruptException)
+        {
+            return null; // the first apply reports it
+        }
+        var host = Discover();
+        if (!IsFromAnotherBoot(journal, host.BootId) || journal.ReservedHugepages is not { Count: > 0 } pools) return null;
+        if (host.KubeletMemoryManager.Static)
+            return new RunReport(RunKind.Failed, host, null, [], $"not reserved again after the reboot: the kubelet's Memory Manager runs the Static policy " +
+                $"({host.KubeletMemoryManager.Source}); reserve the pages on the kernel command line: " +
+                HugepagesPlanner.BootCommandLine(pools.Select(p => (NodeOf(p.Knob), SizeOf(p.Knob), long.Parse(p.Pages, System.Globalization.CultureInfo.InvariantCulture)))));
+        var values = new TopologyDiscovery(_fs, _channels);
+        var originals = pools.Select(p => (Pool: p, Current: values.Value(p.Path))).Where(p => p.Current is not null).ToArray();
+        var fresh = TuningJournal.Empty.With(originals.Select(p => new JournalEntry(p.Pool.Knob, KnobKind.Hugepages, p.Pool.Path, p.Current!)))
+            with { BootId = host.BootId, ReservedHugepages = pools };
+        try
+        {
+            _journal.Save(fresh);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return new RunReport(RunKind.Failed, host, null, [], $"cannot journal this boot's hugepage pools in {_journal.FilePath}: {e.Message}; nothing was reserved");
+        }
+        var results = originals.Select(p => _writer.Write(p.Pool.Knob, KnobKind.Hugepages, p.Pool.Path, p.Pool.Pages, null)).ToList();
+        results.AddRange(pools.Where(p => originals.All(o => o.Pool != p))
+            .Select(p => new KnobResult { Knob = p.Knob, Result = KnobOutcome.Failed, Message = $"cannot read {p.Path}" }));
+        var failed = results.Where(r => r.Result != KnobOutcome.Applied).ToArray();
+        return new RunReport(failed.Length == 0 ? RunKind.Applied : RunKind.Failed, Discover(), null, results,
+            $"after a reboot (boot {host.BootId}): reserved the {pools.Count} hugepage pools of the previous boot again" +
+            (failed.Length == 0 ? "" : $"; {failed.Length} fell short or failed: " + string.Join("; ", failed.Select(f => $"{f.Knob}: {f.Message}"))))
+            { AfterReboot = true };
+
+        static int NodeOf(string knob) => int.Parse(knob.Split('/')[1]["node".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        static string SizeOf(string knob) => knob.Split('/')[2];
     }
 
     /// <summary>

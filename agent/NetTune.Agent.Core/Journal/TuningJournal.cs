@@ -43,8 +43,8 @@ public static class JournalKeys
 public sealed record TuningJournal([property: JsonPropertyName("entries")] IReadOnlyList<JournalEntry> Entries)
 {
     /// <summary>
-    /// 1: entries only. 2: boot ids, and the nic / beforeChannels entry fields. Changes are additive (new optional
-    /// fields), so an older agent reads a newer journal, ignoring what it does not know.
+    /// 1: entries only. 2: boot ids, and the nic / beforeChannels entry fields (later also the optional shortfalls).
+    /// Changes are additive (new optional fields), so an older agent reads a newer journal, ignoring what it does not know.
     /// </summary>
     public const int CurrentFormat = 2;
 
@@ -59,6 +59,18 @@ public sealed record TuningJournal([property: JsonPropertyName("entries")] IRead
 
     [JsonPropertyName("appliedBootId")]
     public string? AppliedBootId { get; init; }
+
+    /// <summary>The hugepages Shortfall tries of the current spec generation (see Status.ShortfallRetries): kept here so an agent restart does not start the count over.</summary>
+    [JsonPropertyName("shortfalls")]
+    public ShortfallTries? Shortfalls { get; init; }
+
+    /// <summary>
+    /// The hugepage pools the last successful apply of <see cref="BootId"/> reserved at run time: gone with a reboot, and
+    /// reserved again early in the next boot's agent start (before the kubelet is asked to restart for them), so the
+    /// data-plane pods bound to the node pass the kubelet's admission again without waiting for the API server.
+    /// </summary>
+    [JsonPropertyName("reservedHugepages")]
+    public IReadOnlyList<ReservedHugepages>? ReservedHugepages { get; init; }
 
     /// <summary>Whether an original is recorded under this key (<see cref="JournalEntry.Key"/>).</summary>
     public bool Contains(string key) => Entries.Any(e => e.Key == key);
@@ -81,3 +93,15 @@ public sealed record TuningJournal([property: JsonPropertyName("entries")] IRead
         return this with { Entries = Entries.Where(e => !drop.Contains(e.Key)).ToArray() };
     }
 }
+
+/// <summary>How often each hugepage pool fell short for one spec generation, and the pools given up on with their messages.</summary>
+public sealed record ShortfallTries(
+    [property: JsonPropertyName("generation")] long Generation,
+    [property: JsonPropertyName("attempts")] IReadOnlyDictionary<string, int> Attempts,
+    [property: JsonPropertyName("givenUp")] IReadOnlyDictionary<string, string> GivenUp);
+
+/// <summary>One hugepage pool an apply reserved: its knob, its nr_hugepages file and the pages.</summary>
+public sealed record ReservedHugepages(
+    [property: JsonPropertyName("knob")] string Knob,
+    [property: JsonPropertyName("path")] string Path,
+    [property: JsonPropertyName("pages")] string Pages);

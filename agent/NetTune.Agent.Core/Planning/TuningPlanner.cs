@@ -46,7 +46,7 @@ public static class TuningPlanner
                 notes.AddRange(queues.Notes);
             }
         }
-        var pages = HugepagesPlanner.Plan(host, spec.Hugepages);
+        var pages = HugepagesPlanner.Plan(host, spec.Hugepages, spec.HugepagesBudget);
         desired.AddRange(pages.Knobs);
         notes.AddRange(pages.Notes);
         var sysctls = SysctlPlanner.Plan(host, spec.Sysctls, spec.Nic?.Rps?.FlowEntries);

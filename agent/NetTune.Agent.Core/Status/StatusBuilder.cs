@@ -147,9 +147,10 @@ public static class StatusBuilder
                 SetCondition(conditions, ConditionTypes.Degraded, F, ConditionReasons.AsExpected, "", generation, now);
                 break;
             case RunKind.Failed:
-                SetCondition(conditions, ConditionTypes.Applied, F, ConditionReasons.ApplyFailed, report.Message, generation, now);
-                SetCondition(conditions, ConditionTypes.Degraded, T, ConditionReasons.ApplyFailed, report.Message, generation, now);
-                SetCondition(conditions, ConditionTypes.Reverted, F, ConditionReasons.ApplyFailed, "", generation, now);
+                var reason = FailureReason(report);
+                SetCondition(conditions, ConditionTypes.Applied, F, reason, report.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Degraded, T, reason, report.Message, generation, now);
+                SetCondition(conditions, ConditionTypes.Reverted, F, reason, "", generation, now);
                 break;
             case RunKind.InvalidSpec:
                 SetCondition(conditions, ConditionTypes.Applied, F, ConditionReasons.InvalidSpec, report.Message, generation, now);
@@ -175,6 +176,20 @@ public static class StatusBuilder
                 SetCondition(conditions, ConditionTypes.Degraded, T, ConditionReasons.RevertFailed, report.Message, generation, now);
                 break;
         }
+    }
+
+    /// <summary>
+    /// ApplyFailed, unless every failure is a hugepage pool the planner refused for one reason: the kubelet's Static
+    /// Memory Manager (reserve the pages at boot) or the node's hugepages budget.
+    /// </summary>
+    private static string FailureReason(RunReport report)
+    {
+        var failed = report.Knobs.Where(k => k.Result is KnobOutcome.Failed or KnobOutcome.Shortfall).ToArray();
+        if (failed.Length == 0 || report.ApiServerOutage) return ConditionReasons.ApplyFailed;
+        bool All(string prefix) => failed.All(k => k.Message?.StartsWith(prefix, StringComparison.Ordinal) == true);
+        return All(HugepagesPlanner.MemoryManagerRefusal) ? ConditionReasons.HugepagesNeedBootReservation
+            : All(HugepagesPlanner.BudgetRefusal) ? ConditionReasons.HugepagesOverBudget
+            : ConditionReasons.ApplyFailed;
     }
 
     /// <summary>

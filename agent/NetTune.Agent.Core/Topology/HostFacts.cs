@@ -15,7 +15,7 @@ public sealed record NetNamespaceInfo(bool? SameAsHost, string Detail)
 /// whether net sysctls would land in the host's namespace, which CPUs are kept free of housekeeping, and what the
 /// kernel offers for enumerated sysctls. Read from procfs and sysfs under the host root.
 /// </summary>
-public sealed class HostFactsDiscovery(IHostFileSystem fs)
+public sealed partial class HostFactsDiscovery(IHostFileSystem fs)
 {
     public const string AvailableCongestionControlPath = "proc/sys/net/ipv4/tcp_available_congestion_control";
 
@@ -147,6 +147,39 @@ public sealed class HostFactsDiscovery(IHostFileSystem fs)
         }
     }
 
+    /// <summary>
+    /// The kubelet's Memory Manager policy: from its checkpoint <c>memory_manager_state</c> in the kubelet's root dir
+    /// (what the running kubelet uses), else from a kubelet config file kept there (kubeadm's <c>config.yaml</c>).
+    /// With the Static policy a kubelet restart after the hugepage pools changed fails the checkpoint's state check,
+    /// and the node stays NotReady until someone removes the file.
+    /// </summary>
+    public KubeletMemoryManager KubeletMemoryManager(string kubeletRootDir)
+    {
+        var root = kubeletRootDir.Trim('/');
+        var checkpoint = $"{root}/{Topology.KubeletMemoryManager.CheckpointName}";
+        if (Value(checkpoint) is { } text)
+        {
+            try
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(text);
+                if (doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && doc.RootElement.TryGetProperty("policyName", out var p)
+                    && p.ValueKind == System.Text.Json.JsonValueKind.String)
+                    return new(p.GetString(), "/" + checkpoint);
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                // Unreadable: the config file may still say.
+            }
+        }
+        var config = $"{root}/config.yaml";
+        if (Value(config) is { } yaml && MemoryManagerPolicyLine().Match(yaml) is { Success: true } m)
+            return new(m.Groups[1].Value, "/" + config);
+        return new(null, null);
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?m)^memoryManagerPolicy:\s*[""']?([A-Za-z]+)")]
+    private static partial System.Text.RegularExpressions.Regex MemoryManagerPolicyLine();
+
     public IReadOnlyList<string>? AvailableCongestionControl() =>
         Value(AvailableCongestionControlPath)?.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
 
@@ -174,4 +207,13 @@ public sealed record KubeletCpuAssignment(string Path, bool Found, string? Polic
         !Found ? $"no kubelet CPU manager checkpoint at {Path}: no CPU is known to be a container's exclusively (mount the kubelet's root dir, --kubelet-root-dir)"
         : Error is not null ? $"the kubelet CPU manager checkpoint {Path} is unreadable ({Error})"
         : $"kubelet CPU manager policy {Policy ?? "unknown"} ({Path}): exclusive CPUs {(ExclusiveCpus.Count == 0 ? "none" : CpuList.Format(ExclusiveCpus))}";
+}
+
+/// <summary>The kubelet's Memory Manager policy (None, Static) and where it was read; both null when nothing says.</summary>
+public sealed record KubeletMemoryManager(string? Policy, string? Source)
+{
+    public const string CheckpointName = "memory_manager_state";
+
+    /// <summary>Static: hugepage pools must not change while the kubelet runs; they are reserved at boot.</summary>
+    public bool Static => string.Equals(Policy, "Static", StringComparison.OrdinalIgnoreCase);
 }

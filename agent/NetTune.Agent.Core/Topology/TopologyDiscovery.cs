@@ -28,6 +28,7 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
         {
             NohzFullCpus = facts.NohzFullCpus(),
             KubeletExclusiveCpus = facts.KubeletCpus(KubeletRootDir).ExclusiveCpus,
+            KubeletMemoryManager = facts.KubeletMemoryManager(KubeletRootDir),
             ManagementInterfaces = facts.ManagementInterfaces(),
             NetNamespace = facts.NetNamespace(),
             AvailableCongestionControl = facts.AvailableCongestionControl(),

@@ -43,6 +43,10 @@ public static class ConditionReasons
     public const string NodeUnreadable = "NodeUnreadable";
     /// <summary>A hugepage pool fell short on every try for this generation and is left with the pages it got.</summary>
     public const string HugepagesShortfall = "HugepagesShortfall";
+    /// <summary>The kubelet's Memory Manager runs the Static policy: hugepage pools are not changed at run time; the message says how to reserve them at boot.</summary>
+    public const string HugepagesNeedBootReservation = "HugepagesNeedBootReservation";
+    /// <summary>The hugepages asked for would take memory the kubelet has given pods (beyond the NodeState's hugepagesBudget).</summary>
+    public const string HugepagesOverBudget = "HugepagesOverBudget";
 
     // DataPlaneAvailable
     public const string DataPlaneDisabled = "DataPlaneDisabled";

@@ -74,10 +74,27 @@ public sealed class NodeStateSpec
     [Description("Hugepages per NUMA node, one entry per page size.")]
     public List<HugepagesSpec>? Hugepages { get; set; }
 
+    [Description("The most memory hugepages may hold on this node, worked out by the operator when the hugepages it asks for change: the agent refuses pools beyond it. Absent: only maxNodeMemoryPercent caps them.")]
+    public HugepagesBudget? HugepagesBudget { get; set; }
+
     [Items(0, 64)]
     [CelRule("sysctls-allowed", SysctlAllowList.CelRule, SysctlAllowList.CelMessage)]
     [Description("Sysctls to set.")]
     public Dictionary<string, string>? Sysctls { get; set; }
+}
+
+[Description("What hugepages may take of a node without taking memory the kubelet has already given pods.")]
+public sealed class HugepagesBudget
+{
+    [Required]
+    // 1 PiB: a bound a float64 holds exactly (v1.20's apiserver reads long.MaxValue as -2^63 and refuses every value).
+    [Range(0, 1L << 50)]
+    [Description("The most bytes hugepages of every size together may hold on the node: the hugepages the kubelet counts already (its allocatable hugepages-*) plus its allocatable memory less the memory the node's pods request. Reserving more would take memory scheduled pods were promised, and the kubelet's allocatable memory does not shrink until it restarts.")]
+    public long MaxBytes { get; set; }
+
+    [Length(0, 1024)]
+    [Description("How maxBytes was worked out, with the numbers, for messages.")]
+    public string? Basis { get; set; }
 }
 
 [Description("A NetworkTuning that contributed to a node's settings.")]

@@ -110,6 +110,10 @@ public static class NodeSpecMerger
                 }).ToList(),
         };
         KnobSet.WriteTo(spec, result);
+        // The budget was worked out for these hugepages; it is worked out anew (by the writer) only when they change.
+        if (spec.Hugepages is { Count: > 0 } && previous?.HugepagesBudget is { } budget
+            && KubernetesJson.Serialize(spec.Hugepages) == KubernetesJson.Serialize(previous.Hugepages))
+            spec.HugepagesBudget = budget;
         return new MergeResult(spec, conflicts);
     }
 
