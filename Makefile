@@ -99,8 +99,8 @@ clean: ## Remove build outputs (the apiserver cache outside the repo stays)
 	rm -rf $(ARTIFACTS) $(DEMO_DIR)
 	find . -name bin -o -name obj -type d -prune -exec rm -rf {} + 2>/dev/null || true
 
-.PHONY: bench bench-dataplane bench-proxy bench-proxy-profile bench-proxy-count bench-agent bench-operator
-bench: bench-dataplane bench-proxy bench-agent bench-operator ## Run every benchmark (ratios against a peer measured in the same run)
+.PHONY: bench bench-dataplane bench-proxy bench-proxy-profile bench-proxy-count bench-agent bench-operator bench-footprint
+bench: bench-dataplane bench-proxy bench-agent bench-operator bench-footprint ## Run every benchmark (ratios against a peer measured in the same run)
 
 bench-dataplane: build ## The data plane side by side with nginx (wrk, interleaved rounds)
 	bash bench/dataplane/run.sh
@@ -117,5 +117,8 @@ bench-proxy-count: build ## Syscalls, SQEs and user instructions (callgrind) per
 bench-agent: build ## A full apply on the 2-socket fixture, and the CPU cost of drift checking
 	bash bench/agent/run.sh
 
-bench-operator: deps kube-assets build ## 1,000 and 5,000 Nodes: time to all NodeStates, requests per node, peak RSS
-	bash bench/operator/run.sh
+bench-operator: deps kube-assets build ## 1,000 and 5,000 Nodes: time to all NodeStates, requests per node, peak RSS; a 10% rollout with simulated agents
+	bash bench/operator/run.sh 1000 5000 rollout:1000
+
+bench-footprint: deps kube-assets ## Agent JIT vs NativeAOT: image sizes, start to /healthz, RSS and CPU at rest
+	bash bench/footprint/run.sh

@@ -2,7 +2,8 @@
 # Container images of NetTune's three components.
 #
 #   hack/images.sh publish COMPONENT OUT   publish one component's payload into OUT, exactly as its Dockerfile does
-#                                          (the Dockerfiles run this same command in their build stage)
+#                                          (the Dockerfiles run this same command in their build stage); a fourth
+#                                          argument self-contained publishes it as the archives do
 #   hack/images.sh build [TAG]             build the three images with docker or podman ($CONTAINER_ENGINE wins):
 #                                          nettune/{operator,agent,dataplane}:TAG (default: the chart's appVersion)
 #   hack/images.sh archives [OUT]          without a registry or an engine: OCI image archives of the three, named as
@@ -10,6 +11,8 @@
 #                                          `ctr images import` (the local node loads them so)
 #
 # COMPONENT: operator (framework-dependent, ASP.NET Core runtime), agent (framework-dependent), dataplane (NativeAOT).
+# NETTUNE_AOT=agent publishes the agent with NativeAOT too (-p:NetTuneAot=true: against KubernetesClient.Aot), in
+# publish and in archives.
 # For archives, operator and agent are published self-contained (no base image brings a .NET runtime there); every
 # image holds its payload plus the libraries ldd lists, and OpenSSL for the two that talk TLS to the apiserver.
 set -euo pipefail
@@ -55,7 +58,12 @@ publish() {
     trap 'rm -rf "$artifacts"' RETURN
   fi
   local common=(-c Release -nologo -v quiet --artifacts-path "$artifacts" -o "$out" -p:DebugType=none -p:GenerateDocumentationFile=false -p:SatelliteResourceLanguages=en)
-  case "$component" in
+  local aot=$component
+  [[ $component == agent && " ${NETTUNE_AOT:-} " == *" agent "* ]] && aot=agent-aot
+  case "$aot" in
+    agent-aot)
+      dotnet publish "$ROOT/$project" "${common[@]}" -r linux-x64 -p:NetTuneAot=true -p:StripSymbols=true \
+        -p:CppCompilerAndLinker="$(native_linker)" >&2 ;;
     dataplane)
       dotnet publish "$ROOT/$project" "${common[@]}" -r linux-x64 -p:PublishAot=true -p:StripSymbols=true \
         -p:CppCompilerAndLinker="$(native_linker)" >&2 ;;
@@ -83,8 +91,8 @@ archives() {
   # A stamp of the sources the images are built from: unchanged sources reuse the archives.
   local key
   key=$( (cd "$ROOT" && git ls-files -s -- api agent operator dataplane hack/images.sh Directory.Build.props Directory.Packages.props \
-          && git diff HEAD -- api agent operator dataplane && git ls-files --others --exclude-standard -- api agent operator dataplane | xargs -r sha256sum) \
-          | sha256sum | cut -c1-16)
+          && git diff HEAD -- api agent operator dataplane && git ls-files --others --exclude-standard -- api agent operator dataplane | xargs -r sha256sum \
+          && echo "aot=${NETTUNE_AOT:-}") | sha256sum | cut -c1-16)
   if [[ -f $out/stamp && $(cat "$out/stamp") == "$key" ]] && ls "$out"/{operator,agent,dataplane}.oci.tar >/dev/null 2>&1; then
     log "image archives are up to date ($out)"; echo "$out"; return 0
   fi
@@ -130,7 +138,7 @@ build() {
 }
 
 case "${1:-}" in
-  publish) [[ $# -eq 3 ]] || { log "usage: $0 publish COMPONENT OUT"; exit 2; }; publish "$2" "$3" ;;
+  publish) [[ $# -eq 3 || ( $# -eq 4 && $4 == self-contained ) ]] || { log "usage: $0 publish COMPONENT OUT [self-contained]"; exit 2; }; publish "$2" "$3" "${4:-}" ;;
   build) build "${2:-}" ;;
   archives) archives "${2:-}" ;;
   *) log "usage: $0 publish COMPONENT OUT | build [TAG] | archives [OUT]"; exit 2 ;;

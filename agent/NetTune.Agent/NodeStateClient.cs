@@ -1,4 +1,7 @@
 using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
@@ -7,20 +10,24 @@ using NetTune.Api.V1Alpha1;
 
 namespace NetTune.Agent;
 
-/// <summary>The agent's view of the API: its own NetworkTuningNodeState, read, watched and given a status.</summary>
-public sealed class NodeStateClient(IKubernetes client, string nodeName)
+/// <summary>
+/// The agent's view of the API: its own NetworkTuningNodeState, read, watched and given a status.
+/// The NodeState goes over the client's own HttpClient and credentials with <see cref="AgentJson"/>'s source-generated
+/// contracts rather than through CustomObjects: KubernetesClient.Aot (the NativeAOT build) has no Watcher and serializes
+/// only the built-in types, and one code path serves both builds.
+/// </summary>
+public sealed class NodeStateClient(Kubernetes client, string nodeName)
 {
+    private static readonly string Resource = $"apis/{ApiGroup.Name}/{ApiGroup.Version}/{NetworkTuningNodeState.Plural}";
+
     public async Task<NetworkTuningNodeState?> GetAsync(CancellationToken ct)
     {
-        try
-        {
-            return await client.CustomObjects.GetClusterCustomObjectAsync<NetworkTuningNodeState>(
-                ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, nodeName, ct).ConfigureAwait(false);
-        }
-        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
-        {
-            return null;
-        }
+        using var response = await SendAsync(HttpMethod.Get, $"{Resource}/{Uri.EscapeDataString(nodeName)}", null, HttpCompletionOption.ResponseContentRead, ct)
+            .ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.NotFound) return null;
+        await ThrowUnlessSuccessAsync(response, ct).ConfigureAwait(false);
+        await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        return await JsonSerializer.DeserializeAsync(body, AgentJson.Default.NetworkTuningNodeState, ct).ConfigureAwait(false);
     }
 
     /// <summary>This node's Node object (for its hugepage capacity); needs get on nodes.</summary>
@@ -29,13 +36,32 @@ public sealed class NodeStateClient(IKubernetes client, string nodeName)
     /// <summary>Watches the object until the server ends the watch or it fails; calls <paramref name="changed"/> on every event.</summary>
     public async Task WatchAsync(Action changed, CancellationToken ct)
     {
-        var events = client.CustomObjects.WatchListClusterCustomObjectAsync(
-            ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural,
-            fieldSelector: $"metadata.name={nodeName}", timeoutSeconds: 300, cancellationToken: ct);
-        await foreach (var (type, _) in events.ConfigureAwait(false))
+        var query = $"?watch=true&timeoutSeconds=300&fieldSelector={Uri.EscapeDataString("metadata.name=" + nodeName)}";
+        using var response = await SendAsync(HttpMethod.Get, Resource + query, null, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        await ThrowUnlessSuccessAsync(response, ct).ConfigureAwait(false);
+        await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        using var lines = new StreamReader(stream, Encoding.UTF8);
+        // One JSON object per line: {"type":"ADDED|MODIFIED|DELETED|BOOKMARK|ERROR","object":{...}}. Only the type
+        // matters: the loop reads the object afresh.
+        while (await lines.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
         {
-            if (type is WatchEventType.Added or WatchEventType.Modified or WatchEventType.Deleted) changed();
+            if (line.Length == 0) continue;
+            if (EventType(line) is "ADDED" or "MODIFIED" or "DELETED") changed();
         }
+    }
+
+    private static string? EventType(string line)
+    {
+        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(line));
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var isType = reader.ValueTextEquals("type"u8);
+            if (!reader.Read()) return null;
+            if (isType) return reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+            reader.Skip();
+        }
+        return null;
     }
 
     /// <summary>
@@ -68,9 +94,30 @@ public sealed class NodeStateClient(IKubernetes client, string nodeName)
     /// <summary>Replaces the whole status through the status subresource (a merge patch of status with every field set).</summary>
     public async Task PatchStatusAsync(NodeStateStatus status, CancellationToken ct)
     {
-        var body = new Dictionary<string, object?> { ["status"] = status };
-        var patch = new V1Patch(KubernetesJson.Serialize(body), V1Patch.PatchType.MergePatch);
-        await client.CustomObjects.PatchClusterCustomObjectStatusAsync(patch, ApiGroup.Name, ApiGroup.Version,
-            NetworkTuningNodeState.Plural, nodeName, cancellationToken: ct).ConfigureAwait(false);
+        var content = new StringContent(JsonSerializer.Serialize(new NodeStateStatusPatch(status), AgentJson.Default.NodeStateStatusPatch), Encoding.UTF8);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/merge-patch+json") { CharSet = "utf-8" };
+        using var response = await SendAsync(HttpMethod.Patch, $"{Resource}/{Uri.EscapeDataString(nodeName)}/status", content, HttpCompletionOption.ResponseContentRead, ct)
+            .ConfigureAwait(false);
+        await ThrowUnlessSuccessAsync(response, ct).ConfigureAwait(false);
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string pathAndQuery, HttpContent? content, HttpCompletionOption completion, CancellationToken ct)
+    {
+        // HTTP/2 as the generated client asks for it: the watch and every other request share its connection.
+        using var request = new HttpRequestMessage(method, new Uri(client.BaseUri, pathAndQuery)) { Content = content, Version = HttpVersion.Version20 };
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        if (client.Credentials is { } credentials) await credentials.ProcessHttpRequestAsync(request, ct).ConfigureAwait(false);
+        return await client.HttpClient.SendAsync(request, completion, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>A refusal as the generated client reports it (<see cref="HttpOperationException"/> with status and body), which the worker handles.</summary>
+    private static async Task ThrowUnlessSuccessAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        if (response.IsSuccessStatusCode) return;
+        var body = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        throw new HttpOperationException($"{response.RequestMessage?.Method} {response.RequestMessage?.RequestUri?.AbsolutePath}: {(int)response.StatusCode} {response.StatusCode}")
+        {
+            Response = new HttpResponseMessageWrapper(response, body),
+        };
     }
 }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using k8s;
 using NetTune.Agent.Core.Apply;
 using NetTune.Agent.Core.Status;
 using NetTune.Api.V1Alpha1;
@@ -14,14 +13,6 @@ namespace NetTune.Agent;
 /// </summary>
 public static class OnceCommand
 {
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        Converters = { new JsonStringEnumConverter() },
-    };
-
     public static int Run(string hostRoot, string journalDir, ChannelBackend backend, string? specPath, bool revert, bool planOnly, NetNamespaceMode netNamespace = NetNamespaceMode.Host)
     {
         var engine = EngineFactory.Create(hostRoot, journalDir, backend, out var fs, planOnly, netNamespace);
@@ -41,7 +32,8 @@ public static class OnceCommand
             NodeStateSpec spec;
             try
             {
-                spec = KubernetesJson.Deserialize<NodeStateSpec>(File.ReadAllText(specPath));
+                spec = JsonSerializer.Deserialize(File.ReadAllText(specPath), AgentJson.Default.NodeStateSpec)
+                       ?? throw new JsonException("the spec is null");
             }
             catch (Exception e) when (e is JsonException or IOException)
             {
@@ -59,17 +51,27 @@ public static class OnceCommand
             }
         }
         var elapsed = sw.Elapsed;
-        var output = new
-        {
-            kind = report.Kind.ToString(),
-            message = report.Message,
-            elapsedMs = elapsed.TotalMilliseconds,
-            writes = fs.WriteCount,
-            knobs = report.Knobs.Select(k => new { k.Knob, Result = k.Result.ToString(), k.Value, k.Message }),
-            plannedChanges = report.Plan?.Changes.Select(c => new { c.Knob, c.Path, c.Current, c.Target }),
-            topology = report.Host is null ? null : StatusBuilder.Topology(report.Host, report.Knobs),
-        };
-        Console.WriteLine(JsonSerializer.Serialize(output, Json));
+        var output = new OnceReport(
+            report.Kind.ToString(),
+            report.Message,
+            elapsed.TotalMilliseconds,
+            fs.WriteCount,
+            [.. report.Knobs.Select(k => new OnceKnob(k.Knob, k.Result.ToString(), k.Value, k.Message))],
+            report.Plan?.Changes.Select(c => new OnceChange(c.Knob, c.Path, c.Current, c.Target)).ToList(),
+            report.Host is null ? null : StatusBuilder.Topology(report.Host, report.Knobs));
+        Console.WriteLine(JsonSerializer.Serialize(output, OnceJson.Default.OnceReport));
         return report.Succeeded ? 0 : 1;
     }
 }
+
+internal sealed record OnceReport(string Kind, string? Message, double ElapsedMs, long Writes, List<OnceKnob> Knobs, List<OnceChange>? PlannedChanges, NodeTopology? Topology);
+
+internal sealed record OnceKnob(string Knob, string Result, string? Value, string? Message);
+
+internal sealed record OnceChange(string Knob, string Path, string? Current, string Target);
+
+/// <summary>The once command's report: indented for people, camelCase as the NodeState's status.</summary>
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, UseStringEnumConverter = true)]
+[JsonSerializable(typeof(OnceReport))]
+internal sealed partial class OnceJson : JsonSerializerContext;

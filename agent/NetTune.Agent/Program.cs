@@ -153,8 +153,7 @@ namespace NetTune.Agent
                 options.ConnectivityTimeout > TimeSpan.Zero ? new ApiServerReachability(kubernetes) : null, options.ConnectivityTimeout, options.KubeletRootDir,
                 installSeccompProfile: true);
             builder.Services.AddSingleton(options);
-            builder.Services.AddSingleton<IKubernetes>(kubernetes);
-            builder.Services.AddSingleton(sp => new NodeStateClient(sp.GetRequiredService<IKubernetes>(), options.NodeName));
+            builder.Services.AddSingleton(new NodeStateClient(kubernetes, options.NodeName));
             builder.Services.AddSingleton(engine);
             builder.Services.AddSingleton(metrics);
             // The loop wakes at least every drift interval; three missed wake-ups (and at least two minutes) mean it is stuck.

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Operator benchmark: time from NetworkTuning create to every NodeState written (maxUnavailable 100%), API requests
-# per node and operator peak RSS, at 1,000 and 5,000 Node objects (or the counts given as arguments).
+# per node (by verb and resource) and operator peak RSS, at 1,000 and 5,000 Node objects (or the counts given as
+# arguments); an argument rollout:N runs a full rollout at maxUnavailable 10% over N nodes with simulated agents
+# (time to every node Applied, operator and apiserver peak RSS).
 # Results print to stdout and land in bench/results/operator-*.json.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -187,7 +187,8 @@ public sealed class OperatorHost : IAsyncDisposable
             var controller = new Controller("networktuning", _queue, reconciler, options.Workers, log);
             controller.Reconciled += (key, outcome, duration) =>
             {
-                var kind = key == OperatorReconciler.AgentKey ? "DaemonSet" : "NetworkTuning";
+                var kind = key == OperatorReconciler.AgentKey ? "DaemonSet"
+                    : key.StartsWith(OperatorReconciler.NodePrefix, StringComparison.Ordinal) ? "Node" : "NetworkTuning";
                 metrics.Reconciles.WithLabels(kind, outcome).Inc();
                 metrics.ReconcileDuration.WithLabels(kind).Observe(duration.TotalSeconds);
                 metrics.QueueDepth.Set(_queue.Depth);
@@ -291,17 +292,19 @@ public sealed class OperatorHost : IAsyncDisposable
             {
                 // Node status heartbeats change nothing here; only new, gone, relabelled or cordoned nodes, a change of what
                 // they can allocate (hugepages the kubelet counted after a restart) or a new boot, do.
-                if (kind == CacheEvent.Updated && SameLabels(old!.Metadata.Labels, now!.Metadata.Labels)
-                    && (old.Spec?.Unschedulable == true) == (now.Spec?.Unschedulable == true)
-                    && SameLabels(Quantities(old), Quantities(now))
-                    && old.Status?.NodeInfo?.BootID == now.Status?.NodeInfo?.BootID) return;
+                if (kind == CacheEvent.Updated && SameNode(old!, now!, ignoreAgentLabel: false)) return;
                 _queue.Add(OperatorReconciler.NodePrefix + (now ?? old)!.Metadata.Name);
+                // The agent label is the operator's own and no tuning's plan reads it: a change of it alone (every node
+                // of a first rollout gets it) reaches only the tunings whose selection of the node it changes. Waking
+                // every tuning for each of them made a rollout of N nodes N planner runs over N nodes.
+                var agentLabelOnly = kind == CacheEvent.Updated && SameNode(old!, now!, ignoreAgentLabel: true);
                 foreach (var t in _caches.Tunings.List())
                 {
-                    if ((old is not null && NodeSelection.Selects(t.Spec, old.Metadata.Labels))
-                        || (now is not null && NodeSelection.Selects(t.Spec, now.Metadata.Labels)))
-                        EnqueueTuning(t.Metadata.Name);
+                    var before = old is not null && NodeSelection.Selects(t.Spec, old.Metadata.Labels);
+                    var after = now is not null && NodeSelection.Selects(t.Spec, now.Metadata.Labels);
+                    if (agentLabelOnly ? before != after : before || after) EnqueueTuning(t.Metadata.Name);
                 }
+                if (agentLabelOnly) return;
                 var state = _caches.NodeStates.Get((now ?? old)!.Metadata.Name);
                 foreach (var source in state?.Spec.Sources ?? []) EnqueueTuning(source.Name);
             };
@@ -324,6 +327,18 @@ public sealed class OperatorHost : IAsyncDisposable
                 informer(reason => metrics.WatchRestarts.WithLabels(kind, reason).Inc());
             }
         }
+
+        /// <summary>Nothing the operator acts on changed: labels (but the agent label, if told), cordon, allocatable, boot.</summary>
+        private static bool SameNode(V1Node old, V1Node now, bool ignoreAgentLabel) =>
+            SameLabels(Labels(old, ignoreAgentLabel), Labels(now, ignoreAgentLabel))
+            && (old.Spec?.Unschedulable == true) == (now.Spec?.Unschedulable == true)
+            && SameLabels(Quantities(old), Quantities(now))
+            && old.Status?.NodeInfo?.BootID == now.Status?.NodeInfo?.BootID;
+
+        private static IDictionary<string, string>? Labels(V1Node node, bool withoutAgentLabel) =>
+            withoutAgentLabel && node.Metadata.Labels?.ContainsKey(Names.AgentNodeLabel) == true
+                ? node.Metadata.Labels.Where(kv => kv.Key != Names.AgentNodeLabel).ToDictionary()
+                : node.Metadata.Labels;
 
         private static Dictionary<string, string> Quantities(V1Node node) =>
             (node.Status?.Allocatable ?? new Dictionary<string, ResourceQuantity>()).ToDictionary(kv => kv.Key, kv => kv.Value.ToString());

@@ -37,7 +37,7 @@ public sealed class OperatorMetrics
         RolloutBatches = f.CreateCounter("nettune_operator_rollout_batches_total", "Rollout batches started.",
             new CounterConfiguration { LabelNames = ["tuning"] });
         Leader = f.CreateGauge("nettune_operator_leader", "1 while this instance is the leader (always 1 without leader election).");
-        ApiRequests = f.CreateCounter("nettune_operator_api_requests_total", "Requests sent to the API server, by verb.",
-            new CounterConfiguration { LabelNames = ["verb"] });
+        ApiRequests = f.CreateCounter("nettune_operator_api_requests_total", "Requests sent to the API server, by verb and resource.",
+            new CounterConfiguration { LabelNames = ["verb", "resource"] });
     }
 }

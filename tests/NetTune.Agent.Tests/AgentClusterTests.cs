@@ -537,11 +537,12 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
     }
 
     /// <summary>The agent as a process against the cluster, on a fixture host, logging to <paramref name="logPath"/>.</summary>
-    private ChildProcess StartAgent(FixtureHost host, string node, string logPath, string driftInterval, int? port = null, string[]? extraArgs = null) =>
-        ChildProcess.Start("agent", "dotnet",
-            [AgentBinary.DllPath, "--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
-             "--metrics-port", $"{port ?? FreePort()}", "--drift-interval", driftInterval, "--channel-backend", "Fixture", .. extraArgs ?? []],
-            logPath);
+    private ChildProcess StartAgent(FixtureHost host, string node, string logPath, string driftInterval, int? port = null, string[]? extraArgs = null)
+    {
+        var command = AgentBinary.Command(["--host-root", host.Root, "--node-name", node, "--journal-dir", host.JournalDir, "--kubeconfig", Cluster.KubeconfigPath,
+             "--metrics-port", $"{port ?? FreePort()}", "--drift-interval", driftInterval, "--channel-backend", "Fixture", .. extraArgs ?? []]);
+        return ChildProcess.Start("agent", command[0], command[1..], logPath);
+    }
 
     /// <summary>
     /// Waits until the status tells the operator that this host's current boot has (or has not) the NodeState's

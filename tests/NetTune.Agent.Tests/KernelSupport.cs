@@ -55,6 +55,13 @@ public static class AgentBinary
         }
     }
 
+    /// <summary>
+    /// The command line that runs the agent with <paramref name="args"/>: $NETTUNE_AGENT_BINARY when set (a published
+    /// executable, such as the NativeAOT build of hack/images.sh), else dotnet with the built dll.
+    /// </summary>
+    public static string[] Command(params string[] args) =>
+        Environment.GetEnvironmentVariable("NETTUNE_AGENT_BINARY") is { Length: > 0 } executable ? [executable, .. args] : ["dotnet", DllPath, .. args];
+
     private static string FindRepoRoot()
     {
         for (var dir = AppContext.BaseDirectory; dir is not null; dir = Path.GetDirectoryName(dir))

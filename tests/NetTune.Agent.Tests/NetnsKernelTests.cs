@@ -84,7 +84,7 @@ public sealed class NetnsKernelTests
             var before = InNs(ns, "cat /proc/sys/net/core/somaxconn");
             var spec = Path.Join(work, "spec.json");
             File.WriteAllText(spec, """{"nodeName":"netns","sysctls":{"net.core.somaxconn":"8191"}}""");
-            var (code, stdout, stderr) = Proc.Run("ip", ["netns", "exec", ns, "dotnet", AgentBinary.DllPath, "once", "--spec", spec, "--journal-dir", Path.Join(work, "journal")]);
+            var (code, stdout, stderr) = Proc.Run("ip", ["netns", "exec", ns, .. AgentBinary.Command("once", "--spec", spec, "--journal-dir", Path.Join(work, "journal"))]);
             Assert.True(code == 1, $"agent exited {code}: {stderr}{stdout}");
             var report = JsonDocument.Parse(stdout).RootElement;
             Assert.Equal("Failed", report.GetProperty("kind").GetString());
@@ -133,7 +133,7 @@ public sealed class NetnsKernelTests
             Proc.Check("ip", "netns", "add", ns);
             Proc.Check("ip", "-n", ns, "link", "add", "nta", "numrxqueues", "4", "numtxqueues", "4", "type", "veth", "peer", "name", "ntb");
             // The monitor writes to a file: its lines are read back while it runs, without a pipe to the test host.
-            monitor = System.Diagnostics.Process.Start("sh", ["-c", $"exec ip netns exec {ns} dotnet {AgentBinary.DllPath} monitor --count 1 --timeout-seconds 60 >{output} 2>&1"])!;
+            monitor = System.Diagnostics.Process.Start("sh", ["-c", $"exec ip netns exec {ns} {string.Join(' ', AgentBinary.Command("monitor", "--count", "1", "--timeout-seconds", "60"))} >{output} 2>&1"])!;
             var subscribed = await WaitForLineAsync(output, "\"subscribed\":true", monitor);
 
             var spec = Path.Join(work, "spec.json");
@@ -177,7 +177,7 @@ public sealed class NetnsKernelTests
     /// <summary>Runs the agent executable inside the namespace and returns its report, which must be a success.</summary>
     internal static JsonElement Agent(string ns, params string[] args)
     {
-        var (code, stdout, stderr) = Proc.Run("ip", ["netns", "exec", ns, "dotnet", AgentBinary.DllPath, .. args]);
+        var (code, stdout, stderr) = Proc.Run("ip", ["netns", "exec", ns, .. AgentBinary.Command(args)]);
         Assert.True(code is 0 or 1, $"agent exited {code}: {stderr}");
         var report = JsonDocument.Parse(stdout).RootElement;
         Assert.True(code == 0, $"agent reported {report.GetProperty("kind")}: {report.GetProperty("message")}\n{stdout}");

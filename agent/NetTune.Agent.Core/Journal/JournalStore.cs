@@ -29,13 +29,6 @@ public sealed class JournalStore
     public const string PreviousFileName = "journal.previous.json";
     private const string Magic = "nettune-journal v1 sha256=";
 
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        Converters = { new JsonStringEnumConverter() },
-    };
-
     private readonly Action<string>? _faultPoint;
 
     /// <param name="faultPoint">Called at the named steps of a save (after-temp-write, after-rename); tests throw there to simulate a crash.</param>
@@ -83,7 +76,7 @@ public sealed class JournalStore
             throw new JournalCorruptException(path, $"checksum mismatch (header {Truncate(declared)}, body {actual[..12]})");
         try
         {
-            var journal = JsonSerializer.Deserialize<TuningJournal>(body, Json);
+            var journal = JsonSerializer.Deserialize(body, JournalJson.Default.TuningJournal);
             if (journal?.Entries is null || journal.Entries.Any(e => e is null || e.Knob is null || e.Path is null || e.Original is null))
                 throw new JournalCorruptException(path, "an entry lacks its knob, path or original value");
             return journal;
@@ -103,7 +96,7 @@ public sealed class JournalStore
 
     public static byte[] Encode(TuningJournal journal)
     {
-        var body = JsonSerializer.Serialize(journal with { FormatVersion = TuningJournal.CurrentFormat }, Json) + "\n";
+        var body = JsonSerializer.Serialize(journal with { FormatVersion = TuningJournal.CurrentFormat }, JournalJson.Default.TuningJournal) + "\n";
         return Encoding.UTF8.GetBytes(Magic + Hash(body) + "\n" + body);
     }
 
@@ -190,3 +183,8 @@ public sealed class JournalStore
 
     private static string Truncate(string s) => s.Length > 12 ? s[..12] : s;
 }
+
+/// <summary>The journal's JSON, generated at build time (the agent runs under NativeAOT): property names as declared, enums as names.</summary>
+[JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, UseStringEnumConverter = true)]
+[JsonSerializable(typeof(TuningJournal))]
+internal sealed partial class JournalJson : JsonSerializerContext;

@@ -110,7 +110,8 @@ public static class DataPlaneSeccompProfile
     public static string HostPath(string kubeletRootDir) =>
         Path.Join(kubeletRootDir.Trim('/'), "seccomp", SeccompProfiles.NetTuneLocalhostProfile);
 
-    private static JsonObject Rule(IEnumerable<string> names, string action, JsonObject? arg = null)
+    // A JsonNode, not a JsonObject: JsonArray.Add would take the generic overload, which serializes by reflection (not under NativeAOT).
+    private static JsonNode Rule(IEnumerable<string> names, string action, JsonObject? arg = null)
     {
         var rule = new JsonObject { ["names"] = new JsonArray([.. names.Select(n => (JsonNode)n!)]), ["action"] = action };
         if (arg is not null) rule["args"] = new JsonArray(arg);

@@ -28,7 +28,7 @@ public sealed class ExecutableTests(ClusterFixture fx, ITestOutputHelper output)
         Assert.Contains("nettune_operator_reconcile_duration_seconds_bucket", metrics);
         Assert.Contains($"nettune_operator_nodes{{tuning=\"{name}\",phase=\"applied\"}} 2", metrics);
         Assert.Contains("nettune_operator_leader 1", metrics);
-        Assert.Contains("nettune_operator_api_requests_total{verb=\"post\"}", metrics);
+        Assert.Contains("nettune_operator_api_requests_total{verb=\"post\",resource=\"networktuningnodestates\"}", metrics);
         Assert.Contains("nettune_operator_workqueue_latency_seconds_count", metrics);
 
         // JSON logs: every line the operator writes parses as a JSON object.
