@@ -142,7 +142,7 @@ public abstract class ClusterNode : IAsyncDisposable
     /// Topology Managers, no iptables chains); <paramref name="cpuReservation"/> says how CPU is held back.
     /// </summary>
     private protected static string KubeletConfiguration(string address, string caFile, string cpuManagerPolicy,
-        string topologyManagerPolicy, string cpuReservation, string volumePluginDir) => $"""
+        string topologyManagerPolicy, string cpuReservation, string volumePluginDir, int reconcileSeconds = 5, int statusSeconds = 4) => $"""
         apiVersion: kubelet.config.k8s.io/v1beta1
         kind: KubeletConfiguration
         address: {address}
@@ -158,7 +158,7 @@ public abstract class ClusterNode : IAsyncDisposable
           mode: Webhook
         cgroupDriver: cgroupfs
         cpuManagerPolicy: {cpuManagerPolicy}
-        cpuManagerReconcilePeriod: 5s
+        cpuManagerReconcilePeriod: {reconcileSeconds}s
         topologyManagerPolicy: {topologyManagerPolicy}
         {cpuReservation}
         evictionHard:
@@ -169,7 +169,7 @@ public abstract class ClusterNode : IAsyncDisposable
         # No kube-proxy and no hostPort here: the kubelet's KUBE-* iptables chains would only be left behind.
         makeIPTablesUtilChains: false
         volumePluginDir: {volumePluginDir}
-        nodeStatusUpdateFrequency: 4s
+        nodeStatusUpdateFrequency: {statusSeconds}s
         serializeImagePulls: false
         resolvConf: /etc/resolv.conf
         """;

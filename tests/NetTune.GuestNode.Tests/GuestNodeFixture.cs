@@ -87,6 +87,12 @@ public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
         [
             dll, $"--kubeconfig={kubeconfig}", $"--namespace={Namespace}", "--agent-image=nettune/agent:0.1.0",
             "--metrics-port=0", "--log-format=text", $"--dataplane-allowed-host-paths={WwwRoot}", "--dataplane-allowed-images=nettune/dataplane:*",
+            // The chart's requests and memory limit, no CPU limit: the emulated guest runs code an order of magnitude
+            // slower than hardware, and under the default 500m limit the agent was throttled in 366 of its first 458
+            // CFS periods, so the JIT-compiled agent took minutes to listen.
+            "--agent-resources={\"requests\":{\"cpu\":\"20m\",\"memory\":\"64Mi\"},\"limits\":{\"memory\":\"256Mi\"}}",
+            // The guest's kubelet runs under busybox init, which starts it again when it exits.
+            "--agent-kubelet-restart=command:nsenter --target 1 --mount --pid -- /bin/busybox killall kubelet",
         ], Path.Combine(Cluster.Folder, "operator.log"));
         Took("operator started on the host");
 

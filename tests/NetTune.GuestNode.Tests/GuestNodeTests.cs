@@ -59,13 +59,7 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
                 StaticFiles = new StaticFilesSpec { HostPath = GuestNodeFixture.WwwRoot },
             },
         });
-        List<V1Pod> pods = [];
-        await Eventually.TrueAsync(async () =>
-        {
-            pods = (await Client.CoreV1.ListNamespacedPodAsync(GuestNodeFixture.Namespace,
-                labelSelector: $"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}")).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
-            return pods.Count == 2 && pods.All(p => p.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true);
-        }, "two data-plane pods to be Ready", Patience, fixture.DescribePodsAsync);
+        var pods = await ReadyDataPlanePodsAsync(tuning);
 
         var state = JsonDocument.Parse(await Guest.ReadFileAsync("/var/lib/kubelet/cpu_manager_state")).RootElement;
         Assert.Equal("static", state.GetProperty("policyName").GetString());
@@ -75,6 +69,7 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
         foreach (var numa in new[] { 0, 1 })
             numaCpus[numa] = Cpus((await Guest.ReadFileAsync($"/sys/devices/system/node/node{numa}/cpulist")).Trim());
         var placed = new Dictionary<string, (int Numa, string Cpus)>();
+        var madeFor = new Dictionary<string, int>();
         foreach (var pod in pods)
         {
             Assert.Equal(GuestNodeFixture.NodeName, pod.Spec.NodeName);
@@ -100,7 +95,7 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
                 Assert.All(workers, w => Assert.Equal(numa, w.GetProperty("numaNode").GetInt32()));
             }
             placed[pod.Metadata.Name] = (numa, assigned);
-            // Kubernetes has no way to ask for a NUMA node: the Topology Manager picks one per pod as they are admitted.
+            madeFor[pod.Metadata.Name] = socket;
             output.WriteLine($"{pod.Metadata.Name} (made for socket {socket}): the kubelet assigned CPUs {assigned} on NUMA node {numa} " +
                 $"(CPUs {string.Join(',', numaCpus[numa])}), Cpus_allowed_list {allowed}" + (numa == socket ? "" : " -- NOT the socket it was made for"));
         }
@@ -124,6 +119,12 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
             Assert.True(reported.ExclusiveCpus);
         }
         Assert.Equal((2, 2), (status.Status.DataPlane.DesiredPods, status.Status.DataPlane.ReadyPods));
+
+        // Each pod runs on the NUMA node it was made for (its nettune.io/numa-node label): the socket whose NIC queues
+        // and hugepages it is meant to use. Asserted last, so a wrong placement is told apart from every other failure.
+        var misplaced = madeFor.Where(p => placed[p.Key].Numa != p.Value)
+            .Select(p => $"{p.Key} was made for NUMA node {p.Value} but the kubelet put it on NUMA node {placed[p.Key].Numa} (CPUs {placed[p.Key].Cpus})").ToList();
+        Assert.True(misplaced.Count == 0, "placement: " + string.Join("; ", misplaced));
 
         await DeleteTuningAsync(tuning);
         await Eventually.TrueAsync(async () =>
@@ -153,7 +154,7 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
                 Xps = new XpsSpec { Enabled = true },
             },
         });
-        await WaitForAppliedAsync();
+        await WaitForAppliedAsync(tuning);
         var after = await NicValuesAsync();
         output.WriteLine("after apply:\n" + string.Join('\n', after.Where(kv => before[kv.Key] != kv.Value).Select(kv => $"  {kv.Key}: {before[kv.Key]} -> {kv.Value}")));
 
@@ -188,11 +189,96 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
 
         await DeleteTuningAsync(tuning);
         var reverted = await NicValuesAsync();
-        var differences = before.Keys.Union(reverted.Keys)
-            .Where(k => before.GetValueOrDefault(k) != reverted.GetValueOrDefault(k))
-            .Select(k => $"{k}: {before.GetValueOrDefault(k) ?? "(absent)"} -> {reverted.GetValueOrDefault(k) ?? "(absent)"}").ToList();
-        Assert.True(differences.Count == 0, "not reverted byte for byte:\n" + string.Join('\n', differences));
+        AssertSame(before, reverted);
         await AssertNodeHeartbeatsAsync();
+    }
+
+    [Fact, Order(3)]
+    public async Task AQueueInterruptMovedByHandInTheGuestIsPutBackByTheAgent()
+    {
+        var before = await NicValuesAsync();
+        var prefix = await DataNicIrqPrefixAsync();
+        var localCpus = Cpus((await Guest.ReadFileAsync("/sys/devices/system/node/node1/cpulist")).Trim());
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            Nic = new NicSpec
+            {
+                Interfaces = new InterfaceSelector { Names = [DataNic] },
+                IrqAffinity = new IrqAffinitySpec { Policy = IrqAffinityPolicy.NumaLocalSpread },
+            },
+        });
+        var applied = await WaitForAppliedAsync(tuning);
+        var irq = await IrqNumberAsync($"{prefix}-input.0");
+        var knob = $"irq/{irq}/affinity";
+        // The agent's counters live as long as it does: earlier tests may have counted this knob.
+        var prior = applied.Status?.Drift?.SingleOrDefault(d => d.Knob == knob) ?? new DriftCounter { Knob = knob };
+        var target = (await Guest.ReadFileAsync($"/proc/irq/{irq}/smp_affinity_list")).Trim();
+        Assert.Subset(localCpus, Cpus(target));
+
+        // Someone (irqbalance, a person) moves the queue's interrupt off the NIC's NUMA node, in the guest's kernel.
+        await GuestOkAsync($"echo 0 > /proc/irq/{irq}/smp_affinity_list");
+        Assert.Equal("0", (await Guest.ReadFileAsync($"/proc/irq/{irq}/smp_affinity_list")).Trim());
+        var moved = Stopwatch.StartNew();
+        // The agent's drift check (every 30 s) finds it, sets it back and counts it in the NodeState.
+        var state = await WaitForAppliedAsync(tuning, s => s.Status?.Drift?.Any(d => d.Knob == knob && d.Repaired > prior.Repaired) == true, $" with {knob} repaired");
+        var counter = state.Status!.Drift!.Single(d => d.Knob == knob);
+        output.WriteLine($"{prefix}-input.0 (irq {irq}) moved to CPU 0 by hand, set back to {target} within {moved.Elapsed.TotalSeconds:0} s; drift detected {counter.Detected}, repaired {counter.Repaired}");
+        Assert.Equal(target, (await Guest.ReadFileAsync($"/proc/irq/{irq}/smp_affinity_list")).Trim());
+        Assert.Equal((prior.Detected + 1, prior.Repaired + 1), (counter.Detected, counter.Repaired));
+
+        await DeleteTuningAsync(tuning);
+        var reverted = await NicValuesAsync();
+        AssertSame(before, reverted);
+    }
+
+    [Fact, Order(4)]
+    public async Task HugepagesWithADifferentCountOnEachNumaNodeReachTheGuestKernelTheRestartedKubeletAndEachSocketsPod()
+    {
+        static string Pool(int numa) => $"/sys/devices/system/node/node{numa}/hugepages/hugepages-2048kB/nr_hugepages";
+        var before = new[] { await Guest.ReadFileAsync(Pool(0)), await Guest.ReadFileAsync(Pool(1)) };
+        var capacityBefore = (await Client.CoreV1.ReadNodeAsync(GuestNodeFixture.NodeName)).Status.Capacity["hugepages-2Mi"].ToString();
+        var pages = new Dictionary<int, int> { [0] = 8, [1] = 16 };
+        var file = $"index-{_id}.txt";
+        File.WriteAllText(Path.Combine(GuestNodeFixture.WwwRoot, file), "hugepages " + _id + "\n");
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            Hugepages = [new HugepagesSpec { Size = "2Mi", PerNumaNode = [.. pages.Select(p => new NumaNodePages { NumaNode = p.Key, Pages = p.Value })] }],
+            DataPlane = new DataPlaneSpec
+            {
+                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = 18483,
+                StaticFiles = new StaticFilesSpec { HostPath = GuestNodeFixture.WwwRoot },
+            },
+        });
+
+        // The guest's kernel holds the pages on each NUMA node; its kubelet counts them at its start only, so the agent
+        // restarts it (the fixture's operator passes a command that kills it in the guest; the guest's init starts it
+        // again) and reports Applied once the Node shows them.
+        var state = await WaitForAppliedAsync(tuning, s => s.Status?.Conditions?.Any(c => c.Type == ConditionTypes.KubeletRestartRequired
+            && c.Status == ConditionStatus.False && c.Reason == ConditionReasons.KubeletSeesHugepages) == true, " with the kubelet showing the hugepages");
+        var restart = state.Status!.Conditions!.Single(c => c.Type == ConditionTypes.KubeletRestartRequired);
+        output.WriteLine($"KubeletRestartRequired={restart.Status} {restart.Reason}: {restart.Message}");
+        foreach (var (numa, count) in pages)
+            Assert.Equal(count.ToString(CultureInfo.InvariantCulture), (await Guest.ReadFileAsync(Pool(numa))).Trim());
+        var node = await Client.CoreV1.ReadNodeAsync(GuestNodeFixture.NodeName);
+        Assert.Equal($"{2 * pages.Values.Sum()}Mi", node.Status.Capacity["hugepages-2Mi"].ToString());
+        Assert.Equal($"{2 * pages.Values.Sum()}Mi", node.Status.Allocatable["hugepages-2Mi"].ToString());
+
+        // Each socket's pod asks for its own NUMA node's count, and is admitted and serves.
+        var pods = await ReadyDataPlanePodsAsync(tuning);
+        foreach (var pod in pods)
+        {
+            var socket = int.Parse(pod.Metadata.Labels["nettune.io/numa-node"], CultureInfo.InvariantCulture);
+            Assert.Equal($"{2 * pages[socket]}Mi", pod.Spec.Containers[0].Resources.Limits["hugepages-2Mi"].ToString());
+            output.WriteLine($"{pod.Metadata.Name}: hugepages-2Mi limit {pod.Spec.Containers[0].Resources.Limits["hugepages-2Mi"]}");
+        }
+        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) })
+            Assert.Equal("hugepages " + _id + "\n", await http.GetStringAsync($"http://{LocalCluster.GuestNode.DataAddress}:18483/{file}"));
+
+        // The revert gives the pages back once the pods released them.
+        await DeleteTuningAsync(tuning);
+        await Eventually.TrueAsync(async () => (await Guest.ReadFileAsync(Pool(0))) == before[0] && (await Guest.ReadFileAsync(Pool(1))) == before[1],
+            "the guest's hugepages to go back to what they were", Patience, fixture.DescribePodsAsync);
+        output.WriteLine($"hugepages-2Mi capacity before {capacityBefore}, now {(await Client.CoreV1.ReadNodeAsync(GuestNodeFixture.NodeName)).Status.Capacity["hugepages-2Mi"]}");
     }
 
     /// <summary>
@@ -214,6 +300,15 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
             """;
         return (await GuestOkAsync(script)).Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(l => l.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+    }
+
+    /// <summary>Every value as it was before, byte for byte.</summary>
+    private static void AssertSame(Dictionary<string, string> before, Dictionary<string, string> after)
+    {
+        var differences = before.Keys.Union(after.Keys)
+            .Where(k => before.GetValueOrDefault(k) != after.GetValueOrDefault(k))
+            .Select(k => $"{k}: {before.GetValueOrDefault(k) ?? "(absent)"} -> {after.GetValueOrDefault(k) ?? "(absent)"}").ToList();
+        Assert.True(differences.Count == 0, "not reverted byte for byte:\n" + string.Join('\n', differences));
     }
 
     /// <summary>The data NIC's virtio device name (virtioN), found through its PCI device: 9p and the other NIC come first.</summary>
@@ -269,6 +364,19 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
         return new SortedSet<int>(Enumerable.Range(0, 64).Where(i => (bits >> i & 1) == 1));
     }
 
+    /// <summary>Waits until the tuning's two data-plane pods (one per NUMA node) are Ready; returns them.</summary>
+    private async Task<List<V1Pod>> ReadyDataPlanePodsAsync(string tuning)
+    {
+        List<V1Pod> pods = [];
+        await Eventually.TrueAsync(async () =>
+        {
+            pods = (await Client.CoreV1.ListNamespacedPodAsync(GuestNodeFixture.Namespace,
+                labelSelector: $"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}")).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+            return pods.Count == 2 && pods.All(p => p.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true);
+        }, $"the two data-plane pods of {tuning} to be Ready", Patience, fixture.DescribePodsAsync);
+        return pods;
+    }
+
     private async Task<string> ApplyTuningAsync(NetworkTuningSpec spec)
     {
         var name = "guest-" + _id;
@@ -280,19 +388,28 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
         return name;
     }
 
-    private async Task WaitForAppliedAsync()
+    private async Task<NetworkTuningNodeState> ReadNodeStateAsync()
     {
+        var json = await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, GuestNodeFixture.NodeName);
+        return KubernetesJson.Deserialize<NetworkTuningNodeState>(JsonSerializer.Serialize(json));
+    }
+
+    /// <summary>
+    /// Waits until the guest's NodeState carries <paramref name="tuning"/> (the operator writes it there after the tuning
+    /// is made: before that, the previous generation is Applied), is Applied for its generation and
+    /// <paramref name="also"/> holds; returns it.
+    /// </summary>
+    private async Task<NetworkTuningNodeState> WaitForAppliedAsync(string tuning, Func<NetworkTuningNodeState, bool>? also = null, string what = "")
+    {
+        NetworkTuningNodeState state = null!;
         await Eventually.TrueAsync(async () =>
         {
-            var json = await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, GuestNodeFixture.NodeName);
-            var state = KubernetesJson.Deserialize<NetworkTuningNodeState>(JsonSerializer.Serialize(json));
-            return state.Status?.Conditions?.Any(c => c.Type == ConditionTypes.Applied && c.Status == ConditionStatus.True) == true
-                && state.Status.LastAppliedGeneration == state.Metadata.Generation;
-        }, "the guest's NodeState to be Applied for its generation", Patience, async () =>
-        {
-            var json = await Client.CustomObjects.GetClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural, GuestNodeFixture.NodeName);
-            return $"NodeState: {JsonSerializer.Serialize(json)}\n{await fixture.DescribePodsAsync()}";
-        });
+            state = await ReadNodeStateAsync();
+            return state.Spec?.Sources?.Any(s => s.Name == tuning) == true && state.Status?.Conditions?.Any(c => c.Type == ConditionTypes.Applied && c.Status == ConditionStatus.True) == true
+                && state.Status.LastAppliedGeneration == state.Metadata.Generation && (also is null || also(state));
+        }, "the guest's NodeState to be Applied for its generation" + what, Patience, async () =>
+            $"NodeState: {KubernetesJson.Serialize(await ReadNodeStateAsync())}\n{await fixture.DescribePodsAsync()}");
+        return state;
     }
 
     private async Task DeleteTuningAsync(string name)

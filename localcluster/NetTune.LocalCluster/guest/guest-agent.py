@@ -82,4 +82,7 @@ def relay():
 
 
 threading.Thread(target=relay, daemon=True).start()
-http.server.ThreadingHTTPServer((env["MGMT_IP"].split("/")[0], int(env["AGENT_PORT"])), Handler).serve_forever()
+server = http.server.ThreadingHTTPServer((env["MGMT_IP"].split("/")[0], int(env["AGENT_PORT"])), Handler)
+with open("/proc/uptime") as f:
+    print("[guest-agent] listening at %ss" % f.read().split()[0], flush=True)
+server.serve_forever()

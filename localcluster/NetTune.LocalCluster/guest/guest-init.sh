@@ -11,7 +11,9 @@ DIR=$(dirname "$(readlink -f "$0")")
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 if [[ ${1:-} == kubelet ]]; then
-  until ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; do sleep 0.5; done
+  # The socket first: each ctr run loads a large binary, which costs seconds under emulation.
+  until [[ -S /run/containerd/containerd.sock ]] && ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; do sleep 0.5; done
+  echo "[guest-init] containerd answers at $(cut -d' ' -f1 /proc/uptime)s"
   if [[ ! -e /run/nettune-pause-imported ]]; then
     ctr --address /run/containerd/containerd.sock -n k8s.io images import "$DIR/pause.oci.tar" && touch /run/nettune-pause-imported
   fi
@@ -47,6 +49,10 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 logs /logs
 exec >>/logs/guest-init.log 2>&1
 echo "[guest-init] mounts done at $(cut -d' ' -f1 /proc/uptime)s"
 mkdir -p /lib/modules && mount --bind "$MODULES" /lib/modules
+# Shared, as systemd makes every mount on a real host: the agent mounts the kubelet's root with HostToContainer
+# propagation, which containerd refuses on a private mount ("is mounted on /var/lib/kubelet but it is not a shared or
+# slave mount"), and the pods' volume mounts must reach it.
+mount --make-rshared /
 for m in virtio_net bridge veth br_netfilter; do modprobe "$m"; done
 hostname "$NODE_NAME"
 echo "$NODE_NAME" >/etc/hostname
