@@ -100,9 +100,12 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
                 Assert.All(workers, w => Assert.Equal(numa, w.GetProperty("numaNode").GetInt32()));
             }
             placed[pod.Metadata.Name] = (numa, assigned);
-            // Kubernetes has no way to ask for a NUMA node: the Topology Manager picks one per pod as they are admitted.
-            output.WriteLine($"{pod.Metadata.Name} (made for socket {socket}): the kubelet assigned CPUs {assigned} on NUMA node {numa} " +
-                $"(CPUs {string.Join(',', numaCpus[numa])}), Cpus_allowed_list {allowed}" + (numa == socket ? "" : " -- NOT the socket it was made for"));
+            output.WriteLine($"{pod.Metadata.Name} (made for NUMA node {socket}): the kubelet assigned CPUs {assigned} on NUMA node {numa} " +
+                $"(CPUs {string.Join(',', numaCpus[numa])}), Cpus_allowed_list {allowed}");
+            // The pod asked for a device of its NUMA node (the agent's device plugin), and the Topology Manager
+            // (single-numa-node) took its CPUs from that node: the pod made for node N runs on node N.
+            Assert.Equal("1", pod.Spec.Containers[0].Resources.Limits[NumaResources.ResourceName(socket)].ToString());
+            Assert.Equal(socket, numa);
         }
         // One pod per NUMA node.
         Assert.Equal([0, 1], placed.Values.Select(p => p.Numa).Order());
