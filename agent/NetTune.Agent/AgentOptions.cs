@@ -33,6 +33,14 @@ public sealed record AgentOptions
     /// NetTune's seccomp profile for the data-plane pods goes into its seccomp folder.
     /// </summary>
     public string KubeletRootDir { get; init; } = Core.Topology.KubeletCpuAssignment.DefaultKubeletRootDir;
+    /// <summary>
+    /// The kubelet's device-plugins folder on the host (read under <see cref="HostRoot"/>), where the NUMA device plugin
+    /// serves and registers; empty: no device plugin. Every kubelet uses /var/lib/kubelet/device-plugins whatever its
+    /// --root-dir.
+    /// </summary>
+    public string DevicePluginDir { get; init; } = Core.DevicePlugin.NumaDevicePlan.DefaultDirectory;
+    /// <summary>How often the device plugin looks for a restarted kubelet.</summary>
+    public TimeSpan DevicePluginPollInterval { get; init; } = TimeSpan.FromSeconds(2);
     /// <summary>How often the kubelet's CPU assignment is read for changes.</summary>
     public TimeSpan KubeletCpuPollInterval { get; init; } = TimeSpan.FromSeconds(2);
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;

@@ -49,11 +49,16 @@ var kubeletRootDir = new Option<string>("--kubelet-root-dir")
     Description = "The kubelet's root dir on the host (its --root-dir), read under --host-root: its cpu_manager_state tells which CPUs the static CPU manager gave containers exclusively; interrupts, RPS and XPS stay off them. NetTune's seccomp profile for the data-plane pods goes into its seccomp folder with every apply and is removed by the revert.",
     DefaultValueFactory = _ => "/var/lib/kubelet",
 };
+var devicePluginDir = new Option<string>("--device-plugin-dir")
+{
+    Description = "The kubelet's device-plugins folder on the host, read under --host-root (every kubelet uses /var/lib/kubelet/device-plugins, whatever its --root-dir). The agent's device plugin serves one extended resource per NUMA node there (nettune.io/numa-node-N, each device naming its NUMA node), through which a data-plane pod asks the Topology Manager for that node's CPUs, and registers it with the kubelet again after every kubelet restart. Empty: no device plugin.",
+    DefaultValueFactory = _ => NetTune.Agent.Core.DevicePlugin.NumaDevicePlan.DefaultDirectory,
+};
 var channelBackend = new Option<ChannelBackend>("--channel-backend") { Description = "Ethtool (SIOCETHTOOL) on a real host; Fixture for fixture host roots.", DefaultValueFactory = _ => ChannelBackend.Ethtool };
 
 var root = new RootCommand("NetTune node agent: discovers the node's NUMA/NIC topology and applies its NetworkTuningNodeState.")
 {
-    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent, netNamespace, kubeletRestart, kubeletRestartRequestFile, kubeletRestartTimeout, connectivityTimeout, orphanGrace, kubeletRootDir,
+    hostRoot, nodeName, journalDir, kubeconfig, metricsPort, driftInterval, channelBackend, logLevel, planOnlyAgent, netNamespace, kubeletRestart, kubeletRestartRequestFile, kubeletRestartTimeout, connectivityTimeout, orphanGrace, kubeletRootDir, devicePluginDir,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -105,6 +110,7 @@ root.SetAction(async (parse, ct) =>
         ConnectivityTimeout = connectivity,
         OrphanGrace = orphan,
         KubeletRootDir = parse.GetValue(kubeletRootDir)!,
+        DevicePluginDir = parse.GetValue(devicePluginDir) ?? "",
     };
     return await AgentHost.RunAsync(options, ct);
 });
@@ -159,6 +165,7 @@ namespace NetTune.Agent
             // The loop wakes at least every drift interval; three missed wake-ups (and at least two minutes) mean it is stuck.
             builder.Services.AddSingleton(new AgentHealth(TimeSpan.FromTicks(Math.Max(options.DriftInterval.Ticks * 3, TimeSpan.FromMinutes(2).Ticks))));
             builder.Services.AddHostedService<AgentWorker>();
+            if (options.DevicePluginDir.Length > 0) builder.Services.AddHostedService<NetTune.Agent.DevicePlugin.NumaDevicePlugin>();
 
             var app = builder.Build();
             app.MapMetrics("/metrics", registry);

@@ -32,6 +32,26 @@ public sealed class PlannerTests
     }
 
     [Fact]
+    public void ANicWhoseNumaNodeIsUnknownSpreadsOverEveryNumaNode_NotOnlyNodeZero()
+    {
+        using var host = FixtureHost.TwoSocket();
+        host.Write("sys/devices/pci0000:00/0000:00:03.0/numa_node", "-1");
+        var snapshot = host.Discover();
+        Assert.Equal(-1, snapshot.Nics.Single(n => n.Name == "eth0").NumaNode);
+        var plan = TuningPlanner.Plan(snapshot, NicOnly(new NicSpec
+        {
+            Interfaces = new InterfaceSelector { Names = ["eth0"] },
+            IrqAffinity = new IrqAffinitySpec { Policy = IrqAffinityPolicy.NumaLocalSpread },
+        }));
+        var cpus = plan.Desired.Where(d => d.Kind == KnobKind.IrqAffinity).Select(d => int.Parse(d.Target!, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.NotEmpty(cpus);
+        // eth0's queue interrupts reach CPUs of node 1 (8-15, 24-31) too.
+        Assert.Contains(cpus, c => c is >= 8 and <= 15 or >= 24);
+        Assert.Contains(cpus, c => c < 8);
+        Assert.Contains("numa_node -1", plan.Notes.Single(n => n.Knob == "nic/eth0/numa").Message);
+    }
+
+    [Fact]
     public void Spread_UsesEveryOnlineCpu_AndVirtioPairsShareTheirQueuesCpu()
     {
         using var host = FixtureHost.TwoSocket();

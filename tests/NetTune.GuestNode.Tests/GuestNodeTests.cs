@@ -98,6 +98,9 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
             madeFor[pod.Metadata.Name] = socket;
             output.WriteLine($"{pod.Metadata.Name} (made for socket {socket}): the kubelet assigned CPUs {assigned} on NUMA node {numa} " +
                 $"(CPUs {string.Join(',', numaCpus[numa])}), Cpus_allowed_list {allowed}" + (numa == socket ? "" : " -- NOT the socket it was made for"));
+            // The pod asked for a device of its NUMA node (the agent's device plugin), which is what makes the Topology
+            // Manager (single-numa-node) take its CPUs from that node; where it landed is asserted last.
+            Assert.Equal("1", pod.Spec.Containers[0].Resources.Limits[NumaResources.ResourceName(socket)].ToString());
         }
         // One pod per NUMA node.
         Assert.Equal([0, 1], placed.Values.Select(p => p.Numa).Order());

@@ -16,13 +16,29 @@ public static class IrqAffinityPlanner
     {
         housekeeping ??= HousekeepingCpus.Of(host, null);
         var cpus = policy == IrqAffinityPolicy.Spread ? housekeeping : HousekeepingCpus.Within(housekeeping, NodeCpus(host, nic));
-        return cpus.Except(reserved).Order().ToArray();
+        var allowed = cpus.Except(reserved).Order().ToArray();
+        return policy != IrqAffinityPolicy.Spread && nic.NumaNode < 0 ? AcrossNodes(host, allowed) : allowed;
     }
 
-    /// <summary>The CPUs of the NIC's NUMA node; an unknown node (-1) counts as node 0.</summary>
+    /// <summary>The CPUs taken a NUMA node at a time (node 0's first, node 1's first, ...): queue q of q mod n lands on every node.</summary>
+    private static int[] AcrossNodes(HostSnapshot host, IReadOnlyList<int> cpus)
+    {
+        var byNode = cpus.GroupBy(c => host.NumaNodes.FirstOrDefault(n => n.Cpus.Contains(c))?.Id ?? int.MaxValue).OrderBy(g => g.Key).Select(g => g.ToList()).ToList();
+        var result = new List<int>(cpus.Count);
+        for (var i = 0; result.Count < cpus.Count; i++)
+            foreach (var node in byNode)
+                if (i < node.Count) result.Add(node[i]);
+        return [.. result];
+    }
+
+    /// <summary>
+    /// The CPUs of the NIC's NUMA node. A node the platform does not say (numa_node -1, common in VMs) is unknown, not
+    /// node 0: every online CPU, so the interrupts and steering spread over every NUMA node instead of piling onto one.
+    /// </summary>
     public static IReadOnlyList<int> NodeCpus(HostSnapshot host, Nic nic)
     {
-        var node = host.Node(nic.NumaNode < 0 ? 0 : nic.NumaNode) ?? host.NumaNodes.FirstOrDefault();
+        if (nic.NumaNode < 0) return host.OnlineCpus;
+        var node = host.Node(nic.NumaNode) ?? host.NumaNodes.FirstOrDefault();
         return node?.Cpus.Count > 0 ? node.Cpus : host.OnlineCpus;
     }
 
@@ -33,6 +49,9 @@ public static class IrqAffinityPlanner
         var cpuByQueue = new Dictionary<int, int>();
         var reserved = CpuList.TryParse(spec.ReservedCpus, out var r) ? r : [];
         var allowed = AllowedCpus(host, nic, spec.Policy, reserved, housekeeping);
+        if (nic.NumaNode < 0 && host.NumaNodes.Count > 1 && spec.Policy == IrqAffinityPolicy.NumaLocalSpread)
+            notes.Add(new PlanNote($"nic/{nic.Name}/numa", KnobOutcome.Skipped,
+                $"the platform does not say which NUMA node {nic.Name} is on (numa_node -1): unknown, so its interrupts and packet steering spread over every NUMA node"));
         var irqs = nic.Irqs.Where(i => i.Queue < (i.Role == IrqRole.Tx ? txQueues : rxQueues)).OrderBy(i => i.Queue).ThenBy(i => i.Role).ToArray();
         if (irqs.Length == 0)
         {

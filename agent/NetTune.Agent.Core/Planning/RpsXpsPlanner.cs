@@ -61,8 +61,8 @@ public static class RpsXpsPlanner
     }
 
     /// <summary>
-    /// The NIC's local housekeeping CPUs: local_cpulist when the platform knows the NUMA node, else the node's (node 0
-    /// for -1), within the housekeeping set (the whole set when the NIC's node has no housekeeping CPU; none when the
+    /// The NIC's local housekeeping CPUs: local_cpulist when the platform knows the NUMA node, else every online CPU
+    /// (-1: unknown, spread over every NUMA node), within the housekeeping set (the whole set when the NIC's node has no housekeeping CPU; none when the
     /// node has no housekeeping CPU at all).
     /// </summary>
     public static IReadOnlyList<int> LocalCpus(HostSnapshot host, Nic nic, IReadOnlyList<int> housekeeping)

@@ -59,6 +59,10 @@ public static class ConditionReasons
     /// <summary>A selected node has not reported Applied yet, so its data-plane pods are not made.</summary>
     public const string NodeNotTuned = "NodeNotTuned";
     public const string SocketShared = "SocketShared";
+    /// <summary>The node does not advertise a NUMA node's resource (nettune.io/numa-node-N) yet: its agent's device plugin has not registered it.</summary>
+    public const string NumaResourceNotAllocatable = "NumaResourceNotAllocatable";
+    /// <summary>A Ready pod runs on another NUMA node than the one it asked for: the kubelet's Topology Manager did not align its CPUs with its device (policy none).</summary>
+    public const string NumaNodeMismatch = "NumaNodeMismatch";
     public const string NotExclusivelyPinned = "NotExclusivelyPinned";
     /// <summary>Another NetworkTuning's data plane on the node uses one of this one's ports; the older tuning keeps them.</summary>
     public const string PortConflict = "PortConflict";

@@ -79,7 +79,7 @@ public sealed class NetworkTuningSpec
     [Description("How a new generation rolls out across the selected nodes.")]
     public RolloutSpec? Rollout { get; set; }
 
-    [Description("The NetTune data plane to run on each NUMA socket of a tuned node.")]
+    [Description("The NetTune data plane to run on each NUMA node of a tuned node. The unit is the NUMA node the kernel reports, not the physical package: Intel SNC and AMD NPS give several per package, and each gets its own pod.")]
     public DataPlaneSpec? DataPlane { get; set; }
 }
 
@@ -356,6 +356,15 @@ public enum DataPlaneMode
     Proxy,
 }
 
+[JsonConverter(typeof(JsonStringEnumConverter<DataPlaneNumaNodes>))]
+public enum DataPlaneNumaNodes
+{
+    /// <summary>Only the NUMA nodes of the NICs nic.interfaces selects (every NUMA node when none is selected or a selected NIC's node is unknown).</summary>
+    NicLocal,
+    /// <summary>Every NUMA node with CPUs.</summary>
+    All,
+}
+
 [JsonConverter(typeof(JsonStringEnumConverter<IoEngine>))]
 public enum IoEngine
 {
@@ -364,7 +373,7 @@ public enum IoEngine
     Epoll,
 }
 
-[Description("The data plane: one pod per NUMA socket, pinned to its CPUs and memory.")]
+[Description("The data plane: one pod per NUMA node, with exclusive CPUs of that node (the pod asks for one nettune.io/numa-node-<id> device, which the node's agent advertises with that NUMA node as its topology, and the kubelet's Topology Manager aligns the CPUs with it) and memory bound to it.")]
 // \S: a blank image is no image (the twin uses IsNullOrWhiteSpace); size() > 0 let "  " through.
 [CelRule("dataplane-image", "!self.enabled || (has(self.image) && self.image.matches('\\\\S'))", "dataPlane.image is required when enabled")]
 [CelRule("dataplane-static-root", "!self.enabled || self.mode != 'StaticFiles' || (has(self.staticFiles) && has(self.staticFiles.hostPath) && size(self.staticFiles.hostPath) > 0)", "dataPlane.staticFiles.hostPath is required in StaticFiles mode")]
@@ -403,12 +412,16 @@ public sealed class DataPlaneSpec
     [Description("Proxy mode settings.")]
     public ProxySpec? Proxy { get; set; }
 
+    [Default("NicLocal")]
+    [Description("Which NUMA nodes get a pod. NicLocal: only those of the NICs nic.interfaces selects, since a pod on another NUMA node sends and receives every packet across the socket link; every NUMA node with CPUs when the tuning selects no NIC, none of them is on this node, or a selected NIC's NUMA node is unknown (numa_node -1, common in VMs; status.dataPlane says so). All: every NUMA node with CPUs.")]
+    public DataPlaneNumaNodes NumaNodes { get; set; } = DataPlaneNumaNodes.NicLocal;
+
     [Range(1, 1024)]
-    [Description("Workers per socket; default one per CPU the kubelet gave the pod.")]
+    [Description("Workers of each NUMA node's pod; default one per CPU the kubelet gave the pod.")]
     public int? WorkersPerSocket { get; set; }
 
     [Range(1, 1024)]
-    [Description("Whole CPUs each socket's pod requests (Guaranteed QoS; the kubelet's CPU manager picks which). Default: the socket's CPUs less nic.housekeepingCpus (the kubelet never hands those out), capped by the node's allocatable CPU shared among its sockets and rounded down to whole cores; see the operator's README.")]
+    [Description("Whole CPUs each NUMA node's pod requests (Guaranteed QoS; the kubelet's CPU manager picks which, on that NUMA node). Default: the NUMA node's CPUs less nic.housekeepingCpus (the kubelet never hands those out), capped by the node's allocatable CPU shared among its NUMA nodes and rounded down to whole cores; see the operator's README.")]
     public int? CpusPerSocket { get; set; }
 
     [Length(0, 253)]
@@ -516,7 +529,7 @@ public sealed class NetworkTuningStatus
 [Description("The data-plane pods as the operator observed them.")]
 public sealed class DataPlaneStatus
 {
-    [Description("Pods there should be: one per socket with CPUs of every applied, schedulable node whose allocatable resources admit them.")]
+    [Description("Pods there should be: one per NUMA node with CPUs of every applied, schedulable node whose allocatable resources admit them.")]
     public int DesiredPods { get; set; }
 
     [Description("Pods that are Ready.")]
@@ -528,6 +541,12 @@ public sealed class DataPlaneStatus
 
     [Description("Pods not listed in pods because the list is full.")]
     public int? PodsOmitted { get; set; }
+
+    [Items(0, DataPlaneStatus.MaxPlacementNotes)]
+    [Description("Where pods were left out or spread, per node: NUMA nodes without a selected NIC (numaNodes NicLocal), and selected NICs whose NUMA node is unknown (numa_node -1), which put a pod on every NUMA node.")]
+    public List<string>? Placement { get; set; }
+
+    public const int MaxPlacementNotes = 64;
 
     public const int MaxPods = 256;
 }
@@ -543,7 +562,7 @@ public sealed class DataPlanePodStatus
     [Description("Node the pod is for.")]
     public string Node { get; set; } = "";
 
-    [Description("The NUMA socket the pod was made for (its name's numa<id>).")]
+    [Description("The NUMA node the pod was made for (its name's numa<id>), whose nettune.io/numa-node-<id> device it asks for.")]
     public int Socket { get; set; }
 
     [Description("Pending, Running, Failed, Missing (not created yet or being replaced), or Waiting (held back; see message).")]

@@ -226,7 +226,7 @@ public sealed class NicInfo
     [Description("PCI address of the device (or of its PCI parent for virtio).")]
     public string? PciAddress { get; set; }
 
-    [Description("NUMA node of the device; -1 when the platform does not say (treated as node 0).")]
+    [Description("NUMA node of the device; -1 when the platform does not say (common in VMs): unknown, not node 0.")]
     public int NumaNode { get; set; }
 
     [Description("CPUs local to the device as a cpulist.")]

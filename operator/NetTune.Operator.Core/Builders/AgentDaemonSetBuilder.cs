@@ -141,6 +141,8 @@ public static class AgentDaemonSetBuilder
                 // private copy would keep them busy and the kubelet could not remove the pods' folders.
                 new V1VolumeMount { Name = "kubelet-root", MountPath = HostRoot + options.KubeletRootDir, ReadOnlyProperty = true, MountPropagation = "HostToContainer" },
                 new V1VolumeMount { Name = "kubelet-seccomp", MountPath = HostRoot + options.KubeletSeccompDir },
+                // The NUMA device plugin's sockets go there, and it registers on the kubelet's socket there.
+                new V1VolumeMount { Name = "device-plugins", MountPath = HostRoot + NumaResources.KubeletDevicePluginDir },
                 PodBoundToken.Mount,
             ],
             Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MetricsPort }],
@@ -190,6 +192,8 @@ public static class AgentDaemonSetBuilder
                     new V1Volume { Name = "kubelet-root", HostPath = new V1HostPathVolumeSource { Path = options.KubeletRootDir, Type = "Directory" } },
                     // NetTune's seccomp profile goes there; the kubelet reads Localhost profiles from it.
                     new V1Volume { Name = "kubelet-seccomp", HostPath = new V1HostPathVolumeSource { Path = options.KubeletSeccompDir, Type = "DirectoryOrCreate" } },
+                    // Fixed in every kubelet, whatever its --root-dir (so not below KubeletRootDir).
+                    new V1Volume { Name = "device-plugins", HostPath = new V1HostPathVolumeSource { Path = NumaResources.KubeletDevicePluginDir, Type = "DirectoryOrCreate" } },
                     PodBoundToken.Volume,
                 ],
             },

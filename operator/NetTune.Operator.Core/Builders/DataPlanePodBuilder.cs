@@ -139,7 +139,8 @@ public static class DataPlanePodBuilder
         if (options.Policy.Refusal(dp) is not null) return result;
         // The deprecated irqAffinity.reservedCpus keeps its old effect on the count when no housekeeping CPUs are given.
         var reserved = tuning.Spec.Nic?.HousekeepingCpus ?? tuning.Spec.Nic?.IrqAffinity?.ReservedCpus;
-        var sockets = topology.NumaNodes.Where(n => SocketCpus(n, reserved).Count > 0).OrderBy(n => n.Id).ToList();
+        var (only, _) = PodNumaNodes(tuning, node, topology);
+        var sockets = topology.NumaNodes.Where(n => SocketCpus(n, reserved).Count > 0 && (only is null || only.Contains(n.Id))).OrderBy(n => n.Id).ToList();
         var share = AllocatableShare(nodeObject, sockets.Count, options);
         var planned = new List<(NumaNodeInfo Numa, int Cpus, int Free)>();
         foreach (var numa in sockets)
@@ -163,11 +164,42 @@ public static class DataPlanePodBuilder
                     $"dataPlane.cpusPerSocket is {cpus} but socket {numa.Id} of node {node} has {free} CPUs outside the housekeeping CPUs; single-numa-node cannot admit it"));
             else if (hugepagesShort is { } shortMessage)
                 result.Add(new SocketPod(numa.Id, name, cpus, null, ConditionReasons.HugepagesNotAllocatable, shortMessage));
+            else if (!Advertises(nodeObject, NumaResources.ResourceName(numa.Id)))
+                result.Add(new SocketPod(numa.Id, name, cpus, null, ConditionReasons.NumaResourceNotAllocatable,
+                    $"node {node} does not advertise {NumaResources.ResourceName(numa.Id)} in its allocatable resources yet: the pod asks for it to be " +
+                    $"placed on NUMA node {numa.Id}, and the node's agent registers it with the kubelet (its device plugin, in {NumaResources.KubeletDevicePluginDir})"));
             else
                 result.Add(new SocketPod(numa.Id, name, cpus, BuildPod(tuning, dp, node, numa.Id, cpus, options)));
         }
         return result;
     }
+
+    /// <summary>
+    /// The NUMA nodes of a node that get the tuning's pods: null for every one (numaNodes All; no selected NIC on the
+    /// node; a selected NIC whose NUMA node is unknown or has no CPUs), else those of the selected NICs. The note says
+    /// what was left out or why every node gets one, for the status.
+    /// </summary>
+    public static (IReadOnlySet<int>? Only, string? Note) PodNumaNodes(NetworkTuning tuning, string node, NodeTopology topology)
+    {
+        if (tuning.Spec.DataPlane?.NumaNodes == DataPlaneNumaNodes.All) return (null, null);
+        var nics = (topology.Nics ?? []).Where(n => InterfaceMatcher.Matches(tuning.Spec.Nic?.Interfaces, n.Name, n.Driver)).OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
+        if (nics.Count == 0) return (null, null);
+        var unknown = nics.Where(n => n.NumaNode < 0).Select(n => n.Name).ToList();
+        if (unknown.Count > 0)
+            return (null, $"node {node}: the NUMA node of {string.Join(", ", unknown.Take(8))} is unknown (numa_node -1): a pod on every NUMA node");
+        var withCpus = (topology.NumaNodes ?? []).Where(n => CpuList.TryParse(n.Cpus, out var cpus) && cpus.Count > 0).Select(n => n.Id).ToHashSet();
+        var local = nics.Select(n => n.NumaNode).Where(withCpus.Contains).ToHashSet();
+        var where = string.Join(", ", nics.Take(8).Select(n => $"{n.Name} on {n.NumaNode}"));
+        if (local.Count == 0)
+            return (null, $"node {node}: no selected NIC is on a NUMA node with CPUs ({where}): a pod on every NUMA node");
+        var left = withCpus.Except(local).Order().ToList();
+        return (local, left.Count == 0 ? null
+            : $"node {node}: no pod on NUMA node{(left.Count == 1 ? "" : "s")} {string.Join(", ", left)}, which no selected NIC is on ({where}); dataPlane.numaNodes All puts one on every NUMA node");
+    }
+
+    /// <summary>True when the node's allocatable shows at least one of <paramref name="resource"/>.</summary>
+    public static bool Advertises(V1Node? node, string resource) =>
+        node?.Status?.Allocatable?.TryGetValue(resource, out var quantity) == true && quantity.ToDecimal() >= 1;
 
     /// <summary>The pods to run on a node (those that need not wait).</summary>
     public static IReadOnlyList<V1Pod> Build(NetworkTuning tuning, string node, V1Node? nodeObject, NodeTopology? topology, DataPlaneOptions options) =>
@@ -209,6 +241,9 @@ public static class DataPlanePodBuilder
         {
             ["cpu"] = new(cpus.ToString(CultureInfo.InvariantCulture)),
             ["memory"] = new(options.MemoryPerSocket),
+            // One device of this NUMA node's resource: its topology is what makes the Topology Manager take the pod's
+            // CPUs from this node (a pod has no field to name a NUMA node).
+            [NumaResources.ResourceName(numaNode)] = new("1"),
         };
         var volumes = new List<V1Volume>();
         var mounts = new List<V1VolumeMount>();

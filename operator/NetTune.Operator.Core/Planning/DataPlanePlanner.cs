@@ -57,6 +57,7 @@ public static class DataPlanePlanner
         var events = new List<PlannedEvent>();
         var waitReasons = new List<(string Reason, string Message)>();
         var shared = new List<string>();
+        var placement = new List<string>();
         TimeSpan? requeue = null;
         var desiredCount = 0;
 
@@ -68,6 +69,8 @@ public static class DataPlanePlanner
             snapshot.NodeStates.TryGetValue(node.Node, out var state);
             nodesByName.TryGetValue(node.Node, out var nodeObject);
             IReadOnlyList<SocketPod> PlanSockets() => DataPlanePodBuilder.Plan(tuning, node.Node, nodeObject, state?.Status?.Topology, settings.DataPlane);
+            if (state?.Status?.Topology is { } topology && DataPlanePodBuilder.PodNumaNodes(tuning, node.Node, topology).Note is { } note)
+                placement.Add(note);
             if (node.Progress != NodeProgress.Applied)
             {
                 // Nodes still applying keep their pods as they are until they report Applied. A node without its pods
@@ -195,6 +198,8 @@ public static class DataPlanePlanner
         var previousCondition = PreviousAvailable(tuning.Status?.Conditions);
         if (condition.Reason == ConditionReasons.SocketShared && previousCondition?.Reason != ConditionReasons.SocketShared)
             events.Add(PlannedEvent.Warning(ConditionReasons.SocketShared, condition.Message));
+        if (condition.Reason == ConditionReasons.NumaNodeMismatch && previousCondition?.Reason != ConditionReasons.NumaNodeMismatch)
+            events.Add(PlannedEvent.Warning(ConditionReasons.NumaNodeMismatch, condition.Message));
         if (condition.Reason == ConditionReasons.HugepagesNotAllocatable && previousCondition?.Reason != ConditionReasons.HugepagesNotAllocatable)
             events.Add(PlannedEvent.Warning(ConditionReasons.HugepagesNotAllocatable, condition.Message));
         if (condition.Reason == ConditionReasons.IoUringUnavailable && previousCondition?.Reason != ConditionReasons.IoUringUnavailable)
@@ -208,6 +213,7 @@ public static class DataPlanePlanner
             ReadyPods = ready,
             Pods = ordered.Count == 0 ? null : ordered.Take(DataPlaneStatus.MaxPods).ToList(),
             PodsOmitted = ordered.Count > DataPlaneStatus.MaxPods ? ordered.Count - DataPlaneStatus.MaxPods : null,
+            Placement = placement.Count == 0 ? null : placement.Take(DataPlaneStatus.MaxPlacementNotes).ToList(),
         };
         return new DataPlaneOutcome(status, condition, events, requeue);
     }
@@ -222,7 +228,7 @@ public static class DataPlanePlanner
         var failed = entries.Where(e => e.Phase == Failed || (e.Phase == Waiting && e.Recreations > 0 && e.LastFailureTime is not null)).ToList();
         if (failed.Count > 0)
             return new(ConditionStatus.False, ConditionReasons.PodFailed, $"{counts}; {Listed(failed, e => $"{e.Name}: {e.Message}")}");
-        foreach (var reason in new[] { ConditionReasons.HugepagesNotAllocatable, ConditionReasons.NoAllocatableCpu, ConditionReasons.NodeNotTuned })
+        foreach (var reason in new[] { ConditionReasons.HugepagesNotAllocatable, ConditionReasons.NoAllocatableCpu, ConditionReasons.NumaResourceNotAllocatable, ConditionReasons.NodeNotTuned })
         {
             var these = waits.Where(w => w.Reason == reason).Select(w => w.Message).Distinct().ToList();
             if (these.Count > 0) return new(ConditionStatus.False, reason, $"{counts}; {Listed(these, m => m)}");
@@ -246,7 +252,14 @@ public static class DataPlanePlanner
                 $"{counts}; not exclusively pinned (the kubelet's CPU manager policy is not static, or the pod is not Guaranteed): {Listed(unpinned, e => $"{e.Name} runs on CPUs {e.Cpus} for {e.RequestedCpus} requested")}");
         if (shared.Count > 0)
             return new(ConditionStatus.True, ConditionReasons.SocketShared,
-                $"{counts}; two pods of one node share a NUMA node: {string.Join("; ", shared)}; ask for more than half of a socket's CPUs (dataPlane.cpusPerSocket) so single-numa-node cannot place two on one socket");
+                $"{counts}; two pods of one node share a NUMA node: {string.Join("; ", shared)}; the kubelet's Topology Manager did not align them with their NUMA devices (topologyManagerPolicy none?)");
+        // Each pod asks for a device of its NUMA node; the Topology Manager takes its CPUs from that node unless its
+        // policy is none, which aligns nothing. The pod's own report is what tells.
+        var misplaced = entries.Where(e => e.Ready && e.NumaNode is >= 0 and var numa && numa != e.Socket).ToList();
+        if (misplaced.Count > 0)
+            return new(ConditionStatus.True, ConditionReasons.NumaNodeMismatch,
+                $"{counts}; {Listed(misplaced, e => $"{e.Name} asked for NUMA node {e.Socket} ({NumaResources.ResourceName(e.Socket)}) and runs on NUMA node {e.NumaNode}")}: " +
+                "the kubelet's Topology Manager did not align the pods' CPUs with their NUMA device, as with topologyManagerPolicy none; set it to single-numa-node (or restricted)");
         return new(ConditionStatus.True, ConditionReasons.PodsReady, counts);
     }
 

@@ -84,6 +84,8 @@ public sealed class TestBed : IAsyncDisposable
             var name = NodeName(_nodes.Count + 1);
             var all = labels.Append(TestLabel).ToDictionary(l => l.Key, l => l.Value);
             await Client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = name, Labels = all } });
+            // As the node's agent's device plugin registers them: each data-plane pod asks for its NUMA node's resource.
+            await SetAllocatableAsync(name, [.. Enumerable.Range(0, 4).Select(n => (NetTune.Api.V1Alpha1.NumaResources.ResourceName(n), "4"))]);
             _nodes.Add(name);
             names.Add(name);
         }

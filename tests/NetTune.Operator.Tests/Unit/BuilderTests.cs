@@ -28,12 +28,13 @@ public sealed class BuilderTests
         return t;
     }
 
-    /// <summary>A node whose kubelet reports these allocatable resources.</summary>
-    private static V1Node Allocatable(params (string Resource, string Quantity)[] resources) => new()
+    /// <summary>A node whose kubelet reports these allocatable resources, and the NUMA resources of the agent's device plugin.</summary>
+    private static V1Node Allocatable(params (string Resource, string Quantity)[] resources)
     {
-        Metadata = new V1ObjectMeta { Name = "node-a" },
-        Status = new V1NodeStatus { Allocatable = resources.ToDictionary(r => r.Resource, r => new ResourceQuantity(r.Quantity)) },
-    };
+        var node = Fixtures.NumaNode();
+        foreach (var (resource, quantity) in resources) node.Status.Allocatable[resource] = new ResourceQuantity(quantity);
+        return node;
+    }
 
     /// <summary>The two sockets' 256 + 128 pages of 2 MiB are counted by the kubelet.</summary>
     private static readonly V1Node WithPages = Allocatable(("hugepages-2Mi", "768Mi"));
@@ -47,6 +48,66 @@ public sealed class BuilderTests
             new NumaNodeInfo { Id = 2, Cpus = "" }, // memory-only node
         ],
     };
+
+    [Fact]
+    public void EachPodAsksForOneDeviceOfItsNumaNodesResource_TheTopologyManagerThenTakesItsCpusFromThatNode()
+    {
+        var pods = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", WithPages, TwoSockets(), Options);
+        foreach (var (pod, numa) in pods.Select((p, i) => (p, i)))
+        {
+            var resources = pod.Spec.Containers.Single().Resources;
+            Assert.Equal("1", resources.Requests[$"nettune.io/numa-node-{numa}"].ToString());
+            Assert.Equal("1", resources.Limits[$"nettune.io/numa-node-{numa}"].ToString());
+            Assert.DoesNotContain(resources.Requests.Keys, k => k.StartsWith(NumaResources.Prefix, StringComparison.Ordinal) && k != NumaResources.ResourceName(numa));
+        }
+    }
+
+    [Fact]
+    public void NoPodForANumaNodeTheNodeDoesNotAdvertise_ItsPodWouldStayPending()
+    {
+        // The kubelet shows NUMA node 0's resource only (node 1's not registered yet, or its agent is older).
+        var node = Allocatable(("hugepages-2Mi", "768Mi"));
+        node.Status.Allocatable.Remove(NumaResources.ResourceName(1));
+        node.Status.Allocatable[NumaResources.ResourceName(0)] = new ResourceQuantity("0");
+        var plan = DataPlanePodBuilder.Plan(DataPlaneTuning(), "node-a", node, TwoSockets(), Options);
+        Assert.All(plan, s => Assert.Null(s.Pod));
+        Assert.All(plan, s => Assert.Equal(ConditionReasons.NumaResourceNotAllocatable, s.WaitReason));
+        Assert.Contains("nettune.io/numa-node-1", plan[1].WaitMessage);
+        node.Status.Allocatable[NumaResources.ResourceName(0)] = new ResourceQuantity("4");
+        Assert.Equal(["web-dp-node-a-numa0"], DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", node, TwoSockets(), Options).Select(p => p.Metadata.Name));
+    }
+
+    [Fact]
+    public void PodsGoOnlyToTheNumaNodesOfTheSelectedNics_UnlessAllAreAskedForOrANicsNodeIsUnknown()
+    {
+        var topology = TwoSockets();
+        topology.Nics = [new NicInfo { Name = "ens1f0", Driver = "mlx5_core", NumaNode = 1 }, new NicInfo { Name = "eth0", Driver = "virtio_net", NumaNode = -1 }];
+        var t = DataPlaneTuning();
+        t.Spec.Nic = null;
+        IReadOnlyList<string> Names() => DataPlanePodBuilder.Build(t, "node-a", WithPages, topology, Options).Select(p => p.Metadata.Name).ToList();
+
+        // No NIC selected: every NUMA node with CPUs, nothing to say.
+        Assert.Equal(["web-dp-node-a-numa0", "web-dp-node-a-numa1"], Names());
+        Assert.Equal((null, null), DataPlanePodBuilder.PodNumaNodes(t, "node-a", topology));
+
+        // The selected NIC is on NUMA node 1: node 0's pod would cross the socket link for every packet.
+        t.Spec.Nic = new NicSpec { Interfaces = new InterfaceSelector { Drivers = ["mlx5_core"] } };
+        Assert.Equal(["web-dp-node-a-numa1"], Names());
+        var (only, note) = DataPlanePodBuilder.PodNumaNodes(t, "node-a", topology);
+        Assert.Equal([1], only!);
+        Assert.Equal("node node-a: no pod on NUMA node 0, which no selected NIC is on (ens1f0 on 1); dataPlane.numaNodes All puts one on every NUMA node", note);
+        // The one pod gets the CPUs allocatable leaves to one pod, not half of them.
+        Assert.Equal("8", DataPlanePodBuilder.Build(t, "node-a", Allocatable(("cpu", "15"), ("hugepages-2Mi", "768Mi")), topology, Options).Single().Spec.Containers[0].Resources.Requests["cpu"].ToString());
+
+        t.Spec.DataPlane!.NumaNodes = DataPlaneNumaNodes.All;
+        Assert.Equal(["web-dp-node-a-numa0", "web-dp-node-a-numa1"], Names());
+
+        // A selected NIC whose NUMA node the platform does not say (-1) is unknown, not node 0: every node, and said.
+        t.Spec.DataPlane.NumaNodes = DataPlaneNumaNodes.NicLocal;
+        t.Spec.Nic.Interfaces = new InterfaceSelector { Names = ["ens1f0", "eth*"] };
+        Assert.Equal(["web-dp-node-a-numa0", "web-dp-node-a-numa1"], Names());
+        Assert.Contains("the NUMA node of eth0 is unknown (numa_node -1): a pod on every NUMA node", DataPlanePodBuilder.PodNumaNodes(t, "node-a", topology).Note);
+    }
 
     [Fact]
     public void OnePodPerSocketAskingForItsCpusLessReservedAndNoCpuList()
@@ -209,8 +270,9 @@ public sealed class BuilderTests
         var c = pod.Containers.Single();
         Assert.True(c.SecurityContext.Privileged);
         Assert.Equal("spec.nodeName", c.Env.Single(e => e.Name == "NODE_NAME").ValueFrom.FieldRef.FieldPath);
-        Assert.Equal(["/host/sys", "/host/proc", "/var/lib/nettune", "/host/var/lib/kubelet", "/host/var/lib/kubelet/seccomp", PodBoundToken.MountPath], c.VolumeMounts.Select(m => m.MountPath));
-        Assert.Equal(["/sys", "/proc", "/var/lib/nettune", "/var/lib/kubelet", "/var/lib/kubelet/seccomp"], pod.Volumes.Where(v => v.HostPath is not null).Select(v => v.HostPath.Path));
+        Assert.Equal(["/host/sys", "/host/proc", "/var/lib/nettune", "/host/var/lib/kubelet", "/host/var/lib/kubelet/seccomp", "/host/var/lib/kubelet/device-plugins", PodBoundToken.MountPath],
+            c.VolumeMounts.Select(m => m.MountPath));
+        Assert.Equal(["/sys", "/proc", "/var/lib/nettune", "/var/lib/kubelet", "/var/lib/kubelet/seccomp", "/var/lib/kubelet/device-plugins"], pod.Volumes.Where(v => v.HostPath is not null).Select(v => v.HostPath.Path));
         Assert.NotNull(c.Resources.Requests["cpu"]);
         Assert.NotNull(c.Resources.Limits["memory"]);
         Assert.Contains(pod.Tolerations, t => t.OperatorProperty == "Exists");
@@ -337,16 +399,16 @@ public sealed class BuilderTests
         // 4 cores × 2 threads per socket; CPU 0 and 8 reserved leave 7: rounded down to 6 (an odd count can hit SMTAlignmentError).
         var smt = TwoSockets();
         smt.Cpus = Enumerable.Range(0, 16).Select(i => new CpuTopology { Id = i, Package = i / 8, Core = i % 4, ThreadSiblings = $"{i - i % 8 + i % 4},{i - i % 8 + i % 4 + 4}" }).ToList();
-        var pods = DataPlanePodBuilder.Build(t, "node-a", null, smt, Options);
+        var pods = DataPlanePodBuilder.Build(t, "node-a", Fixtures.NumaNode("node-a"), smt, Options);
         Assert.Equal(["6", "6"], pods.Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
 
         t.Spec.DataPlane!.CpusPerSocket = 3;
-        pods = DataPlanePodBuilder.Build(t, "node-a", null, smt, Options);
+        pods = DataPlanePodBuilder.Build(t, "node-a", Fixtures.NumaNode("node-a"), smt, Options);
         Assert.Equal(["3", "3"], pods.Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
 
         // More than a socket has outside the housekeeping CPUs: single-numa-node could not admit it, so it is not made.
         t.Spec.DataPlane.CpusPerSocket = 8;
-        var plan = DataPlanePodBuilder.Plan(t, "node-a", null, smt, Options);
+        var plan = DataPlanePodBuilder.Plan(t, "node-a", Fixtures.NumaNode("node-a"), smt, Options);
         Assert.All(plan, s => Assert.Null(s.Pod));
         Assert.Contains("has 7 CPUs outside the housekeeping CPUs", plan[0].WaitMessage);
     }
@@ -362,10 +424,10 @@ public sealed class BuilderTests
         old.Spec.Hugepages = null;
         old.Spec.Nic!.HousekeepingCpus = null;
         old.Spec.Nic.IrqAffinity!.ReservedCpus = "0,8"; // a v1alpha1 object written before housekeepingCpus was the one CPU set
-        Assert.Equal(DataPlanePodBuilder.Build(current, "node-a", null, smt, Options).Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()),
-            DataPlanePodBuilder.Build(old, "node-a", null, smt, Options).Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
+        Assert.Equal(DataPlanePodBuilder.Build(current, "node-a", Fixtures.NumaNode("node-a"), smt, Options).Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()),
+            DataPlanePodBuilder.Build(old, "node-a", Fixtures.NumaNode("node-a"), smt, Options).Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
         old.Spec.Nic.IrqAffinity.ReservedCpus = null;
-        Assert.Equal(["8", "8"], DataPlanePodBuilder.Build(old, "node-a", null, smt, Options).Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
+        Assert.Equal(["8", "8"], DataPlanePodBuilder.Build(old, "node-a", Fixtures.NumaNode("node-a"), smt, Options).Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
     }
 
     [Fact]

@@ -57,7 +57,7 @@ public sealed class DataPlaneStatusTests
     public void AFailedPodIsCountedOnceAndItsSuccessorWaitsOutTheBackoff()
     {
         var (t, _) = OneNode(null);
-        var pod = DataPlanePodBuilder.Build(t, "n1", null, new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] }, Settings.DataPlane)[0];
+        var pod = DataPlanePodBuilder.Build(t, "n1", Fixtures.NumaNode("n1"), new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] }, Settings.DataPlane)[0];
         pod.Metadata.Uid = "uid-1";
         pod.Status = new V1PodStatus { Phase = "Failed", Reason = "Evicted", Message = "The node was low on resource: memory." };
 
@@ -89,7 +89,7 @@ public sealed class DataPlaneStatusTests
     public void ReadyWaitsForTheDataPlane()
     {
         var (t, _) = OneNode(null);
-        var pod = DataPlanePodBuilder.Build(t, "n1", null, new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] }, Settings.DataPlane)[0];
+        var pod = DataPlanePodBuilder.Build(t, "n1", Fixtures.NumaNode("n1"), new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] }, Settings.DataPlane)[0];
         pod.Metadata.Uid = "uid-1";
         pod.Status = new V1PodStatus { Phase = "Pending", Conditions = [new V1PodCondition { Type = "PodScheduled", Status = "False", Reason = "Unschedulable", Message = "0/1 nodes are available: 1 Insufficient cpu." }] };
         var (tuning, snapshot) = OneNode(pod);
@@ -117,7 +117,7 @@ public sealed class DataPlaneStatusTests
         var (t, _) = OneNode(null);
         t.Spec.DataPlane!.IoEngine = asked;
         t.Spec.DataPlane.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost, LocalhostProfile = "profiles/strict.json" };
-        var pod = DataPlanePodBuilder.Build(t, "n1", null, new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] }, Settings.DataPlane)[0];
+        var pod = DataPlanePodBuilder.Build(t, "n1", Fixtures.NumaNode("n1"), new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] }, Settings.DataPlane)[0];
         pod.Metadata.Uid = "uid-1";
         pod.Status = new V1PodStatus { Phase = "Running", Conditions = [new V1PodCondition { Type = "Ready", Status = "True" }] };
         var (_, snapshot) = OneNode(pod);
@@ -136,6 +136,38 @@ public sealed class DataPlaneStatusTests
         Assert.Contains("Localhost profiles/strict.json", available.Message);
         Assert.Contains("ioEngine Auto", available.Message);
         Assert.Single(plan.Events, e => e.Reason == ConditionReasons.IoUringUnavailable);
+    }
+
+    [Fact]
+    public void APodRunningOnAnotherNumaNodeThanItsDevicesIsReported_TheTopologyManagerDidNotAlignIt()
+    {
+        var (t, _) = OneNode(null);
+        var topology = new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }, new NumaNodeInfo { Id = 1, Cpus = "2-3" }] };
+        var pods = DataPlanePodBuilder.Build(t, "n1", Fixtures.NumaNode("n1"), topology, Settings.DataPlane);
+        Assert.Equal(2, pods.Count);
+        foreach (var (pod, i) in pods.Select((p, i) => (p, i)))
+        {
+            pod.Metadata.Uid = $"uid-{i}";
+            pod.Status = new V1PodStatus { Phase = "Running", Conditions = [new V1PodCondition { Type = "Ready", Status = "True" }] };
+        }
+        var (_, snapshot) = OneNode(null);
+        snapshot.NodeStates["n1"].Status!.Topology = topology;
+        // As on a kubelet with topologyManagerPolicy none: each pod's CPU is on the other node.
+        snapshot = snapshot with
+        {
+            Pods = pods,
+            PodPlacements = new Dictionary<string, DataPlanePlacement> { ["uid-0"] = new([2, 3], 1, true), ["uid-1"] = new([0, 1], 0, true) },
+        };
+        var plan = TuningPlanner.Plan(t, snapshot, Settings, Now);
+        var available = plan.Status!.Conditions!.Single(c => c.Type == ConditionTypes.DataPlaneAvailable);
+        Assert.Equal((ConditionStatus.True, ConditionReasons.NumaNodeMismatch), (available.Status, available.Reason));
+        Assert.Contains("t-dp-n1-numa0 asked for NUMA node 0 (nettune.io/numa-node-0) and runs on NUMA node 1", available.Message);
+        Assert.Contains("topologyManagerPolicy none", available.Message);
+        Assert.Single(plan.Events, e => e.Reason == ConditionReasons.NumaNodeMismatch);
+
+        // Aligned: each pod on its own node.
+        snapshot = snapshot with { PodPlacements = new Dictionary<string, DataPlanePlacement> { ["uid-0"] = new([0, 1], 0, true), ["uid-1"] = new([2, 3], 1, true) } };
+        Assert.Equal(ConditionReasons.PodsReady, TuningPlanner.Plan(t, snapshot, Settings, Now).Status!.Conditions!.Single(c => c.Type == ConditionTypes.DataPlaneAvailable).Reason);
     }
 
     [Fact]

@@ -6,9 +6,22 @@ namespace NetTune.Operator.Tests.Unit;
 /// <summary>Small builders for the objects the pure logic reads.</summary>
 internal static class Fixtures
 {
+    /// <summary>A node whose agent's device plugin registered its NUMA nodes' resources (see <see cref="NumaAdvertised"/>).</summary>
     public static V1Node Node(string name, params (string Key, string Value)[] labels) => new()
     {
         Metadata = new V1ObjectMeta { Name = name, Labels = labels.ToDictionary(l => l.Key, l => l.Value) },
+        Status = new V1NodeStatus { Allocatable = NumaAdvertised() },
+    };
+
+    /// <summary>Allocatable as a kubelet shows it once the agent's device plugin registered NUMA nodes 0-7, 4 devices each.</summary>
+    public static Dictionary<string, ResourceQuantity> NumaAdvertised() =>
+        Enumerable.Range(0, 8).ToDictionary(NumaResources.ResourceName, _ => new ResourceQuantity("4"));
+
+    /// <summary>Node <paramref name="name"/> with only the NUMA resources in its allocatable.</summary>
+    public static V1Node NumaNode(string name = "node-a") => new()
+    {
+        Metadata = new V1ObjectMeta { Name = name },
+        Status = new V1NodeStatus { Allocatable = NumaAdvertised() },
     };
 
     public static NetworkTuning Tuning(string name, long generation = 1, int priority = 0, V1LabelSelector? selector = null,

@@ -24,7 +24,7 @@ public sealed class LeastPrivilegeTests
     [Fact]
     public void DataPlanePodsRunRestrictedWithoutAServiceAccountToken()
     {
-        var pod = DataPlanePodBuilder.Build(StaticTuning(), "node-a", null, OneSocket, new DataPlaneOptions("ns")).Single();
+        var pod = DataPlanePodBuilder.Build(StaticTuning(), "node-a", Fixtures.NumaNode("node-a"), OneSocket, new DataPlaneOptions("ns")).Single();
         Assert.False(pod.Spec.AutomountServiceAccountToken);
         Assert.True(pod.Spec.SecurityContext.RunAsNonRoot);
         Assert.Equal(DataPlanePodBuilder.RunAsUser, pod.Spec.SecurityContext.RunAsUser);
@@ -55,7 +55,7 @@ public sealed class LeastPrivilegeTests
         var tuning = StaticTuning();
         tuning.Spec.DataPlane!.IoEngine = engine;
         if (kind is { } k) tuning.Spec.DataPlane.SeccompProfile = new DataPlaneSeccompSpec { Type = k, LocalhostProfile = localhost };
-        var pod = DataPlanePodBuilder.Build(tuning, "node-a", null, OneSocket, new DataPlaneOptions("ns")).Single();
+        var pod = DataPlanePodBuilder.Build(tuning, "node-a", Fixtures.NumaNode("node-a"), OneSocket, new DataPlaneOptions("ns")).Single();
         Assert.Equal((type, profile), (pod.Spec.SecurityContext.SeccompProfile.Type, pod.Spec.SecurityContext.SeccompProfile.LocalhostProfile));
     }
 
@@ -76,6 +76,19 @@ public sealed class LeastPrivilegeTests
             var args = container.Args.ToList();
             Assert.Equal(options.KubeletRootDir, args[args.IndexOf("--kubelet-root-dir") + 1]);
             Assert.Equal(AgentDaemonSetBuilder.HostRoot, args[args.IndexOf("--host-root") + 1]);
+        }
+    }
+
+    [Fact]
+    public void TheAgentMountsTheKubeletsDevicePluginFolderReadWriteWhateverTheKubeletsRootDir()
+    {
+        foreach (var options in new[] { new AgentOptions("ns", "nettune/agent:1"), new AgentOptions("ns", "nettune/agent:1") { KubeletRootDir = "/data/kubelet" } })
+        {
+            var pod = AgentDaemonSetBuilder.Build(options).Spec.Template.Spec;
+            var volume = pod.Volumes.Single(v => v.HostPath?.Path == "/var/lib/kubelet/device-plugins");
+            var mount = pod.Containers.Single().VolumeMounts.Single(m => m.Name == volume.Name);
+            Assert.Equal(AgentDaemonSetBuilder.HostRoot + "/var/lib/kubelet/device-plugins", mount.MountPath);
+            Assert.NotEqual(true, mount.ReadOnlyProperty);
         }
     }
 
@@ -110,7 +123,7 @@ public sealed class LeastPrivilegeTests
         if (refusal is null) Assert.Null(verdict);
         else Assert.Contains(refusal, verdict);
         // The builder makes no pods for what the lists refuse (a tuning admitted before the lists changed).
-        var pods = DataPlanePodBuilder.Build(tuning, "node-a", null, OneSocket, new DataPlaneOptions("ns") { Policy = policy });
+        var pods = DataPlanePodBuilder.Build(tuning, "node-a", Fixtures.NumaNode("node-a"), OneSocket, new DataPlaneOptions("ns") { Policy = policy });
         Assert.Equal(refusal is null ? 1 : 0, pods.Count);
     }
 

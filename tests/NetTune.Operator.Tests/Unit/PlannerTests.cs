@@ -267,7 +267,7 @@ public sealed class DataPlaneReplacementTests
 
     private static V1Pod Running(NetworkTuning t, string node, bool ready = true)
     {
-        var pod = DataPlanePodBuilder.Build(t, node, null, new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] }, Settings.DataPlane)[0];
+        var pod = DataPlanePodBuilder.Build(t, node, Fixtures.NumaNode(node), new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-1" }] }, Settings.DataPlane)[0];
         pod.Status = new V1PodStatus { Conditions = [new V1PodCondition { Type = "Ready", Status = ready ? "True" : "False" }] };
         return pod;
     }

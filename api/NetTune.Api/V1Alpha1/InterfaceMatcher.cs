@@ -1,9 +1,11 @@
 using System.Text.RegularExpressions;
-using NetTune.Api.V1Alpha1;
 
-namespace NetTune.Agent.Core.Planning;
+namespace NetTune.Api.V1Alpha1;
 
-/// <summary>An interface matches when its name matches one of the globs or its driver is one of the drivers.</summary>
+/// <summary>
+/// An interface matches when its name matches one of the globs or its driver is one of the drivers. Shared: the agent
+/// tunes the interfaces it matches, the operator places data-plane pods on their NUMA nodes.
+/// </summary>
 public static class InterfaceMatcher
 {
     public static bool Matches(InterfaceSelector? selector, string name, string? driver)
