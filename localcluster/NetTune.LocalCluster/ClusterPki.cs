@@ -6,14 +6,36 @@ namespace NetTune.LocalCluster;
 
 /// <summary>
 /// The certificates and keys a throwaway cluster needs: a CA (so clients verify the apiserver instead of skipping TLS
-/// checks), the apiserver's serving certificate, and the service-account signing key pair.
+/// checks), the apiserver's serving certificate, the service-account signing key pair, and the serving certificate of
+/// the cluster's image registry on 127.0.0.1 (<see cref="LocalRegistry"/>), which containerd and helm verify with the CA.
 /// </summary>
-internal static class ClusterPki
+public static class ClusterPki
 {
-    public sealed record Files(string CaCert, string ServingCert, string ServingKey, string ServiceAccountKey, string ServiceAccountPub,
-        string KubeletClientCert, string KubeletClientKey);
+    /// <summary>
+    /// A handler that trusts exactly the CA in <paramref name="caFile"/>: clients check the cluster's servers (the
+    /// apiserver, the registry) as a real client would, rather than skip the check.
+    /// </summary>
+    public static HttpClientHandler TrustingOnly(string caFile)
+    {
+        var ca = X509Certificate2.CreateFromPem(File.ReadAllText(caFile));
+        return new HttpClientHandler
+        {
+            ServerCertificateCustomValidationCallback = (_, cert, _, _) =>
+            {
+                if (cert is null) return false;
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                chain.ChainPolicy.CustomTrustStore.Add(ca);
+                return chain.Build(cert);
+            },
+        };
+    }
 
-    public static Files Write(string dir)
+    internal sealed record Files(string CaCert, string ServingCert, string ServingKey, string ServiceAccountKey, string ServiceAccountPub,
+        string KubeletClientCert, string KubeletClientKey, string RegistryCert, string RegistryKey);
+
+    internal static Files Write(string dir)
     {
         using var caKey = RSA.Create(2048);
         var caReq = new CertificateRequest("CN=nettune-test-ca", caKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
@@ -49,11 +71,23 @@ internal static class ClusterPki
         clientReq.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
         using var kubeletClient = clientReq.Create(ca, notBefore, notBefore.AddDays(7), RandomNumberGenerator.GetBytes(16));
 
+        using var registryKey = RSA.Create(2048);
+        var registryReq = new CertificateRequest("CN=nettune-local-registry", registryKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var registrySan = new SubjectAlternativeNameBuilder();
+        registrySan.AddIpAddress(IPAddress.Loopback);
+        registrySan.AddDnsName("localhost");
+        registryReq.CertificateExtensions.Add(registrySan.Build());
+        registryReq.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
+        registryReq.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
+        registryReq.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        using var registry = registryReq.Create(ca, notBefore, notBefore.AddDays(7), RandomNumberGenerator.GetBytes(16));
+
         using var saKey = RSA.Create(2048);
         var files = new Files(
             Path.Combine(dir, "ca.crt"), Path.Combine(dir, "apiserver.crt"), Path.Combine(dir, "apiserver.key"),
             Path.Combine(dir, "sa.key"), Path.Combine(dir, "sa.pub"),
-            Path.Combine(dir, "apiserver-kubelet-client.crt"), Path.Combine(dir, "apiserver-kubelet-client.key"));
+            Path.Combine(dir, "apiserver-kubelet-client.crt"), Path.Combine(dir, "apiserver-kubelet-client.key"),
+            Path.Combine(dir, "registry.crt"), Path.Combine(dir, "registry.key"));
         File.WriteAllText(files.CaCert, ca.ExportCertificatePem());
         File.WriteAllText(files.ServingCert, serving.ExportCertificatePem());
         File.WriteAllText(files.ServingKey, servingKey.ExportRSAPrivateKeyPem());
@@ -61,6 +95,8 @@ internal static class ClusterPki
         File.WriteAllText(files.ServiceAccountPub, saKey.ExportSubjectPublicKeyInfoPem());
         File.WriteAllText(files.KubeletClientCert, kubeletClient.ExportCertificatePem());
         File.WriteAllText(files.KubeletClientKey, kubeletClientKey.ExportRSAPrivateKeyPem());
+        File.WriteAllText(files.RegistryCert, registry.ExportCertificatePem());
+        File.WriteAllText(files.RegistryKey, registryKey.ExportRSAPrivateKeyPem());
         return files;
     }
 }
