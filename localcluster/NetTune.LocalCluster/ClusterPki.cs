@@ -46,7 +46,6 @@ public static class ClusterPki
         using var ca = caReq.CreateSelfSigned(notBefore, notBefore.AddDays(7));
 
         using var servingKey = RSA.Create(2048);
-        var req = new CertificateRequest("CN=kube-apiserver", servingKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         var san = new SubjectAlternativeNameBuilder();
         san.AddIpAddress(IPAddress.Loopback);
         // The `kubernetes` Service's ClusterIP, which pods on the real node reach the apiserver through.
@@ -56,31 +55,18 @@ public static class ClusterPki
         san.AddDnsName("kubernetes.default");
         san.AddDnsName("kubernetes.default.svc");
         san.AddDnsName("kubernetes.default.svc.cluster.local");
-        req.CertificateExtensions.Add(san.Build());
-        req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
-        req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
-        req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
-        using var serving = req.Create(ca, notBefore, notBefore.AddDays(7), RandomNumberGenerator.GetBytes(16));
+        using var serving = Issue(ca, notBefore, "CN=kube-apiserver", servingKey, san, ServerAuth);
 
         // The apiserver's client certificate towards kubelets (logs, exec): in system:masters, so the kubelet's
         // webhook authorizer allows it everything.
         using var kubeletClientKey = RSA.Create(2048);
-        var clientReq = new CertificateRequest("CN=kube-apiserver-kubelet-client, O=system:masters", kubeletClientKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        clientReq.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
-        clientReq.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
-        clientReq.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
-        using var kubeletClient = clientReq.Create(ca, notBefore, notBefore.AddDays(7), RandomNumberGenerator.GetBytes(16));
+        using var kubeletClient = Issue(ca, notBefore, "CN=kube-apiserver-kubelet-client, O=system:masters", kubeletClientKey, null, ClientAuth);
 
         using var registryKey = RSA.Create(2048);
-        var registryReq = new CertificateRequest("CN=nettune-local-registry", registryKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         var registrySan = new SubjectAlternativeNameBuilder();
         registrySan.AddIpAddress(IPAddress.Loopback);
         registrySan.AddDnsName("localhost");
-        registryReq.CertificateExtensions.Add(registrySan.Build());
-        registryReq.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
-        registryReq.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
-        registryReq.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
-        using var registry = registryReq.Create(ca, notBefore, notBefore.AddDays(7), RandomNumberGenerator.GetBytes(16));
+        using var registry = Issue(ca, notBefore, "CN=nettune-local-registry", registryKey, registrySan, ServerAuth);
 
         using var saKey = RSA.Create(2048);
         var files = new Files(
@@ -98,5 +84,19 @@ public static class ClusterPki
         File.WriteAllText(files.RegistryCert, registry.ExportCertificatePem());
         File.WriteAllText(files.RegistryKey, registryKey.ExportRSAPrivateKeyPem());
         return files;
+    }
+
+    private const string ServerAuth = "1.3.6.1.5.5.7.3.1";
+    private const string ClientAuth = "1.3.6.1.5.5.7.3.2";
+
+    /// <summary>A leaf certificate signed by the CA for a week, for TLS servers or clients (<paramref name="usage"/>).</summary>
+    private static X509Certificate2 Issue(X509Certificate2 ca, DateTimeOffset notBefore, string subject, RSA key, SubjectAlternativeNameBuilder? san, string usage)
+    {
+        var req = new CertificateRequest(subject, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        if (san is not null) req.CertificateExtensions.Add(san.Build());
+        req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
+        req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
+        req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(usage)], false));
+        return req.Create(ca, notBefore, notBefore.AddDays(7), RandomNumberGenerator.GetBytes(16));
     }
 }

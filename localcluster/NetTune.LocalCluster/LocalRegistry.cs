@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -84,7 +82,7 @@ public sealed class LocalRegistry : IAsyncDisposable
         Directory.CreateDirectory(dir);
         var storage = Path.Combine("/var/tmp", $"{StoragePrefix}{Environment.ProcessId}-{Guid.NewGuid():N}"[..(StoragePrefix.Length + 24)]);
         Directory.CreateDirectory(storage);
-        var endpoint = new RegistryEndpoint($"127.0.0.1:{FreePort()}", "nettune", Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)), pki.CaCert);
+        var endpoint = new RegistryEndpoint($"127.0.0.1:{KubeCluster.FreePort()}", "nettune", Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)), pki.CaCert);
         var htpasswd = Path.Combine(dir, "htpasswd");
         File.WriteAllText(htpasswd, $"{endpoint.Username}:{BCrypt.Net.BCrypt.HashPassword(endpoint.Password, workFactor: 10)}\n");
         var config = Path.Combine(dir, "config.yml");
@@ -138,13 +136,6 @@ public sealed class LocalRegistry : IAsyncDisposable
                 catch (IOException) { }
             }
         }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
     public async ValueTask DisposeAsync()
