@@ -6,7 +6,7 @@ using NetTune.LocalCluster;
 //   Runs the local cluster until SIGTERM or Ctrl-C (for `make demo`): etcd, kube-apiserver, kube-controller-manager,
 //   and with --node one real node of this machine (kubelet, containerd, bridge CNI) and kube-scheduler; with
 //   --guest-node a QEMU guest node (2 NUMA nodes, a 4-queue NIC; simulated hardware, a real kernel and kubelet); with
-//   --registry an image registry on 127.0.0.1 (TLS, basic auth) the local node pulls from.
+//   --registry an image registry on 127.0.0.2 (TLS, basic auth) the local node pulls from.
 //   Writes an admin kubeconfig to KUBECONFIG_OUT once ready, and beside it the registry's address and credentials
 //   (registry.json for the push commands, registry.env for shells, registry-dockerconfig.json for a pull Secret);
 //   removes them again on exit.

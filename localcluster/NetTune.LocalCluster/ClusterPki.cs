@@ -7,7 +7,7 @@ namespace NetTune.LocalCluster;
 /// <summary>
 /// The certificates and keys a throwaway cluster needs: a CA (so clients verify the apiserver instead of skipping TLS
 /// checks), the apiserver's serving certificate, the service-account signing key pair, and the serving certificate of
-/// the cluster's image registry on 127.0.0.1 (<see cref="LocalRegistry"/>), which containerd and helm verify with the CA.
+/// the cluster's image registry on loopback (<see cref="LocalRegistry"/>), which containerd and helm verify with the CA.
 /// </summary>
 public static class ClusterPki
 {
@@ -64,7 +64,7 @@ public static class ClusterPki
 
         using var registryKey = RSA.Create(2048);
         var registrySan = new SubjectAlternativeNameBuilder();
-        registrySan.AddIpAddress(IPAddress.Loopback);
+        registrySan.AddIpAddress(LocalRegistry.Address);
         registrySan.AddDnsName("localhost");
         using var registry = Issue(ca, notBefore, "CN=nettune-local-registry", registryKey, registrySan, ServerAuth);
 

@@ -29,7 +29,7 @@ public sealed record KubeClusterOptions
     public GuestNodeOptions? GuestNode { get; init; }
 
     /// <summary>
-    /// An image registry on 127.0.0.1 (TLS, basic auth; see <see cref="LocalRegistry"/>) that the cluster runs and
+    /// An image registry on 127.0.0.2 (loopback; TLS, basic auth; see <see cref="LocalRegistry"/>) that the cluster runs and
     /// stops with it; the local node's containerd pulls from it with the pods' imagePullSecrets.
     /// </summary>
     public bool Registry { get; init; }

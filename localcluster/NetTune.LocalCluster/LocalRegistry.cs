@@ -45,7 +45,7 @@ public sealed record RegistryEndpoint(string Host, string Username, string Passw
 }
 
 /// <summary>
-/// The local cluster's image registry: Debian's docker-registry (the CNCF distribution registry) on 127.0.0.1 with TLS
+/// The local cluster's image registry: Debian's docker-registry (the CNCF distribution registry) on 127.0.0.2 with TLS
 /// from the cluster's CA and basic auth from an htpasswd file (bcrypt, the only hash it accepts), so that nothing
 /// pulls from it without credentials. The node's containerd knows it as a registry host and holds no credentials:
 /// pods pull with their imagePullSecrets, as on a production cluster. Its storage lives outside /dev/shm (images are
@@ -54,6 +54,12 @@ public sealed record RegistryEndpoint(string Host, string Username, string Passw
 public sealed class LocalRegistry : IAsyncDisposable
 {
     public const string Binary = "/usr/bin/docker-registry";
+
+    /// <summary>
+    /// A loopback address, but not 127.0.0.1, which registry clients take for a plain-HTTP registry by default (this one
+    /// serves TLS). helm 3.17 does so for every loopback address, so the chart is pushed and pulled with helm 4.
+    /// </summary>
+    public static readonly System.Net.IPAddress Address = System.Net.IPAddress.Parse("127.0.0.2");
     private const string StoragePrefix = "nettune-registry-";
 
     private readonly ChildProcess _process;
@@ -82,7 +88,7 @@ public sealed class LocalRegistry : IAsyncDisposable
         Directory.CreateDirectory(dir);
         var storage = Path.Combine("/var/tmp", $"{StoragePrefix}{Environment.ProcessId}-{Guid.NewGuid():N}"[..(StoragePrefix.Length + 24)]);
         Directory.CreateDirectory(storage);
-        var endpoint = new RegistryEndpoint($"127.0.0.1:{KubeCluster.FreePort()}", "nettune", Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)), pki.CaCert);
+        var endpoint = new RegistryEndpoint($"{Address}:{KubeCluster.FreePort()}", "nettune", Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)), pki.CaCert);
         var htpasswd = Path.Combine(dir, "htpasswd");
         File.WriteAllText(htpasswd, $"{endpoint.Username}:{BCrypt.Net.BCrypt.HashPassword(endpoint.Password, workFactor: 10)}\n");
         var config = Path.Combine(dir, "config.yml");
