@@ -16,7 +16,7 @@ endif
 # Debian packages the tests and the demo use (kubectl comes from kubernetes-client where none is installed);
 # qemu-system-x86, busybox-static, cpio and kmod run and boot the guest node.
 APT_PACKAGES  := etcd-server iproute2 ethtool procps util-linux curl ca-certificates unzip clang \
-                 containerd runc containernetworking-plugins libssl3 \
+                 containerd runc containernetworking-plugins libssl3 docker-registry \
                  qemu-system-x86 busybox-static cpio kmod
 
 .PHONY: help

@@ -4,9 +4,10 @@
 #
 #   hack/demo-chart.sh install KUBECONFIG NAMESPACE DIR     helm upgrade --install (operator.enabled=false: no Deployment);
 #                                                          writes DIR/operator.kubeconfig (the operator's ServiceAccount)
-#   hack/demo-chart.sh install-operator KUBECONFIG NAMESPACE [ALLOWED_HOST_PATH]
-#                                                          helm upgrade --install with the operator Deployment on (one
-#                                                          replica), waiting for it; for a cluster with a real node
+#   hack/demo-chart.sh install-operator KUBECONFIG NAMESPACE ALLOWED_HOST_PATH CHART [HELM_ARGS...]
+#                                                          helm upgrade --install of CHART (a folder or oci://...) with the
+#                                                          operator Deployment on (one replica), waiting for it; for a
+#                                                          cluster with a real node
 #   hack/demo-chart.sh agent-kubeconfig KUBECONFIG NAMESPACE DIR
 #                                                          waits for the agent ServiceAccount the operator creates with its
 #                                                          DaemonSet; writes DIR/agent.kubeconfig
@@ -24,7 +25,8 @@ RELEASE=nettune
 # read-only for the CPU manager checkpoint.
 KUBELET_ROOT_DIR=${KUBELET_ROOT_DIR:-/var/lib/nettune-node/kubelet}
 log() { printf '[demo-chart] %s\n' "$*" >&2; }
-helm_bin() { bash "$ROOT/hack/helm.sh" 3 | tail -n 1; }
+# HELM_MAJOR=4 for a chart in the local registry: helm 3 talks plain HTTP to any loopback registry.
+helm_bin() { bash "$ROOT/hack/helm.sh" "${HELM_MAJOR:-3}" | tail -n 1; }
 
 # A kubeconfig for a ServiceAccount: the admin kubeconfig's server and CA, the account's token.
 write_kubeconfig() {
@@ -79,12 +81,13 @@ install() {
 }
 
 install_operator() {
-  local admin=$1 ns=$2 www=${3:-} helm
+  local admin=$1 ns=$2 www=$3 chart=$4 helm
+  shift 4
   helm=$(helm_bin)
-  log "helm upgrade --install $RELEASE charts/nettune -n $ns (the operator Deployment runs on the node)"
-  "$helm" upgrade --install "$RELEASE" "$CHART" --kubeconfig "$admin" -n "$ns" --create-namespace \
-    --set operator.replicas=1 --set operator.logFormat=text ${www:+--set "dataPlane.allowedHostPaths[0]=$www"} \
-    --set agent.kubeletRootDir="$KUBELET_ROOT_DIR" --wait --timeout 5m >&2
+  log "helm upgrade --install $RELEASE $chart -n $ns (the operator Deployment runs on the node)"
+  "$helm" upgrade --install "$RELEASE" "$chart" --kubeconfig "$admin" -n "$ns" --create-namespace \
+    --set operator.replicas=1 --set operator.logFormat=text --set "dataPlane.allowedHostPaths[0]=$www" \
+    --set agent.kubeletRootDir="$KUBELET_ROOT_DIR" --wait --timeout 5m "$@" >&2
   echo "$RELEASE"
 }
 
@@ -179,7 +182,7 @@ uninstall() {
 cmd=${1:-}; shift || true
 case "$cmd" in
   install) [[ $# -eq 3 ]] || { log "usage: $0 install KUBECONFIG NAMESPACE DIR"; exit 2; }; install "$@" ;;
-  install-operator) [[ $# -ge 2 ]] || { log "usage: $0 install-operator KUBECONFIG NAMESPACE [ALLOWED_HOST_PATH]"; exit 2; }; install_operator "$@" ;;
+  install-operator) [[ $# -ge 4 ]] || { log "usage: $0 install-operator KUBECONFIG NAMESPACE ALLOWED_HOST_PATH CHART [HELM_ARGS...]"; exit 2; }; install_operator "$@" ;;
   agent-kubeconfig) [[ $# -eq 3 ]] || { log "usage: $0 agent-kubeconfig KUBECONFIG NAMESPACE DIR"; exit 2; }; agent_kubeconfig "$@" ;;
   prometheus) [[ $# -eq 5 ]] || { log "usage: $0 prometheus DIR PORT OPERATOR AGENTS DATAPLANES"; exit 2; }; prometheus "$@" ;;
   stop) [[ $# -eq 1 ]] || { log "usage: $0 stop DIR"; exit 2; }; stop "$@" ;;

@@ -2,10 +2,12 @@
 # `make demo` / `make demo-down`: NetTune's main job on one machine, on a real node.
 #
 # A local cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) with one real node: this machine,
-# through a kubelet on containerd/runc with a bridge CNI (localcluster/). NetTune's images are built here and loaded
-# into the node, the chart is installed with helm (the operator Deployment on), and a NetworkTuning tunes what the demo
-# owns: a veth pair it creates, a reversible sysctl, and the data plane the operator launches as a pod pinned by the
-# kubelet. The machine's real NIC is left alone. `make demo-down` reverts and stops everything.
+# through a kubelet on containerd/runc with a bridge CNI, and an image registry on loopback 127.0.0.2 (TLS, basic auth)
+# (localcluster/). NetTune's images are built here and pushed to the registry, the chart is pushed there as an OCI
+# artifact and installed from oci:// with helm (the operator Deployment on; every pod pulls its image, by digest, with
+# the chart's pull secret), and a NetworkTuning tunes what the demo owns: a veth pair it creates, a reversible sysctl,
+# and the data plane the operator launches as a pod pinned by the kubelet. The machine's real NIC is left alone.
+# `make demo-down` reverts and stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,7 +22,8 @@ VETH=nettune-demo0
 DATAPLANE_PORT=18080
 DATAPLANE_ADMIN=9180
 PROMETHEUS_PORT=19090
-CTR=(ctr --address /run/nettune-node/containerd/containerd.sock --namespace k8s.io)
+CLI=(dotnet "localcluster/NetTune.LocalCluster.Cli/$BIN/nettune-local-cluster.dll")
+PULL_SECRET=registry-credentials
 
 STARTED=$SECONDS
 LAST=$SECONDS
@@ -73,20 +76,39 @@ up() {
   else
     step "2/6 starting the control plane and the real node '$NODE' (kubelet, containerd, runc, bridge CNI)"
     rm -f "$ADMIN"
-    start cluster env NETTUNE_REPO_ROOT="$ROOT" dotnet "localcluster/NetTune.LocalCluster.Cli/$BIN/nettune-local-cluster.dll" \
-      up "$ADMIN" --node "$NODE" --label nettune.io/demo=real-node
+    start cluster env NETTUNE_REPO_ROOT="$ROOT" "${CLI[@]}" \
+      up "$ADMIN" --node "$NODE" --label nettune.io/demo=real-node --registry
     wait_for "the local cluster (see $DEMO/cluster.log)" 180 test -f "$ADMIN" \
       || { tail -n 30 "$DEMO/cluster.log"; exit 1; }
-    grep -E '^  node:|cluster ready' "$DEMO/cluster.log" | sed 's/^/    /'
+    grep -E '^  node:|image registry|cluster ready' "$DEMO/cluster.log" | sed 's/^/    /'
   fi
+  # shellcheck source=/dev/null
+  . "$DEMO/registry.env"
+  local tag image ref
+  tag=$(sed -n 's/^appVersion:[[:space:]]*"\{0,1\}\([^"]*\)"\{0,1\}[[:space:]]*$/\1/p' charts/nettune/Chart.yaml)
+  declare -A digests
   for image in operator agent dataplane; do
-    "${CTR[@]}" images import "$ROOT/.artifacts/images/$image.oci.tar" >/dev/null
+    ref=$("${CLI[@]}" push-image "$DEMO/registry.json" "$ROOT/.artifacts/images/$image.oci.tar" "nettune/$image:$tag")
+    digests[$image]=${ref##*@}
+    echo "    pushed $ref"
   done
+  local chart
+  # helm 4 for the registry's chart: helm 3 talks plain HTTP to any loopback registry, and this one serves TLS.
+  read -r -a chart < <("${CLI[@]}" push-chart "$DEMO/registry.json" "$(bash hack/helm.sh 4 | tail -n 1)" charts/nettune)
+  echo "    pushed the chart: ${chart[0]} ${chart[1]}"
   kctl get nodes -o wide | sed 's/^/    /'
 
-  step "3/6 helm install nettune charts/nettune (CRDs, RBAC, the operator Deployment)"
+  step "3/6 helm install nettune ${chart[0]} (CRDs, RBAC, the operator Deployment; images pulled with the chart's secret)"
   kctl apply --validate=false -f crds/ >/dev/null
-  bash hack/demo-chart.sh install-operator "$ADMIN" "$NS" "$DEMO/www" >/dev/null
+  kctl create namespace "$NS" --dry-run=client -o yaml | kctl apply -f - >/dev/null
+  kctl -n "$NS" create secret generic "$PULL_SECRET" --type=kubernetes.io/dockerconfigjson \
+    --from-file=.dockerconfigjson="$DEMO/registry-dockerconfig.json" --dry-run=client -o yaml | kctl apply -f - >/dev/null
+  HELM_MAJOR=4 bash hack/demo-chart.sh install-operator "$ADMIN" "$NS" "$DEMO/www" "${chart[0]}" --version "${chart[1]}" --server-side=false \
+    --ca-file "$REGISTRY_CA" --username "$REGISTRY_USERNAME" --password "$REGISTRY_PASSWORD" \
+    --set "imagePullSecrets[0].name=$PULL_SECRET" \
+    --set "operator.image.repository=$REGISTRY_HOST/nettune/operator" --set "operator.image.digest=${digests[operator]}" \
+    --set "agent.image.repository=$REGISTRY_HOST/nettune/agent" --set "agent.image.digest=${digests[agent]}" \
+    --set "dataPlane.allowedImages[0]=$REGISTRY_HOST/nettune/dataplane:*" >/dev/null
   # NetworkTunings go through the operator's admission webhook: wait until a Ready operator pod serves it.
   kctl -n "$NS" rollout status deploy/nettune-operator --timeout=180s >/dev/null
   wait_for "the operator's webhook endpoint" 60 bash -c \
@@ -118,7 +140,7 @@ spec:
     net.core.somaxconn: "8192"
   dataPlane:
     enabled: true
-    image: nettune/dataplane:0.1.0
+    image: $REGISTRY_HOST/nettune/dataplane:$tag
     mode: StaticFiles
     port: $DATAPLANE_PORT
     adminPort: $DATAPLANE_ADMIN
@@ -169,7 +191,7 @@ down() {
   if running cluster && [[ -f $ADMIN ]]; then
     # Revert first, while the operator and the agent still run, then uninstall.
     kctl delete networktuning "$TUNING" --ignore-not-found --timeout=120s >/dev/null || echo "    the revert of $TUNING did not finish"
-    bash hack/demo-chart.sh uninstall "$ADMIN" "$NS" >/dev/null 2>&1 || true
+    HELM_MAJOR=4 bash hack/demo-chart.sh uninstall "$ADMIN" "$NS" >/dev/null 2>&1 || true
   fi
   # The cluster drains the node and puts the host back (kubelet's sysctls, mounts, cgroups, the bridge).
   stop_process cluster 90

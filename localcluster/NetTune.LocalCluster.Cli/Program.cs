@@ -2,11 +2,18 @@ using System.Runtime.InteropServices;
 using NetTune.LocalCluster;
 
 // nettune-local-cluster up KUBECONFIG_OUT [--node NAME] [--cpu-manager-policy static|none] [--label k=v]...
-//                           [--guest-node NAME] [--guest-accel auto|tcg|kvm]
+//                           [--guest-node NAME] [--guest-accel auto|tcg|kvm] [--registry]
 //   Runs the local cluster until SIGTERM or Ctrl-C (for `make demo`): etcd, kube-apiserver, kube-controller-manager,
 //   and with --node one real node of this machine (kubelet, containerd, bridge CNI) and kube-scheduler; with
-//   --guest-node a QEMU guest node (2 NUMA nodes, a 4-queue NIC; simulated hardware, a real kernel and kubelet).
-//   Writes an admin kubeconfig to KUBECONFIG_OUT once ready and removes it again on exit.
+//   --guest-node a QEMU guest node (2 NUMA nodes, a 4-queue NIC; simulated hardware, a real kernel and kubelet); with
+//   --registry an image registry on 127.0.0.2 (TLS, basic auth) the local node pulls from.
+//   Writes an admin kubeconfig to KUBECONFIG_OUT once ready, and beside it the registry's address and credentials
+//   (registry.json for the push commands, registry.env for shells, registry-dockerconfig.json for a pull Secret);
+//   removes them again on exit.
+// nettune-local-cluster push-image REGISTRY_JSON ARCHIVE REPOSITORY:TAG
+//   Pushes an OCI image archive to that registry; prints HOST/REPOSITORY@DIGEST.
+// nettune-local-cluster push-chart REGISTRY_JSON HELM CHART_DIR
+//   helm package + helm push of a chart to oci://HOST/charts; prints the chart's oci:// reference and version.
 // nettune-local-cluster image NAME ENTRYPOINT OUT PAYLOAD_DIR [--lib PATH]... [--file PATH]... [--env K=V]... [--user UID:GID]
 //   Writes an OCI image archive: PAYLOAD_DIR at /app, the libraries ldd lists, the --lib ones (dlopen'ed) and the
 //   --file ones (host programs such as nsenter), each at its host path with the libraries it needs.
@@ -14,13 +21,17 @@ return args.FirstOrDefault() switch
 {
     "up" when args.Length >= 2 => await UpAsync(args[1], args[2..]),
     "image" when args.Length >= 5 => Image(args[1], args[2], args[3], args[4], args[5..]),
+    "push-image" when args.Length == 4 && args[3].Contains(':') => await PushImageAsync(args[1], args[2], args[3]),
+    "push-chart" when args.Length == 4 => await PushChartAsync(args[1], args[2], args[3]),
     _ => Usage(),
 };
 
 static int Usage()
 {
     Console.Error.WriteLine("usage: nettune-local-cluster up KUBECONFIG_OUT [--node NAME] [--cpu-manager-policy static|none] [--label KEY=VALUE]...");
-    Console.Error.WriteLine("                                [--guest-node NAME] [--guest-accel auto|tcg|kvm]");
+    Console.Error.WriteLine("                                [--guest-node NAME] [--guest-accel auto|tcg|kvm] [--registry]");
+    Console.Error.WriteLine("       nettune-local-cluster push-image REGISTRY_JSON ARCHIVE REPOSITORY:TAG");
+    Console.Error.WriteLine("       nettune-local-cluster push-chart REGISTRY_JSON HELM CHART_DIR");
     Console.Error.WriteLine("       nettune-local-cluster image NAME ENTRYPOINT OUT_ARCHIVE PAYLOAD_DIR [--lib PATH]... [--file PATH]... [--env KEY=VALUE]... [--user UID:GID]");
     return 2;
 }
@@ -30,6 +41,7 @@ static async Task<int> UpAsync(string kubeconfigOut, string[] rest)
     kubeconfigOut = Path.GetFullPath(kubeconfigOut);
     NodeOptions? node = null;
     GuestNodeOptions? guest = null;
+    var registry = false;
     var labels = new Dictionary<string, string>();
     for (var i = 0; i < rest.Length; i++)
     {
@@ -46,6 +58,9 @@ static async Task<int> UpAsync(string kubeconfigOut, string[] rest)
                 break;
             case "--guest-accel" when i + 1 < rest.Length && rest[i + 1] is "auto" or "tcg" or "kvm":
                 guest = (guest ?? new GuestNodeOptions()) with { Accelerator = rest[++i] };
+                break;
+            case "--registry":
+                registry = true;
                 break;
             case "--label" when i + 1 < rest.Length && rest[i + 1].Contains('='):
                 var kv = rest[++i].Split('=', 2);
@@ -64,9 +79,10 @@ static async Task<int> UpAsync(string kubeconfigOut, string[] rest)
     Console.WriteLine("starting etcd, kube-apiserver and kube-controller-manager on loopback" +
         (node is null && guest is null ? "..." : ", kube-scheduler") +
         (node is null ? "" : $", the real node {node.Name}") +
-        (guest is null ? "" : $", the guest node {guest.Name} (simulated hardware: a QEMU guest)") + "...");
+        (guest is null ? "" : $", the guest node {guest.Name} (simulated hardware: a QEMU guest)") +
+        (registry ? ", an image registry" : "") + "...");
     var started = System.Diagnostics.Stopwatch.StartNew();
-    await using var cluster = await KubeCluster.StartAsync(new KubeClusterOptions { Node = node, GuestNode = guest }, stop.Token);
+    await using var cluster = await KubeCluster.StartAsync(new KubeClusterOptions { Node = node, GuestNode = guest, Registry = registry }, stop.Token);
     foreach (var (step, took) in cluster.Node?.StartTimes ?? [])
         Console.WriteLine($"  node: {step,-32} {took.TotalSeconds,5:0.0}s");
     foreach (var (step, took) in cluster.GuestNode?.StartTimes ?? [])
@@ -74,6 +90,15 @@ static async Task<int> UpAsync(string kubeconfigOut, string[] rest)
     if (cluster.GuestNode is { } g)
         Console.WriteLine($"  guest node console log: {g.ConsoleLog}");
     Directory.CreateDirectory(Path.GetDirectoryName(kubeconfigOut)!);
+    var registryFiles = new[] { "registry.json", "registry.env", "registry-dockerconfig.json" }
+        .Select(f => Path.Combine(Path.GetDirectoryName(kubeconfigOut)!, f)).ToArray();
+    if (cluster.Registry?.Endpoint is { } r)
+    {
+        r.Save(registryFiles[0]);
+        WritePrivate(registryFiles[1], $"REGISTRY_HOST={r.Host}\nREGISTRY_USERNAME={r.Username}\nREGISTRY_PASSWORD={r.Password}\nREGISTRY_CA={r.CaFile}\n");
+        WritePrivate(registryFiles[2], r.DockerConfigJson());
+        Console.WriteLine($"  image registry: https://{r.Host} (user {r.Username}; {registryFiles[0]})");
+    }
     File.Copy(cluster.KubeconfigPath, kubeconfigOut + ".tmp", overwrite: true);
     File.Move(kubeconfigOut + ".tmp", kubeconfigOut, overwrite: true);
     Console.WriteLine($"cluster ready at {cluster.ApiServerUrl} in {started.Elapsed.TotalSeconds:0.0}s; kubeconfig: {kubeconfigOut}; logs: {cluster.Folder}");
@@ -86,6 +111,32 @@ static async Task<int> UpAsync(string kubeconfigOut, string[] rest)
     }
     Console.WriteLine("stopping the cluster");
     File.Delete(kubeconfigOut);
+    foreach (var file in registryFiles) File.Delete(file);
+    return 0;
+}
+
+static void WritePrivate(string path, string text)
+{
+    File.WriteAllText(path, "");
+    File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    File.WriteAllText(path, text);
+}
+
+static async Task<int> PushImageAsync(string registryJson, string archive, string reference)
+{
+    var colon = reference.LastIndexOf(':');
+    var endpoint = RegistryEndpoint.Load(registryJson);
+    using var client = new RegistryClient(endpoint);
+    var digest = await client.PushArchiveAsync(archive, reference[..colon], reference[(colon + 1)..]);
+    Console.WriteLine($"{endpoint.Host}/{reference[..colon]}@{digest}");
+    return 0;
+}
+
+static async Task<int> PushChartAsync(string registryJson, string helm, string chartDir)
+{
+    using var client = new RegistryClient(RegistryEndpoint.Load(registryJson));
+    var (chart, version) = await client.PushChartAsync(helm, chartDir);
+    Console.WriteLine($"{chart} {version}");
     return 0;
 }
 

@@ -4,12 +4,13 @@ namespace NetTune.LocalCluster;
 
 /// <summary>
 /// A server process of the test cluster. It runs under a small shell watchdog that kills it when the test process
-/// dies, so a crashed or killed test run never leaves an etcd or apiserver holding ports behind.
+/// dies, so a crashed or killed test run never leaves an etcd or apiserver holding ports behind. A folder given as
+/// the process's scratch space goes with it, however the process ended.
 /// </summary>
 public sealed class ChildProcess : IAsyncDisposable
 {
     private const string Watchdog = """
-        p=$1; log=$2; shift 2
+        p=$1; log=$2; scratch=$3; shift 3
         exec >>"$log" 2>&1 </dev/null
         "$@" & c=$!
         trap 'kill -TERM $c 2>/dev/null' TERM INT
@@ -17,6 +18,7 @@ public sealed class ChildProcess : IAsyncDisposable
         wait "$c"; rc=$?
         while kill -0 "$c" 2>/dev/null; do wait "$c"; rc=$?; done
         kill "$w" 2>/dev/null
+        [ -n "$scratch" ] && rm -rf -- "$scratch"
         exit $rc
         """;
 
@@ -33,8 +35,9 @@ public sealed class ChildProcess : IAsyncDisposable
     public string LogPath { get; }
     public bool HasExited => _process.HasExited;
 
+    /// <param name="scratchFolder">Removed once the process has ended, also when the owner died.</param>
     public static ChildProcess Start(string name, string executable, IEnumerable<string> args, string logPath,
-        IReadOnlyDictionary<string, string>? environment = null)
+        IReadOnlyDictionary<string, string>? environment = null, string? scratchFolder = null)
     {
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         psi.ArgumentList.Add("-c");
@@ -42,6 +45,7 @@ public sealed class ChildProcess : IAsyncDisposable
         psi.ArgumentList.Add("watchdog");
         psi.ArgumentList.Add(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         psi.ArgumentList.Add(logPath);
+        psi.ArgumentList.Add(scratchFolder ?? "");
         psi.ArgumentList.Add(executable);
         foreach (var a in args) psi.ArgumentList.Add(a);
         if (environment is not null)

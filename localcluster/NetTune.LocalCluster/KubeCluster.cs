@@ -28,6 +28,12 @@ public sealed record KubeClusterOptions
     /// </summary>
     public GuestNodeOptions? GuestNode { get; init; }
 
+    /// <summary>
+    /// An image registry on 127.0.0.2 (loopback; TLS, basic auth; see <see cref="LocalRegistry"/>) that the cluster runs and
+    /// stops with it; the local node's containerd pulls from it with the pods' imagePullSecrets.
+    /// </summary>
+    public bool Registry { get; init; }
+
     internal bool HasNodes => Node is not null || GuestNode is not null;
 }
 
@@ -83,6 +89,9 @@ public sealed class KubeCluster : IAsyncDisposable
     /// <summary>The real node, when <see cref="KubeClusterOptions.Node"/> asked for one.</summary>
     public LocalNode? Node { get; private set; }
 
+    /// <summary>The image registry, when <see cref="KubeClusterOptions.Registry"/> asked for one.</summary>
+    public LocalRegistry? Registry { get; private set; }
+
     /// <summary>The guest node, when <see cref="KubeClusterOptions.GuestNode"/> asked for one.</summary>
     public GuestNode? GuestNode { get; private set; }
 
@@ -103,6 +112,8 @@ public sealed class KubeCluster : IAsyncDisposable
             throw new InvalidOperationException(missing);
         if (options.GuestNode is not null && NetTune.LocalCluster.GuestNode.MissingPrerequisites(nodeAssets!) is { } guestMissing)
             throw new InvalidOperationException(guestMissing);
+        if (options.Registry && LocalRegistry.MissingPrerequisites() is { } registryMissing)
+            throw new InvalidOperationException(registryMissing);
         if (options.Node is not null && options.Node.Name == options.GuestNode?.Name)
             throw new ArgumentException($"the local node and the guest node need different names ({options.Node.Name})");
         var cluster = new KubeCluster(options, assets);
@@ -117,6 +128,9 @@ public sealed class KubeCluster : IAsyncDisposable
                 await cluster.GrantNodeIdentityAsync(ct).ConfigureAwait(false);
                 cluster.StartScheduler(nodeAssets!);
             }
+            // Before the node: its containerd is told where the registry is.
+            if (options.Registry)
+                cluster.Registry = await LocalRegistry.StartAsync(cluster._dir, cluster._pki, ct).ConfigureAwait(false);
             if (options.Node is { } node)
                 cluster.Node = await LocalNode.StartAsync(cluster, node, nodeAssets!, ct).ConfigureAwait(false);
             if (options.GuestNode is { } guest)
@@ -183,19 +197,8 @@ public sealed class KubeCluster : IAsyncDisposable
             args.Add($"--etcd-compaction-interval={(int)Math.Max(1, every.TotalSeconds)}s");
         _apiServer = ChildProcess.Start("kube-apiserver", Path.Combine(_assets, "kube-apiserver"), args, Path.Combine(_dir, "kube-apiserver.log"));
 
-        var handler = new HttpClientHandler
-        {
-            // Trust exactly our CA: the test checks the serving certificate like a real client would.
-            ServerCertificateCustomValidationCallback = (_, cert, _, _) =>
-            {
-                if (cert is null) return false;
-                using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
-                chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
-                chain.ChainPolicy.CustomTrustStore.Add(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(_pki.CaCert)));
-                return chain.Build(cert);
-            },
-        };
+        // Trust exactly our CA: the test checks the serving certificate like a real client would.
+        using var handler = ClusterPki.TrustingOnly(_pki.CaCert);
         using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(5) };
         http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminToken);
         await _apiServer.WaitUntilReadyAsync("kube-apiserver", async () =>
@@ -331,6 +334,7 @@ public sealed class KubeCluster : IAsyncDisposable
             await node.DrainAsync(Client, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
             await node.DisposeAsync().ConfigureAwait(false);
         }
+        if (Registry is not null) await Registry.DisposeAsync().ConfigureAwait(false);
         _client?.Dispose();
         foreach (var p in new[] { _scheduler, _controllerManager, _apiServer, _etcd })
             if (p is not null) await p.DisposeAsync().ConfigureAwait(false);
@@ -341,7 +345,7 @@ public sealed class KubeCluster : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();

@@ -106,7 +106,7 @@ public sealed class LocalNode : ClusterNode
         _relay = new ServiceRelay(new IPEndPoint(KubernetesServiceIp, 443), new IPEndPoint(IPAddress.Loopback, cluster.ApiServerUrl.Port));
         Took("bridge");
 
-        var containerdConfig = WriteContainerdConfig();
+        var containerdConfig = WriteContainerdConfig(cluster.Registry?.Endpoint);
         _containerd = ChildProcess.Start("containerd", "/usr/bin/containerd", ["--config", containerdConfig], ContainerdLog);
         await _containerd.WaitUntilReadyAsync("containerd", async () =>
             File.Exists(ContainerdSocket) && (await CtrAsync("version").ConfigureAwait(false)).ExitCode == 0,
@@ -155,9 +155,28 @@ public sealed class LocalNode : ClusterNode
         File.WriteAllText(Path.Combine(StateDir, "cni", "net.d", "10-nettune.conflist"),
             BridgeCniConfig(Bridge, _options.PodSubnet, Path.Combine(StateDir, "cni", "ipam")));
 
-    private string WriteContainerdConfig()
+    /// <summary>
+    /// containerd's configuration; with a registry, a hosts.toml for it in the CRI's registry folder (config_path, as
+    /// containerd 1.5 to 2.x read it) that trusts the cluster's CA and holds no credentials: those come with each pull,
+    /// from the pod's imagePullSecrets through the kubelet.
+    /// </summary>
+    private string WriteContainerdConfig(RegistryEndpoint? registry)
     {
         var path = Path.Combine(StateDir, "containerd", "config.toml");
+        var hostsDir = Path.Combine(StateDir, "containerd", "certs.d");
+        if (registry is not null)
+        {
+            var dir = Path.Combine(hostsDir, registry.Host);
+            Directory.CreateDirectory(dir);
+            File.Copy(registry.CaFile, Path.Combine(dir, "ca.crt"), overwrite: true);
+            File.WriteAllText(Path.Combine(dir, "hosts.toml"), $$"""
+                server = "https://{{registry.Host}}"
+
+                [host."https://{{registry.Host}}"]
+                  capabilities = ["pull", "resolve"]
+                  ca = "{{Path.Combine(dir, "ca.crt")}}"
+                """);
+        }
         File.WriteAllText(path, $$"""
             version = 2
             root = "{{StateDir}}/containerd/root"
@@ -189,6 +208,8 @@ public sealed class LocalNode : ClusterNode
               [plugins."io.containerd.grpc.v1.cri".cni]
                 bin_dir = "/usr/lib/cni"
                 conf_dir = "{{StateDir}}/cni/net.d"
+              [plugins."io.containerd.grpc.v1.cri".registry]
+                config_path = "{{hostsDir}}"
             [plugins."io.containerd.internal.v1.opt"]
               path = "{{StateDir}}/containerd/opt"
             """);

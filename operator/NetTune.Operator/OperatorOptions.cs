@@ -11,6 +11,8 @@ public sealed record OperatorOptions
     /// <summary>Namespace of the Events about NetworkTunings (cluster-scoped objects' events conventionally go to default).</summary>
     public string EventNamespace { get; init; } = "default";
     public string AgentImage { get; init; } = "nettune/agent:latest";
+    /// <summary>Secrets in <see cref="Namespace"/> the agent and data-plane pods pull their images with.</summary>
+    public IReadOnlyList<string> ImagePullSecrets { get; init; } = [];
     public string DataPlaneMemory { get; init; } = "512Mi";
     public bool LeaderElect { get; init; }
     public string LeaseName { get; init; } = "nettune-operator";
@@ -50,13 +52,14 @@ public sealed record OperatorOptions
     /// <summary>Images, host paths and ports the tunings' data planes may use (the webhook refuses others too).</summary>
     public DataPlanePolicy DataPlanePolicy { get; init; } = DataPlanePolicy.Any;
 
-    public AgentOptions AgentOptions => Agent with { Namespace = Namespace, Image = AgentImage };
+    public AgentOptions AgentOptions => Agent with { Namespace = Namespace, Image = AgentImage, ImagePullSecrets = ImagePullSecrets };
 
     public PlannerSettings PlannerSettings => new(new DataPlaneOptions(Namespace, DataPlaneMemory)
     {
         AgentCpuMillis = Agent.Resources.Requests?.TryGetValue("cpu", out var cpu) == true ? (int)decimal.Ceiling(cpu.ToDecimal() * 1000m) : 0,
         RequiredNodeLabel = DataPlaneRequiredNodeLabel,
         Policy = DataPlanePolicy,
+        ImagePullSecrets = ImagePullSecrets,
     }, RevertTimeout)
     {
         PodBackoff = PodBackoff,

@@ -27,6 +27,11 @@ var agentImage = new Option<string>("--agent-image")
     Description = "Container image of the node agent ($NETTUNE_AGENT_IMAGE)",
     DefaultValueFactory = _ => Env("NETTUNE_AGENT_IMAGE") ?? "nettune/agent:latest",
 };
+var imagePullSecrets = new Option<string?>("--image-pull-secrets")
+{
+    Description = "Comma-separated Secrets in the namespace that the agent and data-plane pods pull their images with ($NETTUNE_IMAGE_PULL_SECRETS)",
+    DefaultValueFactory = _ => Env("NETTUNE_IMAGE_PULL_SECRETS"),
+};
 var metricsPort = new Option<int>("--metrics-port")
 {
     Description = "Port of /metrics, /healthz and /readyz ($NETTUNE_METRICS_PORT); 0 disables",
@@ -174,7 +179,7 @@ var allowedUpstreamNetworks = AllowList("--dataplane-allowed-upstream-networks",
 
 var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects into the agent DaemonSet, per-node NodeStates and data-plane pods")
 {
-    kubeconfig, ns, agentImage, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
+    kubeconfig, ns, agentImage, imagePullSecrets, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
     revertTimeout, resync, workers, dataPlaneMemory, dataPlaneNodeLabel, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
     agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector, agentKubeletRestart, agentKubeletRootDir, webhookPort, webhookCertDir,
     webhookCertSecret, webhookConfigurations, webhookCertHosts, webhookCertValidity, webhookCertRenewBefore, webhookCaValidity, webhookCertCheck,
@@ -223,6 +228,8 @@ root.SetAction(async (parsed, invocationToken) =>
     static List<string> Split(string? list) => [.. (list ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
     var policy = new DataPlanePolicy(Split(parsed.GetValue(allowedImages)), Split(parsed.GetValue(allowedHostPaths)),
         Split(parsed.GetValue(allowedPriorityClasses)), Split(parsed.GetValue(allowedUpstreamNetworks)));
+    var pullSecrets = Split(parsed.GetValue(imagePullSecrets));
+    settingErrors.AddRange(pullSecrets.Select(PullSecrets.Problem).OfType<string>().Select(p => "--image-pull-secrets: " + p));
     foreach (var path in policy.HostPaths.Where(p => !p.StartsWith('/')))
         settingErrors.Add($"--dataplane-allowed-host-paths: '{path}' is not an absolute path");
     foreach (var network in policy.UpstreamNetworks.Where(n => n != DataPlanePolicy.AnyValue && !System.Net.IPNetwork.TryParse(n, out _)))
@@ -270,6 +277,7 @@ root.SetAction(async (parsed, invocationToken) =>
     {
         Namespace = parsed.GetValue(ns)!,
         AgentImage = parsed.GetValue(agentImage)!,
+        ImagePullSecrets = pullSecrets,
         LeaderElect = parsed.GetValue(leaderElect),
         LeaseName = parsed.GetValue(leaseName)!,
         Identity = parsed.GetValue(identity)!,
@@ -375,22 +383,42 @@ var uninstall = new Command("uninstall", "Delete every NetworkTuning and wait (b
 };
 uninstall.SetAction(async (parsed, ct) =>
 {
-    KubernetesClientConfiguration config;
-    try
-    {
-        var path = parsed.GetValue(kubeconfig);
-        config = path is not null ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path)
-            : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()
-            : KubernetesClientConfiguration.BuildConfigFromConfigFile();
-    }
-    catch (Exception e)
-    {
-        Console.Error.WriteLine($"no usable cluster configuration: {e.Message}");
-        return 2;
-    }
-    using var client = new Kubernetes(config);
+    using var client = HookClient(parsed.GetValue(kubeconfig));
+    if (client is null) return 2;
     return await new Uninstaller(client, parsed.GetValue(ns)!, Console.Out).RunAsync(TimeSpan.FromSeconds(parsed.GetValue(uninstallTimeout)), ct);
 });
 root.Subcommands.Add(uninstall);
 
+var crdDir = new Option<string>("--dir") { Description = "Folder of the CRD files (*.yaml) to apply", Required = true };
+var crdTimeout = new Option<double>("--timeout-seconds") { DefaultValueFactory = _ => 120, Description = "Give up after this long" };
+var applyCrds = new Command("apply-crds", "Replace (or create) NetTune's CRDs with the ones in --dir and wait until they are served; the chart's pre-upgrade hook")
+{
+    kubeconfig, crdDir, crdTimeout,
+};
+applyCrds.SetAction(async (parsed, ct) =>
+{
+    using var client = HookClient(parsed.GetValue(kubeconfig));
+    if (client is null) return 2;
+    return await new CrdUpgrader(client, Console.Out).RunAsync(parsed.GetValue(crdDir)!, TimeSpan.FromSeconds(parsed.GetValue(crdTimeout)), ct);
+});
+root.Subcommands.Add(applyCrds);
+
 return await root.Parse(args).InvokeAsync();
+
+// The hooks' client (uninstall, apply-crds): the kubeconfig given, else in-cluster, else the default one; null (said on
+// stderr) when none is usable.
+static Kubernetes? HookClient(string? path)
+{
+    try
+    {
+        var config = path is not null ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path)
+            : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()
+            : KubernetesClientConfiguration.BuildConfigFromConfigFile();
+        return new Kubernetes(config);
+    }
+    catch (Exception e)
+    {
+        Console.Error.WriteLine($"no usable cluster configuration: {e.Message}");
+        return null;
+    }
+}

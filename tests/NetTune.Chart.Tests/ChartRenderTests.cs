@@ -23,9 +23,9 @@ public sealed class ChartRenderTests
     {
         var objects = await TheChart.RenderAsync(major);
         Assert.Equal(
-            ["ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "Deployment",
-             "Job", "PodDisruptionBudget", "Role", "Role", "Role", "Role", "RoleBinding", "RoleBinding", "RoleBinding", "RoleBinding", "Secret", "Service", "Service", "Service",
-             "ServiceAccount", "ServiceAccount", "ValidatingWebhookConfiguration"],
+            ["ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding",
+             "ConfigMap", "ConfigMap", "Deployment", "Job", "Job", "PodDisruptionBudget", "Role", "Role", "Role", "Role", "RoleBinding", "RoleBinding", "RoleBinding",
+             "RoleBinding", "Secret", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "ServiceAccount", "ValidatingWebhookConfiguration"],
             objects.Select(o => o.Kind).Order(StringComparer.Ordinal));
         Assert.All(objects.Where(o => o.Kind is not ("ClusterRole" or "ClusterRoleBinding" or "ValidatingWebhookConfiguration")),
             o => Assert.NotNull(o.Namespace));
@@ -118,6 +118,8 @@ public sealed class ChartRenderTests
         Assert.Equal(2, pod.Tolerations.Count);
         Assert.Equal(300, pod.Tolerations.Single(t => t.Key == "dedicated").TolerationSeconds);
         Assert.Equal("registry-credentials", Assert.Single(pod.ImagePullSecrets).Name);
+        // The agent and data-plane pods the operator makes get the same secrets.
+        Assert.Contains("--image-pull-secrets=registry-credentials", container.Args);
         Assert.Equal("system-cluster-critical", pod.PriorityClassName);
         Assert.Equal("platform", deployment.Spec.Template.Metadata.Labels["team"]);
         Assert.Equal("platform", deployment.Spec.Template.Metadata.Annotations["example.com/owner"]);
@@ -126,7 +128,7 @@ public sealed class ChartRenderTests
 
         // The named ServiceAccount is the one the pods run as and the bindings name.
         Assert.Equal("edge-operator-sa", pod.ServiceAccountName);
-        Assert.Equal("edge-operator-sa", objects.Single<V1ServiceAccount>(a => a.Metadata.Name != "edge-uninstall").Metadata.Name);
+        Assert.Equal("edge-operator-sa", objects.Single<V1ServiceAccount>(a => a.Metadata.Name is not ("edge-uninstall" or "edge-crd-upgrade")).Metadata.Name);
         Assert.All(objects.All<V1RoleBinding>().Where(b => b.Metadata.Name != "edge-uninstall" && b.Subjects.All(s => s.Name != Names.AgentServiceAccount)),
             b => Assert.Equal("edge-operator-sa", Assert.Single(b.Subjects).Name));
         // The agent settings reach the operator's flags in the form it parses.
@@ -166,7 +168,7 @@ public sealed class ChartRenderTests
         Assert.All(rule.Spec.Groups.SelectMany(g => g.Rules), r => Assert.Equal("platform", r.Labels!["team"]));
         Assert.Contains("> 0.01", rule.Spec.Groups.SelectMany(g => g.Rules).Single(r => r.Alert == "NetTuneDataPlaneErrorRatioHigh").Expr);
 
-        var dashboard = objects.Single<V1ConfigMap>();
+        var dashboard = objects.Single<V1ConfigMap>(c => c.Metadata.Labels?.ContainsKey("grafana_dashboard") == true);
         Assert.Equal("monitoring", dashboard.Metadata.NamespaceProperty);
         Assert.Equal("1", dashboard.Metadata.Labels["grafana_dashboard"]);
         Assert.Equal("NetTune", dashboard.Metadata.Annotations["grafana_folder"]);
@@ -203,6 +205,8 @@ public sealed class ChartRenderTests
             data.Add(major, "dataPlane.allowedHostPaths={srv/www}", "allowedHostPaths");
             data.Add(major, "uninstall.timeoutSeconds=0", "timeoutSeconds");
             data.Add(major, "agent.kubeletRootDir=var/lib/kubelet", "kubeletRootDir");
+            data.Add(major, "operator.image.digest=latest", "digest");
+            data.Add(major, "agent.image.digest=sha256:abc", "digest");
         }
         return data;
     }
@@ -217,6 +221,52 @@ public sealed class ChartRenderTests
     }
 
     [Theory, MemberData(nameof(Helms))]
+    public async Task ImagesByDigestAndPullSecretsReachEveryPodTheChartAndTheOperatorMake(string major)
+    {
+        var operatorDigest = "sha256:" + new string('1', 64);
+        var agentDigest = "sha256:" + new string('2', 64);
+        var objects = await TheChart.RenderAsync(major, "--set", "operator.image.repository=127.0.0.1:5000/nettune/operator",
+            "--set", "operator.image.digest=" + operatorDigest, "--set", "agent.image.digest=" + agentDigest,
+            "--set", "imagePullSecrets[0].name=one", "--set", "imagePullSecrets[1].name=two");
+        var operatorPod = objects.Single<V1Deployment>().Spec.Template.Spec;
+        var container = operatorPod.Containers.Single();
+        Assert.Equal("127.0.0.1:5000/nettune/operator@" + operatorDigest, container.Image);
+        Assert.Contains($"--agent-image=nettune/agent@{agentDigest}", container.Args);
+        Assert.Contains("--image-pull-secrets=one,two", container.Args);
+        Assert.Equal(["one", "two"], operatorPod.ImagePullSecrets.Select(s => s.Name));
+        // Both hook Jobs run the operator image, by the same digest, with the same secrets.
+        var jobs = objects.All<V1Job>().ToList();
+        Assert.Equal(["nettune-crd-upgrade", "nettune-uninstall"], jobs.Select(j => j.Metadata.Name).Order(StringComparer.Ordinal));
+        Assert.All(jobs, j =>
+        {
+            Assert.Equal(container.Image, j.Spec.Template.Spec.Containers.Single().Image);
+            Assert.Equal(["one", "two"], j.Spec.Template.Spec.ImagePullSecrets.Select(s => s.Name));
+        });
+        // Without secrets the operator gets no flag (an empty one would be a bad value).
+        Assert.DoesNotContain((await TheChart.RenderAsync(major)).Single<V1Deployment>().Spec.Template.Spec.Containers.Single().Args,
+            a => a.StartsWith("--image-pull-secrets", StringComparison.Ordinal));
+    }
+
+    [Theory, MemberData(nameof(Helms))]
+    public async Task TheCrdUpgradeHookCarriesTheChartsCrdsAndRunsBeforeTheUpgrade(string major)
+    {
+        var objects = await TheChart.RenderAsync(major);
+        var configMap = objects.Single<V1ConfigMap>(c => c.Metadata.Name == "nettune-crd-upgrade");
+        foreach (var file in Directory.GetFiles(Path.Combine(Tool.ChartDir, "crds")))
+            Assert.Equal(File.ReadAllText(file).TrimEnd('\n'), configMap.Data[Path.GetFileName(file)]);
+        var job = objects.Single<V1Job>(j => j.Metadata.Name == "nettune-crd-upgrade");
+        Assert.Equal("pre-upgrade", job.Metadata.Annotations["helm.sh/hook"]);
+        Assert.Equal(["apply-crds", "--dir=/etc/nettune/crds", "--timeout-seconds=120"], job.Spec.Template.Spec.Containers.Single().Args);
+        // Its objects come first (lower weight), and it may touch only NetTune's two CRDs beyond creating them.
+        Assert.True(int.Parse(configMap.Metadata.Annotations["helm.sh/hook-weight"]) < int.Parse(job.Metadata.Annotations["helm.sh/hook-weight"]));
+        var role = objects.Single<V1ClusterRole>(r => r.Metadata.Name == "nettune-crd-upgrade");
+        Assert.All(role.Rules.Where(r => r.Verbs.Any(v => v != "create")),
+            r => Assert.Equal(["networktunings.nettune.io", "networktuningnodestates.nettune.io"], r.ResourceNames));
+        // Off: none of it.
+        Assert.DoesNotContain((await TheChart.RenderAsync(major, "--set", "crds.upgrade=false")).Select(m => m.Name), n => n.Contains("crd-upgrade", StringComparison.Ordinal));
+    }
+
+    [Theory, MemberData(nameof(Helms))]
     public async Task AnExistingOperatorServiceAccountMustBeNamed(string major)
     {
         var result = await Tool.HelmRunAsync(major, "template", "nettune", Tool.ChartDir, "--set", "operator.serviceAccount.create=false");
@@ -224,7 +274,7 @@ public sealed class ChartRenderTests
         Assert.Contains("operator.serviceAccount.name is required", result.Stderr);
 
         var objects = await TheChart.RenderAsync(major, "--set", "operator.serviceAccount.create=false", "--set", "operator.serviceAccount.name=platform-ops");
-        Assert.Equal(["nettune-uninstall"], objects.All<V1ServiceAccount>().Select(a => a.Metadata.Name));
+        Assert.Equal(["nettune-crd-upgrade", "nettune-uninstall"], objects.All<V1ServiceAccount>().Select(a => a.Metadata.Name).Order(StringComparer.Ordinal));
         Assert.Equal("platform-ops", objects.Single<V1Deployment>().Spec.Template.Spec.ServiceAccountName);
     }
 

@@ -190,7 +190,7 @@ public sealed class LeastPrivilegeChartTests
     public async Task UninstallRunsAPreDeleteJobWithJustTheRightsItNeeds(string major)
     {
         var objects = await TheChart.RenderAsync(major);
-        var job = objects.Single<V1Job>();
+        var job = objects.Single<V1Job>(j => j.Metadata.Name == "nettune-uninstall");
         var hookObjects = objects.Where(o => o.Name == job.Metadata.Name).ToList();
         Assert.Equal(["ClusterRole", "ClusterRoleBinding", "Job", "Role", "RoleBinding", "ServiceAccount"], hookObjects.Select(o => o.Kind).Order(StringComparer.Ordinal));
         foreach (var o in hookObjects)
@@ -231,8 +231,8 @@ public sealed class LeastPrivilegeChartTests
     {
         // An operator run elsewhere (make demo) is not there to revert anything when the hook runs.
         Assert.Empty((await TheChart.RenderAsync(major, "--set", "operator.enabled=false")).All<V1Job>());
-        Assert.Empty((await TheChart.RenderAsync(major, "--set", "uninstall.enabled=false")).All<V1Job>());
-        var job = (await TheChart.RenderAsync(major, "--set", "uninstall.timeoutSeconds=900")).Single<V1Job>();
+        Assert.DoesNotContain((await TheChart.RenderAsync(major, "--set", "uninstall.enabled=false")).All<V1Job>(), j => j.Metadata.Name == "nettune-uninstall");
+        var job = (await TheChart.RenderAsync(major, "--set", "uninstall.timeoutSeconds=900")).Single<V1Job>(j => j.Metadata.Name == "nettune-uninstall");
         Assert.Contains("--timeout-seconds=900", job.Spec.Template.Spec.Containers.Single().Args);
     }
 }

@@ -76,7 +76,7 @@ public sealed partial class MonitoringTests
     public async Task TheDashboardIsGrafanaJsonForTheSidecar()
     {
         var objects = await TheChart.RenderAsync("3");
-        var map = objects.Single<V1ConfigMap>();
+        var map = objects.Single<V1ConfigMap>(c => c.Metadata.Labels?.ContainsKey("grafana_dashboard") == true);
         Assert.Equal("1", map.Metadata.Labels["grafana_dashboard"]);
         var (file, json) = Assert.Single(map.Data);
         Assert.EndsWith(".json", file);
@@ -102,7 +102,7 @@ public sealed partial class MonitoringTests
 
         var objects = await TheChart.RenderAsync("3", "--set", "prometheusRule.enabled=true");
         var exprs = objects.Single<PrometheusRule>().Spec.Groups.SelectMany(g => g.Rules).Select(r => r.Expr).ToList();
-        using var dashboard = JsonDocument.Parse(Assert.Single(objects.Single<V1ConfigMap>().Data).Value);
+        using var dashboard = JsonDocument.Parse(Assert.Single(objects.Single<V1ConfigMap>(c => c.Metadata.Labels?.ContainsKey("grafana_dashboard") == true).Data).Value);
         exprs.AddRange(dashboard.RootElement.GetProperty("panels").EnumerateArray()
             .Where(p => p.TryGetProperty("targets", out _))
             .SelectMany(p => p.GetProperty("targets").EnumerateArray()).Select(t => t.GetProperty("expr").GetString()!));

@@ -12,15 +12,22 @@ namespace NetTune.EndToEnd.Tests;
 public sealed class RealNodeCollection : ICollectionFixture<RealNodeFixture>;
 
 /// <summary>
-/// The local cluster with its one real node, NetTune's images built here and loaded into the node's containerd, and
-/// the chart installed with helm as a user would: the operator Deployment on, two replicas, leader election on.
-/// Each step's time goes to the test log (xunit diagnostic messages).
+/// The local cluster with its one real node and its image registry (TLS, basic auth), NetTune's images built here and
+/// pushed to the registry, the chart pushed there as an OCI artifact and installed from oci:// as a user would: the
+/// images by digest, pulled by the node with the chart's imagePullSecrets (containerd holds no credentials), the
+/// operator Deployment on, two replicas, leader election on. Each step's time goes to the test log (xunit diagnostic
+/// messages).
 /// </summary>
 public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
 {
     public const string Namespace = "nettune-system";
     public const string Release = "nettune";
     public const string NodeName = "nettune-e2e";
+    /// <summary>The kubernetes.io/dockerconfigjson Secret the chart's imagePullSecrets name.</summary>
+    public const string PullSecret = "registry-credentials";
+    /// <summary>The helm that installs from the registry (see InitializeAsync); client-side apply for the v1.20 server.</summary>
+    public const string HelmMajor = "4";
+    public static readonly string[] HelmApply = ["--server-side=false"];
 
     /// <summary>The one folder the chart's allow-list lets data planes serve from, in this suite.</summary>
     public static readonly string WwwRoot = Path.Combine(Path.GetTempPath(), "nettune-e2e-www");
@@ -35,6 +42,20 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
     private readonly CancellationTokenSource _stopRestarts = new();
     private Task? _restarts;
     public bool Installed { get; set; }
+
+    public RegistryEndpoint Registry => Cluster.Registry!.Endpoint;
+
+    /// <summary>The manifest digest of each image (operator, agent, dataplane) as pushed.</summary>
+    public Dictionary<string, string> Digests { get; } = [];
+
+    /// <summary>The chart in the registry (oci://HOST/charts/nettune) and its version.</summary>
+    public (string Reference, string Version) Chart { get; private set; }
+
+    /// <summary>The data-plane image the tunings name: in the cluster's registry, by tag.</summary>
+    public string DataPlaneImage => Registry.Reference("nettune/dataplane", ImageTag);
+
+    private static string ImageTag => File.ReadLines(Path.Combine(Tool.ChartDir, "Chart.yaml"))
+        .First(l => l.StartsWith("appVersion:", StringComparison.Ordinal))["appVersion:".Length..].Trim().Trim('"');
 
     /// <summary>Host values before the chart was installed: `helm uninstall` must leave them so.</summary>
     public HostValues Baseline { get; private set; } = null!;
@@ -56,13 +77,19 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
         var archives = images.Stdout.Trim().Split('\n')[^1];
         Took("image archives (hack/images.sh archives)");
 
-        _cluster = await KubeCluster.StartAsync(new KubeClusterOptions { Node = new NodeOptions { Name = NodeName } });
+        _cluster = await KubeCluster.StartAsync(new KubeClusterOptions { Node = new NodeOptions { Name = NodeName }, Registry = true });
         foreach (var (step, took) in Node.StartTimes) Log($"  node: {step,-38} {took.TotalSeconds,6:0.0}s");
-        Took("control plane and node up (Ready, untainted)");
+        Took("control plane, registry and node up (Ready)");
 
-        foreach (var image in new[] { "operator", "agent", "dataplane" })
-            await Node.ImportImageAsync(Path.Combine(archives, $"{image}.oci.tar"));
-        Took("images imported into the node's containerd");
+        using (var push = new RegistryClient(Registry))
+        {
+            foreach (var image in new[] { "operator", "agent", "dataplane" })
+                Digests[image] = await push.PushArchiveAsync(Path.Combine(archives, $"{image}.oci.tar"), $"nettune/{image}", ImageTag);
+            Took("images pushed to the cluster's registry");
+            // helm 4: helm 3 talks plain HTTP to any loopback registry (containerd's resolver), and this one serves TLS.
+            Chart = await push.PushChartAsync(await Tool.HelmAsync(HelmMajor), Tool.ChartDir);
+            Took("chart pushed (helm package, helm push)");
+        }
 
         // The agents ask for kubelet restarts by a request file (chart agent.kubeletRestart.mode=requestFile); the node
         // acts on it as a systemd path unit would on a production node.
@@ -74,13 +101,33 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
         Took("helm install, operator leading");
     }
 
+    /// <summary>The values every helm install and upgrade of this suite gives, beside the registry's flags.</summary>
+    public string[] ChartValues =>
+    [
+        "--set", "operator.logFormat=text", "--set", "dataPlane.allowedHostPaths[0]=" + WwwRoot,
+        "--set", "agent.kubeletRestart.mode=requestFile", "--set", "agent.kubeletRootDir=" + NetTune.LocalCluster.LocalNode.KubeletRootDir,
+        "--set", "imagePullSecrets[0].name=" + PullSecret,
+        "--set", $"operator.image.repository={Registry.Host}/nettune/operator", "--set", "operator.image.digest=" + Digests["operator"],
+        "--set", $"agent.image.repository={Registry.Host}/nettune/agent", "--set", "agent.image.digest=" + Digests["agent"],
+        "--set", $"dataPlane.allowedImages[0]={Registry.Host}/nettune/dataplane:*",
+    ];
+
     public async Task HelmInstallAsync()
     {
         Directory.CreateDirectory(WwwRoot);
-        var install = await Tool.HelmRunAsync("3", "install", Release, Tool.ChartDir, "--namespace", Namespace, "--create-namespace",
-            "--kubeconfig", Cluster.KubeconfigPath, "--skip-crds", "--wait", "--timeout", "3m",
-            "--set", "operator.logFormat=text", "--set", "dataPlane.allowedHostPaths[0]=" + WwwRoot,
-            "--set", "agent.kubeletRestart.mode=requestFile", "--set", "agent.kubeletRootDir=" + NetTune.LocalCluster.LocalNode.KubeletRootDir);
+        // The namespace and the pull secret come first: the pods pull with it from their start.
+        try { await Client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = Namespace } }); }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict) { }
+        var secret = new V1Secret
+        {
+            Metadata = new V1ObjectMeta { Name = PullSecret },
+            Type = "kubernetes.io/dockerconfigjson",
+            StringData = new Dictionary<string, string> { [".dockerconfigjson"] = Registry.DockerConfigJson() },
+        };
+        try { await Client.CoreV1.CreateNamespacedSecretAsync(secret, Namespace); }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict) { }
+        var install = await Tool.HelmRunAsync(HelmMajor, ["install", Release, Chart.Reference, "--version", Chart.Version, .. Registry.HelmArgs, .. HelmApply,
+            "--namespace", Namespace, "--kubeconfig", Cluster.KubeconfigPath, "--skip-crds", "--wait", "--timeout", "3m", .. ChartValues]);
         Assert.True(install.ExitCode == 0, $"helm install failed:\n{install.Output}\n{await DescribePodsAsync()}");
         Installed = true;
         await Eventually.TrueAsync(async () =>
@@ -105,7 +152,7 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
     {
         if (_cluster is null) return;
         if (Installed)
-            await Tool.HelmRunAsync("3", "uninstall", Release, "--namespace", Namespace, "--kubeconfig", Cluster.KubeconfigPath, "--wait");
+            await Tool.HelmRunAsync(HelmMajor, "uninstall", Release, "--namespace", Namespace, "--kubeconfig", Cluster.KubeconfigPath, "--wait");
         _clock.Restart();
         await _stopRestarts.CancelAsync();
         if (_restarts is not null) await _restarts;

@@ -117,7 +117,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             DataPlane = new DataPlaneSpec
             {
                 Enabled = true,
-                Image = "nettune/dataplane:0.1.0",
+                Image = fixture.DataPlaneImage,
                 Mode = DataPlaneMode.StaticFiles,
                 Port = port,
                 StaticFiles = new StaticFilesSpec { HostPath = www },
@@ -180,7 +180,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 8 }],
             DataPlane = new DataPlaneSpec
             {
-                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = 18481,
+                Enabled = true, Image = fixture.DataPlaneImage, Mode = DataPlaneMode.StaticFiles, Port = 18481,
                 StaticFiles = new StaticFilesSpec { HostPath = www },
             },
         });
@@ -279,7 +279,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             },
             DataPlane = new DataPlaneSpec
             {
-                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = 18482,
+                Enabled = true, Image = fixture.DataPlaneImage, Mode = DataPlaneMode.StaticFiles, Port = 18482,
                 StaticFiles = new StaticFilesSpec { HostPath = www },
             },
         });
@@ -347,7 +347,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         {
             DataPlane = new DataPlaneSpec
             {
-                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = 18482,
+                Enabled = true, Image = fixture.DataPlaneImage, Mode = DataPlaneMode.StaticFiles, Port = 18482,
                 StaticFiles = new StaticFilesSpec { HostPath = www },
                 SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost, LocalhostProfile = denyProfile },
             },
@@ -428,7 +428,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = tuned },
             DataPlane = new DataPlaneSpec
             {
-                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = 18483,
+                Enabled = true, Image = fixture.DataPlaneImage, Mode = DataPlaneMode.StaticFiles, Port = 18483,
                 StaticFiles = new StaticFilesSpec { HostPath = www },
             },
         });
@@ -474,6 +474,120 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
     }
 
     [Fact, Order(9)]
+    public async Task EveryPodPullsFromTheRegistryWithTheChartsSecret_AndAPodWithoutTheSecretIsRefused()
+    {
+        var www = Directory.CreateDirectory(Path.Combine(RealNodeFixture.WwwRoot, "www-" + _id)).FullName;
+        _folders.Add(www);
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            DataPlane = new DataPlaneSpec
+            {
+                Enabled = true, Image = fixture.DataPlaneImage, Mode = DataPlaneMode.StaticFiles, Port = 18483,
+                StaticFiles = new StaticFilesSpec { HostPath = www },
+            },
+        });
+        await ReadyDataPlanePodAsync(tuning);
+
+        // The operator's, the agent's and the data plane's pods: each names the chart's secret and runs an image the node
+        // pulled from the registry (nothing was imported into its containerd), the chart's two by digest.
+        var registry = fixture.Registry.Host;
+        var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace)).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+        var apps = pods.Select(p => p.Metadata.Labels["app.kubernetes.io/name"]).ToHashSet();
+        Assert.Superset(new HashSet<string> { "nettune-operator", "nettune-agent", "nettune-dataplane" }, apps);
+        foreach (var pod in pods)
+        {
+            Assert.Contains(RealNodeFixture.PullSecret, pod.Spec.ImagePullSecrets?.Select(s => s.Name) ?? []);
+            foreach (var status in pod.Status.ContainerStatuses)
+            {
+                Assert.StartsWith($"{registry}/nettune/", status.ImageID);
+                Assert.StartsWith($"{registry}/nettune/", pod.Spec.Containers.Single(c => c.Name == status.Name).Image);
+            }
+        }
+        Assert.Equal($"{registry}/nettune/operator@{fixture.Digests["operator"]}",
+            pods.First(p => p.Metadata.Labels["app.kubernetes.io/name"] == "nettune-operator").Spec.Containers[0].Image);
+        Assert.Equal($"{registry}/nettune/agent@{fixture.Digests["agent"]}",
+            pods.First(p => p.Metadata.Labels["app.kubernetes.io/name"] == "nettune-agent").Spec.Containers[0].Image);
+        Assert.Equal($"{registry}/nettune/dataplane@{fixture.Digests["dataplane"]}",
+            pods.First(p => p.Metadata.Labels["app.kubernetes.io/name"] == "nettune-dataplane").Status.ContainerStatuses[0].ImageID);
+        var (_, images) = await fixture.Node.CtrAsync("images", "ls", "-q");
+        Assert.DoesNotContain(images.Split('\n'), i => i.StartsWith("docker.io/nettune/", StringComparison.Ordinal));
+
+        // The registry refuses a pull without credentials: the same image, pulled again (Always), without the secret.
+        await DeleteTuningAsync(tuning);
+        var refused = await RunPullPodAsync("nopull-" + _id, withSecret: false);
+        await Eventually.TrueAsync(async () =>
+        {
+            var waiting = (await Client.CoreV1.ReadNamespacedPodAsync(refused, RealNodeFixture.Namespace)).Status?.ContainerStatuses?.FirstOrDefault()?.State?.Waiting;
+            output.WriteLine($"{waiting?.Reason}: {waiting?.Message}");
+            return waiting is { Reason: "ErrImagePull" or "ImagePullBackOff" }
+                && (waiting.Message?.Contains("401", StringComparison.Ordinal) == true || waiting.Message?.Contains("unauthorized", StringComparison.OrdinalIgnoreCase) == true);
+        }, "the pod without the pull secret to fail its pull with 401 Unauthorized", Patience, fixture.DescribePodsAsync);
+        // And the same pod with the secret pulls.
+        var allowed = await RunPullPodAsync("pull-" + _id, withSecret: true);
+        await Eventually.TrueAsync(async () =>
+            (await Client.CoreV1.ReadNamespacedPodAsync(allowed, RealNodeFixture.Namespace)).Status?.ContainerStatuses?.FirstOrDefault()?.ImageID is { Length: > 0 },
+            "the pod with the pull secret to pull its image", Patience, fixture.DescribePodsAsync);
+        foreach (var pod in new[] { refused, allowed })
+            await Client.CoreV1.DeleteNamespacedPodAsync(pod, RealNodeFixture.Namespace, new V1DeleteOptions { GracePeriodSeconds = 0 });
+    }
+
+    /// <summary>A pod on the node that pulls the data-plane image every time (Always), with or without the chart's secret.</summary>
+    private async Task<string> RunPullPodAsync(string name, bool withSecret)
+    {
+        await Client.CoreV1.CreateNamespacedPodAsync(new V1Pod
+        {
+            Metadata = new V1ObjectMeta { Name = name },
+            Spec = new V1PodSpec
+            {
+                NodeName = RealNodeFixture.NodeName,
+                RestartPolicy = "Never",
+                AutomountServiceAccountToken = false,
+                ImagePullSecrets = withSecret ? [new V1LocalObjectReference { Name = RealNodeFixture.PullSecret }] : null,
+                Containers = [new V1Container { Name = "pull", Image = fixture.DataPlaneImage, ImagePullPolicy = "Always", Args = ["--help"] }],
+            },
+        }, RealNodeFixture.Namespace);
+        return name;
+    }
+
+    [Fact, Order(10)]
+    public async Task HelmUpgradeFromOciRunsTheCrdHookJobAndAFieldOnlyTheNewCrdHasSurvivesAWrite()
+    {
+        // The CRDs as the chart of commit c813f43 installed them (before spec.dataPlane.seccompProfile existed).
+        var previous = Path.Combine(Tool.RepoRoot, "tests", "NetTune.Chart.Tests", "fixtures", "crds-c813f43");
+        // --validate=false: the v1.20 server's OpenAPI has no x-kubernetes-validations, which kubectl would refuse.
+        var (code, _, stderr) = await fixture.Cluster.KubectlAsync("apply", "--validate=false", "-f", previous);
+        Assert.True(code == 0, stderr);
+        // A tuning that selects no node: nothing is applied while the NodeState CRD is the older one.
+        var name = "e2e-crd-" + _id;
+        await Client.CustomObjects.CreateClusterCustomObjectAsync(new NetworkTuning
+        {
+            Metadata = new V1ObjectMeta { Name = name },
+            Spec = new NetworkTuningSpec
+            {
+                NodeSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["nettune-e2e-nowhere"] = _id } },
+                DataPlane = new DataPlaneSpec { Enabled = false, SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.RuntimeDefault } },
+            },
+        }, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural);
+        _tunings.Add(name);
+        Assert.Null((await ReadTuningAsync(name)).Spec.DataPlane?.SeccompProfile);
+
+        // helm upgrade from the registry: the pre-upgrade hook's Job (the operator image, pulled with the chart's secret)
+        // replaces the CRDs before anything else changes.
+        var upgrade = await Tool.HelmRunAsync(RealNodeFixture.HelmMajor, ["upgrade", RealNodeFixture.Release, fixture.Chart.Reference, "--version", fixture.Chart.Version,
+            .. fixture.Registry.HelmArgs, .. RealNodeFixture.HelmApply, "--namespace", RealNodeFixture.Namespace, "--kubeconfig", fixture.Cluster.KubeconfigPath,
+            "--wait", "--timeout", "3m", .. fixture.ChartValues]);
+        Assert.True(upgrade.ExitCode == 0, upgrade.Output + await fixture.DescribePodsAsync());
+        var crd = await Client.ApiextensionsV1.ReadCustomResourceDefinitionAsync("networktunings.nettune.io");
+        Assert.Contains("seccompProfile", JsonSerializer.Serialize(crd.Spec));
+
+        var tuning = await ReadTuningAsync(name);
+        tuning.Spec.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.RuntimeDefault };
+        await Client.CustomObjects.ReplaceClusterCustomObjectAsync(tuning, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, name);
+        Assert.Equal(SeccompProfileKind.RuntimeDefault, (await ReadTuningAsync(name)).Spec.DataPlane?.SeccompProfile?.Type);
+        await DeleteTuningAsync(name);
+    }
+
+    [Fact, Order(11)]
     public async Task HelmUninstallRevertsWhatIsStillTunedAndLeavesOnlyTheCrds()
     {
         var tuning = await ApplyTuningAsync(new NetworkTuningSpec { Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "4099" } });
@@ -481,7 +595,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         Assert.Equal("4099", File.ReadAllText("/proc/sys/net/core/somaxconn").Trim());
 
         // The chart's pre-delete hook deletes the tunings and waits for their revert before the operator goes.
-        var uninstall = await Tool.HelmRunAsync("3", "uninstall", RealNodeFixture.Release, "--namespace", RealNodeFixture.Namespace,
+        var uninstall = await Tool.HelmRunAsync(RealNodeFixture.HelmMajor, "uninstall", RealNodeFixture.Release, "--namespace", RealNodeFixture.Namespace,
             "--kubeconfig", fixture.Cluster.KubeconfigPath, "--wait", "--timeout", "5m");
         Assert.True(uninstall.ExitCode == 0, uninstall.Output + await fixture.DescribePodsAsync());
         fixture.Installed = false;

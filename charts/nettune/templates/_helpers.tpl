@@ -54,7 +54,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "nettune.agent.metricsPort" -}}{{ .Values.agent.metricsPort }}{{- end -}}
 {{- define "nettune.dataplane.appName" -}}nettune-dataplane{{- end -}}
 
+{{- /* repository@digest when a digest is given, else repository:tag (the tag defaults to the appVersion). */ -}}
 {{- define "nettune.image" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- else -}}
 {{- $tag := default .root.Chart.AppVersion .image.tag -}}
 {{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
 {{- end -}}

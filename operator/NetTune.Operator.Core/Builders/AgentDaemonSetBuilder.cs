@@ -17,6 +17,12 @@ public sealed record AgentOptions(string Namespace, string Image, string Journal
     /// <summary>Labels every agent node must have, on top of the tunings' selectors; null or empty: none.</summary>
     public IDictionary<string, string>? NodeSelector { get; init; }
 
+    /// <summary>
+    /// Secrets (in the agents' namespace) the kubelet pulls the agent image with. On the pod spec rather than on the
+    /// agent ServiceAccount, which the operator deletes with the last tuning and makes anew.
+    /// </summary>
+    public IReadOnlyList<string> ImagePullSecrets { get; init; } = [];
+
     /// <summary>How the agents get their kubelet restarted for hugepages; by default they only report KubeletRestartRequired.</summary>
     public KubeletRestart KubeletRestart { get; init; } = KubeletRestart.None;
 
@@ -174,6 +180,7 @@ public static class AgentDaemonSetBuilder
                 // A restart command reaches the kubelet through the host's PID 1 (nsenter); nothing else needs it.
                 HostPID = options.KubeletRestart.Command is not null ? true : null,
                 AutomountServiceAccountToken = false,
+                ImagePullSecrets = PullSecrets.References(options.ImagePullSecrets),
                 HostNetwork = true,
                 DnsPolicy = "ClusterFirstWithHostNet",
                 // The agent holds the node's tuning and its revert: it must neither be preempted nor evicted first.

@@ -21,6 +21,9 @@ public sealed record DataPlaneOptions(string Namespace, string MemoryPerSocket =
 
     /// <summary>Images, host paths and ports a tuning's data plane may use; a refused one gets no pods.</summary>
     public DataPlanePolicy Policy { get; init; } = DataPlanePolicy.Any;
+
+    /// <summary>Secrets (in <see cref="Namespace"/>) the kubelet pulls the data-plane image with.</summary>
+    public IReadOnlyList<string> ImagePullSecrets { get; init; } = [];
 }
 
 /// <summary>What a socket of a node gets: its pod, or why it has none yet.</summary>
@@ -353,6 +356,7 @@ public static class DataPlanePodBuilder
                 Volumes = volumes,
                 // The data plane never talks to the API server: no token to steal from a host-network pod.
                 AutomountServiceAccountToken = false,
+                ImagePullSecrets = PullSecrets.References(options.ImagePullSecrets),
                 SecurityContext = RestrictedPod(dp),
             },
         };

@@ -283,6 +283,35 @@ public sealed class BuilderTests
     }
 
     [Fact]
+    public void TheAgentAndDataPlanePodsNameThePullSecretsOnTheirPodSpecs_NotOnTheServiceAccountTheOperatorRemakes()
+    {
+        var agent = new AgentOptions("ns", "registry.example/nettune/agent@sha256:" + new string('a', 64)) { ImagePullSecrets = ["registry-credentials", "mirror"] };
+        var ds = AgentDaemonSetBuilder.Build(agent);
+        Assert.Equal(["registry-credentials", "mirror"], ds.Spec.Template.Spec.ImagePullSecrets.Select(s => s.Name));
+        Assert.Equal(agent.Image, ds.Spec.Template.Spec.Containers.Single().Image);
+        Assert.Null(AgentDaemonSetBuilder.BuildServiceAccount(agent).ImagePullSecrets);
+        // A changed list is a changed spec: the DaemonSet is updated.
+        Assert.NotEqual(ds.Metadata.Annotations[Names.SpecHashAnnotation],
+            AgentDaemonSetBuilder.Build(agent with { ImagePullSecrets = ["registry-credentials"] }).Metadata.Annotations[Names.SpecHashAnnotation]);
+        // None: no list at all, so specs from before pull secrets existed hash the same.
+        Assert.Null(AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img")).Spec.Template.Spec.ImagePullSecrets);
+
+        var pods = DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", WithPages, TwoSockets(), Options with { ImagePullSecrets = ["registry-credentials"] });
+        Assert.All(pods, p => Assert.Equal("registry-credentials", Assert.Single(p.Spec.ImagePullSecrets).Name));
+        Assert.All(DataPlanePodBuilder.Build(DataPlaneTuning(), "node-a", WithPages, TwoSockets(), Options), p => Assert.Null(p.Spec.ImagePullSecrets));
+    }
+
+    [Theory]
+    [InlineData("registry-credentials", true)]
+    [InlineData("a.b-c", true)]
+    [InlineData("Registry", false)]
+    [InlineData("-x", false)]
+    [InlineData("a_b", false)]
+    [InlineData("", false)]
+    public void APullSecretNameMustBeASecretsName(string name, bool valid) =>
+        Assert.Equal(valid, PullSecrets.Problem(name) is null);
+
+    [Fact]
     public void TheAgentReadsTheKubeletsCpuAssignmentFromItsRootDir_ReadOnly_WhereverTheKubeletKeepsIt()
     {
         var ds = AgentDaemonSetBuilder.Build(new AgentOptions("ns", "img") { KubeletRootDir = "/data/kubelet" });
