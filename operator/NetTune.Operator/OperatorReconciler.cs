@@ -426,7 +426,7 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
     /// </summary>
     private async Task<ReconcileResult> JudgeAgentsAsync(V1DaemonSet daemonSet, CancellationToken ct)
     {
-        if (!AgentHealth.NeedsLook(daemonSet))
+        if (!AgentHealth.NeedsLook(daemonSet, caches.Nodes.List()))
         {
             SetAgentTroubles(new Dictionary<string, AgentTrouble>());
             return ReconcileResult.Done;

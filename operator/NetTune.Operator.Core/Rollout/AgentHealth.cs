@@ -23,11 +23,22 @@ public static class AgentHealth
     private static readonly HashSet<string> Starting = new(StringComparer.Ordinal) { "ContainerCreating", "PodInitializing" };
 
     /// <summary>
-    /// True when the DaemonSet's status says some node that should run an agent has none ready, so its pods and
-    /// Events are worth reading.
+    /// True when some node that should run an agent may have none ready, so the pods and Events are worth reading: the
+    /// status says so, or it is not to be trusted. The DaemonSet controller writes the status only after a sync whose
+    /// pod creates all succeeded, so a DaemonSet whose pods are refused keeps the status of its last good sync (all
+    /// zero for a new one): an old observedGeneration, or fewer desired pods than placed nodes, tell that.
     /// </summary>
-    public static bool NeedsLook(V1DaemonSet daemonSet) => daemonSet.Status is not { } s
+    public static bool NeedsLook(V1DaemonSet daemonSet, IEnumerable<V1Node> nodes) => daemonSet.Status is not { } s
+        || s.ObservedGeneration != daemonSet.Metadata.Generation || Placed(daemonSet, nodes).Count() > s.DesiredNumberScheduled
         || s.DesiredNumberScheduled != s.CurrentNumberScheduled || s.NumberReady < s.DesiredNumberScheduled || (s.NumberUnavailable ?? 0) > 0;
+
+    /// <summary>The nodes the DaemonSet places an agent on: the operator's agent label and any extra node selector.</summary>
+    public static IEnumerable<V1Node> Placed(V1DaemonSet daemonSet, IEnumerable<V1Node> nodes)
+    {
+        var selector = daemonSet.Spec?.Template?.Spec?.NodeSelector ?? new Dictionary<string, string>();
+        return nodes.Where(n => n.Metadata.DeletionTimestamp is null && AgentPlacement.HasLabel(n)
+            && selector.All(kv => n.Metadata.Labels?.TryGetValue(kv.Key, out var v) == true && v == kv.Value));
+    }
 
     /// <summary>
     /// The nodes with the agent label (the DaemonSet's placement) that have no agent pod, when the controller reported
@@ -42,12 +53,8 @@ public static class AgentHealth
         var failedCreate = events
             .Where(e => e.Reason == FailedCreate && e.InvolvedObject?.Uid == daemonSet.Metadata.Uid)
             .MaxBy(e => e.LastTimestamp ?? e.EventTime ?? e.FirstTimestamp ?? e.Metadata.CreationTimestamp);
-        var extraLabels = daemonSet.Spec?.Template?.Spec?.NodeSelector ?? new Dictionary<string, string>();
-        foreach (var node in nodes)
+        foreach (var node in Placed(daemonSet, nodes))
         {
-            if (node.Metadata.DeletionTimestamp is not null) continue;
-            var labels = node.Metadata.Labels ?? new Dictionary<string, string>();
-            if (!AgentPlacement.HasLabel(node) || !extraLabels.All(kv => labels.TryGetValue(kv.Key, out var v) && v == kv.Value)) continue;
             var name = node.Metadata.Name;
             if (!podsByNode.TryGetValue(name, out var pods) || pods.Count == 0)
             {

@@ -17,11 +17,12 @@ public sealed class AgentHealthTests
     private static V1Node Labelled(string name, params (string Key, string Value)[] labels) =>
         Node(name, [.. labels, (Names.AgentNodeLabel, AgentPlacement.LabelValue)]);
 
-    private static V1DaemonSet DaemonSet(int desired, int current, int ready)
+    private static V1DaemonSet DaemonSet(int desired, int current, int ready, long observed = 1)
     {
         var ds = AgentDaemonSetBuilder.Build(new AgentOptions("nettune-node", "nettune/agent:1"));
         ds.Metadata.Uid = "ds-uid";
-        ds.Status = new V1DaemonSetStatus { DesiredNumberScheduled = desired, CurrentNumberScheduled = current, NumberReady = ready, NumberMisscheduled = 0 };
+        ds.Metadata.Generation = 1;
+        ds.Status = new V1DaemonSetStatus { DesiredNumberScheduled = desired, CurrentNumberScheduled = current, NumberReady = ready, NumberMisscheduled = 0, ObservedGeneration = observed };
         return ds;
     }
 
@@ -53,9 +54,14 @@ public sealed class AgentHealthTests
     [Fact]
     public void AHealthyDaemonSetNeedsNoLook()
     {
-        Assert.False(AgentHealth.NeedsLook(DaemonSet(2, 2, 2)));
-        Assert.True(AgentHealth.NeedsLook(DaemonSet(2, 1, 1)));
-        Assert.True(AgentHealth.NeedsLook(DaemonSet(2, 2, 1)));
+        V1Node[] two = [Labelled("n1"), Labelled("n2"), Node("n3")];
+        Assert.False(AgentHealth.NeedsLook(DaemonSet(2, 2, 2), two));
+        Assert.True(AgentHealth.NeedsLook(DaemonSet(2, 1, 1), two));
+        Assert.True(AgentHealth.NeedsLook(DaemonSet(2, 2, 1), two));
+        // The controller writes no status after a sync whose creates were refused: a new DaemonSet keeps all zeros and
+        // observedGeneration 0, an old one the counts of its last good sync (one node fewer than now placed).
+        Assert.True(AgentHealth.NeedsLook(DaemonSet(0, 0, 0, observed: 0), two));
+        Assert.True(AgentHealth.NeedsLook(DaemonSet(1, 1, 1), two));
     }
 
     [Fact]
