@@ -19,6 +19,9 @@ public sealed class RealNodeCollection : ICollectionFixture<RealNodeFixture>;
 public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
 {
     public const string Namespace = "nettune-system";
+
+    /// <summary>The namespace the chart makes for the agents and data-plane pods (its nodeNamespace default), Pod Security level privileged.</summary>
+    public const string NodeNamespace = Namespace + "-node";
     public const string Release = "nettune";
     public const string NodeName = "nettune-e2e";
 
@@ -96,7 +99,7 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
         var (_, pods, _) = await Cluster.KubectlAsync("get", "pods", "-A", "-o", "wide");
         var (_, events, _) = await Cluster.KubectlAsync("get", "events", "-A", "--sort-by=.lastTimestamp");
         var (_, operatorLog, _) = await Cluster.KubectlAsync("logs", "-n", Namespace, "-l", "app.kubernetes.io/name=nettune-operator", "--tail=15");
-        var (_, agentLog, _) = await Cluster.KubectlAsync("logs", "-n", Namespace, "-l", "app.kubernetes.io/name=nettune-agent", "--tail=10");
+        var (_, agentLog, _) = await Cluster.KubectlAsync("logs", "-n", NodeNamespace, "-l", "app.kubernetes.io/name=nettune-agent", "--tail=10");
         return $"pods:\n{pods}\nevents:\n{string.Join('\n', events.Split('\n').Where(l => !l.Contains("MissingClusterDNS", StringComparison.Ordinal)).TakeLast(25))}" +
             $"\noperator log:\n{operatorLog}\nagent log:\n{agentLog}";
     }
