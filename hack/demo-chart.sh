@@ -175,7 +175,8 @@ stop() {
 uninstall() {
   local admin=$1 ns=$2 helm
   helm=$(helm_bin)
-  "$helm" uninstall "$RELEASE" --kubeconfig "$admin" -n "$ns" >&2 || true
+  # --wait: until everything is gone, the node namespace the chart made included (a namespace terminates for a while).
+  "$helm" uninstall "$RELEASE" --kubeconfig "$admin" -n "$ns" --wait >&2 || true
   echo uninstalled
 }
 

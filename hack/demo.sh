@@ -14,6 +14,7 @@ ROOT=$(pwd)
 DEMO="$ROOT/.demo"
 ADMIN="$DEMO/kubeconfig"
 NS=nettune-system
+NODE_NS=$NS-node # the chart's nodeNamespace: the agent and the data-plane pods (Pod Security level privileged)
 CONFIGURATION=${CONFIGURATION:-Debug}
 BIN="bin/$CONFIGURATION/net10.0"
 NODE=${THIS_HOST:-$(hostname -s | tr '[:upper:]_' '[:lower:]-')}
@@ -57,7 +58,7 @@ wait_for() {
   echo "timed out after ${seconds}s waiting for $what"; return 1
 }
 
-pod_ip() { kctl -n "$NS" get pods -l "$1" -o jsonpath='{.items[0].status.podIP}'; }
+pod_ip() { kctl -n "$1" get pods -l "$2" -o jsonpath='{.items[0].status.podIP}'; }
 
 up() {
   [[ $(id -u) -eq 0 ]] || { echo "the demo runs a kubelet and containerd: run it as root"; exit 1; }
@@ -109,6 +110,10 @@ up() {
     --set "operator.image.repository=$REGISTRY_HOST/nettune/operator" --set "operator.image.digest=${digests[operator]}" \
     --set "agent.image.repository=$REGISTRY_HOST/nettune/agent" --set "agent.image.digest=${digests[agent]}" \
     --set "dataPlane.allowedImages[0]=$REGISTRY_HOST/nettune/dataplane:*" >/dev/null
+  # The agents and the data planes run in the node namespace the chart made: pull secrets are namespaced, so the
+  # secret goes there too, before the first NetworkTuning makes the agent DaemonSet.
+  kctl -n "$NODE_NS" create secret generic "$PULL_SECRET" --type=kubernetes.io/dockerconfigjson \
+    --from-file=.dockerconfigjson="$DEMO/registry-dockerconfig.json" --dry-run=client -o yaml | kctl apply -f - >/dev/null
   # NetworkTunings go through the operator's admission webhook: wait until a Ready operator pod serves it.
   kctl -n "$NS" rollout status deploy/nettune-operator --timeout=180s >/dev/null
   wait_for "the operator's webhook endpoint" 60 bash -c \
@@ -148,14 +153,15 @@ spec:
 YAML
   wait_for "NetworkTuning $TUNING to be Ready (kubectl describe networktuning $TUNING)" 180 \
     kctl wait --for=condition=Ready --timeout=5s "networktuning/$TUNING"
-  if ! wait_for "the data-plane pod to run" 120 kctl -n "$NS" wait --for=condition=Ready --timeout=5s pod -l "nettune.io/tuning=$TUNING"; then
+  if ! wait_for "the data-plane pod to run" 120 kctl -n "$NODE_NS" wait --for=condition=Ready --timeout=5s pod -l "nettune.io/tuning=$TUNING"; then
     echo "the data-plane pod is not Running; the kubelet says:"
-    kctl -n "$NS" get events --field-selector involvedObject.kind=Pod | tail -n 5
+    kctl -n "$NODE_NS" get events --field-selector involvedObject.kind=Pod | tail -n 5
   fi
 
   step "5/6 what runs where"
   kctl get networktunings,networktuningnodestates -o wide | sed 's/^/    /'
-  kctl -n "$NS" get pods -o wide | sed 's/^/    /'
+  kctl get pods -n "$NS" -o wide | sed 's/^/    /'
+  kctl get pods -n "$NODE_NS" -o wide | sed 's/^/    /'
   local pid
   pid=$(pgrep -f '^/app/dataplane' | head -n 1 || true)
   [[ -n $pid ]] && echo "    the data-plane process (host pid $pid) runs on CPUs $(awk '/Cpus_allowed_list/ {print $2}' "/proc/$pid/status"), as the kubelet's CPU manager assigned"
@@ -165,8 +171,8 @@ YAML
 
   step "6/6 Prometheus with the chart's alert rules on 127.0.0.1:$PROMETHEUS_PORT, scraping the pods' endpoints"
   local operator agent
-  operator=$(pod_ip app.kubernetes.io/name=nettune-operator)
-  agent=$(pod_ip app.kubernetes.io/name=nettune-agent)
+  operator=$(pod_ip "$NS" app.kubernetes.io/name=nettune-operator)
+  agent=$(pod_ip "$NODE_NS" app.kubernetes.io/name=nettune-agent)
   bash hack/demo-chart.sh prometheus "$DEMO" "$PROMETHEUS_PORT" "$operator:8080" "$NODE=$agent:9101" "$agent:$DATAPLANE_ADMIN" >/dev/null
 
   cat <<MSG
@@ -174,7 +180,8 @@ YAML
 Ready in $((SECONDS - STARTED))s. The demo keeps running. Look at:
   export KUBECONFIG=$ADMIN
   kubectl get nodes,networktunings,networktuningnodestates -o wide
-  kubectl -n $NS get pods -o wide                      # the operator, the agent and the data plane, on $NODE
+  kubectl -n $NS get pods -o wide                      # the operator, on $NODE
+  kubectl -n $NODE_NS get pods -o wide                 # the agent and the data plane
   kubectl get networktuningnodestate $NODE -o yaml     # topology and every knob's result
   kubectl get events -A
   curl -i http://127.0.0.1:$DATAPLANE_PORT/            # the data-plane pod (also /1k.bin, /64k.bin)

@@ -221,10 +221,11 @@ public sealed class KubeCluster : IAsyncDisposable
         _controllerManager = ChildProcess.Start("kube-controller-manager", Path.Combine(_assets, "kube-controller-manager"),
         [
             $"--kubeconfig={KubeconfigPath}",
-            // With a real node also what runs workloads there (Deployments, Jobs such as Helm hooks) and the node
-            // lifecycle; without one these would mark the tests' API-only Nodes unreachable or leave pods Pending.
+            // With a real node also what runs workloads there (Deployments, Jobs such as Helm hooks), the node
+            // lifecycle, and ResourceQuota usage (the apiserver's quota admission enforces only a quota whose status
+            // the controller filled); without one these would mark the tests' API-only Nodes unreachable or leave pods Pending.
             "--controllers=garbagecollector,namespace,daemonset,serviceaccount,serviceaccount-token,root-ca-cert-publisher" +
-                (!_options.HasNodes ? "" : ",nodelifecycle,deployment,replicaset,job,podgc,endpoint"),
+                (!_options.HasNodes ? "" : ",nodelifecycle,deployment,replicaset,job,podgc,endpoint,resourcequota"),
             $"--service-account-private-key-file={_pki.ServiceAccountKey}",
             $"--root-ca-file={_pki.CaCert}",
             "--leader-elect=false",

@@ -175,8 +175,8 @@ public sealed class OperatorHost : IAsyncDisposable
                 new Informer<NetworkTuning>(ListWatch.ClusterCustom<NetworkTuning, NetworkTuningList>(client, NetworkTuning.KindName, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural), io, loggers.CreateLogger("informer")),
                 new Informer<NetworkTuningNodeState>(ListWatch.ClusterCustom<NetworkTuningNodeState, NetworkTuningNodeStateList>(client, NetworkTuningNodeState.KindName, ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural), io, loggers.CreateLogger("informer")),
                 new Informer<V1Node>(ListWatch.Nodes(client), io, loggers.CreateLogger("informer"), Slim),
-                new Informer<V1Pod>(ListWatch.Pods(client, options.Namespace, $"{Names.AppName}={Names.DataPlaneApp}"), io, loggers.CreateLogger("informer")),
-                new Informer<V1DaemonSet>(ListWatch.DaemonSets(client, options.Namespace, $"{Names.AppName}={Names.AgentApp}"), io, loggers.CreateLogger("informer")));
+                new Informer<V1Pod>(ListWatch.Pods(client, options.NodeComponentsNamespace, $"{Names.AppName}={Names.DataPlaneApp}"), io, loggers.CreateLogger("informer")),
+                new Informer<V1DaemonSet>(ListWatch.DaemonSets(client, options.NodeComponentsNamespace, $"{Names.AppName}={Names.AgentApp}"), io, loggers.CreateLogger("informer")));
             _queue = new WorkQueue(options.Queue);
             _queue.Waited += w =>
             {
@@ -184,6 +184,10 @@ public sealed class OperatorHost : IAsyncDisposable
                 metrics.QueueDepth.Set(_queue.Depth);
             };
             var reconciler = new OperatorReconciler(client, _caches, options, metrics, loggers.CreateLogger("reconciler"));
+            reconciler.AgentTroublesChanged += () =>
+            {
+                foreach (var t in _caches.Tunings.List()) EnqueueTuning(t.Metadata.Name);
+            };
             var controller = new Controller("networktuning", _queue, reconciler, options.Workers, log);
             controller.Reconciled += (key, outcome, duration) =>
             {

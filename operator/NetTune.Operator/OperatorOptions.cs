@@ -6,8 +6,17 @@ namespace NetTune.Operator;
 
 public sealed record OperatorOptions
 {
-    /// <summary>Namespace of the agent DaemonSet, the data-plane pods and the leader Lease.</summary>
+    /// <summary>The operator's own namespace: the leader Lease (and the webhook certificate Secret).</summary>
     public string Namespace { get; init; } = "nettune-system";
+
+    /// <summary>
+    /// Namespace of the agent DaemonSet and its ServiceAccount and of the data-plane pods; null: <see cref="Namespace"/>.
+    /// They need the Pod Security level privileged, so they get a namespace of their own, and the operator's may
+    /// enforce restricted.
+    /// </summary>
+    public string? NodeNamespace { get; init; }
+
+    public string NodeComponentsNamespace => NodeNamespace ?? Namespace;
     /// <summary>Namespace of the Events about NetworkTunings (cluster-scoped objects' events conventionally go to default).</summary>
     public string EventNamespace { get; init; } = "default";
     public string AgentImage { get; init; } = "nettune/agent:latest";
@@ -44,6 +53,12 @@ public sealed record OperatorOptions
     /// <summary>How the operator learns where a data-plane pod runs.</summary>
     public IDataPlaneProbe DataPlaneProbe { get; init; } = SharedProbe;
 
+    /// <summary>
+    /// While some node lacks a ready agent, how often its pods and the DaemonSet's FailedCreate Events are read again:
+    /// the controller's retries of a refused pod change neither the DaemonSet nor anything the operator watches.
+    /// </summary>
+    public TimeSpan AgentHealthRecheck { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>How long after a failed or missing placement report the tuning is looked at again.</summary>
     public TimeSpan ProbeRetry { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -52,9 +67,9 @@ public sealed record OperatorOptions
     /// <summary>Images, host paths and ports the tunings' data planes may use (the webhook refuses others too).</summary>
     public DataPlanePolicy DataPlanePolicy { get; init; } = DataPlanePolicy.Any;
 
-    public AgentOptions AgentOptions => Agent with { Namespace = Namespace, Image = AgentImage, ImagePullSecrets = ImagePullSecrets };
+    public AgentOptions AgentOptions => Agent with { Namespace = NodeComponentsNamespace, Image = AgentImage, ImagePullSecrets = ImagePullSecrets };
 
-    public PlannerSettings PlannerSettings => new(new DataPlaneOptions(Namespace, DataPlaneMemory)
+    public PlannerSettings PlannerSettings => new(new DataPlaneOptions(NodeComponentsNamespace, DataPlaneMemory)
     {
         AgentCpuMillis = Agent.Resources.Requests?.TryGetValue("cpu", out var cpu) == true ? (int)decimal.Ceiling(cpu.ToDecimal() * 1000m) : 0,
         RequiredNodeLabel = DataPlaneRequiredNodeLabel,

@@ -9,6 +9,7 @@ using NetTune.Api.V1Alpha1;
 using NetTune.ControllerRuntime;
 using NetTune.Operator.Core.Builders;
 using NetTune.Operator.Core.Planning;
+using NetTune.Operator.Core.Rollout;
 
 namespace NetTune.Operator;
 
@@ -34,6 +35,12 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
     // Where each data-plane pod runs, by pod uid: the kubelet fixes a container's CPUs for its life, so one answer
     // per pod suffices.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DataPlanePlacement> _placements = new(StringComparer.Ordinal);
+
+    // Nodes whose agent pod was refused or does not run, from the last look at the agent DaemonSet.
+    private volatile IReadOnlyDictionary<string, AgentTrouble> _agentTroubles = new Dictionary<string, AgentTrouble>();
+
+    /// <summary>Raised when the nodes without a working agent, or the reasons, changed: every tuning's status may change.</summary>
+    public event Action? AgentTroublesChanged;
 
     private static string Group => ApiGroup.Name;
     private static string Version => ApiGroup.Version;
@@ -78,7 +85,7 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         var states = new Dictionary<string, NetworkTuningNodeState>(StringComparer.Ordinal);
         foreach (var s in caches.NodeStates.List()) states[s.Metadata.Name] = s;
         var unplaced = await ProbePlacementsAsync(pods, ct).ConfigureAwait(false);
-        var snapshot = new ClusterSnapshot(caches.Tunings.List(), caches.Nodes.List(), states, pods, _placements);
+        var snapshot = new ClusterSnapshot(caches.Tunings.List(), caches.Nodes.List(), states, pods, _placements, _agentTroubles);
         var now = DateTime.UtcNow;
         now = new DateTime(now.Ticks - now.Ticks % TimeSpan.TicksPerSecond, DateTimeKind.Utc); // the API keeps whole seconds
         var plan = TuningPlanner.Plan(tuning, snapshot, options.PlannerSettings, now);
@@ -361,7 +368,7 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
 
     private async Task<ReconcileResult> ReconcileAgentAsync(CancellationToken ct)
     {
-        var key = options.Namespace + "/" + Names.AgentDaemonSet;
+        var key = options.NodeComponentsNamespace + "/" + Names.AgentDaemonSet;
         var existing = caches.DaemonSets.Get(key);
         var tunings = AgentDaemonSetBuilder.ServedTunings(caches.Tunings.List());
         // A create trusts only the API server's word on which cached tunings still exist: the cache may still hold the
@@ -376,12 +383,13 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
             await Parallel.ForEachAsync(caches.Nodes.List().Where(AgentPlacement.HasLabel).ToList(),
                 new ParallelOptions { MaxDegreeOfParallelism = options.WriteParallelism, CancellationToken = ct },
                 async (node, token) => await SetAgentLabelAsync(node, on: false, token).ConfigureAwait(false)).ConfigureAwait(false);
+            SetAgentTroubles(new Dictionary<string, AgentTrouble>());
             if (existing is not null)
             {
-                await IgnoreNotFound(client.AppsV1.DeleteNamespacedDaemonSetAsync(Names.AgentDaemonSet, options.Namespace, cancellationToken: ct)).ConfigureAwait(false);
-                await IgnoreNotFound(client.CoreV1.DeleteNamespacedServiceAccountAsync(Names.AgentServiceAccount, options.Namespace, cancellationToken: ct)).ConfigureAwait(false);
+                await IgnoreNotFound(client.AppsV1.DeleteNamespacedDaemonSetAsync(Names.AgentDaemonSet, options.NodeComponentsNamespace, cancellationToken: ct)).ConfigureAwait(false);
+                await IgnoreNotFound(client.CoreV1.DeleteNamespacedServiceAccountAsync(Names.AgentServiceAccount, options.NodeComponentsNamespace, cancellationToken: ct)).ConfigureAwait(false);
                 caches.DaemonSets.Forget(key);
-                log.LogInformation("no tuning left and every node reverted: deleted DaemonSet {Namespace}/{Name}", options.Namespace, Names.AgentDaemonSet);
+                log.LogInformation("no tuning left and every node reverted: deleted DaemonSet {Namespace}/{Name}", options.NodeComponentsNamespace, Names.AgentDaemonSet);
             }
             return ReconcileResult.Done;
         }
@@ -396,15 +404,15 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         var account = AgentDaemonSetBuilder.BuildServiceAccount(agent);
         try
         {
-            await client.CoreV1.CreateNamespacedServiceAccountAsync(account, options.Namespace, cancellationToken: ct).ConfigureAwait(false);
+            await client.CoreV1.CreateNamespacedServiceAccountAsync(account, options.NodeComponentsNamespace, cancellationToken: ct).ConfigureAwait(false);
         }
         catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Conflict)
         {
-            var current = await client.CoreV1.ReadNamespacedServiceAccountAsync(account.Metadata.Name, options.Namespace, cancellationToken: ct).ConfigureAwait(false);
+            var current = await client.CoreV1.ReadNamespacedServiceAccountAsync(account.Metadata.Name, options.NodeComponentsNamespace, cancellationToken: ct).ConfigureAwait(false);
             if (!SameOwners(current.Metadata.OwnerReferences, account.Metadata.OwnerReferences))
             {
                 current.Metadata.OwnerReferences = account.Metadata.OwnerReferences;
-                await client.CoreV1.ReplaceNamespacedServiceAccountAsync(current, current.Metadata.Name, options.Namespace, cancellationToken: ct).ConfigureAwait(false);
+                await client.CoreV1.ReplaceNamespacedServiceAccountAsync(current, current.Metadata.Name, options.NodeComponentsNamespace, cancellationToken: ct).ConfigureAwait(false);
             }
         }
 
@@ -412,8 +420,8 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         {
             try
             {
-                caches.DaemonSets.Remember(await client.AppsV1.CreateNamespacedDaemonSetAsync(desired, options.Namespace, cancellationToken: ct).ConfigureAwait(false));
-                log.LogInformation("created DaemonSet {Namespace}/{Name}", options.Namespace, desired.Metadata.Name);
+                caches.DaemonSets.Remember(await client.AppsV1.CreateNamespacedDaemonSetAsync(desired, options.NodeComponentsNamespace, cancellationToken: ct).ConfigureAwait(false));
+                log.LogInformation("created DaemonSet {Namespace}/{Name}", options.NodeComponentsNamespace, desired.Metadata.Name);
             }
             catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Conflict)
             {
@@ -423,12 +431,43 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         }
         var sameSpec = existing.Metadata.Annotations?.TryGetValue(Names.SpecHashAnnotation, out var hash) == true
                        && hash == desired.Metadata.Annotations[Names.SpecHashAnnotation];
-        if (sameSpec && SameOwners(existing.Metadata.OwnerReferences, desired.Metadata.OwnerReferences)) return ReconcileResult.Done;
-        desired.Metadata.ResourceVersion = existing.Metadata.ResourceVersion;
-        caches.DaemonSets.Remember(await client.AppsV1.ReplaceNamespacedDaemonSetAsync(desired, desired.Metadata.Name, options.Namespace, cancellationToken: ct)
-            .ConfigureAwait(false));
-        log.LogInformation("updated DaemonSet {Namespace}/{Name}", options.Namespace, desired.Metadata.Name);
-        return ReconcileResult.Done;
+        if (!sameSpec || !SameOwners(existing.Metadata.OwnerReferences, desired.Metadata.OwnerReferences))
+        {
+            desired.Metadata.ResourceVersion = existing.Metadata.ResourceVersion;
+            caches.DaemonSets.Remember(await client.AppsV1.ReplaceNamespacedDaemonSetAsync(desired, desired.Metadata.Name, options.NodeComponentsNamespace, cancellationToken: ct)
+                .ConfigureAwait(false));
+            log.LogInformation("updated DaemonSet {Namespace}/{Name}", options.NodeComponentsNamespace, desired.Metadata.Name);
+        }
+        return await JudgeAgentsAsync(existing, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Reads the agent pods and the DaemonSet's FailedCreate Events when its status says a node lacks a ready agent,
+    /// and keeps the nodes without a working agent for the tunings' AgentsAvailable condition.
+    /// </summary>
+    private async Task<ReconcileResult> JudgeAgentsAsync(V1DaemonSet daemonSet, CancellationToken ct)
+    {
+        if (!AgentHealth.NeedsLook(daemonSet, caches.Nodes.List()))
+        {
+            SetAgentTroubles(new Dictionary<string, AgentTrouble>());
+            return ReconcileResult.Done;
+        }
+        var ns = daemonSet.Metadata.NamespaceProperty ?? options.NodeComponentsNamespace;
+        var pods = await client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{Names.AppName}={Names.AgentApp}", cancellationToken: ct).ConfigureAwait(false);
+        var events = await client.CoreV1.ListNamespacedEventAsync(ns,
+            fieldSelector: $"involvedObject.kind=DaemonSet,involvedObject.name={daemonSet.Metadata.Name},reason={AgentHealth.FailedCreate}", cancellationToken: ct).ConfigureAwait(false);
+        SetAgentTroubles(AgentHealth.Judge(daemonSet, caches.Nodes.List(), pods.Items, events.Items));
+        return ReconcileResult.After(options.AgentHealthRecheck);
+    }
+
+    private void SetAgentTroubles(IReadOnlyDictionary<string, AgentTrouble> troubles)
+    {
+        var before = _agentTroubles;
+        if (before.Count == troubles.Count && troubles.All(kv => before.TryGetValue(kv.Key, out var b) && b == kv.Value)) return;
+        _agentTroubles = troubles;
+        foreach (var (node, trouble) in troubles.Where(kv => !before.ContainsKey(kv.Key)).Take(5))
+            log.LogWarning("node {Node} runs no agent: {Reason}: {Message}", node, trouble.Reason, trouble.Message);
+        AgentTroublesChanged?.Invoke();
     }
 
     /// <summary>The cached tunings that the API server still has and that are still served, in their current version.</summary>

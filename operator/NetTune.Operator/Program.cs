@@ -19,8 +19,13 @@ var kubeconfig = new Option<string?>("--kubeconfig")
 };
 var ns = new Option<string>("--namespace")
 {
-    Description = "Namespace of the agent DaemonSet, the data-plane pods and the leader Lease ($NETTUNE_NAMESPACE)",
+    Description = "The operator's namespace: its leader Lease and webhook certificate Secret; also the node components' unless --node-namespace is given ($NETTUNE_NAMESPACE)",
     DefaultValueFactory = _ => Env("NETTUNE_NAMESPACE") ?? Env("POD_NAMESPACE") ?? "nettune-system",
+};
+var nodeNamespace = new Option<string?>("--node-namespace")
+{
+    Description = "Namespace of the agent DaemonSet and the data-plane pods, which need the Pod Security level privileged (host network, host paths, a privileged agent); default: --namespace ($NETTUNE_NODE_NAMESPACE)",
+    DefaultValueFactory = _ => Env("NETTUNE_NODE_NAMESPACE"),
 };
 var agentImage = new Option<string>("--agent-image")
 {
@@ -179,7 +184,7 @@ var allowedUpstreamNetworks = AllowList("--dataplane-allowed-upstream-networks",
 
 var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects into the agent DaemonSet, per-node NodeStates and data-plane pods")
 {
-    kubeconfig, ns, agentImage, imagePullSecrets, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
+    kubeconfig, ns, nodeNamespace, agentImage, imagePullSecrets, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
     revertTimeout, resync, workers, dataPlaneMemory, dataPlaneNodeLabel, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
     agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector, agentKubeletRestart, agentKubeletRootDir, webhookPort, webhookCertDir,
     webhookCertSecret, webhookConfigurations, webhookCertHosts, webhookCertValidity, webhookCertRenewBefore, webhookCaValidity, webhookCertCheck,
@@ -276,6 +281,7 @@ root.SetAction(async (parsed, invocationToken) =>
     var options = new OperatorOptions
     {
         Namespace = parsed.GetValue(ns)!,
+        NodeNamespace = parsed.GetValue(nodeNamespace) is { Length: > 0 } nodes ? nodes : null,
         AgentImage = parsed.GetValue(agentImage)!,
         ImagePullSecrets = pullSecrets,
         LeaderElect = parsed.GetValue(leaderElect),
@@ -341,14 +347,15 @@ root.SetAction(async (parsed, invocationToken) =>
             certificate = files.Current;
         }
         webhooks = await WebhookServer.StartAsync(System.Net.IPAddress.Any, hookPort, certificate,
-            new NodeStateAdmission(client, options.Namespace), policy, loggers.CreateLogger("webhook"), new PortAdmission(client));
+            new NodeStateAdmission(client, options.NodeComponentsNamespace), policy, loggers.CreateLogger("webhook"), new PortAdmission(client));
         log.LogInformation("serving the admission webhooks on port {Port}", hookPort);
     }
 
     await host.StartAsync(CancellationToken.None);
     using var stopRotator = new CancellationTokenSource();
     var rotating = rotator is null ? Task.CompletedTask : Task.Run(() => rotator.RunAsync(stopRotator.Token), CancellationToken.None);
-    log.LogInformation("operator {Identity} started (namespace {Namespace}, events in {EventNamespace}, leader election {LeaderElect})", options.Identity, options.Namespace, options.EventNamespace, options.LeaderElect);
+    log.LogInformation("operator {Identity} started (namespace {Namespace}, node components in {NodeNamespace}, events in {EventNamespace}, leader election {LeaderElect})",
+        options.Identity, options.Namespace, options.NodeComponentsNamespace, options.EventNamespace, options.LeaderElect);
     var signalled = Task.Delay(Timeout.Infinite, ct);
     if (await Task.WhenAny(signalled, host.LeadershipLost) == host.LeadershipLost)
     {
@@ -379,13 +386,13 @@ var uninstallTimeout = new Option<double>("--timeout-seconds")
 };
 var uninstall = new Command("uninstall", "Delete every NetworkTuning and wait (bounded) until the nodes reverted and the agents and data-plane pods are gone; the chart's pre-delete hook")
 {
-    kubeconfig, ns, uninstallTimeout,
+    kubeconfig, ns, nodeNamespace, uninstallTimeout,
 };
 uninstall.SetAction(async (parsed, ct) =>
 {
     using var client = HookClient(parsed.GetValue(kubeconfig));
     if (client is null) return 2;
-    return await new Uninstaller(client, parsed.GetValue(ns)!, Console.Out).RunAsync(TimeSpan.FromSeconds(parsed.GetValue(uninstallTimeout)), ct);
+    return await new Uninstaller(client, parsed.GetValue(nodeNamespace) is { Length: > 0 } nodes ? nodes : parsed.GetValue(ns)!, Console.Out).RunAsync(TimeSpan.FromSeconds(parsed.GetValue(uninstallTimeout)), ct);
 });
 root.Subcommands.Add(uninstall);
 

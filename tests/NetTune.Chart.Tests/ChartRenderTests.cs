@@ -27,8 +27,13 @@ public sealed class ChartRenderTests
              "ConfigMap", "ConfigMap", "Deployment", "Job", "Job", "PodDisruptionBudget", "Role", "Role", "Role", "Role", "RoleBinding", "RoleBinding", "RoleBinding",
              "RoleBinding", "Secret", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "ServiceAccount", "ValidatingWebhookConfiguration"],
             objects.Select(o => o.Kind).Order(StringComparer.Ordinal));
-        Assert.All(objects.Where(o => o.Kind is not ("ClusterRole" or "ClusterRoleBinding" or "ValidatingWebhookConfiguration")),
+        Assert.All(objects.Where(o => o.Kind is not ("ClusterRole" or "ClusterRoleBinding" or "ValidatingWebhookConfiguration" or "Namespace")),
             o => Assert.NotNull(o.Namespace));
+        // The node components get a namespace of their own at Pod Security level privileged; the operator's is left to
+        // the admin (it passes restricted).
+        var nodeNamespace = objects.Single<V1Namespace>();
+        Assert.Equal(TheChart.NodeNamespace, nodeNamespace.Metadata.Name);
+        Assert.Equal("privileged", nodeNamespace.Metadata.Labels["pod-security.kubernetes.io/enforce"]);
 
         var deployment = objects.Single<V1Deployment>();
         Assert.Equal(2, deployment.Spec.Replicas);
@@ -38,6 +43,7 @@ public sealed class ChartRenderTests
         Assert.Contains("--leader-elect", container.Args);
         Assert.Contains("--lease-name=nettune-operator", container.Args);
         Assert.Contains("--namespace=$(POD_NAMESPACE)", container.Args);
+        Assert.Contains($"--node-namespace={TheChart.NodeNamespace}", container.Args);
         Assert.Contains("--identity=$(POD_NAME)", container.Args);
         Assert.Contains($"--agent-image=nettune/agent:{TheChart.AppVersion}", container.Args);
         Assert.Equal("metadata.namespace", container.Env.Single(e => e.Name == "POD_NAMESPACE").ValueFrom.FieldRef.FieldPath);
@@ -287,7 +293,9 @@ public sealed class ChartRenderTests
         Assert.Empty(objects.All<V1PodDisruptionBudget>());
         var account = objects.Single<V1ServiceAccount>();
         Assert.Contains(objects.All<V1ClusterRoleBinding>(), b => b.Subjects.Any(s => s.Name == account.Metadata.Name));
-        Assert.Equal(2, objects.All<V1RoleBinding>().Count(b => b.Subjects.Any(s => s.Name == account.Metadata.Name)));
+        // Its node-namespace, release-namespace and Events roles.
+        Assert.Equal(["default", TheChart.Namespace, TheChart.NodeNamespace],
+            objects.All<V1RoleBinding>().Where(b => b.Subjects.Any(s => s.Name == account.Metadata.Name)).Select(b => b.Metadata.NamespaceProperty).Order(StringComparer.Ordinal));
         // Only the agents' metrics remain to scrape.
         Assert.Equal(Names.AgentApp, objects.Single<V1Service>().Spec.Selector["app.kubernetes.io/name"]);
         Assert.Equal("nettune-agent", objects.Single<ServiceMonitor>().Metadata.Labels["app.kubernetes.io/name"]);
@@ -320,7 +328,7 @@ public sealed class ChartRenderTests
         var objects = await TheChart.RenderAsync(major);
         var binding = objects.Single<V1ClusterRoleBinding>(b => b.Subjects.Any(s => s.Name == Names.AgentServiceAccount));
         var subject = Assert.Single(binding.Subjects);
-        Assert.Equal(TheChart.Namespace, subject.NamespaceProperty);
+        Assert.Equal(TheChart.NodeNamespace, subject.NamespaceProperty);
         var role = objects.Single<V1ClusterRole>(r => r.Metadata.Name == binding.RoleRef.Name);
         var grants = role.Rules.SelectMany(r => r.ApiGroups.SelectMany(g => r.Resources.SelectMany(res => r.Verbs.Select(v => $"{g}/{res}:{v}"))))
             .Order(StringComparer.Ordinal).ToList();

@@ -62,7 +62,8 @@ public sealed class HelmInstallTests(BareClusterFixture fixture, ITestOutputHelp
         Assert.Equal($"nettune/operator:{TheChart.AppVersion}", deployment.Spec.Template.Spec.Containers[0].Image);
         await client.CoreV1.ReadNamespacedServiceAccountAsync($"{fullname}-operator", ns);
         await client.CoreV1.ReadNamespacedServiceAsync($"{fullname}-operator-metrics", ns);
-        await client.CoreV1.ReadNamespacedServiceAsync($"{fullname}-agent-metrics", ns);
+        await client.CoreV1.ReadNamespacedServiceAsync($"{fullname}-agent-metrics", ns + "-node");
+        Assert.Equal("privileged", (await client.CoreV1.ReadNamespaceAsync(ns + "-node")).Metadata.Labels["pod-security.kubernetes.io/enforce"]);
         await client.CoreV1.ReadNamespacedConfigMapAsync($"{fullname}-dashboard", ns);
         await client.RbacAuthorizationV1.ReadClusterRoleAsync($"{fullname}-operator");
         await client.RbacAuthorizationV1.ReadClusterRoleBindingAsync($"{fullname}-agent");
@@ -101,6 +102,8 @@ public sealed class HelmInstallTests(BareClusterFixture fixture, ITestOutputHelp
         output.WriteLine(await HelmAsync(major, "uninstall", release, "-n", ns, "--no-hooks"));
         await ClusterSupport.WaitUntilAsync(async () =>
             (await ClusterSupport.NamespaceObjectsAsync(Cluster, ns)).All(ClusterSupport.IsNamespaceFurniture), $"namespace {ns} to be empty");
+        await ClusterSupport.WaitUntilAsync(async () => !(await client.CoreV1.ListNamespaceAsync()).Items.Any(n => n.Metadata.Name == ns + "-node"),
+            $"the node namespace {ns}-node to go with the release");
         Assert.Empty(await ClusterSupport.LabelledObjectsAsync(Cluster, $"app.kubernetes.io/instance={release}"));
         var clusterScopedAfter = await ClusterScopedAsync();
         var added = clusterScopedAfter.Except(clusterScopedBefore).Where(n => !n.Contains("monitoring.coreos.com")).ToList();

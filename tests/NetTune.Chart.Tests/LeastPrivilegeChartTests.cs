@@ -205,7 +205,9 @@ public sealed class LeastPrivilegeChartTests
         var pod = job.Spec.Template.Spec;
         var container = pod.Containers.Single();
         Assert.Equal(objects.Single<V1Deployment>().Spec.Template.Spec.Containers.Single().Image, container.Image);
-        Assert.Equal(["uninstall", "--namespace=$(POD_NAMESPACE)", "--timeout-seconds=280"], container.Args);
+        Assert.Equal(["uninstall", "--namespace=$(POD_NAMESPACE)", $"--node-namespace={TheChart.NodeNamespace}", "--timeout-seconds=280"], container.Args);
+        // Its DaemonSet and pod reads are in the node namespace, where they are.
+        Assert.Equal(TheChart.NodeNamespace, objects.All<V1Role>().Single(r => r.Metadata.Name == job.Metadata.Name).Metadata.NamespaceProperty);
         Assert.Equal("Never", pod.RestartPolicy);
         Assert.Equal(0, job.Spec.BackoffLimit);
         Assert.True(job.Spec.ActiveDeadlineSeconds > 280);

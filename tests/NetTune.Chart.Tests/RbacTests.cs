@@ -31,6 +31,8 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
     {
         var id = Guid.NewGuid().ToString("N")[..6];
         var ns = $"rbac-{id}";
+        // The chart makes the node components' namespace (nodeNamespace), labelled for Pod Security level privileged.
+        var nodes = ns + "-node";
         const string release = "nettune";
         var admin = Cluster.Client;
         // As `make demo` does: the chart without the operator Deployment; the operator runs here with the chart's token.
@@ -38,6 +40,7 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             "--set", "operator.enabled=false");
         Assert.Contains("The operator Deployment is off", notes);
         Assert.Empty((await admin.AppsV1.ListNamespacedDeploymentAsync(ns)).Items);
+        Assert.Equal("privileged", (await admin.CoreV1.ReadNamespaceAsync(nodes)).Metadata.Labels["pod-security.kubernetes.io/enforce"]);
         await ClusterSupport.WaitUntilAsync(async () =>
             (await admin.ApiextensionsV1.ReadCustomResourceDefinitionAsync("networktunings.nettune.io")).Status?.Conditions?
                 .Any(c => c.Type == "Established" && c.Status == "True") == true, "the CRDs");
@@ -59,6 +62,7 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             host = new OperatorHost(operatorClient, new OperatorOptions
             {
                 Namespace = ns,
+                NodeNamespace = nodes,
                 AgentImage = $"nettune/agent:{TheChart.AppVersion}",
                 LeaderElect = true,
                 LeaseName = "nettune-operator",
@@ -76,7 +80,7 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             Assert.True(applied.ExitCode == 0, applied.Stderr);
 
             await ClusterSupport.WaitUntilAsync(async () => (await NodeStateAsync(admin, node)) is not null, "the operator to write the node's NodeState", 90);
-            await ClusterSupport.WaitUntilAsync(async () => (await admin.AppsV1.ListNamespacedDaemonSetAsync(ns)).Items.Any(d => d.Metadata.Name == Names.AgentDaemonSet),
+            await ClusterSupport.WaitUntilAsync(async () => (await admin.AppsV1.ListNamespacedDaemonSetAsync(nodes)).Items.Any(d => d.Metadata.Name == Names.AgentDaemonSet),
                 "the operator to create the agent DaemonSet");
             // The agents are placed by a node label the operator sets (nodes: patch).
             await ClusterSupport.WaitUntilAsync(async () => (await admin.CoreV1.ReadNodeAsync(node)).Metadata.Labels.TryGetValue(Names.AgentNodeLabel, out var on) && on == "true",
@@ -89,7 +93,7 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             }, "the operator to put its finalizer and a status on the NetworkTuning");
             var lease = await admin.CoordinationV1.ReadNamespacedLeaseAsync("nettune-operator", ns);
             Assert.Equal($"chart-test-{id}", lease.Spec.HolderIdentity);
-            await admin.CoreV1.ReadNamespacedServiceAccountAsync(Names.AgentServiceAccount, ns);
+            await admin.CoreV1.ReadNamespacedServiceAccountAsync(Names.AgentServiceAccount, nodes);
 
             // What the operator's token may not do.
             await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.ListNamespacedSecretAsync(ns), "operator lists secrets");
@@ -98,6 +102,11 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             await operatorClient.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: $"spec.nodeName={other}");
             await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.DeleteNamespacedPodAsync("any", "default"), "operator deletes pods outside its namespace");
             await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.ReadNamespacedPodAsync("any", "default"), "operator reads a pod outside its namespace");
+            await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.CreateNamespacedPodAsync(new V1Pod
+            {
+                Metadata = new V1ObjectMeta { Name = "x" },
+                Spec = new V1PodSpec { Containers = [new V1Container { Name = "x", Image = "x" }] },
+            }, ns), "operator creates a pod in the release namespace, which holds only the operator");
             await ClusterSupport.ForbiddenAsync(() => operatorClient.CoreV1.DeleteNodeAsync(other), "operator deletes a node");
             await ClusterSupport.ForbiddenAsync(() => operatorClient.RbacAuthorizationV1.CreateClusterRoleAsync(new V1ClusterRole { Metadata = new V1ObjectMeta { Name = $"x-{id}" } }),
                 "operator creates a ClusterRole");
@@ -107,7 +116,7 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
                 "operator deletes a ServiceAccount that is not the agent's");
 
             // The agent, with the token of the ServiceAccount the operator created for it.
-            var agentToken = await ClusterSupport.ServiceAccountTokenAsync(admin, ns, Names.AgentServiceAccount);
+            var agentToken = await ClusterSupport.ServiceAccountTokenAsync(admin, nodes, Names.AgentServiceAccount);
             using var agent = ClusterSupport.ClientFor(Cluster, agentToken, "agent");
             var state = await ClusterSupport.AllowedAsync(() => agent.CustomObjects.GetClusterCustomObjectAsync<NetworkTuningNodeState>(Group, Version, NetworkTuningNodeState.Plural, node),
                 "agent reads its NodeState");
@@ -148,7 +157,7 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             var pages = new Dictionary<string, string> { ["cpu"] = "8", ["hugepages-2Mi"] = "2Gi" };
             await admin.CoreV1.PatchNodeStatusAsync(new V1Patch(JsonSerializer.Serialize(new { status = new { allocatable = pages, capacity = pages } }), V1Patch.PatchType.MergePatch), node);
             await ClusterSupport.WaitUntilAsync(async () =>
-                (await admin.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items.Count == 2,
+                (await admin.CoreV1.ListNamespacedPodAsync(nodes, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items.Count == 2,
                 "the operator to create a data-plane pod per socket", 90);
 
             var specPatch = new V1Patch(JsonSerializer.Serialize(new { spec = new { dryRun = true } }), V1Patch.PatchType.MergePatch);
@@ -164,7 +173,7 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
                 new NetworkTuningNodeState { Metadata = new V1ObjectMeta { Name = $"fake-{id}" }, Spec = new NodeStateSpec { NodeName = $"fake-{id}" } },
                 Group, Version, NetworkTuningNodeState.Plural), "agent creates a NodeState");
             await ClusterSupport.ForbiddenAsync(() => agent.CustomObjects.ListClusterCustomObjectAsync(Group, Version, NetworkTuning.Plural), "agent lists NetworkTunings");
-            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNamespacedSecretAsync(ns), "agent lists secrets in its namespace");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNamespacedSecretAsync(nodes), "agent lists secrets in its namespace");
             await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListSecretForAllNamespacesAsync(), "agent lists all secrets");
             await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNodeAsync(), "agent lists nodes");
             // The agent writes no Node, not even its own readiness label (the operator sets that from the status):
@@ -183,8 +192,8 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             await ClusterSupport.WaitUntilAsync(async () => (await admin.CoreV1.ReadNodeAsync(node)).Metadata.Labels.TryGetValue(NodeLabels.Tuned, out var tuned) && tuned == NodeLabels.TunedValue,
                 "the operator to set the node's tuned label from the NodeState's status");
             Assert.False((await admin.CoreV1.ReadNodeAsync(other)).Metadata.Labels.ContainsKey(NodeLabels.Tuned));
-            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNamespacedPodAsync(ns), "agent lists pods");
-            await ClusterSupport.ForbiddenAsync(() => agent.AppsV1.ListNamespacedDaemonSetAsync(ns), "agent lists DaemonSets");
+            await ClusterSupport.ForbiddenAsync(() => agent.CoreV1.ListNamespacedPodAsync(nodes), "agent lists pods");
+            await ClusterSupport.ForbiddenAsync(() => agent.AppsV1.ListNamespacedDaemonSetAsync(nodes), "agent lists DaemonSets");
 
             // Deleting the tuning: the operator deletes the data-plane pods, asks the node to revert (the tuned label
             // goes at once), times out waiting for the agent and drops its finalizer. The node has not reported
@@ -192,13 +201,13 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             await admin.CustomObjects.DeleteClusterCustomObjectAsync(Group, Version, NetworkTuning.Plural, tuning);
             await ClusterSupport.WaitUntilAsync(async () => await TuningAsync(admin, tuning) is null, "the NetworkTuning to go", 90);
             await ClusterSupport.WaitUntilAsync(async () =>
-                (await admin.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items.Count == 0,
+                (await admin.CoreV1.ListNamespacedPodAsync(nodes, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items.Count == 0,
                 "the operator to delete the data-plane pods");
             var asked = (await NodeStateAsync(admin, node))!;
             Assert.True(asked.Spec.Revert);
             Assert.False((await admin.CoreV1.ReadNodeAsync(node)).Metadata.Labels.ContainsKey(NodeLabels.Tuned));
             Assert.Equal("true", (await admin.CoreV1.ReadNodeAsync(node)).Metadata.Labels[Names.AgentNodeLabel]);
-            Assert.Single((await admin.AppsV1.ListNamespacedDaemonSetAsync(ns)).Items);
+            Assert.Single((await admin.AppsV1.ListNamespacedDaemonSetAsync(nodes)).Items);
 
             // The agent reports the revert with its token: nothing is left to revert, so the agents go.
             var revertedAt = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
@@ -213,8 +222,8 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             await ClusterSupport.AllowedAsync(() => agent.CustomObjects.PatchClusterCustomObjectStatusAsync(reverted, Group, Version, NetworkTuningNodeState.Plural, node),
                 "agent reports Reverted");
             await ClusterSupport.WaitUntilAsync(async () =>
-                (await admin.AppsV1.ListNamespacedDaemonSetAsync(ns)).Items.Count == 0
-                && (await admin.CoreV1.ListNamespacedServiceAccountAsync(ns)).Items.All(a => a.Metadata.Name != Names.AgentServiceAccount),
+                (await admin.AppsV1.ListNamespacedDaemonSetAsync(nodes)).Items.Count == 0
+                && (await admin.CoreV1.ListNamespacedServiceAccountAsync(nodes)).Items.All(a => a.Metadata.Name != Names.AgentServiceAccount),
                 "the operator to delete the agent DaemonSet and ServiceAccount");
             Assert.False((await admin.CoreV1.ReadNodeAsync(node)).Metadata.Labels.ContainsKey(Names.AgentNodeLabel));
         }
@@ -230,6 +239,8 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
         await ClusterSupport.WaitUntilAsync(async () =>
             (await ClusterSupport.NamespaceObjectsAsync(Cluster, ns)).Where(o => !ClusterSupport.IsNamespaceFurniture(o))
                 .SequenceEqual(["lease.coordination.k8s.io/nettune-operator"]), $"namespace {ns} to hold only the operator's Lease");
+        // The node namespace the chart made goes with the release.
+        await ClusterSupport.WaitUntilAsync(async () => !(await admin.CoreV1.ListNamespaceAsync()).Items.Any(n => n.Metadata.Name == nodes), $"namespace {nodes} to go");
         Assert.Empty(await ClusterSupport.LabelledObjectsAsync(Cluster, $"app.kubernetes.io/instance={release}"));
         await admin.CoreV1.DeleteNamespaceAsync(ns);
     }

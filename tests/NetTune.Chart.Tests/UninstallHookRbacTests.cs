@@ -28,7 +28,10 @@ public sealed class UninstallHookRbacTests(BareClusterFixture fixture, ITestOutp
         var ns = $"hook-{id}";
         var admin = Cluster.Client;
         await Cluster.InstallCrdsAsync();
+        // The hook reads the node components' namespace (the chart's nodeNamespace), which another template makes.
+        var nodes = ns + "-node";
         await admin.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = ns } });
+        await admin.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = nodes } });
         var rendered = await Tool.HelmOkAsync("3", "template", "hook", Tool.ChartDir, "--namespace", ns, "--show-only", "templates/uninstall-hook.yaml");
         // Everything but the Job, which needs a kubelet.
         var rbac = string.Join("\n---\n", rendered.Split("\n---\n").Where(d => !d.Contains("kind: Job\n", StringComparison.Ordinal)));
@@ -54,7 +57,7 @@ public sealed class UninstallHookRbacTests(BareClusterFixture fixture, ITestOutp
             var token = await ClusterSupport.ServiceAccountTokenAsync(admin, ns, account);
             using var hook = ClusterSupport.ClientFor(Cluster, token, "uninstall");
             var log = new StringWriter();
-            var code = await new Uninstaller(hook, ns, log) { PollInterval = TimeSpan.FromMilliseconds(200) }.RunAsync(TimeSpan.FromSeconds(30));
+            var code = await new Uninstaller(hook, nodes, log) { PollInterval = TimeSpan.FromMilliseconds(200) }.RunAsync(TimeSpan.FromSeconds(30));
             output.WriteLine(log.ToString());
             Assert.True(code == 0, log.ToString());
             Assert.Contains($"deleted NetworkTuning {tuning}", log.ToString());
@@ -66,13 +69,14 @@ public sealed class UninstallHookRbacTests(BareClusterFixture fixture, ITestOutp
                 Metadata = new V1ObjectMeta { Name = $"hook-{id}-new" },
                 Spec = new NetworkTuningSpec(),
             }, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural), "creating a NetworkTuning");
-            await ClusterSupport.ForbiddenAsync(() => hook.AppsV1.DeleteNamespacedDaemonSetAsync(Names.AgentDaemonSet, ns), "deleting the agent DaemonSet");
+            await ClusterSupport.ForbiddenAsync(() => hook.AppsV1.DeleteNamespacedDaemonSetAsync(Names.AgentDaemonSet, nodes), "deleting the agent DaemonSet");
             await ClusterSupport.ForbiddenAsync(() => hook.CoreV1.ListNamespacedPodAsync("default"), "listing pods elsewhere");
         }
         finally
         {
             await Tool.RunAsync("kubectl", ["--kubeconfig", Cluster.KubeconfigPath, "delete", "--ignore-not-found", "-f", "-"], stdin: rbac);
             await admin.CoreV1.DeleteNamespaceAsync(ns);
+            await admin.CoreV1.DeleteNamespaceAsync(nodes);
         }
     }
 }

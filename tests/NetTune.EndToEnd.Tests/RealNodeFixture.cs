@@ -21,6 +21,9 @@ public sealed class RealNodeCollection : ICollectionFixture<RealNodeFixture>;
 public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
 {
     public const string Namespace = "nettune-system";
+
+    /// <summary>The namespace the chart makes for the agents and data-plane pods (its nodeNamespace default), Pod Security level privileged.</summary>
+    public const string NodeNamespace = Namespace + "-node";
     public const string Release = "nettune";
     public const string NodeName = "nettune-e2e";
     /// <summary>The kubernetes.io/dockerconfigjson Secret the chart's imagePullSecrets name.</summary>
@@ -130,6 +133,11 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
             "--namespace", Namespace, "--kubeconfig", Cluster.KubeconfigPath, "--skip-crds", "--wait", "--timeout", "3m", .. ChartValues]);
         Assert.True(install.ExitCode == 0, $"helm install failed:\n{install.Output}\n{await DescribePodsAsync()}");
         Installed = true;
+        // The agents and the data planes run in the node namespace the chart made, and pull secrets are namespaced:
+        // the secret goes there too before the first tuning makes the agent DaemonSet.
+        secret.Metadata.ResourceVersion = null;
+        try { await Client.CoreV1.CreateNamespacedSecretAsync(secret, NodeNamespace); }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict) { }
         await Eventually.TrueAsync(async () =>
         {
             var lease = await Client.CoordinationV1.ReadNamespacedLeaseAsync("nettune-operator", Namespace);
@@ -143,7 +151,7 @@ public sealed class RealNodeFixture(IMessageSink sink) : IAsyncLifetime
         var (_, pods, _) = await Cluster.KubectlAsync("get", "pods", "-A", "-o", "wide");
         var (_, events, _) = await Cluster.KubectlAsync("get", "events", "-A", "--sort-by=.lastTimestamp");
         var (_, operatorLog, _) = await Cluster.KubectlAsync("logs", "-n", Namespace, "-l", "app.kubernetes.io/name=nettune-operator", "--tail=15");
-        var (_, agentLog, _) = await Cluster.KubectlAsync("logs", "-n", Namespace, "-l", "app.kubernetes.io/name=nettune-agent", "--tail=10");
+        var (_, agentLog, _) = await Cluster.KubectlAsync("logs", "-n", NodeNamespace, "-l", "app.kubernetes.io/name=nettune-agent", "--tail=10");
         return $"pods:\n{pods}\nevents:\n{string.Join('\n', events.Split('\n').Where(l => !l.Contains("MissingClusterDNS", StringComparison.Ordinal)).TakeLast(25))}" +
             $"\noperator log:\n{operatorLog}\nagent log:\n{agentLog}";
     }

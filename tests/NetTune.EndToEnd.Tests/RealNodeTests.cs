@@ -27,6 +27,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
     private readonly List<string> _devices = [];
     private readonly List<string> _folders = [];
     private readonly List<string> _tunings = [];
+    private readonly List<string> _quotas = [];
     private IKubernetes Client => fixture.Client;
     private static readonly TimeSpan Patience = TimeSpan.FromMinutes(2);
 
@@ -34,6 +35,10 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
 
     public async Task DisposeAsync()
     {
+        // A quota left behind would refuse the agent that reverts, and helm's uninstall Job.
+        foreach (var quota in _quotas)
+            try { await Client.CoreV1.DeleteNamespacedResourceQuotaAsync(quota, RealNodeFixture.NodeNamespace); }
+            catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound) { }
         // A failed test leaves its tuning: revert it while the operator still runs, so the next test starts clean.
         foreach (var tuning in _tunings.ToList())
             try { await DeleteTuningAsync(tuning); }
@@ -96,7 +101,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
 
         await DeleteTuningAsync(tuning);
         await Eventually.TrueAsync(async () =>
-            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: "app.kubernetes.io/name=nettune-agent")).Items.Count == 0,
+            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace, labelSelector: "app.kubernetes.io/name=nettune-agent")).Items.Count == 0,
             "the agent pod to go once no tuning selects the node", Patience, fixture.DescribePodsAsync);
         var after = HostValues.Read(device);
         Assert.Empty(before.DifferencesTo(after, "journal:"));
@@ -163,7 +168,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
 
         await DeleteTuningAsync(tuning);
         await Eventually.TrueAsync(async () =>
-            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count == 0,
+            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count == 0,
             "the data-plane pod to be removed", Patience, fixture.DescribePodsAsync);
     }
 
@@ -199,7 +204,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
                 var available = t.Status?.Conditions?.FirstOrDefault(c => c.Type == ConditionTypes.DataPlaneAvailable);
                 var node = await Client.CoreV1.ReadNodeAsync(RealNodeFixture.NodeName);
                 var shown = node.Status?.Allocatable?.TryGetValue("hugepages-2Mi", out var q) == true ? q.ToString() : "0";
-                var podCount = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count;
+                var podCount = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count;
                 seen.Add($"{shown}|{available?.Status}|{available?.Reason}|{podCount}");
                 await Task.Delay(250);
             }
@@ -215,7 +220,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         V1Pod pod = null!;
         await Eventually.TrueAsync(async () =>
         {
-            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items;
+            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace, labelSelector: $"nettune.io/tuning={tuning}")).Items;
             pod = pods.FirstOrDefault()!;
             return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true;
         }, "the data-plane pod with hugepages to be Ready", Patience, fixture.DescribePodsAsync);
@@ -253,7 +258,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         await Client.CoreV1.PatchNodeAsync(new V1Patch("{\"metadata\":{\"labels\":{\"nettune-e2e\":null}}}", V1Patch.PatchType.MergePatch), RealNodeFixture.NodeName);
         // Without an agent kept until the revert, the DaemonSet controller would remove it first and the value would stay.
         await Eventually.TrueAsync(async () =>
-            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: "app.kubernetes.io/name=nettune-agent")).Items.Count == 0,
+            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace, labelSelector: "app.kubernetes.io/name=nettune-agent")).Items.Count == 0,
             "the agent pod to go", Patience, fixture.DescribePodsAsync);
         Assert.Empty(before.DifferencesTo(HostValues.Read(), "journal:"));
         await DeleteTuningAsync(tuning);
@@ -307,7 +312,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         await Client.CustomObjects.PatchClusterCustomObjectAsync(new V1Patch("{\"spec\":{\"dataPlane\":{\"enabled\":false}}}", V1Patch.PatchType.MergePatch),
             ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, tuning);
         await Eventually.TrueAsync(async () =>
-            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count == 0,
+            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count == 0,
             "the data-plane pod to be removed", Patience, fixture.DescribePodsAsync);
         started.Restart();
         // RPS steers to both CPUs again; XPS gives each tx queue one CPU round-robin: tx-0 CPU 0, tx-1 CPU 1.
@@ -322,7 +327,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         static string MaskReport(string[] paths) => string.Join(", ", paths.Select(p => $"{p}={File.ReadAllText(p).Trim()}"));
     }
 
-    [Fact(Skip = "known bug, issue 22 item 2: on its only run the agent installed NetTune's profile, but the data-plane pod came up with seccompProfile RuntimeDefault although the tuning named the Localhost profile, so it ran io_uring instead of epoll; cause not found yet"), Order(7)]
+    [Fact, Order(7)]
     public async Task UnderAProfileThatDeniesIoUringThePodRunsEpollAndSaysWhyWhileNetTunesProfileRunsIoUringAndGoesWithTheRevert()
     {
         // The node's containerd 1.6 allows io_uring under RuntimeDefault; containerd 2.0's default does not. Its mimic: a
@@ -359,6 +364,8 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
 
         var (epollPod, epollStatus) = await WaitForEngineAsync(tuning, "epoll");
         Assert.Equal(("Localhost", denyProfile), (epollPod.Spec.SecurityContext.SeccompProfile.Type, epollPod.Spec.SecurityContext.SeccompProfile.LocalhostProfile));
+        // The runtime put that profile's filter into the container (its OCI spec), not its own default.
+        Assert.StartsWith("io_uring_setup denied", await RuntimeSeccompAsync(epollPod), StringComparison.Ordinal);
         var fellBack = epollStatus.Status!.Conditions!.Single(c => c.Type == ConditionTypes.DataPlaneAvailable);
         output.WriteLine($"under {denyProfile}: {fellBack.Status} {fellBack.Reason}: {fellBack.Message}");
         Assert.Equal(ConditionReasons.IoUringUnavailable, fellBack.Reason);
@@ -374,6 +381,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, tuning);
         var (uringPod, uringStatus) = await WaitForEngineAsync(tuning, "iouring");
         Assert.Equal(("Localhost", SeccompProfiles.NetTuneLocalhostProfile), (uringPod.Spec.SecurityContext.SeccompProfile.Type, uringPod.Spec.SecurityContext.SeccompProfile.LocalhostProfile));
+        Assert.StartsWith("io_uring_setup allowed", await RuntimeSeccompAsync(uringPod), StringComparison.Ordinal);
         var available = uringStatus.Status!.Conditions!.Single(c => c.Type == ConditionTypes.DataPlaneAvailable);
         output.WriteLine($"under NetTune's profile: {available.Status} {available.Reason}: {available.Message}");
         Assert.Equal((ConditionStatus.True, ConditionReasons.PodsReady), (available.Status, available.Reason));
@@ -391,7 +399,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
     /// <summary>Each worker's memoryBound on the pod's /readyz: whether set_mempolicy bound its memory to its NUMA node.</summary>
     private static async Task<bool[]> MemoryBoundAsync(HttpClient http, V1Pod pod)
     {
-        using var ready = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{Port(pod, "metrics")}/readyz"));
+        using var ready = JsonDocument.Parse(await http.GetStringAsync($"http://{Endpoint(pod, "metrics")}/readyz"));
         return ready.RootElement.GetProperty("workers").EnumerateArray().Select(w => w.GetProperty("memoryBound").GetBoolean()).Distinct().ToArray();
     }
 
@@ -402,7 +410,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         NetworkTuning status = null!;
         await Eventually.TrueAsync(async () =>
         {
-            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items
+            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace, labelSelector: $"nettune.io/tuning={tuning}")).Items
                 .Where(p => p.Metadata.DeletionTimestamp is null).ToList();
             pod = pods.Count == 1 ? pods[0] : null!;
             status = await ReadTuningAsync(tuning);
@@ -410,7 +418,8 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true && entry?.Name == pod.Metadata.Name && entry.Engine?.StartsWith(engine, StringComparison.Ordinal) == true
                 && status.Status!.Conditions?.Any(c => c.Type == ConditionTypes.DataPlaneAvailable && c.Status == ConditionStatus.True) == true;
         }, $"the data-plane pod to be Ready and reported running {engine}", Patience, async () =>
-            $"status: {JsonSerializer.Serialize(status?.Status)}\n{await fixture.DescribePodsAsync()}");
+            $"status: {JsonSerializer.Serialize(status?.Status)}\npod securityContext: {KubernetesJson.Serialize(pod?.Spec?.SecurityContext)}" +
+            $"\nthe runtime's filter: {(pod is null ? "(no pod)" : await RuntimeSeccompAsync(pod))}\n{await fixture.DescribePodsAsync()}");
         return (pod, status);
     }
 
@@ -446,7 +455,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
             while (!sampling.IsCancellationRequested)
             {
                 V1Pod? now = null;
-                try { now = await Client.CoreV1.ReadNamespacedPodAsync(pod.Metadata.Name, RealNodeFixture.Namespace); }
+                try { now = await Client.CoreV1.ReadNamespacedPodAsync(pod.Metadata.Name, RealNodeFixture.NodeNamespace); }
                 catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound) { }
                 var value = File.ReadAllText("/proc/sys/net/core/somaxconn").Trim();
                 lock (samples) samples.Add((clock.Elapsed, now is not null && now.Metadata.Uid == pod.Metadata.Uid, now?.Metadata.DeletionTimestamp is not null, value));
@@ -473,6 +482,101 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         Assert.True(podGone > TimeSpan.Zero && valueBack >= podGone, $"the pod went at {podGone}, the value came back at {valueBack}");
     }
 
+    /// <summary>
+    /// The seccomp filter the runtime put into the pod's container (its OCI spec, from ctr): whether it allows
+    /// io_uring_setup, or "unconfined".
+    /// </summary>
+    private async Task<string> RuntimeSeccompAsync(V1Pod pod)
+    {
+        if (pod.Status?.ContainerStatuses?.FirstOrDefault()?.ContainerID is not { } containerId) return "(no container yet)";
+        var (code, spec) = await fixture.Node.CtrAsync("containers", "info", "--spec", containerId.Split("://")[1]);
+        if (code != 0) return $"(ctr containers info failed: {spec})";
+        using var doc = JsonDocument.Parse(spec);
+        if (!doc.RootElement.TryGetProperty("linux", out var linux) || !linux.TryGetProperty("seccomp", out var seccomp)) return "unconfined";
+        var allowed = seccomp.GetProperty("syscalls").EnumerateArray()
+            .Where(rule => rule.GetProperty("action").GetString() == "SCMP_ACT_ALLOW" && !rule.TryGetProperty("args", out _))
+            .SelectMany(rule => rule.GetProperty("names").EnumerateArray().Select(n => n.GetString())).ToHashSet(StringComparer.Ordinal);
+        return $"io_uring_setup {(allowed.Contains("io_uring_setup") ? "allowed" : "denied")} ({allowed.Count} syscalls allowed unconditionally, default {seccomp.GetProperty("defaultAction").GetString()})";
+    }
+
+    [Fact(Skip = "issue 22 item 1: not passed on the real node yet. Its run found the DaemonSet controller's FailedCreate Events but no AgentsAvailable condition: the v1.20 controller writes no DaemonSet status after refused creates, which AgentHealth.NeedsLook now allows for (unit-tested); not rerun on the real node before the session ended"), Order(8)]
+    public async Task AnAgentPodOrADataPlanePodTheClusterRefusesShowsOnTheTuningWithTheServersMessage()
+    {
+        // v1.20 has no PodSecurity admission; a ResourceQuota refuses the pods on the same path: the DaemonSet controller
+        // records FailedCreate and retries, the operator's pod create gets a 403.
+        await Eventually.TrueAsync(async () =>
+            (await Client.AppsV1.ListNamespacedDaemonSetAsync(RealNodeFixture.NodeNamespace)).Items.Count == 0
+            && (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace, labelSelector: "app.kubernetes.io/name=nettune-agent")).Items.Count == 0,
+            "no agent DaemonSet left from the tests before", Patience, fixture.DescribePodsAsync);
+        await CreateQuotaAsync("no-pods", new Dictionary<string, ResourceQuantity> { ["pods"] = new("0") });
+        var www = Directory.CreateDirectory(Path.Combine(RealNodeFixture.WwwRoot, "quota-" + _id)).FullName;
+        _folders.Add(www);
+        File.WriteAllText(Path.Combine(www, "index.txt"), "quota\n");
+        var created = Stopwatch.StartNew();
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            DataPlane = new DataPlaneSpec
+            {
+                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = 18483,
+                StaticFiles = new StaticFilesSpec { HostPath = www },
+            },
+        });
+
+        NetworkTuning status = null!;
+        await Eventually.TrueAsync(async () => HasCondition((status = await ReadTuningAsync(tuning)).Status?.Conditions, ConditionTypes.AgentsAvailable,
+            ConditionStatus.False, ConditionReasons.AgentPodCreateFailed), "AgentsAvailable False with AgentPodCreateFailed", TimeSpan.FromSeconds(30),
+            async () => $"status: {JsonSerializer.Serialize(status?.Status)}\n{await fixture.DescribePodsAsync()}");
+        var refused = status.Status!.Conditions!.Single(c => c.Type == ConditionTypes.AgentsAvailable);
+        output.WriteLine($"{created.Elapsed.TotalSeconds:0.0} s after the tuning was created: {refused.Reason}: {refused.Message}");
+        Assert.Contains(RealNodeFixture.NodeName, refused.Message);
+        Assert.Contains("quota", refused.Message);
+        var ready = status.Status.Conditions!.Single(c => c.Type == ConditionTypes.Ready);
+        Assert.Equal((ConditionStatus.False, ConditionReasons.AgentPodCreateFailed), (ready.Status, ready.Reason));
+
+        // The agent fits a CPU quota that the data-plane pod (a whole CPU) does not: the agent runs, the node applies,
+        // and the operator's pod create is refused with the quota's words.
+        await CreateQuotaAsync("cpu", new Dictionary<string, ResourceQuantity> { ["requests.cpu"] = new("500m") });
+        await DeleteQuotaAsync("no-pods");
+        await WaitForNodeStateAsync(Applied, "NodeState Applied once the agent pod could be made");
+        await Eventually.TrueAsync(async () =>
+        {
+            status = await ReadTuningAsync(tuning);
+            return HasCondition(status.Status?.Conditions, ConditionTypes.AgentsAvailable, ConditionStatus.True, ConditionReasons.AgentsRunning)
+                && HasCondition(status.Status?.Conditions, ConditionTypes.DataPlaneAvailable, ConditionStatus.False, ConditionReasons.PodApiError);
+        }, "AgentsAvailable True and DataPlaneAvailable False with PodApiError", Patience, async () => $"status: {JsonSerializer.Serialize(status?.Status)}\n{await fixture.DescribePodsAsync()}");
+        var dataPlane = status.Status!.Conditions!.Single(c => c.Type == ConditionTypes.DataPlaneAvailable);
+        output.WriteLine($"data plane: {dataPlane.Reason}: {dataPlane.Message}");
+        Assert.Contains("403", dataPlane.Message);
+        Assert.Contains("quota", dataPlane.Message);
+
+        // Without the quota the pod is made and serves.
+        await DeleteQuotaAsync("cpu");
+        await ReadyDataPlanePodAsync(tuning);
+        await DeleteTuningAsync(tuning);
+    }
+
+    /// <summary>A ResourceQuota in the node namespace, once the quota controller has counted it (the apiserver enforces it from then on).</summary>
+    private async Task CreateQuotaAsync(string name, Dictionary<string, ResourceQuantity> hard)
+    {
+        var quota = $"e2e-{_id}-{name}";
+        await Client.CoreV1.CreateNamespacedResourceQuotaAsync(new V1ResourceQuota
+        {
+            Metadata = new V1ObjectMeta { Name = quota },
+            Spec = new V1ResourceQuotaSpec { Hard = hard },
+        }, RealNodeFixture.NodeNamespace);
+        _quotas.Add(quota);
+        await Eventually.TrueAsync(async () =>
+            (await Client.CoreV1.ReadNamespacedResourceQuotaAsync(quota, RealNodeFixture.NodeNamespace)).Status?.Hard?.Count == hard.Count,
+            $"the quota controller to count ResourceQuota {quota}", TimeSpan.FromSeconds(30), fixture.DescribePodsAsync);
+    }
+
+    private async Task DeleteQuotaAsync(string name)
+    {
+        var quota = $"e2e-{_id}-{name}";
+        await Client.CoreV1.DeleteNamespacedResourceQuotaAsync(quota, RealNodeFixture.NodeNamespace);
+        _quotas.Remove(quota);
+    }
+
     [Fact, Order(9)]
     public async Task EveryPodPullsFromTheRegistryWithTheChartsSecret_AndAPodWithoutTheSecretIsRefused()
     {
@@ -491,7 +595,9 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         // The operator's, the agent's and the data plane's pods: each names the chart's secret and runs an image the node
         // pulled from the registry (nothing was imported into its containerd), the chart's two by digest.
         var registry = fixture.Registry.Host;
-        var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace)).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+        var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace)).Items
+            .Concat((await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace)).Items)
+            .Where(p => p.Metadata.DeletionTimestamp is null).ToList();
         var apps = pods.Select(p => p.Metadata.Labels["app.kubernetes.io/name"]).ToHashSet();
         Assert.Superset(new HashSet<string> { "nettune-operator", "nettune-agent", "nettune-dataplane" }, apps);
         foreach (var pod in pods)
@@ -601,9 +707,10 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         fixture.Installed = false;
         _tunings.Remove(tuning);
         await Eventually.TrueAsync(async () =>
-            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace)).Items.Count == 0,
+            (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace)).Items.Count == 0
+            && (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace)).Items.Count == 0,
             "every NetTune pod to go", Patience, fixture.DescribePodsAsync);
-        Assert.Empty((await Client.AppsV1.ListNamespacedDaemonSetAsync(RealNodeFixture.Namespace)).Items);
+        Assert.Empty((await Client.AppsV1.ListNamespacedDaemonSetAsync(RealNodeFixture.NodeNamespace)).Items);
         var tunings = await Client.CustomObjects.ListClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural);
         Assert.Empty(((JsonElement)tunings).GetProperty("items").EnumerateArray());
         var states = await Client.CustomObjects.ListClusterCustomObjectAsync(ApiGroup.Name, ApiGroup.Version, NetworkTuningNodeState.Plural);
@@ -628,7 +735,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         V1Pod pod = null!;
         await Eventually.TrueAsync(async () =>
         {
-            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace,
+            var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace,
                 labelSelector: $"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}")).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
             pod = pods.Count == 1 ? pods[0] : null!;
             return pod?.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true;
@@ -677,7 +784,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
 
     private async Task<V1Pod> SinglePodAsync(string selector)
     {
-        var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.Namespace, labelSelector: selector)).Items
+        var pods = (await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace, labelSelector: selector)).Items
             .Where(p => p.Metadata.DeletionTimestamp is null).ToList();
         return Assert.Single(pods);
     }

@@ -9,6 +9,8 @@ public static class ConditionTypes
     public const string Degraded = "Degraded";
     public const string Conflict = "Conflict";
     public const string DataPlaneAvailable = "DataPlaneAvailable";
+    /// <summary>Every selected node runs an agent; False names the nodes whose agent pod was refused or does not run.</summary>
+    public const string AgentsAvailable = "AgentsAvailable";
 
     // NetworkTuningNodeState
     public const string Applied = "Applied";
@@ -47,6 +49,13 @@ public static class ConditionReasons
     public const string HugepagesNeedBootReservation = "HugepagesNeedBootReservation";
     /// <summary>The hugepages asked for would take memory the kubelet has given pods (beyond the NodeState's hugepagesBudget).</summary>
     public const string HugepagesOverBudget = "HugepagesOverBudget";
+
+    // AgentsAvailable
+    public const string AgentsRunning = "AgentsRunning";
+    /// <summary>The DaemonSet controller could not create a node's agent pod (FailedCreate: PodSecurity admission, a ResourceQuota, a webhook).</summary>
+    public const string AgentPodCreateFailed = "AgentPodCreateFailed";
+    /// <summary>A node's agent pod exists but does not run (unschedulable, image pull, crash loop, failed).</summary>
+    public const string AgentPodNotRunning = "AgentPodNotRunning";
 
     // DataPlaneAvailable
     public const string DataPlaneDisabled = "DataPlaneDisabled";

@@ -49,6 +49,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/* Fixed by the operator (Names.AgentServiceAccount, Names.AgentApp): it creates the agent's ServiceAccount and DaemonSet. */}}
+{{/* The node components' namespace: the agent DaemonSet and the data-plane pods (Pod Security level privileged). */}}
+{{- define "nettune.nodeNamespace" -}}
+{{- default (printf "%s-node" .Release.Namespace) .Values.nodeNamespace.name -}}
+{{- end -}}
 {{- define "nettune.agent.serviceAccountName" -}}nettune-agent{{- end -}}
 {{- define "nettune.agent.appName" -}}nettune-agent{{- end -}}
 {{- define "nettune.agent.metricsPort" -}}{{ .Values.agent.metricsPort }}{{- end -}}

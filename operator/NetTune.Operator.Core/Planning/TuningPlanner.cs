@@ -24,16 +24,21 @@ public sealed record PlannerSettings(DataPlaneOptions DataPlane, TimeSpan Revert
 /// <param name="NodeStates">NodeStates by node name.</param>
 /// <param name="Pods">The data-plane pods of the reconciled tuning.</param>
 /// <param name="Placements">Where those pods run, by pod uid, as they reported it (pods not asked yet are absent).</param>
+/// <param name="AgentTroubles">Nodes whose agent pod was refused or does not run, by node name (<see cref="AgentHealth"/>).</param>
 public sealed record ClusterSnapshot(
     IReadOnlyList<NetworkTuning> Tunings,
     IReadOnlyList<V1Node> Nodes,
     IReadOnlyDictionary<string, NetworkTuningNodeState> NodeStates,
     IReadOnlyList<V1Pod> Pods,
-    IReadOnlyDictionary<string, DataPlanePlacement>? PodPlacements = null)
+    IReadOnlyDictionary<string, DataPlanePlacement>? PodPlacements = null,
+    IReadOnlyDictionary<string, AgentTrouble>? AgentTroubles = null)
 {
     private static readonly Dictionary<string, DataPlanePlacement> None = [];
+    private static readonly Dictionary<string, AgentTrouble> NoTrouble = [];
 
     public IReadOnlyDictionary<string, DataPlanePlacement> Placements => PodPlacements ?? None;
+
+    public IReadOnlyDictionary<string, AgentTrouble> Agents => AgentTroubles ?? NoTrouble;
 }
 
 /// <param name="Existing">The NodeState as read, for its resourceVersion; null to create one.</param>
@@ -250,6 +255,7 @@ public static class TuningPlanner
         var total = rollout.Nodes.Count;
         var progress = $"{rollout.Applied} of {total} nodes applied generation {generation}";
         var skipped = snapshot.Nodes.Count(n => NodeSelection.LeftOutControlPlane(tuning.Spec, n));
+        var agents = AgentsCondition(rollout, snapshot.Agents);
         if (total == 0)
         {
             conditions.Set(ConditionTypes.Ready, ConditionStatus.True, ConditionReasons.NoMatchingNodes, skipped == 0
@@ -275,7 +281,8 @@ public static class TuningPlanner
         else
         {
             var message = $"{progress}; at most {rollout.MaxUnavailable} at a time";
-            conditions.Set(ConditionTypes.Ready, ConditionStatus.False, ConditionReasons.RolloutInProgress, message)
+            conditions.Set(ConditionTypes.Ready, ConditionStatus.False, agents.Status == ConditionStatus.False ? agents.Reason : ConditionReasons.RolloutInProgress,
+                    agents.Status == ConditionStatus.False ? $"{progress}; {agents.Message}" : message)
                 .Set(ConditionTypes.Progressing, ConditionStatus.True, ConditionReasons.RolloutInProgress, message);
         }
 
@@ -302,6 +309,7 @@ public static class TuningPlanner
             conditions.Set(ConditionTypes.Conflict, ConditionStatus.False, ConditionReasons.NoConflict, "no equal-priority NetworkTuning sets a knob differently");
         }
         conditions.Set(ConditionTypes.DataPlaneAvailable, dataPlane.Condition.Status, dataPlane.Condition.Reason, dataPlane.Condition.Message);
+        conditions.Set(ConditionTypes.AgentsAvailable, agents.Status, agents.Reason, agents.Message);
 
         var reverting = leaving.Where(n => snapshot.NodeStates.TryGetValue(n, out var s) && s.Spec.Revert && AgentProgress.Of(s).State != AgentState.Reverted)
             .ToList();
@@ -317,6 +325,22 @@ public static class TuningPlanner
             RevertingNodes = reverting.Count == 0 ? null : reverting,
             DataPlane = dataPlane.Status,
         };
+    }
+
+    /// <summary>
+    /// AgentsAvailable: False when a selected node has no working agent, with the cluster's words, the same message
+    /// grouped over the nodes it holds for (a refused DaemonSet pod is refused alike on every node).
+    /// </summary>
+    private static PlannedCondition AgentsCondition(RolloutPlan rollout, IReadOnlyDictionary<string, AgentTrouble> troubles)
+    {
+        var troubled = rollout.Nodes.Where(n => troubles.ContainsKey(n.Node)).Select(n => (n.Node, Trouble: troubles[n.Node])).ToList();
+        if (troubled.Count == 0)
+            return new PlannedCondition(ConditionStatus.True, ConditionReasons.AgentsRunning, "no selected node has a refused or failing agent pod");
+        var reason = troubled.Any(t => t.Trouble.Reason == ConditionReasons.AgentPodCreateFailed) ? ConditionReasons.AgentPodCreateFailed : ConditionReasons.AgentPodNotRunning;
+        var groups = troubled.GroupBy(t => t.Trouble).Select(g => $"{Describe(g.Key.Reason)} on {Abbreviate(g.Select(t => t.Node).ToList())}: {g.Key.Message}");
+        return new PlannedCondition(ConditionStatus.False, reason, $"{troubled.Count} of {rollout.Nodes.Count} selected nodes run no agent: {string.Join("; ", groups.Take(3))}");
+
+        static string Describe(string reason) => reason == ConditionReasons.AgentPodCreateFailed ? "the agent pod was refused" : "the agent pod does not run";
     }
 
     private static List<PlannedEvent> Events(NetworkTuning tuning, NetworkTuningStatus? previous, NetworkTuningStatus status, RolloutPlan rollout)
@@ -339,6 +363,9 @@ public static class TuningPlanner
             events.Add(PlannedEvent.Normal(ConditionReasons.RolloutComplete, $"all {rollout.Nodes.Count} nodes applied generation {generation}"));
         if (ConditionBecame(previous, ConditionTypes.Conflict, ConditionReasons.KnobConflict, status))
             events.Add(PlannedEvent.Warning(ConditionReasons.KnobConflict, ConditionList.Find(status.Conditions, ConditionTypes.Conflict)!.Message));
+        foreach (var reason in new[] { ConditionReasons.AgentPodCreateFailed, ConditionReasons.AgentPodNotRunning })
+            if (ConditionBecame(previous, ConditionTypes.AgentsAvailable, reason, status))
+                events.Add(PlannedEvent.Warning(reason, ConditionList.Find(status.Conditions, ConditionTypes.AgentsAvailable)!.Message));
         return events;
     }
 

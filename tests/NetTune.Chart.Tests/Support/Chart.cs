@@ -7,6 +7,9 @@ namespace NetTune.Chart.Tests.Support;
 public static class TheChart
 {
     public const string Namespace = "nettune-system";
+
+    /// <summary>The node components' namespace by default (nodeNamespace.name empty).</summary>
+    public const string NodeNamespace = Namespace + "-node";
     public static readonly string[] HelmMajors = ["3", "4"];
     public static string NonDefaultValues => Path.Combine(Tool.RepoRoot, "tests", "NetTune.Chart.Tests", "values", "non-default.yaml");
 

@@ -19,6 +19,7 @@ public static class Manifests
     /// <summary>The kinds the chart may render, and the typed model each must parse into.</summary>
     public static readonly IReadOnlyDictionary<string, Type> TypeMap = new Dictionary<string, Type>
     {
+        ["v1/Namespace"] = typeof(V1Namespace),
         ["v1/ServiceAccount"] = typeof(V1ServiceAccount),
         ["v1/ConfigMap"] = typeof(V1ConfigMap),
         ["v1/Service"] = typeof(V1Service),
