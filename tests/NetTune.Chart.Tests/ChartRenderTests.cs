@@ -24,8 +24,9 @@ public sealed class ChartRenderTests
         var objects = await TheChart.RenderAsync(major);
         Assert.Equal(
             ["ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding",
-             "ConfigMap", "ConfigMap", "Deployment", "Job", "Job", "PodDisruptionBudget", "Role", "Role", "Role", "Role", "RoleBinding", "RoleBinding", "RoleBinding",
-             "RoleBinding", "Secret", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "ServiceAccount", "ValidatingWebhookConfiguration"],
+             "ConfigMap", "ConfigMap", "Deployment", "Job", "Job", "Namespace", "PodDisruptionBudget", "Role", "Role", "Role", "Role", "Role", "RoleBinding",
+             "RoleBinding", "RoleBinding", "RoleBinding", "RoleBinding", "Secret", "Service", "Service", "Service", "ServiceAccount", "ServiceAccount", "ServiceAccount",
+             "ValidatingWebhookConfiguration"],
             objects.Select(o => o.Kind).Order(StringComparer.Ordinal));
         Assert.All(objects.Where(o => o.Kind is not ("ClusterRole" or "ClusterRoleBinding" or "ValidatingWebhookConfiguration" or "Namespace")),
             o => Assert.NotNull(o.Namespace));
