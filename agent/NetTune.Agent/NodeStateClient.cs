@@ -115,7 +115,9 @@ public sealed class NodeStateClient(Kubernetes client, string nodeName)
     {
         if (response.IsSuccessStatusCode) return;
         var body = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
-        throw new HttpOperationException($"{response.RequestMessage?.Method} {response.RequestMessage?.RequestUri?.AbsolutePath}: {(int)response.StatusCode} {response.StatusCode}")
+        // The server's Status message says which field it refused: keep it in the message the worker logs.
+        var reason = body.Length > 2048 ? body[..2048] : body;
+        throw new HttpOperationException($"{response.RequestMessage?.Method} {response.RequestMessage?.RequestUri?.AbsolutePath}: {(int)response.StatusCode} {response.StatusCode}: {reason}")
         {
             Response = new HttpResponseMessageWrapper(response, body),
         };

@@ -20,7 +20,7 @@ public sealed class PodSecurityTests
     {
         var objects = await TheChart.RenderAsync(major, values);
         var deployment = objects.Single<V1Deployment>();
-        var job = objects.Single<V1Job>();
+        var jobs = objects.All<V1Job>().ToList();
         var nodes = objects.Single<V1Namespace>().Metadata.Name;
         var agent = AgentDaemonSetBuilder.Build(new AgentOptions(nodes, "nettune/agent:" + TheChart.AppVersion));
         var agentWithRestart = AgentDaemonSetBuilder.Build(new AgentOptions(nodes, "nettune/agent:" + TheChart.AppVersion)
@@ -30,7 +30,7 @@ public sealed class PodSecurityTests
         return
         [
             ("operator Deployment", deployment.Metadata.NamespaceProperty, deployment.Spec.Template.Metadata, deployment.Spec.Template.Spec),
-            ("uninstall Job", job.Metadata.NamespaceProperty, job.Spec.Template.Metadata, job.Spec.Template.Spec),
+            .. jobs.Select(job => ($"{job.Metadata.Name} Job", job.Metadata.NamespaceProperty, job.Spec.Template.Metadata, job.Spec.Template.Spec)),
             ("agent DaemonSet", agent.Metadata.NamespaceProperty, agent.Spec.Template.Metadata, agent.Spec.Template.Spec),
             ("agent DaemonSet (kubelet restart command)", agentWithRestart.Metadata.NamespaceProperty, agentWithRestart.Spec.Template.Metadata, agentWithRestart.Spec.Template.Spec),
             .. DataPlanePods(nodes).Select(p => ($"data-plane pod ({p.Name})", p.Pod.Metadata.NamespaceProperty, p.Pod.Metadata, p.Pod.Spec)),
@@ -57,7 +57,8 @@ public sealed class PodSecurityTests
         var node = new V1Node
         {
             Metadata = new V1ObjectMeta { Name = "n1" },
-            Status = new V1NodeStatus { Allocatable = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("4"), ["hugepages-2Mi"] = new("16Mi") } },
+            Status = new V1NodeStatus { Allocatable = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("4"), ["hugepages-2Mi"] = new("16Mi"),
+                [NumaResources.ResourceName(0)] = new("4"), [NumaResources.ResourceName(1)] = new("4") } },
         };
         var topology = new NodeTopology { NumaNodes = [new NumaNodeInfo { Id = 0, Cpus = "0-3" }] };
         foreach (var (name, spec, pages) in shapes)

@@ -153,8 +153,12 @@ public sealed class RbacTests(BareClusterFixture fixture, ITestOutputHelper outp
             }), V1Patch.PatchType.MergePatch);
             await ClusterSupport.AllowedAsync(() => agent.CustomObjects.PatchClusterCustomObjectStatusAsync(report, Group, Version, NetworkTuningNodeState.Plural, node),
                 "agent reports Applied with its topology");
-            // As the node's kubelet would after counting the sample's hugepages (512 × 2 MiB per socket).
-            var pages = new Dictionary<string, string> { ["cpu"] = "8", ["hugepages-2Mi"] = "2Gi" };
+            // As the node's kubelet would after counting the sample's hugepages (512 × 2 MiB per socket) and the agent's
+            // device plugin registered each NUMA node's resource.
+            var pages = new Dictionary<string, string>
+            {
+                ["cpu"] = "8", ["hugepages-2Mi"] = "2Gi", [NumaResources.ResourceName(0)] = "4", [NumaResources.ResourceName(1)] = "4",
+            };
             await admin.CoreV1.PatchNodeStatusAsync(new V1Patch(JsonSerializer.Serialize(new { status = new { allocatable = pages, capacity = pages } }), V1Patch.PatchType.MergePatch), node);
             await ClusterSupport.WaitUntilAsync(async () =>
                 (await admin.CoreV1.ListNamespacedPodAsync(nodes, labelSelector: $"{Names.AppName}={Names.DataPlaneApp}")).Items.Count == 2,

@@ -78,7 +78,7 @@ public sealed class CrdTests(ClusterFixture fixture)
     {
         var (code, stdout, stderr) = await Cluster.KubectlAsync("explain", "networktuning.spec.nic");
         Assert.True(code == 0, stderr);
-        Assert.Contains("NIC channels, IRQ affinity, RPS/RFS and XPS", stdout);
+        Assert.Contains("NIC channels, IRQ affinity, RPS/RFS, XPS, rings, coalescing", stdout);
         Assert.Contains("irqAffinity", stdout);
         Assert.Contains("Where each queue's interrupt is handled.", stdout);
 

@@ -67,7 +67,9 @@ public static class StatusBuilder
         return queues;
     }
 
-    private static string? AsCpuList(string? mask) => CpuMask.TryParse(mask, out var cpus) ? CpuList.Format(cpus) : null;
+    // No CPUs is left out rather than written as "": the v1.20 API server refused such a status (422, the empty
+    // strings of these list items read as null against the schema's type string).
+    private static string? AsCpuList(string? mask) => CpuMask.TryParse(mask, out var cpus) && cpus.Count > 0 ? CpuList.Format(cpus) : null;
 
     private static string? Setting(Nic nic, Host.NicSettingGroup group)
     {
