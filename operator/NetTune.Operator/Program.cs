@@ -264,10 +264,7 @@ root.SetAction(async (parsed, invocationToken) =>
     KubernetesClientConfiguration config;
     try
     {
-        var path = parsed.GetValue(kubeconfig);
-        config = path is not null ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path)
-            : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()
-            : KubernetesClientConfiguration.BuildConfigFromConfigFile();
+        config = ClientConfig(parsed.GetValue(kubeconfig));
     }
     catch (Exception e)
     {
@@ -412,16 +409,19 @@ root.Subcommands.Add(applyCrds);
 
 return await root.Parse(args).InvokeAsync();
 
+// The kubeconfig given, else in-cluster, else the default one; throws when none is usable.
+static KubernetesClientConfiguration ClientConfig(string? path) =>
+    path is not null ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path)
+        : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()
+        : KubernetesClientConfiguration.BuildConfigFromConfigFile();
+
 // The hooks' client (uninstall, apply-crds): the kubeconfig given, else in-cluster, else the default one; null (said on
 // stderr) when none is usable.
 static Kubernetes? HookClient(string? path)
 {
     try
     {
-        var config = path is not null ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path)
-            : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()
-            : KubernetesClientConfiguration.BuildConfigFromConfigFile();
-        return new Kubernetes(config);
+        return new Kubernetes(ClientConfig(path));
     }
     catch (Exception e)
     {
