@@ -24,5 +24,22 @@ for project in "$@"; do
   fi
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + n))
 done
+# CI shows only the end of the output: name each failed test with the start of its message, just above the totals.
+if [[ $failed -gt 0 ]] && command -v python3 >/dev/null; then
+  python3 - "$dir" "$@" <<'PY'
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for project in sys.argv[2:]:
+    try:
+        root = ET.parse(f"{sys.argv[1]}/{project}.trx").getroot()
+    except (OSError, ET.ParseError):
+        continue
+    for result in root.iterfind(".//t:UnitTestResult", ns):
+        if result.get("outcome") not in ("Failed", "Error"):
+            continue
+        message = " ".join((result.findtext(".//t:ErrorInfo/t:Message", "", ns) or "").split())
+        print(f"  FAILED {result.get('testName')}: {message[:400]}")
+PY
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]
