@@ -271,6 +271,8 @@ public sealed class KubeCluster : IAsyncDisposable
             WorkingDirectory = RepoRoot,
         };
         psi.ArgumentList.Add($"--kubeconfig={KubeconfigPath}");
+        // Each cluster has its own port: a discovery cache under ~/.kube would only pile up.
+        psi.ArgumentList.Add($"--cache-dir={Path.Combine(_dir, "kubectl-cache")}");
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start kubectl");
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -292,6 +294,37 @@ public sealed class KubeCluster : IAsyncDisposable
         if (code != 0) throw new InvalidOperationException($"kubectl apply -f {crds} failed ({code}): {stderr}{stdout}");
         (code, stdout, stderr) = await KubectlAsync("wait", "--for=condition=Established", "--timeout=60s", "-f", crds).ConfigureAwait(false);
         if (code != 0) throw new InvalidOperationException($"CRDs did not become Established: {stderr}{stdout}");
+        await WaitForOpenApiAsync(crds, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The apiserver publishes a CRD's schema in /openapi/v2 a moment after the CRD is Established (seen: seconds on a
+    /// loaded machine). Until then `kubectl explain` says "couldn't find resource" and client-side validation knows no
+    /// fields, so the cluster is not ready for its users before every CRD's definitions are there.
+    /// </summary>
+    private async Task WaitForOpenApiAsync(string crds, CancellationToken ct)
+    {
+        var (code, stdout, stderr) = await KubectlAsync("get", "-f", crds, "-o",
+            "jsonpath={range .items[*]}{.spec.group} {.spec.versions[*].name} {.spec.names.kind}{\"\\n\"}{end}").ConfigureAwait(false);
+        if (code != 0) throw new InvalidOperationException($"kubectl get -f {crds} failed ({code}): {stderr}{stdout}");
+        var definitions = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .SelectMany(line =>
+            {
+                var words = line.Split(' ');
+                var group = string.Join('.', words[0].Split('.').Reverse());
+                return words[1..^1].Select(version => $"\"{group}.{version}.{words[^1]}\"");
+            })
+            .ToArray();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            (code, stdout, stderr) = await KubectlAsync("get", "--raw", "/openapi/v2").ConfigureAwait(false);
+            var missing = code == 0 ? definitions.Where(d => !stdout.Contains(d, StringComparison.Ordinal)).ToArray() : definitions;
+            if (missing.Length == 0) return;
+            if (DateTime.UtcNow > deadline)
+                throw new InvalidOperationException($"/openapi/v2 still lacks {string.Join(", ", missing)} 60 s after the CRDs were Established {stderr}");
+            await Task.Delay(250, ct).ConfigureAwait(false);
+        }
     }
 
     /// <summary>True when the server enforces CRD validation rules (CEL), which came with Kubernetes 1.25.</summary>
