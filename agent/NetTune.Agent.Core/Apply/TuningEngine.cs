@@ -436,10 +436,10 @@ public sealed class TuningEngine
                     "revert refused: the agent runs with --plan-only and writes nothing to this host; the originals an earlier agent journaled are left as they are");
         }
         var results = new List<KnobResult>();
-        foreach (var phase in journal.Entries.Select(e => KnobValues.Phase(e.Kind)).Distinct().Order().ToArray())
+        foreach (var phase in journal.Entries.Select(e => KnobValues.RestorePhase(e.Kind)).Distinct().Order().ToArray())
         {
             var done = new List<string>();
-            foreach (var e in journal.Entries.Where(e => KnobValues.Phase(e.Kind) == phase))
+            foreach (var e in journal.Entries.Where(e => KnobValues.RestorePhase(e.Kind) == phase))
             {
                 var r = RestoreEntry(e, queueMustExist: false);
                 results.Add(r);
@@ -515,7 +515,7 @@ public sealed class TuningEngine
         var undo = journal.Entries.Where(e => written.Contains(e.Path)
                 || (KnobValues.Phase(e.Kind) == KnobValues.QueuePhase && queuesOf.Any(q => e.Path.StartsWith(q, StringComparison.Ordinal)))
                 || (e.BeforeChannels == true && e.Nic is { } nic && changedNics.Contains(nic)))
-            .OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
+            .OrderBy(e => KnobValues.RestorePhase(e.Kind)).ToArray();
         var done = new List<JournalEntry>();
         var undone = new List<KnobResult>();
         foreach (var e in undo)
@@ -561,7 +561,7 @@ public sealed class TuningEngine
     private TuningJournal RestoreNoLongerWanted(TuningJournal journal, HostSnapshot host, TuningPlan plan, List<KnobResult> results, bool nics)
     {
         var wanted = Wanted(plan);
-        var stale = journal.Entries.Where(e => !wanted.Contains(e.Key) && (nics || KnobValues.Phase(e.Kind) > NicPhase)).OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
+        var stale = journal.Entries.Where(e => !wanted.Contains(e.Key) && (nics || KnobValues.Phase(e.Kind) > NicPhase)).OrderBy(e => KnobValues.RestorePhase(e.Kind)).ToArray();
         if (stale.Length == 0) return journal;
         var done = new List<string>();
         foreach (var e in stale)
@@ -723,6 +723,18 @@ public sealed class TuningEngine
             if (recordable.Count > 0 && SaveOrFail(journal = journal.With(recordable), plan, results) is { } failed)
                 return new ChannelPhase(journal, host, plan, failed);
 
+            if (ChannelCounts.TryParse(d.Target, out var counts) && TableInTheWay(nic, counts, journal, plan) is { } table)
+            {
+                // The kernel refuses fewer receive queues than a table set by hand uses. NetTune's own table (journaled,
+                // or about to be replaced after the channels) goes back to the default spread first; its original is
+                // journaled before, so a revert still restores it.
+                var rssKnob = $"nic/{nic.Name}/rss/indirection";
+                if (!journal.Contains(rssKnob) && SaveOrFail(journal = journal.With([new JournalEntry(rssKnob, KnobKind.RssIndirection, NicSettingsPlanner.RssPath(nic.Name), table.ToString(), Nic: nic.Name)]), plan, results) is { } rssFailed)
+                    return new ChannelPhase(journal, host, plan, rssFailed);
+                var size = table.Indirection.Length;
+                results.Add(_writer.Write(rssKnob + "/before-channels", KnobKind.RssIndirection, NicSettingsPlanner.RssPath(nic.Name),
+                    RssIndirection.Format(RssIndirection.Equal(size, Math.Max(table.RxRings, 1)), table.RxRings), null));
+            }
             var operBefore = OperState(nic.Name);
             var r = _writer.Write(d.Knob, d.Kind, d.Path, d.Target, d.Identity);
             if (r.Result == KnobOutcome.Applied && !WaitForLink(nic.Name, operBefore))
@@ -744,6 +756,17 @@ public sealed class TuningEngine
             (host, plan) = PlanNow(spec);
         }
         return new ChannelPhase(journal, host, plan, null);
+    }
+
+    /// <summary>
+    /// The NIC's indirection table when it uses a receive queue that <paramref name="counts"/> would remove and it is
+    /// NetTune's to change: journaled by an earlier apply, or planned anew after the channels.
+    /// </summary>
+    private static RssTable? TableInTheWay(Nic nic, ChannelCounts counts, TuningJournal journal, TuningPlan plan)
+    {
+        if (nic.Rss?.Table is not { } table || table.Indirection.Length == 0 || table.Indirection.Max() < counts.Combined + counts.Rx) return null;
+        var knob = $"nic/{nic.Name}/rss/indirection";
+        return journal.Contains(knob) || plan.Desired.Any(d => d.Knob == knob) ? table : null;
     }
 
     private string? OperState(string nic) => new TopologyDiscovery(_fs, _channels).Value($"sys/class/net/{nic}/operstate");
