@@ -55,8 +55,11 @@ public sealed class SimulatedNicSettings(IHostFileSystem fs) : INicSettingsContr
             _ => Pause(driver, request, state.GetValueOrDefault("link-autoneg")),
         };
         if (err != 0) return err;
+        var ringsChanged = values.Group == NicSettingGroup.Rings && !result.Equals(stored);
         state[key] = result.ToString();
-        return Save(ifName, state);
+        var saved = Save(ifName, state);
+        if (saved == 0 && ringsChanged) SimulatedDriver.OnRingsChanged(fs, ifName);
+        return saved;
     }
 
     public (IReadOnlyList<NicFeature>? Features, int Errno) GetFeatures(string ifName)
