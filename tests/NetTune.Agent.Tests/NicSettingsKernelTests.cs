@@ -19,15 +19,9 @@ public sealed class NicSettingsKernelTests
         """;
 
     [RootFact]
-    public void VethOffloads_AndTapCoalescing_ApplyReadBack_UnsupportedOnesAreSkipped_AndRevertExactly()
-    {
-        var ns = $"ntnic-{Environment.ProcessId}-{Random.Shared.Next(100000)}";
-        var work = Directory.CreateTempSubdirectory("nettune-agent-nicsettings-").FullName;
-        try
+    public void VethOffloads_AndTapCoalescing_ApplyReadBack_UnsupportedOnesAreSkipped_AndRevertExactly() =>
+        WithVethAndTap("ntnic", "", (ns, work) =>
         {
-            Proc.Check("ip", "netns", "add", ns);
-            Proc.Check("ip", "-n", ns, "link", "add", "nta", "type", "veth", "peer", "name", "ntb");
-            InNs(ns, "ip tuntap add dev ntt mode tap && ip link set nta up && ip link set ntb up");
             var before = EthtoolView(ns);
             Assert.Contains("generic-receive-offload: off", InNs(ns, "ethtool -k nta"));
             var spec = Path.Join(work, "spec.json");
@@ -63,14 +57,7 @@ public sealed class NicSettingsKernelTests
             Assert.Equal("Reverted", reverted.GetProperty("kind").GetString());
             Assert.Equal(before, EthtoolView(ns));
             Assert.False(File.Exists(Path.Join(work, "journal", "journal.json")));
-        }
-        finally
-        {
-            Proc.Run("ip", "netns", "del", ns);
-            Directory.Delete(work, recursive: true);
-        }
-        Assert.DoesNotContain(ns, Proc.Check("ip", "netns", "list"));
-    }
+        });
 
     /// <summary>
     /// The transmit queue length through sysfs (the kernel's dev_change_tx_queue_len, as IFLA_TXQLEN) on a veth, and RSS
@@ -78,15 +65,9 @@ public sealed class NicSettingsKernelTests
     /// and the hash fields are Skipped with that reason, and nothing else changes.
     /// </summary>
     [RootFact]
-    public void VethTxQueueLength_AppliesAndRevertsExactly_AndRssIsSkippedWhereTheKernelHasNone()
-    {
-        var ns = $"ntrss-{Environment.ProcessId}-{Random.Shared.Next(100000)}";
-        var work = Directory.CreateTempSubdirectory("nettune-agent-rss-").FullName;
-        try
+    public void VethTxQueueLength_AppliesAndRevertsExactly_AndRssIsSkippedWhereTheKernelHasNone() =>
+        WithVethAndTap("ntrss", "multi_queue", (ns, work) =>
         {
-            Proc.Check("ip", "netns", "add", ns);
-            Proc.Check("ip", "-n", ns, "link", "add", "nta", "type", "veth", "peer", "name", "ntb");
-            InNs(ns, "ip tuntap add dev ntt mode tap multi_queue && ip link set nta up && ip link set ntb up");
             string View() => InNs(ns, "ip -d link show nta; ip -d link show ntt; ethtool -x nta 2>&1; ethtool -n ntt rx-flow-hash tcp4 2>&1; true");
             var before = View();
             Assert.Contains("qlen 1000", InNs(ns, "ip link show nta"));
@@ -112,6 +93,22 @@ public sealed class NicSettingsKernelTests
             Assert.Equal("Reverted", reverted.GetProperty("kind").GetString());
             Assert.Equal(before, View());
             Assert.False(File.Exists(Path.Join(work, "journal", "journal.json")));
+        });
+
+    /// <summary>
+    /// Runs <paramref name="body"/> with a throwaway namespace holding veth nta/ntb (up) and tap ntt, and a work folder;
+    /// both are deleted whatever happens, and the namespace must be gone after.
+    /// </summary>
+    private static void WithVethAndTap(string prefix, string tapFlags, Action<string, string> body)
+    {
+        var ns = $"{prefix}-{Environment.ProcessId}-{Random.Shared.Next(100000)}";
+        var work = Directory.CreateTempSubdirectory($"nettune-agent-{prefix}-").FullName;
+        try
+        {
+            Proc.Check("ip", "netns", "add", ns);
+            Proc.Check("ip", "-n", ns, "link", "add", "nta", "type", "veth", "peer", "name", "ntb");
+            InNs(ns, $"ip tuntap add dev ntt mode tap {tapFlags} && ip link set nta up && ip link set ntb up");
+            body(ns, work);
         }
         finally
         {
