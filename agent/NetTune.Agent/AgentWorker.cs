@@ -293,7 +293,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         }
         StatusBuilder.ApplyConditions(conditions, run, generation, DateTime.UtcNow);
         _shortfalls.Record(generation, run.Knobs);
-        _failures.Record(run.Knobs, DateTime.UtcNow);
+        // NIC knobs held back by an API server outage did not fail at the driver: not counted.
+        if (!run.ApiServerOutage) _failures.Record(run.Knobs, DateTime.UtcNow);
         StatusBuilder.ShortfallConditions(conditions, run, _shortfalls.GivenUp(generation), generation, DateTime.UtcNow);
         StatusBuilder.IrqAffinityCondition(conditions, run.Plan, generation, DateTime.UtcNow);
         if (run.Plan?.IrqBalance is { } irqbalance && isNew)
