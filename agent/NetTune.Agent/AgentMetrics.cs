@@ -97,6 +97,8 @@ public sealed class AgentMetrics
         {
             // Features by their kind, not their name: one label value for the seventy-odd kernel feature names.
             "nic" when parts.Length > 3 && parts[2] is "features" or "offloads" => "feature",
+            // nic/NAME/rss/indirection and nic/NAME/rss/rx-flow-hash/TYPE: the kind, not the flow type.
+            "nic" when parts.Length > 3 && parts[2] == "rss" => parts[3],
             "nic" => parts[^1],
             "irq" => "irq_affinity",
             "hugepages" => "hugepages",
