@@ -1,4 +1,5 @@
 using NetTune.Agent.Core.Apply;
+using NetTune.Agent.Core.Status;
 using NetTune.Agent.Core.Topology;
 using NetTune.Api.V1Alpha1;
 using Prometheus;
@@ -79,7 +80,15 @@ public sealed class AgentMetrics
                 if (CpuList.TryParse(irq.AffinityList, out var cpus) && cpus.Count > 0)
                     IrqCpu.WithLabels($"{irq.Irq}", nic.Name, $"{irq.Queue}").Set(cpus[0]);
         }
+        // NICs and queues that went (unplugged, fewer channels, vectors renumbered) take their series with them.
+        lock (_queueLock)
+        {
+            foreach (var gone in _queueCounts.Replace(PublishedSeries.QueueCounts(host))) Queues.RemoveLabelled(gone);
+            foreach (var gone in _irqCpus.Replace(PublishedSeries.QueueIrqs(host))) IrqCpu.RemoveLabelled(gone);
+        }
     }
+
+    private readonly PublishedSeries _queueCounts = new(), _irqCpus = new(), _queueInterrupts = new();
 
     public static string KindOf(string knob)
     {
@@ -88,6 +97,8 @@ public sealed class AgentMetrics
         {
             // Features by their kind, not their name: one label value for the seventy-odd kernel feature names.
             "nic" when parts.Length > 3 && parts[2] is "features" or "offloads" => "feature",
+            // nic/NAME/rss/indirection and nic/NAME/rss/rx-flow-hash/TYPE: the kind, not the flow type.
+            "nic" when parts.Length > 3 && parts[2] == "rss" => parts[3],
             "nic" => parts[^1],
             "irq" => "irq_affinity",
             "hugepages" => "hugepages",
@@ -121,6 +132,11 @@ public sealed class AgentMetrics
                 QueueInterruptsTotal.WithLabels(q.Nic, queue, cpu).IncTo(q.Interrupts);
                 _queueSeries[key] = (cpu, q.Interrupts);
             }
+            foreach (var key in _queueSeries.Keys.Where(k => !counts.Any(c => c.Nic == k.Nic && c.Queue == k.Queue)).ToArray())
+                _queueSeries.Remove(key);
+            // Queues no longer there (and series left behind by a CPU move) are removed: one series per queue that exists.
+            foreach (var gone in _queueInterrupts.Replace(_queueSeries.Select(s => new[] { s.Key.Nic, s.Key.Queue.ToString(System.Globalization.CultureInfo.InvariantCulture), s.Value.Cpu })))
+                QueueInterruptsTotal.RemoveLabelled(gone);
         }
     }
 }

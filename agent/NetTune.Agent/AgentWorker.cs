@@ -23,6 +23,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private long? _revertedGeneration;
     private bool _lastApplyFailed;
     private readonly DriftBackoff _backoff = new();
+    private readonly FailureBackoff _failures = new();
     private readonly ShortfallRetries _shortfalls = new(engine.PlanOnly ? null : engine.Journal);
     private List<KnobResult> _lastKnobs = [];
     private readonly KubeletRestarter? _restarter = KubeletRestarter.From(options.KubeletRestartCommand, options.KubeletRestartRequestFile);
@@ -248,8 +249,13 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             if (drifted.Count > 0)
                 log.LogWarning("drift on {Count} knobs: {Knobs}", drifted.Count, string.Join(", ", drifted.Take(10).Select(c => $"{c.Knob} {c.Target}→{c.Current}")));
         }
-        if (isNew) _backoff.Reset();
+        if (isNew)
+        {
+            _backoff.Reset();
+            _failures.Reset();
+        }
         var hold = isNew ? null : _backoff.Held(DateTime.UtcNow);
+        var failing = _failures.Held(DateTime.UtcNow);
         var givenUp = _shortfalls.GivenUp(generation);
 
         List<PlannedChange>? published = null;
@@ -268,7 +274,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             planning.Conditions = planConditions;
             planning.ObservedGeneration = generation;
             api.PatchStatusAsync(planning, ct).GetAwaiter().GetResult();
-        }, hold, givenUp), ct).ConfigureAwait(false);
+        }, hold, givenUp, failing), ct).ConfigureAwait(false);
         metrics.Observe(run, isNew ? "apply" : "repair", watch.Elapsed);
         log.LogInformation("apply of generation {Generation}{Drift}: {Kind} in {Ms} ms: {Message}", generation,
             isNew ? "" : cpusChanged ? " (the kubelet's exclusive CPUs changed)" : " (drift repair)", run.Kind, watch.ElapsedMilliseconds, run.Message);
@@ -287,6 +293,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         }
         StatusBuilder.ApplyConditions(conditions, run, generation, DateTime.UtcNow);
         _shortfalls.Record(generation, run.Knobs);
+        // NIC knobs held back by an API server outage did not fail at the driver: not counted.
+        if (!run.ApiServerOutage) _failures.Record(run.Knobs, DateTime.UtcNow);
         StatusBuilder.ShortfallConditions(conditions, run, _shortfalls.GivenUp(generation), generation, DateTime.UtcNow);
         StatusBuilder.IrqAffinityCondition(conditions, run.Plan, generation, DateTime.UtcNow);
         if (run.Plan?.IrqBalance is { } irqbalance && isNew)

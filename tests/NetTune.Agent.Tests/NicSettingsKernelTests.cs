@@ -19,15 +19,9 @@ public sealed class NicSettingsKernelTests
         """;
 
     [RootFact]
-    public void VethOffloads_AndTapCoalescing_ApplyReadBack_UnsupportedOnesAreSkipped_AndRevertExactly()
-    {
-        var ns = $"ntnic-{Environment.ProcessId}-{Random.Shared.Next(100000)}";
-        var work = Directory.CreateTempSubdirectory("nettune-agent-nicsettings-").FullName;
-        try
+    public void VethOffloads_AndTapCoalescing_ApplyReadBack_UnsupportedOnesAreSkipped_AndRevertExactly() =>
+        WithVethAndTap("ntnic", "", (ns, work) =>
         {
-            Proc.Check("ip", "netns", "add", ns);
-            Proc.Check("ip", "-n", ns, "link", "add", "nta", "type", "veth", "peer", "name", "ntb");
-            InNs(ns, "ip tuntap add dev ntt mode tap && ip link set nta up && ip link set ntb up");
             var before = EthtoolView(ns);
             Assert.Contains("generic-receive-offload: off", InNs(ns, "ethtool -k nta"));
             var spec = Path.Join(work, "spec.json");
@@ -63,6 +57,58 @@ public sealed class NicSettingsKernelTests
             Assert.Equal("Reverted", reverted.GetProperty("kind").GetString());
             Assert.Equal(before, EthtoolView(ns));
             Assert.False(File.Exists(Path.Join(work, "journal", "journal.json")));
+        });
+
+    /// <summary>
+    /// The transmit queue length through sysfs (the kernel's dev_change_tx_queue_len, as IFLA_TXQLEN) on a veth, and RSS
+    /// on veth and a multi-queue tap: both devices answer ETHTOOL_GRXRINGS and GRXFHINDIR with EOPNOTSUPP, so the table
+    /// and the hash fields are Skipped with that reason, and nothing else changes.
+    /// </summary>
+    [RootFact]
+    public void VethTxQueueLength_AppliesAndRevertsExactly_AndRssIsSkippedWhereTheKernelHasNone() =>
+        WithVethAndTap("ntrss", "multi_queue", (ns, work) =>
+        {
+            string View() => InNs(ns, "ip -d link show nta; ip -d link show ntt; ethtool -x nta 2>&1; ethtool -n ntt rx-flow-hash tcp4 2>&1; true");
+            var before = View();
+            Assert.Contains("qlen 1000", InNs(ns, "ip link show nta"));
+            Assert.Contains("Operation not supported", InNs(ns, "ethtool -x nta 2>&1 || true"));
+            var spec = Path.Join(work, "spec.json");
+            File.WriteAllText(spec, """
+                {"nodeName":"netns","nic":{"interfaces":{"names":["nta","ntt"]},"txQueueLength":4242,
+                 "rss":{"equal":2,"rxFlowHash":[{"flowType":"tcp4","fields":"sdfn"}]}}}
+                """);
+
+            var applied = Agent(ns, "once", "--spec", spec, "--journal-dir", Path.Join(work, "journal"));
+            Assert.Equal("Applied", applied.GetProperty("kind").GetString());
+            Assert.Equal("4242", Result(applied, "nic/nta/txqueuelen", "Applied").GetProperty("value").GetString());
+            Assert.Equal("4242", Result(applied, "nic/ntt/txqueuelen", "Applied").GetProperty("value").GetString());
+            Assert.Contains("qlen 4242", InNs(ns, "ip link show nta"));
+            foreach (var dev in new[] { "nta", "ntt" })
+            {
+                Assert.Contains("no RSS indirection table (ethtool -x: EOPNOTSUPP", Result(applied, $"nic/{dev}/rss/indirection", "Skipped").GetProperty("message").GetString());
+                Assert.Contains("EOPNOTSUPP", Result(applied, $"nic/{dev}/rss/rx-flow-hash/tcp4", "Skipped").GetProperty("message").GetString());
+            }
+
+            var reverted = Agent(ns, "once", "--revert", "--journal-dir", Path.Join(work, "journal"));
+            Assert.Equal("Reverted", reverted.GetProperty("kind").GetString());
+            Assert.Equal(before, View());
+            Assert.False(File.Exists(Path.Join(work, "journal", "journal.json")));
+        });
+
+    /// <summary>
+    /// Runs <paramref name="body"/> with a throwaway namespace holding veth nta/ntb (up) and tap ntt, and a work folder;
+    /// both are deleted whatever happens, and the namespace must be gone after.
+    /// </summary>
+    private static void WithVethAndTap(string prefix, string tapFlags, Action<string, string> body)
+    {
+        var ns = $"{prefix}-{Environment.ProcessId}-{Random.Shared.Next(100000)}";
+        var work = Directory.CreateTempSubdirectory($"nettune-agent-{prefix}-").FullName;
+        try
+        {
+            Proc.Check("ip", "netns", "add", ns);
+            Proc.Check("ip", "-n", ns, "link", "add", "nta", "type", "veth", "peer", "name", "ntb");
+            InNs(ns, $"ip tuntap add dev ntt mode tap {tapFlags} && ip link set nta up && ip link set ntb up");
+            body(ns, work);
         }
         finally
         {

@@ -274,6 +274,15 @@ internal static class TwinSamples
         ["channels tx only"] = () => With(s => s.Nic!.Channels = new ChannelsSpec { Tx = 2 }),
         ["channels rx tx match false"] = () => With(s => s.Nic!.Channels = new ChannelsSpec { Rx = 2, Tx = 2, MatchLocalCpus = false }),
         ["channels match"] = () => With(s => s.Nic!.Channels = new ChannelsSpec { MatchLocalCpus = true }),
+        ["rss equal with weights"] = () => With(s => s.Nic!.Rss = new RssSpec { Equal = 2, Weights = [1, 1] }),
+        ["rss repeated flow type"] = () => With(s => s.Nic!.Rss = new RssSpec
+        {
+            RxFlowHash = [new RxFlowHashSpec { FlowType = "tcp4", Fields = "sdfn" }, new RxFlowHashSpec { FlowType = "tcp4", Fields = "sd" }],
+        }),
+        ["rss equal and hash fields"] = () => With(s => s.Nic!.Rss = new RssSpec
+        {
+            Equal = 4, RxFlowHash = [new RxFlowHashSpec { FlowType = "tcp4", Fields = "sdfn" }, new RxFlowHashSpec { FlowType = "udp4", Fields = "sdfn" }],
+        }),
         ["repeated hugepage size"] = () => With(s => s.Hugepages!.Add(new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 1 })),
         ["repeated numa override"] = () => With(s => s.Hugepages![0].PerNumaNode!.Add(new NumaNodePages { NumaNode = 1, Pages = 8 })),
         ["distinct numa overrides"] = () => With(s => s.Hugepages![0].PerNumaNode!.Add(new NumaNodePages { NumaNode = 0, Pages = 1048576 })),

@@ -197,6 +197,28 @@ public class ValidatorTests
         Assert.Equal(valid ? [] : [(null, "spec.nic.rps.flowEntries")], Errors(spec));
     }
 
+    // --- rss and txqueuelen ---
+
+    [Fact]
+    public void RssRefusesBothEqualAndWeights_WeightsOfZero_UnknownFlowTypes_TheDiscardLetter_AndRepeatedFlowTypes()
+    {
+        var spec = Valid();
+        spec.Nic!.Rss = new RssSpec { Equal = 4, Weights = [1, 1] };
+        Assert.Equal([("rss-equal-or-weights", "spec.nic.rss")], Errors(spec));
+        spec.Nic.Rss = new RssSpec { Weights = [0, 0] };
+        Assert.Equal([(null, "spec.nic.rss.weights")], Errors(spec));
+        spec.Nic.Rss = new RssSpec
+        {
+            RxFlowHash = [new() { FlowType = "ah4", Fields = "sd" }, new() { FlowType = "udp4", Fields = "sdr" }, new() { FlowType = "tcp4", Fields = "sdfn" }, new() { FlowType = "tcp4", Fields = "sd" }],
+        };
+        Assert.Equal([(null, "spec.nic.rss.rxFlowHash[0].flowType"), (null, "spec.nic.rss.rxFlowHash[1].fields"), ("rx-flow-hash-unique", "spec.nic.rss.rxFlowHash")], Errors(spec));
+        spec.Nic.Rss = new RssSpec { Weights = [3, 0, 1], RxFlowHash = [new() { FlowType = "udp6", Fields = "sdfn" }] };
+        spec.Nic.TxQueueLength = 10000;
+        Assert.Empty(Errors(spec));
+        spec.Nic.TxQueueLength = -1;
+        Assert.Equal([(null, "spec.nic.txQueueLength")], Errors(spec));
+    }
+
     // --- hugepages ---
 
     [Fact]
@@ -510,6 +532,8 @@ public class ValidatorTests
         var s14 = Valid(); s14.DataPlane!.Port = s14.DataPlane.AdminPort + 1; broken.Add(s14);
         var s15 = Valid(); s15.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost }; broken.Add(s15);
         var s16 = Valid(); s16.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost, LocalhostProfile = "../x.json" }; broken.Add(s16);
+        var s17 = Valid(); s17.Nic!.Rss = new RssSpec { Equal = 2, Weights = [1] }; broken.Add(s17);
+        var s18 = Valid(); s18.Nic!.Rss = new RssSpec { RxFlowHash = [new() { FlowType = "tcp4", Fields = "sd" }, new() { FlowType = "tcp4", Fields = "sd" }] }; broken.Add(s18);
         var reported = broken.SelectMany(NetworkTuningValidator.Validate).Select(e => e.RuleId).OfType<string>().ToHashSet();
         Assert.Equal(NetworkTuningValidator.RuleIds.Order(StringComparer.Ordinal), reported.Order(StringComparer.Ordinal));
     }

@@ -25,6 +25,9 @@ public sealed class KnobWriter(IHostFileSystem fs, IChannelControl channels, Hug
         _ when path.StartsWith("ethtool-coalesce:", StringComparison.Ordinal) => KnobKind.Coalesce,
         _ when path.StartsWith("ethtool-pause:", StringComparison.Ordinal) => KnobKind.Pause,
         _ when path.StartsWith("ethtool-feature:", StringComparison.Ordinal) => KnobKind.Feature,
+        _ when path.StartsWith("ethtool-rss:", StringComparison.Ordinal) => KnobKind.RssIndirection,
+        _ when path.StartsWith("ethtool-rxfh:", StringComparison.Ordinal) => KnobKind.RxFlowHash,
+        _ when path.EndsWith("/tx_queue_len", StringComparison.Ordinal) => KnobKind.TxQueueLength,
         _ when path.EndsWith("/rps_cpus", StringComparison.Ordinal) => KnobKind.RpsCpus,
         _ when path.EndsWith("/rps_flow_cnt", StringComparison.Ordinal) => KnobKind.RpsFlowCount,
         _ when path.EndsWith("/xps_cpus", StringComparison.Ordinal) => KnobKind.XpsCpus,
@@ -44,6 +47,8 @@ public sealed class KnobWriter(IHostFileSystem fs, IChannelControl channels, Hug
         if (kind == KnobKind.Channels) return WriteChannels(knob, path, target);
         if (kind is KnobKind.Rings or KnobKind.Coalesce or KnobKind.Pause) return WriteSetting(knob, kind, path, target);
         if (kind == KnobKind.Feature) return WriteFeature(knob, path, target);
+        if (kind == KnobKind.RssIndirection) return WriteRss(knob, path, target);
+        if (kind == KnobKind.RxFlowHash) return WriteFlowHash(knob, path, target);
 
         var write = fs.Write(path, target);
         if (write.Ok) _written.Add(path);
@@ -146,6 +151,47 @@ public sealed class KnobWriter(IHostFileSystem fs, IChannelControl channels, Hug
         // restores the requests one by one, and the dependency holds again once all are back.
         return Result(knob, KnobOutcome.Applied, value, f.Active == on ? null
             : $"requested {target}, but the kernel keeps {feature} {(f.Active ? "on" : "off")} while a feature it depends on is off (tx checksumming for TSO, rx checksumming for hardware GRO)");
+    }
+
+    /// <summary>
+    /// Writes the whole indirection table, or resets it when the target is the driver's default (a revert to a table
+    /// nobody had set: the reset also lets later channel changes spread it again), and reads it back.
+    /// </summary>
+    private KnobResult WriteRss(string knob, string path, string target)
+    {
+        var ifName = path["ethtool-rss:".Length..];
+        if (!RssIndirection.TryParse(target, out var table, out var isDefault))
+            return Result(knob, KnobOutcome.Failed, null, $"'{target}' is not an indirection table");
+        var err = channels.Settings.SetRss(ifName, isDefault ? null : table);
+        if (err == 0) _written.Add(path);
+        var (after, _) = channels.Settings.GetRss(ifName);
+        var value = after?.ToString();
+        var asked = isDefault ? "default" : $"{table.Length} entries over queues {string.Join(",", table.Distinct().Order())}";
+        if (err == Errnos.EOPNOTSUPP) return Result(knob, KnobOutcome.Skipped, value, $"the driver of {ifName} cannot set its indirection table (ethtool -X {ifName} {asked}: {Errnos.Describe(err)})");
+        if (err != 0) return Result(knob, KnobOutcome.Failed, value, $"ethtool -X {ifName} {asked}: {Errnos.Describe(err)}");
+        // The default spread is over the rings there are now: restored before the channels, it follows them when they go back.
+        var done = after is not null && (isDefault ? RssIndirection.IsDefault(after.Indirection, after.RxRings) : after.Indirection.SequenceEqual(table));
+        return done
+            ? Result(knob, KnobOutcome.Applied, value, null)
+            : Result(knob, KnobOutcome.Failed, value, $"set the indirection table of {ifName} to {target} but read back {value ?? "nothing"}");
+    }
+
+    private KnobResult WriteFlowHash(string knob, string path, string target)
+    {
+        var rest = path["ethtool-rxfh:".Length..];
+        var slash = rest.IndexOf('/');
+        var (ifName, flowType) = (rest[..slash], rest[(slash + 1)..]);
+        if (!RxFlowHashFields.TryParse(target, out var bits)) return Result(knob, KnobOutcome.Failed, null, $"'{target}' is not hash fields");
+        var err = channels.Settings.SetFlowHash(ifName, flowType, bits);
+        if (err == 0) _written.Add(path);
+        var (now, _) = channels.Settings.GetFlowHash(ifName, flowType);
+        var value = now is { } v ? RxFlowHashFields.Format(v) : null;
+        var command = $"ethtool -N {ifName} rx-flow-hash {flowType} {target}";
+        if (err == Errnos.EOPNOTSUPP) return Result(knob, KnobOutcome.Skipped, value, $"the driver of {ifName} cannot hash {flowType} on {target} ({command}: {Errnos.Describe(err)})");
+        if (err != 0) return Result(knob, KnobOutcome.Failed, value, $"{command}: {Errnos.Describe(err)}");
+        return now == bits
+            ? Result(knob, KnobOutcome.Applied, value, null)
+            : Result(knob, KnobOutcome.Failed, value, $"set {flowType} hashing on {target} on {ifName} but read back {value ?? "nothing"}");
     }
 
     private bool IrqStillBelongsTo(string path, string identity)

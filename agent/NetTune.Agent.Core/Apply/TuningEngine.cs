@@ -2,6 +2,7 @@ using NetTune.Agent.Core.Host;
 using NetTune.Agent.Core.Journal;
 using NetTune.Agent.Core.Planning;
 using NetTune.Agent.Core.Seccomp;
+using NetTune.Agent.Core.Status;
 using NetTune.Agent.Core.Topology;
 using NetTune.Api.V1Alpha1;
 using NetTune.Api.Validation;
@@ -41,6 +42,7 @@ public sealed class TuningEngine
     private readonly KnobWriter _writer;
     private readonly HugepagesRaiseOptions _hugepagesRaise = new();
     private IReadOnlyDictionary<string, DateTime> _hold = new Dictionary<string, DateTime>();
+    private IReadOnlyDictionary<string, FailureHold> _failing = new Dictionary<string, FailureHold>();
 
     public TuningEngine(IHostFileSystem fs, IChannelControl channels, JournalStore journal, bool planOnly = false)
     {
@@ -149,10 +151,13 @@ public sealed class TuningEngine
     /// <param name="hold">Knobs not to set back until the given time (drift back-off): reported Skipped.</param>
     /// <param name="givenUp">Hugepage pools whose Shortfall is not retried (see ShortfallRetries): left as they are and
     /// reported Shortfall with the given message.</param>
+    /// <param name="failing">Knobs whose writes kept failing (see Status.FailureBackoff): not written until the given
+    /// time, and reported Failed with the error they last failed with.</param>
     public RunReport Apply(NodeStateSpec spec, Action<HostSnapshot, TuningPlan>? planned = null, IReadOnlyDictionary<string, DateTime>? hold = null,
-        IReadOnlyDictionary<string, string>? givenUp = null)
+        IReadOnlyDictionary<string, string>? givenUp = null, IReadOnlyDictionary<string, FailureHold>? failing = null)
     {
         _hold = hold ?? new Dictionary<string, DateTime>();
+        _failing = failing ?? new Dictionary<string, FailureHold>();
         givenUp ??= new Dictionary<string, string>();
         TuningJournal journal;
         try
@@ -436,10 +441,10 @@ public sealed class TuningEngine
                     "revert refused: the agent runs with --plan-only and writes nothing to this host; the originals an earlier agent journaled are left as they are");
         }
         var results = new List<KnobResult>();
-        foreach (var phase in journal.Entries.Select(e => KnobValues.Phase(e.Kind)).Distinct().Order().ToArray())
+        foreach (var phase in journal.Entries.Select(e => KnobValues.RestorePhase(e.Kind)).Distinct().Order().ToArray())
         {
             var done = new List<string>();
-            foreach (var e in journal.Entries.Where(e => KnobValues.Phase(e.Kind) == phase))
+            foreach (var e in journal.Entries.Where(e => KnobValues.RestorePhase(e.Kind) == phase))
             {
                 var r = RestoreEntry(e, queueMustExist: false);
                 results.Add(r);
@@ -509,13 +514,14 @@ public sealed class TuningEngine
 
         var journal = _journal.Load();
         // A NIC whose channels changed got new queues: every queue setting journaled for it goes back too.
-        var changedNics = written.Where(p => p.StartsWith("ethtool:", StringComparison.Ordinal)).Select(p => p["ethtool:".Length..]).ToHashSet(StringComparer.Ordinal);
+        var changedNics = written.Where(p => p.StartsWith("ethtool:", StringComparison.Ordinal) || p.StartsWith("ethtool-rings:", StringComparison.Ordinal))
+            .Select(p => p[(p.IndexOf(':') + 1)..]).ToHashSet(StringComparer.Ordinal);
         var queuesOf = changedNics.Select(n => $"sys/class/net/{n}/queues/").ToArray();
         // ...and so does everything journaled of it before its channels changed (its IRQs too: the driver reset them).
         var undo = journal.Entries.Where(e => written.Contains(e.Path)
                 || (KnobValues.Phase(e.Kind) == KnobValues.QueuePhase && queuesOf.Any(q => e.Path.StartsWith(q, StringComparison.Ordinal)))
                 || (e.BeforeChannels == true && e.Nic is { } nic && changedNics.Contains(nic)))
-            .OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
+            .OrderBy(e => KnobValues.RestorePhase(e.Kind)).ToArray();
         var done = new List<JournalEntry>();
         var undone = new List<KnobResult>();
         foreach (var e in undo)
@@ -561,7 +567,7 @@ public sealed class TuningEngine
     private TuningJournal RestoreNoLongerWanted(TuningJournal journal, HostSnapshot host, TuningPlan plan, List<KnobResult> results, bool nics)
     {
         var wanted = Wanted(plan);
-        var stale = journal.Entries.Where(e => !wanted.Contains(e.Key) && (nics || KnobValues.Phase(e.Kind) > NicPhase)).OrderBy(e => KnobValues.Phase(e.Kind)).ToArray();
+        var stale = journal.Entries.Where(e => !wanted.Contains(e.Key) && (nics || KnobValues.Phase(e.Kind) > NicPhase)).OrderBy(e => KnobValues.RestorePhase(e.Kind)).ToArray();
         if (stale.Length == 0) return journal;
         var done = new List<string>();
         foreach (var e in stale)
@@ -599,7 +605,9 @@ public sealed class TuningEngine
         if (phase is not (KnobValues.QueuePhase or KnobValues.IrqPhase)) return Hold.No;
         var nicName = e.Nic ?? (phase == KnobValues.QueuePhase && e.Knob.Split('/') is { Length: > 1 } parts ? parts[1] : null);
         var channels = nicName is null ? null : $"nic/{nicName}/channels";
-        var held = channels is not null && journal.Contains(channels) && wanted.Contains(channels);
+        var rings = nicName is null ? null : $"nic/{nicName}/rings";
+        var held = (channels is not null && journal.Contains(channels) && wanted.Contains(channels))
+            || (rings is not null && journal.Contains(rings) && wanted.Contains(rings));
         var exists = phase == KnobValues.QueuePhase ? _fs.Exists(e.Path) : ResolveIrqPath(e) is not null && _fs.Exists(ResolveIrqPath(e)!);
         if (!exists) return phase == KnobValues.QueuePhase || held ? Hold.Wait : Hold.No;
         if (e.LostWithChannels == true) return held ? Hold.Wait : Hold.No;
@@ -607,13 +615,22 @@ public sealed class TuningEngine
         return Hold.No;
     }
 
-    private KnobResult? Held(DesiredKnob d) => _hold.TryGetValue(d.Knob, out var until)
-        ? new KnobResult
-        {
-            Knob = d.Knob, Result = KnobOutcome.Skipped, Value = d.Current,
-            Message = $"not set back to {d.Target}: something else keeps changing it; the agent backs off until {until:yyyy-MM-ddTHH:mm:ssZ}",
-        }
-        : null;
+    private KnobResult? Held(DesiredKnob d)
+    {
+        if (_failing.TryGetValue(d.Knob, out var failing))
+            return new KnobResult
+            {
+                Knob = d.Knob, Result = KnobOutcome.Failed, Value = d.Current,
+                Message = $"not tried again until {failing.Until:yyyy-MM-ddTHH:mm:ssZ}: setting {d.Target} kept failing" + (failing.LastError is null ? "" : $" (last: {failing.LastError})"),
+            };
+        return _hold.TryGetValue(d.Knob, out var until)
+            ? new KnobResult
+            {
+                Knob = d.Knob, Result = KnobOutcome.Skipped, Value = d.Current,
+                Message = $"not set back to {d.Target}: something else keeps changing it; the agent backs off until {until:yyyy-MM-ddTHH:mm:ssZ}",
+            }
+            : null;
+    }
 
     private RunReport? SaveOrFail(TuningJournal journal, TuningPlan plan, List<KnobResult> results)
     {
@@ -646,6 +663,7 @@ public sealed class TuningEngine
         if (recordable.Count > 0 && SaveOrFail(journal = journal.With(recordable), plan, results) is { } saveFailed)
             return new ChannelPhase(journal, host, plan, saveFailed);
         var changed = false;
+        var ringsChanged = false;
         foreach (var d in knobs)
         {
             KnobResult r;
@@ -654,9 +672,18 @@ public sealed class TuningEngine
             else
             {
                 var nic = NicOf(d.Path);
+                // A ring change rebuilds the queues on mlx5 and ENA, and ENA requests its vectors anew with their default
+                // affinity: what it may reset is journaled first, as for a channel change, and put back below.
+                if (d.Kind == KnobKind.Rings && host.Nics.FirstOrDefault(n => n.Name == nic) is { } ringNic)
+                {
+                    var sideEffects = SnapshotBeforeChannels(ringNic, null).Where(e => !journal.Contains(e.Key)).ToList();
+                    if (sideEffects.Count > 0 && SaveOrFail(journal = journal.With(sideEffects), plan, results) is { } snapFailed)
+                        return new ChannelPhase(journal, host, plan, snapFailed);
+                }
                 var operBefore = d.Kind is KnobKind.Rings or KnobKind.Pause ? OperState(nic) : null;
                 r = _writer.Write(d.Knob, d.Kind, d.Path, d.Target, d.Identity);
                 changed |= r.Result != KnobOutcome.Skipped;
+                ringsChanged |= d.Kind == KnobKind.Rings && r.Result != KnobOutcome.Skipped;
                 if (r.Result == KnobOutcome.Applied && !WaitForLink(nic, operBefore))
                 {
                     var back = _writer.Write(d.Knob, d.Kind, d.Path, d.Current!, d.Identity);
@@ -671,6 +698,9 @@ public sealed class TuningEngine
             results.Add(r);
         }
         if (changed) (host, plan) = PlanNow(spec);
+        // Settings the spec does not manage that a ring change reset go back to what they were at once (and stay
+        // journaled: the ring revert resets them again).
+        if (ringsChanged) journal = RestoreNoLongerWanted(journal, host, plan, results, nics: true);
         return new ChannelPhase(journal, host, plan, null);
     }
 
@@ -723,6 +753,18 @@ public sealed class TuningEngine
             if (recordable.Count > 0 && SaveOrFail(journal = journal.With(recordable), plan, results) is { } failed)
                 return new ChannelPhase(journal, host, plan, failed);
 
+            if (ChannelCounts.TryParse(d.Target, out var counts) && TableInTheWay(nic, counts, journal, plan) is { } table)
+            {
+                // The kernel refuses fewer receive queues than a table set by hand uses. NetTune's own table (journaled,
+                // or about to be replaced after the channels) goes back to the default spread first; its original is
+                // journaled before, so a revert still restores it.
+                var rssKnob = $"nic/{nic.Name}/rss/indirection";
+                if (!journal.Contains(rssKnob) && SaveOrFail(journal = journal.With([new JournalEntry(rssKnob, KnobKind.RssIndirection, NicSettingsPlanner.RssPath(nic.Name), table.ToString(), Nic: nic.Name)]), plan, results) is { } rssFailed)
+                    return new ChannelPhase(journal, host, plan, rssFailed);
+                var size = table.Indirection.Length;
+                results.Add(_writer.Write(rssKnob + "/before-channels", KnobKind.RssIndirection, NicSettingsPlanner.RssPath(nic.Name),
+                    RssIndirection.Format(RssIndirection.Equal(size, Math.Max(table.RxRings, 1)), table.RxRings), null));
+            }
             var operBefore = OperState(nic.Name);
             var r = _writer.Write(d.Knob, d.Kind, d.Path, d.Target, d.Identity);
             if (r.Result == KnobOutcome.Applied && !WaitForLink(nic.Name, operBefore))
@@ -746,6 +788,17 @@ public sealed class TuningEngine
         return new ChannelPhase(journal, host, plan, null);
     }
 
+    /// <summary>
+    /// The NIC's indirection table when it uses a receive queue that <paramref name="counts"/> would remove and it is
+    /// NetTune's to change: journaled by an earlier apply, or planned anew after the channels.
+    /// </summary>
+    private static RssTable? TableInTheWay(Nic nic, ChannelCounts counts, TuningJournal journal, TuningPlan plan)
+    {
+        if (nic.Rss?.Table is not { } table || table.Indirection.Length == 0 || table.Indirection.Max() < counts.Combined + counts.Rx) return null;
+        var knob = $"nic/{nic.Name}/rss/indirection";
+        return journal.Contains(knob) || plan.Desired.Any(d => d.Knob == knob) ? table : null;
+    }
+
     private string? OperState(string nic) => new TopologyDiscovery(_fs, _channels).Value($"sys/class/net/{nic}/operstate");
 
     private string? BondOf(string nic) =>
@@ -765,23 +818,23 @@ public sealed class TuningEngine
     }
 
     /// <summary>
-    /// Everything a channel change may take or reset on <paramref name="nic"/>: each queue's rps_cpus, rps_flow_cnt and
+    /// Everything a channel change (or a ring change: <paramref name="target"/> null, no queue removed) may take or reset on <paramref name="nic"/>: each queue's rps_cpus, rps_flow_cnt and
     /// xps_cpus and each queue IRQ's affinity (keyed by its name), as they are before the change. Queues the new counts
     /// remove are marked <see cref="JournalEntry.LostWithChannels"/>; the rest <see cref="JournalEntry.BeforeChannels"/>.
     /// </summary>
-    private static IEnumerable<JournalEntry> SnapshotBeforeChannels(Nic nic, ChannelCounts target)
+    private static IEnumerable<JournalEntry> SnapshotBeforeChannels(Nic nic, ChannelCounts? target)
     {
         var dir = $"sys/class/net/{nic.Name}/queues";
         foreach (var q in nic.RxQueues)
         {
-            bool? lost = q.Index >= target.Combined + target.Rx ? true : null;
+            bool? lost = target is { } t && q.Index >= t.Combined + t.Rx ? true : null;
             bool? kept = lost is null ? true : null;
             if (q.RpsCpus is not null) yield return new JournalEntry($"nic/{nic.Name}/rx-{q.Index}/rps_cpus", KnobKind.RpsCpus, $"{dir}/rx-{q.Index}/rps_cpus", q.RpsCpus, null, lost, nic.Name, kept);
             if (q.RpsFlowCnt is not null) yield return new JournalEntry($"nic/{nic.Name}/rx-{q.Index}/rps_flow_cnt", KnobKind.RpsFlowCount, $"{dir}/rx-{q.Index}/rps_flow_cnt", q.RpsFlowCnt, null, lost, nic.Name, kept);
         }
         foreach (var q in nic.TxQueues.Where(q => q.XpsCpus is not null))
         {
-            bool? lost = q.Index >= target.Combined + target.Tx ? true : null;
+            bool? lost = target is { } t && q.Index >= t.Combined + t.Tx ? true : null;
             yield return new JournalEntry($"nic/{nic.Name}/tx-{q.Index}/xps_cpus", KnobKind.XpsCpus, $"{dir}/tx-{q.Index}/xps_cpus", q.XpsCpus!, null, lost, nic.Name, lost is null ? true : null);
         }
         foreach (var irq in nic.Irqs.Where(i => !i.Managed && i.AffinityList is not null))

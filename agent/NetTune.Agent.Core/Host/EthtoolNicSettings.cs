@@ -5,8 +5,9 @@ using System.Text;
 namespace NetTune.Agent.Core.Host;
 
 /// <summary>
-/// Rings, coalescing, pause and features through the SIOCETHTOOL ioctl, as the channels are: ETHTOOL_G/SRINGPARAM,
-/// G/SCOALESCE, G/SPAUSEPARAM, and the feature-name string set with ETHTOOL_GFEATURES / SFEATURES. Each set reads the
+/// Rings, coalescing, pause, features and RSS through the SIOCETHTOOL ioctl, as the channels are: ETHTOOL_G/SRINGPARAM,
+/// G/SCOALESCE, G/SPAUSEPARAM, the feature-name string set with ETHTOOL_GFEATURES / SFEATURES, ETHTOOL_GRXRINGS with
+/// G/SRXFHINDIR for the indirection table and G/SRXFH for the hash fields. Each set reads the
 /// whole structure first and changes only the named fields, so fields NetTune does not manage keep the driver's value.
 /// </summary>
 public sealed class EthtoolNicSettings : INicSettingsControl
@@ -15,6 +16,11 @@ public sealed class EthtoolNicSettings : INicSettingsControl
     private const uint ETHTOOL_GPAUSEPARAM = 0x12, ETHTOOL_SPAUSEPARAM = 0x13, ETHTOOL_GSTRINGS = 0x1b, ETHTOOL_GSSET_INFO = 0x37;
     private const uint ETHTOOL_GFEATURES = 0x3a, ETHTOOL_SFEATURES = 0x3b, ETH_SS_FEATURES = 4, ETH_GSTRING_LEN = 32;
     private const int ETHTOOL_F_UNSUPPORTED = 1;
+    private const uint ETHTOOL_GRXFH = 0x29, ETHTOOL_SRXFH = 0x2a, ETHTOOL_GRXRINGS = 0x2d, ETHTOOL_GRXFHINDIR = 0x38, ETHTOOL_SRXFHINDIR = 0x39;
+
+    // struct ethtool_rxnfc is 192 bytes on 64-bit (cmd, flow_type, __u64 data at offset 8, the flow spec, rule_cnt);
+    // the kernel copies as much of it as the command uses.
+    private const int RxnfcBytes = 192;
 
     // Word offsets of each field in its structure (linux/ethtool.h): ethtool_ringparam has cmd, four maximums, four
     // sizes; ethtool_coalesce has cmd and 22 words; ethtool_pauseparam has cmd, autoneg, rx_pause, tx_pause.
@@ -89,6 +95,64 @@ public sealed class EthtoolNicSettings : INicSettingsControl
         if (r < 0) return -r;
         // A feature outside the device's changeable set is dropped by the kernel, which says so in the result.
         return (r & ETHTOOL_F_UNSUPPORTED) != 0 ? Errnos.EOPNOTSUPP : 0;
+    }
+
+    public (RssTable? Table, int Errno) GetRss(string ifName)
+    {
+        var (rings, err) = RxRings(ifName);
+        if (err != 0) return (null, err);
+        // struct ethtool_rxfh_indir: cmd, size, ring_index[size]. Size 0 asks for the device's size.
+        var head = new uint[2];
+        head[0] = ETHTOOL_GRXFHINDIR;
+        err = EthtoolIoctl.Call(ifName, head);
+        if (err != 0) return (null, err);
+        var size = head[1];
+        if (size is 0 or > 65536) return (null, Errnos.EOPNOTSUPP);
+        var s = new uint[2 + size];
+        s[0] = ETHTOOL_GRXFHINDIR;
+        s[1] = size;
+        err = EthtoolIoctl.Call(ifName, s);
+        return err != 0 ? (null, err) : (new RssTable(rings, s[2..]), 0);
+    }
+
+    public int SetRss(string ifName, uint[]? indirection)
+    {
+        // Size 0 is the kernel's "back to the default spread" (ethtool -X default), which also forgets that the table
+        // was set by hand, so later channel changes spread it again as before.
+        var s = new uint[2 + (indirection?.Length ?? 0)];
+        s[0] = ETHTOOL_SRXFHINDIR;
+        s[1] = (uint)(indirection?.Length ?? 0);
+        indirection?.CopyTo(s, 2);
+        return EthtoolIoctl.Call(ifName, s);
+    }
+
+    public (uint? Fields, int Errno) GetFlowHash(string ifName, string flowType)
+    {
+        if (RxFlowHashFields.FlowType(flowType) is not { } type) return (null, Errnos.EINVAL);
+        var s = new byte[RxnfcBytes];
+        BinaryPrimitives.WriteUInt32LittleEndian(s, ETHTOOL_GRXFH);
+        BinaryPrimitives.WriteUInt32LittleEndian(s.AsSpan(4), type);
+        var r = EthtoolIoctl.Call(ifName, s);
+        return r < 0 ? (null, -r) : ((uint)BinaryPrimitives.ReadUInt64LittleEndian(s.AsSpan(8)), 0);
+    }
+
+    public int SetFlowHash(string ifName, string flowType, uint fields)
+    {
+        if (RxFlowHashFields.FlowType(flowType) is not { } type) return Errnos.EINVAL;
+        var s = new byte[RxnfcBytes];
+        BinaryPrimitives.WriteUInt32LittleEndian(s, ETHTOOL_SRXFH);
+        BinaryPrimitives.WriteUInt32LittleEndian(s.AsSpan(4), type);
+        BinaryPrimitives.WriteUInt64LittleEndian(s.AsSpan(8), fields);
+        var r = EthtoolIoctl.Call(ifName, s);
+        return r < 0 ? -r : 0;
+    }
+
+    private static (int Rings, int Errno) RxRings(string ifName)
+    {
+        var s = new byte[RxnfcBytes];
+        BinaryPrimitives.WriteUInt32LittleEndian(s, ETHTOOL_GRXRINGS);
+        var r = EthtoolIoctl.Call(ifName, s);
+        return r < 0 ? (0, -r) : ((int)BinaryPrimitives.ReadUInt64LittleEndian(s.AsSpan(8)), 0);
     }
 
     private static NicSettingValues Read(NicSettingGroup group, uint[] s, int[] offsets)

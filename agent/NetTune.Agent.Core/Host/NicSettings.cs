@@ -128,8 +128,8 @@ public sealed record NicSetting(NicSettingValues Current, NicSettingValues? Max 
 /// <summary>One kernel feature (ethtool -k): whether it was asked for, whether it is on, and whether it can change at all.</summary>
 public sealed record NicFeature(string Name, bool Requested, bool Active, bool Changeable);
 
-/// <summary>Reads and sets the NIC settings other than channels: rings, coalescing, pause frames and features.</summary>
-public interface INicSettingsControl
+/// <summary>Reads and sets the NIC settings other than channels: rings, coalescing, pause frames, features and RSS.</summary>
+public interface INicSettingsControl : IRssControl
 {
     /// <summary>The group's values, or the errno (EOPNOTSUPP when the driver does not implement it).</summary>
     (NicSetting? Setting, int Errno) Get(string ifName, NicSettingGroup group);
@@ -145,4 +145,153 @@ public interface INicSettingsControl
 
     /// <summary>Asks for one feature on or off; returns 0 or the errno. Whether it is on afterwards is for the caller to read back.</summary>
     int SetFeature(string ifName, string feature, bool on);
+}
+
+/// <summary>
+/// An RSS indirection table (ethtool -x) as text: "SIZE:PATTERN", the shortest run of queue indexes that repeats over
+/// the whole table ("128:0,1,2,3" is ethtool -X equal 4 on a 128-entry table), prefixed "default " when it is the
+/// kernel's default spread over the receive rings (entry i on ring i mod rings; ethtool_rxfh_indir_default), which is
+/// also what a reset (ethtool -X default) gives back.
+/// </summary>
+public static class RssIndirection
+{
+    public const string DefaultPrefix = "default ";
+
+    public static string Format(IReadOnlyList<uint> table, int rxRings)
+    {
+        var period = 1;
+        while (period < table.Count && !Repeats(table, period)) period++;
+        var text = $"{table.Count}:{string.Join(',', table.Take(period))}";
+        return IsDefault(table, rxRings) ? DefaultPrefix + text : text;
+    }
+
+    public static bool IsDefault(IReadOnlyList<uint> table, int rxRings) =>
+        rxRings > 0 && table.Count > 0 && table.Select((q, i) => q == (uint)(i % rxRings)).All(x => x);
+
+    public static bool TryParse(string? text, out uint[] table, out bool isDefault)
+    {
+        table = [];
+        isDefault = false;
+        if (text is null) return false;
+        if (text.StartsWith(DefaultPrefix, StringComparison.Ordinal))
+        {
+            isDefault = true;
+            text = text[DefaultPrefix.Length..];
+        }
+        var colon = text.IndexOf(':');
+        if (colon <= 0 || !int.TryParse(text[..colon], NumberStyles.None, CultureInfo.InvariantCulture, out var size) || size is <= 0 or > 65536) return false;
+        var pattern = new List<uint>();
+        foreach (var part in text[(colon + 1)..].Split(','))
+        {
+            if (!uint.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var q)) return false;
+            pattern.Add(q);
+        }
+        if (pattern.Count == 0 || pattern.Count > size) return false;
+        table = new uint[size];
+        for (var i = 0; i < size; i++) table[i] = pattern[i % pattern.Count];
+        return true;
+    }
+
+    /// <summary>ethtool -X equal N: entry i on queue i mod N.</summary>
+    public static uint[] Equal(int size, int queues)
+    {
+        var table = new uint[size];
+        for (var i = 0; i < size; i++) table[i] = (uint)(i % queues);
+        return table;
+    }
+
+    /// <summary>
+    /// ethtool -X weight W0 W1 ...: queue j takes a run of entries in proportion to its weight, as ethtool's own
+    /// fill_indir_table lays them out, so the table matches what the ethtool program would set. Null when the weights
+    /// add up to 0 or to more than the table has entries (ethtool refuses both).
+    /// </summary>
+    public static uint[]? Weights(int size, IReadOnlyList<int> weights)
+    {
+        long sum = weights.Sum(w => (long)w);
+        if (sum <= 0 || sum > size) return null;
+        var table = new uint[size];
+        long partial = 0;
+        var j = -1;
+        for (var i = 0; i < size; i++)
+        {
+            while (i >= size * partial / sum)
+            {
+                j++;
+                partial += weights[j];
+            }
+            table[i] = (uint)j;
+        }
+        return table;
+    }
+
+    private static bool Repeats(IReadOnlyList<uint> table, int period)
+    {
+        for (var i = period; i < table.Count; i++)
+            if (table[i] != table[i % period]) return false;
+        return true;
+    }
+}
+
+/// <summary>
+/// The header fields a flow type is hashed on (ethtool -n DEV rx-flow-hash TYPE), as ethtool's letters in a fixed
+/// order: m (L2 destination), v (VLAN), t (L3 protocol), s, d (IP source, destination), f, n (L4 bytes 0-1, 2-3).
+/// </summary>
+public static class RxFlowHashFields
+{
+    // RXH_* bits of linux/ethtool.h, in the order ethtool prints them.
+    private static readonly (char Letter, uint Bit)[] Bits = [('m', 1u << 1), ('v', 1u << 2), ('t', 1u << 3), ('s', 1u << 4), ('d', 1u << 5), ('f', 1u << 6), ('n', 1u << 7)];
+
+    /// <summary>RXH_DISCARD: drop the flow type. Never set by NetTune; shown as r when a device has it.</summary>
+    public const uint Discard = 1u << 31;
+
+    /// <summary>The ethtool flow types NetTune sets and their ETHTOOL flow type numbers (TCP_V4_FLOW and so on).</summary>
+    public static readonly IReadOnlyList<(string Name, uint FlowType)> FlowTypes =
+        [("tcp4", 0x01), ("udp4", 0x02), ("sctp4", 0x03), ("tcp6", 0x05), ("udp6", 0x06), ("sctp6", 0x07)];
+
+    public static string Format(uint bits)
+    {
+        var sb = new StringBuilder();
+        foreach (var (letter, bit) in Bits)
+            if ((bits & bit) != 0) sb.Append(letter);
+        if ((bits & Discard) != 0) sb.Append('r');
+        return sb.Length == 0 ? "none" : sb.ToString();
+    }
+
+    public static bool TryParse(string? text, out uint bits)
+    {
+        bits = 0;
+        if (text is null) return false;
+        if (text == "none") return true;
+        foreach (var c in text)
+        {
+            if (c == 'r') bits |= Discard;
+            else if (Bits.FirstOrDefault(b => b.Letter == c) is { Bit: not 0 } b) bits |= b.Bit;
+            else return false;
+        }
+        return text.Length > 0;
+    }
+
+    public static uint? FlowType(string name) => FlowTypes.FirstOrDefault(f => f.Name == name) is { Name: not null } f ? f.FlowType : null;
+}
+
+/// <summary>A device's RSS indirection table and the receive rings it spreads over (ethtool -x).</summary>
+public sealed record RssTable(int RxRings, uint[] Indirection)
+{
+    public override string ToString() => RssIndirection.Format(Indirection, RxRings);
+}
+
+/// <summary>RSS indirection and hash fields (ethtool -x/-X, -n/-N rx-flow-hash).</summary>
+public interface IRssControl
+{
+    /// <summary>The table and the receive ring count, or the errno (EOPNOTSUPP: the device has no indirection table).</summary>
+    (RssTable? Table, int Errno) GetRss(string ifName);
+
+    /// <summary>Writes the whole table; null resets it to the driver's default spread (ethtool -X default). 0 or the errno.</summary>
+    int SetRss(string ifName, uint[]? indirection);
+
+    /// <summary>The RXH_* bits one flow type is hashed on, or the errno.</summary>
+    (uint? Fields, int Errno) GetFlowHash(string ifName, string flowType);
+
+    /// <summary>Sets the RXH_* bits of one flow type; 0 or the errno.</summary>
+    int SetFlowHash(string ifName, string flowType, uint fields);
 }

@@ -27,6 +27,7 @@ public sealed class SimulatedChannelControl(IHostFileSystem fs) : IChannelContro
         var max = current.Max;
         if (counts.Rx > max.Rx || counts.Tx > max.Tx || counts.Other > max.Other || counts.Combined > max.Combined) return Errnos.EINVAL;
         if (counts.Combined + counts.Rx == 0 || counts.Combined + counts.Tx == 0) return Errnos.EINVAL;
+        if (!SimulatedNicSettings.ChannelChangeAllowed(fs, ifName, counts.Combined + counts.Rx)) return Errnos.EINVAL;
         var write = fs.Write(StatePath(ifName), $"{counts} max {max}");
         if (!write.Ok) return write.Errno;
         ResizeQueues(fs, ifName, counts.Combined + counts.Rx, counts.Combined + counts.Tx);

@@ -52,6 +52,35 @@ public static class SimulatedDriver
             ReallocateVectors(fs, template, pciDir, Math.Max(counts.Combined + counts.Rx, counts.Combined + counts.Tx), local, cpuIds);
     }
 
+    /// <summary>
+    /// A ring change. With <c>ring-resets-affinity=1</c> the driver behaves like ENA (ena_update_queue_params: the
+    /// interface goes down and up, its IO vectors are freed and requested again with the same numbers, and
+    /// irq_set_affinity_and_hint puts each back on its default CPU, vector q on local CPU q): every vector named
+    /// <c>irq-name</c> gets that affinity, whatever was set before.
+    /// </summary>
+    public static void OnRingsChanged(IHostFileSystem fs, string ifName)
+    {
+        var read = fs.Read(StatePath(ifName));
+        if (!read.Ok) return;
+        var cfg = read.Text!.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1], StringComparer.Ordinal);
+        if (cfg.GetValueOrDefault("ring-resets-affinity") != "1" || cfg.GetValueOrDefault("irq-name") is not { } template || cfg.GetValueOrDefault("pci-dir") is not { } pciDir) return;
+        var cpuIds = CpuMask.GroupWidthFromPossible(fs.Read("sys/devices/system/cpu/possible").Text);
+        var local = CpuList.TryParse(StripNewline(fs.Read($"{pciDir}/local_cpulist").Text), out var l) && l.Count > 0 ? l : Enumerable.Range(0, cpuIds).ToArray();
+        var (prefix, suffix) = (template[..template.IndexOf("{q}", StringComparison.Ordinal)], template[(template.IndexOf("{q}", StringComparison.Ordinal) + 3)..]);
+        foreach (var irq in fs.List("proc/irq"))
+            foreach (var action in fs.List($"proc/irq/{irq}"))
+            {
+                if (!action.StartsWith(prefix, StringComparison.Ordinal) || !action.EndsWith(suffix, StringComparison.Ordinal)
+                    || !int.TryParse(action[prefix.Length..^suffix.Length], out var q)) continue;
+                var cpu = local[q % local.Count];
+                var dir = Path.Join(fs.Root, $"proc/irq/{irq}");
+                File.WriteAllText(Path.Join(dir, "smp_affinity_list"), $"{cpu}\n");
+                File.WriteAllText(Path.Join(dir, "smp_affinity"), CpuMask.Format([cpu], cpuIds) + "\n");
+                File.WriteAllText(Path.Join(dir, "effective_affinity_list"), $"{cpu}\n");
+            }
+    }
+
     private static void ReallocateVectors(IHostFileSystem fs, string template, string pciDir, int vectors, IReadOnlyList<int> local, int cpuIds)
     {
         var root = fs.Root;

@@ -17,6 +17,12 @@ namespace NetTune.Agent.Core.Host;
 /// autoneg is (EOPNOTSUPP: "To change autoneg please use: ethtool -s").</item>
 /// <item>ena: rings below 256 become 256, then round down to a power of two; coalescing only usecs and adaptive-rx,
 /// and rx-usecs reads 0 while adaptive-rx is on; no pause.</item>
+/// <item>RSS (<c>rss-size=N</c> for a device with an N-entry indirection table, <c>rss-indir=</c> once one was set,
+/// <c>rxfh.tcp4=sdfn</c> per flow type): core: a table entry at or above the receive ring count is EINVAL
+/// (ethtool_copy_validate_indir), and a channel change that leaves fewer rings than a table set by hand uses is EINVAL
+/// (ethtool_check_max_channel); a table never set by hand follows the ring count (mlx5e_num_channels_changed spreads
+/// it uniformly again, as the drivers here do). mlx5 and ice hash only on s, d, f and n (EOPNOTSUPP otherwise) and
+/// mlx5 not sctp flows (EINVAL); ENA's device refuses hash field changes (EOPNOTSUPP).</item>
 /// </list>
 /// </summary>
 public sealed class SimulatedNicSettings(IHostFileSystem fs) : INicSettingsControl
@@ -49,8 +55,11 @@ public sealed class SimulatedNicSettings(IHostFileSystem fs) : INicSettingsContr
             _ => Pause(driver, request, state.GetValueOrDefault("link-autoneg")),
         };
         if (err != 0) return err;
+        var ringsChanged = values.Group == NicSettingGroup.Rings && !result.Equals(stored);
         state[key] = result.ToString();
-        return Save(ifName, state);
+        var saved = Save(ifName, state);
+        if (saved == 0 && ringsChanged) SimulatedDriver.OnRingsChanged(fs, ifName);
+        return saved;
     }
 
     public (IReadOnlyList<NicFeature>? Features, int Errno) GetFeatures(string ifName)
@@ -70,6 +79,74 @@ public sealed class SimulatedNicSettings(IHostFileSystem fs) : INicSettingsContr
         if (!state.TryGetValue($"feature.{feature}", out var now) || now.EndsWith(" fixed", StringComparison.Ordinal)) return Errnos.EOPNOTSUPP;
         state[$"feature.{feature}"] = on ? "on" : "off";
         return Save(ifName, state);
+    }
+
+    public (RssTable? Table, int Errno) GetRss(string ifName)
+    {
+        if (Load(ifName) is not { } state) return (null, fs.Exists($"sys/class/net/{ifName}") ? Errnos.EOPNOTSUPP : Errnos.ENODEV);
+        if (!state.TryGetValue("rss-size", out var sizeText) || !int.TryParse(sizeText, out var size) || size <= 0) return (null, Errnos.EOPNOTSUPP);
+        var rings = RxRings(fs, ifName);
+        var table = state.TryGetValue("rss-indir", out var set) && RssIndirection.TryParse(set, out var t, out _) && t.Length == size
+            ? t : RssIndirection.Equal(size, Math.Max(rings, 1));
+        return (new RssTable(rings, table), 0);
+    }
+
+    public int SetRss(string ifName, uint[]? indirection)
+    {
+        if (Load(ifName) is not { } state) return fs.Exists($"sys/class/net/{ifName}") ? Errnos.EOPNOTSUPP : Errnos.ENODEV;
+        if (!state.TryGetValue("rss-size", out var sizeText) || !int.TryParse(sizeText, out var size)) return Errnos.EOPNOTSUPP;
+        if (indirection is null)
+        {
+            state.Remove("rss-indir");
+            return Save(ifName, state);
+        }
+        var rings = RxRings(fs, ifName);
+        if (indirection.Length != size || indirection.Any(q => q >= rings)) return Errnos.EINVAL;
+        state["rss-indir"] = RssIndirection.Format(indirection, 0);
+        return Save(ifName, state);
+    }
+
+    public (uint? Fields, int Errno) GetFlowHash(string ifName, string flowType)
+    {
+        if (Load(ifName) is not { } state) return (null, fs.Exists($"sys/class/net/{ifName}") ? Errnos.EOPNOTSUPP : Errnos.ENODEV);
+        if (!state.ContainsKey("rss-size")) return (null, Errnos.EOPNOTSUPP);
+        return state.TryGetValue($"rxfh.{flowType}", out var text) && RxFlowHashFields.TryParse(text, out var bits) ? (bits, 0) : (null, Errnos.EINVAL);
+    }
+
+    public int SetFlowHash(string ifName, string flowType, uint fields)
+    {
+        if (Load(ifName) is not { } state) return fs.Exists($"sys/class/net/{ifName}") ? Errnos.EOPNOTSUPP : Errnos.ENODEV;
+        if (!state.ContainsKey("rss-size") || !state.ContainsKey($"rxfh.{flowType}")) return Errnos.EOPNOTSUPP;
+        RxFlowHashFields.TryParse("sdfn", out var fourTuple);
+        switch (Driver(ifName))
+        {
+            case "ena":
+                return Errnos.EOPNOTSUPP;
+            case "mlx5_core" when flowType.StartsWith("sctp", StringComparison.Ordinal):
+                return Errnos.EINVAL;
+            case "mlx5_core" or "ice" when (fields & ~fourTuple) != 0:
+                return Errnos.EOPNOTSUPP;
+        }
+        state[$"rxfh.{flowType}"] = RxFlowHashFields.Format(fields);
+        return Save(ifName, state);
+    }
+
+    /// <summary>
+    /// Whether the kernel lets <paramref name="ifName"/> go to <paramref name="rxRings"/> receive rings: not below a
+    /// queue that an indirection table set by hand uses (ethtool_check_max_channel gives EINVAL).
+    /// </summary>
+    public static bool ChannelChangeAllowed(IHostFileSystem fs, string ifName, int rxRings)
+    {
+        var read = fs.Read(StatePath(ifName));
+        if (!read.Ok) return true;
+        var line = read.Text!.Split('\n').FirstOrDefault(l => l.StartsWith("rss-indir=", StringComparison.Ordinal));
+        return line is null || !RssIndirection.TryParse(line["rss-indir=".Length..], out var table, out _) || table.Max() < rxRings;
+    }
+
+    private static int RxRings(IHostFileSystem fs, string ifName)
+    {
+        var read = fs.Read(SimulatedChannelControl.StatePath(ifName));
+        return read.Ok && SimulatedChannelControl.TryParseState(read.Text!, out var info) ? info.Current.Combined + info.Current.Rx : 1;
     }
 
     /// <summary>netdev_fix_features: TSO needs tx checksumming and scatter-gather; hardware GRO needs rx checksumming.</summary>

@@ -5,9 +5,9 @@ namespace NetTune.Agent.Core.Journal;
 
 /// <summary>
 /// The original value of one knob, recorded before the agent first changed it. <see cref="Nic"/> names the NIC a
-/// queue or IRQ setting belongs to. Settings read just before the agent changed that NIC's channels carry
+/// queue or IRQ setting belongs to. Settings read just before the agent changed that NIC's channels or rings carry
 /// <see cref="BeforeChannels"/>: drivers such as mlx5 reset every queue setting and IRQ affinity on a channel change,
-/// so these values are what a channel revert must restore. <see cref="LostWithChannels"/> marks the setting of a queue
+/// and ENA its queue IRQs' affinity on a ring change, so these values are what a channel or ring revert must restore. <see cref="LostWithChannels"/> marks the setting of a queue
 /// (or IRQ) that the channel change removed: it comes back only when the channels are reverted.
 /// </summary>
 public sealed record JournalEntry(

@@ -5,7 +5,7 @@ using NetTune.Api.V1Alpha1;
 namespace NetTune.Agent.Core.Planning;
 
 /// <summary>Kinds of knob; the journal stores them by name, so new ones go at the end.</summary>
-public enum KnobKind { Channels, RpsCpus, RpsFlowCount, XpsCpus, IrqAffinity, Hugepages, Sysctl, SeccompProfile, Rings, Coalesce, Pause, Feature }
+public enum KnobKind { Channels, RpsCpus, RpsFlowCount, XpsCpus, IrqAffinity, Hugepages, Sysctl, SeccompProfile, Rings, Coalesce, Pause, Feature, RssIndirection, RxFlowHash, TxQueueLength }
 
 /// <summary>
 /// One knob the spec wants at a value. <see cref="Path"/> is relative to the host root (ethtool:IFNAME for channels);
@@ -36,7 +36,7 @@ public sealed record TuningPlan(IReadOnlyList<DesiredKnob> Desired, IReadOnlyLis
     /// <summary>Whether the spec asks the agent to place IRQs at all.</summary>
     public bool ManagesIrqs { get; init; }
 
-    /// <summary>The knobs to change, in apply order: channels, then the NIC's rings, features, coalescing and pause, then queue settings (lost when channels change), IRQs, hugepages, sysctls, the seccomp profile.</summary>
+    /// <summary>The knobs to change, in apply order: channels, then the NIC's rings, features, coalescing, pause and RSS, then queue settings and the transmit queue length (lost when channels change), IRQs, hugepages, sysctls, the seccomp profile.</summary>
     public IReadOnlyList<DesiredKnob> Changes => Desired.Where(d => d.NeedsChange).OrderBy(d => d.Phase).ToArray();
 }
 
@@ -53,8 +53,8 @@ public static class KnobValues
     public static int Phase(KnobKind kind) => kind switch
     {
         KnobKind.Channels => ChannelPhase,
-        KnobKind.Rings or KnobKind.Coalesce or KnobKind.Pause or KnobKind.Feature => NicSettingPhase,
-        KnobKind.RpsCpus or KnobKind.RpsFlowCount or KnobKind.XpsCpus => QueuePhase,
+        KnobKind.Rings or KnobKind.Coalesce or KnobKind.Pause or KnobKind.Feature or KnobKind.RssIndirection or KnobKind.RxFlowHash => NicSettingPhase,
+        KnobKind.RpsCpus or KnobKind.RpsFlowCount or KnobKind.XpsCpus or KnobKind.TxQueueLength => QueuePhase,
         KnobKind.IrqAffinity => IrqPhase,
         KnobKind.Hugepages => HugepagesPhase,
         // Last: the data-plane pods that name the profile are made once the node reports Applied.
@@ -63,6 +63,13 @@ public static class KnobValues
     };
 
     public const int LastPhase = SeccompPhase;
+
+    /// <summary>
+    /// The order originals are restored in: by phase, except the RSS indirection table before everything. The kernel
+    /// refuses a channel change that leaves fewer receive queues than a table set by hand uses (ethtool_check_max_channel),
+    /// so a table over added channels must go back before the channels can.
+    /// </summary>
+    public static int RestorePhase(KnobKind kind) => kind == KnobKind.RssIndirection ? ChannelPhase - 1 : Phase(kind);
 
     /// <summary>The ethtool group of a rings, coalescing or pause knob.</summary>
     public static NicSettingGroup Group(KnobKind kind) => kind switch
@@ -89,7 +96,11 @@ public static class KnobValues
                 return current == target;
             case KnobKind.Rings or KnobKind.Coalesce or KnobKind.Pause:
                 return NicSettingValues.TryParse(Group(kind), current, out var sa) && NicSettingValues.TryParse(Group(kind), target, out var sb) && sa.Equals(sb);
-            case KnobKind.RpsFlowCount or KnobKind.Hugepages:
+            case KnobKind.RssIndirection:
+                return RssIndirection.TryParse(current, out var ta, out _) && RssIndirection.TryParse(target, out var tb, out _) && ta.SequenceEqual(tb);
+            case KnobKind.RxFlowHash:
+                return RxFlowHashFields.TryParse(current, out var ha) && RxFlowHashFields.TryParse(target, out var hb) && ha == hb;
+            case KnobKind.RpsFlowCount or KnobKind.Hugepages or KnobKind.TxQueueLength:
                 return long.TryParse(current.Trim(), CultureInfo.InvariantCulture, out var na) && long.TryParse(target.Trim(), CultureInfo.InvariantCulture, out var nb) && na == nb;
             default:
                 return NormalizeSysctl(current) == NormalizeSysctl(target);

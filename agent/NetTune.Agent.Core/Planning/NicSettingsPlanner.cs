@@ -5,8 +5,8 @@ using NetTune.Api.V1Alpha1;
 namespace NetTune.Agent.Core.Planning;
 
 /// <summary>
-/// Rings, offloads, coalescing and pause of one NIC, in that order (the order they are applied in: a ring change
-/// rebuilds the queues on most drivers, a pause change restarts the link on ice). Each group is one knob holding every
+/// Rings, offloads, coalescing, pause and RSS of one NIC, in that order (the order they are applied in: a ring change
+/// rebuilds the queues on most drivers, a pause change restarts the link on ice), and its transmit queue length. Each group is one knob holding every
 /// field the driver reports, the spec's fields put over them, so the journal keeps the whole original; each offload
 /// is one knob per kernel feature. What the NIC cannot do is a note with the reason, never a knob.
 /// </summary>
@@ -28,7 +28,9 @@ public static class NicSettingsPlanner
         ("ntuple", ["rx-ntuple-filter"], o => o.Ntuple),
     ];
 
-    public static (IReadOnlyList<DesiredKnob> Knobs, IReadOnlyList<PlanNote> Notes) Plan(Nic nic, NicSpec spec)
+    /// <param name="rxRingsAfterChannels">The receive queues the NIC will have once its planned channel change is made
+    /// (null: no change planned), which the RSS table must fit.</param>
+    public static (IReadOnlyList<DesiredKnob> Knobs, IReadOnlyList<PlanNote> Notes) Plan(Nic nic, NicSpec spec, int? rxRingsAfterChannels = null)
     {
         var knobs = new List<DesiredKnob>();
         var notes = new List<PlanNote>();
@@ -59,7 +61,85 @@ public static class NicSettingsPlanner
             if (p.Tx is { } ptx) wanted = wanted.With("tx", ptx ? 1u : 0u);
             Group(nic, KnobKind.Pause, wanted, knobs, notes, null);
         }
+        // Last: drivers re-spread the indirection table when channels change (mlx5), and a ring change may rebuild it.
+        if (spec.Rss is { } rss) PlanRss(nic, rss, rxRingsAfterChannels, knobs, notes);
+        if (spec.TxQueueLength is { } qlen) PlanTxQueueLength(nic, qlen, knobs, notes);
         return (knobs, notes);
+    }
+
+    /// <summary>Where the RSS indirection table is applied, and one flow type's hash fields.</summary>
+    public static string RssPath(string ifName) => $"ethtool-rss:{ifName}";
+
+    public static string FlowHashPath(string ifName, string flowType) => $"ethtool-rxfh:{ifName}/{flowType}";
+
+    public static string TxQueueLengthPath(string ifName) => $"sys/class/net/{ifName}/tx_queue_len";
+
+    private static void PlanRss(Nic nic, RssSpec spec, int? rxRingsAfterChannels, List<DesiredKnob> knobs, List<PlanNote> notes)
+    {
+        var knob = $"nic/{nic.Name}/rss/indirection";
+        var asksTable = spec.Equal is not null || spec.Weights is { Count: > 0 };
+        if (nic.Rss is not { } read)
+        {
+            notes.Add(new PlanNote(knob, KnobOutcome.Failed, $"the RSS table of {nic.Name} was not read"));
+            return;
+        }
+        if (read.Table is not { } table)
+        {
+            // Without an indirection table the device does no RSS (veth, tap, virtio without VIRTIO_NET_F_RSS), and its
+            // hash fields mean nothing either: virtio then reports none and refuses any (EINVAL).
+            var why = read.Errno == Errnos.EOPNOTSUPP
+                ? $"{nic.Name} ({nic.Driver ?? "virtual"}) has no RSS indirection table (ethtool -x: {Errnos.Describe(read.Errno)})"
+                : $"cannot read the RSS table of {nic.Name}: {Errnos.Describe(read.Errno)}";
+            var outcome = read.Errno == Errnos.EOPNOTSUPP ? KnobOutcome.Skipped : KnobOutcome.Failed;
+            if (asksTable) notes.Add(new PlanNote(knob, outcome, why));
+            foreach (var h in spec.RxFlowHash ?? []) notes.Add(new PlanNote($"nic/{nic.Name}/rss/rx-flow-hash/{h.FlowType}", outcome, why));
+            return;
+        }
+        var rings = rxRingsAfterChannels ?? table.RxRings;
+        if (asksTable)
+        {
+            var size = table.Indirection.Length;
+            uint[]? target = null;
+            string? skip = null;
+            if (spec.Equal is { } n)
+            {
+                if (n > rings) skip = $"equal {n} is more than the {rings} receive queues of {nic.Name}" + (rxRingsAfterChannels is null ? "" : " after its channel change");
+                else target = RssIndirection.Equal(size, n);
+            }
+            else if (spec.Weights is { } weights)
+            {
+                var last = weights.FindLastIndex(w => w > 0);
+                if (last >= rings) skip = $"weights give queue {last} a share, but {nic.Name} has {rings} receive queues" + (rxRingsAfterChannels is null ? "" : " after its channel change");
+                else if (RssIndirection.Weights(size, weights) is { } t) target = t;
+                else skip = $"the weights add up to {weights.Sum()}, more than the {size} entries of the indirection table of {nic.Name}";
+            }
+            if (skip is not null) notes.Add(new PlanNote(knob, KnobOutcome.Skipped, skip));
+            else knobs.Add(new DesiredKnob(knob, KnobKind.RssIndirection, RssPath(nic.Name), table.ToString(), RssIndirection.Format(target!, rings)));
+        }
+        foreach (var h in spec.RxFlowHash ?? [])
+        {
+            var hashKnob = $"nic/{nic.Name}/rss/rx-flow-hash/{h.FlowType}";
+            if (!RxFlowHashFields.TryParse(h.Fields, out var bits)) continue; // the validator refused it already
+            if (!nic.FlowHash.TryGetValue(h.FlowType, out var hr) || hr.Fields is not { } fields)
+            {
+                var errno = hr?.Errno ?? Errnos.EOPNOTSUPP;
+                notes.Add(new PlanNote(hashKnob, errno is Errnos.EOPNOTSUPP or Errnos.EINVAL ? KnobOutcome.Skipped : KnobOutcome.Failed,
+                    $"{nic.Name} reports no hash fields for {h.FlowType} (ethtool -n {nic.Name} rx-flow-hash {h.FlowType}: {Errnos.Describe(errno)})"));
+                continue;
+            }
+            knobs.Add(new DesiredKnob(hashKnob, KnobKind.RxFlowHash, FlowHashPath(nic.Name, h.FlowType), RxFlowHashFields.Format(fields), RxFlowHashFields.Format(bits)));
+        }
+    }
+
+    private static void PlanTxQueueLength(Nic nic, int length, List<DesiredKnob> knobs, List<PlanNote> notes)
+    {
+        var knob = $"nic/{nic.Name}/txqueuelen";
+        if (nic.TxQueueLength is null)
+        {
+            notes.Add(new PlanNote(knob, KnobOutcome.Failed, $"cannot read {TxQueueLengthPath(nic.Name)}"));
+            return;
+        }
+        knobs.Add(new DesiredKnob(knob, KnobKind.TxQueueLength, TxQueueLengthPath(nic.Name), nic.TxQueueLength, length.ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     /// <summary>The ethtool option of each group, for messages a person can repeat by hand.</summary>
@@ -69,6 +149,8 @@ public static class NicSettingsPlanner
         KnobKind.Coalesce => "-C",
         KnobKind.Pause => "-A",
         KnobKind.Feature => "-K",
+        KnobKind.RssIndirection => "-X",
+        KnobKind.RxFlowHash => "-N",
         _ => "-L",
     };
 

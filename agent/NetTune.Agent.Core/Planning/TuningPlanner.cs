@@ -1,3 +1,4 @@
+using NetTune.Agent.Core.Host;
 using NetTune.Agent.Core.Topology;
 using NetTune.Api.V1Alpha1;
 
@@ -21,7 +22,8 @@ public static class TuningPlanner
                     ChannelPlanner.Plan(nic, nicSpec.Channels, HousekeepingCpus.Cores(host, ServingCpus(host, nic, nicSpec, housekeeping))));
                 if (channels.Knob is not null) desired.Add(channels.Knob);
                 if (channels.Note is not null) notes.Add(channels.Note);
-                var settings = ManagementInterfaceGuard.Settings(host, nic, nicSpec, NicSettingsPlanner.Plan(nic, nicSpec));
+                var settings = ManagementInterfaceGuard.Settings(host, nic, nicSpec, NicSettingsPlanner.Plan(nic, nicSpec,
+                    channels.Knob is { NeedsChange: true } ck && ChannelCounts.TryParse(ck.Target, out var after) ? after.Combined + after.Rx : null));
                 desired.AddRange(settings.Knobs);
                 notes.AddRange(settings.Notes);
 

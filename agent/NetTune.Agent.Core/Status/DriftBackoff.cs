@@ -45,6 +45,9 @@ public sealed class DriftBackoff
         return expired;
     }
 
+    /// <summary>Starts <paramref name="knob"/> from nothing again.</summary>
+    public void Forget(string knob) => _knobs.Remove(knob);
+
     /// <summary>A new spec: whatever fought the old one may not fight this one.</summary>
     public void Reset() => _knobs.Clear();
 }

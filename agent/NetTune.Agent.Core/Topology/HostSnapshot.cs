@@ -84,7 +84,22 @@ public sealed record Nic
     public IReadOnlyList<NicFeature>? Features { get; init; }
 
     public int FeaturesErrno { get; init; }
+
+    /// <summary>The RSS indirection table and receive ring count (ethtool -x), or the errno; null when not read.</summary>
+    public RssRead? Rss { get; init; }
+
+    /// <summary>The hash fields of each flow type NetTune sets (ethtool -n rx-flow-hash), by ethtool's name (tcp4...); empty when not read.</summary>
+    public IReadOnlyDictionary<string, FlowHashRead> FlowHash { get; init; } = new Dictionary<string, FlowHashRead>();
+
+    /// <summary>The transmit queue length (sys/class/net/NAME/tx_queue_len); null when unreadable.</summary>
+    public string? TxQueueLength { get; init; }
 }
+
+/// <summary>The RSS indirection table as read, or the errno.</summary>
+public sealed record RssRead(RssTable? Table, int Errno);
+
+/// <summary>One flow type's hash fields (RXH_* bits) as read, or the errno.</summary>
+public sealed record FlowHashRead(uint? Fields, int Errno);
 
 /// <summary>One settings group as read: the values, or the errno.</summary>
 public sealed record NicSettingRead(NicSetting? Setting, int Errno);

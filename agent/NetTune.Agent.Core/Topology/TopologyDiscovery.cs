@@ -210,6 +210,7 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
             Irqs = irqs,
             IrqSource = irqSource,
             IsVirtual = device is null,
+            TxQueueLength = Value($"{netDir}/tx_queue_len"),
         };
         if (ReadSettingsOf is { } wanted && !wanted(name, driver)) return nic;
         var settings = channels.Settings;
@@ -223,6 +224,12 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
             }),
             Features = features,
             FeaturesErrno = featuresErrno,
+            Rss = settings.GetRss(name) is var (table, rssErrno) ? new RssRead(table, rssErrno) : null,
+            FlowHash = RxFlowHashFields.FlowTypes.ToDictionary(f => f.Name, f =>
+            {
+                var (fields, errno) = settings.GetFlowHash(name, f.Name);
+                return new FlowHashRead(fields, errno);
+            }, StringComparer.Ordinal),
         };
     }
 

@@ -63,7 +63,7 @@ public sealed class NetworkTuningSpec
     [Description("Decides which NetworkTuning wins a knob when several select one node: the higher wins; equal priorities touching the same knob are a conflict.")]
     public int Priority { get; set; }
 
-    [Description("NIC channels, IRQ affinity, RPS/RFS, XPS, rings, coalescing, offloads and pause frames for the matching interfaces.")]
+    [Description("NIC channels, IRQ affinity, RPS/RFS, XPS, rings, coalescing, offloads, pause frames, RSS and the transmit queue length for the matching interfaces.")]
     public NicSpec? Nic { get; set; }
 
     [Items(0, 2)]
@@ -113,6 +113,13 @@ public sealed class NicSpec
 
     [Description("Ethernet pause frames (ethtool -A). Drivers that do not support them (virtio, ENA) report Skipped.")]
     public PauseSpec? Pause { get; set; }
+
+    [Description("Receive-side scaling: the indirection table (ethtool -X) and the header fields each flow type is hashed on (ethtool -N rx-flow-hash). Set after channels, so the table covers the queues the channel change left. Devices without RSS (veth, tap, virtio without the RSS feature) report Skipped.")]
+    public RssSpec? Rss { get; set; }
+
+    [Range(0, 1000000)]
+    [Description("The interface's transmit queue length in packets (ip link set DEV txqueuelen N): the qdisc's limit for queueing disciplines that take it from the device (pfifo_fast, fq_codel's default is its own).")]
+    public int? TxQueueLength { get; set; }
 
     [Pattern(CpuList.Pattern)]
     [Length(0, 4096)]
@@ -291,6 +298,36 @@ public sealed class PauseSpec
     [Default(false)]
     [Description("Also change pause on the management interface (the one carrying the node's default route); ice renegotiates the link to apply it, so it is left alone unless this is true.")]
     public bool AllowManagementInterface { get; set; }
+}
+
+[Description("Receive-side scaling.")]
+[CelRule("rss-equal-or-weights", "!(has(self.equal) && has(self.weights))", "rss.equal and rss.weights exclude each other")]
+public sealed class RssSpec
+{
+    [Range(1, 4096)]
+    [Description("Spread the indirection table evenly over the first N receive queues (ethtool -X equal N). N above the NIC's receive queue count (after the channel change) is reported Skipped.")]
+    public int? Equal { get; set; }
+
+    [Items(1, 4096)]
+    [Description("Relative weight of each receive queue in the indirection table, queue 0 first (ethtool -X weight W0 W1 ...); 0 leaves a queue out. At least one weight must be above 0.")]
+    public List<int>? Weights { get; set; }
+
+    [Items(0, 6)]
+    [CelRule("rx-flow-hash-unique", "self.all(x, self.exists_one(y, y.flowType == x.flowType))", "each flow type may appear once")]
+    [Description("The header fields each flow type is hashed on (ethtool -N DEV rx-flow-hash TYPE FIELDS).")]
+    public List<RxFlowHashSpec>? RxFlowHash { get; set; }
+}
+
+[Description("The hash fields of one flow type.")]
+public sealed class RxFlowHashSpec
+{
+    [Pattern("^(tcp4|udp4|sctp4|tcp6|udp6|sctp6)$")]
+    [Description("The flow type, as ethtool names it: tcp4, udp4, sctp4, tcp6, udp6, sctp6.")]
+    public string FlowType { get; set; } = "";
+
+    [Pattern("^[mvtsdfn]{1,7}$")]
+    [Description("ethtool's field letters: m destination MAC, v VLAN tag, t L3 protocol, s source IP, d destination IP, f L4 bytes 0-1 (source port), n L4 bytes 2-3 (destination port); sdfn is the 4-tuple. ethtool's r (discard the flow type) is not accepted.")]
+    public string Fields { get; set; } = "";
 }
 
 [Description("Hugepages of one size to reserve per NUMA node.")]

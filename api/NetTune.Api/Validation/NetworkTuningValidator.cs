@@ -46,7 +46,7 @@ public static partial class NetworkTuningValidator
         "nic-interfaces-required", "interfaces-nonempty", "channels-combined-excludes-rxtx", "channels-match-excludes-counts",
         "channels-nonempty", "hugepages-unique-size", "hugepages-override-unique", "sysctls-allowed", "dataplane-image",
         "dataplane-static-root", "dataplane-proxy-upstreams", "selector-required", "allnodes-excludes-selector", "dataplane-ports",
-        "seccomp-localhost-profile", "seccomp-localhost-relative",
+        "seccomp-localhost-profile", "seccomp-localhost-relative", "rss-equal-or-weights", "rx-flow-hash-unique",
     };
 
     /// <summary>An empty selector would select every node, control-plane nodes included: it must be asked for.</summary>
@@ -103,7 +103,36 @@ public static partial class NetworkTuningValidator
         CheckRange(nic.Coalesce?.RxFrames, 0, 65535, path + ".coalesce.rxFrames", errors);
         CheckRange(nic.Coalesce?.TxUsecs, 0, 65535, path + ".coalesce.txUsecs", errors);
         CheckRange(nic.Coalesce?.TxFrames, 0, 65535, path + ".coalesce.txFrames", errors);
+        CheckRange(nic.TxQueueLength, 0, 1000000, path + ".txQueueLength", errors);
+        if (nic.Rss is { } rss) ValidateRss(rss, path + ".rss", errors);
     }
+
+    private static void ValidateRss(RssSpec rss, string path, List<ValidationError> errors)
+    {
+        CheckRange(rss.Equal, 1, 4096, path + ".equal", errors);
+        if (rss.Equal is not null && rss.Weights is not null)
+            errors.Add(new("rss-equal-or-weights", path, "rss.equal and rss.weights exclude each other"));
+        if (rss.Weights is { } weights)
+        {
+            if (weights.Count is 0 or > 4096) errors.Add(new(null, path + ".weights", "weights needs 1 to 4096 entries"));
+            if (weights.Any(w => w is < 0 or > 65535)) errors.Add(new(null, path + ".weights", "each weight must be between 0 and 65535"));
+            else if (weights.Count > 0 && weights.Sum() == 0) errors.Add(new(null, path + ".weights", "at least one weight must be above 0"));
+        }
+        if (rss.RxFlowHash is not { } hashes) return;
+        if (hashes.Count > 6) errors.Add(new(null, path + ".rxFlowHash", "at most 6 flow types"));
+        foreach (var (h, i) in hashes.Select((h, i) => (h, i)))
+        {
+            if (!RxFlowTypes.Contains(h.FlowType))
+                errors.Add(new(null, $"{path}.rxFlowHash[{i}].flowType", $"'{h.FlowType}' is not one of {string.Join(", ", RxFlowTypes)}"));
+            if (h.Fields.Length is 0 or > 7 || h.Fields.Any(c => !"mvtsdfn".Contains(c)))
+                errors.Add(new(null, $"{path}.rxFlowHash[{i}].fields", $"'{h.Fields}' is not ethtool field letters (m, v, t, s, d, f, n) such as sdfn"));
+        }
+        if (hashes.GroupBy(h => h.FlowType).Any(g => g.Count() > 1))
+            errors.Add(new("rx-flow-hash-unique", path + ".rxFlowHash", "each flow type may appear once"));
+    }
+
+    /// <summary>The flow types nic.rss.rxFlowHash takes, as ethtool names them.</summary>
+    public static readonly IReadOnlyList<string> RxFlowTypes = ["tcp4", "udp4", "sctp4", "tcp6", "udp6", "sctp6"];
 
     private static void ValidateHugepages(List<HugepagesSpec>? pages, string path, List<ValidationError> errors)
     {

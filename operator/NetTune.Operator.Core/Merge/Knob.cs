@@ -7,8 +7,8 @@ namespace NetTune.Operator.Core.Merge;
 /// One tunable setting of a node, the unit of the priority merge. NIC settings carry the interface selector they
 /// apply to, because a channel count means nothing without the interfaces it is for.
 /// </summary>
-/// <param name="Id">nic.interfaces, nic.channels, nic.irqAffinity, nic.rps, nic.xps, nic.rings, nic.coalesce, nic.offloads, nic.pause, hugepages/2Mi, sysctl/net.core.somaxconn...</param>
-/// <param name="Value">The setting: a ChannelsSpec, IrqAffinitySpec, RpsSpec, XpsSpec, RingsSpec, CoalesceSpec, OffloadsSpec, PauseSpec, InterfaceSelector, HugepagesSpec, or the housekeeping cpulist or sysctl string.</param>
+/// <param name="Id">nic.interfaces, nic.channels, nic.irqAffinity, nic.rps, nic.xps, nic.rings, nic.coalesce, nic.offloads, nic.pause, nic.rss, nic.txQueueLength, hugepages/2Mi, sysctl/net.core.somaxconn...</param>
+/// <param name="Value">The setting: a ChannelsSpec, IrqAffinitySpec, RpsSpec, XpsSpec, RingsSpec, CoalesceSpec, OffloadsSpec, PauseSpec, RssSpec, InterfaceSelector, the transmit queue length, HugepagesSpec, or the housekeeping cpulist or sysctl string.</param>
 /// <param name="Canonical">The value as canonical JSON, to compare values.</param>
 public sealed record Knob(string Id, object Value, string Canonical)
 {
@@ -22,9 +22,11 @@ public sealed record Knob(string Id, object Value, string Canonical)
     public const string NicCoalesce = "nic.coalesce";
     public const string NicOffloads = "nic.offloads";
     public const string NicPause = "nic.pause";
+    public const string NicRss = "nic.rss";
+    public const string NicTxQueueLength = "nic.txQueueLength";
 
     /// <summary>The NIC knobs besides the interfaces, each merged on its own among tunings that select the same interfaces.</summary>
-    public static readonly IReadOnlyList<string> NicSettings = [NicChannels, NicIrqAffinity, NicRps, NicXps, NicHousekeepingCpus, NicRings, NicCoalesce, NicOffloads, NicPause];
+    public static readonly IReadOnlyList<string> NicSettings = [NicChannels, NicIrqAffinity, NicRps, NicXps, NicHousekeepingCpus, NicRings, NicCoalesce, NicOffloads, NicPause, NicRss, NicTxQueueLength];
     public const string HugepagesPrefix = "hugepages/";
     public const string SysctlPrefix = "sysctl/";
 
@@ -58,6 +60,8 @@ public static class KnobSet
             Add(Knob.NicCoalesce, nic.Coalesce);
             Add(Knob.NicOffloads, nic.Offloads);
             Add(Knob.NicPause, nic.Pause);
+            Add(Knob.NicRss, nic.Rss);
+            Add(Knob.NicTxQueueLength, nic.TxQueueLength);
             // Interfaces alone tune nothing; they only count as a knob next to a setting.
             if (knobs.Count > 0) knobs[Knob.NicInterfaces] = Knob.Of(Knob.NicInterfaces, interfaces);
         }
@@ -90,6 +94,8 @@ public static class KnobSet
                 Coalesce = list.FirstOrDefault(k => k.Id == Knob.NicCoalesce)?.Value as CoalesceSpec,
                 Offloads = list.FirstOrDefault(k => k.Id == Knob.NicOffloads)?.Value as OffloadsSpec,
                 Pause = list.FirstOrDefault(k => k.Id == Knob.NicPause)?.Value as PauseSpec,
+                Rss = list.FirstOrDefault(k => k.Id == Knob.NicRss)?.Value as RssSpec,
+                TxQueueLength = list.FirstOrDefault(k => k.Id == Knob.NicTxQueueLength)?.Value as int?,
             };
         }
         var pages = list.Where(k => k.Id.StartsWith(Knob.HugepagesPrefix, StringComparison.Ordinal))

@@ -154,4 +154,27 @@ public sealed class MergeTests
         Assert.Equal(["nic.interfaces", "nic.offloads", "nic.rings"], result.Spec.Sources!.Single(s => s.Name == "high").Knobs);
         Assert.Equal(["nic.coalesce", "nic.pause"], result.Spec.Sources!.Single(s => s.Name == "low").Knobs);
     }
+
+    [Fact]
+    public void RssAndTxQueueLength_MergeAsTwoKnobs_EachWonOnItsOwn()
+    {
+        var high = Tuning("high", priority: 5);
+        high.Spec.Nic = new NicSpec { Interfaces = new InterfaceSelector { Names = ["eth*"] }, Rss = new RssSpec { Equal = 4 } };
+        var low = Tuning("low", priority: 1);
+        low.Spec.Nic = new NicSpec
+        {
+            Interfaces = new InterfaceSelector { Names = ["eth*"] }, TxQueueLength = 10000,
+            Rss = new RssSpec { RxFlowHash = [new RxFlowHashSpec { FlowType = "udp4", Fields = "sdfn" }] },
+        };
+        var result = NodeSpecMerger.Merge("n1", [Contribution.Current(high), Contribution.Current(low)], previous: null);
+
+        Assert.Empty(result.Conflicts);
+        var nic = result.Spec.Nic!;
+        // The whole RSS spec is one knob: the higher priority's table wins, and the lower one's hash fields with it lose.
+        Assert.Equal(4, nic.Rss!.Equal);
+        Assert.Null(nic.Rss.RxFlowHash);
+        Assert.Equal(10000, nic.TxQueueLength);
+        Assert.Equal(["nic.interfaces", "nic.rss"], result.Spec.Sources!.Single(s => s.Name == "high").Knobs);
+        Assert.Equal(["nic.txQueueLength"], result.Spec.Sources!.Single(s => s.Name == "low").Knobs);
+    }
 }
