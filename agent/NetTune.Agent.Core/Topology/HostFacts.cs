@@ -143,7 +143,7 @@ public sealed partial class HostFactsDiscovery(IHostFileSystem fs)
                             cpus.UnionWith(set);
                             byContainer[(pod.Name, container.Name)] = set.Order().ToArray();
                         }
-            var dataPlanes = DataPlaneContainers(root: kubeletRootDir.Trim('/'))
+            var dataPlanes = DataPlaneContainers()
                 .Where(d => byContainer.ContainsKey((d.Pod, d.Container)))
                 .Select(d => new DataPlaneCpus(d.Pod, d.Container, d.NumaNode, byContainer[(d.Pod, d.Container)]))
                 .OrderBy(d => d.NumaNode).ThenBy(d => d.PodUid, StringComparer.Ordinal).ToArray();
@@ -160,9 +160,9 @@ public sealed partial class HostFactsDiscovery(IHostFileSystem fs)
     /// plugin advertises), from the kubelet's device manager checkpoint: which pods are the data plane comes from what
     /// the kubelet admitted, not from a pod's or container's name anyone can choose. Unreadable or absent: none.
     /// </summary>
-    private IEnumerable<(string Pod, string Container, int NumaNode)> DataPlaneContainers(string root)
+    private IEnumerable<(string Pod, string Container, int NumaNode)> DataPlaneContainers()
     {
-        if (Value($"{root}/{KubeletCpuAssignment.DeviceCheckpoint}") is not { } text) yield break;
+        if (Value(KubeletCpuAssignment.DeviceCheckpoint) is not { } text) yield break;
         var found = new List<(string, string, int)>();
         try
         {
@@ -240,8 +240,11 @@ public sealed partial class HostFactsDiscovery(IHostFileSystem fs)
 public sealed record KubeletCpuAssignment(string Path, bool Found, string? Policy, IReadOnlyList<int> ExclusiveCpus, string? Error = null)
 {
     public const string FileName = "cpu_manager_state";
-    /// <summary>The kubelet's device manager checkpoint, relative to its root dir: which container holds which device.</summary>
-    public const string DeviceCheckpoint = "device-plugins/kubelet_internal_checkpoint";
+    /// <summary>
+    /// The kubelet's device manager checkpoint (which container holds which device), under the host root: in the
+    /// device-plugins folder, which is fixed whatever the kubelet's --root-dir and mounted for the device plugin.
+    /// </summary>
+    public static readonly string DeviceCheckpoint = NumaResources.KubeletDevicePluginDir.TrimStart('/') + "/kubelet_internal_checkpoint";
 
     /// <summary>The data-plane containers and the CPUs the kubelet gave each, by NUMA node.</summary>
     public IReadOnlyList<DataPlaneCpus> DataPlanes { get; init; } = [];
