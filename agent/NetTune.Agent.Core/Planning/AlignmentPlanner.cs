@@ -26,7 +26,7 @@ public static class AlignmentPlanner
             why = $"the platform does not say which NUMA node {nic.Name} is on (numa_node -1) and this host has {host.NumaNodes.Count} NUMA nodes: no data-plane pod is known to be local to it";
             return null;
         }
-        // Only CPUs that are online and on the NIC's node: a checkpoint left from before a CPU went offline names no worker.
+        // Only pods whose CPUs are all online: a checkpoint left from before a CPU went offline names no worker there.
         var local = host.DataPlanes.Where(d => d.NumaNode == node && d.Cpus.Count > 0 && d.Cpus.All(host.OnlineCpus.Contains)).ToArray();
         if (local.Length == 0)
         {
