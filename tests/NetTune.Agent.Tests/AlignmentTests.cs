@@ -132,12 +132,18 @@ public sealed class AlignmentTests
     }
 
     [Fact]
-    public void StatusNamesTheWorkerOnEachAlignedQueuesCpu_ReadBackAfterTheApply()
+    public void StatusNamesTheWorkerOnEachAlignedQueuesCpu_ReadBackAfterTheApply_AndTheRevertRestoresEverything()
     {
         using var host = FixtureHost.TwoSocket();
         Kubelet(host, [("dp1", "dataplane", "10-13")], [("dp1", "dataplane", "nettune.io/numa-node-1")]);
-        var report = host.Engine().Apply(Aligned());
-        Assert.Equal(Core.Apply.RunKind.Applied, report.Kind);
+        var before = host.TreeImage();
+        var engine = host.Engine();
+        var report = engine.Apply(Aligned());
+        Assert.True(report.Kind == Core.Apply.RunKind.Applied, report.Message);
+        Assert.Equal("rx=0,tx=0,other=1,combined=4", host.Read(".fixture/ethtool/eth1").Split(" max ")[0]);
+        Assert.Equal("00000000", host.Read("sys/class/net/eth1/queues/rx-0/rps_cpus"));
+        Assert.Equal("00002000", host.Read("sys/class/net/eth1/queues/tx-3/xps_cpus"));
+        Assert.Empty(engine.PlanNow(Aligned()).Plan.Changes);
         var eth1 = StatusBuilder.Topology(report.Host!).Nics!.Single(n => n.Name == "eth1");
         Assert.Equal(4, eth1.Queues!.Count);
         for (var q = 0; q < 4; q++)
@@ -149,6 +155,11 @@ public sealed class AlignmentTests
         }
         // Without the policy the queues' CPUs are housekeeping ones: no worker is named.
         Assert.All(StatusBuilder.Topology(report.Host!).Nics!.Single(n => n.Name == "eth0").Queues!, q => Assert.Null(q.Worker));
+
+        // Journaled like every knob: the revert puts back the channels, interrupts, RPS and XPS byte for byte.
+        var revert = engine.Revert();
+        Assert.True(revert.Kind == Core.Apply.RunKind.Reverted, revert.Message);
+        TreeAssert.Same(before, host.TreeImage());
     }
 
     private static string Target(TuningPlan plan, string knob) => plan.Desired.Single(d => d.Knob == knob).Target;
