@@ -115,7 +115,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     /// <summary>
     /// A Guaranteed pod that starts or ends changes which CPUs the kubelet gave containers exclusively, and with them
     /// the CPUs interrupts, RPS and XPS may use: the checkpoint is read every <see cref="AgentOptions.KubeletCpuPollInterval"/>
-    /// (one small file), and a change plans and applies again at once.
+    /// (one small file, and the device checkpoint that says which containers are the data plane), and a change, a
+    /// data-plane pod re-pinned to other CPUs included, plans and applies again at once.
     /// </summary>
     private async Task WatchKubeletCpusAsync(CancellationToken stop)
     {
@@ -126,8 +127,9 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
         {
             await Task.Delay(options.KubeletCpuPollInterval, stop).ConfigureAwait(false);
             var now = engine.KubeletCpus();
-            if (now.Found == last.Found && now.ExclusiveCpus.SequenceEqual(last.ExclusiveCpus)) continue;
-            log.LogInformation("the kubelet's exclusive CPUs changed from {Before} to {After}: planning again", Cpus(last), Cpus(now));
+            if (now.SameAs(last)) continue;
+            log.LogInformation("the kubelet's exclusive CPUs changed from {Before} to {After} (data plane: {DataPlanes}): planning again",
+                Cpus(last), Cpus(now), now.DataPlanes.Count == 0 ? "none" : string.Join("; ", now.DataPlanes));
             last = now;
             Interlocked.Exchange(ref _cpuAssignmentChanged, 1);
             Interlocked.Exchange(ref _driftRequested, 1);

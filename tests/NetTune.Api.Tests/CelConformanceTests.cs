@@ -306,6 +306,11 @@ internal static class TwinSamples
             s.DataPlane!.Enabled = false;
             s.DataPlane.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.RuntimeDefault, LocalhostProfile = "x.json" };
         }),
+        ["aligned"] = () => With(s => { s.Nic!.IrqAffinity = new IrqAffinitySpec { Policy = IrqAffinityPolicy.AlignWithDataPlane }; s.Nic.Channels = null; s.Nic.Rps = new RpsSpec { FlowEntries = 4096 }; }),
+        ["aligned without a data plane"] = () => With(s => { s.Nic!.IrqAffinity = new IrqAffinitySpec { Policy = IrqAffinityPolicy.AlignWithDataPlane }; s.Nic.Channels = null; s.Nic.Rps = null; s.DataPlane = null; }),
+        ["aligned with a disabled data plane"] = () => With(s => { s.Nic!.IrqAffinity = new IrqAffinitySpec { Policy = IrqAffinityPolicy.AlignWithDataPlane }; s.Nic.Channels = null; s.Nic.Rps = null; s.DataPlane!.Enabled = false; }),
+        ["aligned with channels"] = () => With(s => { s.Nic!.IrqAffinity = new IrqAffinitySpec { Policy = IrqAffinityPolicy.AlignWithDataPlane }; s.Nic.Rps = null; }),
+        ["aligned with rps"] = () => With(s => { s.Nic!.IrqAffinity = new IrqAffinitySpec { Policy = IrqAffinityPolicy.AlignWithDataPlane }; s.Nic.Channels = null; }),
         ["every problem at once"] = () => With(s =>
         {
             s.Nic!.Channels = new ChannelsSpec { Combined = 2, Rx = 2 };

@@ -534,8 +534,32 @@ public class ValidatorTests
         var s16 = Valid(); s16.DataPlane!.SeccompProfile = new DataPlaneSeccompSpec { Type = SeccompProfileKind.Localhost, LocalhostProfile = "../x.json" }; broken.Add(s16);
         var s17 = Valid(); s17.Nic!.Rss = new RssSpec { Equal = 2, Weights = [1] }; broken.Add(s17);
         var s18 = Valid(); s18.Nic!.Rss = new RssSpec { RxFlowHash = [new() { FlowType = "tcp4", Fields = "sd" }, new() { FlowType = "tcp4", Fields = "sd" }] }; broken.Add(s18);
+        var s19 = Valid(); s19.Nic!.IrqAffinity = new IrqAffinitySpec { Policy = IrqAffinityPolicy.AlignWithDataPlane }; s19.DataPlane!.Enabled = false; broken.Add(s19);
+        var s20 = Valid(); s20.Nic!.IrqAffinity = new IrqAffinitySpec { Policy = IrqAffinityPolicy.AlignWithDataPlane }; broken.Add(s20);
         var reported = broken.SelectMany(NetworkTuningValidator.Validate).Select(e => e.RuleId).OfType<string>().ToHashSet();
         Assert.Equal(NetworkTuningValidator.RuleIds.Order(StringComparer.Ordinal), reported.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void AlignmentNeedsTheDataPlaneAndLeavesChannelsAndRpsToIt()
+    {
+        var spec = Valid();
+        spec.Nic!.Channels = null;
+        spec.Nic.Rps = null;
+        spec.Nic.IrqAffinity = new IrqAffinitySpec { Policy = IrqAffinityPolicy.AlignWithDataPlane };
+        Assert.Empty(Errors(spec));
+
+        spec.DataPlane!.Enabled = false;
+        Assert.Equal([("align-needs-dataplane", "spec.nic.irqAffinity.policy")], Errors(spec));
+        spec.DataPlane.Enabled = true;
+        spec.Nic.Channels = new ChannelsSpec { Combined = 2 };
+        Assert.Equal([("align-excludes-channels-rps", "spec.nic.irqAffinity.policy")], Errors(spec));
+        spec.Nic.Channels = null;
+        spec.Nic.Rps = new RpsSpec { Enabled = true };
+        Assert.Equal([("align-excludes-channels-rps", "spec.nic.irqAffinity.policy")], Errors(spec));
+        // RFS's table size alone is no RPS: allowed.
+        spec.Nic.Rps = new RpsSpec { Enabled = false, FlowEntries = 4096 };
+        Assert.Empty(Errors(spec));
     }
 
     // --- NodeState ---

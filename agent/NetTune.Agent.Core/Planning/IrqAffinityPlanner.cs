@@ -44,14 +44,21 @@ public static class IrqAffinityPlanner
 
     public static Result Plan(HostSnapshot host, Nic nic, IrqAffinitySpec spec, int rxQueues, int txQueues, IReadOnlyList<int>? housekeeping = null)
     {
-        var knobs = new List<DesiredKnob>();
         var notes = new List<PlanNote>();
-        var cpuByQueue = new Dictionary<int, int>();
         var reserved = CpuList.TryParse(spec.ReservedCpus, out var r) ? r : [];
         var allowed = AllowedCpus(host, nic, spec.Policy, reserved, housekeeping);
         if (nic.NumaNode < 0 && host.NumaNodes.Count > 1 && spec.Policy == IrqAffinityPolicy.NumaLocalSpread)
             notes.Add(new PlanNote($"nic/{nic.Name}/numa", KnobOutcome.Skipped,
                 $"the platform does not say which NUMA node {nic.Name} is on (numa_node -1): unknown, so its interrupts and packet steering spread over every NUMA node"));
+        return Place(nic, allowed, rxQueues, txQueues, notes,
+            $"no CPU left for {nic.Name}'s interrupts under {spec.Policy} after removing reserved ({spec.ReservedCpus}), isolated, nohz_full and the kubelet's exclusive CPUs");
+    }
+
+    /// <summary>Queue q's interrupts (rx, tx or combined) on <paramref name="allowed"/>[q mod n], for the queues the channels leave.</summary>
+    public static Result Place(Nic nic, IReadOnlyList<int> allowed, int rxQueues, int txQueues, List<PlanNote> notes, string noCpuMessage)
+    {
+        var knobs = new List<DesiredKnob>();
+        var cpuByQueue = new Dictionary<int, int>();
         var irqs = nic.Irqs.Where(i => i.Queue < (i.Role == IrqRole.Tx ? txQueues : rxQueues)).OrderBy(i => i.Queue).ThenBy(i => i.Role).ToArray();
         if (irqs.Length == 0)
         {
@@ -64,8 +71,7 @@ public static class IrqAffinityPlanner
         }
         if (allowed.Count == 0)
         {
-            notes.Add(new PlanNote($"nic/{nic.Name}/irqs", KnobOutcome.Failed,
-                $"no CPU left for {nic.Name}'s interrupts under {spec.Policy} after removing reserved ({spec.ReservedCpus}), isolated, nohz_full and the kubelet's exclusive CPUs"));
+            notes.Add(new PlanNote($"nic/{nic.Name}/irqs", KnobOutcome.Failed, noCpuMessage));
             return new(knobs, notes, cpuByQueue);
         }
         foreach (var irq in irqs)

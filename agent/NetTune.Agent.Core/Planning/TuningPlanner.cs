@@ -18,8 +18,20 @@ public static class TuningPlanner
             var housekeeping = HousekeepingCpus.Of(host, nicSpec);
             foreach (var nic in host.Nics.Where(n => InterfaceMatcher.Matches(nicSpec.Interfaces, n.Name, n.Driver)))
             {
-                var channels = ManagementInterfaceGuard.Channels(host, nic, nicSpec.Channels,
-                    ChannelPlanner.Plan(nic, nicSpec.Channels, HousekeepingCpus.Cores(host, ServingCpus(host, nic, nicSpec, housekeeping))));
+                var irqPolicy = nicSpec.IrqAffinity;
+                DataPlaneCpus? aligned = null;
+                if (irqPolicy?.Policy == IrqAffinityPolicy.AlignWithDataPlane)
+                {
+                    aligned = AlignmentPlanner.LocalDataPlane(host, nic, out var why);
+                    if (aligned is null)
+                    {
+                        notes.Add(new PlanNote($"nic/{nic.Name}/alignment", KnobOutcome.Skipped, $"{why}; its queues are placed NumaLocalSpread until one runs"));
+                        irqPolicy = new IrqAffinitySpec { Policy = IrqAffinityPolicy.NumaLocalSpread, ReservedCpus = irqPolicy.ReservedCpus };
+                    }
+                }
+                var channels = ManagementInterfaceGuard.Channels(host, nic, nicSpec.Channels, aligned is null
+                    ? ChannelPlanner.Plan(nic, nicSpec.Channels, HousekeepingCpus.Cores(host, ServingCpus(host, nic, nicSpec, housekeeping)))
+                    : ChannelPlanner.Plan(nic, AlignmentPlanner.Channels, aligned.Cpus.Count));
                 if (channels.Knob is not null) desired.Add(channels.Knob);
                 if (channels.Note is not null) notes.Add(channels.Note);
                 var settings = ManagementInterfaceGuard.Settings(host, nic, nicSpec, NicSettingsPlanner.Plan(nic, nicSpec,
@@ -28,11 +40,12 @@ public static class TuningPlanner
                 notes.AddRange(settings.Notes);
 
                 IReadOnlyDictionary<int, int> irqCpus = new Dictionary<int, int>();
-                if (nicSpec.IrqAffinity is { Policy: not IrqAffinityPolicy.Unmanaged } irqSpec)
+                if (irqPolicy is { Policy: not IrqAffinityPolicy.Unmanaged } irqSpec)
                 {
                     managesIrqs = true;
-                    var irq = ManagementInterfaceGuard.Irqs(host, nic,
-                        IrqAffinityPlanner.Plan(host, nic, irqSpec, channels.RxQueues, channels.TxQueues, housekeeping));
+                    var irq = ManagementInterfaceGuard.Irqs(host, nic, aligned is null
+                        ? IrqAffinityPlanner.Plan(host, nic, irqSpec, channels.RxQueues, channels.TxQueues, housekeeping)
+                        : IrqAffinityPlanner.Place(nic, aligned.Cpus, channels.RxQueues, channels.TxQueues, [], $"the data-plane pod {aligned.PodUid} has no CPU for {nic.Name}'s interrupts"));
                     notes.AddRange(irq.Notes);
                     var (kept, leftAlone) = LeaveToIrqBalance(host.IrqBalance, irq.Knobs);
                     desired.AddRange(kept);
@@ -43,7 +56,9 @@ public static class TuningPlanner
                     // XPS follows the IRQs the agent places; IRQs left to irqbalance are followed where they are.
                     irqCpus = leftAlone.Count == 0 ? irq.CpuByRxQueue : new Dictionary<int, int>();
                 }
-                var queues = RpsXpsPlanner.Plan(host, nic, nicSpec.Rps, nicSpec.Xps, channels.RxQueues, channels.TxQueues, irqCpus, housekeeping);
+                var queues = aligned is null
+                    ? RpsXpsPlanner.Plan(host, nic, nicSpec.Rps, nicSpec.Xps, channels.RxQueues, channels.TxQueues, irqCpus, housekeeping)
+                    : AlignmentPlanner.Queues(host, nic, aligned, nicSpec.Rps?.FlowEntries, channels.RxQueues, channels.TxQueues, irqCpus);
                 desired.AddRange(queues.Knobs);
                 notes.AddRange(queues.Notes);
             }

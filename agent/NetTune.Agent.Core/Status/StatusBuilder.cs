@@ -38,7 +38,7 @@ public static class StatusBuilder
                 MaxRx = c.Max.Rx, MaxTx = c.Max.Tx, MaxOther = c.Max.Other, MaxCombined = c.Max.Combined,
             } : null,
             Irqs = n.Irqs.Select(i => new IrqInfo { Irq = i.Irq, Name = i.Name, Queue = i.Queue, Cpus = i.AffinityList, Managed = i.Managed }).ToList(),
-            Queues = Queues(n),
+            Queues = Queues(n, host.DataPlanes),
             Rings = Setting(n, Host.NicSettingGroup.Rings),
             Coalesce = Setting(n, Host.NicSettingGroup.Coalesce),
             Pause = Setting(n, Host.NicSettingGroup.Pause),
@@ -47,8 +47,11 @@ public static class StatusBuilder
         }).ToList(),
     };
 
-    /// <summary>One entry per queue index: its interrupts and their CPUs, and RPS and XPS as cpulists rather than hex masks.</summary>
-    public static List<QueueStatus> Queues(Nic nic)
+    /// <summary>
+    /// One entry per queue index: its interrupts and their CPUs, RPS and XPS as cpulists rather than hex masks, and the
+    /// data-plane worker on the interrupts' CPU when they have one (what alignment is for, read back from the kernel).
+    /// </summary>
+    public static List<QueueStatus> Queues(Nic nic, IReadOnlyList<DataPlaneCpus>? dataPlanes = null)
     {
         var count = Math.Max(nic.RxQueues.Count, nic.TxQueues.Count);
         var queues = new List<QueueStatus>(count);
@@ -62,9 +65,22 @@ public static class StatusBuilder
                 IrqCpus = irqs.Length == 0 ? null : string.Join(" ", irqs.Select(i => i.AffinityList).Distinct()),
                 RpsCpus = AsCpuList(nic.RxQueues.FirstOrDefault(r => r.Index == q)?.RpsCpus),
                 XpsCpus = AsCpuList(nic.TxQueues.FirstOrDefault(t => t.Index == q)?.XpsCpus),
+                Worker = WorkerOn(irqs, dataPlanes ?? []),
             });
         }
         return queues;
+    }
+
+    private static DataPlaneWorkerRef? WorkerOn(QueueIrq[] irqs, IReadOnlyList<DataPlaneCpus> dataPlanes)
+    {
+        var cpus = irqs.Select(i => CpuList.TryParse(i.AffinityList, out var c) && c.Count == 1 ? c[0] : -1).Distinct().ToArray();
+        if (cpus is not [var cpu and >= 0]) return null;
+        foreach (var pod in dataPlanes)
+        {
+            var index = pod.Cpus.ToList().IndexOf(cpu);
+            if (index >= 0) return new DataPlaneWorkerRef { PodUid = pod.PodUid, NumaNode = pod.NumaNode, Cpu = cpu, Index = index };
+        }
+        return null;
     }
 
     // No CPUs is left out rather than written as "": the v1.20 API server refused such a status (422, the empty

@@ -134,17 +134,56 @@ public sealed partial class HostFactsDiscovery(IHostFileSystem fs)
             var root = doc.RootElement;
             var policy = root.TryGetProperty("policyName", out var p) && p.ValueKind == System.Text.Json.JsonValueKind.String ? p.GetString() : null;
             var cpus = new SortedSet<int>();
+            var byContainer = new Dictionary<(string Pod, string Container), IReadOnlyList<int>>();
             if (root.TryGetProperty("entries", out var entries) && entries.ValueKind == System.Text.Json.JsonValueKind.Object)
                 foreach (var pod in entries.EnumerateObject().Where(e => e.Value.ValueKind == System.Text.Json.JsonValueKind.Object))
                     foreach (var container in pod.Value.EnumerateObject())
                         if (container.Value.ValueKind == System.Text.Json.JsonValueKind.String && CpuList.TryParse(container.Value.GetString(), out var set))
+                        {
                             cpus.UnionWith(set);
-            return new KubeletCpuAssignment("/" + path, Found: true, policy, cpus.ToArray());
+                            byContainer[(pod.Name, container.Name)] = set.Order().ToArray();
+                        }
+            var dataPlanes = DataPlaneContainers()
+                .Where(d => byContainer.ContainsKey((d.Pod, d.Container)))
+                .Select(d => new DataPlaneCpus(d.Pod, d.Container, d.NumaNode, byContainer[(d.Pod, d.Container)]))
+                .OrderBy(d => d.NumaNode).ThenBy(d => d.PodUid, StringComparer.Ordinal).ToArray();
+            return new KubeletCpuAssignment("/" + path, Found: true, policy, cpus.ToArray()) { DataPlanes = dataPlanes };
         }
         catch (System.Text.Json.JsonException e)
         {
             return new KubeletCpuAssignment("/" + path, Found: true, Policy: null, ExclusiveCpus: [], Error: e.Message);
         }
+    }
+
+    /// <summary>
+    /// The containers that hold a NUMA node's data-plane device (nettune.io/numa-node-N, which only the agent's device
+    /// plugin advertises), from the kubelet's device manager checkpoint: which pods are the data plane comes from what
+    /// the kubelet admitted, not from a pod's or container's name anyone can choose. Unreadable or absent: none.
+    /// </summary>
+    private IEnumerable<(string Pod, string Container, int NumaNode)> DataPlaneContainers()
+    {
+        if (Value(KubeletCpuAssignment.DeviceCheckpoint) is not { } text) yield break;
+        var found = new List<(string, string, int)>();
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(text);
+            if (doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                && doc.RootElement.TryGetProperty("Data", out var data) && data.ValueKind == System.Text.Json.JsonValueKind.Object
+                && data.TryGetProperty("PodDeviceEntries", out var entries) && entries.ValueKind == System.Text.Json.JsonValueKind.Array)
+                foreach (var e in entries.EnumerateArray())
+                    if (e.ValueKind == System.Text.Json.JsonValueKind.Object
+                        && Text(e, "PodUID") is { } pod && Text(e, "ContainerName") is { } container && Text(e, "ResourceName") is { } resource
+                        && NumaResources.TryParseNode(resource, out var node))
+                        found.Add((pod, container, node));
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // A checkpoint being rewritten or damaged names no data plane; the next poll reads it again.
+        }
+        foreach (var f in found) yield return f;
+
+        static string? Text(System.Text.Json.JsonElement e, string name) =>
+            e.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString() : null;
     }
 
     /// <summary>
@@ -201,12 +240,31 @@ public sealed partial class HostFactsDiscovery(IHostFileSystem fs)
 public sealed record KubeletCpuAssignment(string Path, bool Found, string? Policy, IReadOnlyList<int> ExclusiveCpus, string? Error = null)
 {
     public const string FileName = "cpu_manager_state";
+    /// <summary>
+    /// The kubelet's device manager checkpoint (which container holds which device), under the host root: in the
+    /// device-plugins folder, which is fixed whatever the kubelet's --root-dir and mounted for the device plugin.
+    /// </summary>
+    public static readonly string DeviceCheckpoint = NumaResources.KubeletDevicePluginDir.TrimStart('/') + "/kubelet_internal_checkpoint";
+
+    /// <summary>The data-plane containers and the CPUs the kubelet gave each, by NUMA node.</summary>
+    public IReadOnlyList<DataPlaneCpus> DataPlanes { get; init; } = [];
+
+    /// <summary>Whether anything the planner reads from the kubelet differs: the exclusive CPUs, or a data-plane container's CPUs.</summary>
+    public bool SameAs(KubeletCpuAssignment other) =>
+        Found == other.Found && ExclusiveCpus.SequenceEqual(other.ExclusiveCpus)
+        && DataPlanes.Select(d => d.ToString()).SequenceEqual(other.DataPlanes.Select(d => d.ToString()), StringComparer.Ordinal);
     public const string DefaultKubeletRootDir = "/var/lib/kubelet";
 
     public string Describe() =>
         !Found ? $"no kubelet CPU manager checkpoint at {Path}: no CPU is known to be a container's exclusively (mount the kubelet's root dir, --kubelet-root-dir)"
         : Error is not null ? $"the kubelet CPU manager checkpoint {Path} is unreadable ({Error})"
         : $"kubelet CPU manager policy {Policy ?? "unknown"} ({Path}): exclusive CPUs {(ExclusiveCpus.Count == 0 ? "none" : CpuList.Format(ExclusiveCpus))}";
+}
+
+/// <summary>A data-plane container (it holds NUMA node <see cref="NumaNode"/>'s device) and its exclusive CPUs, ascending: the data plane runs worker i on the i-th.</summary>
+public sealed record DataPlaneCpus(string PodUid, string Container, int NumaNode, IReadOnlyList<int> Cpus)
+{
+    public override string ToString() => $"{PodUid}/{Container} numa{NumaNode} cpus {CpuList.Format(Cpus)}";
 }
 
 /// <summary>The kubelet's Memory Manager policy (None, Static) and where it was read; both null when nothing says.</summary>

@@ -31,6 +31,8 @@ public sealed record HostSnapshot
     public IReadOnlyList<int> NohzFullCpus { get; init; } = [];
     /// <summary>CPUs the kubelet's static CPU manager assigned to containers exclusively.</summary>
     public IReadOnlyList<int> KubeletExclusiveCpus { get; init; } = [];
+    /// <summary>The data-plane containers the kubelet runs here and their exclusive CPUs (a subset of <see cref="KubeletExclusiveCpus"/>).</summary>
+    public IReadOnlyList<DataPlaneCpus> DataPlanes { get; init; } = [];
     /// <summary>The kubelet's Memory Manager policy: with Static, hugepage pools are not changed at run time.</summary>
     public KubeletMemoryManager KubeletMemoryManager { get; init; } = new(null, null);
     /// <summary>Interfaces carrying the node's own traffic (default route and the devices below it), with the reason.</summary>

@@ -24,10 +24,12 @@ public sealed partial class TopologyDiscovery(IHostFileSystem fs, IChannelContro
         if (online.Count > 0 && online[^1] + 1 > cpuIds) cpuIds = online[^1] + 1;
         var interrupts = ReadInterrupts();
         var facts = new HostFactsDiscovery(fs);
+        var kubeletCpus = facts.KubeletCpus(KubeletRootDir);
         return new HostSnapshot
         {
             NohzFullCpus = facts.NohzFullCpus(),
-            KubeletExclusiveCpus = facts.KubeletCpus(KubeletRootDir).ExclusiveCpus,
+            KubeletExclusiveCpus = kubeletCpus.ExclusiveCpus,
+            DataPlanes = kubeletCpus.DataPlanes,
             KubeletMemoryManager = facts.KubeletMemoryManager(KubeletRootDir),
             ManagementInterfaces = facts.ManagementInterfaces(),
             NetNamespace = facts.NetNamespace(),

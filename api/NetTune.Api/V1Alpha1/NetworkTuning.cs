@@ -47,6 +47,7 @@ public sealed class NetworkTuningList : IKubernetesObject<V1ListMeta>, IItems<Ne
 [Description("The desired tuning of the selected nodes.")]
 [CelRule("selector-required", "(has(self.allNodes) && self.allNodes) || (has(self.nodeSelector) && ((has(self.nodeSelector.matchLabels) && size(self.nodeSelector.matchLabels) > 0) || (has(self.nodeSelector.matchExpressions) && size(self.nodeSelector.matchExpressions) > 0)))", "a nodeSelector with at least one label or expression is required; set allNodes: true to select every node")]
 [CelRule("allnodes-excludes-selector", "!(has(self.allNodes) && self.allNodes && has(self.nodeSelector))", "allNodes excludes nodeSelector")]
+[CelRule("align-needs-dataplane", "!(has(self.nic) && has(self.nic.irqAffinity) && has(self.nic.irqAffinity.policy) && self.nic.irqAffinity.policy == 'AlignWithDataPlane') || (has(self.dataPlane) && self.dataPlane.enabled)", "nic.irqAffinity.policy AlignWithDataPlane needs dataPlane.enabled: the queues are aligned with the data plane's workers")]
 public sealed class NetworkTuningSpec
 {
     [Description("Selects the nodes to tune by their labels; required (with at least one label or expression) unless allNodes is true. Nodes labelled node-role.kubernetes.io/control-plane are left out unless includeControlPlane is true.")]
@@ -85,6 +86,7 @@ public sealed class NetworkTuningSpec
 
 [Description("The NICs to tune and how.")]
 [CelRule("nic-interfaces-required", "has(self.interfaces)", "nic.interfaces must name the interfaces to tune")]
+[CelRule("align-excludes-channels-rps", "!(has(self.irqAffinity) && has(self.irqAffinity.policy) && self.irqAffinity.policy == 'AlignWithDataPlane') || (!has(self.channels) && !(has(self.rps) && has(self.rps.enabled) && self.rps.enabled))", "nic.irqAffinity.policy AlignWithDataPlane sets the channels to the data plane's workers and turns RPS off on their queues: it excludes nic.channels and rps.enabled")]
 public sealed class NicSpec
 {
     [Description("Which interfaces to tune: an interface matches when its name matches one of the globs or its driver is one of the drivers.")]
@@ -177,13 +179,15 @@ public enum IrqAffinityPolicy
     Spread,
     /// <summary>Leave IRQ affinity alone.</summary>
     Unmanaged,
+    /// <summary>Queue q of each NIC on the CPU of the local data-plane pod's worker q: channels, IRQs, XPS; RPS off.</summary>
+    AlignWithDataPlane,
 }
 
 [Description("IRQ affinity policy for the queues of matching NICs.")]
 public sealed class IrqAffinitySpec
 {
     [Default("NumaLocalSpread")]
-    [Description("NumaLocalSpread: round-robin over the CPUs of the NIC's NUMA node; Spread: over all allowed CPUs; Unmanaged: leave alone.")]
+    [Description("NumaLocalSpread: round-robin over the CPUs of the NIC's NUMA node; Spread: over all allowed CPUs; Unmanaged: leave alone. AlignWithDataPlane (needs dataPlane.enabled; excludes channels and rps.enabled): each NIC whose NUMA node has a running data-plane pod gets one queue per worker CPU of that pod (channels = its CPUs, up to the NIC's maximum), queue q's interrupts on the pod's q-th CPU (ascending, where the data plane runs worker q), tx-q's XPS on that CPU and RPS off, so that the worker on the CPU a connection's packets arrive on accepts it (SO_INCOMING_CPU) and interrupt, softirq and worker share one core; the CPUs are the kubelet's exclusive assignment, followed when the pod is re-pinned. A NIC without such a pod (none yet, or its NUMA node unknown on a multi-node host) is placed as NumaLocalSpread, and its status says why.")]
     public IrqAffinityPolicy Policy { get; set; } = IrqAffinityPolicy.NumaLocalSpread;
 
     /// <summary>Deprecated: kept so v1alpha1 objects keep their meaning; nic.housekeepingCpus is the one CPU set.</summary>

@@ -281,6 +281,26 @@ public sealed class QueueStatus
 
     [Description("tx-N's xps_cpus as a cpulist; empty when XPS is off or the device has one tx queue.")]
     public string? XpsCpus { get; set; }
+
+    [Description("When this queue's interrupts are on one CPU of a data-plane pod (irqAffinity AlignWithDataPlane puts them there): the data-plane worker pinned to that CPU (the data plane runs worker i on the pod's i-th CPU, ascending), which accepts the connections arriving on this queue.")]
+    public DataPlaneWorkerRef? Worker { get; set; }
+}
+
+[Description("A data-plane worker: the pod and container the kubelet gave the CPU to, and the worker's index there.")]
+public sealed class DataPlaneWorkerRef
+{
+    [Required]
+    [Description("UID of the data-plane pod.")]
+    public string PodUid { get; set; } = "";
+
+    [Description("The pod's NUMA node (the nettune.io/numa-node-N device it holds).")]
+    public int NumaNode { get; set; }
+
+    [Description("The CPU, one of the pod's exclusive CPUs.")]
+    public int Cpu { get; set; }
+
+    [Description("Index of the worker on that CPU (nettune_dataplane_accepts_total{worker=...}).")]
+    public int Index { get; set; }
 }
 
 [Description("The knobs of one NIC by outcome.")]

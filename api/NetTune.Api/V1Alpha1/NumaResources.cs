@@ -16,4 +16,12 @@ public static class NumaResources
 
     /// <summary>The resource of NUMA node <paramref name="numaNode"/>, such as nettune.io/numa-node-1.</summary>
     public static string ResourceName(int numaNode) => Prefix + numaNode.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The NUMA node a resource name of <see cref="Prefix"/> stands for; false for any other name.</summary>
+    public static bool TryParseNode(string resource, out int numaNode)
+    {
+        numaNode = -1;
+        return resource.StartsWith(Prefix, StringComparison.Ordinal)
+            && int.TryParse(resource.AsSpan(Prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out numaNode);
+    }
 }

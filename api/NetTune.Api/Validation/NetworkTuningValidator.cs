@@ -27,6 +27,8 @@ public static partial class NetworkTuningValidator
         ValidateSysctls(spec.Sysctls, "spec.sysctls", errors);
         ValidateRollout(spec.Rollout, "spec.rollout", errors);
         ValidateDataPlane(spec.DataPlane, "spec.dataPlane", errors);
+        if (spec.Nic?.IrqAffinity?.Policy == IrqAffinityPolicy.AlignWithDataPlane && spec.DataPlane?.Enabled != true)
+            errors.Add(new("align-needs-dataplane", "spec.nic.irqAffinity.policy", "nic.irqAffinity.policy AlignWithDataPlane needs dataPlane.enabled: the queues are aligned with the data plane's workers"));
         return errors;
     }
 
@@ -47,6 +49,7 @@ public static partial class NetworkTuningValidator
         "channels-nonempty", "hugepages-unique-size", "hugepages-override-unique", "sysctls-allowed", "dataplane-image",
         "dataplane-static-root", "dataplane-proxy-upstreams", "selector-required", "allnodes-excludes-selector", "dataplane-ports",
         "seccomp-localhost-profile", "seccomp-localhost-relative", "rss-equal-or-weights", "rx-flow-hash-unique",
+        "align-needs-dataplane", "align-excludes-channels-rps",
     };
 
     /// <summary>An empty selector would select every node, control-plane nodes included: it must be asked for.</summary>
@@ -91,6 +94,9 @@ public static partial class NetworkTuningValidator
             CheckRange(ch.Tx, 1, 4096, cpath + ".tx", errors);
         }
 
+        if (nic.IrqAffinity?.Policy == IrqAffinityPolicy.AlignWithDataPlane && (nic.Channels is not null || nic.Rps?.Enabled == true))
+            errors.Add(new("align-excludes-channels-rps", path + ".irqAffinity.policy",
+                "nic.irqAffinity.policy AlignWithDataPlane sets the channels to the data plane's workers and turns RPS off on their queues: it excludes nic.channels and rps.enabled"));
         if (nic.HousekeepingCpus is { } housekeeping && !CpuList.TryParse(housekeeping, out _))
             errors.Add(new(null, path + ".housekeepingCpus", $"'{housekeeping}' is not a cpulist such as 0-1,8"));
         if (nic.IrqAffinity?.ReservedCpus is { } reserved && !CpuList.TryParse(reserved, out _))
