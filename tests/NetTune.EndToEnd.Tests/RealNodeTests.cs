@@ -499,7 +499,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         return $"io_uring_setup {(allowed.Contains("io_uring_setup") ? "allowed" : "denied")} ({allowed.Count} syscalls allowed unconditionally, default {seccomp.GetProperty("defaultAction").GetString()})";
     }
 
-    [Fact(Skip = "issue 22 item 1: not passed on the real node yet. Its run found the DaemonSet controller's FailedCreate Events but no AgentsAvailable condition: the v1.20 controller writes no DaemonSet status after refused creates, which AgentHealth.NeedsLook now allows for (unit-tested); not rerun on the real node before the session ended"), Order(8)]
+    [Fact, Order(8)]
     public async Task AnAgentPodOrADataPlanePodTheClusterRefusesShowsOnTheTuningWithTheServersMessage()
     {
         // v1.20 has no PodSecurity admission; a ResourceQuota refuses the pods on the same path: the DaemonSet controller
@@ -517,7 +517,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         {
             DataPlane = new DataPlaneSpec
             {
-                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = 18483,
+                Enabled = true, Image = fixture.DataPlaneImage, Mode = DataPlaneMode.StaticFiles, Port = 18483,
                 StaticFiles = new StaticFilesSpec { HostPath = www },
             },
         });
