@@ -125,13 +125,7 @@ public static class DataPlanePodBuilder
         return millis <= 0 ? 0 : (int)(millis / 1000 / sockets);
     }
 
-    /// <summary>Hyper-threads per core on a socket (1 when the topology does not say).</summary>
-    public static int ThreadsPerCore(NodeTopology topology, NumaNodeInfo numa)
-    {
-        CpuList.TryParse(numa.Cpus, out var cpus);
-        return ThreadsPerCore(topology, cpus);
-    }
-
+    /// <summary>Hyper-threads per core among these CPUs (1 when the topology does not say).</summary>
     private static int ThreadsPerCore(NodeTopology topology, IEnumerable<int> cpus)
     {
         var onSocket = cpus.ToHashSet();
@@ -142,13 +136,10 @@ public static class DataPlanePodBuilder
     }
 
     /// <summary>
-    /// The whole CPUs a socket's pod asks for: spec.dataPlane.cpusPerSocket when set; otherwise the socket's CPUs less
-    /// the reserved ones, capped by the node's allocatable share, rounded down to whole cores (an odd count on an SMT
-    /// host is refused with SMTAlignmentError under the static policy's full-pcpus-only option).
+    /// The whole CPUs of <paramref name="free"/> that a pod may have with at most <paramref name="share"/>, rounded down
+    /// to whole cores (an odd count on an SMT host is refused with SMTAlignmentError under the static policy's
+    /// full-pcpus-only option); below one core, what there is.
     /// </summary>
-    public static int CpusFor(DataPlaneSpec dp, int freeOnSocket, int? allocatableShare, int threadsPerCore) =>
-        dp.CpusPerSocket ?? Fit(freeOnSocket, allocatableShare, threadsPerCore);
-
     private static int Fit(int free, int? share, int threadsPerCore)
     {
         var count = share is { } most ? Math.Min(free, most) : free;
