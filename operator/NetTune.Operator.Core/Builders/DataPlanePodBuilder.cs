@@ -155,11 +155,9 @@ public static class DataPlanePodBuilder
     /// </summary>
     public static IReadOnlyList<PodUnit> Units(DataPlaneSpec dp, NodeTopology topology, string? housekeepingCpus, IReadOnlySet<int>? only)
     {
-        var packageOf = (topology.Cpus ?? []).GroupBy(c => c.Id).ToDictionary(g => g.Key, g => g.First().Package);
+        var packageOf = PackageOf(topology);
         var numas = (topology.NumaNodes ?? []).Where(n => SocketCpus(n, housekeepingCpus).Count > 0).OrderBy(n => n.Id).ToList();
-        IEnumerable<IGrouping<int?, NumaNodeInfo>> groups = dp.PodPer == DataPlanePodUnit.Package
-            ? numas.GroupBy(n => CpuList.TryParse(n.Cpus, out var cpus) && cpus.Count > 0 && packageOf.TryGetValue(cpus[0], out var p) ? p : (int?)null)
-            : numas.GroupBy(_ => (int?)null);
+        IEnumerable<IGrouping<int?, NumaNodeInfo>> groups = dp.PodPer == DataPlanePodUnit.Package ? numas.GroupBy(packageOf) : numas.GroupBy(_ => (int?)null);
         var units = new List<PodUnit>();
         foreach (var group in groups)
         {
@@ -173,6 +171,13 @@ public static class DataPlanePodBuilder
             }
         }
         return units.OrderBy(u => u.Id).ToList();
+    }
+
+    /// <summary>The physical package of a NUMA node: that of its first CPU; null when the topology lists no CPUs.</summary>
+    private static Func<NumaNodeInfo, int?> PackageOf(NodeTopology topology)
+    {
+        var packages = (topology.Cpus ?? []).GroupBy(c => c.Id).ToDictionary(g => g.Key, g => g.First().Package);
+        return n => CpuList.TryParse(n.Cpus, out var cpus) && cpus.Count > 0 && packages.TryGetValue(cpus[0], out var p) ? p : null;
     }
 
     /// <summary>
@@ -292,7 +297,12 @@ public static class DataPlanePodBuilder
         var where = string.Join(", ", nics.Take(8).Select(n => $"{n.Name} on {n.NumaNode}"));
         if (local.Count == 0)
             return (null, $"node {node}: no selected NIC is on a NUMA node with CPUs ({where}): a pod on every NUMA node");
-        var left = withCpus.Except(local).Order().ToList();
+        // With a pod per package, the NUMA nodes that share a package with a NIC's are covered by its pod.
+        var packageOf = PackageOf(topology);
+        var covered = tuning.Spec.DataPlane?.PodPer == DataPlanePodUnit.Package
+            ? (topology.NumaNodes ?? []).Where(n => packageOf(n) is { } p && (topology.NumaNodes ?? []).Any(l => local.Contains(l.Id) && packageOf(l) == p)).Select(n => n.Id).ToHashSet()
+            : local;
+        var left = withCpus.Except(local).Except(covered).Order().ToList();
         return (local, left.Count == 0 ? null
             : $"node {node}: no pod on NUMA node{(left.Count == 1 ? "" : "s")} {string.Join(", ", left)}, which no selected NIC is on ({where}); dataPlane.numaNodes All puts one on every NUMA node");
     }

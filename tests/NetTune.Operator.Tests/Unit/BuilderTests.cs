@@ -526,6 +526,8 @@ public sealed class BuilderTests
         var only = Assert.Single(plan);
         Assert.Equal(("web-dp-node-a-pkg1", 8), (only.Name, only.Cpus));
         Assert.Equal([2, 3], only.NumaNodes!);
+        Assert.Equal("node node-a: no pod on NUMA nodes 0, 1, which no selected NIC is on (eth0 on 2); dataPlane.numaNodes All puts one on every NUMA node",
+            DataPlanePodBuilder.PodNumaNodes(t, "node-a", SubNumaClustered()).Note);
 
         // Without the CPUs' packages (an older agent's topology) each NUMA node stays a unit.
         var unknown = SubNumaClustered();
