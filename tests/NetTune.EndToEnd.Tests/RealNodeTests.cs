@@ -555,7 +555,8 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         await DeleteTuningAsync(tuning);
     }
 
-    [Fact, Order(8)]
+    [Fact(Skip = "issue 22 item 7: written, not run on the real node yet (the node was taken by the demo lane until the session's end). " +
+        "The same behaviour passed against the real apiserver (DataPlanePodTests.PodsAreSizedBesideTheNodesOtherPods...), which fails without the fix"), Order(8)]
     public async Task TheDataPlanePodIsSizedBesideTheNodesOtherPods_AndWaitsWithTheReasonWhenTheyLeaveNoCpu()
     {
         // Another pod bound to the node (a CNI or an exporter would be): 800m of the node's 1900m allocatable CPU. Beside
