@@ -555,7 +555,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         await DeleteTuningAsync(tuning);
     }
 
-    [Fact(Skip = "issue 22 item 7: written, not run on the real node yet (the node was taken by the demo lane until the session's end). " +
+    [Fact(Skip = "issue 22 item 7: written, not run on the real node yet (its lock was held by other lanes from 21:23 past 22:15, this session's last chance). " +
         "The same behaviour passed against the real apiserver (DataPlanePodTests.PodsAreSizedBesideTheNodesOtherPods...), which fails without the fix"), Order(8)]
     public async Task TheDataPlanePodIsSizedBesideTheNodesOtherPods_AndWaitsWithTheReasonWhenTheyLeaveNoCpu()
     {
