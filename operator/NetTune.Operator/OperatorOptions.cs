@@ -23,6 +23,10 @@ public sealed record OperatorOptions
     /// <summary>Secrets in <see cref="Namespace"/> the agent and data-plane pods pull their images with.</summary>
     public IReadOnlyList<string> ImagePullSecrets { get; init; } = [];
     public string DataPlaneMemory { get; init; } = "512Mi";
+    /// <summary>CPU in millicores the data-plane pods leave unrequested on a node, beside the other pods' requests.</summary>
+    public int DataPlaneCpuMarginMillis { get; init; } = 500;
+    /// <summary>How soon a tuning whose pod found no CPU left beside the node's other pods is looked at again.</summary>
+    public TimeSpan DataPlaneCpuRecheck { get; init; } = TimeSpan.FromSeconds(30);
     public bool LeaderElect { get; init; }
     public string LeaseName { get; init; } = "nettune-operator";
     public string Identity { get; init; } = $"{Environment.MachineName}-{Environment.ProcessId}";
@@ -72,6 +76,7 @@ public sealed record OperatorOptions
     public PlannerSettings PlannerSettings => new(new DataPlaneOptions(NodeComponentsNamespace, DataPlaneMemory)
     {
         AgentCpuMillis = Agent.Resources.Requests?.TryGetValue("cpu", out var cpu) == true ? (int)decimal.Ceiling(cpu.ToDecimal() * 1000m) : 0,
+        CpuMarginMillis = DataPlaneCpuMarginMillis,
         RequiredNodeLabel = DataPlaneRequiredNodeLabel,
         Policy = DataPlanePolicy,
         ImagePullSecrets = ImagePullSecrets,
@@ -79,5 +84,6 @@ public sealed record OperatorOptions
     {
         PodBackoff = PodBackoff,
         PodBackoffMax = PodBackoffMax,
+        CpuRecheck = DataPlaneCpuRecheck,
     };
 }

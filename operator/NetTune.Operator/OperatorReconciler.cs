@@ -88,7 +88,13 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         var snapshot = new ClusterSnapshot(caches.Tunings.List(), caches.Nodes.List(), states, pods, _placements, _agentTroubles);
         var now = DateTime.UtcNow;
         now = new DateTime(now.Ticks - now.Ticks % TimeSpan.TicksPerSecond, DateTimeKind.Utc); // the API keeps whole seconds
-        var plan = TuningPlanner.Plan(tuning, snapshot, options.PlannerSettings, now);
+        var settings = options.PlannerSettings;
+        var plan = TuningPlanner.Plan(tuning, snapshot, settings, now);
+        // Pods to be made are sized beside what the other pods of their node request: read for those nodes only, now
+        // (a cluster-wide pod cache would cost every pod's changes), and planned again with it.
+        if (plan.PodCreates.Count > 0 && tuning.Spec.DataPlane?.CpusPerSocket is null
+            && await OtherPodsCpuAsync(plan.PodCreates.Select(DataPlanePodBuilder.NodeOf).Distinct(StringComparer.Ordinal).ToList(), uid, ct).ConfigureAwait(false) is { Count: > 0 } cpu)
+            plan = TuningPlanner.Plan(tuning, snapshot with { OtherPodsCpu = cpu }, settings, now);
 
         if (plan.AddFinalizer)
         {
@@ -178,6 +184,31 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         var requeue = plan.RequeueAfter;
         if (unplaced && (requeue is null || requeue > options.ProbeRetry)) requeue = options.ProbeRetry;
         return requeue is { } after ? ReconcileResult.After(after) : ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// What the pods bound to each node request, less the tuning's own, from a list of the node's pods. A node whose pods
+    /// cannot be listed is left out.
+    /// </summary>
+    private async Task<Dictionary<string, NodeCpuUse>> OtherPodsCpuAsync(IReadOnlyList<string> nodes, string? tuningUid, CancellationToken ct)
+    {
+        var result = new System.Collections.Concurrent.ConcurrentDictionary<string, NodeCpuUse>(StringComparer.Ordinal);
+        await Parallel.ForEachAsync(nodes.Where(n => n.Length > 0), new ParallelOptions { MaxDegreeOfParallelism = options.WriteParallelism, CancellationToken = ct },
+            async (node, token) =>
+            {
+                try
+                {
+                    // resourceVersion 0: from the API server's watch cache, as the kubelet lists its pods, not a quorum read of etcd.
+                    var pods = await client.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: $"spec.nodeName={node}", resourceVersion: "0", cancellationToken: token)
+                        .ConfigureAwait(false);
+                    result[node] = NodeCpuUse.Of(pods.Items, tuningUid);
+                }
+                catch (HttpOperationException e)
+                {
+                    log.LogWarning("cannot list the pods of node {Node} ({Status}): its data-plane pods are sized without the other pods' CPU requests", node, (int?)e.Response?.StatusCode);
+                }
+            }).ConfigureAwait(false);
+        return new Dictionary<string, NodeCpuUse>(result, StringComparer.Ordinal);
     }
 
     /// <summary>4xx answers other than a conflict: the server's word on the pod, not a transient failure.</summary>

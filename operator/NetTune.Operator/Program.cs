@@ -68,6 +68,16 @@ var revertTimeout = new Option<double>("--revert-timeout-seconds")
 var resync = new Option<double>("--resync-seconds") { DefaultValueFactory = _ => 300, Description = "Reconcile every NetworkTuning at least this often" };
 var workers = new Option<int>("--workers") { DefaultValueFactory = _ => 2, Description = "Concurrent reconciles" };
 var dataPlaneMemory = new Option<string>("--dataplane-memory") { DefaultValueFactory = _ => "512Mi", Description = "Memory request and limit of each data-plane pod" };
+var dataPlaneCpuMargin = new Option<string>("--dataplane-cpu-margin")
+{
+    DefaultValueFactory = _ => "500m",
+    Description = "CPU the data-plane pods leave unrequested on a node when they are sized from its allocatable CPU less its other pods' requests",
+};
+var dataPlaneCpuRecheck = new Option<double>("--dataplane-cpu-recheck-seconds")
+{
+    DefaultValueFactory = _ => 30,
+    Description = "How soon a tuning whose data-plane pod found no CPU left beside its node's other pods is looked at again",
+};
 var dataPlaneNodeLabel = new Option<string>("--dataplane-node-label")
 {
     DefaultValueFactory = _ => Env("NETTUNE_DATAPLANE_NODE_LABEL") ?? Names.NodeTunedLabel,
@@ -185,7 +195,7 @@ var allowedUpstreamNetworks = AllowList("--dataplane-allowed-upstream-networks",
 var root = new RootCommand("NetTune operator: reconciles NetworkTuning objects into the agent DaemonSet, per-node NodeStates and data-plane pods")
 {
     kubeconfig, ns, nodeNamespace, agentImage, imagePullSecrets, metricsPort, leaderElect, leaseName, identity, leaseDuration, renewDeadline, retryPeriod,
-    revertTimeout, resync, workers, dataPlaneMemory, dataPlaneNodeLabel, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
+    revertTimeout, resync, workers, dataPlaneMemory, dataPlaneCpuMargin, dataPlaneCpuRecheck, dataPlaneNodeLabel, podGrace, pingSeconds, logFormat, logLevel, eventNamespace,
     agentLogLevel, agentMetricsPort, agentResources, agentTolerations, agentNodeSelector, agentKubeletRestart, agentKubeletRootDir, webhookPort, webhookCertDir,
     webhookCertSecret, webhookConfigurations, webhookCertHosts, webhookCertValidity, webhookCertRenewBefore, webhookCaValidity, webhookCertCheck,
     allowedImages, allowedHostPaths, allowedPriorityClasses, allowedUpstreamNetworks,
@@ -239,6 +249,9 @@ root.SetAction(async (parsed, invocationToken) =>
         settingErrors.Add($"--dataplane-allowed-host-paths: '{path}' is not an absolute path");
     foreach (var network in policy.UpstreamNetworks.Where(n => n != DataPlanePolicy.AnyValue && !System.Net.IPNetwork.TryParse(n, out _)))
         settingErrors.Add($"--dataplane-allowed-upstream-networks: '{network}' is not a CIDR such as 10.0.0.0/8 (or * for any)");
+    var cpuMargin = CpuMillis(parsed.GetValue(dataPlaneCpuMargin));
+    if (cpuMargin is null) settingErrors.Add($"--dataplane-cpu-margin: '{parsed.GetValue(dataPlaneCpuMargin)}' is not a CPU quantity such as 500m or 1");
+    if (parsed.GetValue(dataPlaneCpuRecheck) is <= 0 or > 86400) settingErrors.Add($"--dataplane-cpu-recheck-seconds: {parsed.GetValue(dataPlaneCpuRecheck)} is not between 0 and 86400");
     if (parsed.GetValue(webhookPort) is < 0 or > 65535) settingErrors.Add($"--webhook-port: {parsed.GetValue(webhookPort)} is not a port");
     var certPolicy = new CertificatePolicy(TimeSpan.FromSeconds(parsed.GetValue(webhookCertValidity)), TimeSpan.FromSeconds(parsed.GetValue(webhookCertRenewBefore)),
         TimeSpan.FromSeconds(parsed.GetValue(webhookCaValidity)), Split(parsed.GetValue(webhookCertHosts)));
@@ -291,6 +304,8 @@ root.SetAction(async (parsed, invocationToken) =>
         ResyncPeriod = TimeSpan.FromSeconds(parsed.GetValue(resync)),
         Workers = parsed.GetValue(workers),
         DataPlaneMemory = parsed.GetValue(dataPlaneMemory)!,
+        DataPlaneCpuMarginMillis = cpuMargin!.Value,
+        DataPlaneCpuRecheck = TimeSpan.FromSeconds(parsed.GetValue(dataPlaneCpuRecheck)),
         DataPlaneRequiredNodeLabel = parsed.GetValue(dataPlaneNodeLabel),
         PodDeleteGraceSeconds = parsed.GetValue(podGrace),
         EventNamespace = parsed.GetValue(eventNamespace)!,
@@ -426,6 +441,20 @@ static Kubernetes? HookClient(string? path)
     catch (Exception e)
     {
         Console.Error.WriteLine($"no usable cluster configuration: {e.Message}");
+        return null;
+    }
+}
+
+// A CPU quantity (500m, 1, 0.5) in millicores; null when it is not one or is negative.
+static int? CpuMillis(string? text)
+{
+    try
+    {
+        var millis = new k8s.Models.ResourceQuantity(text).ToDecimal() * 1000m;
+        return millis is >= 0 and <= int.MaxValue ? (int)decimal.Ceiling(millis) : null;
+    }
+    catch (Exception e) when (e is FormatException or ArgumentException or OverflowException)
+    {
         return null;
     }
 }

@@ -115,6 +115,7 @@ public sealed class ChartRenderTests
         Assert.Contains("--lease-duration-seconds=30", container.Args);
         Assert.Contains("--revert-timeout-seconds=60", container.Args);
         Assert.Contains("--dataplane-memory=1Gi", container.Args);
+        Assert.Contains("--dataplane-cpu-margin=1500m", container.Args);
         Assert.Contains("--metrics-port=9443", container.Args);
         Assert.Contains("--pod-delete-grace-seconds=5", container.Args);
         Assert.Equal(9443, container.Ports.Single(p => p.Name == "metrics").ContainerPort);
@@ -213,6 +214,7 @@ public sealed class ChartRenderTests
             data.Add(major, "uninstall.timeoutSeconds=0", "timeoutSeconds");
             data.Add(major, "agent.kubeletRootDir=var/lib/kubelet", "kubeletRootDir");
             data.Add(major, "operator.image.digest=latest", "digest");
+            data.Add(major, "operator.dataPlaneCpuMargin=1Gi", "dataPlaneCpuMargin");
             data.Add(major, "agent.image.digest=sha256:abc", "digest");
         }
         return data;

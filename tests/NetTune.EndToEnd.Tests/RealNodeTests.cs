@@ -499,7 +499,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         return $"io_uring_setup {(allowed.Contains("io_uring_setup") ? "allowed" : "denied")} ({allowed.Count} syscalls allowed unconditionally, default {seccomp.GetProperty("defaultAction").GetString()})";
     }
 
-    [Fact(Skip = "issue 22 item 1: not passed on the real node yet. Its run found the DaemonSet controller's FailedCreate Events but no AgentsAvailable condition: the v1.20 controller writes no DaemonSet status after refused creates, which AgentHealth.NeedsLook now allows for (unit-tested); not rerun on the real node before the session ended"), Order(8)]
+    [Fact, Order(8)]
     public async Task AnAgentPodOrADataPlanePodTheClusterRefusesShowsOnTheTuningWithTheServersMessage()
     {
         // v1.20 has no PodSecurity admission; a ResourceQuota refuses the pods on the same path: the DaemonSet controller
@@ -517,7 +517,7 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         {
             DataPlane = new DataPlaneSpec
             {
-                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = 18483,
+                Enabled = true, Image = fixture.DataPlaneImage, Mode = DataPlaneMode.StaticFiles, Port = 18483,
                 StaticFiles = new StaticFilesSpec { HostPath = www },
             },
         });
@@ -553,6 +553,65 @@ public sealed class RealNodeTests(RealNodeFixture fixture, ITestOutputHelper out
         await DeleteQuotaAsync("cpu");
         await ReadyDataPlanePodAsync(tuning);
         await DeleteTuningAsync(tuning);
+    }
+
+    [Fact(Skip = "issue 22 item 7: written, not run on the real node yet (its lock was held by other lanes from 21:23 past 22:15, this session's last chance). " +
+        "The same behaviour passed against the real apiserver (DataPlanePodTests.PodsAreSizedBesideTheNodesOtherPods...), which fails without the fix"), Order(8)]
+    public async Task TheDataPlanePodIsSizedBesideTheNodesOtherPods_AndWaitsWithTheReasonWhenTheyLeaveNoCpu()
+    {
+        // Another pod bound to the node (a CNI or an exporter would be): 800m of the node's 1900m allocatable CPU. Beside
+        // the operator's two pods (50m each) and the agent (20m) a pod of one whole CPU no longer fits; made anyway,
+        // it would stay Pending (Insufficient cpu).
+        var filler = $"e2e-{_id}-filler";
+        await Client.CoreV1.CreateNamespacedPodAsync(new V1Pod
+        {
+            Metadata = new V1ObjectMeta { Name = filler },
+            Spec = new V1PodSpec
+            {
+                NodeName = RealNodeFixture.NodeName,
+                AutomountServiceAccountToken = false,
+                Containers = [new V1Container
+                {
+                    Name = "pause", Image = NetTune.LocalCluster.LocalNode.PauseImage, ImagePullPolicy = "Never",
+                    Resources = new V1ResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("800m") } },
+                }],
+            },
+        }, "default");
+        try
+        {
+            var www = Directory.CreateDirectory(Path.Combine(RealNodeFixture.WwwRoot, "fit-" + _id)).FullName;
+            _folders.Add(www);
+            File.WriteAllText(Path.Combine(www, "index.txt"), "fit\n");
+            var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+            {
+                DataPlane = new DataPlaneSpec
+                {
+                    Enabled = true, Image = fixture.DataPlaneImage, Mode = DataPlaneMode.StaticFiles, Port = 18484,
+                    StaticFiles = new StaticFilesSpec { HostPath = www },
+                },
+            });
+            await WaitForNodeStateAsync(Applied, "NodeState Applied for its generation");
+            NetworkTuning status = null!;
+            await Eventually.TrueAsync(async () => HasCondition((status = await ReadTuningAsync(tuning)).Status?.Conditions, ConditionTypes.DataPlaneAvailable,
+                ConditionStatus.False, ConditionReasons.NoAllocatableCpu), "DataPlaneAvailable False with NoAllocatableCpu", Patience,
+                async () => $"status: {JsonSerializer.Serialize(status?.Status)}\n{await fixture.DescribePodsAsync()}");
+            var waiting = status.Status!.Conditions!.Single(c => c.Type == ConditionTypes.DataPlaneAvailable);
+            output.WriteLine($"{waiting.Reason}: {waiting.Message}");
+            Assert.Contains($"default/{filler} 800m", waiting.Message);
+            Assert.Empty((await Client.CoreV1.ListNamespacedPodAsync(RealNodeFixture.NodeNamespace,
+                labelSelector: $"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}")).Items);
+
+            // The other pod goes (nothing the operator watches changes): the tuning is looked at again and its pod runs.
+            await Client.CoreV1.DeleteNamespacedPodAsync(filler, "default", gracePeriodSeconds: 0);
+            var pod = await ReadyDataPlanePodAsync(tuning);
+            Assert.Equal("1", pod.Spec.Containers[0].Resources.Requests["cpu"].ToString());
+            await DeleteTuningAsync(tuning);
+        }
+        finally
+        {
+            try { await Client.CoreV1.DeleteNamespacedPodAsync(filler, "default", gracePeriodSeconds: 0); }
+            catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound) { }
+        }
     }
 
     /// <summary>A ResourceQuota in the node namespace, once the quota controller has counted it (the apiserver enforces it from then on).</summary>

@@ -80,7 +80,7 @@ public sealed class NetworkTuningSpec
     [Description("How a new generation rolls out across the selected nodes.")]
     public RolloutSpec? Rollout { get; set; }
 
-    [Description("The NetTune data plane to run on each NUMA node of a tuned node. The unit is the NUMA node the kernel reports, not the physical package: Intel SNC and AMD NPS give several per package, and each gets its own pod.")]
+    [Description("The NetTune data plane to run on each NUMA node of a tuned node. The unit is the NUMA node the kernel reports, not the physical package: Intel SNC and AMD NPS give several per package, and each gets its own pod unless dataPlane.podPer is Package.")]
     public DataPlaneSpec? DataPlane { get; set; }
 }
 
@@ -406,6 +406,15 @@ public enum DataPlaneNumaNodes
     All,
 }
 
+[JsonConverter(typeof(JsonStringEnumConverter<DataPlanePodUnit>))]
+public enum DataPlanePodUnit
+{
+    /// <summary>One pod per NUMA node, its CPUs on that node.</summary>
+    NumaNode,
+    /// <summary>One pod per physical package, its CPUs on the package's NUMA nodes.</summary>
+    Package,
+}
+
 [JsonConverter(typeof(JsonStringEnumConverter<IoEngine>))]
 public enum IoEngine
 {
@@ -457,12 +466,16 @@ public sealed class DataPlaneSpec
     [Description("Which NUMA nodes get a pod. NicLocal: only those of the NICs nic.interfaces selects, since a pod on another NUMA node sends and receives every packet across the socket link; every NUMA node with CPUs when the tuning selects no NIC, none of them is on this node, or a selected NIC's NUMA node is unknown (numa_node -1, common in VMs; status.dataPlane says so). All: every NUMA node with CPUs.")]
     public DataPlaneNumaNodes NumaNodes { get; set; } = DataPlaneNumaNodes.NicLocal;
 
+    [Default("NumaNode")]
+    [Description("The unit that gets one pod. NumaNode: each NUMA node (Intel SNC and AMD NPS split a package into several, each with its own pod, its memory and its NIC). Package: each physical package, one pod over the CPUs of all its NUMA nodes, asking for the NUMA resource of each; the kubelet's Topology Manager must let a pod span NUMA nodes (policy best-effort or none: single-numa-node and restricted refuse it with TopologyAffinityError). With NicLocal a package gets a pod when one of its NUMA nodes is local to a selected NIC. CPUs as with cpusPerSocket, over the package.")]
+    public DataPlanePodUnit PodPer { get; set; } = DataPlanePodUnit.NumaNode;
+
     [Range(1, 1024)]
     [Description("Workers of each NUMA node's pod; default one per CPU the kubelet gave the pod.")]
     public int? WorkersPerSocket { get; set; }
 
     [Range(1, 1024)]
-    [Description("Whole CPUs each NUMA node's pod requests (Guaranteed QoS; the kubelet's CPU manager picks which, on that NUMA node). Default: the NUMA node's CPUs less nic.housekeepingCpus (the kubelet never hands those out), capped by the node's allocatable CPU shared among its NUMA nodes and rounded down to whole cores; see the operator's README.")]
+    [Description("Whole CPUs each NUMA node's pod requests (Guaranteed QoS; the kubelet's CPU manager picks which, on that NUMA node). Default: the NUMA node's CPUs less nic.housekeepingCpus (the kubelet never hands those out), capped by what the node's allocatable CPU leaves after the requests of the node's other pods and a margin, shared among the pods to be made, and rounded down to whole cores; a running pod keeps its size. A NUMA node left without a whole CPU gets no pod: DataPlaneAvailable False, reason NoAllocatableCpu. See the operator's README.")]
     public int? CpusPerSocket { get; set; }
 
     [Length(0, 253)]

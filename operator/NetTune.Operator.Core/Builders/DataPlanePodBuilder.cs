@@ -14,6 +14,12 @@ public sealed record DataPlaneOptions(string Namespace, string MemoryPerSocket =
     public int AgentCpuMillis { get; init; } = 20;
 
     /// <summary>
+    /// CPU, in millicores, left unrequested on a node when the data-plane pods are sized from what other pods request:
+    /// room for a pod that comes later (a new DaemonSet's) and for requests that change.
+    /// </summary>
+    public int CpuMarginMillis { get; init; } = 500;
+
+    /// <summary>
     /// A node label the data-plane pods require (operator Exists), present while the node's tuning is applied for the
     /// current boot; null or empty: none.
     /// </summary>
@@ -27,10 +33,18 @@ public sealed record DataPlaneOptions(string Namespace, string MemoryPerSocket =
 }
 
 /// <summary>What a socket of a node gets: its pod, or why it has none yet.</summary>
+/// <param name="Socket">The NUMA node the pod is for; the lowest of its package's with dataPlane.podPer Package.</param>
 /// <param name="Cpus">Whole CPUs the pod requests (0 when there is nothing to give it).</param>
 /// <param name="Pod">The pod to run; null while it waits.</param>
 /// <param name="WaitReason">A DataPlaneAvailable reason when the pod waits (see ConditionReasons).</param>
-public sealed record SocketPod(int Socket, string Name, int Cpus, V1Pod? Pod, string? WaitReason = null, string? WaitMessage = null);
+/// <param name="NumaNodes">The NUMA nodes the pod may run on: its own, or its package's.</param>
+public sealed record SocketPod(int Socket, string Name, int Cpus, V1Pod? Pod, string? WaitReason = null, string? WaitMessage = null, IReadOnlyList<int>? NumaNodes = null);
+
+/// <summary>The NUMA nodes that get one pod together: one NUMA node, or every NUMA node of a physical package.</summary>
+/// <param name="Id">The lowest of its NUMA nodes: the pod's admin port offset and NUMA label.</param>
+/// <param name="Package">The package with dataPlane.podPer Package; null for a NUMA node's pod.</param>
+/// <param name="FreeCpus">Its CPUs outside the housekeeping CPUs.</param>
+public sealed record PodUnit(int Id, int? Package, IReadOnlyList<int> NumaNodes, IReadOnlyList<int> FreeCpus, int ThreadsPerCore);
 
 /// <summary>
 /// One data-plane pod per NUMA socket of a tuned node. The pod asks for whole CPUs with requests equal to limits
@@ -51,6 +65,9 @@ public static class DataPlanePodBuilder
     public const string MetricsPortName = "metrics";
 
     public static string PodName(string tuning, string node, int numaNode) => Names.ObjectName($"{tuning}-dp-{node}-numa{numaNode}");
+
+    public static string PodName(string tuning, string node, PodUnit unit) =>
+        unit.Package is { } package ? Names.ObjectName($"{tuning}-dp-{node}-pkg{package}") : PodName(tuning, node, unit.Id);
 
     /// <summary>The admin port of one socket's pod: spec.dataPlane.adminPort plus the NUMA id.</summary>
     public static int AdminPort(DataPlaneSpec dp, int numaNode) => dp.AdminPort + numaNode;
@@ -108,10 +125,9 @@ public static class DataPlanePodBuilder
         return millis <= 0 ? 0 : (int)(millis / 1000 / sockets);
     }
 
-    /// <summary>Hyper-threads per core on a socket (1 when the topology does not say).</summary>
-    public static int ThreadsPerCore(NodeTopology topology, NumaNodeInfo numa)
+    /// <summary>Hyper-threads per core among these CPUs (1 when the topology does not say).</summary>
+    private static int ThreadsPerCore(NodeTopology topology, IEnumerable<int> cpus)
     {
-        CpuList.TryParse(numa.Cpus, out var cpus);
         var onSocket = cpus.ToHashSet();
         var threads = 1;
         foreach (var cpu in topology.Cpus ?? [])
@@ -120,20 +136,57 @@ public static class DataPlanePodBuilder
     }
 
     /// <summary>
-    /// The whole CPUs a socket's pod asks for: spec.dataPlane.cpusPerSocket when set; otherwise the socket's CPUs less
-    /// the reserved ones, capped by the node's allocatable share, rounded down to whole cores (an odd count on an SMT
-    /// host is refused with SMTAlignmentError under the static policy's full-pcpus-only option).
+    /// The whole CPUs of <paramref name="free"/> that a pod may have with at most <paramref name="share"/>, rounded down
+    /// to whole cores (an odd count on an SMT host is refused with SMTAlignmentError under the static policy's
+    /// full-pcpus-only option); below one core, what there is.
     /// </summary>
-    public static int CpusFor(DataPlaneSpec dp, int freeOnSocket, int? allocatableShare, int threadsPerCore)
+    private static int Fit(int free, int? share, int threadsPerCore)
     {
-        if (dp.CpusPerSocket is { } asked) return asked;
-        var count = allocatableShare is { } share ? Math.Min(freeOnSocket, share) : freeOnSocket;
+        var count = share is { } most ? Math.Min(free, most) : free;
         if (threadsPerCore > 1 && count >= threadsPerCore) count -= count % threadsPerCore;
         return count;
     }
 
-    /// <summary>The pods of a node, or, for each socket, why it gets none (yet).</summary>
-    public static IReadOnlyList<SocketPod> Plan(NetworkTuning tuning, string node, V1Node? nodeObject, NodeTopology? topology, DataPlaneOptions options)
+    /// <summary>
+    /// The units of a node that get a pod: each NUMA node with CPUs outside the housekeeping CPUs, or with
+    /// dataPlane.podPer Package each physical package (its NUMA nodes together: Intel SNC and AMD NPS give several per
+    /// package); only those with a NUMA node <paramref name="only"/> holds when it is given. A NUMA node whose package
+    /// the topology does not say (no CPU list) stays a unit of its own.
+    /// </summary>
+    public static IReadOnlyList<PodUnit> Units(DataPlaneSpec dp, NodeTopology topology, string? housekeepingCpus, IReadOnlySet<int>? only)
+    {
+        var packageOf = PackageOf(topology);
+        var numas = (topology.NumaNodes ?? []).Where(n => SocketCpus(n, housekeepingCpus).Count > 0).OrderBy(n => n.Id).ToList();
+        IEnumerable<IGrouping<int?, NumaNodeInfo>> groups = dp.PodPer == DataPlanePodUnit.Package ? numas.GroupBy(packageOf) : numas.GroupBy(_ => (int?)null);
+        var units = new List<PodUnit>();
+        foreach (var group in groups)
+        {
+            // Without a package, each NUMA node is its own unit.
+            var sets = group.Key is null ? group.Select(n => new[] { n }) : [group.ToArray()];
+            foreach (var set in sets)
+            {
+                if (only is not null && !set.Any(n => only.Contains(n.Id))) continue;
+                var free = set.SelectMany(n => SocketCpus(n, housekeepingCpus)).Order().ToList();
+                units.Add(new PodUnit(set.Min(n => n.Id), group.Key, set.Select(n => n.Id).ToList(), free, ThreadsPerCore(topology, free)));
+            }
+        }
+        return units.OrderBy(u => u.Id).ToList();
+    }
+
+    /// <summary>The physical package of a NUMA node: that of its first CPU; null when the topology lists no CPUs.</summary>
+    private static Func<NumaNodeInfo, int?> PackageOf(NodeTopology topology)
+    {
+        var packages = (topology.Cpus ?? []).GroupBy(c => c.Id).ToDictionary(g => g.Key, g => g.First().Package);
+        return n => CpuList.TryParse(n.Cpus, out var cpus) && cpus.Count > 0 && packages.TryGetValue(cpus[0], out var p) ? p : null;
+    }
+
+    /// <summary>
+    /// The pods of a node, or, for each unit (NUMA node or package), why it gets none (yet). <paramref name="others"/> is
+    /// what the node's other pods request (null when not known: then only the agent's request is counted);
+    /// <paramref name="running"/> are the tuning's pods on the node, whose size is kept while their cap is unchanged.
+    /// </summary>
+    public static IReadOnlyList<SocketPod> Plan(NetworkTuning tuning, string node, V1Node? nodeObject, NodeTopology? topology, DataPlaneOptions options,
+        NodeCpuUse? others = null, IReadOnlyList<V1Pod>? running = null)
     {
         var result = new List<SocketPod>();
         var dp = tuning.Spec.DataPlane;
@@ -143,38 +196,87 @@ public static class DataPlanePodBuilder
         // The deprecated irqAffinity.reservedCpus keeps its old effect on the count when no housekeeping CPUs are given.
         var reserved = tuning.Spec.Nic?.HousekeepingCpus ?? tuning.Spec.Nic?.IrqAffinity?.ReservedCpus;
         var (only, _) = PodNumaNodes(tuning, node, topology);
-        var sockets = topology.NumaNodes.Where(n => SocketCpus(n, reserved).Count > 0 && (only is null || only.Contains(n.Id))).OrderBy(n => n.Id).ToList();
-        var share = AllocatableShare(nodeObject, sockets.Count, options);
-        var planned = new List<(NumaNodeInfo Numa, int Cpus, int Free)>();
-        foreach (var numa in sockets)
-        {
-            var free = SocketCpus(numa, reserved).Count;
-            planned.Add((numa, CpusFor(dp, free, share, ThreadsPerCore(topology, numa)), free));
-        }
+        var units = Units(dp, topology, reserved, only);
+        var names = units.Select(u => PodName(tuning.Metadata.Name, node, u)).ToList();
+        var sizes = Size(dp, node, units, names, nodeObject, options, others, running ?? []);
 
         // The kubelet counts hugepages at its start only: a pod asking for pages the node's allocatable does not show
         // yet would stay Pending (Insufficient hugepages-2Mi), so it is not created until they show.
-        var hugepagesShort = HugepagesShortfall(tuning, nodeObject, planned.Select(p => p.Numa.Id));
+        var hugepagesShort = HugepagesShortfall(tuning, nodeObject, units.SelectMany(u => u.NumaNodes));
 
-        foreach (var (numa, cpus, free) in planned)
+        for (var i = 0; i < units.Count; i++)
         {
-            var name = PodName(tuning.Metadata.Name, node, numa.Id);
+            var (unit, name, (cpus, cap, why)) = (units[i], names[i], sizes[i]);
+            var missing = unit.NumaNodes.Select(NumaResources.ResourceName).Where(r => !Advertises(nodeObject, r)).ToList();
+            SocketPod Waiting(string reason, string message) => new(unit.Id, name, cpus, null, reason, message, unit.NumaNodes);
             if (cpus == 0)
-                result.Add(new SocketPod(numa.Id, name, 0, null, ConditionReasons.NoAllocatableCpu,
-                    $"node {node} has no whole CPU left for socket {numa.Id}'s pod (allocatable CPU less {options.AgentCpuMillis}m for the agent, shared by {sockets.Count} sockets)"));
-            else if (cpus > free)
-                result.Add(new SocketPod(numa.Id, name, cpus, null, ConditionReasons.NoAllocatableCpu,
-                    $"dataPlane.cpusPerSocket is {cpus} but socket {numa.Id} of node {node} has {free} CPUs outside the housekeeping CPUs; single-numa-node cannot admit it"));
+                result.Add(Waiting(ConditionReasons.NoAllocatableCpu, why!));
+            else if (cpus > unit.FreeCpus.Count)
+                result.Add(Waiting(ConditionReasons.NoAllocatableCpu,
+                    $"dataPlane.cpusPerSocket is {cpus} but {Describe(unit)} of node {node} has {unit.FreeCpus.Count} CPUs outside the housekeeping CPUs; " +
+                    (unit.Package is null ? "single-numa-node cannot admit it" : "the package cannot hold it")));
             else if (hugepagesShort is { } shortMessage)
-                result.Add(new SocketPod(numa.Id, name, cpus, null, ConditionReasons.HugepagesNotAllocatable, shortMessage));
-            else if (!Advertises(nodeObject, NumaResources.ResourceName(numa.Id)))
-                result.Add(new SocketPod(numa.Id, name, cpus, null, ConditionReasons.NumaResourceNotAllocatable,
-                    $"node {node} does not advertise {NumaResources.ResourceName(numa.Id)} in its allocatable resources yet: the pod asks for it to be " +
-                    $"placed on NUMA node {numa.Id}, and the node's agent registers it with the kubelet (its device plugin, in {NumaResources.KubeletDevicePluginDir})"));
+                result.Add(Waiting(ConditionReasons.HugepagesNotAllocatable, shortMessage));
+            else if (missing.Count > 0)
+                result.Add(Waiting(ConditionReasons.NumaResourceNotAllocatable,
+                    $"node {node} does not advertise {string.Join(", ", missing)} in its allocatable resources yet: the pod asks for it to be " +
+                    $"placed on {Describe(unit)}, and the node's agent registers it with the kubelet (its device plugin, in {NumaResources.KubeletDevicePluginDir})"));
             else
-                result.Add(new SocketPod(numa.Id, name, cpus, BuildPod(tuning, dp, node, numa.Id, cpus, options)));
+                result.Add(new SocketPod(unit.Id, name, cpus, BuildPod(tuning, dp, node, unit, name, cpus, cap, options), NumaNodes: unit.NumaNodes));
         }
         return result;
+    }
+
+    private static string Describe(PodUnit unit) =>
+        unit.Package is { } package ? $"package {package} (NUMA node{(unit.NumaNodes.Count == 1 ? "" : "s")} {string.Join(", ", unit.NumaNodes)})" : $"NUMA node {unit.Id}";
+
+    /// <summary>
+    /// Each unit's whole CPUs, its cap (what it could have without counting other pods) and, when 0, why. The cap is
+    /// the unit's free CPUs, capped by the node's allocatable CPU less the agent's request shared by the units, in whole
+    /// cores. A running pod keeps its size while its cap is unchanged; the others share what allocatable leaves after
+    /// the node's other pods' requests, the margin and the kept pods, so a pod fits beside what already runs there.
+    /// </summary>
+    private static List<(int Cpus, int Cap, string? Why)> Size(DataPlaneSpec dp, string node, IReadOnlyList<PodUnit> units, IReadOnlyList<string> names,
+        V1Node? nodeObject, DataPlaneOptions options, NodeCpuUse? others, IReadOnlyList<V1Pod> running)
+    {
+        var share = AllocatableShare(nodeObject, units.Count, options);
+        var caps = units.Select(u => Fit(u.FreeCpus.Count, share, u.ThreadsPerCore)).ToList();
+        var sizes = new List<(int Cpus, int Cap, string? Why)>();
+        if (dp.CpusPerSocket is { } asked) return caps.Select(cap => (asked, cap, (string?)null)).ToList();
+
+        var kept = new int?[units.Count];
+        for (var i = 0; i < units.Count; i++)
+        {
+            var pod = running.FirstOrDefault(p => p.Metadata.Name == names[i] && p.Metadata.DeletionTimestamp is null && PodRequests.Holds(p));
+            var cpus = pod is null ? 0 : (int)decimal.Floor(PodRequests.Of(pod, "cpu"));
+            var capWas = Names.Annotation(pod?.Metadata, Names.CpuCapAnnotation);
+            if (cpus >= 1 && cpus <= caps[i] && (capWas is null || capWas == caps[i].ToString(CultureInfo.InvariantCulture))) kept[i] = cpus;
+        }
+        var allocatable = nodeObject?.Status?.Allocatable?.TryGetValue("cpu", out var cpu) == true ? (long)decimal.Floor(cpu!.ToDecimal() * 1000m) : (long?)null;
+        if (others is null || allocatable is null)
+            return caps.Select((cap, i) => (kept[i] ?? cap, cap, cap == 0
+                ? $"node {node} has no whole CPU left for {Describe(units[i])}'s pod (allocatable CPU less {options.AgentCpuMillis}m for the agent, shared by {units.Count} pods)"
+                : null)).ToList();
+
+        var keptMillis = kept.Sum(k => (k ?? 0) * 1000L);
+        var left = Math.Max(0, allocatable.Value - others.Millis - options.CpuMarginMillis - keptMillis);
+        var sharing = kept.Count(k => k is null);
+        var each = sharing == 0 ? 0 : (int)(left / 1000 / sharing);
+        for (var i = 0; i < units.Count; i++)
+        {
+            if (kept[i] is { } keep)
+            {
+                sizes.Add((keep, caps[i], null));
+                continue;
+            }
+            var cpus = Fit(units[i].FreeCpus.Count, Math.Min(caps[i], each), units[i].ThreadsPerCore);
+            sizes.Add((cpus, caps[i], cpus > 0 ? null
+                : $"node {node} has no whole CPU left for {Describe(units[i])}'s pod: allocatable CPU {NodeCpuUse.Cpu(allocatable.Value)} less " +
+                  $"{NodeCpuUse.Cpu(others.Millis)} requested by {others.Pods} other pods{(others.Largest.Count > 0 ? " (" + string.Join(", ", others.Largest) + ")" : "")}" +
+                  $"{(keptMillis > 0 ? $", {NodeCpuUse.Cpu(keptMillis)} of this tuning's running pods" : "")} and a margin of {NodeCpuUse.Cpu(options.CpuMarginMillis)} " +
+                  $"leaves {NodeCpuUse.Cpu(left)} for {sharing} pod{(sharing == 1 ? "" : "s")}"));
+        }
+        return sizes;
     }
 
     /// <summary>
@@ -195,7 +297,12 @@ public static class DataPlanePodBuilder
         var where = string.Join(", ", nics.Take(8).Select(n => $"{n.Name} on {n.NumaNode}"));
         if (local.Count == 0)
             return (null, $"node {node}: no selected NIC is on a NUMA node with CPUs ({where}): a pod on every NUMA node");
-        var left = withCpus.Except(local).Order().ToList();
+        // With a pod per package, the NUMA nodes that share a package with a NIC's are covered by its pod.
+        var packageOf = PackageOf(topology);
+        var covered = tuning.Spec.DataPlane?.PodPer == DataPlanePodUnit.Package
+            ? (topology.NumaNodes ?? []).Where(n => packageOf(n) is { } p && (topology.NumaNodes ?? []).Any(l => local.Contains(l.Id) && packageOf(l) == p)).Select(n => n.Id).ToHashSet()
+            : local;
+        var left = withCpus.Except(local).Except(covered).Order().ToList();
         return (local, left.Count == 0 ? null
             : $"node {node}: no pod on NUMA node{(left.Count == 1 ? "" : "s")} {string.Join(", ", left)}, which no selected NIC is on ({where}); dataPlane.numaNodes All puts one on every NUMA node");
     }
@@ -205,8 +312,9 @@ public static class DataPlanePodBuilder
         node?.Status?.Allocatable?.TryGetValue(resource, out var quantity) == true && quantity.ToDecimal() >= 1;
 
     /// <summary>The pods to run on a node (those that need not wait).</summary>
-    public static IReadOnlyList<V1Pod> Build(NetworkTuning tuning, string node, V1Node? nodeObject, NodeTopology? topology, DataPlaneOptions options) =>
-        Plan(tuning, node, nodeObject, topology, options).Where(s => s.Pod is not null).Select(s => s.Pod!).ToList();
+    public static IReadOnlyList<V1Pod> Build(NetworkTuning tuning, string node, V1Node? nodeObject, NodeTopology? topology, DataPlaneOptions options,
+        NodeCpuUse? others = null) =>
+        Plan(tuning, node, nodeObject, topology, options, others).Where(s => s.Pod is not null).Select(s => s.Pod!).ToList();
 
     /// <summary>Hugepages of one size a socket's pod requests, in bytes (0: none).</summary>
     public static long HugepageBytes(HugepagesSpec pages, int numaNode)
@@ -235,25 +343,26 @@ public static class DataPlanePodBuilder
     private static string Bytes(long bytes) =>
         bytes % (1L << 30) == 0 && bytes > 0 ? $"{bytes >> 30}Gi" : $"{bytes >> 20}Mi";
 
-    private static V1Pod BuildPod(NetworkTuning tuning, DataPlaneSpec dp, string node, int numaNode, int cpus, DataPlaneOptions options)
+    private static V1Pod BuildPod(NetworkTuning tuning, DataPlaneSpec dp, string node, PodUnit unit, string podName, int cpus, int cap, DataPlaneOptions options)
     {
         // Each socket's pod has its own admin port on the shared host network namespace.
+        var numaNode = unit.Id;
         var adminPort = AdminPort(dp, numaNode);
         var name = tuning.Metadata.Name;
         var resources = new Dictionary<string, ResourceQuantity>
         {
             ["cpu"] = new(cpus.ToString(CultureInfo.InvariantCulture)),
             ["memory"] = new(options.MemoryPerSocket),
-            // One device of this NUMA node's resource: its topology is what makes the Topology Manager take the pod's
-            // CPUs from this node (a pod has no field to name a NUMA node).
-            [NumaResources.ResourceName(numaNode)] = new("1"),
         };
+        // One device of each of its NUMA nodes' resources: their topology is what makes the Topology Manager take the
+        // pod's CPUs from those nodes (a pod has no field to name a NUMA node).
+        foreach (var numa in unit.NumaNodes) resources[NumaResources.ResourceName(numa)] = new("1");
         var volumes = new List<V1Volume>();
         var mounts = new List<V1VolumeMount>();
         var hugepages = false;
         foreach (var pages in tuning.Spec.Hugepages ?? [])
         {
-            var bytes = HugepageBytes(pages, numaNode);
+            var bytes = unit.NumaNodes.Sum(numa => HugepageBytes(pages, numa));
             if (bytes == 0) continue;
             var quantity = pages.Size == "1Gi" ? $"{bytes >> 30}Gi" : $"{bytes >> 20}Mi";
             resources["hugepages-" + pages.Size] = new ResourceQuantity(quantity);
@@ -332,7 +441,7 @@ public static class DataPlanePodBuilder
             Kind = "Pod",
             Metadata = new V1ObjectMeta
             {
-                Name = PodName(name, node, numaNode),
+                Name = podName,
                 NamespaceProperty = options.Namespace,
                 Labels = new Dictionary<string, string>
                 {
@@ -360,7 +469,11 @@ public static class DataPlanePodBuilder
                 SecurityContext = RestrictedPod(dp),
             },
         };
-        pod.Metadata.Annotations = new Dictionary<string, string> { [Names.SpecHashAnnotation] = Names.Hash(pod.Spec) };
+        pod.Metadata.Annotations = new Dictionary<string, string>
+        {
+            [Names.SpecHashAnnotation] = Names.Hash(pod.Spec),
+            [Names.CpuCapAnnotation] = cap.ToString(CultureInfo.InvariantCulture),
+        };
         return pod;
     }
 

@@ -17,6 +17,12 @@ public static class Names
     public const string NodeLabel = "nettune.io/node";
     public const string NumaLabel = "nettune.io/numa-node";
     public const string SpecHashAnnotation = "nettune.io/spec-hash";
+    /// <summary>
+    /// On a data-plane pod: the CPUs its unit could have had without counting other pods (its CPUs outside the
+    /// housekeeping ones, capped by the node's allocatable share). While that stays the same the pod keeps its size, so
+    /// pods that come and go beside it do not make it replaced.
+    /// </summary>
+    public const string CpuCapAnnotation = "nettune.io/cpu-cap";
     public const string AgentDaemonSet = "nettune-agent";
     public const string AgentServiceAccount = "nettune-agent";
 

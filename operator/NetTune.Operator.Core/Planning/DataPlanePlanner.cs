@@ -58,6 +58,7 @@ public static class DataPlanePlanner
         var waitReasons = new List<(string Reason, string Message)>();
         var shared = new List<string>();
         var placement = new List<string>();
+        var spans = new Dictionary<string, IReadOnlyList<int>>(StringComparer.Ordinal);
         TimeSpan? requeue = null;
         var desiredCount = 0;
 
@@ -68,7 +69,8 @@ public static class DataPlanePlanner
             var existing = podsByNode.TryGetValue(node.Node, out var onNode) ? onNode : [];
             snapshot.NodeStates.TryGetValue(node.Node, out var state);
             nodesByName.TryGetValue(node.Node, out var nodeObject);
-            IReadOnlyList<SocketPod> PlanSockets() => DataPlanePodBuilder.Plan(tuning, node.Node, nodeObject, state?.Status?.Topology, settings.DataPlane);
+            IReadOnlyList<SocketPod> PlanSockets() => DataPlanePodBuilder.Plan(tuning, node.Node, nodeObject, state?.Status?.Topology, settings.DataPlane,
+                snapshot.CpuOfOtherPods.GetValueOrDefault(node.Node), existing);
             if (state?.Status?.Topology is { } topology && DataPlanePodBuilder.PodNumaNodes(tuning, node.Node, topology).Note is { } note)
                 placement.Add(note);
             if (node.Progress != NodeProgress.Applied)
@@ -98,6 +100,9 @@ public static class DataPlanePlanner
                 continue;
             }
             var sockets = PlanSockets();
+            foreach (var socket in sockets) spans[socket.Name] = socket.NumaNodes ?? [socket.Socket];
+            if (sockets.Any(s => s.WaitReason == ConditionReasons.NoAllocatableCpu) && snapshot.CpuOfOtherPods.ContainsKey(node.Node))
+                requeue = requeue is null || settings.CpuRecheck < requeue ? settings.CpuRecheck : requeue;
             var names = sockets.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
             deletes.AddRange(existing.Where(p => p.Metadata.DeletionTimestamp is null && !names.Contains(p.Metadata.Name)));
             var cordoned = nodeObject?.Spec?.Unschedulable == true;
@@ -194,7 +199,7 @@ public static class DataPlanePlanner
             deletes.AddRange(outdated);
 
         var ready = entries.Count(e => e.Ready);
-        var condition = Condition(tuning.Spec.DataPlane!, entries, ready, desiredCount, waitReasons, shared);
+        var condition = Condition(tuning.Spec.DataPlane!, entries, ready, desiredCount, waitReasons, shared, spans);
         var previousCondition = PreviousAvailable(tuning.Status?.Conditions);
         if (condition.Reason == ConditionReasons.SocketShared && previousCondition?.Reason != ConditionReasons.SocketShared)
             events.Add(PlannedEvent.Warning(ConditionReasons.SocketShared, condition.Message));
@@ -222,7 +227,7 @@ public static class DataPlanePlanner
         conditions?.FirstOrDefault(c => c.Type == ConditionTypes.DataPlaneAvailable);
 
     private static PlannedCondition Condition(DataPlaneSpec dp, List<DataPlanePodStatus> entries, int ready, int desired, List<(string Reason, string Message)> waits,
-        List<string> shared)
+        List<string> shared, IReadOnlyDictionary<string, IReadOnlyList<int>> spans)
     {
         var counts = $"{ready} of {desired} data-plane pods ready";
         var failed = entries.Where(e => e.Phase == Failed || (e.Phase == Waiting && e.Recreations > 0 && e.LastFailureTime is not null)).ToList();
@@ -255,7 +260,8 @@ public static class DataPlanePlanner
                 $"{counts}; two pods of one node share a NUMA node: {string.Join("; ", shared)}; the kubelet's Topology Manager did not align them with their NUMA devices (topologyManagerPolicy none?)");
         // Each pod asks for a device of its NUMA node; the Topology Manager takes its CPUs from that node unless its
         // policy is none, which aligns nothing. The pod's own report is what tells.
-        var misplaced = entries.Where(e => e.Ready && e.NumaNode is >= 0 and var numa && numa != e.Socket).ToList();
+        var misplaced = entries.Where(e => e.Ready && e.NumaNode is >= 0 and var numa && numa != e.Socket
+                                           && !(spans.TryGetValue(e.Name, out var span) && span.Contains(numa))).ToList();
         if (misplaced.Count > 0)
             return new(ConditionStatus.True, ConditionReasons.NumaNodeMismatch,
                 $"{counts}; {Listed(misplaced, e => $"{e.Name} asked for NUMA node {e.Socket} ({NumaResources.ResourceName(e.Socket)}) and runs on NUMA node {e.NumaNode}")}: " +

@@ -1,5 +1,6 @@
 using k8s.Models;
 using NetTune.Api.V1Alpha1;
+using NetTune.Operator.Core.Builders;
 
 namespace NetTune.Operator.Core.Planning;
 
@@ -19,24 +20,14 @@ public static class HugepagesBudgets
         var allocatable = node.Status?.Allocatable;
         if (allocatable is null || !allocatable.TryGetValue("memory", out var memory)) return null;
         var hugepages = allocatable.Where(kv => kv.Key.StartsWith("hugepages-", StringComparison.Ordinal)).Sum(kv => Bytes(kv.Value));
-        var running = pods.Where(p => p.Status?.Phase is not ("Succeeded" or "Failed")).ToList();
-        var requested = running.Sum(MemoryRequest);
+        var running = pods.Where(PodRequests.Holds).ToList();
+        var requested = running.Sum(p => (long)PodRequests.Of(p, "memory"));
         var free = Math.Max(0, Bytes(memory) - requested);
         return new HugepagesBudget
         {
             MaxBytes = Math.Min(hugepages + free, 1L << 50),
             Basis = $"allocatable memory {Format(Bytes(memory))} less {Format(requested)} requested by {running.Count} pods, plus {Format(hugepages)} of hugepages the kubelet counts already",
         };
-    }
-
-    /// <summary>What the scheduler counts for a pod: the larger of its containers' sum and its largest init container, plus its overhead.</summary>
-    public static long MemoryRequest(V1Pod pod)
-    {
-        static long Of(V1Container c) => c.Resources?.Requests is { } r && r.TryGetValue("memory", out var q) ? Bytes(q) : 0;
-        var containers = pod.Spec?.Containers?.Sum(Of) ?? 0;
-        var init = pod.Spec?.InitContainers is { Count: > 0 } inits ? inits.Max(Of) : 0;
-        var overhead = pod.Spec?.Overhead is { } o && o.TryGetValue("memory", out var m) ? Bytes(m) : 0;
-        return Math.Max(containers, init) + overhead;
     }
 
     private static long Bytes(ResourceQuantity q) => (long)q.ToDecimal();

@@ -17,6 +17,12 @@ public sealed record PlannerSettings(DataPlaneOptions DataPlane, TimeSpan Revert
 
     /// <summary>The longest wait before a failed data-plane pod is made again.</summary>
     public TimeSpan PodBackoffMax { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How soon a tuning whose pod found no CPU left beside the node's other pods is looked at again: those pods going
+    /// away changes nothing the operator watches.
+    /// </summary>
+    public TimeSpan CpuRecheck { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>What the reconciler reads from its caches for one NetworkTuning.</summary>
@@ -25,16 +31,24 @@ public sealed record PlannerSettings(DataPlaneOptions DataPlane, TimeSpan Revert
 /// <param name="Pods">The data-plane pods of the reconciled tuning.</param>
 /// <param name="Placements">Where those pods run, by pod uid, as they reported it (pods not asked yet are absent).</param>
 /// <param name="AgentTroubles">Nodes whose agent pod was refused or does not run, by node name (<see cref="AgentHealth"/>).</param>
+/// <param name="OtherPodsCpu">
+/// What the other pods of a node request, by node name, for the nodes where the tuning's pods are to be made (read
+/// then, not cached); a node absent here counts the agent's request only.
+/// </param>
 public sealed record ClusterSnapshot(
     IReadOnlyList<NetworkTuning> Tunings,
     IReadOnlyList<V1Node> Nodes,
     IReadOnlyDictionary<string, NetworkTuningNodeState> NodeStates,
     IReadOnlyList<V1Pod> Pods,
     IReadOnlyDictionary<string, DataPlanePlacement>? PodPlacements = null,
-    IReadOnlyDictionary<string, AgentTrouble>? AgentTroubles = null)
+    IReadOnlyDictionary<string, AgentTrouble>? AgentTroubles = null,
+    IReadOnlyDictionary<string, NodeCpuUse>? OtherPodsCpu = null)
 {
     private static readonly Dictionary<string, DataPlanePlacement> None = [];
     private static readonly Dictionary<string, AgentTrouble> NoTrouble = [];
+    private static readonly Dictionary<string, NodeCpuUse> NoCpu = [];
+
+    public IReadOnlyDictionary<string, NodeCpuUse> CpuOfOtherPods => OtherPodsCpu ?? NoCpu;
 
     public IReadOnlyDictionary<string, DataPlanePlacement> Placements => PodPlacements ?? None;
 

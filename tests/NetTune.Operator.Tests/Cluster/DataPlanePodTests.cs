@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using k8s;
 using k8s.Models;
 using NetTune.Api.V1Alpha1;
 using NetTune.Operator.Core.Builders;
@@ -208,6 +209,40 @@ public sealed class DataPlanePodTests(ClusterFixture fx, ITestOutputHelper outpu
         await bed.UpdateTuningAsync(name, s => s.DataPlane!.PriorityClassName = null);
         await PodsOf(bed, name, 1);
         await bed.WaitForTuningAsync(name, t => TestBed.Condition(t, ConditionTypes.DataPlaneAvailable)?.Reason == ConditionReasons.PodsNotReady, "the error gone");
+    }
+
+    [Fact]
+    public async Task PodsAreSizedBesideTheNodesOtherPods_NoneIsMadeWhileTheyLeaveNoCpu_AndARunningPodKeepsItsSize()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        var node = (await bed.CreateNodesAsync(1)).Single();
+        await bed.SetAllocatableAsync(node, ("cpu", "8"), ("memory", "32Gi"), ("pods", "110"));
+        // Other components on the node: a CNI pod and a large one that leaves the data plane no whole CPU.
+        await bed.BindPodAsync(node, "cni", ("cpu", "2500m"));
+        await bed.BindPodAsync(node, "hog", ("cpu", "4"));
+        await bed.StartOperatorAsync(bed.FastOptions() with { DataPlaneCpuRecheck = TimeSpan.FromSeconds(1) });
+        bed.StartAgents(_ => Sockets(2, 4));
+        var name = (await bed.CreateTuningAsync("fit", Spec(bed))).Metadata.Name;
+
+        var waiting = await bed.WaitForTuningAsync(name, t => TestBed.Condition(t, ConditionTypes.DataPlaneAvailable)?.Reason == ConditionReasons.NoAllocatableCpu,
+            "the pods waiting for CPU");
+        var message = TestBed.Condition(waiting, ConditionTypes.DataPlaneAvailable)!.Message;
+        Assert.Contains($"allocatable CPU 8 less 6500m requested by 2 other pods ({bed.Namespace}/hog 4, {bed.Namespace}/cni 2500m) and a margin of 500m leaves 1 for 2 pods", message);
+        Assert.Equal("False", TestBed.Condition(waiting, "Ready")!.Status);
+        Assert.Empty(await bed.DataPlanePodsAsync());
+
+        // The large pod goes: nothing the operator watches changes, the recheck finds the room. 8 − 2.5 − 0.5 leaves
+        // 5 CPUs: 2 per pod (sized from allocatable alone they would ask for 3 each, and the second would not fit).
+        await bed.Client.CoreV1.DeleteNamespacedPodAsync("hog", bed.Namespace, gracePeriodSeconds: 0);
+        var pods = await PodsOf(bed, name, 2);
+        Assert.All(pods, p => Assert.Equal("2", p.Spec.Containers[0].Resources.Requests["cpu"].ToString()));
+
+        // More pods come beside them, and the tuning changes in a way the pods do not see: they stay as they are.
+        await bed.BindPodAsync(node, "exporter", ("cpu", "2"));
+        await bed.UpdateTuningAsync(name, s => s.Sysctls = new() { ["net.core.somaxconn"] = "8192" });
+        await bed.WaitForTuningAsync(name, t => t.Status?.ObservedGeneration == t.Metadata.Generation, "the change observed");
+        var after = await bed.DataPlanePodsAsync();
+        Assert.Equal(pods.Select(p => p.Metadata.Uid).Order(), after.Select(p => p.Metadata.Uid).Order());
     }
 
     [Fact]

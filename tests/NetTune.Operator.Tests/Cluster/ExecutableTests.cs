@@ -84,6 +84,7 @@ public sealed class ExecutableTests(ClusterFixture fx, ITestOutputHelper output)
     [InlineData("--event-namespace", "nettune-system", "only in namespace default")]
     [InlineData("--agent-tolerations", "[{\"operator\":\"Matches\"}]", "--agent-tolerations: tolerations: operator 'Matches'")]
     [InlineData("--agent-kubelet-root-dir", "/", "--agent-kubelet-root-dir: '/' is not an absolute folder")]
+    [InlineData("--dataplane-cpu-margin", "lots", "--dataplane-cpu-margin: 'lots' is not a CPU quantity")]
     public async Task ABadFlagStopsTheOperatorWithTheReason(string flag, string value, string message)
     {
         using var op = OperatorProcess.Start(fx.Cluster.KubeconfigPath, "nettune-system", flag, value);

@@ -17,12 +17,9 @@ public sealed class HugepagesBudgetClusterTests(ClusterFixture fx, ITestOutputHe
         await using var bed = await TestBed.StartAsync(fx.Cluster, output);
         var node = (await bed.CreateNodesAsync(1))[0];
         await bed.SetAllocatableAsync(node, ("cpu", "4"), ("memory", "8Gi"), ("hugepages-2Mi", "128Mi"), ("pods", "110"));
-        // A pod the scheduler bound to the node (any namespace) and one that finished there. (Pods need the namespace's
-        // default ServiceAccount, which the controller-manager may not have made yet.)
-        try { await bed.Client.CoreV1.CreateNamespacedServiceAccountAsync(new V1ServiceAccount { Metadata = new V1ObjectMeta { Name = "default" } }, bed.Namespace); }
-        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict) { }
-        await BindPodAsync(bed, node, "busy", "3Gi");
-        await BindPodAsync(bed, node, "done", "2Gi");
+        // A pod the scheduler bound to the node (any namespace) and one that finished there.
+        await bed.BindPodAsync(node, "busy", ("memory", "3Gi"));
+        await bed.BindPodAsync(node, "done", ("memory", "2Gi"));
         await bed.Client.CoreV1.PatchNamespacedPodStatusAsync(new V1Patch("{\"status\":{\"phase\":\"Succeeded\"}}", V1Patch.PatchType.MergePatch), "done", bed.Namespace);
         await bed.StartOperatorAsync();
         bed.StartAgents();
@@ -38,7 +35,7 @@ public sealed class HugepagesBudgetClusterTests(ClusterFixture fx, ITestOutputHe
         Assert.Equal("allocatable memory 8Gi less 3Gi requested by 1 pods, plus 128Mi of hugepages the kubelet counts already", state.Spec.HugepagesBudget.Basis);
 
         // More pods come: the budget stays (a new one would be a new generation) until the hugepages asked change.
-        await BindPodAsync(bed, node, "later", "1Gi");
+        await bed.BindPodAsync(node, "later", ("memory", "1Gi"));
         await bed.UpdateTuningAsync(tuning.Metadata.Name, s => s.Sysctls = new() { ["vm.swappiness"] = "10" });
         await TestBed.EventuallyAsync(async () => (state = (await bed.GetNodeStateAsync(node))!).Spec.Sysctls?.ContainsKey("vm.swappiness") == true, "the sysctl on the node");
         Assert.Equal((128L << 20) + (5L << 30), state.Spec.HugepagesBudget!.MaxBytes);
@@ -47,20 +44,4 @@ public sealed class HugepagesBudgetClusterTests(ClusterFixture fx, ITestOutputHe
         await TestBed.EventuallyAsync(async () => (state = (await bed.GetNodeStateAsync(node))!).Spec.Hugepages![0].PagesPerNumaNode == 96, "the new pages on the node");
         Assert.Equal((128L << 20) + (4L << 30), state.Spec.HugepagesBudget!.MaxBytes);
     }
-
-    private static async Task BindPodAsync(TestBed bed, string node, string name, string memory) =>
-        await bed.Client.CoreV1.CreateNamespacedPodAsync(new V1Pod
-        {
-            Metadata = new V1ObjectMeta { Name = name },
-            Spec = new V1PodSpec
-            {
-                NodeName = node,
-                AutomountServiceAccountToken = false,
-                Containers = [new V1Container
-                {
-                    Name = "c", Image = "pause",
-                    Resources = new V1ResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["memory"] = new(memory) } },
-                }],
-            },
-        }, bed.Namespace);
 }

@@ -106,6 +106,30 @@ public sealed class TestBed : IAsyncDisposable
         await Client.CoreV1.PatchNodeStatusAsync(new V1Patch(patch, V1Patch.PatchType.MergePatch), node);
     }
 
+    /// <summary>
+    /// A pod of another component (CNI, CSI, an exporter) that the scheduler bound to the node, requesting these
+    /// resources, in the test's namespace (whose default ServiceAccount it makes first, if the controller-manager has not).
+    /// </summary>
+    public async Task BindPodAsync(string node, string name, params (string Resource, string Quantity)[] requests)
+    {
+        try { await Client.CoreV1.CreateNamespacedServiceAccountAsync(new V1ServiceAccount { Metadata = new V1ObjectMeta { Name = "default" } }, Namespace); }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict) { }
+        await Client.CoreV1.CreateNamespacedPodAsync(new V1Pod
+        {
+            Metadata = new V1ObjectMeta { Name = name },
+            Spec = new V1PodSpec
+            {
+                NodeName = node,
+                AutomountServiceAccountToken = false,
+                Containers = [new V1Container
+                {
+                    Name = "c", Image = "pause",
+                    Resources = new V1ResourceRequirements { Requests = requests.ToDictionary(r => r.Resource, r => new ResourceQuantity(r.Quantity)) },
+                }],
+            },
+        }, Namespace);
+    }
+
     /// <summary>Plays the node's kubelet after a boot: reports the kernel's boot id.</summary>
     public async Task SetBootIdAsync(string node, string bootId)
     {

@@ -420,6 +420,122 @@ public sealed class BuilderTests
         Assert.Contains("no whole CPU left", none.WaitMessage);
     }
 
+    /// <summary>A pod bound to the node, requesting CPU (containers, an init container, overhead), as the kubelet would list it.</summary>
+    private static V1Pod Bound(string name, string cpu, string? phase = null, string? ownerUid = null, string? initCpu = null) => new()
+    {
+        Metadata = new V1ObjectMeta
+        {
+            Name = name, NamespaceProperty = "kube-system",
+            OwnerReferences = ownerUid is null ? null : [new V1OwnerReference { Uid = ownerUid, Name = "owner", Kind = "NetworkTuning", ApiVersion = "nettune.io/v1alpha1" }],
+        },
+        Spec = new V1PodSpec
+        {
+            Containers = [new V1Container { Name = "c", Resources = new V1ResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new(cpu) } } }],
+            InitContainers = initCpu is null ? null : [new V1Container { Name = "i", Resources = new V1ResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new(initCpu) } } }],
+        },
+        Status = new V1PodStatus { Phase = phase ?? "Running" },
+    };
+
+    private static IEnumerable<string> Cpus(IEnumerable<V1Pod> pods) => pods.Select(p => p.Spec.Containers[0].Resources.Requests["cpu"].ToString());
+
+    [Fact]
+    public void TheCpuCountLeavesWhatTheNodesOtherPodsRequestAndAMargin_SoTheSecondPodIsNotPending()
+    {
+        var t = DataPlaneTuning();
+        t.Spec.Hugepages = null;
+        var node = Allocatable(("cpu", "15"));
+        // A CNI pod (1.5), a CSI pod whose init container asks more than its containers (1), an exporter (250m), the agent
+        // (20m); a finished Job's pod and this tuning's own pod hold nothing beside the new pods.
+        var others = NodeCpuUse.Of(
+        [
+            Bound("cni", "1500m"), Bound("csi", "200m", initCpu: "1"), Bound("exporter", "250m"), Bound("agent", "20m"),
+            Bound("job", "4", phase: "Succeeded"), Bound("web-dp-node-a-numa9", "6", ownerUid: t.Metadata.Uid),
+        ], t.Metadata.Uid);
+        Assert.Equal((2770L, 4), (others.Millis, others.Pods));
+        Assert.Equal(["kube-system/cni 1500m", "kube-system/csi 1", "kube-system/exporter 250m"], others.Largest);
+
+        // Without them each socket would get 7 of the 14 CPUs the agent leaves, and 7 + 7 + 2.77 does not fit in 15:
+        // the second pod would stay Pending. With them: 15 − 2.77 − 0.5 margin = 11.73, 5 per socket.
+        Assert.Equal(["7", "7"], Cpus(DataPlanePodBuilder.Build(t, "node-a", node, TwoSockets(), Options)));
+        Assert.Equal(["5", "5"], Cpus(DataPlanePodBuilder.Build(t, "node-a", node, TwoSockets(), Options, others)));
+        Assert.Equal(["5", "5"], Cpus(DataPlanePodBuilder.Build(t, "node-a", node, TwoSockets(), Options with { CpuMarginMillis = 2230 }, others)));
+        Assert.Equal(["4", "4"], Cpus(DataPlanePodBuilder.Build(t, "node-a", node, TwoSockets(), Options with { CpuMarginMillis = 2231 }, others)));
+
+        // A running pod keeps its size while what it could have (its cap, recorded on it) stays the same: pods coming and
+        // going beside it do not replace it. The missing socket gets what is left beside it.
+        var running = DataPlanePodBuilder.Build(t, "node-a", node, TwoSockets(), Options)[0];
+        Assert.Equal("7", running.Metadata.Annotations[Names.CpuCapAnnotation]);
+        var plan = DataPlanePodBuilder.Plan(t, "node-a", node, TwoSockets(), Options, others, [running]);
+        Assert.Equal([7, 4], plan.Select(s => s.Cpus));
+        Assert.Equal(running.Metadata.Annotations[Names.SpecHashAnnotation], plan[0].Pod!.Metadata.Annotations[Names.SpecHashAnnotation]);
+        // Its cap changed (CPU 0 no longer housekeeping, more allocatable CPU): sized anew beside the other pods.
+        t.Spec.Nic!.HousekeepingCpus = "8";
+        plan = DataPlanePodBuilder.Plan(t, "node-a", Allocatable(("cpu", "17")), TwoSockets(), Options, others, [running]);
+        Assert.Equal([6, 6], plan.Select(s => s.Cpus));
+        // A pod made before the cap was recorded keeps its size while it fits.
+        running.Metadata.Annotations.Remove(Names.CpuCapAnnotation);
+        plan = DataPlanePodBuilder.Plan(t, "node-a", Allocatable(("cpu", "17")), TwoSockets(), Options, others, [running]);
+        Assert.Equal([7, 6], plan.Select(s => s.Cpus));
+        t.Spec.Nic.HousekeepingCpus = "0,8";
+
+        // Nothing left for the pods: none is made, and the status says whose requests took the CPU.
+        var crowded = NodeCpuUse.Of([Bound("cni", "14")], t.Metadata.Uid);
+        plan = DataPlanePodBuilder.Plan(t, "node-a", node, TwoSockets(), Options, crowded);
+        Assert.All(plan, s => Assert.Null(s.Pod));
+        Assert.All(plan, s => Assert.Equal(ConditionReasons.NoAllocatableCpu, s.WaitReason));
+        Assert.Equal("node node-a has no whole CPU left for NUMA node 1's pod: allocatable CPU 15 less 14 requested by 1 other pods (kube-system/cni 14) " +
+            "and a margin of 500m leaves 500m for 2 pods", plan[1].WaitMessage);
+
+        // An explicit cpusPerSocket is taken as given.
+        t.Spec.DataPlane!.CpusPerSocket = 3;
+        Assert.Equal(["3", "3"], Cpus(DataPlanePodBuilder.Build(t, "node-a", node, TwoSockets(), Options, crowded)));
+    }
+
+    /// <summary>Two packages of two NUMA nodes each (Intel SNC2, AMD NPS2), 4 CPUs per NUMA node.</summary>
+    private static NodeTopology SubNumaClustered() => new()
+    {
+        NumaNodes = Enumerable.Range(0, 4).Select(i => new NumaNodeInfo { Id = i, Cpus = $"{i * 4}-{i * 4 + 3}" }).ToList(),
+        Cpus = Enumerable.Range(0, 16).Select(i => new CpuTopology { Id = i, Package = i / 8, Core = i % 8, ThreadSiblings = $"{i}" }).ToList(),
+        Nics = [new NicInfo { Name = "eth0", Driver = "ice", NumaNode = 2 }],
+    };
+
+    [Fact]
+    public void WithPodPerPackage_EachPackageGetsOnePodOverItsNumaNodes_TheDefaultStaysOnePerNumaNode()
+    {
+        var t = DataPlaneTuning();
+        t.Spec.Hugepages = [new HugepagesSpec { Size = "2Mi", PagesPerNumaNode = 64 }];
+        t.Spec.Nic = new NicSpec { HousekeepingCpus = "0" };
+        var node = Allocatable(("cpu", "15"), ("hugepages-2Mi", "512Mi"), (NumaResources.ResourceName(2), "64"), (NumaResources.ResourceName(3), "64"));
+        Assert.Equal(["web-dp-node-a-numa0", "web-dp-node-a-numa1", "web-dp-node-a-numa2", "web-dp-node-a-numa3"],
+            DataPlanePodBuilder.Build(t, "node-a", node, SubNumaClustered(), Options).Select(p => p.Metadata.Name));
+
+        t.Spec.DataPlane!.PodPer = DataPlanePodUnit.Package;
+        var pods = DataPlanePodBuilder.Build(t, "node-a", node, SubNumaClustered(), Options);
+        Assert.Equal(["web-dp-node-a-pkg0", "web-dp-node-a-pkg1"], pods.Select(p => p.Metadata.Name));
+        var first = pods[0].Spec.Containers[0];
+        // One device of each of its NUMA nodes: the Topology Manager's hint then spans both, and the CPUs come from them.
+        Assert.Equal(["cpu", "hugepages-2Mi", "memory", "nettune.io/numa-node-0", "nettune.io/numa-node-1"], first.Resources.Requests.Keys.Order(StringComparer.Ordinal));
+        // 7 free CPUs (CPU 0 is housekeeping), capped by 14.98 allocatable CPUs over two pods, and the pages of both NUMA nodes.
+        Assert.Equal(("7", "256Mi"), (first.Resources.Requests["cpu"].ToString(), first.Resources.Requests["hugepages-2Mi"].ToString()));
+        Assert.Equal(("0", 9180), (pods[0].Metadata.Labels[Names.NumaLabel], first.Ports[0].ContainerPort));
+        Assert.Equal(("2", 9182), (pods[1].Metadata.Labels[Names.NumaLabel], pods[1].Spec.Containers[0].Ports[0].ContainerPort));
+
+        // NicLocal: the package with the NIC's NUMA node, whole.
+        t.Spec.Nic.Interfaces = new InterfaceSelector { Drivers = ["ice"] };
+        var plan = DataPlanePodBuilder.Plan(t, "node-a", node, SubNumaClustered(), Options);
+        var only = Assert.Single(plan);
+        Assert.Equal(("web-dp-node-a-pkg1", 8), (only.Name, only.Cpus));
+        Assert.Equal([2, 3], only.NumaNodes!);
+        Assert.Equal("node node-a: no pod on NUMA nodes 0, 1, which no selected NIC is on (eth0 on 2); dataPlane.numaNodes All puts one on every NUMA node",
+            DataPlanePodBuilder.PodNumaNodes(t, "node-a", SubNumaClustered()).Note);
+
+        // Without the CPUs' packages (an older agent's topology) each NUMA node stays a unit.
+        var unknown = SubNumaClustered();
+        unknown.Cpus = null;
+        t.Spec.Nic.Interfaces = null;
+        Assert.Equal(4, DataPlanePodBuilder.Build(t, "node-a", node, unknown, Options).Count);
+    }
+
     [Fact]
     public void TheCpuCountIsWholeCoresOnSmtHostsUnlessAskedForExactly()
     {
