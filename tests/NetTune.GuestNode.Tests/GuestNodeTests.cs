@@ -131,7 +131,7 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
 
         await DeleteTuningAsync(tuning);
         await Eventually.TrueAsync(async () =>
-            (await Client.CoreV1.ListNamespacedPodAsync(GuestNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count == 0,
+            (await Client.CoreV1.ListNamespacedPodAsync(GuestNodeFixture.NodeNamespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count == 0,
             "the data-plane pods to be removed", Patience, fixture.DescribePodsAsync);
     }
 
@@ -373,7 +373,7 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
         List<V1Pod> pods = [];
         await Eventually.TrueAsync(async () =>
         {
-            pods = (await Client.CoreV1.ListNamespacedPodAsync(GuestNodeFixture.Namespace,
+            pods = (await Client.CoreV1.ListNamespacedPodAsync(GuestNodeFixture.NodeNamespace,
                 labelSelector: $"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}")).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
             return pods.Count == 2 && pods.All(p => p.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true);
         }, $"the two data-plane pods of {tuning} to be Ready", Patience, fixture.DescribePodsAsync);
