@@ -64,7 +64,12 @@ public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
         Directory.CreateDirectory(WwwRoot);
         Took("image archives (hack/images.sh archives)");
 
-        _cluster = await KubeCluster.StartAsync(new KubeClusterOptions { GuestNode = new GuestNodeOptions { Name = NodeName } });
+        _cluster = await KubeCluster.StartAsync(new KubeClusterOptions { GuestNode = new GuestNodeOptions
+        {
+            Name = NodeName,
+            // The reboot test's: containerd's images, the kubelet's state and the agent's journal survive it.
+            PersistentDiskGiB = 8,
+        } });
         foreach (var (step, took) in Guest.StartTimes) Log($"  guest node: {step,-36} {took.TotalSeconds,6:0.0}s");
         Took($"control plane and guest node up ({Guest.Accelerator})");
 
