@@ -17,10 +17,16 @@ for project in "$@"; do
   # The TRX logger leaves notExecuted at 0 for a skipped test: what was not executed is the rest of the total.
   f=$((f + e)); n=$((t - x))
   printf '  %-34s %4d passed, %d failed, %d skipped\n' "$project" "$p" "$f" "$n"
-  # The end-to-end suite's tests take seconds to minutes each on the real node: show each one's time.
-  if [[ $project == *EndToEnd* ]]; then
+  # The end-to-end suites' tests take seconds to minutes each on the real node and the guest node: show each one's time.
+  if [[ $project == *EndToEnd* || $project == *GuestNode* ]]; then
     grep -o '<UnitTestResult [^>]*>' "$trx" | sed -n 's/.*testName="\([^"]*\)".*duration="\([^"]*\)".*outcome="\([^"]*\)".*/      \2  \3  \1/p' \
-      | sed 's/NetTune\.EndToEnd\.Tests\.//'
+      | sed -E 's/NetTune\.(EndToEnd|GuestNode)\.Tests\.//' || true
+  fi
+  # The guest-node fixture logs its set-up steps, its total and the suite's wall time (xunit diagnostic messages, which
+  # the TRX keeps as run infos); the per-test lines are already above.
+  if [[ $project == *GuestNode* ]]; then
+    grep -o '\[guest-node\] [^<]*' "$trx" | grep -v '\] test took' \
+      | sed -e "s/&apos;/'/g" -e 's/&quot;/"/g' -e 's/&lt;/</g' -e 's/&gt;/>/g' -e 's/&amp;/\&/g' -e 's/^\[guest-node\] /      /' || true
   fi
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + n))
 done

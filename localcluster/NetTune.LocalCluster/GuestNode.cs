@@ -45,6 +45,7 @@ public sealed class GuestNode : ClusterNode
     private const int AgentPort = 7777;
     private const int ApiRelayPort = 6443;
     private const int BlackholeTable = 7250;
+    private const string PersistentDiskFile = "persist.img";
 
     private static readonly string[] RequiredHostBinaries =
         ["/usr/bin/qemu-system-x86_64", "/bin/busybox", "/usr/bin/cpio", "/usr/sbin/depmod", "/usr/bin/python3", "/usr/sbin/ethtool",
@@ -193,7 +194,13 @@ public sealed class GuestNode : ClusterNode
             $"MGMT_MAC={ManagementMac}", $"MGMT_IP={ManagementAddress}/24", $"GATEWAY={HostAddress}",
             $"DATA_MAC={DataMac}", $"DATA_IP={DataAddress}/24",
             $"SERVICE_IP={LocalNode.KubernetesServiceIp}", $"API_RELAY_PORT={ApiRelayPort}",
-            $"AGENT_PORT={AgentPort}", $"TOKEN_FILE={In("token")}") + "\n");
+            $"AGENT_PORT={AgentPort}", $"TOKEN_FILE={In("token")}",
+            $"PERSISTENT_DISK={(_options.PersistentDiskGiB > 0 ? 1 : 0)}") + "\n");
+        if (_options.PersistentDiskGiB > 0)
+        {
+            using var disk = new FileStream(In(PersistentDiskFile), FileMode.Create, FileAccess.Write);
+            disk.SetLength((long)_options.PersistentDiskGiB << 30);
+        }
         WriteResource("guest-init.sh", In("guest-init.sh"));
         WriteResource("guest-agent.py", In("guest-agent.py"));
         OciImage.Write(In("pause.oci.tar"), LocalNode.PauseImage, OciImage.RootfsFromFiles([(Path.Combine(_assets, "pause"), "/pause")]), ["/pause"], new Dictionary<string, string>());
@@ -259,6 +266,9 @@ public sealed class GuestNode : ClusterNode
             "-device", "pcie-root-port,id=rp1,bus=pxb1,chassis=2,slot=1",
             "-netdev", $"tap,id=data,ifname={DataTap},script=no,downscript=no,queues={queues},vhost=off",
             "-device", $"virtio-net-pci,netdev=data,mq=on,vectors={2 * queues + 2},mac={DataMac},bus=rp1",
+            .. (_options.PersistentDiskGiB > 0
+                ? ["-drive", $"file={StateDir}/{PersistentDiskFile},format=raw,if=none,id=persist", "-device", "virtio-blk-pci,drive=persist,bus=pcie.0"]
+                : Array.Empty<string>()),
             "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
             "-serial", $"file:{ConsoleLog}", "-pidfile", Path.Combine(StateDir, "qemu.pid"),
         ];
@@ -284,6 +294,38 @@ public sealed class GuestNode : ClusterNode
     {
         var (code, output) = await ExecAsync($"cat '{path.Replace("'", "'\\''", StringComparison.Ordinal)}'", ct).ConfigureAwait(false);
         return code == 0 ? output : throw new IOException($"cat {path} in the guest failed ({code}): {output}");
+    }
+
+    /// <summary>
+    /// Reboots the guest's kernel (busybox reboot inside: init's shutdown, then QEMU's warm reset, the same kernel
+    /// booting again) and waits until the guest's control agent answers from the new boot. Only what is on the
+    /// persistent disk (<see cref="GuestNodeOptions.PersistentDiskGiB"/>) survives. Returns the new boot's id.
+    /// </summary>
+    public async Task<string> RebootAsync(TimeSpan timeout, CancellationToken ct = default)
+    {
+        const string bootIdPath = "/proc/sys/kernel/random/boot_id";
+        var before = (await ReadFileAsync(bootIdPath, ct).ConfigureAwait(false)).Trim();
+        // In the background, so the agent answers before init stops it.
+        await ExecAsync("(sleep 1; /bin/busybox reboot) </dev/null >/dev/null 2>&1 &", ct).ConfigureAwait(false);
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (_qemu is { HasExited: true }) throw new InvalidOperationException($"QEMU exited during the reboot (console: {ConsoleLog})");
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            attempt.CancelAfter(TimeSpan.FromSeconds(10));
+            try
+            {
+                var now = (await ReadFileAsync(bootIdPath, attempt.Token).ConfigureAwait(false)).Trim();
+                if (now != before) return now;
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                // Going down or not up yet.
+            }
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"the guest did not come back from its reboot within {timeout.TotalSeconds:0} s (console: {ConsoleLog})");
+            await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Imports an OCI archive (a host path: the guest sees the host's files) into the guest's containerd.</summary>

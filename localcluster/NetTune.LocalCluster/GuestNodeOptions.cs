@@ -21,6 +21,14 @@ public sealed record GuestNodeOptions
     public int DataNicQueues { get; init; } = 4;
 
     /// <summary>
+    /// Size of a persistent disk for the guest's /var/lib/containerd, /var/lib/kubelet and /var/lib/nettune (the
+    /// agent's journal), so that they survive <see cref="GuestNode.RebootAsync"/> as a server's disk does: a sparse
+    /// file in the node's folder, formatted by the guest at its first boot, removed when the node stops. 0: none
+    /// (tmpfs, gone with every boot).
+    /// </summary>
+    public int PersistentDiskGiB { get; init; }
+
+    /// <summary>
     /// The accelerator: <c>auto</c> takes KVM only when <c>/dev/kvm</c> runs a stock guest kernel natively (not
     /// kvm_pvm, which emulates one instruction by instruction), else TCG; <c>tcg</c> or <c>kvm</c> force one.
     /// </summary>

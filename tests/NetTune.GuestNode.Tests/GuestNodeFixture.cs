@@ -25,6 +25,8 @@ public sealed class GuestNodeCollection : ICollectionFixture<GuestNodeFixture>;
 public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
 {
     public const string Namespace = "nettune-system";
+    /// <summary>The namespace the chart makes for the agents and data-plane pods (its nodeNamespace default).</summary>
+    public const string NodeNamespace = Namespace + "-node";
     public const string Release = "nettune";
     public const string NodeName = "nettune-guest-e2e";
 
@@ -62,7 +64,12 @@ public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
         Directory.CreateDirectory(WwwRoot);
         Took("image archives (hack/images.sh archives)");
 
-        _cluster = await KubeCluster.StartAsync(new KubeClusterOptions { GuestNode = new GuestNodeOptions { Name = NodeName } });
+        _cluster = await KubeCluster.StartAsync(new KubeClusterOptions { GuestNode = new GuestNodeOptions
+        {
+            Name = NodeName,
+            // The reboot test's: containerd's images, the kubelet's state and the agent's journal survive it.
+            PersistentDiskGiB = 8,
+        } });
         foreach (var (step, took) in Guest.StartTimes) Log($"  guest node: {step,-36} {took.TotalSeconds,6:0.0}s");
         Took($"control plane and guest node up ({Guest.Accelerator})");
 
@@ -85,7 +92,7 @@ public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
         Assert.True(File.Exists(dll), $"no {dll}: build the solution first");
         _operator = ChildProcess.Start("operator", "dotnet",
         [
-            dll, $"--kubeconfig={kubeconfig}", $"--namespace={Namespace}", "--agent-image=nettune/agent:0.1.0",
+            dll, $"--kubeconfig={kubeconfig}", $"--namespace={Namespace}", $"--node-namespace={NodeNamespace}", "--agent-image=nettune/agent:0.1.0",
             "--metrics-port=0", "--log-format=text", $"--dataplane-allowed-host-paths={WwwRoot}", "--dataplane-allowed-images=nettune/dataplane:*",
             // The chart's requests and memory limit, no CPU limit: the emulated guest runs code an order of magnitude
             // slower than hardware, and under the default 500m limit the agent was throttled in 366 of its first 458
@@ -113,6 +120,7 @@ public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
         await Eventually.TrueAsync(async () => (await Guest.ReadFileAsync("/proc/sys/net/core/netdev_max_backlog")).Trim() == (backlog + 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
             "the agent in the guest to apply the suite's tuning", TimeSpan.FromMinutes(8), DescribePodsAsync);
         Took("agent started in the guest and applied the suite's tuning");
+        Log($"{"suite set-up (fixture) total",-48} {_suite.Elapsed.TotalSeconds,6:0.0}s");
     }
 
     /// <summary>The tuning that keeps the agent on the guest for the whole suite.</summary>
@@ -141,7 +149,7 @@ public sealed class GuestNodeFixture(IMessageSink sink) : IAsyncLifetime
         var (_, pods, _) = await Cluster.KubectlAsync("get", "pods", "-A", "-o", "wide");
         var (_, events, _) = await Cluster.KubectlAsync("get", "events", "-A", "--sort-by=.lastTimestamp");
         var operatorLog = OperatorLog;
-        var (_, agentLog, _) = await Cluster.KubectlAsync("logs", "-n", Namespace, "-l", "app.kubernetes.io/name=nettune-agent", "--tail=15");
+        var (_, agentLog, _) = await Cluster.KubectlAsync("logs", "-n", NodeNamespace, "-l", "app.kubernetes.io/name=nettune-agent", "--tail=15");
         return $"pods:\n{pods}\nevents:\n{string.Join('\n', events.Split('\n').Where(l => !l.Contains("MissingClusterDNS", StringComparison.Ordinal)).TakeLast(25))}" +
             $"\noperator log:\n{operatorLog}\nagent log:\n{agentLog}";
     }

