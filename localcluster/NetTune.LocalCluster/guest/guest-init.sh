@@ -49,6 +49,11 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 logs /logs
 exec >>/logs/guest-init.log 2>&1
 echo "[guest-init] mounts done at $(cut -d' ' -f1 /proc/uptime)s"
 mkdir -p /lib/modules && mount --bind "$MODULES" /lib/modules
+# The host node's kubelet root dir names the guest's kubelet too: the agents of one DaemonSet mount one kubelet root
+# (chart agent.kubeletRootDir) on every node, as a real cluster's nodes share one --root-dir. Below that path the
+# guest sees its own kubelet (its CPU manager checkpoint, the seccomp profiles its pods load), not the host node's.
+mkdir -p "$HOST_NODE_KUBELET_ROOT" && mount -t tmpfs tmpfs "${HOST_NODE_KUBELET_ROOT%/*}"
+mkdir -p "$HOST_NODE_KUBELET_ROOT" && mount --bind /var/lib/kubelet "$HOST_NODE_KUBELET_ROOT"
 # Shared, as systemd makes every mount on a real host: the agent mounts the kubelet's root with HostToContainer
 # propagation, which containerd refuses on a private mount ("is mounted on /var/lib/kubelet but it is not a shared or
 # slave mount"), and the pods' volume mounts must reach it.
