@@ -401,7 +401,9 @@ down() {
   rm -rf "$DEMO"
   local left=()
   for link in nettune-g0 ntg-mgmt ntg-data; do ip link show "$link" >/dev/null 2>&1 && left+=("link $link"); done
-  pgrep -f -- "-name nettune-guest-$GUEST_NAME" >/dev/null && left+=("qemu ($(pgrep -f -- "-name nettune-guest-$GUEST_NAME" | tr '\n' ' '))")
+  local qemu
+  qemu=$(pgrep -f "^/usr/bin/qemu-system-x86_64 -name nettune-guest-$GUEST_NAME " | tr '\n' ' ' || true)
+  [[ -n $qemu ]] && left+=("qemu (pid $qemu)")
   ip -o addr | grep -q ' 10\.250\.' && left+=("addresses: $(ip -o addr | grep ' 10\.250\.' | awk '{print $2, $4}' | tr '\n' ' ')")
   ip rule | grep -q 'lookup 7250' && left+=("ip rule lookup 7250")
   [[ -d $GUEST_STATE ]] && left+=("$GUEST_STATE")
