@@ -87,12 +87,16 @@ guest_sh() {
 
 # The guest reaches none of the host's loopback addresses, so not the registry on 127.0.0.2: the node's two images go
 # into the guest's containerd from their archives (the guest reads the host's files over 9p) under the registry's
-# names. The kubelet then finds each pod's image by digest (the archive's manifest is the one pushed) and pulls nothing.
+# names, by tag and by digest (the CRI finds an image by the names it has; the archive's manifest is the one pushed),
+# so the kubelet pulls nothing. Arguments: the tag, then IMAGE=DIGEST for agent and dataplane.
 guest_images() {
-  local tag=$1 image script=""
-  for image in agent dataplane; do
-    script+="ctr -a /run/containerd/containerd.sock -n k8s.io images import '$ROOT/.artifacts/images/$image.oci.tar' >/dev/null && "
-    script+="ctr -a /run/containerd/containerd.sock -n k8s.io images tag --force docker.io/nettune/$image:$tag $REGISTRY_HOST/nettune/$image:$tag >/dev/null && "
+  local tag=$1 image digest script="" ctr="ctr -a /run/containerd/containerd.sock -n k8s.io images"
+  shift
+  for pair in "$@"; do
+    image=${pair%%=*} digest=${pair#*=}
+    script+="$ctr import '$ROOT/.artifacts/images/$image.oci.tar' >/dev/null && "
+    script+="$ctr tag --force docker.io/nettune/$image:$tag $REGISTRY_HOST/nettune/$image:$tag >/dev/null && "
+    script+="$ctr tag --force docker.io/nettune/$image:$tag $REGISTRY_HOST/nettune/$image@$digest >/dev/null && "
   done
   guest_sh "${script}true"
 }
@@ -153,7 +157,7 @@ guest_show() {
   printf '\n    the guest node %s (%s: 2 sockets x 2 cores in 2 NUMA nodes, a 4-queue virtio_net NIC; a real kernel and kubelet):\n' "$GUEST_NAME" "$SIMULATED"
   kctl -n "$NODE_NS" get pods -l "nettune.io/tuning=$GUEST_TUNING" -o wide -L nettune.io/numa-node | sed 's/^/    /'
   local state name uid numa container admin cpus allowed served
-  state=$(guest_sh 'cat /var/lib/kubelet/cpu_manager_state')
+  state=$(guest_sh 'cat /var/lib/kubelet/cpu_manager_state' || true)
   local -a pods=()
   mapfile -t pods < <(kctl -n "$NODE_NS" get pods -l "nettune.io/tuning=$GUEST_TUNING" -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.metadata.labels.nettune\.io/numa-node} {.spec.containers[0].name} {.spec.containers[0].ports[0].containerPort}{"\n"}{end}')
   declare -A before
@@ -195,10 +199,10 @@ guest_show() {
     done
     for q in /sys/class/net/$GUEST_DATA_NIC/queues/rx-*; do printf '  %s rps_cpus %s' \${q##*/} \$(cat \$q/rps_cpus); done; echo
     for q in /sys/class/net/$GUEST_DATA_NIC/queues/tx-*; do printf '  %s xps_cpus %s' \${q##*/} \$(cat \$q/xps_cpus); done; echo
-  " | sed 's/^/      /'
+  " | sed 's/^/      /' || echo "      (the guest did not answer)"
 
   echo "    hugepages per NUMA node in the guest's kernel, the Node's allocatable and each pod's limit:"
-  guest_sh 'for n in /sys/devices/system/node/node[0-9]*; do echo "NUMA node ${n##*node}: $(cat $n/hugepages/hugepages-2048kB/nr_hugepages) pages of 2Mi"; done' | sed 's/^/      /'
+  guest_sh 'for n in /sys/devices/system/node/node[0-9]*; do echo "NUMA node ${n##*node}: $(cat $n/hugepages/hugepages-2048kB/nr_hugepages) pages of 2Mi"; done' | sed 's/^/      /' || true
   echo "      Node $GUEST_NAME allocatable hugepages-2Mi: $(kctl get node "$GUEST_NAME" -o jsonpath='{.status.allocatable.hugepages-2Mi}')"
   kctl -n "$NODE_NS" get pods -l "nettune.io/tuning=$GUEST_TUNING" \
     -o jsonpath='{range .items[*]}      {.metadata.name}: hugepages-2Mi limit {.spec.containers[0].resources.limits.hugepages-2Mi}{"\n"}{end}'
@@ -206,7 +210,7 @@ guest_show() {
 
 # Requests one guest data-plane pod has answered, from its metrics on its admin port.
 pod_requests() {
-  curl -fsS --max-time 5 "http://$GUEST_MGMT_IP:$1/metrics" 2>/dev/null | awk '/^nettune_dataplane_requests_total/ {s += $2} END {printf "%d\n", s}'
+  { curl -fsS --max-time 5 "http://$GUEST_MGMT_IP:$1/metrics" 2>/dev/null || true; } | awk '/^nettune_dataplane_requests_total/ {s += $2} END {printf "%d\n", s}'
 }
 
 up() {
@@ -260,7 +264,7 @@ up() {
   echo "    pushed the chart: ${chart[0]} ${chart[1]}"
   if guest_on; then
     # In the background, while the chart installs: under emulation an import takes tens of seconds.
-    guest_images "$tag" >"$DEMO/guest-images.log" 2>&1 &
+    guest_images "$tag" "agent=${digests[agent]}" "dataplane=${digests[dataplane]}" >"$DEMO/guest-images.log" 2>&1 &
     echo $! >"$DEMO/guest-images.pid"
   fi
   kctl get nodes -o wide -L nettune.io/simulated | sed 's/^/    /'
