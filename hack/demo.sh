@@ -101,6 +101,17 @@ guest_images() {
   guest_sh "${script}true"
 }
 
+# The data plane of both tunings: the same image, ports and files.
+data_plane_yaml() {
+  cat <<YAML
+    image: $REGISTRY_HOST/nettune/dataplane:$1
+    mode: StaticFiles
+    port: $DATAPLANE_PORT
+    adminPort: $DATAPLANE_ADMIN
+    staticFiles: {hostPath: $DEMO/www}
+YAML
+}
+
 # Step 5: the guest's NetworkTuning, once its images are in the guest's containerd.
 guest_up() {
   local tag=$1
@@ -132,11 +143,7 @@ spec:
     # All, not the default NicLocal: NicLocal would start one pod only, on NUMA node 1 where the data NIC is (a pod
     # on node 0 sends and receives every packet across the socket link). The demo shows a pod on each socket.
     numaNodes: All
-    image: $REGISTRY_HOST/nettune/dataplane:$tag
-    mode: StaticFiles
-    port: $DATAPLANE_PORT
-    adminPort: $DATAPLANE_ADMIN
-    staticFiles: {hostPath: $DEMO/www}
+$(data_plane_yaml "$tag")
 YAML
   wait_for "NetworkTuning $GUEST_TUNING to be Ready (kubectl describe networktuning $GUEST_TUNING)" 300 \
     kctl wait --for=condition=Ready --timeout=5s "networktuning/$GUEST_TUNING"
@@ -325,11 +332,7 @@ spec:
     net.core.somaxconn: "8192"
   dataPlane:
     enabled: true
-    image: $REGISTRY_HOST/nettune/dataplane:$tag
-    mode: StaticFiles
-    port: $DATAPLANE_PORT
-    adminPort: $DATAPLANE_ADMIN
-    staticFiles: {hostPath: $DEMO/www}
+$(data_plane_yaml "$tag")
 YAML
   wait_for "NetworkTuning $TUNING to be Ready (kubectl describe networktuning $TUNING)" 180 \
     kctl wait --for=condition=Ready --timeout=5s "networktuning/$TUNING"
