@@ -112,14 +112,15 @@ data_plane_yaml() {
 YAML
 }
 
-# Step 5: the guest's NetworkTuning, once its images are in the guest's containerd.
-guest_up() {
+# Step 5: the guest's NetworkTuning, once its images are in the guest's containerd (applied before the host's tuning
+# is waited for: the guest's agent and pods start under emulation, the slow part of the demo).
+guest_apply() {
   local tag=$1
   step "5/7 a NetworkTuning for the guest node '$GUEST_NAME' ($SIMULATED): a data-plane pod per NUMA node, the data NIC's queue interrupts, RPS/XPS, hugepages per NUMA node"
   if [[ -f "$DEMO/guest-images.pid" ]]; then
     wait "$(cat "$DEMO/guest-images.pid")" || { echo "importing the images into the guest failed:"; cat "$DEMO/guest-images.log"; exit 1; }
     rm -f "$DEMO/guest-images.pid"
-    echo "    the agent and data-plane images are in the guest's containerd (${SECONDS}s into the demo)"
+    echo "    the agent and data-plane images are in the guest's containerd ($((SECONDS - STARTED))s into the demo)"
   fi
   kctl apply -f - <<YAML
 apiVersion: nettune.io/v1alpha1
@@ -145,9 +146,12 @@ spec:
     numaNodes: All
 $(data_plane_yaml "$tag")
 YAML
+}
+
+guest_wait() {
   wait_for "NetworkTuning $GUEST_TUNING to be Ready (kubectl describe networktuning $GUEST_TUNING)" 300 \
     kctl wait --for=condition=Ready --timeout=5s "networktuning/$GUEST_TUNING"
-  echo "    $GUEST_TUNING Ready (${SECONDS}s into the demo)"
+  echo "    $GUEST_TUNING Ready ($((SECONDS - STARTED))s into the demo)"
   if ! wait_for "two data-plane pods on the guest" 240 guest_pods_ready; then
     echo "the guest's data-plane pods are not both Running; the kubelet says:"
     kctl -n "$NODE_NS" get events --field-selector involvedObject.kind=Pod | tail -n 5
@@ -334,6 +338,7 @@ spec:
     enabled: true
 $(data_plane_yaml "$tag")
 YAML
+  if guest_on; then guest_apply "$tag"; fi
   wait_for "NetworkTuning $TUNING to be Ready (kubectl describe networktuning $TUNING)" 180 \
     kctl wait --for=condition=Ready --timeout=5s "networktuning/$TUNING"
   if ! wait_for "the data-plane pod to run" 120 kctl -n "$NODE_NS" wait --for=condition=Ready --timeout=5s pod -l "nettune.io/tuning=$TUNING"; then
@@ -341,7 +346,8 @@ YAML
     kctl -n "$NODE_NS" get events --field-selector involvedObject.kind=Pod | tail -n 5
   fi
 
-  if guest_on; then guest_up "$tag"; fi
+  echo "    done waiting for $TUNING and its data-plane pod ($((SECONDS - STARTED))s into the demo)"
+  if guest_on; then guest_wait; fi
 
   step "6/7 what runs where"
   kctl get networktunings,networktuningnodestates -o wide | sed 's/^/    /'
