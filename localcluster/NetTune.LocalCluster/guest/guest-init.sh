@@ -38,10 +38,11 @@ done
 mkdir -p /sys/fs/cgroup/systemd /sys/fs/cgroup/unified
 mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
 mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified
-# The host's /run, /var/lib/{containerd,kubelet,cni} and /etc/cni/net.d hold the host's own state: the guest gets
-# empty ones (containerd's overlayfs snapshotter cannot use an overlayfs upper either).
+# The host's /run, /var/lib/{containerd,kubelet,cni,nettune} and /etc/cni/net.d hold the host's own state (the
+# host node's agent journals there when both nodes run): the guest gets empty ones (containerd's overlayfs
+# snapshotter cannot use an overlayfs upper either).
 # (The host's /tmp stays visible, read-only below the tmpfs layer: tests hand the guest folders there.)
-for d in /run /var/lib/containerd /var/lib/kubelet /var/lib/cni /var/log /etc/cni/net.d /var/run/netns; do
+for d in /run /var/lib/containerd /var/lib/kubelet /var/lib/cni /var/lib/nettune /var/log /etc/cni/net.d /var/run/netns; do
   mkdir -p $d; mount -t tmpfs tmpfs $d
 done
 mkdir -p /var/log/pods /var/log/containers /run/containerd /logs
