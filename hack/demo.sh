@@ -175,7 +175,7 @@ guest_show() {
   for line in "${pods[@]}"; do
     read -r name uid numa container admin <<<"$line"
     cpus=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["entries"][sys.argv[1]][sys.argv[2]])' "$uid" "$container" <<<"$state" 2>/dev/null || echo "?")
-    allowed=$(guest_sh "for p in \$(pgrep -f '^/app/dataplane'); do tr '\\0' ' ' </proc/\$p/cmdline | grep -qE -- '--admin-port $admin( |\$)' && awk '/^Cpus_allowed_list/ {print \$2}' /proc/\$p/status; done" || echo "?")
+    allowed=$(guest_sh "for p in \$(pgrep -f '^/app/dataplane'); do tr '\\0' ' ' </proc/\$p/cmdline | grep -qE -- '--admin-port $admin( |\$)' && awk '/^Cpus_allowed_list/ {print \$2}' /proc/\$p/status; done; true" || echo "?")
     echo "    $name (made for NUMA node $numa, whose CPUs are $(guest_sh "cat /sys/devices/system/node/node$numa/cpulist")): the guest's kubelet pinned it to CPUs $cpus (cpu_manager_state); its process runs on Cpus_allowed_list $allowed"
     before[$admin]=$(pod_requests "$admin")
   done
