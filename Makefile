@@ -98,8 +98,9 @@ test: deps kube-assets $(if $(filter 0,$(GUEST_NODE)),,guest-prereqs guest-kerne
 	exit $$status
 
 .PHONY: demo
-demo: deps kube-assets build ## A local cluster with this machine as its real node, the chart, a NetworkTuning, the data-plane pod
-	@bash hack/demo.sh up
+# GUEST_NODE=0 leaves the guest node out of the demo (for machines without /dev/net/tun or QEMU).
+demo: deps kube-assets $(if $(filter 0,$(GUEST_NODE)),,guest-kernel) build ## A local cluster: this machine as a real node and the QEMU guest node (2 NUMA nodes), the chart, a NetworkTuning for each, their data-plane pods
+	@GUEST_NODE=$(GUEST_NODE) bash hack/demo.sh up
 
 .PHONY: demo-down
 demo-down: ## Stop everything `make demo` started

@@ -108,6 +108,11 @@ archives() {
     # The runtime's LTTng trace provider needs liblttng-ust, which no image here has; the runtime loads it only
     # when it is there, so it is left out rather than shipped broken.
     rm -f "$out/payload-$c/libcoreclrtraceptprovider.so"
+    # A publish can end well and leave no program (seen here: a NativeAOT publish whose native link never ran gave a
+    # 16 KiB data-plane image whose pods failed with "stat /app/dataplane: no such file").
+    local entry
+    case $c in operator) entry=nettune-operator ;; agent) entry=NetTune.Agent ;; dataplane) entry=dataplane ;; esac
+    [[ -x "$out/payload-$c/$entry" ]] || { log "$c: the publish left no program $entry in $out/payload-$c"; exit 1; }
     case $c in
       operator) dotnet "$cli" image "nettune/operator:$tag" /app/nettune-operator "$out/operator.oci.tar" "$out/payload-$c" "${ssl[@]}" --user 1654:1654 >&2 ;;
       # nsenter: the agent's kubelet restart command (chart agent.kubeletRestart.mode=command) enters the host's PID 1.

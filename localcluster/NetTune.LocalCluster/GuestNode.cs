@@ -191,6 +191,7 @@ public sealed class GuestNode : ClusterNode
             $"KUBELET={Path.Combine(_assets, "kubelet")}",
             $"MODULES={Path.Combine(kernel, "modules", "lib", "modules")}",
             $"KERNEL_VERSION={kernelVersion}",
+            $"HOST_NODE_KUBELET_ROOT={LocalNode.KubeletRootDir}",
             $"MGMT_MAC={ManagementMac}", $"MGMT_IP={ManagementAddress}/24", $"GATEWAY={HostAddress}",
             $"DATA_MAC={DataMac}", $"DATA_IP={DataAddress}/24",
             $"SERVICE_IP={LocalNode.KubernetesServiceIp}", $"API_RELAY_PORT={ApiRelayPort}",

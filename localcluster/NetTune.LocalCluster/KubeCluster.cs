@@ -131,10 +131,19 @@ public sealed class KubeCluster : IAsyncDisposable
             // Before the node: its containerd is told where the registry is.
             if (options.Registry)
                 cluster.Registry = await LocalRegistry.StartAsync(cluster._dir, cluster._pki, ct).ConfigureAwait(false);
-            if (options.Node is { } node)
-                cluster.Node = await LocalNode.StartAsync(cluster, node, nodeAssets!, ct).ConfigureAwait(false);
-            if (options.GuestNode is { } guest)
-                cluster.GuestNode = await NetTune.LocalCluster.GuestNode.StartAsync(cluster, guest, nodeAssets!, ct).ConfigureAwait(false);
+            // Both nodes at once (the demo's case): the guest's boot is emulated CPU, the host node's start mostly
+            // waiting for its kubelet. A node that started is the cluster's, to be disposed with it if the other failed.
+            var localStart = options.Node is { } node ? LocalNode.StartAsync(cluster, node, nodeAssets!, ct) : null;
+            var guestStart = options.GuestNode is { } guest ? NetTune.LocalCluster.GuestNode.StartAsync(cluster, guest, nodeAssets!, ct) : null;
+            try
+            {
+                await Task.WhenAll(new Task?[] { localStart, guestStart }.OfType<Task>()).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (localStart is { IsCompletedSuccessfully: true }) cluster.Node = localStart.Result;
+                if (guestStart is { IsCompletedSuccessfully: true }) cluster.GuestNode = guestStart.Result;
+            }
             return cluster;
         }
         catch

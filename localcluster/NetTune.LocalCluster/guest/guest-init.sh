@@ -60,6 +60,11 @@ if [[ ${PERSISTENT_DISK:-0} == 1 ]]; then
   cat /proc/sys/kernel/random/boot_id >>/persist/boots
   for d in containerd kubelet nettune; do mkdir -p /persist/$d; mount --bind /persist/$d /var/lib/$d; done
 fi
+# The host node's kubelet root dir names the guest's kubelet too: the agents of one DaemonSet mount one kubelet root
+# (chart agent.kubeletRootDir) on every node, as a real cluster's nodes share one --root-dir. Below that path the
+# guest sees its own kubelet (its CPU manager checkpoint, the seccomp profiles its pods load), not the host node's.
+mkdir -p "$HOST_NODE_KUBELET_ROOT" && mount -t tmpfs tmpfs "${HOST_NODE_KUBELET_ROOT%/*}"
+mkdir -p "$HOST_NODE_KUBELET_ROOT" && mount --bind /var/lib/kubelet "$HOST_NODE_KUBELET_ROOT"
 # Shared, as systemd makes every mount on a real host: the agent mounts the kubelet's root with HostToContainer
 # propagation, which containerd refuses on a private mount ("is mounted on /var/lib/kubelet but it is not a shared or
 # slave mount"), and the pods' volume mounts must reach it.
