@@ -113,17 +113,22 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
 
     /// <summary>
     /// A Guaranteed pod that starts or ends changes which CPUs the kubelet gave containers exclusively, and with them
-    /// the CPUs interrupts, RPS and XPS may use: the checkpoint is read every <see cref="AgentOptions.KubeletCpuPollInterval"/>
-    /// (one small file), and a change plans and applies again at once.
+    /// the CPUs interrupts, RPS and XPS may use: the checkpoint is read again whenever an entry of the kubelet's root dir
+    /// changes (inotify; every <see cref="AgentOptions.KubeletCpuPollInterval"/> while that folder cannot be watched),
+    /// and a change plans and applies again at once.
     /// </summary>
     private async Task WatchKubeletCpusAsync(CancellationToken stop)
     {
+        using var folder = new FolderWatch(Path.Join(options.HostRoot, options.KubeletRootDir));
+        // Watching before the first read: a checkpoint written in between is not missed.
+        if (folder.Ensure() is { } unwatched) log.LogInformation("the kubelet's CPU assignment is read every {Interval} s: {Reason}", options.KubeletCpuPollInterval.TotalSeconds, unwatched);
         var last = engine.KubeletCpus();
         if (last.Found && last.Error is null) log.LogInformation("{Detail}", last.Describe());
         else log.LogWarning("{Detail}", last.Describe());
         while (!stop.IsCancellationRequested)
         {
-            await Task.Delay(options.KubeletCpuPollInterval, stop).ConfigureAwait(false);
+            await folder.WaitAsync(folder.Watching ? options.WatchedFolderRecheckInterval : options.KubeletCpuPollInterval, stop).ConfigureAwait(false);
+            folder.Ensure();
             var now = engine.KubeletCpus();
             if (now.Found == last.Found && now.ExclusiveCpus.SequenceEqual(last.ExclusiveCpus)) continue;
             log.LogInformation("the kubelet's exclusive CPUs changed from {Before} to {After}: planning again", Cpus(last), Cpus(now));
