@@ -10,11 +10,10 @@
 #                                          the chart names them, in OUT (default .artifacts/images), for
 #                                          `ctr images import` (the local node loads them so)
 #
-# COMPONENT: operator (framework-dependent, ASP.NET Core runtime), agent (NativeAOT, -p:NetTuneAot=true: against
-# KubernetesClient.Aot), dataplane (NativeAOT). NETTUNE_AOT lists the components published with NativeAOT among those
-# that have a JIT build too (default: agent); NETTUNE_AOT= (empty) publishes the agent as the JIT build, framework-
-# dependent (or self-contained when asked), as the footprint benchmark's peer does.
-# For archives, a JIT operator or agent is published self-contained (no base image brings a .NET runtime there); every
+# COMPONENT: operator (framework-dependent, ASP.NET Core runtime), agent (framework-dependent), dataplane (NativeAOT).
+# NETTUNE_AOT=agent publishes the agent with NativeAOT too (-p:NetTuneAot=true: against KubernetesClient.Aot), in
+# publish and in archives.
+# For archives, operator and agent are published self-contained (no base image brings a .NET runtime there); every
 # image holds its payload plus the libraries ldd lists, and OpenSSL for the two that talk TLS to the apiserver.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,7 +59,7 @@ publish() {
   fi
   local common=(-c Release -nologo -v quiet --artifacts-path "$artifacts" -o "$out" -p:DebugType=none -p:GenerateDocumentationFile=false -p:SatelliteResourceLanguages=en)
   local aot=$component
-  [[ $component == agent && " ${NETTUNE_AOT-agent} " == *" agent "* ]] && aot=agent-aot
+  [[ $component == agent && " ${NETTUNE_AOT:-} " == *" agent "* ]] && aot=agent-aot
   case "$aot" in
     agent-aot)
       dotnet publish "$ROOT/$project" "${common[@]}" -r linux-x64 -p:NetTuneAot=true -p:StripSymbols=true \
@@ -93,7 +92,7 @@ archives() {
   local key
   key=$( (cd "$ROOT" && git ls-files -s -- api agent operator dataplane hack/images.sh Directory.Build.props Directory.Packages.props \
           && git diff HEAD -- api agent operator dataplane && git ls-files --others --exclude-standard -- api agent operator dataplane | xargs -r sha256sum \
-          && echo "aot=${NETTUNE_AOT-agent}") | sha256sum | cut -c1-16)
+          && echo "aot=${NETTUNE_AOT:-}") | sha256sum | cut -c1-16)
   if [[ -f $out/stamp && $(cat "$out/stamp") == "$key" ]] && ls "$out"/{operator,agent,dataplane}.oci.tar >/dev/null 2>&1; then
     log "image archives are up to date ($out)"; echo "$out"; return 0
   fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Footprint benchmark (issue 24): what the agent costs every node, JIT build against NativeAOT build in the same run.
 #
-# Publishes the agent twice: as its image archive does (hack/images.sh publish: NativeAOT, the default) and as the JIT
-# peer (NETTUNE_AOT= : self-contained JIT), and the operator (self-contained JIT), writes their OCI image archives, and reports the sizes. Then, against a control-plane-only local
+# Publishes the agent twice as its image archive does (hack/images.sh publish: self-contained JIT, and
+# NETTUNE_AOT=agent), and the operator (self-contained JIT), writes their OCI image archives, and reports the sizes. Then, against a control-plane-only local
 # cluster (nettune-local-cluster up: etcd, kube-apiserver, controller manager on loopback), runs each agent build as a
 # host process for a Node object of its own, in plan-only mode on this machine's real /sys and /proc (it reads the
 # host and writes nothing: a dry-run plan into its NodeState), ROUNDS times, alternating the builds, and measures:
@@ -26,7 +26,7 @@ cli="$ROOT/localcluster/NetTune.LocalCluster.Cli/bin/${CONFIGURATION:-Debug}/net
 [[ -f $cli ]] || dotnet build "$ROOT/localcluster/NetTune.LocalCluster.Cli" -c "${CONFIGURATION:-Debug}" -nologo -v quiet >&2
 if [[ -z ${SKIP_PUBLISH:-} ]]; then
   log "publishing the agent (JIT, self-contained), the agent (NativeAOT) and the operator (JIT, self-contained)"
-  NETTUNE_AOT= bash "$ROOT/hack/images.sh" publish agent "$OUT/agent-jit" self-contained
+  bash "$ROOT/hack/images.sh" publish agent "$OUT/agent-jit" self-contained
   NETTUNE_AOT=agent bash "$ROOT/hack/images.sh" publish agent "$OUT/agent-aot"
   bash "$ROOT/hack/images.sh" publish operator "$OUT/operator-jit" self-contained
   # As the image archives do: the LTTng provider is left out (no image has liblttng-ust).
