@@ -11,7 +11,6 @@ public sealed class FolderWatch(string folder) : IDisposable
     private readonly SemaphoreSlim _changed = new(0, 1);
     private FileSystemWatcher? _watcher;
 
-    public string Folder => folder;
     public bool Watching => _watcher is not null;
 
     /// <summary>Starts watching when not watching yet and the folder exists; returns why it cannot, or null.</summary>
@@ -49,8 +48,9 @@ public sealed class FolderWatch(string folder) : IDisposable
 
     private void Signal()
     {
+        // Full: a wake-up is pending already. Disposed: an event that raced the owner's shutdown.
         try { _changed.Release(); }
-        catch (SemaphoreFullException) { }
+        catch (Exception e) when (e is SemaphoreFullException or ObjectDisposedException) { }
     }
 
     private void Drop()
