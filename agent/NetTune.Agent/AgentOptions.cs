@@ -39,9 +39,11 @@ public sealed record AgentOptions
     /// --root-dir.
     /// </summary>
     public string DevicePluginDir { get; init; } = Core.DevicePlugin.NumaDevicePlan.DefaultDirectory;
-    /// <summary>How often the device plugin looks for a restarted kubelet.</summary>
+    /// <summary>How often the device plugin looks for a restarted kubelet while its folder cannot be watched (inotify) or after a failed round.</summary>
     public TimeSpan DevicePluginPollInterval { get; init; } = TimeSpan.FromSeconds(2);
-    /// <summary>How often the kubelet's CPU assignment is read for changes.</summary>
+    /// <summary>How often the kubelet's CPU assignment is read for changes while the kubelet's root dir cannot be watched (inotify).</summary>
     public TimeSpan KubeletCpuPollInterval { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>How often a loop woken by inotify looks anyway: a safety net, not the way changes are found.</summary>
+    public TimeSpan WatchedFolderRecheckInterval { get; init; } = TimeSpan.FromMinutes(1);
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
 }

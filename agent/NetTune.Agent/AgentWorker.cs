@@ -114,18 +114,23 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
 
     /// <summary>
     /// A Guaranteed pod that starts or ends changes which CPUs the kubelet gave containers exclusively, and with them
-    /// the CPUs interrupts, RPS and XPS may use: the checkpoint is read every <see cref="AgentOptions.KubeletCpuPollInterval"/>
-    /// (one small file, and the device checkpoint that says which containers are the data plane), and a change, a
+    /// the CPUs interrupts, RPS and XPS may use: the checkpoint (one small file, and the device checkpoint that says
+    /// which containers are the data plane) is read again whenever an entry of the kubelet's root dir changes (inotify;
+    /// every <see cref="AgentOptions.KubeletCpuPollInterval"/> while that folder cannot be watched), and a change, a
     /// data-plane pod re-pinned to other CPUs included, plans and applies again at once.
     /// </summary>
     private async Task WatchKubeletCpusAsync(CancellationToken stop)
     {
+        using var folder = new FolderWatch(Path.Join(options.HostRoot, options.KubeletRootDir));
+        // Watching before the first read: a checkpoint written in between is not missed.
+        if (folder.Ensure() is { } unwatched) log.LogInformation("the kubelet's CPU assignment is read every {Interval} s: {Reason}", options.KubeletCpuPollInterval.TotalSeconds, unwatched);
         var last = engine.KubeletCpus();
         if (last.Found && last.Error is null) log.LogInformation("{Detail}", last.Describe());
         else log.LogWarning("{Detail}", last.Describe());
         while (!stop.IsCancellationRequested)
         {
-            await Task.Delay(options.KubeletCpuPollInterval, stop).ConfigureAwait(false);
+            await folder.WaitAsync(folder.Watching ? options.WatchedFolderRecheckInterval : options.KubeletCpuPollInterval, stop).ConfigureAwait(false);
+            folder.Ensure();
             var now = engine.KubeletCpus();
             if (now.SameAs(last)) continue;
             log.LogInformation("the kubelet's exclusive CPUs changed from {Before} to {After} (data plane: {DataPlanes}): planning again",

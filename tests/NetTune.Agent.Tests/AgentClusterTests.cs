@@ -513,7 +513,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
         }
     }
 
-    /// <summary>Polls the host until <paramref name="done"/> holds, for at most 10 s: the agent reads the kubelet's assignment every 2 s.</summary>
+    /// <summary>Polls the host until <paramref name="done"/> holds, for at most 10 s: the agent reads the kubelet's assignment when its root dir changes (inotify), and otherwise only once a minute.</summary>
     private static async Task WaitForHostAsync(FixtureHost host, Func<bool> done, string what, ChildProcess agent)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);

@@ -27,9 +27,9 @@ public sealed class DevicePluginRealNodeTests(ITestOutputHelper output)
         output.WriteLine($"cluster and node up: {clock.Elapsed.TotalSeconds:0.0}s");
         var journal = Directory.CreateTempSubdirectory("nettune-dp-journal");
         var log = Path.Join(journal.FullName, "agent.log");
-        await using var agent = ChildProcess.Start("agent", "dotnet",
-            [AgentBinary.DllPath, "--host-root", "/", "--node-name", NodeName, "--journal-dir", journal.FullName, "--kubeconfig", cluster.KubeconfigPath,
-             "--metrics-port", "0", "--drift-interval", "10m", "--connectivity-timeout", "0", "--orphan-revert-after", "0"], log);
+        var command = AgentBinary.Command("--host-root", "/", "--node-name", NodeName, "--journal-dir", journal.FullName, "--kubeconfig", cluster.KubeconfigPath,
+            "--metrics-port", "0", "--drift-interval", "10m", "--connectivity-timeout", "0", "--orphan-revert-after", "0");
+        await using var agent = ChildProcess.Start("agent", command[0], command[1..], log);
         var resource = NumaResources.ResourceName(0);
         try
         {

@@ -87,7 +87,7 @@ public sealed class DevicePluginServer : IAsyncDisposable
 
     public static async Task<DevicePluginServer> StartAsync(string directory, IReadOnlyList<NumaResource> resources, ILoggerFactory loggers, CancellationToken ct)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = WebApplication.CreateSlimBuilder(AgentHost.WebOptions);
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggers);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));

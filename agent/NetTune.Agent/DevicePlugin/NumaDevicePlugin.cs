@@ -5,7 +5,9 @@ namespace NetTune.Agent.DevicePlugin;
 
 /// <summary>
 /// Keeps the NUMA resources registered with the node's kubelet: serves them and registers once a kubelet socket is
-/// there, and again whenever the kubelet restarted (its socket is new, or ours are gone).
+/// there, and again whenever the kubelet restarted (its socket is new, or ours are gone). It looks when an entry of the
+/// folder changes (inotify), or every <see cref="AgentOptions.DevicePluginPollInterval"/> while the folder cannot be
+/// watched (no kubelet yet) and after a failed round.
 /// </summary>
 public sealed class NumaDevicePlugin(AgentOptions options, TuningEngine engine, ILoggerFactory loggers) : BackgroundService
 {
@@ -24,10 +26,14 @@ public sealed class NumaDevicePlugin(AgentOptions options, TuningEngine engine, 
         DevicePluginServer? server = null;
         SocketIdentity? registeredWith = null;
         var waitingLogged = false;
+        using var watch = new FolderWatch(_folder.Path);
         try
         {
             while (!stop.IsCancellationRequested)
             {
+                var failed = false;
+                // Watching before looking: a kubelet restart in between wakes the next round.
+                watch.Ensure();
                 // Nothing here may end the agent (a failed hosted service stops the host): every failure is logged
                 // and the next round tries again.
                 try
@@ -57,9 +63,10 @@ public sealed class NumaDevicePlugin(AgentOptions options, TuningEngine engine, 
                 catch (Exception e) when (!stop.IsCancellationRequested)
                 {
                     registeredWith = null;
+                    failed = true;
                     _log.LogWarning("device plugin: {Error}; trying again", e.Message);
                 }
-                await Task.Delay(options.DevicePluginPollInterval, stop);
+                await watch.WaitAsync(watch.Watching && !failed ? options.WatchedFolderRecheckInterval : options.DevicePluginPollInterval, stop);
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
