@@ -68,7 +68,7 @@ foreach (var run in runs)
             Rollout = new RolloutSpec { MaxUnavailable = rollout ? "10%" : "100%" },
         },
     }, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural);
-    await Until(async () => await CountNodeStatesAsync(client) >= nodes, TimeSpan.FromMinutes(10), $"{nodes} NodeStates");
+    await Until(async () => await CountNodeStatesAsync(client) >= nodes, TimeSpan.FromMinutes(rollout ? 30 : 10), $"{nodes} NodeStates");
     var written = clock.Elapsed;
     await Until(async () =>
     {
