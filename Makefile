@@ -129,8 +129,8 @@ bench-proxy-count: build ## Syscalls, SQEs and user instructions (callgrind) per
 bench-agent: build ## A full apply on the 2-socket fixture, and the CPU cost of drift checking
 	bash bench/agent/run.sh
 
-bench-operator: deps kube-assets build ## 1,000 and 5,000 Nodes: time to all NodeStates, requests per node, peak RSS; a 10% rollout with simulated agents
-	bash bench/operator/run.sh 1000 5000 rollout:1000
+bench-operator: deps kube-assets build ## 1,000 and 5,000 Nodes: time to all NodeStates, requests per node, peak RSS; a 10% rollout over 5,000 simulated agents; RSS at rest
+	bash bench/operator/run.sh 1000 5000 rollout:5000 rest:1000
 
 bench-footprint: deps kube-assets ## Agent JIT vs NativeAOT: image sizes, start to /healthz, RSS and CPU at rest
 	bash bench/footprint/run.sh

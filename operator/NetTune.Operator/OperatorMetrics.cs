@@ -20,6 +20,8 @@ public sealed class OperatorMetrics
 
     public OperatorMetrics()
     {
+        // The process's own figures (RSS, GC heap, threads, CPU), as the default registry would carry them.
+        DotNetStats.Register(Registry);
         var f = Metrics.WithCustomRegistry(Registry);
         Reconciles = f.CreateCounter("nettune_operator_reconciles_total", "Reconciles by kind and result (success, requeue, error).",
             new CounterConfiguration { LabelNames = ["kind", "result"] });

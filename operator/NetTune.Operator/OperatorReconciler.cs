@@ -432,20 +432,7 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
 
         var agent = options.AgentOptions;
         var desired = AgentDaemonSetBuilder.Build(agent);
-        var account = AgentDaemonSetBuilder.BuildServiceAccount(agent);
-        try
-        {
-            await client.CoreV1.CreateNamespacedServiceAccountAsync(account, options.NodeComponentsNamespace, cancellationToken: ct).ConfigureAwait(false);
-        }
-        catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Conflict)
-        {
-            var current = await client.CoreV1.ReadNamespacedServiceAccountAsync(account.Metadata.Name, options.NodeComponentsNamespace, cancellationToken: ct).ConfigureAwait(false);
-            if (!SameOwners(current.Metadata.OwnerReferences, account.Metadata.OwnerReferences))
-            {
-                current.Metadata.OwnerReferences = account.Metadata.OwnerReferences;
-                await client.CoreV1.ReplaceNamespacedServiceAccountAsync(current, current.Metadata.Name, options.NodeComponentsNamespace, cancellationToken: ct).ConfigureAwait(false);
-            }
-        }
+        if (existing is null || !_accountWritten) await WriteServiceAccountAsync(agent, ct).ConfigureAwait(false);
 
         if (existing is null)
         {
@@ -472,6 +459,31 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         return await JudgeAgentsAsync(existing, ct).ConfigureAwait(false);
     }
 
+    // The agents' ServiceAccount is written once per term and with every new DaemonSet, not on each agent reconcile (a
+    // rollout runs one every few nodes: each was a create refused with 409 and a read). It goes missing only by hand;
+    // the DaemonSet controller then fails to create agent pods, and a FailedCreate has it written again.
+    private volatile bool _accountWritten;
+
+    private async Task WriteServiceAccountAsync(AgentOptions agent, CancellationToken ct)
+    {
+        var account = AgentDaemonSetBuilder.BuildServiceAccount(agent);
+        try
+        {
+            await client.CoreV1.CreateNamespacedServiceAccountAsync(account, options.NodeComponentsNamespace, cancellationToken: ct).ConfigureAwait(false);
+            log.LogInformation("created ServiceAccount {Namespace}/{Name}", options.NodeComponentsNamespace, account.Metadata.Name);
+        }
+        catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Conflict)
+        {
+            var current = await client.CoreV1.ReadNamespacedServiceAccountAsync(account.Metadata.Name, options.NodeComponentsNamespace, cancellationToken: ct).ConfigureAwait(false);
+            if (!SameOwners(current.Metadata.OwnerReferences, account.Metadata.OwnerReferences))
+            {
+                current.Metadata.OwnerReferences = account.Metadata.OwnerReferences;
+                await client.CoreV1.ReplaceNamespacedServiceAccountAsync(current, current.Metadata.Name, options.NodeComponentsNamespace, cancellationToken: ct).ConfigureAwait(false);
+            }
+        }
+        _accountWritten = true;
+    }
+
     /// <summary>
     /// Reads the agent pods and the DaemonSet's FailedCreate Events when its status says a node lacks a ready agent,
     /// and keeps the nodes without a working agent for the tunings' AgentsAvailable condition.
@@ -487,7 +499,10 @@ public sealed class OperatorReconciler(IKubernetes client, OperatorCaches caches
         var pods = await client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{Names.AppName}={Names.AgentApp}", cancellationToken: ct).ConfigureAwait(false);
         var events = await client.CoreV1.ListNamespacedEventAsync(ns,
             fieldSelector: $"involvedObject.kind=DaemonSet,involvedObject.name={daemonSet.Metadata.Name},reason={AgentHealth.FailedCreate}", cancellationToken: ct).ConfigureAwait(false);
-        SetAgentTroubles(AgentHealth.Judge(daemonSet, caches.Nodes.List(), pods.Items, events.Items));
+        var troubles = AgentHealth.Judge(daemonSet, caches.Nodes.List(), pods.Items, events.Items);
+        // A missing ServiceAccount is one reason the controller cannot create an agent pod: write it at the next look.
+        if (troubles.Values.Any(t => t.Reason == ConditionReasons.AgentPodCreateFailed)) _accountWritten = false;
+        SetAgentTroubles(troubles);
         return ReconcileResult.After(options.AgentHealthRecheck);
     }
 

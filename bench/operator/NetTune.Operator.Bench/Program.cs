@@ -5,6 +5,11 @@
 //   rollout:N  maxUnavailable 10% with N simulated agents (one watch each on the API server, answering their NodeState
 //              with an Applied status as an agent does): the time until the tuning reports every node Applied, requests
 //              per node, and the peak RSS of the operator and of the API server.
+//   rest:N     the operator at rest with N nodes in its caches, once per runtime setting in OPERATOR_VARIANTS (the
+//              first, the build's own settings, is the peer): VmRSS, its anonymous and file-backed parts, and the GC's
+//              view (dotnet_total_memory_bytes), 30 s after its caches synced and its first reconciles wrote nothing.
+// Every Node object gets the status a kubelet writes (images, conditions, addresses, capacity), so the caches and the
+// watch traffic carry what real nodes carry; NODE_STATUS=0 leaves them bare, as before 2026-12-07.
 // Not a test: times vary with the machine; request counts do not.
 using System.Diagnostics;
 using System.Globalization;
@@ -23,8 +28,18 @@ var operatorDll = args.Length > 0 ? args[0] : throw new ArgumentException("usage
 var runs = args.Length > 1 ? args[1..] : ["1000", "5000"];
 var results = new List<Dictionary<string, object>>();
 
+var nodeStatus = Environment.GetEnvironmentVariable("NODE_STATUS") != "0";
+// rest:N's runtime settings, ';' between variants, environment assignments within one; "build" is the build's own;
+// OPERATOR_DLL=PATH runs another build of the operator.
+const string DefaultVariants = "build; DOTNET_GCgen0size=0x400000; DOTNET_GCConserveMemory=7; DOTNET_TieredPGO=0; DOTNET_TieredCompilation=0; " +
+                               "DOTNET_EnableWriteXorExecute=0; DOTNET_EnableWriteXorExecute=0 DOTNET_GCgen0size=0x400000 DOTNET_TieredPGO=0";
 foreach (var run in runs)
 {
+    if (run.StartsWith("rest:", StringComparison.Ordinal))
+    {
+        results.AddRange(await RestAsync(int.Parse(run["rest:".Length..], CultureInfo.InvariantCulture)));
+        continue;
+    }
     var rollout = run.StartsWith("rollout:", StringComparison.Ordinal);
     var nodes = int.Parse(rollout ? run["rollout:".Length..] : run, CultureInfo.InvariantCulture);
     Console.Error.WriteLine($"[bench] {nodes} nodes{(rollout ? ", rollout at 10% with simulated agents" : "")}: starting a cluster");
@@ -34,30 +49,9 @@ foreach (var run in runs)
     var client = cluster.CreateClient();
     await client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = "nettune-system" } });
 
-    var create = Stopwatch.StartNew();
-    await Parallel.ForEachAsync(Enumerable.Range(0, nodes), new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (i, ct) =>
-        await client.CoreV1.CreateNodeAsync(new V1Node
-        {
-            Metadata = new V1ObjectMeta { Name = NodeName(i), Labels = new Dictionary<string, string> { ["nettune.io/bench"] = "yes" } },
-        }, cancellationToken: ct));
-    Console.Error.WriteLine($"[bench] created {nodes} Node objects in {create.Elapsed.TotalSeconds:0.0}s");
-
-    var port = FreePort();
-    var log = Path.Combine(Path.GetTempPath(), $"nettune-operator-bench-{nodes}.log");
-    var start = new ProcessStartInfo("dotnet")
-    {
-        ArgumentList = { operatorDll, "--kubeconfig", cluster.KubeconfigPath, "--namespace", "nettune-system", "--metrics-port", port.ToString(CultureInfo.InvariantCulture), "--log-format", "text" },
-        RedirectStandardOutput = true,
-        RedirectStandardError = true,
-    };
-    using var op = Process.Start(start)!;
-    var logWriter = File.CreateText(log);
-    op.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (logWriter) logWriter.WriteLine(e.Data); };
-    op.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (logWriter) logWriter.WriteLine(e.Data); };
-    op.BeginOutputReadLine();
-    op.BeginErrorReadLine();
-    using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
-    await Until(async () => (await http.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(120), "operator ready");
+    await CreateNodesAsync(client, nodes);
+    await using var running = await StartOperatorAsync(cluster, $"{nodes}", []);
+    var (op, http) = (running.Process, running.Http);
 
     using var agentsStop = new CancellationTokenSource();
     var agents = rollout ? SimulatedAgents.Start(cluster, [.. Enumerable.Range(0, nodes).Select(NodeName)], agentsStop.Token) : null;
@@ -74,7 +68,7 @@ foreach (var run in runs)
             Rollout = new RolloutSpec { MaxUnavailable = rollout ? "10%" : "100%" },
         },
     }, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural);
-    await Until(async () => await CountNodeStatesAsync(client) >= nodes, TimeSpan.FromMinutes(10), $"{nodes} NodeStates");
+    await Until(async () => await CountNodeStatesAsync(client) >= nodes, TimeSpan.FromMinutes(rollout ? 30 : 10), $"{nodes} NodeStates");
     var written = clock.Elapsed;
     await Until(async () =>
     {
@@ -93,10 +87,6 @@ foreach (var run in runs)
     await agentsStop.CancelAsync();
     var agentStatusWrites = agents is null ? 0 : await agents;
 
-    op.Kill(entireProcessTree: true);
-    await op.WaitForExitAsync();
-    lock (logWriter) logWriter.Dispose();
-
     var row = new Dictionary<string, object>
     {
         ["nodes"] = nodes,
@@ -106,6 +96,7 @@ foreach (var run in runs)
         [rollout ? "secondsToAllApplied" : "secondsToStatus"] = Math.Round(statused.TotalSeconds, 2),
         ["apiRequests"] = requests,
         ["apiRequestsPerNode"] = Math.Round(requests / nodes, 2),
+        ["nodeStateWritesPerNode"] = Math.Round(byResource.Where(kv => kv.Key.EndsWith(" networktuningnodestates", StringComparison.Ordinal)).Sum(kv => kv.Value) / nodes, 3),
         ["apiRequestsPerNodeByVerbAndResource"] = byResource.Where(kv => kv.Value > 0).OrderByDescending(kv => kv.Value)
             .ToDictionary(kv => kv.Key, kv => Math.Round(kv.Value / nodes, 3)),
         ["tuningReconciles"] = reconciles,
@@ -131,6 +122,110 @@ Console.Error.WriteLine($"[bench] results in {outFile}");
 return 0;
 
 static string NodeName(int i) => $"bench-node-{i:D5}";
+
+// Node objects through the API, each with the status its kubelet would write (unless NODE_STATUS=0).
+async Task CreateNodesAsync(IKubernetes client, int nodes)
+{
+    var create = Stopwatch.StartNew();
+    await Parallel.ForEachAsync(Enumerable.Range(0, nodes), new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (i, ct) =>
+    {
+        await client.CoreV1.CreateNodeAsync(new V1Node
+        {
+            Metadata = new V1ObjectMeta { Name = NodeName(i), Labels = new Dictionary<string, string> { ["nettune.io/bench"] = "yes" } },
+        }, cancellationToken: ct);
+        if (nodeStatus)
+            await client.CoreV1.PatchNodeStatusAsync(new V1Patch(KubernetesJson.Serialize(new V1Node { Status = KubeletNodeStatus.For(NodeName(i), i) }), V1Patch.PatchType.MergePatch),
+                NodeName(i), cancellationToken: ct);
+    });
+    Console.Error.WriteLine($"[bench] created {nodes} Node objects{(nodeStatus ? " with a kubelet's status" : "")} in {create.Elapsed.TotalSeconds:0.0}s");
+}
+
+// The operator executable as a child process on a free metrics port, with extra environment; ready once /readyz says so.
+async Task<OperatorRun> StartOperatorAsync(KubeCluster cluster, string tag, IReadOnlyList<KeyValuePair<string, string>> environment)
+{
+    var port = FreePort();
+    // OPERATOR_DLL=PATH in a variant runs another build (an older one as the peer).
+    var dll = environment.FirstOrDefault(kv => kv.Key == "OPERATOR_DLL").Value ?? operatorDll;
+    var start = new ProcessStartInfo("dotnet")
+    {
+        ArgumentList = { dll, "--kubeconfig", cluster.KubeconfigPath, "--namespace", "nettune-system", "--metrics-port", port.ToString(CultureInfo.InvariantCulture), "--log-format", "text" },
+        RedirectStandardOutput = true,
+        RedirectStandardError = true,
+    };
+    foreach (var (key, value) in environment.Where(kv => kv.Key != "OPERATOR_DLL")) start.Environment[key] = value;
+    var run = new OperatorRun(Process.Start(start)!, Path.Combine(Path.GetTempPath(), $"nettune-operator-bench-{tag}.log"), port);
+    await Until(async () => (await run.Http.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(180), "operator ready");
+    return run;
+}
+
+// rest:N: one cluster with N nodes, each tuned and reported Applied once; then the operator started afresh for each
+// runtime setting, measured at rest.
+async Task<List<Dictionary<string, object>>> RestAsync(int nodes)
+{
+    var rows = new List<Dictionary<string, object>>();
+    Console.Error.WriteLine($"[bench] {nodes} nodes at rest: starting a cluster");
+    await using var cluster = await KubeCluster.StartAsync(new KubeClusterOptions { StartControllerManager = false });
+    await cluster.InstallCrdsAsync();
+    var client = cluster.CreateClient();
+    await client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = "nettune-system" } });
+    await CreateNodesAsync(client, nodes);
+    await using (var first = await StartOperatorAsync(cluster, $"rest-{nodes}-setup", []))
+    {
+        await client.CustomObjects.CreateClusterCustomObjectAsync(new NetworkTuning
+        {
+            Metadata = new V1ObjectMeta { Name = "bench" },
+            Spec = new NetworkTuningSpec
+            {
+                NodeSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["nettune.io/bench"] = "yes" } },
+                Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "4096" },
+                Rollout = new RolloutSpec { MaxUnavailable = "100%" },
+            },
+        }, ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural);
+        using var stop = new CancellationTokenSource();
+        var agents = SimulatedAgents.Start(cluster, [.. Enumerable.Range(0, nodes).Select(NodeName)], stop.Token);
+        await Until(async () => KubernetesJson.Deserialize<NetworkTuning>((JsonElement)await client.CustomObjects.GetClusterCustomObjectAsync(
+            ApiGroup.Name, ApiGroup.Version, NetworkTuning.Plural, "bench")).Status?.AppliedNodes == nodes, TimeSpan.FromMinutes(30), "every node Applied");
+        await stop.CancelAsync();
+        await agents;
+    }
+    var variants = (Environment.GetEnvironmentVariable("OPERATOR_VARIANTS") ?? DefaultVariants)
+        .Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    var rounds = int.Parse(Environment.GetEnvironmentVariable("ROUNDS") ?? "1", CultureInfo.InvariantCulture);
+    for (var round = 1; round <= rounds; round++)
+    {
+        foreach (var variant in variants)
+        {
+            var environment = variant == "build" ? [] : variant.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+                .Select(kv => KeyValuePair.Create(kv[..kv.IndexOf('=')], kv[(kv.IndexOf('=') + 1)..])).ToList();
+            await using var op = await StartOperatorAsync(cluster, $"rest-{nodes}-{rows.Count}", environment);
+            // Synced and reconciled: every tuning and node looked at once, with nothing to write.
+            await Until(async () => await TuningReconcilesAsync(op.Http) >= 1, TimeSpan.FromMinutes(5), "a first reconcile");
+            await Task.Delay(TimeSpan.FromSeconds(30));
+            var metrics = await op.Http.GetStringAsync("/metrics");
+            var writes = (await RequestsAsync(op.Http)).Where(kv => kv.Key.Split(' ')[0] is "post" or "put" or "patch" or "delete").Sum(kv => kv.Value);
+            var row = new Dictionary<string, object>
+            {
+                ["scenario"] = "rest",
+                ["nodes"] = nodes,
+                ["round"] = round,
+                ["settings"] = variant,
+                ["rssMiB"] = Math.Round(StatusKiB(op.Process.Id, "VmRSS") / 1024.0, 1),
+                ["rssAnonMiB"] = Math.Round(StatusKiB(op.Process.Id, "RssAnon") / 1024.0, 1),
+                ["rssFileMiB"] = Math.Round(StatusKiB(op.Process.Id, "RssFile") / 1024.0, 1),
+                // The runtime's executable memory, mapped twice (writable and executable views) under W^X.
+                ["rssShmemMiB"] = Math.Round(StatusKiB(op.Process.Id, "RssShmem") / 1024.0, 1),
+                ["peakRssMiB"] = Math.Round(PeakRssKiB(op.Process.Id) / 1024.0, 1),
+                ["gcTotalMemoryMiB"] = Math.Round(Gauge(metrics, "dotnet_total_memory_bytes") / 1048576.0, 1),
+                ["threads"] = Gauge(metrics, "process_num_threads"),
+                ["apiWrites"] = writes,
+            };
+            rows.Add(row);
+            Console.WriteLine($"rest nodes={nodes} round={round} settings=\"{variant}\" rss_mib={row["rssMiB"]} anon_mib={row["rssAnonMiB"]} file_mib={row["rssFileMiB"]} shmem_mib={row["rssShmemMiB"]} " +
+                              $"peak_rss_mib={row["peakRssMiB"]} gc_total_memory_mib={row["gcTotalMemoryMiB"]} threads={row["threads"]} api_writes={writes}");
+        }
+    }
+    return rows;
+}
 
 static async Task<int> CountNodeStatesAsync(IKubernetes client)
 {
@@ -186,6 +281,10 @@ static int? ApiServerPid(int port)
     }
     return null;
 }
+
+static double Gauge(string metrics, string name) =>
+    metrics.Split('\n').Where(l => l.StartsWith(name + " ", StringComparison.Ordinal))
+        .Select(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture)).FirstOrDefault();
 
 static long PeakRssKiB(int pid) => StatusKiB(pid, "VmHWM");
 

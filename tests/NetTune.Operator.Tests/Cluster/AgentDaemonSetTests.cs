@@ -69,4 +69,50 @@ public sealed class AgentDaemonSetTests(ClusterFixture fx, ITestOutputHelper out
         Assert.Null(ds.Metadata.OwnerReferences);
         Assert.Null((await bed.Client.CoreV1.ReadNamespacedServiceAccountAsync(Names.AgentServiceAccount, bed.Namespace)).Metadata.OwnerReferences);
     }
+    /// <summary>
+    /// The agents' ServiceAccount costs requests once, with the DaemonSet, not on each agent reconcile (a rollout runs
+    /// one every few nodes, and each was a create refused with 409 plus a read): counted on the operator's own client
+    /// against the API server. Deleted by hand, it comes back once the DaemonSet controller cannot make an agent pod
+    /// without it (ServiceAccount admission refuses the pod; FailedCreate).
+    /// </summary>
+    [Fact]
+    public async Task TheAgentsServiceAccountIsWrittenWithTheDaemonSetNotOnEveryReconcileAndAgainWhenMissing()
+    {
+        await using var bed = await TestBed.StartAsync(fx.Cluster, output);
+        var metrics = new OperatorMetrics();
+        using var client = new Kubernetes(fx.Cluster.AdminConfig, new CountingHandler(metrics.ApiRequests));
+        await bed.CreateNodesAsync(2);
+        await bed.StartOperatorAsync(client: client, metrics: metrics);
+        bed.StartAgents();
+        var name = (await bed.CreateTuningAsync("account", new NetworkTuningSpec
+        {
+            NodeSelector = bed.Selector(),
+            Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "4096" },
+        })).Metadata.Name;
+        await bed.WaitForTuningAsync(name, t => t.Status?.AppliedNodes == 2, "both nodes Applied");
+        Assert.Equal((true, true), await AgentObjectsAsync(bed));
+        var accountRequests = AccountRequests(metrics);
+        var agentReconciles = AgentReconciles(metrics);
+        output.WriteLine($"after the first nodes: {accountRequests} ServiceAccount requests, {agentReconciles} agent reconciles");
+
+        // Each new node gets the agent label and a NodeState, and each NodeState wakes the agent reconcile; the
+        // DaemonSet's pods never run here (no scheduler), so it also looks again every few seconds.
+        await bed.CreateNodesAsync(4);
+        await bed.WaitForTuningAsync(name, t => t.Status?.AppliedNodes == 6, "six nodes Applied");
+        await TestBed.EventuallyAsync(() => Task.FromResult(AgentReconciles(metrics) >= agentReconciles + 3), "three more agent reconciles", TimeSpan.FromSeconds(30));
+        output.WriteLine($"after four more nodes: {AccountRequests(metrics)} ServiceAccount requests, {AgentReconciles(metrics)} agent reconciles");
+        Assert.Equal(accountRequests, AccountRequests(metrics));
+
+        await bed.Client.CoreV1.DeleteNamespacedServiceAccountAsync(Names.AgentServiceAccount, bed.Namespace);
+        await bed.CreateNodesAsync(1);
+        await TestBed.EventuallyAsync(async () => (await AgentObjectsAsync(bed)).Account, "the ServiceAccount written again after a FailedCreate",
+            TimeSpan.FromSeconds(90));
+        output.WriteLine($"after the repair: {AccountRequests(metrics)} ServiceAccount requests, {AgentReconciles(metrics)} agent reconciles");
+    }
+
+    private static double AccountRequests(OperatorMetrics metrics) =>
+        metrics.ApiRequests.GetAllLabelValues().Where(l => l[1] == "serviceaccounts").Sum(l => metrics.ApiRequests.WithLabels(l).Value);
+
+    private static double AgentReconciles(OperatorMetrics metrics) =>
+        metrics.Reconciles.GetAllLabelValues().Where(l => l[0] == "DaemonSet").Sum(l => metrics.Reconciles.WithLabels(l).Value);
 }

@@ -66,9 +66,9 @@ public sealed class TestBed : IAsyncDisposable
         Queue = new WorkQueueOptions { BaseRetryDelay = TimeSpan.FromMilliseconds(50), MaxRetryDelay = TimeSpan.FromSeconds(2) },
     };
 
-    public async Task<OperatorHost> StartOperatorAsync(OperatorOptions? options = null, IKubernetes? client = null)
+    public async Task<OperatorHost> StartOperatorAsync(OperatorOptions? options = null, IKubernetes? client = null, OperatorMetrics? metrics = null)
     {
-        var host = new OperatorHost(client ?? Cluster.CreateClient(), options ?? FastOptions(), _loggers);
+        var host = new OperatorHost(client ?? Cluster.CreateClient(), options ?? FastOptions(), _loggers, metrics);
         _hosts.Add(host);
         await host.StartAsync();
         return host;
