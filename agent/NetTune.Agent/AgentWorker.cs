@@ -33,6 +33,8 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
     private DateTime? _orphanedSince;
     // The kernel's hugepages the kubelet was last restarted for: one restart per change of the pools, never a loop.
     private string? _restartedFor;
+    // What the restart for _restartedFor did: later reconciles (drift, a re-pinned pod) keep saying how the kubelet came to see the pages.
+    private string? _restartDetail;
     // The boot this process runs in (one process, one boot): every status says which boot it describes, and the
     // operator sets the node's tuned label only for the Node's current boot.
     private string? _bootId;
@@ -398,6 +400,7 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
             {
                 _restartedFor = check.Signature;
                 var (ok, detail) = await _restarter.RunAsync(check.Signature, ct).ConfigureAwait(false);
+                _restartDetail = detail;
                 log.LogWarning("kubelet restart for hugepages: {Detail}", detail);
                 var deadline = DateTime.UtcNow + options.KubeletRestartTimeout;
                 while (ok && check.State != KubeletHugepagesState.Visible && DateTime.UtcNow < deadline)
@@ -409,6 +412,10 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
                     ? check with { Message = $"after {detail}: {check.Message}" }
                     : check with { State = KubeletHugepagesState.RestartFailed, Message = $"{detail}; {(ok ? $"{options.KubeletRestartTimeout.TotalSeconds:0} s later " : "")}{check.Message}" };
             }
+        }
+        else if (check.State == KubeletHugepagesState.Visible && _restartedFor == check.Signature && _restartDetail is not null)
+        {
+            check = check with { Message = $"after {_restartDetail}: {check.Message}" };
         }
         return StatusBuilder.KubeletConditions(conditions, check, generation, DateTime.UtcNow);
     }

@@ -504,7 +504,7 @@ public sealed class AgentClusterTests(ClusterFixture fixture)
             host.Write(checkpoint, """{"policyName":"static","defaultCpuSet":"0-1","checksum":3}""");
             await WaitForHostAsync(host, () => (host.Read("proc/irq/38/smp_affinity_list"), host.Read("sys/class/net/eth0/queues/rx-0/rps_cpus")) == ("0", "3"),
                 "interrupts and RPS back on CPU 0", agent);
-            Assert.Contains("exclusive CPUs changed from none to 0: planning again", File.ReadAllText(Path.Join(host.Dir, "agent.log")));
+            Assert.Contains("exclusive CPUs changed from none to 0 (data plane: none): planning again", File.ReadAllText(Path.Join(host.Dir, "agent.log")));
         }
         finally
         {

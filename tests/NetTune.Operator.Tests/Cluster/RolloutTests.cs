@@ -91,7 +91,8 @@ public sealed class RolloutTests(ClusterFixture fx, ITestOutputHelper output)
         Assert.Equal("False", TestBed.Condition(paused, "Progressing")!.Status);
         Assert.Equal(1, paused.Status!.FailedNodes);
         Assert.Single(Admitted(await bed.NodeStatesAsync(), name, 1)); // nothing else went out
-        Assert.Contains(await bed.EventsAsync(name), e => e.Reason == "RolloutPaused" && e.Type == "Warning");
+        // The event is recorded after the status write that the wait above saw.
+        await TestBed.EventuallyAsync(() => bed.EventsAsync(name), events => events.Any(e => e.Reason == "RolloutPaused" && e.Type == "Warning"), "the RolloutPaused event");
 
         // A new spec resumes, starting with the failed node.
         await bed.UpdateTuningAsync(name, s => s.Sysctls!["net.core.somaxconn"] = "2048");
