@@ -408,15 +408,12 @@ public sealed class AgentWorker(AgentOptions options, NodeStateClient api, Tunin
                     await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
                     check = await CheckKubeletAsync(host, spec, ct).ConfigureAwait(false);
                 }
-                check = check.State == KubeletHugepagesState.Visible
-                    ? check with { Message = $"after {detail}: {check.Message}" }
-                    : check with { State = KubeletHugepagesState.RestartFailed, Message = $"{detail}; {(ok ? $"{options.KubeletRestartTimeout.TotalSeconds:0} s later " : "")}{check.Message}" };
+                if (check.State != KubeletHugepagesState.Visible)
+                    check = check with { State = KubeletHugepagesState.RestartFailed, Message = $"{detail}; {(ok ? $"{options.KubeletRestartTimeout.TotalSeconds:0} s later " : "")}{check.Message}" };
             }
         }
-        else if (check.State == KubeletHugepagesState.Visible && _restartedFor == check.Signature && _restartDetail is not null)
-        {
+        if (check.State == KubeletHugepagesState.Visible && _restartedFor == check.Signature && _restartDetail is not null)
             check = check with { Message = $"after {_restartDetail}: {check.Message}" };
-        }
         return StatusBuilder.KubeletConditions(conditions, check, generation, DateTime.UtcNow);
     }
 
